@@ -1,0 +1,413 @@
+//! The migration file format: directives, then sections opened by `-- calista:` markers.
+//!
+//! ```sql
+//! -- Comments and directives may come first.
+//! -- calista:no-transaction
+//!
+//! -- calista:up postgres
+//! CREATE INDEX CONCURRENTLY ix_events_type ON event_store (event_type);
+//! -- calista:up sqlite
+//! CREATE INDEX ix_events_type ON event_store (event_type);
+//! -- calista:down
+//! DROP INDEX ix_events_type;
+//! ```
+
+use crate::migration::{Checksum, Dialect, Direction, Migration, Section};
+use crate::naming::{self, Revision};
+use crate::problem::{Problem, ProblemKind};
+
+/// Parses one migration file: its name and its contents.
+///
+/// Every problem in the file is reported, including one with the name and others in
+/// the body. `file` is how the file is shown in problems (e.g. `migrations/<name>`).
+pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut report = |line: Option<u32>, kind| problems.push(Problem::new(file, line, kind));
+
+    let parsed_name = match naming::parse_file_name(name) {
+        Ok(parsed) => Some(parsed),
+        // Not meant to be a migration at all: what it holds is beside the point.
+        Err(e @ naming::NameError::WrongExtension { .. }) => {
+            return Err(vec![Problem::new(file, None, ProblemKind::Name(e))]);
+        }
+        Err(e) => {
+            report(None, ProblemKind::Name(e));
+            None
+        }
+    };
+    let body = match std::str::from_utf8(contents) {
+        Ok(text) => parse_body(&text.replace("\r\n", "\n"), &mut report),
+        Err(_) => {
+            report(None, ProblemKind::NotUtf8);
+            None
+        }
+    };
+    match (parsed_name, body) {
+        (Some(name), Some(body)) if problems.is_empty() => Ok(Migration::new(
+            name.revision,
+            name.summary.to_owned(),
+            body.sections,
+            body.no_transaction,
+            body.irreversible,
+            Checksum::of_file(contents),
+        )),
+        _ => Err(problems),
+    }
+}
+
+/// The parsed body, before it becomes a [`Migration`].
+struct Body {
+    sections: Vec<Section>,
+    no_transaction: bool,
+    irreversible: bool,
+}
+
+/// What a `-- calista:` line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Section(Direction, Option<Dialect>),
+    NoTransaction,
+    Irreversible,
+}
+
+/// Reads a line that looks like a marker: `Some(Ok)` for a known one, `Some(Err)` for a
+/// `-- calista:` line that is not (any case, so `-- Calista:UP` is caught, not ignored),
+/// `None` for every other line.
+fn classify(line: &str) -> Option<Result<Marker, ()>> {
+    let comment = line.trim().strip_prefix("--")?.trim_start();
+    let prefix = comment.get(..8)?;
+    if !prefix.eq_ignore_ascii_case("calista:") {
+        return None;
+    }
+    if prefix != "calista:" {
+        return Some(Err(()));
+    }
+    let words: Vec<&str> = comment[8..].split_whitespace().collect();
+    let dialect = |word: &str| match word {
+        "postgres" => Ok(Some(Dialect::Postgres)),
+        "sqlite" => Ok(Some(Dialect::Sqlite)),
+        _ => Err(()),
+    };
+    Some(match words.as_slice() {
+        ["up"] => Ok(Marker::Section(Direction::Up, None)),
+        ["down"] => Ok(Marker::Section(Direction::Down, None)),
+        ["up", d] => dialect(d).map(|d| Marker::Section(Direction::Up, d)),
+        ["down", d] => dialect(d).map(|d| Marker::Section(Direction::Down, d)),
+        ["no-transaction"] => Ok(Marker::NoTransaction),
+        ["irreversible"] => Ok(Marker::Irreversible),
+        _ => Err(()),
+    })
+}
+
+fn is_comment_or_blank(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty() || line.starts_with("--")
+}
+
+/// The section being read: its marker, the marker's line, and the lines so far.
+struct OpenSection<'a> {
+    direction: Direction,
+    dialect: Option<Dialect>,
+    line: u32,
+    lines: Vec<&'a str>,
+}
+
+/// Ends a section; `false` when it is empty (which is reported).
+fn close_section(
+    open: Option<OpenSection<'_>>,
+    sections: &mut Vec<Section>,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> bool {
+    let Some(OpenSection {
+        direction,
+        dialect,
+        line,
+        lines,
+    }) = open
+    else {
+        return true;
+    };
+    let sql = lines.join("\n").trim().to_owned();
+    let empty = sql.is_empty();
+    if empty {
+        report(Some(line), ProblemKind::EmptySection);
+    }
+    sections.push(Section::new(direction, dialect, line, sql));
+    !empty
+}
+
+fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> Option<Body> {
+    let mut body = Body {
+        sections: Vec::new(),
+        no_transaction: false,
+        irreversible: false,
+    };
+    let mut open: Option<OpenSection<'_>> = None;
+    let mut sql_before_marker_reported = false;
+    let mut ok = true;
+
+    for (index, line) in text.lines().enumerate() {
+        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        match classify(line) {
+            Some(Err(())) => {
+                report(
+                    Some(number),
+                    ProblemKind::UnknownMarker {
+                        text: line.trim().to_owned(),
+                    },
+                );
+                ok = false;
+            }
+            Some(Ok(Marker::Section(direction, dialect))) => {
+                ok &= close_section(open.take(), &mut body.sections, report);
+                open = Some(OpenSection {
+                    direction,
+                    dialect,
+                    line: number,
+                    lines: Vec::new(),
+                });
+            }
+            Some(Ok(_)) if open.is_some() => {
+                report(
+                    Some(number),
+                    ProblemKind::DirectiveAfterSection {
+                        text: line.trim().to_owned(),
+                    },
+                );
+                ok = false;
+            }
+            Some(Ok(Marker::NoTransaction)) => body.no_transaction = true,
+            Some(Ok(Marker::Irreversible)) => body.irreversible = true,
+            None => match &mut open {
+                Some(section) => section.lines.push(line),
+                None if is_comment_or_blank(line) => {}
+                None => {
+                    if !sql_before_marker_reported {
+                        report(Some(number), ProblemKind::SqlBeforeFirstMarker);
+                        sql_before_marker_reported = true;
+                    }
+                    ok = false;
+                }
+            },
+        }
+    }
+    ok &= close_section(open.take(), &mut body.sections, report);
+
+    if body.sections.is_empty() {
+        if !sql_before_marker_reported {
+            report(None, ProblemKind::NoSections);
+        }
+        return None;
+    }
+    for dialect in Dialect::ALL {
+        let covers = |direction| {
+            body.sections
+                .iter()
+                .any(|s| s.applies_to(direction, dialect))
+        };
+        if !covers(Direction::Up) {
+            report(None, ProblemKind::MissingUp { dialect });
+            ok = false;
+        }
+        if !body.irreversible && !covers(Direction::Down) {
+            report(None, ProblemKind::MissingDown { dialect });
+            ok = false;
+        }
+    }
+    if body.irreversible {
+        if let Some(down) = body
+            .sections
+            .iter()
+            .find(|s| s.direction() == Direction::Down)
+        {
+            report(Some(down.line()), ProblemKind::DownInIrreversible);
+            ok = false;
+        }
+    }
+    ok.then_some(body)
+}
+
+/// The template `calista db new` writes: valid as it stands, with the SQL to fill in.
+pub fn template(revision: Revision, summary: &str) -> String {
+    format!(
+        "-- {revision} {summary}\n\
+         --\n\
+         -- Directives, if needed, go here, before the first section:\n\
+         --   -- calista:no-transaction   (e.g. for CREATE INDEX CONCURRENTLY; the migration runs alone)\n\
+         --   -- calista:irreversible     (then write no down sections)\n\
+         \n\
+         -- calista:up\n\
+         -- SQL for every dialect. Use `-- calista:up postgres` / `-- calista:up sqlite` for dialect-only parts.\n\
+         \n\
+         -- calista:down\n\
+         -- The reverse of the up SQL, for development and CI downgrades.\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "20250826_1030_demo.sql";
+
+    fn parse(body: &str) -> Result<Migration, Vec<ProblemKind>> {
+        parse_file(NAME, NAME, body.as_bytes())
+            .map_err(|ps| ps.into_iter().map(|p| p.kind).collect())
+    }
+
+    fn problems(body: &str) -> Vec<ProblemKind> {
+        match parse(body) {
+            Ok(m) => panic!("expected problems, parsed {m:?}"),
+            Err(problems) => problems,
+        }
+    }
+
+    #[test]
+    fn shared_sections_cover_both_dialects() {
+        let m = parse("-- a comment\n\n-- calista:up\nCREATE TABLE t (id INT);\n-- calista:down\nDROP TABLE t;\n").unwrap();
+        assert_eq!(
+            m.script(Direction::Up, Dialect::Postgres),
+            "CREATE TABLE t (id INT);"
+        );
+        assert_eq!(
+            m.script(Direction::Up, Dialect::Sqlite),
+            "CREATE TABLE t (id INT);"
+        );
+        assert_eq!(m.script(Direction::Down, Dialect::Sqlite), "DROP TABLE t;");
+        assert!(!m.no_transaction() && !m.irreversible());
+        assert_eq!(m.sections()[0].line(), 3);
+    }
+
+    #[test]
+    fn dialect_sections_run_in_file_order_and_skip_the_other_dialect() {
+        let m = parse(
+            "-- calista:up\nA;\n-- calista:up postgres\nP;\n-- calista:up sqlite\nS;\n-- calista:up\nB;\n\
+             -- calista:down\nD;\n",
+        )
+        .unwrap();
+        assert_eq!(m.script(Direction::Up, Dialect::Postgres), "A;\nP;\nB;");
+        assert_eq!(m.script(Direction::Up, Dialect::Sqlite), "A;\nS;\nB;");
+    }
+
+    #[test]
+    fn directives_are_read() {
+        let m = parse("-- calista:no-transaction\n-- calista:irreversible\n-- calista:up\nX;\n")
+            .unwrap();
+        assert!(m.no_transaction());
+        assert!(m.irreversible());
+    }
+
+    #[test]
+    fn crlf_files_parse_like_lf_files_and_have_the_same_checksum() {
+        let lf = parse("-- calista:up\nX;\n-- calista:down\nY;\n").unwrap();
+        let crlf = parse("-- calista:up\r\nX;\r\n-- calista:down\r\nY;\r\n").unwrap();
+        assert_eq!(lf, crlf);
+    }
+
+    #[test]
+    fn unknown_and_miscased_markers_are_errors() {
+        assert_eq!(
+            problems("-- calista:up\nX;\n-- calista:dwon\nY;\n"),
+            vec![
+                ProblemKind::UnknownMarker {
+                    text: "-- calista:dwon".into()
+                },
+                ProblemKind::MissingDown {
+                    dialect: Dialect::Postgres
+                },
+                ProblemKind::MissingDown {
+                    dialect: Dialect::Sqlite
+                },
+            ]
+        );
+        assert!(
+            problems("-- Calista:up\nX;\n").contains(&ProblemKind::UnknownMarker {
+                text: "-- Calista:up".into()
+            })
+        );
+        assert!(
+            problems("-- calista:up postgresql\nX;\n").contains(&ProblemKind::UnknownMarker {
+                text: "-- calista:up postgresql".into()
+            })
+        );
+    }
+
+    #[test]
+    fn sql_before_the_first_marker_is_an_error() {
+        assert_eq!(
+            problems("CREATE TABLE t (id INT);\n-- calista:up\nX;\n-- calista:down\nY;\n"),
+            vec![ProblemKind::SqlBeforeFirstMarker]
+        );
+    }
+
+    #[test]
+    fn a_dialect_without_up_sql_is_an_error() {
+        assert_eq!(
+            problems("-- calista:up postgres\nX;\n-- calista:down\nY;\n"),
+            vec![ProblemKind::MissingUp {
+                dialect: Dialect::Sqlite
+            }]
+        );
+    }
+
+    #[test]
+    fn down_is_required_unless_irreversible_and_forbidden_if_irreversible() {
+        assert_eq!(
+            problems("-- calista:up\nX;\n-- calista:down sqlite\nY;\n"),
+            vec![ProblemKind::MissingDown {
+                dialect: Dialect::Postgres
+            }]
+        );
+        assert_eq!(
+            problems("-- calista:irreversible\n-- calista:up\nX;\n-- calista:down\nY;\n"),
+            vec![ProblemKind::DownInIrreversible]
+        );
+    }
+
+    #[test]
+    fn directive_after_a_section_is_an_error() {
+        assert_eq!(
+            problems("-- calista:up\nX;\n-- calista:no-transaction\n-- calista:down\nY;\n"),
+            vec![ProblemKind::DirectiveAfterSection {
+                text: "-- calista:no-transaction".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn empty_sections_and_empty_files_are_errors() {
+        assert_eq!(
+            problems("-- calista:up\n\n-- calista:down\nY;\n"),
+            vec![ProblemKind::EmptySection]
+        );
+        assert_eq!(problems(""), vec![ProblemKind::NoSections]);
+        // A comment is enough to say "nothing to do here on purpose".
+        assert!(parse("-- calista:up\nX;\n-- calista:down\n-- nothing to undo\n").is_ok());
+    }
+
+    #[test]
+    fn name_and_body_problems_are_reported_together() {
+        let all = parse_file("m/x.sql", "2025_1030_Bad.sql", b"SELECT 1;\n").unwrap_err();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(matches!(all[0].kind, ProblemKind::Name(_)));
+        assert_eq!(all[1].kind, ProblemKind::SqlBeforeFirstMarker);
+        assert_eq!(all[1].file, "m/x.sql");
+        assert_eq!(all[1].line, Some(1));
+    }
+
+    #[test]
+    fn non_utf8_is_an_error() {
+        assert_eq!(
+            parse_file(NAME, NAME, b"-- calista:up\n\xff\n").unwrap_err()[0].kind,
+            ProblemKind::NotUtf8
+        );
+    }
+
+    #[test]
+    fn template_is_a_valid_migration() {
+        let revision = Revision::parse("20261124_0405").unwrap();
+        let text = template(revision, "add_things");
+        let m = parse_file("t", "20261124_0405_add_things.sql", text.as_bytes()).unwrap();
+        assert_eq!(m.revision(), revision);
+    }
+}

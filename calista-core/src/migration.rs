@@ -1,0 +1,494 @@
+//! The migration model: what one file holds, and the ordered set a program embeds.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::naming::{self, Revision};
+
+/// A database dialect that migrations target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// PostgreSQL, the runtime database.
+    Postgres,
+    /// SQLite, for development, CI and quick local use.
+    Sqlite,
+}
+
+impl Dialect {
+    /// Both dialects, in the order messages list them.
+    pub const ALL: [Dialect; 2] = [Dialect::Postgres, Dialect::Sqlite];
+
+    /// The word used in section markers: `postgres` or `sqlite`.
+    pub const fn marker_word(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Postgres => "PostgreSQL",
+            Self::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// Which way a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Applying the migration.
+    Up,
+    /// Reverting it (development and CI only).
+    Down,
+}
+
+impl Direction {
+    /// The word used in section markers and in the history table: `up` or `down`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One section of a migration file: the SQL after one `-- calista:` marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    direction: Direction,
+    dialect: Option<Dialect>,
+    line: u32,
+    sql: Cow<'static, str>,
+}
+
+impl Section {
+    /// A section with owned SQL, as the runtime loader builds it.
+    pub(crate) fn new(
+        direction: Direction,
+        dialect: Option<Dialect>,
+        line: u32,
+        sql: String,
+    ) -> Self {
+        Self {
+            direction,
+            dialect,
+            line,
+            sql: Cow::Owned(sql),
+        }
+    }
+
+    /// A section from data checked at build time (used by `migrations!()`).
+    #[doc(hidden)]
+    pub const fn from_static(
+        direction: Direction,
+        dialect: Option<Dialect>,
+        line: u32,
+        sql: &'static str,
+    ) -> Self {
+        Self {
+            direction,
+            dialect,
+            line,
+            sql: Cow::Borrowed(sql),
+        }
+    }
+
+    /// Up or down.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The one dialect this section is for, or `None` when it is for every dialect.
+    pub fn dialect(&self) -> Option<Dialect> {
+        self.dialect
+    }
+
+    /// The line of the file on which the section's marker stands (1-based).
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The SQL text, line endings normalised to `\n`.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Whether this section runs for a direction on a dialect.
+    pub fn applies_to(&self, direction: Direction, dialect: Dialect) -> bool {
+        self.direction == direction && self.dialect.is_none_or(|d| d == dialect)
+    }
+}
+
+/// SHA-256 digest, shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Checksum([u8; 32]);
+
+impl Checksum {
+    /// The checksum of a migration file: SHA-256 of its bytes with CRLF normalised to LF,
+    /// so a checkout on another operating system does not change it.
+    pub fn of_file(contents: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        let mut rest = contents;
+        while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+            hasher.update(&rest[..at]);
+            rest = &rest[at + 1..];
+        }
+        hasher.update(rest);
+        Self(hasher.finalize().into())
+    }
+
+    /// The digest of a chain of migrations: the previous link, then this migration's
+    /// revision and checksum. Equal links at a revision mean the same files, unchanged,
+    /// in the same order, up to that revision.
+    pub fn chain(previous: Option<Checksum>, revision: Revision, checksum: Checksum) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(previous.map_or([0; 32], |p| p.0));
+        hasher.update(revision.to_string().as_bytes());
+        hasher.update(checksum.0);
+        Self(hasher.finalize().into())
+    }
+
+    /// A checksum from its bytes (used by `migrations!()`).
+    #[doc(hidden)]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw digest.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Parses 64 hex digits, as stored in the history table.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let nibble = |b: u8| (b as char).to_digit(16);
+            out[i] = u8::try_from(nibble(pair[0])? * 16 + nibble(pair[1])?).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Checksum({self})")
+    }
+}
+
+/// One migration: a revision, its sections and directives, and the checksum of its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    revision: Revision,
+    summary: Cow<'static, str>,
+    sections: Cow<'static, [Section]>,
+    no_transaction: bool,
+    irreversible: bool,
+    checksum: Checksum,
+}
+
+impl Migration {
+    pub(crate) fn new(
+        revision: Revision,
+        summary: String,
+        sections: Vec<Section>,
+        no_transaction: bool,
+        irreversible: bool,
+        checksum: Checksum,
+    ) -> Self {
+        Self {
+            revision,
+            summary: Cow::Owned(summary),
+            sections: Cow::Owned(sections),
+            no_transaction,
+            irreversible,
+            checksum,
+        }
+    }
+
+    /// A migration from data checked at build time (used by `migrations!()`).
+    #[doc(hidden)]
+    pub const fn from_static(
+        revision: Revision,
+        summary: &'static str,
+        sections: &'static [Section],
+        no_transaction: bool,
+        irreversible: bool,
+        checksum: Checksum,
+    ) -> Self {
+        Self {
+            revision,
+            summary: Cow::Borrowed(summary),
+            sections: Cow::Borrowed(sections),
+            no_transaction,
+            irreversible,
+            checksum,
+        }
+    }
+
+    /// The revision id, `YYYYMMDD_HHMM`.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// The summary part of the file name.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The file name, `YYYYMMDD_HHMM_<summary>.sql`.
+    pub fn file_name(&self) -> String {
+        naming::file_name(self.revision, &self.summary)
+    }
+
+    /// Every section, in file order.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The sections that run for a direction on a dialect, in file order.
+    pub fn sections_for(
+        &self,
+        direction: Direction,
+        dialect: Dialect,
+    ) -> impl Iterator<Item = &Section> {
+        self.sections
+            .iter()
+            .filter(move |s| s.applies_to(direction, dialect))
+    }
+
+    /// The SQL that runs for a direction on a dialect: its sections joined in file order.
+    pub fn script(&self, direction: Direction, dialect: Dialect) -> Cow<'_, str> {
+        let mut sections = self.sections_for(direction, dialect);
+        let Some(first) = sections.next() else {
+            return Cow::Borrowed("");
+        };
+        match sections.next() {
+            None => Cow::Borrowed(first.sql()),
+            Some(second) => {
+                let mut joined = format!("{}\n{}", first.sql(), second.sql());
+                for section in sections {
+                    joined.push('\n');
+                    joined.push_str(section.sql());
+                }
+                Cow::Owned(joined)
+            }
+        }
+    }
+
+    /// Set by `-- calista:no-transaction`: the migration runs alone, outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.no_transaction
+    }
+
+    /// Set by `-- calista:irreversible`: the migration has no down sections.
+    pub fn irreversible(&self) -> bool {
+        self.irreversible
+    }
+
+    /// SHA-256 of the file, CRLF normalised to LF.
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+}
+
+/// The ordered migrations of an application, oldest first.
+///
+/// Usually embedded at build time:
+///
+/// ```ignore
+/// static MIGRATIONS: calista::Migrations = calista::migrations!();
+/// ```
+///
+/// or read at run time with [`Migrations::from_dir`], which applies the same rules.
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    migrations: Cow<'static, [Migration]>,
+    /// `chains[i]` is the chained digest of `migrations[..=i]`.
+    chains: Cow<'static, [Checksum]>,
+    /// The folder the set came from, when it can be looked at again (debug builds).
+    source_dir: Option<Cow<'static, str>>,
+}
+
+impl Migrations {
+    /// A set from migrations in any order; they are sorted by revision.
+    ///
+    /// Revisions must be unique: the loaders check that before calling this.
+    pub(crate) fn new(mut migrations: Vec<Migration>, source_dir: Option<String>) -> Self {
+        migrations.sort_by_key(Migration::revision);
+        let chains = chain_digests(&migrations);
+        Self {
+            migrations: Cow::Owned(migrations),
+            chains: Cow::Owned(chains),
+            source_dir: source_dir.map(Cow::Owned),
+        }
+    }
+
+    /// A set from data checked at build time (used by `migrations!()`).
+    #[doc(hidden)]
+    pub const fn from_static(
+        migrations: &'static [Migration],
+        chains: &'static [Checksum],
+        source_dir: Option<&'static str>,
+    ) -> Self {
+        let source_dir = match source_dir {
+            Some(dir) => Some(Cow::Borrowed(dir)),
+            None => None,
+        };
+        Self {
+            migrations: Cow::Borrowed(migrations),
+            chains: Cow::Borrowed(chains),
+            source_dir,
+        }
+    }
+
+    /// The migrations, oldest first.
+    pub fn as_slice(&self) -> &[Migration] {
+        &self.migrations
+    }
+
+    /// Iterates oldest first.
+    pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
+        self.migrations.iter()
+    }
+
+    /// How many migrations there are.
+    pub fn len(&self) -> usize {
+        self.migrations.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.migrations.is_empty()
+    }
+
+    /// The newest migration: the head revision.
+    pub fn head(&self) -> Option<&Migration> {
+        self.migrations.last()
+    }
+
+    /// The position of a revision, found by binary search.
+    pub fn position(&self, revision: Revision) -> Option<usize> {
+        self.migrations
+            .binary_search_by_key(&revision, Migration::revision)
+            .ok()
+    }
+
+    /// The migration with a revision id.
+    pub fn get(&self, revision: Revision) -> Option<&Migration> {
+        self.position(revision).map(|i| &self.migrations[i])
+    }
+
+    /// The chained digest of every migration up to and including the one at `index`.
+    pub fn chain_at(&self, index: usize) -> Option<Checksum> {
+        self.chains.get(index).copied()
+    }
+
+    /// Every chained digest, parallel to [`Migrations::as_slice`].
+    pub fn chains(&self) -> &[Checksum] {
+        &self.chains
+    }
+
+    /// The folder the set was read from, when known: always for [`Migrations::from_dir`],
+    /// and in debug builds for `migrations!()`.
+    pub fn source_dir(&self) -> Option<&str> {
+        self.source_dir.as_deref()
+    }
+}
+
+/// Two sets are equal when they hold the same migrations; where they were read from is
+/// not part of what they are.
+impl PartialEq for Migrations {
+    fn eq(&self, other: &Self) -> bool {
+        self.migrations == other.migrations && self.chains == other.chains
+    }
+}
+
+impl Eq for Migrations {}
+
+impl<'a> IntoIterator for &'a Migrations {
+    type Item = &'a Migration;
+    type IntoIter = std::slice::Iter<'a, Migration>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The chained digest at each position of an ordered list.
+pub fn chain_digests(migrations: &[Migration]) -> Vec<Checksum> {
+    let mut previous = None;
+    migrations
+        .iter()
+        .map(|m| {
+            let link = Checksum::chain(previous, m.revision(), m.checksum());
+            previous = Some(link);
+            link
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_ignores_crlf_but_not_content() {
+        let lf = Checksum::of_file(b"-- calista:up\nSELECT 1;\n");
+        let crlf = Checksum::of_file(b"-- calista:up\r\nSELECT 1;\r\n");
+        let other = Checksum::of_file(b"-- calista:up\nSELECT 2;\n");
+        assert_eq!(lf, crlf);
+        assert_ne!(lf, other);
+        // A lone CR is content, not a line ending.
+        assert_ne!(lf, Checksum::of_file(b"-- calista:up\rSELECT 1;\n"));
+    }
+
+    #[test]
+    fn checksum_of_empty_file_is_sha256_of_nothing() {
+        assert_eq!(
+            Checksum::of_file(b"").to_string(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn checksum_hex_round_trips() {
+        let sum = Checksum::of_file(b"x");
+        assert_eq!(Checksum::from_hex(&sum.to_string()), Some(sum));
+        assert_eq!(Checksum::from_hex("zz"), None);
+        assert_eq!(Checksum::from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn chain_depends_on_order_and_revision() {
+        let a = Checksum::of_file(b"a");
+        let b = Checksum::of_file(b"b");
+        let r1 = Revision::parse("20250101_0000").unwrap();
+        let r2 = Revision::parse("20250102_0000").unwrap();
+        let ab = Checksum::chain(Some(Checksum::chain(None, r1, a)), r2, b);
+        let ba = Checksum::chain(Some(Checksum::chain(None, r1, b)), r2, a);
+        assert_ne!(ab, ba);
+        assert_ne!(Checksum::chain(None, r1, a), Checksum::chain(None, r2, a));
+    }
+}

@@ -1,0 +1,202 @@
+//! What can be wrong with a migrations folder, each with the rule it breaks and the fix.
+
+use std::fmt;
+
+use crate::migration::Dialect;
+use crate::naming::{NameError, Revision};
+
+/// One violation of the migration file rules, in one file (or the folder itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file as the user knows it, e.g. `migrations/20250826_1030_x.sql`.
+    pub file: String,
+    /// The line it is on (1-based), when it is about one line.
+    pub line: Option<u32>,
+    /// What is wrong.
+    pub kind: ProblemKind,
+}
+
+impl Problem {
+    pub(crate) fn new(file: impl Into<String>, line: Option<u32>, kind: ProblemKind) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.kind)?,
+            None => write!(f, "{}: {}", self.file, self.kind)?,
+        }
+        write!(f, "\n  fix: {}", self.kind.fix())
+    }
+}
+
+/// The rule a [`Problem`] breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The file name breaks the naming rules.
+    Name(NameError),
+    /// Another file has the same revision id.
+    DuplicateRevision {
+        /// The revision both files claim.
+        revision: Revision,
+        /// The other file's name.
+        other: String,
+    },
+    /// A `-- calista:` line that is not a known marker or directive.
+    UnknownMarker {
+        /// The line as written.
+        text: String,
+    },
+    /// SQL before the first section marker.
+    SqlBeforeFirstMarker,
+    /// A directive after the first section marker.
+    DirectiveAfterSection {
+        /// The directive as written.
+        text: String,
+    },
+    /// The file has no section at all.
+    NoSections,
+    /// A section with nothing in it.
+    EmptySection,
+    /// A dialect has no up SQL.
+    MissingUp {
+        /// The dialect with no up section.
+        dialect: Dialect,
+    },
+    /// A dialect has no down SQL and the migration is not marked irreversible.
+    MissingDown {
+        /// The dialect with no down section.
+        dialect: Dialect,
+    },
+    /// An irreversible migration has a down section.
+    DownInIrreversible,
+    /// The file is not UTF-8 text.
+    NotUtf8,
+    /// The file or folder could not be read.
+    Unreadable {
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A folder inside the migrations folder.
+    Subfolder,
+    /// The migrations folder does not exist.
+    MissingFolder,
+    /// The migrations path is not a folder.
+    NotAFolder,
+}
+
+impl ProblemKind {
+    /// What to do about it, with an example where one helps.
+    pub fn fix(&self) -> String {
+        match self {
+            Self::Name(name) => name.fix(),
+            Self::DuplicateRevision { .. } => {
+                "give one of them a new, later timestamp (`calista db new <summary>` writes one)".to_owned()
+            }
+            Self::UnknownMarker { .. } => "use one of `-- calista:up`, `-- calista:up postgres`, `-- calista:up sqlite`, \
+                 `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`"
+                .to_owned(),
+            Self::SqlBeforeFirstMarker => {
+                "put `-- calista:up` (or `-- calista:up postgres` / `-- calista:up sqlite`) above the SQL".to_owned()
+            }
+            Self::DirectiveAfterSection { .. } => "move the directive above the first `-- calista:` section".to_owned(),
+            Self::NoSections => "start the SQL with `-- calista:up` and the reverse with `-- calista:down`".to_owned(),
+            Self::EmptySection => "write the SQL, or a comment saying why this dialect needs none".to_owned(),
+            Self::MissingUp { dialect } => format!(
+                "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
+                dialect.marker_word()
+            ),
+            Self::MissingDown { dialect } => format!(
+                "add `-- calista:down` (or `-- calista:down {}`) with the reverse SQL, \
+                 or mark the migration `-- calista:irreversible`",
+                dialect.marker_word()
+            ),
+            Self::DownInIrreversible => {
+                "remove the down sections, or remove `-- calista:irreversible` if it can be reverted".to_owned()
+            }
+            Self::NotUtf8 => "save the file as UTF-8".to_owned(),
+            Self::Unreadable { .. } => "check the file's permissions and that any symlink points to a file".to_owned(),
+            Self::Subfolder => "move it out of the migrations folder: files in subfolders would never run".to_owned(),
+            Self::MissingFolder => "create the folder, or pass the right one, e.g. `migrations!(\"db/migrations\")` \
+                 or `--migrations db/migrations`"
+                .to_owned(),
+            Self::NotAFolder => "pass the folder that holds the migration files".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(name) => write!(f, "{name}"),
+            Self::DuplicateRevision { revision, other } => {
+                write!(
+                    f,
+                    "revision {revision} is also used by `{other}`; revision ids must be unique"
+                )
+            }
+            Self::UnknownMarker { text } => write!(f, "unknown marker `{text}`"),
+            Self::SqlBeforeFirstMarker => {
+                write!(
+                    f,
+                    "SQL before the first section marker; only comments and directives may come first"
+                )
+            }
+            Self::DirectiveAfterSection { text } => {
+                write!(
+                    f,
+                    "directive `{text}` after the first section; directives must come before it"
+                )
+            }
+            Self::NoSections => write!(f, "the file has no `-- calista:` sections"),
+            Self::EmptySection => write!(f, "the section is empty"),
+            Self::MissingUp { dialect } => write!(f, "no up SQL for {dialect}"),
+            Self::MissingDown { dialect } => {
+                write!(
+                    f,
+                    "no down SQL for {dialect}, and the migration is not marked irreversible"
+                )
+            }
+            Self::DownInIrreversible => write!(
+                f,
+                "the migration is marked irreversible but has down sections"
+            ),
+            Self::NotUtf8 => write!(f, "the file is not valid UTF-8"),
+            Self::Unreadable { reason } => write!(f, "cannot be read: {reason}"),
+            Self::Subfolder => write!(
+                f,
+                "is a folder; the migrations folder must hold only migration files"
+            ),
+            Self::MissingFolder => write!(f, "the migrations folder does not exist"),
+            Self::NotAFolder => write!(f, "is not a folder"),
+        }
+    }
+}
+
+/// A migrations folder that breaks the rules: every problem found, not just the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    /// The problems, in file-name order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problems.as_slice() {
+            [one] => write!(f, "invalid migration: {one}"),
+            many => {
+                write!(f, "{} problems in the migrations:", many.len())?;
+                many.iter().try_for_each(|p| write!(f, "\n{p}"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}

@@ -1,0 +1,5 @@
+static MIGRATIONS: calista::Migrations = calista::migrations!("ui-fixtures/down_in_irreversible");
+
+fn main() {
+    let _ = MIGRATIONS.len();
+}

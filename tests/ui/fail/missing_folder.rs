@@ -1,0 +1,5 @@
+static MIGRATIONS: calista::Migrations = calista::migrations!("ui-fixtures/no_such_folder");
+
+fn main() {
+    let _ = MIGRATIONS.len();
+}
