@@ -15,3 +15,8 @@ pub mod source;
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};
 pub use problem::{Problem, ProblemKind, SourceError};
+
+#[cfg(feature = "runtime")]
+pub mod settings;
+#[cfg(feature = "runtime")]
+pub mod url;

@@ -1,0 +1,1 @@
+//! Settings: command-line flag, then environment, then `calista.toml`, then default.

@@ -1,0 +1,1 @@
+//! Database URLs, in the forms CALISTA users already have, and their redaction.

@@ -1,0 +1,51 @@
+//! The macro and the runtime loader apply one set of rules and produce one result.
+
+use calista::{Dialect, Direction, Migrations};
+
+static MIXED: Migrations = calista::migrations!("tests/fixtures/mixed");
+static CALISTA: Migrations = calista::migrations!();
+
+#[test]
+fn macro_and_from_dir_produce_identical_sets() {
+    let at_runtime = Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mixed")).unwrap();
+    assert_eq!(MIXED.len(), 3);
+    assert_eq!(MIXED, at_runtime);
+    assert_eq!(MIXED.as_slice(), at_runtime.as_slice());
+    assert_eq!(MIXED.chains(), at_runtime.chains());
+}
+
+#[test]
+fn default_folder_is_migrations_beside_the_manifest() {
+    let at_runtime = Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap();
+    assert_eq!(CALISTA, at_runtime);
+    let names: Vec<String> = CALISTA.iter().map(|m| m.file_name()).collect();
+    assert_eq!(names, ["20250826_1030_create_event_store.sql", "20250826_1045_add_stream_index.sql"]);
+}
+
+#[test]
+fn embedded_sets_keep_directives_sections_and_checksums() {
+    let index = &MIXED.as_slice()[1];
+    assert!(index.no_transaction());
+    assert!(!index.irreversible());
+    assert!(MIXED.as_slice()[2].irreversible());
+    assert_eq!(
+        index.script(Direction::Up, Dialect::Postgres),
+        "CREATE INDEX CONCURRENTLY ix_accounts_name ON accounts (name);"
+    );
+    // The file has CRLF line endings; the checksum is that of the LF version.
+    let lf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mixed/20250102_0900_index_account_names.sql"
+    ))
+    .unwrap()
+    .replace("\r\n", "\n");
+    assert_eq!(index.checksum(), calista::Checksum::of_file(lf.as_bytes()));
+}
+
+#[test]
+fn debug_builds_remember_the_folder_and_see_files_added_later() {
+    assert!(cfg!(debug_assertions), "tests run in debug builds");
+    let dir = CALISTA.source_dir().unwrap();
+    assert!(dir.ends_with("migrations"));
+    assert!(CALISTA.missing_from_build().is_empty());
+}
