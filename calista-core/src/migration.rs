@@ -329,6 +329,8 @@ pub struct Migrations {
     chains: Cow<'static, [Checksum]>,
     /// The folder the set came from, when it can be looked at again (debug builds).
     source_dir: Option<Cow<'static, str>>,
+    /// The version of the crate that embedded the set.
+    app_version: Option<&'static str>,
 }
 
 impl Migrations {
@@ -342,6 +344,7 @@ impl Migrations {
             migrations: Cow::Owned(migrations),
             chains: Cow::Owned(chains),
             source_dir: source_dir.map(Cow::Owned),
+            app_version: None,
         }
     }
 
@@ -351,6 +354,7 @@ impl Migrations {
         migrations: &'static [Migration],
         chains: &'static [Checksum],
         source_dir: Option<&'static str>,
+        app_version: Option<&'static str>,
     ) -> Self {
         let source_dir = match source_dir {
             Some(dir) => Some(Cow::Borrowed(dir)),
@@ -360,7 +364,13 @@ impl Migrations {
             migrations: Cow::Borrowed(migrations),
             chains: Cow::Borrowed(chains),
             source_dir,
+            app_version,
         }
+    }
+
+    /// The version (`CARGO_PKG_VERSION`) of the crate that embedded the set with `migrations!()`.
+    pub fn app_version(&self) -> Option<&str> {
+        self.app_version
     }
 
     /// The migrations, oldest first.

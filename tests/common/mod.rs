@@ -95,3 +95,161 @@ impl Drop for ScratchPg {
         }
     }
 }
+
+/// A scratch database of either backend, for tests that run on both.
+pub enum TestDb {
+    /// A SQLite file in a temporary folder.
+    Sqlite { dir: tempfile::TempDir, file: std::path::PathBuf },
+    /// A scratch PostgreSQL database.
+    Postgres(ScratchPg),
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("app.db");
+        Self::Sqlite { dir, file }
+    }
+
+    pub async fn postgres() -> Self {
+        Self::Postgres(ScratchPg::new().await)
+    }
+
+    /// The URL in the form users write.
+    pub fn url_text(&self) -> String {
+        match self {
+            Self::Sqlite { file, .. } => format!("sqlite:///{}", file.display()),
+            Self::Postgres(pg) => pg.url.clone(),
+        }
+    }
+
+    pub fn url(&self) -> calista::url::DatabaseUrl {
+        calista::url::DatabaseUrl::parse(&self.url_text(), std::path::Path::new("/")).expect("test URL parses")
+    }
+
+    /// A folder for files of this test (backups, migration sets).
+    pub fn scratch_dir(&self) -> std::path::PathBuf {
+        match self {
+            Self::Sqlite { dir, .. } => dir.path().to_owned(),
+            Self::Postgres(pg) => {
+                let dir = std::env::temp_dir().join(&pg.name);
+                std::fs::create_dir_all(&dir).expect("scratch dir");
+                dir
+            }
+        }
+    }
+
+    pub fn open(&self) -> calista::Database {
+        self.open_with(calista::DatabaseOptions::default())
+    }
+
+    pub fn open_with(&self, options: calista::DatabaseOptions) -> calista::Database {
+        calista::Database::connect(&self.url(), options).expect("database handle")
+    }
+}
+
+/// Runs one statement that returns one integer.
+pub async fn scalar(db: &calista::Database, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if let Some(pool) = db.postgres_pool() {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.expect("scalar query")
+    } else if let Some(pool) = db.sqlite_pool() {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.expect("scalar query")
+    } else {
+        unreachable!("a database is one of the two")
+    }
+}
+
+/// Runs SQL, returning the database's error message if it fails.
+pub async fn exec(db: &calista::Database, sql: &str) -> Result<(), String> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    let done = if let Some(pool) = db.postgres_pool() {
+        sqlx::raw_sql(sql).execute(pool).await.map(drop)
+    } else if let Some(pool) = db.sqlite_pool() {
+        sqlx::raw_sql(sql).execute(pool).await.map(drop)
+    } else {
+        unreachable!("a database is one of the two")
+    };
+    done.map_err(|e| e.to_string())
+}
+
+/// The revision in alembic_version, or None.
+pub async fn version(db: &calista::Database) -> Option<String> {
+    let table = if db.postgres_pool().is_some() { "calista.alembic_version" } else { "alembic_version" };
+    let sql = sqlx::AssertSqlSafe(format!("SELECT version_num FROM {table}"));
+    if let Some(pool) = db.postgres_pool() {
+        sqlx::query_scalar(sql).fetch_optional(pool).await.expect("version")
+    } else {
+        sqlx::query_scalar(sql).fetch_optional(db.sqlite_pool().expect("sqlite")).await.expect("version")
+    }
+}
+
+/// A folder of migration files written by a test.
+pub struct MigrationSet {
+    pub dir: tempfile::TempDir,
+}
+
+impl MigrationSet {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).expect("write migration");
+        }
+        Self { dir }
+    }
+
+    pub fn write(&self, name: &str, body: &str) {
+        std::fs::write(self.dir.path().join(name), body).expect("write migration");
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).expect("remove migration");
+    }
+
+    pub fn load(&self) -> calista::Migrations {
+        calista::Migrations::from_dir(self.dir.path()).expect("valid migration set")
+    }
+}
+
+/// A simple reversible migration creating table `name`.
+pub fn create_table(name: &str) -> String {
+    format!("-- calista:up\nCREATE TABLE {name} (id INTEGER PRIMARY KEY, note TEXT);\n-- calista:down\nDROP TABLE {name};\n")
+}
+
+/// A policy for development: downgrades allowed, no backups.
+pub fn development() -> calista::Policy {
+    calista::Policy {
+        downgrades: calista::Downgrades::Allowed,
+        backup: calista::backup::BackupPolicy::Disabled { reason: "development".into() },
+        ..calista::Policy::default()
+    }
+}
+
+/// Declares one async test per backend: `both_backends!(async fn name(db: TestDb) { ... });`
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($db:ident: TestDb) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $db = TestDb::sqlite();
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $db = TestDb::postgres().await;
+                    $body
+                }
+            )*
+        }
+    };
+}

@@ -61,6 +61,7 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
             } else {
                 ::core::option::Option::None
             },
+            ::core::option::Option::Some(::core::env!("CARGO_PKG_VERSION")),
         )
     }}
 }

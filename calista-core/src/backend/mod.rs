@@ -1,0 +1,267 @@
+//! Database access: the connection pool, locked migration sessions, and the queries on the
+//! version and history tables, for PostgreSQL and SQLite.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use crate::migration::{Checksum, Direction};
+use crate::plan::HistoryRecord;
+
+/// A history row about to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRecord {
+    pub(crate) revision: String,
+    pub(crate) summary: String,
+    pub(crate) direction: Direction,
+    pub(crate) finished: bool,
+    pub(crate) checksum: Checksum,
+    pub(crate) chain: Option<Checksum>,
+    pub(crate) duration_ms: i64,
+    pub(crate) app_version: String,
+    pub(crate) backup: Option<String>,
+}
+
+/// The columns of a history row as read, before they are checked.
+pub(crate) struct RawRecord {
+    pub(crate) revision: Option<String>,
+    pub(crate) summary: Option<String>,
+    pub(crate) direction: Option<String>,
+    pub(crate) finished: Option<bool>,
+    pub(crate) checksum: Option<String>,
+    pub(crate) chain: Option<String>,
+    pub(crate) applied_at: Option<String>,
+    pub(crate) duration_ms: Option<i64>,
+    pub(crate) app_version: Option<String>,
+    pub(crate) backup: Option<String>,
+}
+
+impl RawRecord {
+    /// The record, or `None` when the row is the empty side of an outer join.
+    pub(crate) fn into_record(self) -> Option<HistoryRecord> {
+        Some(HistoryRecord {
+            revision: self.revision?,
+            summary: self.summary.unwrap_or_default(),
+            direction: if self.direction.as_deref() == Some("down") { Direction::Down } else { Direction::Up },
+            finished: self.finished.unwrap_or(true),
+            checksum: self.checksum.as_deref().and_then(Checksum::from_hex),
+            chain: self.chain.as_deref().and_then(Checksum::from_hex),
+            applied_at: self.applied_at.unwrap_or_default(),
+            duration_ms: self.duration_ms.unwrap_or_default(),
+            app_version: self.app_version.unwrap_or_default(),
+            backup: self.backup,
+        })
+    }
+}
+
+/// The queries on the version and history tables, the same on every backend but for the
+/// connection type: expanded once in each backend module, which provides
+/// `is_missing_table(&sqlx::Error) -> bool` and `describe(&sqlx::Error, &str) -> Error`.
+macro_rules! state_queries {
+    ($conn:ty, $row:ty) => {
+        use std::sync::Arc;
+
+        use sqlx::{AssertSqlSafe, Row};
+
+        use crate::backend::{NewRecord, RawRecord};
+        use crate::error::Error;
+        use crate::plan::{DbState, HistoryRecord};
+        use crate::store::{HISTORY_INSERT_CHUNK, Store};
+
+        fn raw_record(row: &$row, first: usize) -> Result<RawRecord, sqlx::Error> {
+            Ok(RawRecord {
+                revision: row.try_get(first)?,
+                summary: row.try_get(first + 1)?,
+                direction: row.try_get(first + 2)?,
+                finished: row.try_get(first + 3)?,
+                checksum: row.try_get(first + 4)?,
+                chain: row.try_get(first + 5)?,
+                applied_at: row.try_get(first + 6)?,
+                duration_ms: row.try_get(first + 7)?,
+                app_version: row.try_get(first + 8)?,
+                backup: row.try_get(first + 9)?,
+            })
+        }
+
+        fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+            AssertSqlSafe(Arc::clone(text))
+        }
+
+        /// The guard's read: one query, the version rows and the newest history row.
+        pub(crate) async fn read_state(conn: &mut $conn, store: &Store) -> Result<DbState, Error> {
+            match sqlx::query(sql(&store.read_state)).fetch_all(&mut *conn).await {
+                Ok(rows) => {
+                    let mut versions = Vec::new();
+                    let mut last = None;
+                    for row in &rows {
+                        let decoded = row
+                            .try_get::<Option<String>, _>(0)
+                            .and_then(|version| Ok((version, raw_record(row, 1)?)))
+                            .map_err(|e| describe(e, "reading the migration state"))?;
+                        versions.extend(decoded.0);
+                        last = decoded.1.into_record();
+                    }
+                    Ok(DbState { versions: Some(versions), last, tables_present: true })
+                }
+                Err(e) if is_missing_table(&e) => read_partial_state(conn, store).await,
+                Err(e) => Err(describe(e, "reading the migration state")),
+            }
+        }
+
+        /// The state when one table or both are missing: an empty database, or one made
+        /// by another tool (Alembic creates only `alembic_version`).
+        async fn read_partial_state(conn: &mut $conn, store: &Store) -> Result<DbState, Error> {
+            let context = "checking which migration tables exist";
+            let (has_versions, has_history): (bool, bool) = sqlx::query_as(sql(&store.probe_tables))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| describe(e, context))?;
+            let versions = if has_versions {
+                let rows: Vec<(String,)> = sqlx::query_as(sql(&store.read_versions))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(|e| describe(e, context))?;
+                Some(rows.into_iter().map(|(v,)| v).collect())
+            } else {
+                None
+            };
+            let last = if has_history {
+                let row = sqlx::query(sql(&store.read_last))
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| describe(e, context))?;
+                match row {
+                    Some(row) => raw_record(&row, 0).map_err(|e| describe(e, context))?.into_record(),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            Ok(DbState { versions, last, tables_present: has_versions && has_history })
+        }
+
+        /// Every history row, oldest first.
+        pub(crate) async fn read_history(conn: &mut $conn, store: &Store) -> Result<Vec<HistoryRecord>, Error> {
+            let context = "reading schema_history";
+            match sqlx::query(sql(&store.read_history)).fetch_all(&mut *conn).await {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| raw_record(row, 0).map(RawRecord::into_record))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| describe(e, context)),
+                Err(e) if is_missing_table(&e) => Ok(Vec::new()),
+                Err(e) => Err(describe(e, context)),
+            }
+        }
+
+        /// Creates the schema (PostgreSQL) and both tables, if missing.
+        pub(crate) async fn create_tables(conn: &mut $conn, store: &Store) -> Result<(), Error> {
+            for statement in &store.create_tables {
+                sqlx::raw_sql(sql(statement))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| describe(e, "creating the migration tables"))?;
+            }
+            Ok(())
+        }
+
+        /// Writes history rows, many per statement.
+        pub(crate) async fn insert_history(
+            conn: &mut $conn,
+            store: &Store,
+            records: &[NewRecord],
+        ) -> Result<(), Error> {
+            for chunk in records.chunks(HISTORY_INSERT_CHUNK) {
+                let mut query = sqlx::query(AssertSqlSafe(store.insert_history(chunk.len())));
+                for record in chunk {
+                    query = bind_record(query, record);
+                }
+                query.execute(&mut *conn).await.map_err(|e| describe(e, "writing schema_history"))?;
+            }
+            Ok(())
+        }
+
+        /// Marks the newest row finished, if it is a started one; returns whether it was.
+        pub(crate) async fn finish_started(conn: &mut $conn, store: &Store, duration_ms: i64) -> Result<bool, Error> {
+            let done = sqlx::query(sql(&store.finish_started))
+                .bind(duration_ms)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "writing schema_history"))?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        /// Whether the database holds no tables at all (PostgreSQL: in the schema).
+        pub(crate) async fn is_empty(conn: &mut $conn, store: &Store) -> Result<bool, Error> {
+            let any: bool = sqlx::query_scalar(sql(&store.any_table))
+                .bind(store.schema.to_string())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "checking whether the database is empty"))?;
+            Ok(!any)
+        }
+
+        /// Deletes the newest row if it is an unfinished one; returns whether it did.
+        pub(crate) async fn delete_started(conn: &mut $conn, store: &Store) -> Result<bool, Error> {
+            let done = sqlx::query(sql(&store.delete_started))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "writing schema_history"))?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        /// Moves `alembic_version` from one revision to another (`None`: no row).
+        pub(crate) async fn set_version(
+            conn: &mut $conn,
+            store: &Store,
+            from: Option<&str>,
+            to: Option<&str>,
+        ) -> Result<(), Error> {
+            let query = match (from, to) {
+                (None, None) => return Ok(()),
+                (None, Some(to)) => sqlx::query(sql(&store.insert_version)).bind(to.to_owned()),
+                (Some(from), Some(to)) => {
+                    sqlx::query(sql(&store.update_version)).bind(to.to_owned()).bind(from.to_owned())
+                }
+                (Some(from), None) => sqlx::query(sql(&store.delete_version)).bind(from.to_owned()),
+            };
+            let done = query.execute(&mut *conn).await.map_err(|e| describe(e, "writing alembic_version"))?;
+            if done.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(describe(
+                    sqlx::Error::RowNotFound,
+                    "alembic_version changed under the migration lock (edited by hand?); the transaction was rolled back",
+                ))
+            }
+        }
+
+        fn bind_record<'q>(
+            query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+            record: &NewRecord,
+        ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments> {
+            query
+                .bind(record.revision.clone())
+                .bind(record.summary.clone())
+                .bind(record.direction.as_str())
+                .bind(record.finished)
+                .bind(record.checksum.to_string())
+                .bind(record.chain.map(|c| c.to_string()))
+                .bind(record.duration_ms)
+                .bind(record.app_version.clone())
+                .bind(record.backup.clone())
+        }
+
+        /// Runs SQL as sent: several statements in one round trip.
+        pub(crate) async fn run_script(conn: &mut $conn, script: &str) -> Result<(), sqlx::Error> {
+            sqlx::raw_sql(AssertSqlSafe(script)).execute(&mut *conn).await.map(|_| ())
+        }
+
+        /// Runs a fixed statement such as `BEGIN` or `COMMIT`.
+        pub(crate) async fn run_control(conn: &mut $conn, statement: &'static str, context: &str) -> Result<(), Error> {
+            sqlx::raw_sql(statement).execute(&mut *conn).await.map(|_| ()).map_err(|e| describe(e, context))
+        }
+    };
+}
+
+pub(crate) use state_queries;

@@ -1,0 +1,159 @@
+//! PostgreSQL: connections with the schema on `search_path`, the advisory migration lock,
+//! and statement-at-a-time execution for no-transaction migrations.
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::sql_split;
+
+type DB = sqlx::Postgres;
+
+super::state_queries!(PgConnection, PgRow);
+
+/// Undefined table, or undefined schema.
+fn is_missing_table(error: &sqlx::Error) -> bool {
+    matches!(sql_state(error).as_deref(), Some("42P01" | "3F000"))
+}
+
+fn sql_state(error: &sqlx::Error) -> Option<String> {
+    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
+}
+
+/// A database error with what we were doing and, for the common causes, what to do.
+pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
+    let advice = match sql_state(&error).as_deref() {
+        Some("42501") => {
+            "; the database role lacks a privilege: grant it CREATE on the database (for the schema) \
+             or create the schema and grant the role its ownership"
+        }
+        Some("25006") => "; the server is read-only (a standby?): connect to the primary",
+        Some("53100") => "; the server's disk is full",
+        _ => "",
+    };
+    Error::database(format!("PostgreSQL error while {context}{advice}"), error)
+}
+
+/// Options for every connection: the application name that lock-timeout messages show,
+/// and the schema first on `search_path`, so migrations create their tables there.
+pub(crate) fn connect_options(base: PgConnectOptions, schema: &str, role: &str) -> PgConnectOptions {
+    base.application_name(&format!("calista {role} (pid {})", std::process::id()))
+        .options([("search_path", format!("\"{schema}\", public"))])
+        .log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// Opens a connection, waiting at most `timeout`.
+pub(crate) async fn connect(options: &PgConnectOptions, timeout: Duration, shown_url: &str) -> Result<PgConnection, Error> {
+    match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(source)) => Err(Error::Connect { url: shown_url.to_owned(), source }),
+        Err(_) => Err(Error::Timeout { url: shown_url.to_owned(), waited: timeout }),
+    }
+}
+
+/// Runs a no-transaction migration: one statement at a time, each in autocommit, because
+/// PostgreSQL wraps a multi-statement query in a transaction.
+pub(crate) async fn run_alone(conn: &mut PgConnection, script: &str) -> Result<(), sqlx::Error> {
+    for statement in sql_split::statements(script) {
+        run_script(conn, statement).await?;
+    }
+    Ok(())
+}
+
+/// The advisory lock key of a schema's migrations (FNV-1a of a fixed prefix and the name).
+pub(crate) fn lock_key(schema: &str) -> i64 {
+    let hash = format!("calista-migrations/{schema}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// A dedicated connection that holds the migration lock.
+pub(crate) struct Session {
+    pub(crate) conn: PgConnection,
+    key: i64,
+}
+
+impl Session {
+    /// Connects and takes the lock, polling `pg_try_advisory_lock` so that a waiting
+    /// process never sits inside a statement: a blocked `pg_advisory_lock` would make the
+    /// holder's `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
+    pub(crate) async fn lock(
+        options: &PgConnectOptions,
+        schema: &str,
+        connect_timeout: Duration,
+        lock_timeout: Duration,
+        shown_url: &str,
+    ) -> Result<Self, Error> {
+        let mut conn = connect(options, connect_timeout, shown_url).await?;
+        let key = lock_key(schema);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let taken: Result<bool, _> =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await;
+            match taken {
+                Ok(true) => return Ok(Self { conn, key }),
+                Ok(false) => {}
+                Err(e) => return Err(describe(e, "taking the migration lock")),
+            }
+            let waited = started.elapsed();
+            if waited >= lock_timeout {
+                let holder = lock_holder(&mut conn, key).await;
+                let _ = conn.close().await;
+                return Err(Error::LockTimeout { holder, waited });
+            }
+            tracing::debug!(waited_ms = waited.as_millis() as u64, "waiting for the migration lock");
+            tokio::time::sleep(pause.min(lock_timeout - waited)).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Releases the lock and closes the connection. Closing alone would release it too
+    /// (the server drops a session's advisory locks when it ends), which is what happens
+    /// if the session is dropped without this call.
+    pub(crate) async fn release(mut self) {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
+        }
+        let _ = self.conn.close().await;
+    }
+}
+
+/// Who holds the advisory lock, for the timeout message.
+async fn lock_holder(conn: &mut PgConnection, key: i64) -> String {
+    let bits = u64::from_ne_bytes(key.to_ne_bytes());
+    let (high, low) = (i64::try_from(bits >> 32).unwrap_or(0), i64::try_from(bits & 0xffff_ffff).unwrap_or(0));
+    let holder: Result<Option<(i32, Option<String>, Option<String>)>, _> = sqlx::query_as(
+        "SELECT l.pid, a.application_name, a.client_addr::text FROM pg_locks l \
+         LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+         AND l.objsubid = 1 AND l.granted LIMIT 1",
+    )
+    .bind(high)
+    .bind(low)
+    .fetch_optional(conn)
+    .await;
+    match holder {
+        Ok(Some((pid, app, addr))) => {
+            let app = app.filter(|a| !a.is_empty()).map_or_else(String::new, |a| format!(", application '{a}'"));
+            let addr = addr.map_or_else(|| " on a local socket".to_owned(), |a| format!(" from {a}"));
+            format!("PostgreSQL backend pid {pid}{app}{addr}")
+        }
+        Ok(None) => "another session (it released the lock just now)".to_owned(),
+        Err(_) => "another session (pg_locks could not be read)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_key;
+
+    #[test]
+    fn lock_key_depends_on_the_schema_only() {
+        assert_eq!(lock_key("calista"), lock_key("calista"));
+        assert_ne!(lock_key("calista"), lock_key("other"));
+    }
+}

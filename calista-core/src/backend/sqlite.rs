@@ -1,0 +1,81 @@
+//! SQLite: the migration lock is an immediate write transaction with a busy timeout.
+
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{ConnectOptions, Connection};
+
+type DB = sqlx::Sqlite;
+
+super::state_queries!(SqliteConnection, SqliteRow);
+
+fn is_missing_table(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.message().starts_with("no such table"))
+}
+
+/// SQLITE_BUSY (5) and its extended codes: another connection holds the write lock.
+pub(crate) fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
+/// A database error with what we were doing and, for the common causes, what to do.
+pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
+    let primary = error.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+    let advice = match primary {
+        Some(8) => "; the database file (or its folder) is read-only: check its permissions",
+        Some(13) => "; the disk is full",
+        Some(14) => "; the file cannot be opened: check that its folder exists and is accessible",
+        Some(26) => "; the file is not a SQLite database: check the database URL",
+        _ => "",
+    };
+    Error::database(format!("SQLite error while {context}{advice}"), error)
+}
+
+/// Options for every connection to a file: wait up to `busy` for locks.
+pub(crate) fn connect_options(base: SqliteConnectOptions, busy: Duration) -> SqliteConnectOptions {
+    base.busy_timeout(busy).log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// No-transaction migrations on SQLite run their statements in autocommit, in order.
+pub(crate) async fn run_alone(conn: &mut SqliteConnection, script: &str) -> Result<(), sqlx::Error> {
+    run_script(conn, script).await
+}
+
+/// A dedicated connection for migrating; the lock is taken by [`Session::begin`].
+pub(crate) struct Session {
+    pub(crate) conn: SqliteConnection,
+    lock_timeout: Duration,
+}
+
+impl Session {
+    /// Opens the connection (creating the file if needed).
+    pub(crate) async fn open(options: &SqliteConnectOptions, lock_timeout: Duration) -> Result<Self, Error> {
+        let options = options.clone().create_if_missing(true);
+        let conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|e| describe(e, "opening the database for migration"))?;
+        Ok(Self { conn, lock_timeout })
+    }
+
+    /// Takes the write lock: `BEGIN IMMEDIATE`, which waits up to the busy timeout.
+    pub(crate) async fn begin(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut self.conn).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_busy(&e) => Err(Error::LockTimeout {
+                holder: "another connection to this SQLite file".to_owned(),
+                waited: started.elapsed().max(self.lock_timeout),
+            }),
+            Err(e) => Err(describe(e, "taking the migration lock (BEGIN IMMEDIATE)")),
+        }
+    }
+
+    /// Closes the connection, which also ends any transaction still open.
+    pub(crate) async fn release(self) {
+        let _ = self.conn.close().await;
+    }
+}

@@ -1,0 +1,401 @@
+//! The database handle: a connection pool for the application, and dedicated, locked
+//! connections for migrating.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use crate::backend::{NewRecord, postgres, sqlite};
+use crate::backup;
+use crate::error::Error;
+use crate::migration::Dialect;
+use crate::plan::{DbState, HistoryRecord};
+use crate::store::{self, Store};
+use crate::url::{DatabaseUrl, SqliteTarget};
+
+/// How to reach a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// The PostgreSQL schema of the application's tables (default `calista`).
+    pub schema: String,
+    /// The longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// The longest wait for the migration lock (and, on SQLite, for any lock).
+    pub lock_timeout: Duration,
+    /// Connections in the application's pool.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            schema: store::DEFAULT_SCHEMA.to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(60),
+            max_connections: 5,
+        }
+    }
+}
+
+/// A database: PostgreSQL or SQLite, with the application's connection pool.
+///
+/// Creating one does not connect; the first use does. On PostgreSQL every connection has
+/// the application's schema first on `search_path`.
+#[derive(Debug, Clone)]
+pub struct Database {
+    inner: Inner,
+    store: Arc<Store>,
+    shown_url: String,
+    options: DatabaseOptions,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Postgres {
+        pool: PgPool,
+        connect: PgConnectOptions,
+        password: Option<String>,
+        database: String,
+    },
+    Sqlite {
+        pool: SqlitePool,
+        connect: SqliteConnectOptions,
+        /// `None` for an in-memory database.
+        file: Option<PathBuf>,
+    },
+}
+
+impl Database {
+    /// A handle on the database at `url`.
+    pub fn connect(url: &DatabaseUrl, options: DatabaseOptions) -> Result<Self, Error> {
+        if !store::is_valid_schema_name(&options.schema) {
+            return Err(Error::database(
+                format!(
+                    "the schema name `{}` is not a plain identifier: use lowercase letters, digits and _",
+                    options.schema
+                ),
+                sqlx::Error::Configuration("invalid schema name".into()),
+            ));
+        }
+        let shown_url = url.to_string();
+        let inner = match url {
+            DatabaseUrl::Postgres(pg) => {
+                let base = PgConnectOptions::from_str(pg.expose_secret())
+                    .map_err(|e| Error::Connect { url: shown_url.clone(), source: e })?;
+                let database = pg.database().unwrap_or_else(|| base.get_username().to_owned());
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.connect_timeout)
+                    .connect_lazy_with(postgres::connect_options(base.clone(), &options.schema, "app"));
+                Inner::Postgres { pool, connect: base, password: pg.password(), database }
+            }
+            DatabaseUrl::Sqlite(target) => {
+                let (base, file) = match target {
+                    SqliteTarget::File(path) => (SqliteConnectOptions::new().filename(path), Some(path.clone())),
+                    SqliteTarget::Memory => {
+                        let memory = SqliteConnectOptions::from_str("sqlite::memory:")
+                            .map_err(|e| Error::Connect { url: shown_url.clone(), source: e })?;
+                        (memory, None)
+                    }
+                };
+                let connect = sqlite::connect_options(base, options.lock_timeout);
+                let mut pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.connect_timeout);
+                if file.is_none() {
+                    // An in-memory database lives while a connection to it is open: keep one.
+                    pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+                }
+                Inner::Sqlite { pool: pool.connect_lazy_with(connect.clone()), connect, file }
+            }
+        };
+        Ok(Self { inner, store: Arc::new(Store::new(dialect_of(url), &options.schema)), shown_url, options })
+    }
+
+    /// PostgreSQL or SQLite.
+    pub fn dialect(&self) -> Dialect {
+        self.store.dialect
+    }
+
+    /// The URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &DatabaseOptions {
+        &self.options
+    }
+
+    /// The PostgreSQL pool, for the application's own queries.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.inner {
+            Inner::Postgres { pool, .. } => Some(pool),
+            Inner::Sqlite { .. } => None,
+        }
+    }
+
+    /// The SQLite pool, for the application's own queries.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.inner {
+            Inner::Sqlite { pool, .. } => Some(pool),
+            Inner::Postgres { .. } => None,
+        }
+    }
+
+    /// The SQLite file, if this is a SQLite file database.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match &self.inner {
+            Inner::Sqlite { file, .. } => file.as_deref(),
+            Inner::Postgres { .. } => None,
+        }
+    }
+
+    /// Reads the version table and the newest history row: one query, no lock.
+    pub async fn read_state(&self) -> Result<DbState, Error> {
+        match &self.inner {
+            Inner::Postgres { pool, .. } => {
+                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
+                postgres::read_state(&mut conn, &self.store).await
+            }
+            Inner::Sqlite { pool, file, .. } => {
+                // A file that does not exist yet is an empty database; do not create it by looking.
+                if file.as_deref().is_some_and(|f| !f.exists()) {
+                    return Ok(DbState::empty());
+                }
+                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
+                sqlite::read_state(&mut conn, &self.store).await
+            }
+        }
+    }
+
+    /// Every history row, oldest first (empty when there is no history table).
+    pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
+        match &self.inner {
+            Inner::Postgres { pool, .. } => {
+                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
+                postgres::read_history(&mut conn, &self.store).await
+            }
+            Inner::Sqlite { pool, file, .. } => {
+                if file.as_deref().is_some_and(|f| !f.exists()) {
+                    return Ok(Vec::new());
+                }
+                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
+                sqlite::read_history(&mut conn, &self.store).await
+            }
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match &self.inner {
+            Inner::Postgres { pool, .. } => pool.close().await,
+            Inner::Sqlite { pool, .. } => pool.close().await,
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A dedicated connection holding the migration lock (SQLite: opened; the lock is
+    /// taken by each batch's `BEGIN IMMEDIATE`).
+    pub(crate) async fn session(&self) -> Result<Session, Error> {
+        match &self.inner {
+            Inner::Postgres { connect, .. } => {
+                let options = postgres::connect_options(connect.clone(), &self.options.schema, "migrate");
+                let session = postgres::Session::lock(
+                    &options,
+                    &self.options.schema,
+                    self.options.connect_timeout,
+                    self.options.lock_timeout,
+                    &self.shown_url,
+                )
+                .await?;
+                Ok(Session::Postgres(session))
+            }
+            Inner::Sqlite { file: None, pool, .. } => {
+                // In memory: the pool's connection is the database.
+                let conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
+                Ok(Session::SqliteMemory(conn))
+            }
+            Inner::Sqlite { connect, .. } => {
+                Ok(Session::Sqlite(sqlite::Session::open(connect, self.options.lock_timeout).await?))
+            }
+        }
+    }
+
+    /// What a backup of this database reads, or why there can be none.
+    pub(crate) fn backup_source(&self) -> Result<backup::Source<'_>, &'static str> {
+        match &self.inner {
+            Inner::Sqlite { file: Some(file), .. } => Ok(backup::Source::Sqlite { file }),
+            Inner::Sqlite { file: None, .. } => Err("the database is in memory"),
+            Inner::Postgres { connect, password, database, .. } => {
+                let mut connection_args = Vec::new();
+                if let Some(socket) = connect.get_socket() {
+                    connection_args.push(format!("--host={}", socket.display()));
+                } else {
+                    connection_args.push(format!("--host={}", connect.get_host()));
+                }
+                connection_args.push(format!("--port={}", connect.get_port()));
+                connection_args.push(format!("--username={}", connect.get_username()));
+                connection_args.push(format!("--dbname={database}"));
+                let mut env = Vec::new();
+                if let Some(password) = password {
+                    env.push(("PGPASSWORD", password.clone()));
+                }
+                Ok(backup::Source::Postgres { connection_args, env, database: database.clone(), schema: &self.options.schema })
+            }
+        }
+    }
+
+    fn acquire_error(&self, error: sqlx::Error) -> Error {
+        match error {
+            sqlx::Error::PoolTimedOut => Error::Timeout { url: self.shown_url.clone(), waited: self.options.connect_timeout },
+            source if self.dialect() == Dialect::Sqlite => sqlite::describe(source, "opening the database"),
+            source => Error::Connect { url: self.shown_url.clone(), source },
+        }
+    }
+}
+
+fn dialect_of(url: &DatabaseUrl) -> Dialect {
+    match url {
+        DatabaseUrl::Postgres(_) => Dialect::Postgres,
+        DatabaseUrl::Sqlite(_) => Dialect::Sqlite,
+    }
+}
+
+/// A connection reserved for migrating, holding (PostgreSQL) or able to take (SQLite)
+/// the migration lock.
+pub(crate) enum Session {
+    Postgres(postgres::Session),
+    Sqlite(sqlite::Session),
+    SqliteMemory(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+/// Runs the same call on whichever backend a session is: `each!(session, conn, db => db::f(conn, …))`.
+macro_rules! each {
+    ($session:expr, $conn:ident, $db:ident => $call:expr) => {
+        match $session {
+            Session::Postgres(s) => {
+                use postgres as $db;
+                let $conn = &mut s.conn;
+                $call
+            }
+            Session::Sqlite(s) => {
+                use sqlite as $db;
+                let $conn = &mut s.conn;
+                $call
+            }
+            Session::SqliteMemory(c) => {
+                use sqlite as $db;
+                let $conn = &mut **c;
+                $call
+            }
+        }
+    };
+}
+
+impl Session {
+    /// Starts a round of work under the lock, before the state is read. SQLite: takes the
+    /// write lock (`BEGIN IMMEDIATE`). PostgreSQL: nothing, the advisory lock is held and
+    /// the state is read outside a transaction, so a missing table cannot abort one.
+    pub(crate) async fn lock_round(&mut self) -> Result<(), Error> {
+        match self {
+            Self::Postgres(_) => Ok(()),
+            Self::Sqlite(_) | Self::SqliteMemory(_) => self.begin().await,
+        }
+    }
+
+    /// After the state is read: opens the write transaction (PostgreSQL; SQLite has it).
+    pub(crate) async fn begin_write(&mut self) -> Result<(), Error> {
+        match self {
+            Self::Postgres(_) => self.begin().await,
+            Self::Sqlite(_) | Self::SqliteMemory(_) => Ok(()),
+        }
+    }
+
+    /// Starts a transaction; on SQLite this takes the write lock (`BEGIN IMMEDIATE`).
+    pub(crate) async fn begin(&mut self) -> Result<(), Error> {
+        match self {
+            Self::Postgres(s) => postgres::run_control(&mut s.conn, "BEGIN", "starting a transaction").await,
+            Self::Sqlite(s) => s.begin().await,
+            Self::SqliteMemory(c) => sqlite::run_control(c, "BEGIN IMMEDIATE", "starting a transaction").await,
+        }
+    }
+
+    pub(crate) async fn commit(&mut self) -> Result<(), Error> {
+        each!(self, conn, db => db::run_control(conn, "COMMIT", "committing the migration transaction").await)
+    }
+
+    /// Rolls back whatever is open; errors are only logged (there may be nothing open).
+    pub(crate) async fn rollback(&mut self) {
+        if let Err(e) = each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await) {
+            tracing::debug!(error = %e, "rollback");
+        }
+    }
+
+    pub(crate) async fn read_state(&mut self, store: &Store) -> Result<DbState, Error> {
+        each!(self, conn, db => db::read_state(conn, store).await)
+    }
+
+    pub(crate) async fn read_history(&mut self, store: &Store) -> Result<Vec<HistoryRecord>, Error> {
+        each!(self, conn, db => db::read_history(conn, store).await)
+    }
+
+    pub(crate) async fn is_empty(&mut self, store: &Store) -> Result<bool, Error> {
+        each!(self, conn, db => db::is_empty(conn, store).await)
+    }
+
+    pub(crate) async fn create_tables(&mut self, store: &Store) -> Result<(), Error> {
+        each!(self, conn, db => db::create_tables(conn, store).await)
+    }
+
+    pub(crate) async fn insert_history(&mut self, store: &Store, records: &[NewRecord]) -> Result<(), Error> {
+        each!(self, conn, db => db::insert_history(conn, store, records).await)
+    }
+
+    pub(crate) async fn finish_started(&mut self, store: &Store, duration_ms: i64) -> Result<bool, Error> {
+        each!(self, conn, db => db::finish_started(conn, store, duration_ms).await)
+    }
+
+    pub(crate) async fn delete_started(&mut self, store: &Store) -> Result<bool, Error> {
+        each!(self, conn, db => db::delete_started(conn, store).await)
+    }
+
+    pub(crate) async fn set_version(&mut self, store: &Store, from: Option<&str>, to: Option<&str>) -> Result<(), Error> {
+        each!(self, conn, db => db::set_version(conn, store, from, to).await)
+    }
+
+    /// Runs a migration's SQL inside the open transaction.
+    pub(crate) async fn run_script(&mut self, script: &str) -> Result<(), sqlx::Error> {
+        each!(self, conn, db => db::run_script(conn, script).await)
+    }
+
+    /// Runs a no-transaction migration's SQL, outside any transaction.
+    pub(crate) async fn run_alone(&mut self, script: &str) -> Result<(), sqlx::Error> {
+        each!(self, conn, db => db::run_alone(conn, script).await)
+    }
+
+    /// Gives the connection up, releasing the lock.
+    pub(crate) async fn release(self) {
+        match self {
+            Self::Postgres(s) => s.release().await,
+            Self::Sqlite(s) => s.release().await,
+            Self::SqliteMemory(mut c) => {
+                // Back to the pool: make sure no transaction is left open on it.
+                let _ = sqlite::run_control(&mut c, "ROLLBACK", "rolling back").await;
+            }
+        }
+    }
+}
+
+/// The PostgreSQL advisory lock key that upgrades of `schema` hold, for operators who
+/// want to see who holds it: `SELECT * FROM pg_locks WHERE locktype = 'advisory'`.
+pub fn postgres_lock_key(schema: &str) -> i64 {
+    postgres::lock_key(schema)
+}

@@ -1,0 +1,237 @@
+//! Errors of the runtime: what happened, to which migration or table, and what to do next.
+
+use std::time::Duration;
+
+use crate::migration::Direction;
+use crate::plan::{Corruption, PlanRefusal, SchemaState};
+use crate::problem::SourceError;
+
+/// How a program should treat an error; the `calista` program maps these to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A failure while working: SQL failed, backup failed, database unreachable. Exit 1.
+    Failure,
+    /// Bad usage or configuration: a refused request, an invalid folder or target. Exit 2.
+    Usage,
+    /// The schema is behind and upgrades are not automatic. Exit 3.
+    Behind,
+    /// The schema is unsafe to touch: ahead, modified, out of order, interrupted, corrupt. Exit 4.
+    Unsafe,
+    /// The migration lock was not obtained in time. Exit 5.
+    LockTimeout,
+}
+
+/// An error of the migration runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The guard refused: the schema is not at this build's head.
+    #[error("{}", describe_state(.state, .hint))]
+    Schema {
+        /// The state found.
+        state: SchemaState,
+        /// How the user upgrades, e.g. "run `calista db upgrade`".
+        hint: String,
+    },
+
+    /// The database could not be reached.
+    #[error("cannot connect to {url}; check that the server is running and the URL is right")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The database did not answer in time.
+    #[error("no answer from {url} within {}s; check the server, the network, or raise [db] connect_timeout", .waited.as_secs())]
+    Timeout {
+        /// The URL, password redacted.
+        url: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// Another process held the migration lock for longer than the lock timeout.
+    #[error(
+        "timed out after {}s waiting for the migration lock, held by {holder}; \
+         another upgrade is probably running: wait for it, or raise [db] lock_timeout",
+        .waited.as_secs()
+    )]
+    LockTimeout {
+        /// Who holds it, as far as the database can tell.
+        holder: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// A migration's SQL failed; everything in its transaction was rolled back.
+    #[error(
+        "migration {file} failed ({direction}); {}",
+        match .kept { Some(at) => format!("the database is at revision {at}: nothing of the failed transaction was kept"),
+                      None => "the database is empty again: nothing of the failed transaction was kept".to_owned() }
+    )]
+    Migration {
+        /// The file that failed.
+        file: String,
+        /// Up or down.
+        direction: Direction,
+        /// The revision the database is at now.
+        kept: Option<String>,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A no-transaction migration failed part-way; it is recorded as interrupted.
+    #[error(
+        "migration {file} (no-transaction) failed part-way; it is recorded as interrupted. \
+         Inspect what it left behind, then run `calista db recover`"
+    )]
+    MigrationInterrupted {
+        /// The file that failed.
+        file: String,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A database operation other than a migration's own SQL failed.
+    #[error("{context}")]
+    Database {
+        /// What we were doing, and what to check.
+        context: String,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A downgrade outside development and CI.
+    #[error(
+        "downgrades are refused in {environment}: migrations are forward-only at runtime; fix a mistake with a \
+         new migration (`calista db new <summary>`). For development or CI, set CALISTA_ENV=development or ci"
+    )]
+    DowngradeRefused {
+        /// The environment in effect.
+        environment: String,
+    },
+
+    /// An upgrade or downgrade that cannot be planned.
+    #[error("{0}")]
+    Plan(PlanRefusal),
+
+    /// Nothing to recover: no migration is interrupted.
+    #[error("no migration is interrupted; nothing to recover")]
+    NothingToRecover,
+
+    /// The migrations folder breaks the rules.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+
+    /// The pre-upgrade backup failed; nothing was changed.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+}
+
+impl Error {
+    /// How to treat it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Schema { state: SchemaState::Behind { .. }, .. } => ErrorKind::Behind,
+            Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::LockTimeout { .. } => ErrorKind::LockTimeout,
+            Self::MigrationInterrupted { .. } => ErrorKind::Unsafe,
+            Self::DowngradeRefused { .. } | Self::Plan(_) | Self::Source(_) | Self::NothingToRecover => {
+                ErrorKind::Usage
+            }
+            Self::Connect { .. }
+            | Self::Timeout { .. }
+            | Self::Migration { .. }
+            | Self::Database { .. }
+            | Self::Backup(_) => ErrorKind::Failure,
+        }
+    }
+
+    pub(crate) fn database(context: impl Into<String>, source: sqlx::Error) -> Self {
+        Self::Database { context: context.into(), source }
+    }
+}
+
+/// The message for a state the guard refuses.
+fn describe_state(state: &SchemaState, hint: &str) -> String {
+    match state {
+        SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
+        SchemaState::Behind { current, head, pending } => {
+            let at = current.map_or_else(|| "empty (no revision)".to_owned(), |c| format!("at revision {c}"));
+            let plural = if *pending == 1 { "migration is" } else { "migrations are" };
+            format!(
+                "the database schema is behind: it is {at}, this build expects {head}; {pending} {plural} pending. \
+                 {hint}, or opt in to automatic upgrades with --auto-upgrade, CALISTA_AUTO_UPGRADE=1 \
+                 or `auto_upgrade = true` under [db] in calista.toml"
+            )
+        }
+        SchemaState::Ahead { current, applied_by: Some(version) } => format!(
+            "the database is at revision {current}, which this build does not know: it was applied by version \
+             {version} of the application. Update this program to {version} or later; the database was not touched"
+        ),
+        SchemaState::Ahead { current, applied_by: None } => format!(
+            "the database is at revision {current}, which this build does not know, and no history records it \
+             (alembic_version may have been edited by hand). Use the program that applied it; the database was not touched"
+        ),
+        SchemaState::Modified { changed, missing } => {
+            let mut parts = Vec::new();
+            if !changed.is_empty() {
+                let files: Vec<&str> = changed.iter().map(|(_, f)| f.as_str()).collect();
+                parts.push(format!("applied migrations were edited since: {}", files.join(", ")));
+            }
+            if !missing.is_empty() {
+                parts.push(format!("applied revisions are missing from this build: {}", missing.join(", ")));
+            }
+            format!(
+                "{}. An applied migration must never change: restore the original file(s) and put the change in a \
+                 new migration (`calista db new <summary>`); the database was not touched",
+                parts.join("; ")
+            )
+        }
+        SchemaState::OutOfOrder { current, unapplied } => {
+            let files: Vec<&str> = unapplied.iter().map(|(_, f)| f.as_str()).collect();
+            format!(
+                "migrations older than the current revision {current} were never applied: {}. They were probably \
+                 merged late: rename each to a new timestamp after {current} (`calista db new` shows the format); \
+                 the database was not touched",
+                files.join(", ")
+            )
+        }
+        SchemaState::Interrupted { revision, summary, started_at, direction } => format!(
+            "migration {revision}_{summary} ({direction}, no-transaction) started at {started_at} and did not finish, \
+             so the schema may be half-changed. Inspect it (for example, an index left INVALID by CREATE INDEX \
+             CONCURRENTLY: `SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid`), undo any partial change, \
+             then run `calista db recover --retry`; or, if it did complete, `calista db recover --mark-applied`"
+        ),
+        SchemaState::Corrupt(Corruption::NoVersionRow { last_applied }) => format!(
+            "alembic_version has no row, but schema_history shows {last_applied} applied: the version table was \
+             probably edited by hand. Put the revision back with \
+             `INSERT INTO alembic_version (version_num) VALUES ('{last_applied}')` once you have checked the schema"
+        ),
+        SchemaState::Corrupt(Corruption::SeveralVersionRows { found }) => format!(
+            "alembic_version holds several rows ({}…) but must hold exactly one: it was probably edited by hand. \
+             Delete all but the revision the schema is really at",
+            found.join(", ")
+        ),
+        SchemaState::Corrupt(Corruption::HistoryMismatch { current }) => format!(
+            "schema_history does not match the migrations applied up to {current}: it was probably edited by hand. \
+             Compare `calista db history` with the files; the database was not touched"
+        ),
+    }
+}
+
+/// The default hint, for the `calista` program.
+pub const DEFAULT_UPGRADE_HINT: &str = "Run `calista db upgrade` to apply them";
+
+impl From<PlanRefusal> for Error {
+    fn from(refusal: PlanRefusal) -> Self {
+        Self::Plan(refusal)
+    }
+}

@@ -1,0 +1,218 @@
+//! Where migration state lives: `alembic_version` and `schema_history`, and the SQL that
+//! reads and writes them on each dialect.
+//!
+//! The only identifier put into SQL text is the schema name, which is validated as a plain
+//! identifier and quoted; every value is a bound parameter.
+
+use std::sync::Arc;
+
+use crate::migration::Dialect;
+
+/// The default schema of CALISTA's tables on PostgreSQL.
+pub const DEFAULT_SCHEMA: &str = "calista";
+
+/// The history columns written on insert, in order.
+const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup";
+const HISTORY_INSERT_WIDTH: usize = 9;
+/// Rows per multi-row insert: well under PostgreSQL's 65535 bound parameters and SQLite's 32766.
+pub(crate) const HISTORY_INSERT_CHUNK: usize = 500;
+
+/// Whether a schema name is a plain identifier: `[a-z_][a-z0-9_]{0,62}`.
+pub fn is_valid_schema_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && name.len() <= 63
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+}
+
+/// The SQL of one database, prepared once.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pub(crate) dialect: Dialect,
+    /// `"calista".` on PostgreSQL, empty on SQLite.
+    prefix: Arc<str>,
+    pub(crate) read_state: Arc<str>,
+    pub(crate) read_versions: Arc<str>,
+    pub(crate) read_last: Arc<str>,
+    pub(crate) read_history: Arc<str>,
+    pub(crate) probe_tables: Arc<str>,
+    pub(crate) create_tables: Vec<Arc<str>>,
+    pub(crate) insert_version: Arc<str>,
+    pub(crate) update_version: Arc<str>,
+    pub(crate) delete_version: Arc<str>,
+    pub(crate) finish_started: Arc<str>,
+    pub(crate) any_table: Arc<str>,
+    /// The schema name (PostgreSQL).
+    pub(crate) schema: Arc<str>,
+    pub(crate) delete_started: Arc<str>,
+}
+
+impl Store {
+    /// The SQL for a dialect; `schema` must satisfy [`is_valid_schema_name`] (PostgreSQL only).
+    pub(crate) fn new(dialect: Dialect, schema: &str) -> Self {
+        let prefix = match dialect {
+            Dialect::Postgres => format!("\"{schema}\"."),
+            Dialect::Sqlite => String::new(),
+        };
+        let p = &prefix;
+        let param = |n: usize| placeholder(dialect, n);
+        let applied_at = match dialect {
+            Dialect::Postgres => r#"to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"#,
+            Dialect::Sqlite => "applied_at",
+        };
+        let last_columns = format!(
+            "revision, summary, direction, finished, checksum, chain, {applied_at} AS applied_at, duration_ms, \
+             app_version, backup"
+        );
+        let history_table = match dialect {
+            Dialect::Postgres => format!(
+                "CREATE TABLE IF NOT EXISTS {p}schema_history (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_schema_history PRIMARY KEY,
+    revision    VARCHAR(32)  NOT NULL,
+    summary     VARCHAR(200) NOT NULL,
+    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
+    finished    BOOLEAN      NOT NULL,
+    checksum    CHAR(64)     NOT NULL,
+    chain       CHAR(64)     NULL,
+    applied_at  TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp(),
+    duration_ms BIGINT       NOT NULL,
+    app_version VARCHAR(64)  NOT NULL,
+    backup      TEXT         NULL
+)"
+            ),
+            Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS schema_history (
+    id          INTEGER      NOT NULL CONSTRAINT pk_schema_history PRIMARY KEY AUTOINCREMENT,
+    revision    VARCHAR(32)  NOT NULL,
+    summary     VARCHAR(200) NOT NULL,
+    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
+    finished    BOOLEAN      NOT NULL,
+    checksum    CHAR(64)     NOT NULL,
+    chain       CHAR(64)     NULL,
+    applied_at  TEXT         NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    duration_ms BIGINT       NOT NULL,
+    app_version VARCHAR(64)  NOT NULL,
+    backup      TEXT         NULL
+)"
+            .to_owned(),
+        };
+        // Exactly the table Alembic creates, so tools that read it keep working.
+        let version_table = format!(
+            "CREATE TABLE IF NOT EXISTS {p}alembic_version (version_num VARCHAR(32) NOT NULL, \
+             CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        );
+        let mut create_tables = Vec::new();
+        if dialect == Dialect::Postgres {
+            create_tables.push(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""));
+        }
+        create_tables.push(version_table);
+        create_tables.push(history_table);
+
+        let probe_tables = match dialect {
+            Dialect::Postgres => format!(
+                "SELECT to_regclass('{p}alembic_version') IS NOT NULL, to_regclass('{p}schema_history') IS NOT NULL"
+            ),
+            Dialect::Sqlite => "SELECT \
+                 EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'), \
+                 EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history')"
+                .to_owned(),
+        };
+        let read_versions = format!("SELECT version_num FROM {p}alembic_version LIMIT 2");
+        let read_last = format!("SELECT {last_columns} FROM {p}schema_history ORDER BY id DESC LIMIT 1");
+
+        Self {
+            dialect,
+            // The guard's one query: at most two version rows beside the newest history row.
+            read_state: format!(
+                "SELECT v.version_num, h.* FROM (SELECT 1 AS one) AS o \
+                 LEFT JOIN ({read_versions}) AS v ON 1 = 1 \
+                 LEFT JOIN ({read_last}) AS h ON 1 = 1"
+            )
+            .into(),
+            read_versions: read_versions.into(),
+            read_last: read_last.into(),
+            read_history: format!("SELECT {last_columns} FROM {p}schema_history ORDER BY id").into(),
+            probe_tables: probe_tables.into(),
+            create_tables: create_tables.into_iter().map(Arc::from).collect(),
+            insert_version: format!("INSERT INTO {p}alembic_version (version_num) VALUES ({})", param(1)).into(),
+            update_version: format!(
+                "UPDATE {p}alembic_version SET version_num = {} WHERE version_num = {}",
+                param(1),
+                param(2)
+            )
+            .into(),
+            delete_version: format!("DELETE FROM {p}alembic_version WHERE version_num = {}", param(1)).into(),
+            finish_started: format!(
+                "UPDATE {p}schema_history SET finished = TRUE, duration_ms = {} \
+                 WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished",
+                param(1)
+            )
+            .into(),
+            any_table: match dialect {
+                Dialect::Postgres => "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1)",
+                // The parameter is unused on SQLite; it keeps one calling convention.
+                Dialect::Sqlite => "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table') OR ?1 IS NULL",
+            }
+            .into(),
+            schema: schema.into(),
+            delete_started: format!(
+                "DELETE FROM {p}schema_history WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished"
+            )
+            .into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `INSERT` of `rows` history rows at once.
+    pub(crate) fn insert_history(&self, rows: usize) -> String {
+        let mut sql = format!("INSERT INTO {}schema_history ({HISTORY_INSERT_COLUMNS}) VALUES ", self.prefix);
+        for row in 0..rows {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for column in 0..HISTORY_INSERT_WIDTH {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&placeholder(self.dialect, row * HISTORY_INSERT_WIDTH + column + 1));
+            }
+            sql.push(')');
+        }
+        sql
+    }
+
+    /// The qualified name of a table, as used in scripts: `"calista".alembic_version`.
+    pub(crate) fn table(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+fn placeholder(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${n}"),
+        Dialect::Sqlite => format!("?{n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(is_valid_schema_name("calista"));
+        assert!(is_valid_schema_name("_app_2"));
+        for bad in ["", "Calista", "2app", "a-b", "a\"b", "a;drop", &"a".repeat(64)] {
+            assert!(!is_valid_schema_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn multi_row_insert_numbers_every_parameter() {
+        let store = Store::new(Dialect::Postgres, "app");
+        let sql = store.insert_history(2);
+        assert!(sql.starts_with("INSERT INTO \"app\".schema_history"));
+        assert!(sql.ends_with("($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
+        assert!(Store::new(Dialect::Sqlite, "app").insert_history(1).contains("(?1, ?2"));
+    }
+}

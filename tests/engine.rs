@@ -1,0 +1,321 @@
+//! The runtime engine against real databases: the guard's states, upgrades, downgrades,
+//! failures, recovery and locking, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use calista::{
+    DatabaseOptions, DowngradeTarget, Ensured, ErrorKind, Migrator, Recovery, SchemaState, UpgradeTarget,
+};
+use common::*;
+
+const A: &str = "20250101_0000_create_a.sql";
+const B: &str = "20250102_0000_create_b.sql";
+const C: &str = "20250103_0000_create_c.sql";
+
+fn abc() -> MigrationSet {
+    MigrationSet::new(&[(A, &create_table("a")), (B, &create_table("b")), (C, &create_table("c"))])
+}
+
+fn rev(text: &str) -> calista::Revision {
+    calista::Revision::parse(text).unwrap()
+}
+
+both_backends! {
+    async fn empty_database_is_behind_and_the_guard_refuses_without_auto_upgrade(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        let migrator = Migrator::new(&set, &handle);
+        let err = migrator.ensure_schema().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Behind);
+        let message = err.to_string();
+        assert!(message.contains("empty (no revision)"), "{message}");
+        assert!(message.contains("20250103_0000"), "{message}");
+        assert!(message.contains("3 migrations are pending"), "{message}");
+        assert!(message.contains("calista db upgrade"), "{message}");
+        assert!(message.contains("CALISTA_AUTO_UPGRADE=1"), "{message}");
+        // The check wrote nothing: the tables are still missing.
+        assert_eq!(migrator.check().await.unwrap(), SchemaState::Behind { current: None, head: rev("20250103_0000"), pending: 3 });
+    }
+
+    async fn upgrade_applies_all_migrations_and_records_history(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        let report = Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(report.from, None);
+        assert_eq!(report.to, Some(rev("20250103_0000")));
+        let files: Vec<&str> = report.steps.iter().map(|s| s.file.as_str()).collect();
+        assert_eq!(files, [A, B, C]);
+        assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
+        let history = handle.read_history().await.unwrap();
+        assert_eq!(history.len(), 3);
+        assert!(history.iter().all(|r| r.finished && r.direction == calista::Direction::Up));
+        assert_eq!(history[0].checksum, Some(set.as_slice()[0].checksum()));
+        assert!(history[2].applied_at.ends_with('Z'), "{}", history[2].applied_at);
+        assert_eq!(Migrator::new(&set, &handle).check().await.unwrap(), SchemaState::UpToDate { current: Some(rev("20250103_0000")) });
+        assert_eq!(scalar(&handle, "SELECT count(*) FROM c").await, 0);
+    }
+
+    async fn auto_upgrade_runs_from_the_guard(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        let policy = calista::Policy { auto_upgrade: true, ..development() };
+        match Migrator::new(&set, &handle).with_policy(policy.clone()).ensure_schema().await.unwrap() {
+            Ensured::Upgraded(report) => assert_eq!(report.steps.len(), 3),
+            other => panic!("expected an upgrade, got {other:?}"),
+        }
+        assert_eq!(
+            Migrator::new(&set, &handle).with_policy(policy).ensure_schema().await.unwrap(),
+            Ensured::UpToDate { current: Some(rev("20250103_0000")) }
+        );
+    }
+
+    async fn upgrade_to_a_revision_stops_there(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        let migrator = Migrator::new(&set, &handle).with_policy(development());
+        let report = migrator.upgrade(UpgradeTarget::Revision(rev("20250102_0000"))).await.unwrap();
+        assert_eq!(report.steps.len(), 2);
+        assert_eq!(migrator.check().await.unwrap(), SchemaState::Behind { current: Some(rev("20250102_0000")), head: rev("20250103_0000"), pending: 1 });
+        let err = migrator.upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+    }
+
+    async fn failing_migration_leaves_the_database_at_its_starting_revision_with_its_data(db: TestDb) {
+        let set = abc();
+        let handle = db.open();
+        Migrator::new(&set.load(), &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+        exec(&handle, "INSERT INTO a (id, note) VALUES (1, 'kept')").await.unwrap();
+        // b succeeds, then c fails half-way: b's table and c's first statement must vanish too.
+        set.write(C, "-- calista:up\nCREATE TABLE c (id INTEGER);\nINSERT INTO no_such_table VALUES (1);\n-- calista:down\nDROP TABLE c;\n");
+        let failing = set.load();
+        let err = Migrator::new(&failing, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Failure);
+        let message = err.to_string();
+        assert!(message.contains(C) && message.contains("20250101_0000"), "{message}");
+        assert!(std::error::Error::source(&err).is_some(), "the database error is kept as the source");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+        assert_eq!(scalar(&handle, "SELECT count(*) FROM a WHERE note = 'kept'").await, 1);
+        assert!(exec(&handle, "SELECT * FROM b").await.is_err(), "b was rolled back");
+        assert!(exec(&handle, "SELECT * FROM c").await.is_err(), "c was rolled back");
+        assert_eq!(handle.read_history().await.unwrap().len(), 1, "no history of the failed run");
+        // The lock is free: the next upgrade does not wait for it.
+        let quick = DatabaseOptions { lock_timeout: Duration::from_secs(2), ..DatabaseOptions::default() };
+        let again = db.open_with(quick);
+        set.write(C, &create_table("c"));
+        let report = Migrator::new(&set.load(), &again).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(report.steps.len(), 2);
+    }
+
+    async fn per_migration_transactions_keep_what_succeeded(db: TestDb) {
+        let set = abc();
+        set.write(C, "-- calista:up\nINSERT INTO no_such_table VALUES (1);\n-- calista:down\nSELECT 1;\n");
+        let handle = db.open();
+        let policy = calista::Policy { transaction_mode: calista::TransactionMode::Each, ..development() };
+        let err = Migrator::new(&set.load(), &handle).with_policy(policy).upgrade(UpgradeTarget::Head).await.unwrap_err();
+        assert!(err.to_string().contains("at revision 20250102_0000"), "{err}");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250102_0000"));
+    }
+
+    async fn unknown_revision_is_ahead_and_names_the_version_that_applied_it(db: TestDb) {
+        let newer = abc();
+        let handle = db.open();
+        let policy = calista::Policy { app_version: Some("2.1.0".into()), ..development() };
+        Migrator::new(&newer.load(), &handle).with_policy(policy).upgrade(UpgradeTarget::Head).await.unwrap();
+        newer.remove(C);
+        let older = newer.load();
+        let state = Migrator::new(&older, &handle).check().await.unwrap();
+        assert_eq!(state, SchemaState::Ahead { current: "20250103_0000".into(), applied_by: Some("2.1.0".into()) });
+        let err = Migrator::new(&older, &handle).with_policy(calista::Policy { auto_upgrade: true, ..development() }).ensure_schema().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsafe);
+        assert!(err.to_string().contains("version 2.1.0"), "{err}");
+        // Never touched: an upgrade refuses too.
+        assert!(Migrator::new(&older, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.is_err());
+        assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
+    }
+
+    async fn edited_migration_is_modified(db: TestDb) {
+        let set = abc();
+        let handle = db.open();
+        Migrator::new(&set.load(), &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        set.write(B, &create_table("b").replace("note TEXT", "note TEXT, extra TEXT"));
+        let err = Migrator::new(&set.load(), &handle).ensure_schema().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsafe);
+        assert!(err.to_string().contains(&format!("edited since: {B}")), "{err}");
+    }
+
+    async fn late_merged_migration_is_out_of_order(db: TestDb) {
+        let set = MigrationSet::new(&[(A, &create_table("a")), (C, &create_table("c"))]);
+        let handle = db.open();
+        Migrator::new(&set.load(), &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        set.write(B, &create_table("b"));
+        let state = Migrator::new(&set.load(), &handle).check().await.unwrap();
+        assert_eq!(state, SchemaState::OutOfOrder { current: rev("20250103_0000"), unapplied: vec![(rev("20250102_0000"), B.into())] });
+        let err = Migrator::new(&set.load(), &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
+        assert!(err.to_string().contains("rename each to a new timestamp"), "{err}");
+    }
+
+    async fn hand_edited_version_table_gives_a_clear_error(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        let table = if handle.postgres_pool().is_some() { "calista.alembic_version" } else { "alembic_version" };
+        let migrator = Migrator::new(&set, &handle);
+
+        exec(&handle, &format!("INSERT INTO {table} VALUES ('20250102_0000')")).await.unwrap();
+        let err = migrator.ensure_schema().await.unwrap_err();
+        assert!(err.to_string().contains("several rows"), "{err}");
+
+        exec(&handle, &format!("DELETE FROM {table}")).await.unwrap();
+        let err = migrator.ensure_schema().await.unwrap_err();
+        assert!(err.to_string().contains("alembic_version has no row"), "{err}");
+        assert!(err.to_string().contains("20250103_0000"), "{err}");
+
+        exec(&handle, &format!("INSERT INTO {table} VALUES ('not_a_revision')")).await.unwrap();
+        let err = migrator.ensure_schema().await.unwrap_err();
+        assert!(err.to_string().contains("not_a_revision") && err.to_string().contains("edited by hand"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Unsafe);
+    }
+
+    async fn downgrades_are_refused_in_production_and_run_in_development(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        let err = Migrator::new(&set, &handle).downgrade(DowngradeTarget::Steps(1)).await.unwrap_err();
+        assert!(err.to_string().contains("forward-only"), "{err}");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
+
+        let dev = Migrator::new(&set, &handle).with_policy(development());
+        let report = dev.downgrade(DowngradeTarget::Steps(1)).await.unwrap();
+        assert_eq!((report.from, report.to), (Some(rev("20250103_0000")), Some(rev("20250102_0000"))));
+        assert!(exec(&handle, "SELECT * FROM c").await.is_err());
+        // The O(1) guard still verifies after a downgrade.
+        assert!(matches!(dev.check().await.unwrap(), SchemaState::Behind { pending: 1, .. }));
+        dev.downgrade(DowngradeTarget::Base).await.unwrap();
+        assert_eq!(version(&handle).await, None);
+        assert_eq!(dev.check().await.unwrap(), SchemaState::Behind { current: None, head: rev("20250103_0000"), pending: 3 });
+        dev.upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(dev.check().await.unwrap(), SchemaState::UpToDate { current: Some(rev("20250103_0000")) });
+        assert_eq!(handle.read_history().await.unwrap().len(), 3 + 3 + 3);
+    }
+
+    async fn irreversible_migration_stops_a_downgrade_before_anything_runs(db: TestDb) {
+        let set = abc();
+        set.write(B, "-- calista:irreversible\n-- calista:up\nCREATE TABLE b (id INTEGER);\n");
+        let handle = db.open();
+        let loaded = set.load();
+        let dev = Migrator::new(&loaded, &handle).with_policy(development());
+        dev.upgrade(UpgradeTarget::Head).await.unwrap();
+        let err = dev.downgrade(DowngradeTarget::Base).await.unwrap_err();
+        assert!(err.to_string().contains(B) && err.to_string().contains("irreversible"), "{err}");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
+        assert_eq!(scalar(&handle, "SELECT count(*) FROM c").await, 0, "c was not reverted either");
+    }
+
+    async fn failed_no_transaction_migration_is_interrupted_until_recovered(db: TestDb) {
+        let set = MigrationSet::new(&[(A, &create_table("a"))]);
+        set.write(B, "-- calista:no-transaction\n-- calista:up\nCREATE INDEX ix_a_note ON a (note);\nCREATE INDEX ix_gone ON gone (x);\n-- calista:down\nDROP INDEX ix_a_note;\n");
+        let handle = db.open();
+        let loaded = set.load();
+        let dev = Migrator::new(&loaded, &handle).with_policy(development());
+        let err = dev.upgrade(UpgradeTarget::Head).await.unwrap_err();
+        assert!(err.to_string().contains("recorded as interrupted"), "{err}");
+        let state = dev.check().await.unwrap();
+        assert!(matches!(&state, SchemaState::Interrupted { revision, .. } if revision == "20250102_0000"), "{state:?}");
+        let err = dev.ensure_schema().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsafe);
+        assert!(err.to_string().contains("calista db recover"), "{err}");
+
+        // The operator undoes the partial change and fixes the cause, then retries.
+        exec(&handle, "DROP INDEX ix_a_note").await.unwrap();
+        exec(&handle, "CREATE TABLE gone (x INTEGER)").await.unwrap();
+        dev.recover(Recovery::Retry).await.unwrap();
+        dev.upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(dev.check().await.unwrap(), SchemaState::UpToDate { current: Some(rev("20250102_0000")) });
+        assert!(matches!(dev.recover(Recovery::Retry).await.unwrap_err(), calista::Error::NothingToRecover));
+    }
+
+    async fn interrupted_migration_that_did_complete_can_be_marked_applied(db: TestDb) {
+        let set = MigrationSet::new(&[(A, &create_table("a"))]);
+        set.write(B, "-- calista:no-transaction\n-- calista:up\nCREATE INDEX ix_a_note ON a (note);\nSELECT * FROM gone;\n-- calista:down\nDROP INDEX ix_a_note;\n");
+        let handle = db.open();
+        let loaded = set.load();
+        let dev = Migrator::new(&loaded, &handle).with_policy(development());
+        assert!(dev.upgrade(UpgradeTarget::Head).await.is_err());
+        dev.recover(Recovery::MarkApplied).await.unwrap();
+        assert_eq!(dev.check().await.unwrap(), SchemaState::UpToDate { current: Some(rev("20250102_0000")) });
+        assert_eq!(version(&handle).await.as_deref(), Some("20250102_0000"));
+    }
+
+    async fn sixteen_concurrent_upgraders_apply_each_migration_once(db: TestDb) {
+        let set = abc().load();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let handle = db.open();
+            let set = set.clone();
+            tasks.push(tokio::spawn(async move {
+                Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await
+            }));
+        }
+        let mut applied = 0;
+        for task in tasks {
+            let report = task.await.unwrap().unwrap();
+            applied += report.steps.len();
+        }
+        assert_eq!(applied, 3, "each migration applied by exactly one upgrader");
+        let handle = db.open();
+        assert_eq!(handle.read_history().await.unwrap().len(), 3);
+        assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
+    }
+
+    async fn upgrade_script_changes_nothing(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        let migrator = Migrator::new(&set, &handle).with_policy(development());
+        migrator.upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+        let script = migrator.upgrade_script(UpgradeTarget::Head).await.unwrap();
+        assert!(script.contains("CREATE TABLE b") && script.contains("CREATE TABLE c"), "{script}");
+        assert!(!script.contains("CREATE TABLE a"), "{script}");
+        assert!(script.contains("UPDATE") && script.contains("'20250103_0000'") && script.contains("COMMIT;"), "{script}");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+        assert!(exec(&handle, "SELECT * FROM b").await.is_err());
+    }
+
+    async fn lock_timeout_names_the_holder(db: TestDb) {
+        let set = abc().load();
+        let handle = db.open();
+        Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+        // Hold the lock the way a running upgrade does, from another connection.
+        let holder = hold_migration_lock(&db).await;
+        let impatient = db.open_with(DatabaseOptions { lock_timeout: Duration::from_millis(600), ..DatabaseOptions::default() });
+        let err = Migrator::new(&set, &impatient).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LockTimeout);
+        let message = err.to_string();
+        assert!(message.contains("held by"), "{message}");
+        if db.url_text().starts_with("postgres") {
+            assert!(message.contains("pid") && message.contains("lock-holder-test"), "{message}");
+        }
+        drop(holder);
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+    }
+}
+
+/// Holds the migration lock from a separate connection until dropped.
+async fn hold_migration_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
+    use sqlx::Connection;
+    match db {
+        TestDb::Postgres(pg) => {
+            let url = if pg.url.contains('?') { format!("{}&application_name=lock-holder-test", pg.url) } else { format!("{}?application_name=lock-holder-test", pg.url) };
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let key = calista::postgres_lock_key("calista");
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut conn).await.unwrap();
+            Box::new(conn)
+        }
+        TestDb::Sqlite { file, .. } => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            Box::new(conn)
+        }
+    }
+}
