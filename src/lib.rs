@@ -1,10 +1,101 @@
-//! CALISTA schema migrations.
-pub use calista_core::*;
-pub use calista_macros::migrations;
+//! CALISTA schema migrations: migrations checked by the compiler, a schema guard that runs
+//! once per process in one or two indexed reads, and upgrades that lock, back up, and
+//! apply everything in one transaction, on PostgreSQL and SQLite.
+//!
+//! ```no_run
+//! // In the application crate, with its migration files in `migrations/`:
+//! static MIGRATIONS: calista::Migrations = calista::migrations!();
+//!
+//! #[derive(Debug)]
+//! enum AppError {
+//!     Db(calista::Error),
+//! }
+//!
+//! impl From<calista::Error> for AppError {
+//!     fn from(error: calista::Error) -> Self {
+//!         AppError::Db(error)
+//!     }
+//! }
+//!
+//! /// A handler that needs the database: the guard runs before its body, once per process.
+//! #[calista::requires_db]
+//! async fn count_events() -> Result<i64, AppError> {
+//!     let db = calista::db().await?;
+//!     let pool = db.sqlite_pool().expect("this example uses SQLite");
+//!     Ok(sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await.unwrap_or(0))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), AppError> {
+//!     let url = calista::url::DatabaseUrl::parse("sqlite:///app.db", std::path::Path::new("."))
+//!         .expect("a valid URL");
+//!     // Explicit by default: the guard refuses a database that is behind. Opt in to
+//!     // automatic upgrades in the policy (the `calista` program reads it from settings).
+//!     let policy = calista::Policy { auto_upgrade: true, ..calista::Policy::default() };
+//!     calista::App::new(&MIGRATIONS, url).policy(policy).install()?;
+//!     println!("{} events", count_events().await?);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Cargo rebuilds a crate when an embedded migration file changes, but not when a file is
+//! added to the folder. Add a `build.rs` to the crate that embeds migrations:
+//!
+//! ```no_run
+//! fn main() {
+//!     println!("cargo::rerun-if-changed=migrations");
+//! }
+//! ```
+//!
+//! Debug builds also warn at run time when the folder holds migrations the binary lacks.
 
+extern crate self as calista;
+
+pub use calista_core::*;
+pub use calista_macros::{migrations, requires_db};
+
+/// Used by code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use calista_core::{
-        Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
-    };
+    pub use calista_core::{Checksum, Dialect, Direction, Migration, Migrations, Revision, Section};
+    pub use calista_core::{require_db, require_db_blocking};
+
+    use calista_core::Error;
+
+    /// The return type of a `#[requires_db]` handler: a `Result` whose error can hold
+    /// the guard's error.
+    #[diagnostic::on_unimplemented(
+        message = "`#[requires_db]` handlers must return `Result<_, E>`, not `{Self}`",
+        label = "not a `Result`",
+        note = "return `Result<T, E>` where `E: From<calista::Error>`, so that a guard error can be returned"
+    )]
+    pub trait HandlerResult {
+        /// The handler's return value for a guard error.
+        fn from_db_error(error: Error) -> Self;
+    }
+
+    impl<T, E: DbErrorTarget> HandlerResult for Result<T, E> {
+        fn from_db_error(error: Error) -> Self {
+            Err(E::from_db_error(error))
+        }
+    }
+
+    /// An error type that can hold the guard's error.
+    #[diagnostic::on_unimplemented(
+        message = "the error type `{Self}` of this `#[requires_db]` handler cannot hold calista's error",
+        label = "`{Self}` needs `impl From<calista::Error>`",
+        note = "add `impl From<calista::Error> for {Self}` (with thiserror: a `#[from] calista::Error` variant), \
+                or return an error type that has it, such as `Box<dyn std::error::Error + Send + Sync>` or `anyhow::Error`"
+    )]
+    pub trait DbErrorTarget {
+        /// Converts the guard's error.
+        fn from_db_error(error: Error) -> Self;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<E: From<Error>> DbErrorTarget for E {
+        fn from_db_error(error: Error) -> Self {
+            E::from(error)
+        }
+    }
 }

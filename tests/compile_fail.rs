@@ -1,5 +1,5 @@
-//! Compile-time checks: every rule of the migration file format is a build error with a
-//! checked-in message, and valid folders build.
+//! Compile-time checks: every rule of the migration file format, and every misuse of
+//! `#[requires_db]`, is a build error with a checked-in message; valid uses build and run.
 
 use std::fs;
 use std::path::Path;
@@ -36,10 +36,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// One run for every case: trybuild builds them all in one project.
 #[test]
-fn migration_rules_are_compile_errors() {
+fn macros_reject_mistakes_at_compile_time() {
     install_fixtures();
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/fail/*.rs");
     cases.pass("tests/ui/pass/*.rs");
+    cases.compile_fail("tests/ui/requires_db_fail/*.rs");
+    cases.pass("tests/ui/requires_db_pass/*.rs");
 }

@@ -70,8 +70,15 @@ enum Inner {
 }
 
 impl Database {
-    /// A handle on the database at `url`.
+    /// A handle on the database at `url`. Call it inside a Tokio runtime: the pool's
+    /// housekeeping runs there.
     pub fn connect(url: &DatabaseUrl, options: DatabaseOptions) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::database(
+                "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])",
+                sqlx::Error::Configuration("no Tokio runtime".into()),
+            ));
+        }
         if !store::is_valid_schema_name(&options.schema) {
             return Err(Error::database(
                 format!(

@@ -130,6 +130,10 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] SourceError),
 
+    /// The application is not set up the way the runtime needs.
+    #[error("{0}")]
+    Setup(String),
+
     /// The pre-upgrade backup failed; nothing was changed.
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
@@ -142,8 +146,9 @@ impl Error {
             Self::Schema { state: SchemaState::Behind { .. }, .. } => ErrorKind::Behind,
             Self::Schema { .. } => ErrorKind::Unsafe,
             Self::LockTimeout { .. } => ErrorKind::LockTimeout,
-            Self::MigrationInterrupted { .. } => ErrorKind::Unsafe,
-            Self::DowngradeRefused { .. } | Self::Plan(_) | Self::Source(_) | Self::NothingToRecover => {
+            // The SQL failed: a failure, which also leaves the state interrupted.
+            Self::MigrationInterrupted { .. } => ErrorKind::Failure,
+            Self::DowngradeRefused { .. } | Self::Plan(_) | Self::Source(_) | Self::NothingToRecover | Self::Setup(_) => {
                 ErrorKind::Usage
             }
             Self::Connect { .. }

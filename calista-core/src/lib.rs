@@ -16,6 +16,8 @@ pub mod sql_split;
 pub mod utc;
 
 #[cfg(feature = "runtime")]
+mod app;
+#[cfg(feature = "runtime")]
 mod backend;
 #[cfg(feature = "runtime")]
 pub mod backup;
@@ -40,6 +42,8 @@ pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
 pub use problem::{Problem, ProblemKind, SourceError};
 
 #[cfg(feature = "runtime")]
+pub use app::{App, db, require_db, require_db_blocking, startup};
+#[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, postgres_lock_key};
 #[cfg(feature = "runtime")]
 pub use error::{DEFAULT_UPGRADE_HINT, Error, ErrorKind};
@@ -47,3 +51,7 @@ pub use error::{DEFAULT_UPGRADE_HINT, Error, ErrorKind};
 pub use migrator::{Downgrades, Ensured, Migrator, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
 pub use store::{DEFAULT_SCHEMA, is_valid_schema_name};
+
+/// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
+#[cfg(feature = "runtime")]
+pub use sqlx;

@@ -5,6 +5,7 @@ use proc_macro::TokenStream;
 
 mod errors;
 mod migrations;
+mod requires_db;
 
 /// Embeds a folder of migration files as a `calista::Migrations`, checked at build time.
 ///
@@ -14,4 +15,16 @@ mod migrations;
 #[proc_macro]
 pub fn migrations(input: TokenStream) -> TokenStream {
     migrations::expand(input.into()).into()
+}
+
+/// Marks a command handler that needs the database.
+///
+/// Before the body runs, the database handle is acquired, which runs the schema guard
+/// once per process with the policy installed by `calista::App::install`. A guard error
+/// (schema behind, unsafe, unreachable database) is returned through the handler's own
+/// error type, which must implement `From<calista::Error>`. Works on sync and async
+/// functions returning `Result`.
+#[proc_macro_attribute]
+pub fn requires_db(args: TokenStream, item: TokenStream) -> TokenStream {
+    requires_db::expand(args.into(), item.into()).into()
 }

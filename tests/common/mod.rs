@@ -1,5 +1,5 @@
 //! Test support: scratch PostgreSQL databases and SQLite files.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,6 @@
+#[calista::requires_db]
+const fn list_events() -> Result<(), calista::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[calista::requires_db]
+async fn list_events() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[calista::requires_db]
+struct Handler;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[calista::requires_db]
+fn count_events() -> i64 {
+    0
+}
+
+fn main() {}
