@@ -65,6 +65,29 @@ impl Revision {
         parse_date_time(date, time)
     }
 
+    /// The revision one minute later, carrying into the hour, day, month and year.
+    pub fn next_minute(self) -> Self {
+        let (mut year, mut month, mut day) = (self.year(), self.month(), self.day());
+        let (mut hour, mut minute) = (self.hour(), self.minute() + 1);
+        if minute == 60 {
+            minute = 0;
+            hour += 1;
+        }
+        if hour == 24 {
+            hour = 0;
+            day += 1;
+        }
+        if day > days_in_month(year, month) {
+            day = 1;
+            month += 1;
+        }
+        if month == 13 {
+            month = 1;
+            year += 1;
+        }
+        Self { date: year * 10_000 + month * 100 + day, time: (hour * 100 + minute) as u16 }
+    }
+
     /// The year.
     pub const fn year(self) -> u32 {
         self.date / 10_000
@@ -482,6 +505,17 @@ mod tests {
             }
         );
         assert_eq!(Revision::parse("20261124_0405").unwrap(), revision);
+    }
+
+    #[test]
+    fn next_minute_carries_through_the_calendar() {
+        let next = |s: &str| Revision::parse(s).unwrap().next_minute().to_string();
+        assert_eq!(next("20250826_1030"), "20250826_1031");
+        assert_eq!(next("20250826_1059"), "20250826_1100");
+        assert_eq!(next("20250826_2359"), "20250827_0000");
+        assert_eq!(next("20240228_2359"), "20240229_0000");
+        assert_eq!(next("20250228_2359"), "20250301_0000");
+        assert_eq!(next("20251231_2359"), "20260101_0000");
     }
 
     #[test]

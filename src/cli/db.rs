@@ -1,0 +1,376 @@
+//! `calista db …`: upgrade, inspect, and in development downgrade the schema.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use calista::backup::{self, BackupOutcome};
+use calista::plan::HistoryRecord;
+use calista::utc::UtcDateTime;
+use calista::{
+    Direction, DowngradeTarget, Migrator, Recovery, Report, Revision, SchemaState, UpgradeTarget, naming,
+};
+use serde_json::json;
+
+use super::args::DbCommand;
+use super::context::Context;
+use super::exit::CliError;
+use super::output::{self, Output, Tone};
+
+pub(crate) async fn run(command: DbCommand, context: &Context, out: &Output) -> Result<(), CliError> {
+    match command {
+        DbCommand::Heads => heads(context, out),
+        DbCommand::New { summary } => new(&summary, context, out),
+        DbCommand::Backups => backups(context, out),
+        command => {
+            let db = context.database()?;
+            let result = with_database(command, context, &db, out).await;
+            db.close().await;
+            result
+        }
+    }
+}
+
+async fn with_database(
+    command: DbCommand,
+    context: &Context,
+    db: &calista::Database,
+    out: &Output,
+) -> Result<(), CliError> {
+    let migrator = Migrator::new(context.migrations, db).with_policy(context.policy());
+    match command {
+        DbCommand::Upgrade { to, sql } => {
+            let target = match to {
+                Some(text) => UpgradeTarget::Revision(parse_revision(&text)?),
+                None => UpgradeTarget::Head,
+            };
+            if sql {
+                out.print(migrator.upgrade_script(target).await?.trim_end());
+            } else {
+                let report = migrator.upgrade(target).await?;
+                out.print(&render_report(&report, out));
+            }
+            Ok(())
+        }
+        DbCommand::Downgrade { target } => {
+            let target: DowngradeTarget = target.parse().map_err(|_| {
+                CliError::Usage(format!(
+                    "`{target}` is not a downgrade target: give a revision id (YYYYMMDD_HHMM), -N (N steps back) or base"
+                ))
+            })?;
+            let report = migrator.downgrade(target).await?;
+            out.print(&render_report(&report, out));
+            Ok(())
+        }
+        DbCommand::Current => {
+            let state = db.read_state().await?;
+            let versions = state.versions.unwrap_or_default();
+            if out.json() {
+                out.print_json(&json!({ "current": versions.first(), "rows": versions }));
+            } else {
+                match versions.as_slice() {
+                    [] => out.print("base (no revision applied)"),
+                    [one] => out.print(one),
+                    several => out.print(&several.join("\n")),
+                }
+            }
+            Ok(())
+        }
+        DbCommand::Status => status(context, db, &migrator, out).await,
+        DbCommand::History => history(context, db, out).await,
+        DbCommand::Check => {
+            let state = migrator.check().await?;
+            let head = context.migrations.head().map(|m| m.revision().to_string());
+            if out.json() {
+                out.print_json(&state_json(&state, head.as_deref()));
+            } else if state.is_up_to_date() {
+                out.print(&format!("{} at {}", out.paint(Tone::Good, "up to date"), show(state.current())));
+            }
+            if state.is_up_to_date() {
+                Ok(())
+            } else {
+                Err(calista::Error::Schema { state, hint: calista::DEFAULT_UPGRADE_HINT.to_owned() }.into())
+            }
+        }
+        DbCommand::Recover { retry, .. } => {
+            let how = if retry { Recovery::Retry } else { Recovery::MarkApplied };
+            let state = migrator.recover(how).await?;
+            let done = match how {
+                Recovery::Retry => "the interrupted attempt is forgotten; `calista db upgrade` runs it again",
+                Recovery::MarkApplied => "the interrupted migration is recorded as applied",
+            };
+            out.print(&format!("{done}\nstate: {}", state.name()));
+            Ok(())
+        }
+        DbCommand::Heads | DbCommand::New { .. } | DbCommand::Backups => Ok(()),
+    }
+}
+
+async fn status(context: &Context, db: &calista::Database, migrator: &Migrator<'_>, out: &Output) -> Result<(), CliError> {
+    let head = context.migrations.head().map(|m| m.revision().to_string());
+    let checked = migrator.check().await;
+    let (reachable, state) = match &checked {
+        Ok(state) => (true, Some(state)),
+        Err(e) if matches!(e.kind(), calista::ErrorKind::Failure) => (false, None),
+        Err(_) => (true, None),
+    };
+    let backend = match db.dialect() {
+        calista::Dialect::Postgres => "PostgreSQL",
+        calista::Dialect::Sqlite => "SQLite",
+    };
+    if out.json() {
+        let mut value = json!({ "reachable": reachable, "backend": backend, "url": db.url(), "head": head });
+        if let (Some(state), Some(map)) = (state, value.as_object_mut()) {
+            if let Some(fields) = state_json(state, head.as_deref()).as_object() {
+                map.extend(fields.clone());
+            }
+        }
+        if let (Err(e), Some(map)) = (&checked, value.as_object_mut()) {
+            map.insert("error".into(), json!(out.scrub(&e.to_string())));
+        }
+        out.print_json(&value);
+    } else {
+        let mut rows = vec![
+            vec!["reachable".into(), if reachable { out.paint(Tone::Good, "yes") } else { out.paint(Tone::Bad, "no") }],
+            vec!["backend".into(), backend.into()],
+            vec!["url".into(), db.url().to_owned()],
+        ];
+        if let Some(state) = state {
+            rows.push(vec!["current".into(), show(state.current())]);
+            rows.push(vec!["head".into(), head.clone().unwrap_or_else(|| "none".into())]);
+            rows.push(vec!["pending".into(), pending(state).to_string()]);
+            let tone = if state.is_up_to_date() { Tone::Good } else { Tone::Warn };
+            rows.push(vec!["state".into(), out.paint(tone, state.name())]);
+        }
+        out.print(&output::table(&rows));
+    }
+    checked.map(drop).map_err(CliError::from)
+}
+
+fn state_json(state: &SchemaState, head: Option<&str>) -> serde_json::Value {
+    json!({
+        "state": state.name(),
+        "up_to_date": state.is_up_to_date(),
+        "current": state.current().map(|r| r.to_string()),
+        "head": head,
+        "pending": pending(state),
+    })
+}
+
+fn pending(state: &SchemaState) -> usize {
+    match state {
+        SchemaState::Behind { pending, .. } => *pending,
+        _ => 0,
+    }
+}
+
+async fn history(context: &Context, db: &calista::Database, out: &Output) -> Result<(), CliError> {
+    let records = db.read_history().await?;
+    let applied = applied_now(&records);
+    let known: std::collections::HashSet<String> = context.migrations.iter().map(|m| m.revision().to_string()).collect();
+    let mut entries = Vec::new();
+    for migration in context.migrations {
+        let revision = migration.revision().to_string();
+        let record = applied.get(revision.as_str());
+        entries.push(json!({
+            "revision": revision,
+            "file": migration.file_name(),
+            "applied": record.is_some(),
+            "applied_at": record.map(|r| r.applied_at.clone()),
+            "app_version": record.map(|r| r.app_version.clone()),
+            "duration_ms": record.map(|r| r.duration_ms),
+            "in_this_build": true,
+        }));
+    }
+    let mut unknown: Vec<&&HistoryRecord> = applied.values().filter(|r| !known.contains(&r.revision)).collect();
+    unknown.sort_by(|a, b| a.revision.cmp(&b.revision));
+    for record in unknown {
+        entries.push(json!({
+            "revision": record.revision,
+            "file": format!("{}_{}.sql", record.revision, record.summary),
+            "applied": true,
+            "applied_at": record.applied_at,
+            "app_version": record.app_version,
+            "duration_ms": record.duration_ms,
+            "in_this_build": false,
+        }));
+    }
+    if out.json() {
+        out.print_json(&serde_json::Value::Array(entries));
+        return Ok(());
+    }
+    let mut rows = vec![vec!["REVISION".into(), "STATUS".into(), "APPLIED AT (UTC)".into(), "FILE".into()]];
+    for entry in &entries {
+        let text = |key: &str| entry[key].as_str().unwrap_or("").to_owned();
+        let status = match (entry["applied"].as_bool(), entry["in_this_build"].as_bool()) {
+            (Some(true), Some(false)) => out.paint(Tone::Bad, "applied, not in this build"),
+            (Some(true), _) => out.paint(Tone::Good, "applied"),
+            _ => out.paint(Tone::Warn, "pending"),
+        };
+        rows.push(vec![text("revision"), status, text("applied_at"), text("file")]);
+    }
+    out.print(&output::table(&rows));
+    Ok(())
+}
+
+/// The applied migrations by revision, replaying the history (a downgrade removes one).
+fn applied_now(records: &[HistoryRecord]) -> HashMap<&str, &HistoryRecord> {
+    let mut applied = HashMap::new();
+    for record in records.iter().filter(|r| r.finished) {
+        match record.direction {
+            Direction::Up => {
+                applied.insert(record.revision.as_str(), record);
+            }
+            Direction::Down => {
+                applied.remove(record.revision.as_str());
+            }
+        }
+    }
+    applied
+}
+
+fn heads(context: &Context, out: &Output) -> Result<(), CliError> {
+    let head = context.migrations.head();
+    if out.json() {
+        out.print_json(&json!({ "heads": head.map(|m| m.revision().to_string()).into_iter().collect::<Vec<_>>() }));
+    } else {
+        match head {
+            Some(m) => out.print(&format!("{} (head) {}", m.revision(), m.file_name())),
+            None => out.print("no migrations"),
+        }
+    }
+    Ok(())
+}
+
+fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
+    if let Err(error) = naming::validate_summary(summary) {
+        return Err(CliError::Usage(format!("{error}; {}", error.fix())));
+    }
+    let dir = context.migrations_dir();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::failure(format!("cannot create the migrations folder {}", dir.display()), e))?;
+    let revision = next_revision(&dir)?;
+    let path = dir.join(naming::file_name(revision, summary));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| CliError::failure(format!("cannot create {}", path.display()), e))?;
+    std::io::Write::write_all(&mut file, calista::format::template(revision, summary).as_bytes())
+        .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
+    out.print(&path.display().to_string());
+    out.notice("Write the SQL under `-- calista:up` and its reverse under `-- calista:down`; rebuild to embed it.");
+    Ok(())
+}
+
+/// Now, UTC, to the minute; or one minute after the newest file if that is not earlier,
+/// so that a new file always sorts last.
+fn next_revision(dir: &Path) -> Result<Revision, CliError> {
+    let now = UtcDateTime::now();
+    let now = Revision::new(u32::try_from(now.year).unwrap_or(9999), now.month, now.day, now.hour, now.minute)
+        .map_err(|e| CliError::Usage(format!("the system clock gives an impossible date: {e}")))?;
+    let newest = std::fs::read_dir(dir)
+        .map_err(|e| CliError::failure(format!("cannot read {}", dir.display()), e))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| naming::parse_file_name(&name).ok().map(|parsed| parsed.revision))
+        .max();
+    match newest {
+        Some(newest) if newest >= now => Ok(newest.next_minute()),
+        _ => Ok(now),
+    }
+}
+
+fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
+    let dir = backup_dir(context);
+    let found = backup::list(&dir).map_err(|e| CliError::failure(format!("cannot read {}", dir.display()), e))?;
+    if out.json() {
+        let entries: Vec<_> = found
+            .iter()
+            .map(|b| {
+                json!({
+                    "path": b.path.display().to_string(),
+                    "database": b.database,
+                    "revision": b.revision,
+                    "taken_at": b.taken_at,
+                    "size": b.size,
+                })
+            })
+            .collect();
+        out.print_json(&serde_json::Value::Array(entries));
+        return Ok(());
+    }
+    if found.is_empty() {
+        out.print(&format!("no backups in {}", dir.display()));
+        return Ok(());
+    }
+    let mut rows = vec![vec!["TAKEN (UTC)".into(), "DATABASE".into(), "REVISION".into(), "SIZE".into(), "PATH".into()]];
+    for b in &found {
+        let revision = if b.revision.is_empty() { "-".to_owned() } else { b.revision.clone() };
+        rows.push(vec![b.taken_at.clone(), b.database.clone(), revision, output::size(b.size), b.path.display().to_string()]);
+    }
+    out.print(&output::table(&rows));
+    Ok(())
+}
+
+/// Where backups of the configured database go.
+fn backup_dir(context: &Context) -> PathBuf {
+    let options = context.backup_options();
+    match (&options.dir, context.url()) {
+        (Some(dir), _) => dir.clone(),
+        (None, calista::url::DatabaseUrl::Sqlite(calista::url::SqliteTarget::File(file))) => {
+            file.parent().unwrap_or(Path::new(".")).join(backup::DEFAULT_DIR_NAME)
+        }
+        (None, _) => PathBuf::from(backup::DEFAULT_DIR_NAME),
+    }
+}
+
+fn render_report(report: &Report, out: &Output) -> String {
+    let mut lines = Vec::new();
+    if let Some(outcome) = &report.backup {
+        match outcome {
+            BackupOutcome::Taken(b) => {
+                lines.push(format!("backup: {} ({})", b.path.display(), output::size(b.size)));
+                lines.push(format!("  restore with: {}", b.restore_command));
+            }
+            BackupOutcome::Skipped(reason) => lines.push(format!("backup skipped: {reason}")),
+        }
+    }
+    let verb = match report.direction {
+        Direction::Up => "applied",
+        Direction::Down => "reverted",
+    };
+    for step in &report.steps {
+        let alone = if step.no_transaction { " (no-transaction)" } else { "" };
+        lines.push(format!("{} {}{alone}  {}", out.paint(Tone::Good, verb), step.file, output::duration(step.duration)));
+    }
+    if report.steps.is_empty() {
+        lines.push(format!("nothing to do: the database is at {}", show(report.to)));
+    } else {
+        lines.push(format!(
+            "{} {} -> {}: {} migration{} in {}",
+            out.paint(Tone::Strong, if report.direction == Direction::Up { "upgraded" } else { "downgraded" }),
+            show(report.from),
+            show(report.to),
+            report.steps.len(),
+            if report.steps.len() == 1 { "" } else { "s" },
+            output::duration(report.total)
+        ));
+    }
+    for pruned in &report.pruned {
+        lines.push(out.paint(Tone::Dim, &format!("deleted old backup {}", pruned.display())));
+    }
+    lines.join("\n")
+}
+
+/// A revision for people; `base` for none.
+pub(crate) fn show(revision: Option<Revision>) -> String {
+    revision.map_or_else(|| "base".to_owned(), |r| r.to_string())
+}
+
+fn parse_revision(text: &str) -> Result<Revision, CliError> {
+    Revision::parse(text).map_err(|e| CliError::Usage(format!("`{text}` is not a revision id (YYYYMMDD_HHMM): {e}")))
+}
+
+/// Shown with an auto-upgrade at start-up.
+pub(crate) fn render_startup(report: &Report, out: &Output) -> String {
+    render_report(report, out)
+}

@@ -1,0 +1,169 @@
+//! `calista events …`: CALISTA's event store. These commands need the database, so they
+//! are `#[calista::requires_db]`: the schema guard runs before them, once per process.
+
+use calista::sqlx::{self, Row};
+use serde_json::json;
+
+use super::exit::CliError;
+
+/// What a command produced, printed after any start-up notice.
+pub(crate) enum Produced {
+    Text(String),
+    Json(serde_json::Value),
+}
+
+const APPEND_POSTGRES: &str = "INSERT INTO event_store \
+    (stream_id, stream_type, version, event_id, event_type, payload, metadata) \
+    SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, CAST($5 AS JSONB), CAST($6 AS JSONB) \
+    FROM event_store WHERE stream_id = $1 RETURNING global_seq, version";
+const APPEND_SQLITE: &str = "INSERT INTO event_store \
+    (stream_id, stream_type, version, event_id, event_type, payload, metadata) \
+    SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, json(?5), json(?6) \
+    FROM event_store WHERE stream_id = ?1 RETURNING global_seq, version";
+const LIST_POSTGRES: &str = "SELECT global_seq, stream_id, stream_type, version, event_id, event_type, \
+    to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload::text, metadata::text \
+    FROM event_store WHERE ($1::text IS NULL OR stream_id = $1) ORDER BY global_seq LIMIT $2";
+const LIST_SQLITE: &str = "SELECT global_seq, stream_id, stream_type, version, event_id, event_type, \
+    recorded_at, payload, metadata \
+    FROM event_store WHERE (?1 IS NULL OR stream_id = ?1) ORDER BY global_seq LIMIT ?2";
+
+/// The new event.
+pub(crate) struct NewEvent {
+    pub(crate) stream: String,
+    pub(crate) stream_type: Option<String>,
+    pub(crate) event_type: String,
+    pub(crate) payload: String,
+    pub(crate) metadata: Option<String>,
+}
+
+/// Appends an event; its version is the stream's next.
+#[calista::requires_db]
+pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, CliError> {
+    let payload = parse_json("--payload", &event.payload)?;
+    let metadata = event.metadata.as_deref().map(|m| parse_json("--metadata", m)).transpose()?;
+    let stream_type = event.stream_type.clone().unwrap_or_else(|| default_stream_type(&event.stream));
+    let db = calista::db().await?;
+    // Two writers may pick the same next version; the unique (stream_id, version) turns
+    // one away, and it takes the next.
+    let mut attempt = 0;
+    let (global_seq, version) = loop {
+        attempt += 1;
+        let event_id = ulid::Ulid::generate().to_string();
+        let args = (&event.stream, &stream_type, event_id, &event.event_type, payload.to_string(), metadata.as_ref().map(|m| m.to_string()));
+        let inserted: Result<(i64, i64), sqlx::Error> = if let Some(pool) = db.postgres_pool() {
+            sqlx::query(APPEND_POSTGRES)
+                .bind(args.0).bind(args.1).bind(args.2).bind(args.3).bind(args.4).bind(args.5)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| Ok((row.try_get(0)?, i64::from(row.try_get::<i32, _>(1)?))))
+        } else if let Some(pool) = db.sqlite_pool() {
+            sqlx::query(APPEND_SQLITE)
+                .bind(args.0).bind(args.1).bind(args.2).bind(args.3).bind(args.4).bind(args.5)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        } else {
+            return Err(CliError::Usage("the database is neither PostgreSQL nor SQLite".into()));
+        };
+        match inserted {
+            Ok(done) => break done,
+            Err(e) if attempt < 5 && is_unique_violation(&e) => continue,
+            Err(e) => return Err(CliError::failure("cannot append the event", e)),
+        }
+    };
+    Ok(if as_json {
+        Produced::Json(json!({ "global_seq": global_seq, "stream": event.stream, "version": version }))
+    } else {
+        Produced::Text(format!("appended {}@{version} (global position {global_seq})", event.stream))
+    })
+}
+
+/// Lists events, oldest first.
+#[calista::requires_db]
+pub(crate) async fn list(stream: Option<String>, limit: u32, as_json: bool) -> Result<Produced, CliError> {
+    let db = calista::db().await?;
+    let rows = if let Some(pool) = db.postgres_pool() {
+        sqlx::query(LIST_POSTGRES).bind(stream).bind(i64::from(limit)).fetch_all(pool).await.and_then(|rows| rows.iter().map(event_of).collect())
+    } else if let Some(pool) = db.sqlite_pool() {
+        sqlx::query(LIST_SQLITE).bind(stream).bind(i64::from(limit)).fetch_all(pool).await.and_then(|rows| rows.iter().map(event_of).collect())
+    } else {
+        Ok(Vec::new())
+    };
+    let events: Vec<Event> = rows.map_err(|e| CliError::failure("cannot read the event store", e))?;
+    if as_json {
+        return Ok(Produced::Json(serde_json::Value::Array(events.iter().map(Event::to_json).collect())));
+    }
+    if events.is_empty() {
+        return Ok(Produced::Text("no events".into()));
+    }
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| format!("{:>6}  {}  {}@{}  {}  {}", e.global_seq, e.recorded_at, e.stream_id, e.version, e.event_type, e.payload))
+        .collect();
+    Ok(Produced::Text(lines.join("\n")))
+}
+
+struct Event {
+    global_seq: i64,
+    stream_id: String,
+    stream_type: String,
+    version: i64,
+    event_id: String,
+    event_type: String,
+    recorded_at: String,
+    payload: String,
+    metadata: Option<String>,
+}
+
+impl Event {
+    fn to_json(&self) -> serde_json::Value {
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| json!(text));
+        json!({
+            "global_seq": self.global_seq,
+            "stream_id": self.stream_id,
+            "stream_type": self.stream_type,
+            "version": self.version,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "recorded_at": self.recorded_at,
+            "payload": parse(&self.payload),
+            "metadata": self.metadata.as_deref().map(parse),
+        })
+    }
+}
+
+fn event_of<R: Row>(row: &R) -> Result<Event, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Event {
+        global_seq: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        stream_type: row.try_get(2)?,
+        version: i64::from(row.try_get::<i32, _>(3)?),
+        event_id: row.try_get(4)?,
+        event_type: row.try_get(5)?,
+        recorded_at: row.try_get(6)?,
+        payload: row.try_get(7)?,
+        metadata: row.try_get(8)?,
+    })
+}
+
+fn parse_json(flag: &str, text: &str) -> Result<serde_json::Value, CliError> {
+    serde_json::from_str(text)
+        .map_err(|e| CliError::Usage(format!("{flag} must be a JSON document ({e}); for example {flag} '{{\"total\": 42}}'")))
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+/// `order-42` → `order`, `user:7` → `user`; a stream id without a separator is its own type.
+fn default_stream_type(stream: &str) -> String {
+    let prefix = stream.split(['-', ':']).next().filter(|p| !p.is_empty()).unwrap_or(stream);
+    prefix.chars().take(100).collect()
+}
