@@ -5,4 +5,5 @@
 //! `calista::migrations!()` add the same line to their own build.rs.
 fn main() {
     println!("cargo::rerun-if-changed=migrations");
+    println!("cargo::rerun-if-changed=examples/orders/migrations");
 }
