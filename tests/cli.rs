@@ -1,0 +1,260 @@
+//! The `calista` program end to end: the real binary, in temporary folders, against real
+//! SQLite files and PostgreSQL databases.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `calista` in `dir` with a clean CALISTA_* environment plus `env`.
+fn calista(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    command.current_dir(dir).args(args).env("NO_COLOR", "1");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().expect("run calista");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn on(db: &TestDb, args: &[&str]) -> Run {
+    on_with(db, args, &[])
+}
+
+fn on_with(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let url = db.url_text();
+    let mut all = vec![("CALISTA_DB_URL", url.as_str())];
+    all.extend_from_slice(env);
+    calista(&db.scratch_dir(), args, &all)
+}
+
+const HEAD: &str = "20250826_1045";
+
+both_backends! {
+    async fn behind_exits_3_and_says_to_run_upgrade(db: TestDb) {
+        let run = on(&db, &["events", "list"]);
+        assert_eq!(run.code, 3, "{run:?}");
+        assert!(run.stderr.contains("calista db upgrade"), "{run:?}");
+        assert!(run.stderr.contains("2 migrations are pending"), "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+    }
+
+    async fn upgrade_then_commands_run(db: TestDb) {
+        let run = on(&db, &["db", "upgrade"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains("20250826_1030_create_event_store.sql"), "{run:?}");
+        assert!(run.stdout.contains(&format!("-> {HEAD}")), "{run:?}");
+        let append = on(&db, &["events", "append", "--stream", "order-1", "--type", "created", "--payload", r#"{"total": 42}"#]);
+        assert_eq!(append.code, 0, "{append:?}");
+        let list = on(&db, &["--format", "json", "events", "list"]);
+        let events: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+        assert_eq!(events[0]["payload"]["total"], 42);
+        assert_eq!(events[0]["stream_type"], "order");
+        assert_eq!(events[0]["event_id"].as_str().map(str::len), Some(26));
+    }
+
+    async fn each_auto_upgrade_opt_in_upgrades_then_runs_the_command(db: TestDb) {
+        let flag = on(&db, &["--auto-upgrade", "events", "list"]);
+        assert_eq!(flag.code, 0, "{flag:?}");
+        assert!(flag.stdout.contains("no events"), "{flag:?}");
+        assert!(flag.stderr.contains("upgraded at start-up"), "{flag:?}");
+        assert_eq!(on(&db, &["db", "current"]).stdout.trim(), HEAD);
+
+        let second = TestDb::sqlite();
+        let env = on_with(&second, &["events", "list"], &[("CALISTA_AUTO_UPGRADE", "yes")]);
+        assert_eq!(env.code, 0, "{env:?}");
+        assert_eq!(on(&second, &["db", "current"]).stdout.trim(), HEAD);
+
+        let third = TestDb::sqlite();
+        std::fs::write(third.scratch_dir().join("calista.toml"), "[db]\nauto_upgrade = true\n").unwrap();
+        let file = on(&third, &["events", "list"]);
+        assert_eq!(file.code, 0, "{file:?}");
+        assert_eq!(on(&third, &["db", "current"]).stdout.trim(), HEAD);
+    }
+
+    async fn db_check_exit_codes_follow_the_state(db: TestDb) {
+        assert_eq!(on(&db, &["db", "check"]).code, 3);
+        assert_eq!(on(&db, &["db", "upgrade"]).code, 0);
+        let ok = on(&db, &["--format", "json", "db", "check"]);
+        assert_eq!(ok.code, 0, "{ok:?}");
+        let state: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+        assert_eq!(state["state"], "up to date");
+        // A folder whose applied migration was edited: unsafe.
+        let edited = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap() {
+            let entry = entry.unwrap();
+            let mut text = std::fs::read_to_string(entry.path()).unwrap();
+            if entry.file_name().to_string_lossy().contains("stream_index") {
+                text.push_str("\n-- an innocent-looking comment\n");
+            }
+            std::fs::write(edited.path().join(entry.file_name()), text).unwrap();
+        }
+        let dir = edited.path().display().to_string();
+        let modified = on(&db, &["--migrations", &dir, "db", "check"]);
+        assert_eq!(modified.code, 4, "{modified:?}");
+        assert!(modified.stderr.contains("20250826_1045_add_stream_index.sql"), "{modified:?}");
+    }
+
+    async fn upgrade_sql_prints_the_script_and_changes_nothing(db: TestDb) {
+        let run = on(&db, &["db", "upgrade", "--sql"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains("CREATE TABLE event_store"), "{run:?}");
+        assert!(run.stdout.contains("alembic_version"), "{run:?}");
+        assert!(run.stdout.contains(&format!("'{HEAD}'")), "{run:?}");
+        let status = on(&db, &["--format", "json", "db", "status"]);
+        let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(status["current"], serde_json::Value::Null);
+        assert_eq!(status["pending"], 2);
+    }
+
+    async fn downgrade_is_refused_in_production_and_allowed_in_development(db: TestDb) {
+        assert_eq!(on(&db, &["db", "upgrade"]).code, 0);
+        let refused = on(&db, &["db", "downgrade", "-1"]);
+        assert_eq!(refused.code, 2, "{refused:?}");
+        assert!(refused.stderr.contains("forward-only"), "{refused:?}");
+        assert_eq!(on(&db, &["db", "current"]).stdout.trim(), HEAD);
+        let allowed = on_with(&db, &["db", "downgrade", "-1"], &[("CALISTA_ENV", "development")]);
+        assert_eq!(allowed.code, 0, "{allowed:?}");
+        assert_eq!(on(&db, &["db", "current"]).stdout.trim(), "20250826_1030");
+        let to_base = on_with(&db, &["db", "downgrade", "base"], &[("CALISTA_ENV", "ci")]);
+        assert_eq!(to_base.code, 0, "{to_base:?}");
+        assert!(on(&db, &["db", "current"]).stdout.contains("base"));
+    }
+
+    async fn history_lists_applied_and_pending_revisions(db: TestDb) {
+        assert_eq!(on(&db, &["db", "upgrade", "--to", "20250826_1030"]).code, 0);
+        let run = on(&db, &["--format", "json", "db", "history"]);
+        let history: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(history[0]["applied"], true);
+        assert!(history[0]["applied_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(history[1]["applied"], false);
+        let human = on(&db, &["db", "history"]);
+        assert!(human.stdout.contains("pending") && human.stdout.contains("applied"), "{human:?}");
+    }
+}
+
+#[test]
+fn help_version_and_config_show_never_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    // A server that is not there: any attempt to connect would fail the command.
+    let env = [("CALISTA_DB_URL", "postgresql://calista:s3cr3t-pw@127.0.0.1:9/nowhere"), ("CALISTA_CONNECT_TIMEOUT", "1")];
+    for args in [&["--help"][..], &["--version"], &["version"], &["config", "show"], &["db", "--help"]] {
+        let run = calista(dir.path(), args, &env);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
+    }
+    let help = calista(dir.path(), &["--help"], &env);
+    assert!(help.stdout.contains("Exit codes") && help.stdout.contains("5  the migration lock timed out"), "{help:?}");
+    let shown = calista(dir.path(), &["config", "show"], &env);
+    assert!(shown.stdout.contains("postgresql://calista:***@127.0.0.1:9/nowhere") || shown.stdout.contains("postgres://calista:***@127.0.0.1:9/nowhere"), "{shown:?}");
+    assert!(shown.stdout.contains("CALISTA_DB_URL"), "{shown:?}");
+}
+
+#[test]
+fn unreachable_database_is_a_failure_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CALISTA_DB_URL", "postgresql://calista:s3cr3t-pw@127.0.0.1:9/nowhere"), ("CALISTA_CONNECT_TIMEOUT", "2")];
+    for args in [&["db", "status"][..], &["db", "upgrade"], &["events", "list"], &["--format", "json", "db", "status"]] {
+        let run = calista(dir.path(), args, &env);
+        assert_eq!(run.code, 1, "{args:?}: {run:?}");
+        assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
+        assert!(run.all().contains("127.0.0.1:9"), "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn invalid_auto_upgrade_value_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = calista(dir.path(), &["events", "list"], &[("CALISTA_AUTO_UPGRADE", "maybe")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("CALISTA_AUTO_UPGRADE") && run.stderr.contains("maybe"), "{run:?}");
+    assert!(!dir.path().join("calista.db").exists(), "nothing was created");
+}
+
+#[test]
+fn default_database_is_a_sqlite_file_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = calista(dir.path(), &["db", "upgrade"], &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(dir.path().join("calista.db").exists());
+    assert!(run.stdout.contains("backup skipped: the database is empty"), "{run:?}");
+    assert_eq!(calista(dir.path(), &["db", "check"], &[]).code, 0);
+}
+
+#[test]
+fn password_in_a_reachable_url_never_appears() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scratch = runtime.block_on(ScratchPg::new());
+    // The test server trusts local connections, so any password is accepted.
+    let url = scratch.url.replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CALISTA_DB_URL", url.as_str()), ("CALISTA_ENV", "development")];
+    for args in [&["db", "status"][..], &["db", "upgrade"], &["db", "history"], &["config", "show"], &["events", "list"], &["db", "upgrade", "--sql"]] {
+        let run = calista(dir.path(), args, &env);
+        assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
+    }
+    drop(scratch);
+}
+
+#[test]
+fn db_new_writes_a_valid_template_named_after_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = calista(dir.path(), &["db", "new", "add_customer_email"], &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let first = std::fs::read_dir(dir.path().join("migrations")).unwrap().next().unwrap().unwrap().file_name();
+    let first = first.to_string_lossy().into_owned();
+    assert!(first.ends_with("_add_customer_email.sql"), "{first}");
+    // A file from the future: the next one must sort after it.
+    std::fs::write(dir.path().join("migrations/29991231_2359_future.sql"), create_table("f")).unwrap();
+    assert_eq!(calista(dir.path(), &["db", "new", "after_future"], &[]).code, 0);
+    assert!(dir.path().join("migrations/30000101_0000_after_future.sql").exists());
+    let loaded = calista::Migrations::from_dir(dir.path().join("migrations")).unwrap();
+    assert_eq!(loaded.len(), 3);
+    let bad = calista(dir.path(), &["db", "new", "Add-Email"], &[]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("add_email"), "{bad:?}");
+}
+
+#[test]
+fn invalid_migrations_folder_is_a_usage_error_listing_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("m");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("20250230_1000_bad_date.sql"), create_table("a")).unwrap();
+    std::fs::write(folder.join("notes.txt"), "x").unwrap();
+    let run = calista(dir.path(), &["--migrations", "m", "db", "status"], &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("2 problems") && run.stderr.contains("notes.txt") && run.stderr.contains("2025-02-30"), "{run:?}");
+}
+
+#[test]
+fn malformed_config_file_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("calista.toml"), "[db]\nbackup_kep = 3\n").unwrap();
+    let run = calista(dir.path(), &["db", "status"], &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("backup_kep") && run.stderr.contains("calista.toml"), "{run:?}");
+}
