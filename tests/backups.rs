@@ -1,0 +1,294 @@
+//! Pre-upgrade backups: taken only when there is something to apply, before any change;
+//! restorable row for row; and every failure stops the upgrade with the database untouched.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use calista::backup::{BackupOptions, BackupOutcome, BackupPolicy};
+use calista::{Migrator, Policy, UpgradeTarget};
+use common::*;
+
+const FIRST: &str = "20250101_0000_create_a.sql";
+const SECOND: &str = "20250102_0000_create_b.sql";
+const THIRD: &str = "20250103_0000_create_c.sql";
+
+fn rev(text: &str) -> calista::Revision {
+    calista::Revision::parse(text).unwrap()
+}
+
+fn set() -> MigrationSet {
+    MigrationSet::new(&[(FIRST, &create_table("a")), (SECOND, &create_table("b")), (THIRD, &create_table("c"))])
+}
+
+fn with_backups(dir: &Path, keep: u32, pg_dump: Option<PathBuf>) -> Policy {
+    Policy { backup: BackupPolicy::Enabled(BackupOptions { dir: Some(dir.to_owned()), keep, pg_dump }), ..development() }
+}
+
+/// Upgrades to FIRST and fills table a with rows.
+async fn seeded(db: &TestDb, migrations: &calista::Migrations) -> calista::Database {
+    let handle = db.open();
+    Migrator::new(migrations, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+    for i in 1..=50 {
+        exec(&handle, &format!("INSERT INTO a (id, note) VALUES ({i}, 'row {i} ''quoted''')")).await.unwrap();
+    }
+    handle
+}
+
+fn taken(outcome: &Option<BackupOutcome>) -> calista::backup::Backup {
+    match outcome {
+        Some(BackupOutcome::Taken(backup)) => backup.clone(),
+        other => panic!("expected a backup, got {other:?}"),
+    }
+}
+
+async fn rows_of_a(handle: &calista::Database) -> Vec<(i64, String)> {
+    let sql = "SELECT CAST(id AS BIGINT), note FROM a ORDER BY id";
+    if let Some(pool) = handle.postgres_pool() {
+        sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+    } else {
+        sqlx::query_as(sql).fetch_all(handle.sqlite_pool().unwrap()).await.unwrap()
+    }
+}
+
+both_backends! {
+    async fn backup_is_taken_before_the_upgrade_and_is_private(db: TestDb) {
+        let migrations = set();
+        let loaded = migrations.load();
+        let handle = seeded(&db, &loaded).await;
+        let dir = db.scratch_dir().join("backups");
+        let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+        let backup = taken(&report.backup);
+        assert!(backup.path.starts_with(&dir));
+        let name = backup.path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.contains("-20250101_0000-"), "named with the revision it was at: {name}");
+        assert!(backup.size > 0);
+        assert!(!backup.restore_command.contains("s3cr3t"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&backup.path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        // The history of the upgrade records where the backup is.
+        let history = handle.read_history().await.unwrap();
+        assert_eq!(history.last().unwrap().backup.as_deref(), Some(backup.path.to_string_lossy().as_ref()));
+        // Nothing pending: no backup, no writes.
+        let again = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(again.backup, None);
+        assert_eq!(calista::backup::list(&dir).unwrap().len(), 1);
+    }
+
+    async fn empty_database_is_not_backed_up_and_says_why(db: TestDb) {
+        let loaded = set().load();
+        let handle = db.open();
+        let dir = db.scratch_dir().join("backups");
+        let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(report.backup, Some(BackupOutcome::Skipped("the database is empty: nothing to back up".into())));
+        assert!(!dir.exists());
+    }
+
+    async fn oldest_backups_beyond_the_count_are_deleted(db: TestDb) {
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        let dir = db.scratch_dir().join("backups");
+        // Backups of another database in the same folder are not ours to delete.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("other-20250101_0000-20200101T000000Z.dump"), b"x").unwrap();
+        let policy = with_backups(&dir, 1, None);
+        let first = Migrator::new(&loaded, &handle).with_policy(policy.clone()).upgrade(UpgradeTarget::Revision(rev("20250102_0000"))).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let second = Migrator::new(&loaded, &handle).with_policy(policy).upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(second.pruned, vec![taken(&first.backup).path]);
+        let left: Vec<String> = calista::backup::list(&dir).unwrap().into_iter().map(|b| b.revision).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(&"20250102_0000".to_owned()));
+        assert!(dir.join("other-20250101_0000-20200101T000000Z.dump").exists());
+    }
+
+    async fn unwritable_backup_folder_stops_the_upgrade_before_any_change(db: TestDb) {
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        // A folder that cannot be created (even by root): its parent is a file.
+        let blocker = db.scratch_dir().join("not-a-folder");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&blocker.join("backups"), 10, None))
+            .upgrade(UpgradeTarget::Head).await.unwrap_err();
+        assert_eq!(err.kind(), calista::ErrorKind::Failure);
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+        assert!(exec(&handle, "SELECT * FROM b").await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn sqlite_backup_restores_row_for_row() {
+    let db = TestDb::sqlite();
+    let loaded = set().load();
+    let handle = seeded(&db, &loaded).await;
+    let before = rows_of_a(&handle).await;
+    let dir = db.scratch_dir().join("backups");
+    let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+    let backup = taken(&report.backup);
+    exec(&handle, "DELETE FROM a WHERE id > 10").await.unwrap();
+    handle.close().await;
+    // Restore as the printed command says: copy the file back.
+    assert!(backup.restore_command.contains("cp "), "{}", backup.restore_command);
+    let TestDb::Sqlite { file, .. } = &db else { unreachable!() };
+    std::fs::copy(&backup.path, file).unwrap();
+    let restored = db.open();
+    assert_eq!(rows_of_a(&restored).await, before);
+    assert_eq!(version(&restored).await.as_deref(), Some("20250101_0000"));
+    assert_eq!(scalar(&restored, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'").await, 1);
+}
+
+#[tokio::test]
+async fn postgres_backup_restores_row_for_row_with_pg_restore() {
+    let db = TestDb::postgres().await;
+    let loaded = set().load();
+    let handle = seeded(&db, &loaded).await;
+    let before = rows_of_a(&handle).await;
+    let dir = db.scratch_dir().join("backups");
+    let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+    let backup = taken(&report.backup);
+    assert!(backup.path.to_string_lossy().ends_with(".dump"));
+    assert!(backup.restore_command.starts_with("pg_restore "), "{}", backup.restore_command);
+
+    let target = ScratchPg::new().await;
+    let restore = Command::new("pg_restore")
+        .args(["--no-owner", "--single-transaction", "--dbname", &target.url])
+        .arg(&backup.path)
+        .output()
+        .expect("pg_restore must be installed for this test (package postgresql-client)");
+    assert!(restore.status.success(), "pg_restore: {}", String::from_utf8_lossy(&restore.stderr));
+    let url = target.url.clone();
+    let restored = calista::Database::connect(&calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(), calista::DatabaseOptions::default()).unwrap();
+    assert_eq!(rows_of_a(&restored).await, before);
+    assert_eq!(version(&restored).await.as_deref(), Some("20250101_0000"));
+    assert!(exec(&restored, "SELECT * FROM b").await.is_err(), "the backup is from before the upgrade");
+    restored.close().await;
+}
+
+/// A stand-in for pg_dump that records its arguments and environment, then acts.
+fn fake_pg_dump(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("fake-pg_dump");
+    std::fs::write(&path, format!("#!/bin/sh\necho \"$@\" > '{0}/args'\nenv > '{0}/env'\n{body}\n", dir.display())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+#[tokio::test]
+async fn pg_dump_gets_the_password_from_the_environment_never_the_command_line() {
+    let db = TestDb::postgres().await;
+    let loaded = set().load();
+    seeded(&db, &loaded).await;
+    let TestDb::Postgres(pg) = &db else { unreachable!() };
+    let url = pg.url.replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
+    let handle = calista::Database::connect(&calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(), calista::DatabaseOptions::default()).unwrap();
+    let scratch = db.scratch_dir();
+    let fake = fake_pg_dump(&scratch, "exit 0");
+    let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&scratch.join("b"), 10, Some(fake))).upgrade(UpgradeTarget::Head).await.unwrap();
+    taken(&report.backup);
+    let args = std::fs::read_to_string(scratch.join("args")).unwrap();
+    let env = std::fs::read_to_string(scratch.join("env")).unwrap();
+    assert!(!args.contains("s3cr3t-pw"), "{args}");
+    assert!(args.contains("--format=custom") && args.contains("--schema=calista"), "{args}");
+    assert!(env.contains("PGPASSWORD=s3cr3t-pw"));
+}
+
+#[tokio::test]
+async fn missing_pg_dump_names_the_three_remedies_and_changes_nothing() {
+    let db = TestDb::postgres().await;
+    let loaded = set().load();
+    let handle = seeded(&db, &loaded).await;
+    let missing = db.scratch_dir().join("no-such-pg_dump");
+    let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&db.scratch_dir(), 10, Some(missing)))
+        .upgrade(UpgradeTarget::Head).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("Install the PostgreSQL client"), "{message}");
+    assert!(message.contains("pg_dump = "), "{message}");
+    assert!(message.contains("--no-backup"), "{message}");
+    assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+    assert!(exec(&handle, "SELECT * FROM b").await.is_err());
+    assert!(calista::backup::list(&db.scratch_dir()).unwrap().is_empty(), "no partial file is left");
+}
+
+#[tokio::test]
+async fn failing_pg_dump_reports_its_stderr_and_changes_nothing() {
+    let db = TestDb::postgres().await;
+    let loaded = set().load();
+    let handle = seeded(&db, &loaded).await;
+    let scratch = db.scratch_dir();
+    let fake = fake_pg_dump(&scratch, "echo 'pg_dump: error: aborting because of server version mismatch' >&2\nexit 1");
+    let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&scratch.join("b"), 10, Some(fake)))
+        .upgrade(UpgradeTarget::Head).await.unwrap_err();
+    assert!(err.to_string().contains("server version mismatch"), "{err}");
+    assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+    assert!(calista::backup::list(&scratch.join("b")).unwrap().is_empty(), "no partial file is left");
+}
+
+/// Runs the program with a file-size limit, as on a full disk: writes beyond it fail.
+#[cfg(unix)]
+fn calista_with_file_limit(dir: &Path, kib: u32, args: &str, url: &str) -> std::process::Output {
+    let script = format!("trap '' XFSZ; ulimit -f {kib}; exec '{}' {args}", env!("CARGO_BIN_EXE_calista"));
+    Command::new("bash").arg("-c").arg(script).current_dir(dir).env("CALISTA_DB_URL", url).env("NO_COLOR", "1").output().unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn full_disk_during_backup_stops_the_upgrade_before_any_change() {
+    let db = TestDb::sqlite();
+    let handle = db.open();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let calista_set = calista::Migrations::from_dir(&migrations).unwrap();
+    Migrator::new(&calista_set, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250826_1030"))).await.unwrap();
+    // Enough data that the copy cannot fit under the limit.
+    let blob = "x".repeat(4000);
+    for i in 0..200 {
+        exec(&handle, &format!("INSERT INTO event_store (stream_id, stream_type, version, event_id, event_type, payload) \
+                                VALUES ('s', 't', {}, '{:026}', 'e', '\"{blob}\"')", i + 1, i)).await.unwrap();
+    }
+    handle.close().await;
+    let size_kib = u32::try_from(std::fs::metadata(db.scratch_dir().join("app.db")).unwrap().len() / 1024).unwrap();
+    // Half the size of the database: the copy cannot be written.
+    let output = calista_with_file_limit(&db.scratch_dir(), size_kib / 2, "db upgrade", &db.url_text());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot back up") && stderr.contains("nothing was changed"), "{stderr}");
+    let handle = db.open();
+    assert_eq!(version(&handle).await.as_deref(), Some("20250826_1030"));
+    assert_eq!(scalar(&handle, "SELECT count(*) FROM event_store").await, 200);
+}
+
+#[test]
+fn db_backups_lists_path_database_revision_time_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_calista")).args(args).current_dir(dir.path()).envs(env.iter().copied()).output().unwrap()
+    };
+    assert!(run(&["db", "upgrade", "--to", "20250826_1030"], &[]).status.success());
+    let upgrade = run(&["db", "upgrade"], &[]);
+    let stdout = String::from_utf8_lossy(&upgrade.stdout);
+    assert!(upgrade.status.success(), "{stdout}");
+    assert!(stdout.contains("backup: ") && stdout.contains("restore with: "), "{stdout}");
+    let listed = run(&["--format", "json", "db", "backups"], &[]);
+    let backups: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(backups.as_array().map(Vec::len), Some(1), "{backups}");
+    assert_eq!(backups[0]["database"], "calista");
+    assert_eq!(backups[0]["revision"], "20250826_1030");
+    assert!(backups[0]["size"].as_u64().unwrap() > 0);
+    assert!(backups[0]["path"].as_str().unwrap().contains("calista-backups"));
+    // Development skips backups, and says so.
+    let dev = run(&["db", "downgrade", "base"], &[("CALISTA_ENV", "development")]);
+    assert!(dev.status.success());
+    let skipped = run(&["db", "upgrade"], &[("CALISTA_ENV", "development")]);
+    assert!(String::from_utf8_lossy(&skipped.stdout).contains("backup skipped"), "{skipped:?}");
+    let no_backup = run(&["db", "downgrade", "-1"], &[("CALISTA_ENV", "development")]);
+    assert!(no_backup.status.success());
+    let flagged = run(&["--no-backup", "db", "upgrade"], &[]);
+    assert!(String::from_utf8_lossy(&flagged.stdout).contains("backups are off (from --no-backup)"), "{flagged:?}");
+}
