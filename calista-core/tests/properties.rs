@@ -1,0 +1,118 @@
+//! Properties of the file rules over generated input: the parsers never panic, and what
+//! the formatters write, the parsers read back.
+
+use calista_core::format::parse_file;
+use calista_core::naming::{self, Revision};
+use calista_core::{Dialect, Direction, sql_split};
+use proptest::prelude::*;
+
+/// A marker line in any case, with typos, spaces and dialects, or plain text.
+fn line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("-- calista:up".to_owned()),
+        Just("-- calista:down".to_owned()),
+        Just("-- calista:up postgres".to_owned()),
+        Just("-- calista:down sqlite".to_owned()),
+        Just("-- calista:no-transaction".to_owned()),
+        Just("-- calista:irreversible".to_owned()),
+        Just("--calista:UP".to_owned()),
+        Just("-- calista:".to_owned()),
+        Just("-- calista:up postgres sqlite".to_owned()),
+        Just("".to_owned()),
+        Just("-- comment".to_owned()),
+        "[ -~]{0,40}",
+        any::<String>(),
+    ]
+}
+
+fn revision() -> impl Strategy<Value = Revision> {
+    (1u32..=9999, 1u32..=12, 1u32..=31, 0u32..24, 0u32..60)
+        .prop_filter_map("a real date", |(y, mo, d, h, mi)| Revision::new(y, mo, d, h, mi).ok())
+}
+
+fn summary() -> impl Strategy<Value = String> {
+    proptest::collection::vec("[a-z0-9]{1,8}", 1..5).prop_map(|words| words.join("_"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn file_name_parser_never_panics(name in any::<String>()) {
+        let _ = naming::parse_file_name(&name);
+        let _ = Revision::parse(&name);
+        let _ = naming::suggest_summary(&name);
+    }
+
+    #[test]
+    fn body_parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = parse_file("m/x.sql", "20250101_0000_x.sql", &bytes);
+    }
+
+    #[test]
+    fn body_parser_never_panics_on_marker_soup(lines in proptest::collection::vec(line(), 0..30), crlf in any::<bool>()) {
+        let text = lines.join(if crlf { "\r\n" } else { "\n" });
+        let _ = parse_file("m/x.sql", "20250101_0000_x.sql", text.as_bytes());
+    }
+
+    #[test]
+    fn file_names_round_trip(revision in revision(), summary in summary()) {
+        let name = naming::file_name(revision, &summary);
+        let parsed = naming::parse_file_name(&name).unwrap();
+        prop_assert_eq!(parsed.revision, revision);
+        prop_assert_eq!(parsed.summary, summary.as_str());
+        prop_assert_eq!(Revision::parse(&revision.to_string()).unwrap(), revision);
+    }
+
+    #[test]
+    fn suggested_summaries_are_valid_or_empty(text in any::<String>()) {
+        let suggestion = naming::suggest_summary(&text);
+        prop_assert!(suggestion.is_empty() || naming::validate_summary(&suggestion).is_ok());
+    }
+
+    #[test]
+    fn next_minute_is_the_next_valid_revision(revision in revision()) {
+        let next = revision.next_minute();
+        prop_assert!(next > revision);
+        prop_assert!(Revision::parse(&next.to_string()).is_ok() || revision.year() == 9999);
+    }
+
+    /// Sections written out with markers parse back to the same directions, dialects and SQL.
+    #[test]
+    fn sections_round_trip(
+        sections in proptest::collection::vec((any::<bool>(), 0u8..3, "[A-Z][A-Za-z0-9 ();,'_]{0,30}"), 1..8),
+        no_transaction in any::<bool>(),
+    ) {
+        let mut text = String::new();
+        if no_transaction {
+            text.push_str("-- calista:no-transaction\n");
+        }
+        // Cover both directions on both dialects so the file is valid.
+        text.push_str("-- calista:up\nSELECT 1;\n-- calista:down\nSELECT 2;\n");
+        for (up, dialect, sql) in &sections {
+            let direction = if *up { "up" } else { "down" };
+            let dialect = [" postgres", " sqlite", ""][usize::from(*dialect)];
+            text.push_str(&format!("-- calista:{direction}{dialect}\n{sql}\n"));
+        }
+        let migration = parse_file("m", "20250101_0000_x.sql", text.as_bytes()).unwrap();
+        prop_assert_eq!(migration.no_transaction(), no_transaction);
+        prop_assert_eq!(migration.sections().len(), sections.len() + 2);
+        for (section, (up, dialect, sql)) in migration.sections()[2..].iter().zip(&sections) {
+            prop_assert_eq!(section.direction(), if *up { Direction::Up } else { Direction::Down });
+            prop_assert_eq!(section.dialect(), [Some(Dialect::Postgres), Some(Dialect::Sqlite), None][usize::from(*dialect)]);
+            prop_assert_eq!(section.sql(), sql.trim());
+        }
+    }
+
+    #[test]
+    fn statement_splitter_never_panics_and_keeps_every_statement(
+        statements in proptest::collection::vec("[a-z ]{1,20}('[a-z;]*')?", 1..10),
+        garbage in any::<String>(),
+    ) {
+        let _ = sql_split::statements(&garbage);
+        let script = statements.iter().map(|s| format!("{s};")).collect::<String>();
+        let split = sql_split::statements(&script);
+        let expected: Vec<&str> = statements.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        prop_assert_eq!(split, expected);
+    }
+}
