@@ -94,7 +94,7 @@ both_backends! {
         let dir = db.scratch_dir().join("backups");
         // Backups of another database in the same folder are not ours to delete.
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("other-20250101_0000-20200101T000000Z.dump"), b"x").unwrap();
+        std::fs::write(dir.join("other-20250101_0000-20200101T000000.000Z.dump"), b"x").unwrap();
         let policy = with_backups(&dir, 1, None);
         let first = Migrator::new(&loaded, &handle).with_policy(policy.clone()).upgrade(UpgradeTarget::Revision(rev("20250102_0000"))).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -103,7 +103,7 @@ both_backends! {
         let left: Vec<String> = calista::backup::list(&dir).unwrap().into_iter().map(|b| b.revision).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.contains(&"20250102_0000".to_owned()));
-        assert!(dir.join("other-20250101_0000-20200101T000000Z.dump").exists());
+        assert!(dir.join("other-20250101_0000-20200101T000000.000Z.dump").exists());
     }
 
     async fn unwritable_backup_folder_stops_the_upgrade_before_any_change(db: TestDb) {

@@ -22,6 +22,9 @@ pub const POSTGRES_EXTENSION: &str = "dump";
 pub const DEFAULT_DIR_NAME: &str = "calista-backups";
 /// How many backups of a database are kept when nothing is set.
 pub const DEFAULT_KEEP: u32 = 10;
+/// The suffix of a backup being written; renamed away once the backup is complete and
+/// checked, so a backup interrupted by a crash is never mistaken for a good one.
+const PARTIAL: &str = ".partial";
 
 /// Whether and how to back up before an upgrade.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,19 +186,37 @@ fn file_name(database: &str, revision: Option<&str>, at: UtcDateTime, extension:
 pub(crate) async fn take(source: &Source<'_>, revision: Option<&str>, options: &BackupOptions) -> Result<Backup, BackupError> {
     let dir = backup_dir(source, options);
     fs::create_dir_all(&dir).map_err(|e| BackupError::Write { path: dir.clone(), source: e })?;
+    remove_stale_partials(&dir, &source.database_name());
     let path = dir.join(file_name(&source.database_name(), revision, UtcDateTime::now(), source.extension()));
-    create_private_file(&path)?;
+    let partial = PathBuf::from(format!("{}{PARTIAL}", path.display()));
+    create_private_file(&partial)?;
     let written = match source {
-        Source::Sqlite { file } => sqlite_copy(file, &path).await,
-        Source::Postgres { connection_args, env, schema, .. } => pg_dump(connection_args, env, schema, &path, options).await,
+        Source::Sqlite { file } => sqlite_copy(file, &partial).await,
+        Source::Postgres { connection_args, env, schema, .. } => pg_dump(connection_args, env, schema, &partial, options).await,
     };
-    if let Err(e) = written {
-        let _ = fs::remove_file(&path);
+    let finished = written.and_then(|()| {
+        fs::rename(&partial, &path).map_err(|e| BackupError::Write { path: path.clone(), source: e })
+    });
+    if let Err(e) = finished {
+        let _ = fs::remove_file(&partial);
         return Err(e);
     }
     let size = fs::metadata(&path).map_err(|e| BackupError::Write { path: path.clone(), source: e })?.len();
     let restore_command = restore_command(source, &path);
     Ok(Backup { path, size, restore_command })
+}
+
+/// Deletes what crashed backups of `database` left behind. Runs under the migration lock,
+/// so no other backup of it is being written.
+fn remove_stale_partials(dir: &Path, database: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_ours = name.strip_suffix(PARTIAL).and_then(parse_file_name).is_some_and(|(db, ..)| db == database);
+        if is_ours {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates an empty file readable by its owner only; the backup is then written into it.
@@ -295,7 +316,7 @@ pub struct BackupFile {
     pub database: String,
     /// The revision the database was at (empty: none).
     pub revision: String,
-    /// When it was taken, `YYYYMMDDTHHMMSSZ` (UTC).
+    /// When it was taken, `YYYYMMDDTHHMMSS.mmmZ` (UTC).
     pub taken_at: String,
     /// Its size in bytes.
     pub size: u64,
@@ -325,7 +346,11 @@ fn parse_file_name(name: &str) -> Option<(String, String, String)> {
     let stem = name.strip_suffix(&format!(".{SQLITE_EXTENSION}")).or_else(|| name.strip_suffix(&format!(".{POSTGRES_EXTENSION}")))?;
     let (rest, taken_at) = stem.rsplit_once('-')?;
     let (database, revision) = rest.rsplit_once('-')?;
-    let timestamp_ok = taken_at.len() == 16 && taken_at.as_bytes()[8] == b'T' && taken_at.ends_with('Z');
+    let timestamp_ok = taken_at.len() == 20
+        && taken_at.as_bytes()[8] == b'T'
+        && taken_at.as_bytes()[15] == b'.'
+        && taken_at.ends_with('Z')
+        && taken_at.bytes().filter(u8::is_ascii_digit).count() == 17;
     let revision_ok = revision.is_empty() || crate::naming::Revision::parse(revision).is_ok();
     (timestamp_ok && revision_ok && !database.is_empty()).then(|| (database.to_owned(), revision.to_owned(), taken_at.to_owned()))
 }
@@ -355,11 +380,12 @@ mod tests {
     fn file_names_parse_back() {
         let at = UtcDateTime::from_unix(1_756_204_200);
         let name = file_name("my-app", Some("20250826_1030"), at, SQLITE_EXTENSION);
-        assert_eq!(name, "my-app-20250826_1030-20250826T103000Z.sqlite3");
+        assert_eq!(name, "my-app-20250826_1030-20250826T103000.000Z.sqlite3");
         assert_eq!(
             parse_file_name(&name),
-            Some(("my-app".into(), "20250826_1030".into(), "20250826T103000Z".into()))
+            Some(("my-app".into(), "20250826_1030".into(), "20250826T103000.000Z".into()))
         );
+        assert_eq!(parse_file_name(&format!("{name}{PARTIAL}")), None, "a partial backup is not a backup");
         assert_eq!(parse_file_name(&file_name("db", None, at, POSTGRES_EXTENSION)).map(|p| p.1), Some(String::new()));
         assert_eq!(parse_file_name("notes.txt"), None);
         assert_eq!(parse_file_name("x-y-z.dump"), None);
@@ -375,9 +401,9 @@ mod tests {
         fs::write(dir.path().join("unrelated.txt"), b"x").unwrap();
         let deleted = prune(dir.path(), "a", 2).unwrap();
         assert_eq!(deleted.len(), 1);
-        assert!(deleted[0].to_string_lossy().ends_with("20250826T103001Z.dump"));
+        assert!(deleted[0].to_string_lossy().ends_with("20250826T103001.000Z.dump"));
         let left: Vec<String> = list(dir.path()).unwrap().into_iter().map(|b| format!("{}:{}", b.database, b.taken_at)).collect();
-        assert_eq!(left, ["b:20250826T103001Z", "a:20250826T103002Z", "a:20250826T103003Z"]);
+        assert_eq!(left, ["b:20250826T103001.000Z", "a:20250826T103002.000Z", "a:20250826T103003.000Z"]);
         assert!(dir.path().join("unrelated.txt").exists());
     }
 

@@ -17,13 +17,15 @@ pub struct UtcDateTime {
     pub minute: u32,
     /// Second, 0-59.
     pub second: u32,
+    /// Millisecond, 0-999.
+    pub millisecond: u32,
 }
 
 impl UtcDateTime {
     /// Now, from the system clock (the epoch if the clock is before it).
     pub fn now() -> Self {
-        let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Self::from_unix(i64::try_from(seconds).unwrap_or(i64::MAX))
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self { millisecond: since.subsec_millis(), ..Self::from_unix(i64::try_from(since.as_secs()).unwrap_or(i64::MAX)) }
     }
 
     /// The date and time `seconds` after 1970-01-01T00:00:00Z.
@@ -48,14 +50,16 @@ impl UtcDateTime {
             hour: small(of_day / 3_600),
             minute: small(of_day % 3_600 / 60),
             second: small(of_day % 60),
+            millisecond: 0,
         }
     }
 
-    /// `YYYYMMDDTHHMMSSZ`, for file names.
+    /// `YYYYMMDDTHHMMSS.mmmZ`, for file names: sortable, and distinct for two backups
+    /// taken in the same second.
     pub fn compact(&self) -> String {
         format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
+            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.millisecond
         )
     }
 
@@ -77,7 +81,7 @@ mod tests {
         assert_eq!(UtcDateTime::from_unix(0).iso8601(), "1970-01-01T00:00:00Z");
         assert_eq!(UtcDateTime::from_unix(951_782_400).iso8601(), "2000-02-29T00:00:00Z");
         assert_eq!(UtcDateTime::from_unix(1_756_204_200).iso8601(), "2025-08-26T10:30:00Z");
-        assert_eq!(UtcDateTime::from_unix(1_756_204_200).compact(), "20250826T103000Z");
+        assert_eq!(UtcDateTime::from_unix(1_756_204_200).compact(), "20250826T103000.000Z");
         assert_eq!(UtcDateTime::from_unix(-1).iso8601(), "1969-12-31T23:59:59Z");
     }
 }

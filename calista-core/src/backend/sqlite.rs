@@ -54,6 +54,21 @@ pub(crate) struct Session {
 impl Session {
     /// Opens the connection (creating the file if needed).
     pub(crate) async fn open(options: &SqliteConnectOptions, lock_timeout: Duration) -> Result<Self, Error> {
+        // SQLite opens a file it may not write read-only and fails only at the first
+        // write, in the middle of a migration; say it up front instead.
+        let file = options.get_filename();
+        if file.exists() {
+            if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
+                return Err(Error::database(
+                    format!(
+                        "cannot write the database file {}: it is read-only ({e}); check its permissions \
+                         (and attributes, e.g. `lsattr`), or upgrade a writable copy",
+                        file.display()
+                    ),
+                    sqlx::Error::Io(e),
+                ));
+            }
+        }
         let options = options.clone().create_if_missing(true);
         let conn = SqliteConnection::connect_with(&options)
             .await
