@@ -319,3 +319,39 @@ async fn hold_migration_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
         }
     }
 }
+
+/// A process waiting for the lock polls with `pg_try_advisory_lock` between short
+/// statements, so it never holds a snapshot that the holder's `CREATE INDEX CONCURRENTLY`
+/// would have to wait for (a waiter blocked inside `pg_advisory_lock` would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_lock_does_not_block_the_holders_create_index_concurrently() {
+    let db = TestDb::postgres().await;
+    let set = MigrationSet::new(&[
+        (A, "-- calista:up\nCREATE TABLE a (id INTEGER PRIMARY KEY, note TEXT);\nINSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n-- calista:down\nDROP TABLE a;\n"),
+        (B, "-- calista:no-transaction\n-- calista:up postgres\nSELECT pg_sleep(1);\nCREATE INDEX CONCURRENTLY ix_a_note ON a (note);\n-- calista:up sqlite\nCREATE INDEX ix_a_note ON a (note);\n-- calista:down\nDROP INDEX ix_a_note;\n"),
+    ]);
+    let migrations = set.load();
+    let holder_db = db.open();
+    let holder = {
+        let migrations = migrations.clone();
+        tokio::spawn(async move { Migrator::new(&migrations, &holder_db).with_policy(development()).upgrade(UpgradeTarget::Head).await })
+    };
+    // Start the waiter once the holder is inside the no-transaction migration.
+    let TestDb::Postgres(pg) = &db else { unreachable!() };
+    let mut admin = pg_admin().await;
+    for _ in 0..500 {
+        let sleeping: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'")
+            .bind(&pg.name).fetch_one(&mut admin).await.unwrap();
+        if sleeping > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let patient = db.open_with(DatabaseOptions { lock_timeout: Duration::from_secs(30), ..DatabaseOptions::default() });
+    let waiter = Migrator::new(&migrations, &patient).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+    let held = holder.await.unwrap().unwrap();
+    assert_eq!(held.steps.len(), 2, "the holder applied both, its concurrent index included");
+    assert!(waiter.steps.is_empty(), "the waiter found nothing left to do");
+    let valid = scalar(&patient, "SELECT count(*) FROM pg_index WHERE indexrelid = 'calista.ix_a_note'::regclass AND indisvalid").await;
+    assert_eq!(valid, 1, "the concurrent index was built and is valid");
+}
