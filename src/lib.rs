@@ -41,7 +41,8 @@
 //! Cargo rebuilds a crate when an embedded migration file changes, but not when a file is
 //! added to the folder. Add a `build.rs` to the crate that embeds migrations:
 //!
-//! ```no_run
+//! ```ignore
+//! // build.rs
 //! fn main() {
 //!     println!("cargo::rerun-if-changed=migrations");
 //! }
@@ -57,7 +58,9 @@ pub use calista_macros::{migrations, requires_db};
 /// Used by code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use calista_core::{Checksum, Dialect, Direction, Migration, Migrations, Revision, Section};
+    pub use calista_core::{
+        Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
+    };
     pub use calista_core::{require_db, require_db_blocking};
 
     use calista_core::Error;

@@ -1,5 +1,6 @@
 //! Pre-upgrade backups: taken only when there is something to apply, before any change;
 //! restorable row for row; and every failure stops the upgrade with the database untouched.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 mod common;
 
@@ -19,19 +20,39 @@ fn rev(text: &str) -> calista::Revision {
 }
 
 fn set() -> MigrationSet {
-    MigrationSet::new(&[(FIRST, &create_table("a")), (SECOND, &create_table("b")), (THIRD, &create_table("c"))])
+    MigrationSet::new(&[
+        (FIRST, &create_table("a")),
+        (SECOND, &create_table("b")),
+        (THIRD, &create_table("c")),
+    ])
 }
 
 fn with_backups(dir: &Path, keep: u32, pg_dump: Option<PathBuf>) -> Policy {
-    Policy { backup: BackupPolicy::Enabled(BackupOptions { dir: Some(dir.to_owned()), keep, pg_dump }), ..development() }
+    Policy {
+        backup: BackupPolicy::Enabled(BackupOptions {
+            dir: Some(dir.to_owned()),
+            keep,
+            pg_dump,
+        }),
+        ..development()
+    }
 }
 
 /// Upgrades to FIRST and fills table a with rows.
 async fn seeded(db: &TestDb, migrations: &calista::Migrations) -> calista::Database {
     let handle = db.open();
-    Migrator::new(migrations, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+    Migrator::new(migrations, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Revision(rev("20250101_0000")))
+        .await
+        .unwrap();
     for i in 1..=50 {
-        exec(&handle, &format!("INSERT INTO a (id, note) VALUES ({i}, 'row {i} ''quoted''')")).await.unwrap();
+        exec(
+            &handle,
+            &format!("INSERT INTO a (id, note) VALUES ({i}, 'row {i} ''quoted''')"),
+        )
+        .await
+        .unwrap();
     }
     handle
 }
@@ -48,7 +69,10 @@ async fn rows_of_a(handle: &calista::Database) -> Vec<(i64, String)> {
     if let Some(pool) = handle.postgres_pool() {
         sqlx::query_as(sql).fetch_all(pool).await.unwrap()
     } else {
-        sqlx::query_as(sql).fetch_all(handle.sqlite_pool().unwrap()).await.unwrap()
+        sqlx::query_as(sql)
+            .fetch_all(handle.sqlite_pool().unwrap())
+            .await
+            .unwrap()
     }
 }
 
@@ -128,18 +152,35 @@ async fn sqlite_backup_restores_row_for_row() {
     let handle = seeded(&db, &loaded).await;
     let before = rows_of_a(&handle).await;
     let dir = db.scratch_dir().join("backups");
-    let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+    let report = Migrator::new(&loaded, &handle)
+        .with_policy(with_backups(&dir, 10, None))
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
     let backup = taken(&report.backup);
     exec(&handle, "DELETE FROM a WHERE id > 10").await.unwrap();
     handle.close().await;
     // Restore as the printed command says: copy the file back.
-    assert!(backup.restore_command.contains("cp "), "{}", backup.restore_command);
-    let TestDb::Sqlite { file, .. } = &db else { unreachable!() };
+    assert!(
+        backup.restore_command.contains("cp "),
+        "{}",
+        backup.restore_command
+    );
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
     std::fs::copy(&backup.path, file).unwrap();
     let restored = db.open();
     assert_eq!(rows_of_a(&restored).await, before);
     assert_eq!(version(&restored).await.as_deref(), Some("20250101_0000"));
-    assert_eq!(scalar(&restored, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'").await, 1);
+    assert_eq!(
+        scalar(
+            &restored,
+            "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -149,30 +190,61 @@ async fn postgres_backup_restores_row_for_row_with_pg_restore() {
     let handle = seeded(&db, &loaded).await;
     let before = rows_of_a(&handle).await;
     let dir = db.scratch_dir().join("backups");
-    let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
+    let report = Migrator::new(&loaded, &handle)
+        .with_policy(with_backups(&dir, 10, None))
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
     let backup = taken(&report.backup);
     assert!(backup.path.to_string_lossy().ends_with(".dump"));
-    assert!(backup.restore_command.starts_with("pg_restore "), "{}", backup.restore_command);
+    assert!(
+        backup.restore_command.starts_with("pg_restore "),
+        "{}",
+        backup.restore_command
+    );
 
     let target = ScratchPg::new().await;
     let restore = Command::new("pg_restore")
-        .args(["--no-owner", "--single-transaction", "--dbname", &target.url])
+        .args([
+            "--no-owner",
+            "--single-transaction",
+            "--dbname",
+            &target.url,
+        ])
         .arg(&backup.path)
         .output()
         .expect("pg_restore must be installed for this test (package postgresql-client)");
-    assert!(restore.status.success(), "pg_restore: {}", String::from_utf8_lossy(&restore.stderr));
+    assert!(
+        restore.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
     let url = target.url.clone();
-    let restored = calista::Database::connect(&calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(), calista::DatabaseOptions::default()).unwrap();
+    let restored = calista::Database::connect(
+        &calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(),
+        calista::DatabaseOptions::default(),
+    )
+    .unwrap();
     assert_eq!(rows_of_a(&restored).await, before);
     assert_eq!(version(&restored).await.as_deref(), Some("20250101_0000"));
-    assert!(exec(&restored, "SELECT * FROM b").await.is_err(), "the backup is from before the upgrade");
+    assert!(
+        exec(&restored, "SELECT * FROM b").await.is_err(),
+        "the backup is from before the upgrade"
+    );
     restored.close().await;
 }
 
 /// A stand-in for pg_dump that records its arguments and environment, then acts.
 fn fake_pg_dump(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("fake-pg_dump");
-    std::fs::write(&path, format!("#!/bin/sh\necho \"$@\" > '{0}/args'\nenv > '{0}/env'\n{body}\n", dir.display())).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{0}/args'\nenv > '{0}/env'\n{body}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -186,17 +258,32 @@ async fn pg_dump_gets_the_password_from_the_environment_never_the_command_line()
     let db = TestDb::postgres().await;
     let loaded = set().load();
     seeded(&db, &loaded).await;
-    let TestDb::Postgres(pg) = &db else { unreachable!() };
-    let url = pg.url.replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
-    let handle = calista::Database::connect(&calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(), calista::DatabaseOptions::default()).unwrap();
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let url = pg
+        .url
+        .replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
+    let handle = calista::Database::connect(
+        &calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(),
+        calista::DatabaseOptions::default(),
+    )
+    .unwrap();
     let scratch = db.scratch_dir();
     let fake = fake_pg_dump(&scratch, "exit 0");
-    let report = Migrator::new(&loaded, &handle).with_policy(with_backups(&scratch.join("b"), 10, Some(fake))).upgrade(UpgradeTarget::Head).await.unwrap();
+    let report = Migrator::new(&loaded, &handle)
+        .with_policy(with_backups(&scratch.join("b"), 10, Some(fake)))
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
     taken(&report.backup);
     let args = std::fs::read_to_string(scratch.join("args")).unwrap();
     let env = std::fs::read_to_string(scratch.join("env")).unwrap();
     assert!(!args.contains("s3cr3t-pw"), "{args}");
-    assert!(args.contains("--format=custom") && args.contains("--schema=calista"), "{args}");
+    assert!(
+        args.contains("--format=custom") && args.contains("--schema=calista"),
+        "{args}"
+    );
     assert!(env.contains("PGPASSWORD=s3cr3t-pw"));
 }
 
@@ -206,15 +293,24 @@ async fn missing_pg_dump_names_the_three_remedies_and_changes_nothing() {
     let loaded = set().load();
     let handle = seeded(&db, &loaded).await;
     let missing = db.scratch_dir().join("no-such-pg_dump");
-    let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&db.scratch_dir(), 10, Some(missing)))
-        .upgrade(UpgradeTarget::Head).await.unwrap_err();
+    let err = Migrator::new(&loaded, &handle)
+        .with_policy(with_backups(&db.scratch_dir(), 10, Some(missing)))
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("Install the PostgreSQL client"), "{message}");
+    assert!(
+        message.contains("Install the PostgreSQL client"),
+        "{message}"
+    );
     assert!(message.contains("pg_dump = "), "{message}");
     assert!(message.contains("--no-backup"), "{message}");
     assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
     assert!(exec(&handle, "SELECT * FROM b").await.is_err());
-    assert!(calista::backup::list(&db.scratch_dir()).unwrap().is_empty(), "no partial file is left");
+    assert!(
+        calista::backup::list(&db.scratch_dir()).unwrap().is_empty(),
+        "no partial file is left"
+    );
 }
 
 #[tokio::test]
@@ -223,19 +319,40 @@ async fn failing_pg_dump_reports_its_stderr_and_changes_nothing() {
     let loaded = set().load();
     let handle = seeded(&db, &loaded).await;
     let scratch = db.scratch_dir();
-    let fake = fake_pg_dump(&scratch, "echo 'pg_dump: error: aborting because of server version mismatch' >&2\nexit 1");
-    let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&scratch.join("b"), 10, Some(fake)))
-        .upgrade(UpgradeTarget::Head).await.unwrap_err();
+    let fake = fake_pg_dump(
+        &scratch,
+        "echo 'pg_dump: error: aborting because of server version mismatch' >&2\nexit 1",
+    );
+    let err = Migrator::new(&loaded, &handle)
+        .with_policy(with_backups(&scratch.join("b"), 10, Some(fake)))
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("server version mismatch"), "{err}");
     assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
-    assert!(calista::backup::list(&scratch.join("b")).unwrap().is_empty(), "no partial file is left");
+    assert!(
+        calista::backup::list(&scratch.join("b"))
+            .unwrap()
+            .is_empty(),
+        "no partial file is left"
+    );
 }
 
 /// Runs the program with a file-size limit, as on a full disk: writes beyond it fail.
 #[cfg(unix)]
 fn calista_with_file_limit(dir: &Path, kib: u32, args: &str, url: &str) -> std::process::Output {
-    let script = format!("trap '' XFSZ; ulimit -f {kib}; exec '{}' {args}", env!("CARGO_BIN_EXE_calista"));
-    Command::new("bash").arg("-c").arg(script).current_dir(dir).env("CALISTA_DB_URL", url).env("NO_COLOR", "1").output().unwrap()
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {kib}; exec '{}' {args}",
+        env!("CARGO_BIN_EXE_calista")
+    );
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("CALISTA_DB_URL", url)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 #[cfg(unix)]
@@ -245,7 +362,11 @@ async fn full_disk_during_backup_stops_the_upgrade_before_any_change() {
     let handle = db.open();
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let calista_set = calista::Migrations::from_dir(&migrations).unwrap();
-    Migrator::new(&calista_set, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250826_1030"))).await.unwrap();
+    Migrator::new(&calista_set, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Revision(rev("20250826_1030")))
+        .await
+        .unwrap();
     // Enough data that the copy cannot fit under the limit.
     let blob = "x".repeat(4000);
     for i in 0..200 {
@@ -253,42 +374,88 @@ async fn full_disk_during_backup_stops_the_upgrade_before_any_change() {
                                 VALUES ('s', 't', {}, '{:026}', 'e', '\"{blob}\"')", i + 1, i)).await.unwrap();
     }
     handle.close().await;
-    let size_kib = u32::try_from(std::fs::metadata(db.scratch_dir().join("app.db")).unwrap().len() / 1024).unwrap();
+    let size_kib = u32::try_from(
+        std::fs::metadata(db.scratch_dir().join("app.db"))
+            .unwrap()
+            .len()
+            / 1024,
+    )
+    .unwrap();
     // Half the size of the database: the copy cannot be written.
-    let output = calista_with_file_limit(&db.scratch_dir(), size_kib / 2, "db upgrade", &db.url_text());
+    let output = calista_with_file_limit(
+        &db.scratch_dir(),
+        size_kib / 2,
+        "db upgrade",
+        &db.url_text(),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot back up") && stderr.contains("nothing was changed"), "{stderr}");
+    assert!(
+        stderr.contains("cannot back up") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
     let handle = db.open();
     assert_eq!(version(&handle).await.as_deref(), Some("20250826_1030"));
-    assert_eq!(scalar(&handle, "SELECT count(*) FROM event_store").await, 200);
+    assert_eq!(
+        scalar(&handle, "SELECT count(*) FROM event_store").await,
+        200
+    );
 }
 
 #[test]
 fn db_backups_lists_path_database_revision_time_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        Command::new(env!("CARGO_BIN_EXE_calista")).args(args).current_dir(dir.path()).envs(env.iter().copied()).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_calista"))
+            .args(args)
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
     };
-    assert!(run(&["db", "upgrade", "--to", "20250826_1030"], &[]).status.success());
+    assert!(
+        run(&["db", "upgrade", "--to", "20250826_1030"], &[])
+            .status
+            .success()
+    );
     let upgrade = run(&["db", "upgrade"], &[]);
     let stdout = String::from_utf8_lossy(&upgrade.stdout);
     assert!(upgrade.status.success(), "{stdout}");
-    assert!(stdout.contains("backup: ") && stdout.contains("restore with: "), "{stdout}");
+    assert!(
+        stdout.contains("backup: ") && stdout.contains("restore with: "),
+        "{stdout}"
+    );
     let listed = run(&["--format", "json", "db", "backups"], &[]);
     let backups: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(backups.as_array().map(Vec::len), Some(1), "{backups}");
     assert_eq!(backups[0]["database"], "calista");
     assert_eq!(backups[0]["revision"], "20250826_1030");
     assert!(backups[0]["size"].as_u64().unwrap() > 0);
-    assert!(backups[0]["path"].as_str().unwrap().contains("calista-backups"));
+    assert!(
+        backups[0]["path"]
+            .as_str()
+            .unwrap()
+            .contains("calista-backups")
+    );
     // Development skips backups, and says so.
-    let dev = run(&["db", "downgrade", "base"], &[("CALISTA_ENV", "development")]);
+    let dev = run(
+        &["db", "downgrade", "base"],
+        &[("CALISTA_ENV", "development")],
+    );
     assert!(dev.status.success());
     let skipped = run(&["db", "upgrade"], &[("CALISTA_ENV", "development")]);
-    assert!(String::from_utf8_lossy(&skipped.stdout).contains("backup skipped"), "{skipped:?}");
-    let no_backup = run(&["db", "downgrade", "-1"], &[("CALISTA_ENV", "development")]);
+    assert!(
+        String::from_utf8_lossy(&skipped.stdout).contains("backup skipped"),
+        "{skipped:?}"
+    );
+    let no_backup = run(
+        &["db", "downgrade", "-1"],
+        &[("CALISTA_ENV", "development")],
+    );
     assert!(no_backup.status.success());
     let flagged = run(&["--no-backup", "db", "upgrade"], &[]);
-    assert!(String::from_utf8_lossy(&flagged.stdout).contains("backups are off (from --no-backup)"), "{flagged:?}");
+    assert!(
+        String::from_utf8_lossy(&flagged.stdout).contains("backups are off (from --no-backup)"),
+        "{flagged:?}"
+    );
 }

@@ -1,5 +1,6 @@
 //! The `calista` program end to end: the real binary, in temporary folders, against real
 //! SQLite files and PostgreSQL databases.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 mod common;
 
@@ -160,24 +161,59 @@ both_backends! {
 fn help_version_and_config_show_never_connect() {
     let dir = tempfile::tempdir().unwrap();
     // A server that is not there: any attempt to connect would fail the command.
-    let env = [("CALISTA_DB_URL", "postgresql://calista:s3cr3t-pw@127.0.0.1:9/nowhere"), ("CALISTA_CONNECT_TIMEOUT", "1")];
-    for args in [&["--help"][..], &["--version"], &["version"], &["config", "show"], &["db", "--help"]] {
+    let env = [
+        (
+            "CALISTA_DB_URL",
+            "postgresql://calista:s3cr3t-pw@127.0.0.1:9/nowhere",
+        ),
+        ("CALISTA_CONNECT_TIMEOUT", "1"),
+    ];
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["version"],
+        &["config", "show"],
+        &["db", "--help"],
+    ] {
         let run = calista(dir.path(), args, &env);
         assert_eq!(run.code, 0, "{args:?}: {run:?}");
         assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
     }
     let help = calista(dir.path(), &["--help"], &env);
-    assert!(help.stdout.contains("Exit codes") && help.stdout.contains("5  the migration lock timed out"), "{help:?}");
+    assert!(
+        help.stdout.contains("Exit codes")
+            && help.stdout.contains("5  the migration lock timed out"),
+        "{help:?}"
+    );
     let shown = calista(dir.path(), &["config", "show"], &env);
-    assert!(shown.stdout.contains("postgresql://calista:***@127.0.0.1:9/nowhere") || shown.stdout.contains("postgres://calista:***@127.0.0.1:9/nowhere"), "{shown:?}");
+    assert!(
+        shown
+            .stdout
+            .contains("postgresql://calista:***@127.0.0.1:9/nowhere")
+            || shown
+                .stdout
+                .contains("postgres://calista:***@127.0.0.1:9/nowhere"),
+        "{shown:?}"
+    );
     assert!(shown.stdout.contains("CALISTA_DB_URL"), "{shown:?}");
 }
 
 #[test]
 fn unreachable_database_is_a_failure_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("CALISTA_DB_URL", "postgresql://calista:s3cr3t-pw@127.0.0.1:9/nowhere"), ("CALISTA_CONNECT_TIMEOUT", "2")];
-    for args in [&["db", "status"][..], &["db", "upgrade"], &["events", "list"], &["--format", "json", "db", "status"]] {
+    let env = [
+        (
+            "CALISTA_DB_URL",
+            "postgresql://calista:s3cr3t-pw@127.0.0.1:9/nowhere",
+        ),
+        ("CALISTA_CONNECT_TIMEOUT", "2"),
+    ];
+    for args in [
+        &["db", "status"][..],
+        &["db", "upgrade"],
+        &["events", "list"],
+        &["--format", "json", "db", "status"],
+    ] {
         let run = calista(dir.path(), args, &env);
         assert_eq!(run.code, 1, "{args:?}: {run:?}");
         assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
@@ -188,10 +224,20 @@ fn unreachable_database_is_a_failure_without_the_password() {
 #[test]
 fn invalid_auto_upgrade_value_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
-    let run = calista(dir.path(), &["events", "list"], &[("CALISTA_AUTO_UPGRADE", "maybe")]);
+    let run = calista(
+        dir.path(),
+        &["events", "list"],
+        &[("CALISTA_AUTO_UPGRADE", "maybe")],
+    );
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("CALISTA_AUTO_UPGRADE") && run.stderr.contains("maybe"), "{run:?}");
-    assert!(!dir.path().join("calista.db").exists(), "nothing was created");
+    assert!(
+        run.stderr.contains("CALISTA_AUTO_UPGRADE") && run.stderr.contains("maybe"),
+        "{run:?}"
+    );
+    assert!(
+        !dir.path().join("calista.db").exists(),
+        "nothing was created"
+    );
 }
 
 #[test]
@@ -200,7 +246,10 @@ fn default_database_is_a_sqlite_file_in_the_current_directory() {
     let run = calista(dir.path(), &["db", "upgrade"], &[]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(dir.path().join("calista.db").exists());
-    assert!(run.stdout.contains("backup skipped: the database is empty"), "{run:?}");
+    assert!(
+        run.stdout.contains("backup skipped: the database is empty"),
+        "{run:?}"
+    );
     assert_eq!(calista(dir.path(), &["db", "check"], &[]).code, 0);
 }
 
@@ -209,10 +258,22 @@ fn password_in_a_reachable_url_never_appears() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scratch = runtime.block_on(ScratchPg::new());
     // The test server trusts local connections, so any password is accepted.
-    let url = scratch.url.replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
+    let url = scratch
+        .url
+        .replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
     let dir = tempfile::tempdir().unwrap();
-    let env = [("CALISTA_DB_URL", url.as_str()), ("CALISTA_ENV", "development")];
-    for args in [&["db", "status"][..], &["db", "upgrade"], &["db", "history"], &["config", "show"], &["events", "list"], &["db", "upgrade", "--sql"]] {
+    let env = [
+        ("CALISTA_DB_URL", url.as_str()),
+        ("CALISTA_ENV", "development"),
+    ];
+    for args in [
+        &["db", "status"][..],
+        &["db", "upgrade"],
+        &["db", "history"],
+        &["config", "show"],
+        &["events", "list"],
+        &["db", "upgrade", "--sql"],
+    ] {
         let run = calista(dir.path(), args, &env);
         assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
     }
@@ -224,13 +285,29 @@ fn db_new_writes_a_valid_template_named_after_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let run = calista(dir.path(), &["db", "new", "add_customer_email"], &[]);
     assert_eq!(run.code, 0, "{run:?}");
-    let first = std::fs::read_dir(dir.path().join("migrations")).unwrap().next().unwrap().unwrap().file_name();
+    let first = std::fs::read_dir(dir.path().join("migrations"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
     let first = first.to_string_lossy().into_owned();
     assert!(first.ends_with("_add_customer_email.sql"), "{first}");
     // A file from the future: the next one must sort after it.
-    std::fs::write(dir.path().join("migrations/29991231_2359_future.sql"), create_table("f")).unwrap();
-    assert_eq!(calista(dir.path(), &["db", "new", "after_future"], &[]).code, 0);
-    assert!(dir.path().join("migrations/30000101_0000_after_future.sql").exists());
+    std::fs::write(
+        dir.path().join("migrations/29991231_2359_future.sql"),
+        create_table("f"),
+    )
+    .unwrap();
+    assert_eq!(
+        calista(dir.path(), &["db", "new", "after_future"], &[]).code,
+        0
+    );
+    assert!(
+        dir.path()
+            .join("migrations/30000101_0000_after_future.sql")
+            .exists()
+    );
     let loaded = calista::Migrations::from_dir(dir.path().join("migrations")).unwrap();
     assert_eq!(loaded.len(), 3);
     let bad = calista(dir.path(), &["db", "new", "Add-Email"], &[]);
@@ -247,7 +324,12 @@ fn invalid_migrations_folder_is_a_usage_error_listing_every_problem() {
     std::fs::write(folder.join("notes.txt"), "x").unwrap();
     let run = calista(dir.path(), &["--migrations", "m", "db", "status"], &[]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("2 problems") && run.stderr.contains("notes.txt") && run.stderr.contains("2025-02-30"), "{run:?}");
+    assert!(
+        run.stderr.contains("2 problems")
+            && run.stderr.contains("notes.txt")
+            && run.stderr.contains("2025-02-30"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -256,5 +338,8 @@ fn malformed_config_file_names_the_key_and_the_file() {
     std::fs::write(dir.path().join("calista.toml"), "[db]\nbackup_kep = 3\n").unwrap();
     let run = calista(dir.path(), &["db", "status"], &[]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("backup_kep") && run.stderr.contains("calista.toml"), "{run:?}");
+    assert!(
+        run.stderr.contains("backup_kep") && run.stderr.contains("calista.toml"),
+        "{run:?}"
+    );
 }

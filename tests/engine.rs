@@ -1,12 +1,14 @@
 //! The runtime engine against real databases: the guard's states, upgrades, downgrades,
 //! failures, recovery and locking, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 mod common;
 
 use std::time::Duration;
 
 use calista::{
-    DatabaseOptions, DowngradeTarget, Ensured, ErrorKind, Migrator, Recovery, SchemaState, UpgradeTarget,
+    DatabaseOptions, DowngradeTarget, Ensured, ErrorKind, Migrator, Recovery, SchemaState,
+    UpgradeTarget,
 };
 use common::*;
 
@@ -15,7 +17,11 @@ const B: &str = "20250102_0000_create_b.sql";
 const C: &str = "20250103_0000_create_c.sql";
 
 fn abc() -> MigrationSet {
-    MigrationSet::new(&[(A, &create_table("a")), (B, &create_table("b")), (C, &create_table("c"))])
+    MigrationSet::new(&[
+        (A, &create_table("a")),
+        (B, &create_table("b")),
+        (C, &create_table("c")),
+    ])
 }
 
 fn rev(text: &str) -> calista::Revision {
@@ -306,15 +312,28 @@ async fn hold_migration_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
     use sqlx::Connection;
     match db {
         TestDb::Postgres(pg) => {
-            let url = if pg.url.contains('?') { format!("{}&application_name=lock-holder-test", pg.url) } else { format!("{}?application_name=lock-holder-test", pg.url) };
+            let url = if pg.url.contains('?') {
+                format!("{}&application_name=lock-holder-test", pg.url)
+            } else {
+                format!("{}?application_name=lock-holder-test", pg.url)
+            };
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             let key = calista::postgres_lock_key("calista");
-            sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut conn).await.unwrap();
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(key)
+                .execute(&mut conn)
+                .await
+                .unwrap();
             Box::new(conn)
         }
         TestDb::Sqlite { file, .. } => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display())).await.unwrap();
-            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
             Box::new(conn)
         }
     }
@@ -327,17 +346,30 @@ async fn hold_migration_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
 async fn waiting_for_the_lock_does_not_block_the_holders_create_index_concurrently() {
     let db = TestDb::postgres().await;
     let set = MigrationSet::new(&[
-        (A, "-- calista:up\nCREATE TABLE a (id INTEGER PRIMARY KEY, note TEXT);\nINSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n-- calista:down\nDROP TABLE a;\n"),
-        (B, "-- calista:no-transaction\n-- calista:up postgres\nSELECT pg_sleep(1);\nCREATE INDEX CONCURRENTLY ix_a_note ON a (note);\n-- calista:up sqlite\nCREATE INDEX ix_a_note ON a (note);\n-- calista:down\nDROP INDEX ix_a_note;\n"),
+        (
+            A,
+            "-- calista:up\nCREATE TABLE a (id INTEGER PRIMARY KEY, note TEXT);\nINSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n-- calista:down\nDROP TABLE a;\n",
+        ),
+        (
+            B,
+            "-- calista:no-transaction\n-- calista:up postgres\nSELECT pg_sleep(1);\nCREATE INDEX CONCURRENTLY ix_a_note ON a (note);\n-- calista:up sqlite\nCREATE INDEX ix_a_note ON a (note);\n-- calista:down\nDROP INDEX ix_a_note;\n",
+        ),
     ]);
     let migrations = set.load();
     let holder_db = db.open();
     let holder = {
         let migrations = migrations.clone();
-        tokio::spawn(async move { Migrator::new(&migrations, &holder_db).with_policy(development()).upgrade(UpgradeTarget::Head).await })
+        tokio::spawn(async move {
+            Migrator::new(&migrations, &holder_db)
+                .with_policy(development())
+                .upgrade(UpgradeTarget::Head)
+                .await
+        })
     };
     // Start the waiter once the holder is inside the no-transaction migration.
-    let TestDb::Postgres(pg) = &db else { unreachable!() };
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
     let mut admin = pg_admin().await;
     for _ in 0..500 {
         let sleeping: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'")
@@ -347,11 +379,25 @@ async fn waiting_for_the_lock_does_not_block_the_holders_create_index_concurrent
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let patient = db.open_with(DatabaseOptions { lock_timeout: Duration::from_secs(30), ..DatabaseOptions::default() });
-    let waiter = Migrator::new(&migrations, &patient).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+    let patient = db.open_with(DatabaseOptions {
+        lock_timeout: Duration::from_secs(30),
+        ..DatabaseOptions::default()
+    });
+    let waiter = Migrator::new(&migrations, &patient)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
     let held = holder.await.unwrap().unwrap();
-    assert_eq!(held.steps.len(), 2, "the holder applied both, its concurrent index included");
-    assert!(waiter.steps.is_empty(), "the waiter found nothing left to do");
+    assert_eq!(
+        held.steps.len(),
+        2,
+        "the holder applied both, its concurrent index included"
+    );
+    assert!(
+        waiter.steps.is_empty(),
+        "the waiter found nothing left to do"
+    );
     let valid = scalar(&patient, "SELECT count(*) FROM pg_index WHERE indexrelid = 'calista.ix_a_note'::regclass AND indisvalid").await;
     assert_eq!(valid, 1, "the concurrent index was built and is valid");
 }

@@ -3,6 +3,7 @@
 //! outcome and that nothing was lost.
 //!
 //! `CALISTA_CRASH_TRIALS` sets the number of kill trials per backend (default 20).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 mod common;
 
@@ -17,7 +18,10 @@ use common::*;
 /// the lock, during the backup, inside the migrations, around the commit.
 fn slow_set() -> MigrationSet {
     MigrationSet::new(&[
-        ("20250101_0000_create_fill.sql", "-- calista:up\nCREATE TABLE fill (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);\n-- calista:down\nDROP TABLE fill;\n"),
+        (
+            "20250101_0000_create_fill.sql",
+            "-- calista:up\nCREATE TABLE fill (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);\n-- calista:down\nDROP TABLE fill;\n",
+        ),
         (
             "20250102_0000_fill_rows.sql",
             "-- calista:up postgres\nINSERT INTO fill (id, payload) SELECT g, md5(g::text) FROM generate_series(1, 200000) AS g;\n\
@@ -25,7 +29,10 @@ fn slow_set() -> MigrationSet {
              INSERT INTO fill (id, payload) SELECT x, hex(randomblob(16)) FROM c;\n\
              -- calista:down\nDELETE FROM fill;\n",
         ),
-        ("20250103_0000_index_fill.sql", "-- calista:up\nCREATE INDEX ix_fill_payload ON fill (payload);\n-- calista:down\nDROP INDEX ix_fill_payload;\n"),
+        (
+            "20250103_0000_index_fill.sql",
+            "-- calista:up\nCREATE INDEX ix_fill_payload ON fill (payload);\n-- calista:down\nDROP INDEX ix_fill_payload;\n",
+        ),
         ("20250104_0000_create_done.sql", &create_table("done")),
     ])
 }
@@ -35,13 +42,19 @@ const HEAD: &str = "20250104_0000";
 
 fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
-    command.current_dir(dir).args(args).env("CALISTA_DB_URL", db.url_text()).env("NO_COLOR", "1");
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("CALISTA_DB_URL", db.url_text())
+        .env("NO_COLOR", "1");
     for (key, _) in std::env::vars() {
         if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
             command.env_remove(key);
         }
     }
-    command.env("CALISTA_DB_URL", db.url_text()).envs(env.iter().copied());
+    command
+        .env("CALISTA_DB_URL", db.url_text())
+        .envs(env.iter().copied());
     command
 }
 
@@ -50,7 +63,11 @@ fn output(command: &mut Command) -> Output {
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// A small deterministic generator, seeded from the clock; the seed is in failure messages.
@@ -58,13 +75,19 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 }
 
 fn trials() -> usize {
-    std::env::var("CALISTA_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
+    std::env::var("CALISTA_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
 }
 
 async fn at_revision(db: &TestDb) -> Option<String> {
@@ -80,13 +103,24 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     let set = slow_set();
     let folder = set.dir.path().display().to_string();
     let args = ["--migrations", folder.as_str(), "db", "upgrade"];
-    let mut rng = Lcg(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64));
+    let mut rng = Lcg(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64));
     let seed = rng.0;
 
     // How long a whole upgrade takes here, to spread the kills over it.
     let calibration = make().await;
     let dir = calibration.scratch_dir();
-    assert!(output(&mut calista(&dir, &calibration, &["--migrations", &folder, "db", "upgrade", "--to", START], &[])).status.success());
+    assert!(
+        output(&mut calista(
+            &dir,
+            &calibration,
+            &["--migrations", &folder, "db", "upgrade", "--to", START],
+            &[]
+        ))
+        .status
+        .success()
+    );
     let started = Instant::now();
     let full = output(&mut calista(&dir, &calibration, &args, &[]));
     assert!(full.status.success(), "{}", text(&full));
@@ -97,15 +131,29 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
         let db = make().await;
         let dir = db.scratch_dir();
         // Start from a database with data, so the backup is part of what a kill can hit.
-        assert!(output(&mut calista(&dir, &db, &["--migrations", &folder, "db", "upgrade", "--to", START], &[])).status.success());
+        assert!(
+            output(&mut calista(
+                &dir,
+                &db,
+                &["--migrations", &folder, "db", "upgrade", "--to", START],
+                &[]
+            ))
+            .status
+            .success()
+        );
         let delay = Duration::from_millis(rng.next() % span);
-        let mut child: Child = calista(&dir, &db, &args, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child: Child = calista(&dir, &db, &args, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
 
         let revision = at_revision(&db).await;
-        let context = format!("trial {trial}, kill after {delay:?} (seed {seed}), revision {revision:?}");
+        let context =
+            format!("trial {trial}, kill after {delay:?} (seed {seed}), revision {revision:?}");
         match revision.as_deref() {
             Some(START) => outcomes.0 += 1,
             Some(HEAD) => outcomes.1 += 1,
@@ -113,19 +161,42 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
         }
         let handle = db.open();
         if revision.as_deref() == Some(HEAD) {
-            assert_eq!(scalar(&handle, "SELECT count(*) FROM fill").await, 200_000, "{context}");
+            assert_eq!(
+                scalar(&handle, "SELECT count(*) FROM fill").await,
+                200_000,
+                "{context}"
+            );
         } else {
-            assert_eq!(scalar(&handle, "SELECT count(*) FROM fill").await, 0, "{context}");
+            assert_eq!(
+                scalar(&handle, "SELECT count(*) FROM fill").await,
+                0,
+                "{context}"
+            );
         }
         if handle.sqlite_pool().is_some() {
-            assert_eq!(scalar(&handle, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'").await, 1, "{context}");
+            assert_eq!(
+                scalar(
+                    &handle,
+                    "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"
+                )
+                .await,
+                1,
+                "{context}"
+            );
         }
         handle.close().await;
         let again = output(&mut calista(&dir, &db, &args, &[]));
-        assert!(again.status.success(), "the next upgrade fails after {context}: {}", text(&again));
+        assert!(
+            again.status.success(),
+            "the next upgrade fails after {context}: {}",
+            text(&again)
+        );
         assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD), "{context}");
     }
-    eprintln!("kill trials: {} ended at the old revision, {} at the new one, 0 in between", outcomes.0, outcomes.1);
+    eprintln!(
+        "kill trials: {} ended at the old revision, {} at the new one, 0 in between",
+        outcomes.0, outcomes.1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,9 +215,24 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
     let set = slow_set();
     let folder = set.dir.path().display().to_string();
     let dir = db.scratch_dir();
-    assert!(output(&mut calista(&dir, &db, &["--migrations", &folder, "db", "upgrade", "--to", START], &[])).status.success());
-    let child = calista(&dir, &db, &["--migrations", &folder, "db", "upgrade"], &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let TestDb::Postgres(pg) = &db else { unreachable!() };
+    assert!(
+        output(&mut calista(
+            &dir,
+            &db,
+            &["--migrations", &folder, "db", "upgrade", "--to", START],
+            &[]
+        ))
+        .status
+        .success()
+    );
+    let child = calista(&dir, &db, &["--migrations", &folder, "db", "upgrade"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
     let mut admin = pg_admin().await;
     // Wait until the upgrade is inside its slow step, then end its session from the server.
     let mut terminated = false;
@@ -165,13 +251,25 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(terminated, "the upgrade's session was never seen running its slow step");
+    assert!(
+        terminated,
+        "the upgrade's session was never seen running its slow step"
+    );
     let result = child.wait_with_output().unwrap();
     assert_eq!(result.status.code(), Some(1), "{}", text(&result));
-    assert!(text(&result).contains("20250102_0000_fill_rows.sql"), "{}", text(&result));
+    assert!(
+        text(&result).contains("20250102_0000_fill_rows.sql"),
+        "{}",
+        text(&result)
+    );
     assert_eq!(at_revision(&db).await.as_deref(), Some(START));
     // The lock went with the session: the next upgrade does not wait for it.
-    let again = output(&mut calista(&dir, &db, &["--migrations", &folder, "db", "upgrade"], &[("CALISTA_LOCK_TIMEOUT", "5")]));
+    let again = output(&mut calista(
+        &dir,
+        &db,
+        &["--migrations", &folder, "db", "upgrade"],
+        &[("CALISTA_LOCK_TIMEOUT", "5")],
+    ));
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD));
 }
@@ -218,12 +316,21 @@ async fn hold_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
     match db {
         TestDb::Postgres(pg) => {
             let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-            sqlx::query("SELECT pg_advisory_lock($1)").bind(calista::postgres_lock_key("calista")).execute(&mut conn).await.unwrap();
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(calista::postgres_lock_key("calista"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             Box::new(conn)
         }
         TestDb::Sqlite { file, .. } => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display())).await.unwrap();
-            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
             Box::new(conn)
         }
     }
@@ -232,51 +339,109 @@ async fn hold_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
 #[tokio::test]
 async fn role_without_create_privilege_gets_a_clear_error_and_nothing_changes() {
     let db = TestDb::postgres().await;
-    let TestDb::Postgres(pg) = &db else { unreachable!() };
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
     let role = unique_name("calista_limited");
     let mut admin = pg_admin().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN"))).execute(&mut admin).await.unwrap();
-    let url = pg.url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = pg
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
     let dir = db.scratch_dir();
     let mut command = calista(&dir, &db, &["db", "upgrade"], &[]);
     command.env("CALISTA_DB_URL", &url);
     let result = output(&mut command);
     assert_eq!(result.status.code(), Some(1), "{}", text(&result));
-    assert!(text(&result).contains("lacks a privilege") && text(&result).contains("CREATE"), "{}", text(&result));
+    assert!(
+        text(&result).contains("lacks a privilege") && text(&result).contains("CREATE"),
+        "{}",
+        text(&result)
+    );
     let handle = db.open();
-    assert_eq!(scalar(&handle, "SELECT count(*) FROM pg_namespace WHERE nspname = 'calista'").await, 0);
+    assert_eq!(
+        scalar(
+            &handle,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'calista'"
+        )
+        .await,
+        0
+    );
     handle.close().await;
     drop(db);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {role}"))).execute(&mut admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
     let db = TestDb::sqlite();
     let dir = db.scratch_dir();
-    assert!(output(&mut calista(&dir, &db, &["db", "upgrade", "--to", "20250826_1030"], &[])).status.success());
-    let TestDb::Sqlite { file, .. } = &db else { unreachable!() };
+    assert!(
+        output(&mut calista(
+            &dir,
+            &db,
+            &["db", "upgrade", "--to", "20250826_1030"],
+            &[]
+        ))
+        .status
+        .success()
+    );
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
     let before = std::fs::read(file).unwrap();
     // Immutable: not even root may write it (permission bits do not stop root).
-    let locked = Command::new("chattr").arg("+i").arg(file).status().expect("chattr (e2fsprogs) is needed for this test");
-    assert!(locked.success(), "chattr +i failed: the test folder's filesystem must support it");
-    let result = output(&mut calista(&dir, &db, &["db", "upgrade"], &[("CALISTA_BACKUP", "0")]));
+    let locked = Command::new("chattr")
+        .arg("+i")
+        .arg(file)
+        .status()
+        .expect("chattr (e2fsprogs) is needed for this test");
+    assert!(
+        locked.success(),
+        "chattr +i failed: the test folder's filesystem must support it"
+    );
+    let result = output(&mut calista(
+        &dir,
+        &db,
+        &["db", "upgrade"],
+        &[("CALISTA_BACKUP", "0")],
+    ));
     let _ = Command::new("chattr").arg("-i").arg(file).status();
     assert_eq!(result.status.code(), Some(1), "{}", text(&result));
     assert!(text(&result).contains("read-only"), "{}", text(&result));
-    assert_eq!(std::fs::read(file).unwrap(), before, "the file is unchanged");
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        before,
+        "the file is unchanged"
+    );
 }
 
 #[tokio::test]
 async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
     let db = TestDb::sqlite();
-    let TestDb::Sqlite { file, .. } = &db else { unreachable!() };
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
     let garbage = b"this is a text file, not a SQLite database\n".repeat(200);
     std::fs::write(file, &garbage).unwrap();
-    for args in [&["db", "status"][..], &["db", "upgrade"], &["events", "list"]] {
+    for args in [
+        &["db", "status"][..],
+        &["db", "upgrade"],
+        &["events", "list"],
+    ] {
         let result = output(&mut calista(&db.scratch_dir(), &db, args, &[]));
         assert_eq!(result.status.code(), Some(1), "{args:?}: {}", text(&result));
-        assert!(text(&result).contains("not a SQLite database"), "{args:?}: {}", text(&result));
+        assert!(
+            text(&result).contains("not a SQLite database"),
+            "{args:?}: {}",
+            text(&result)
+        );
     }
     assert_eq!(std::fs::read(file).unwrap(), garbage);
 }
@@ -288,14 +453,30 @@ fn migration_folder_with_a_symlink_loop_or_a_dangling_link_is_a_usage_error() {
     let folder = dir.path().join("m");
     std::fs::create_dir(&folder).unwrap();
     std::fs::write(folder.join("20250101_0000_ok.sql"), create_table("a")).unwrap();
-    std::os::unix::fs::symlink("20250102_0000_loop.sql", folder.join("20250102_0000_loop.sql")).unwrap();
+    std::os::unix::fs::symlink(
+        "20250102_0000_loop.sql",
+        folder.join("20250102_0000_loop.sql"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("nowhere.sql", folder.join("20250103_0000_dangling.sql")).unwrap();
     let db = TestDb::sqlite();
-    let result = output(&mut calista(dir.path(), &db, &["--migrations", "m", "db", "upgrade"], &[]));
+    let result = output(&mut calista(
+        dir.path(),
+        &db,
+        &["--migrations", "m", "db", "upgrade"],
+        &[],
+    ));
     assert_eq!(result.status.code(), Some(2), "{}", text(&result));
     let message = text(&result);
-    assert!(message.contains("20250102_0000_loop.sql") && message.contains("20250103_0000_dangling.sql"), "{message}");
-    assert!(!db.scratch_dir().join("app.db").exists(), "nothing was created");
+    assert!(
+        message.contains("20250102_0000_loop.sql")
+            && message.contains("20250103_0000_dangling.sql"),
+        "{message}"
+    );
+    assert!(
+        !db.scratch_dir().join("app.db").exists(),
+        "nothing was created"
+    );
 }
 
 /// A server that accepts connections and never answers.
@@ -320,7 +501,11 @@ fn silent_server_is_a_bounded_wait() {
         .output()
         .unwrap();
     assert_eq!(result.status.code(), Some(1), "{}", text(&result));
-    assert!(text(&result).contains("no answer") && text(&result).contains("within 1s"), "{}", text(&result));
+    assert!(
+        text(&result).contains("no answer") && text(&result).contains("within 1s"),
+        "{}",
+        text(&result)
+    );
     assert!(!text(&result).contains("s3cr3t-pw"));
     drop(held);
 }
@@ -338,7 +523,11 @@ fn wrong_password_error_never_shows_the_password() {
     });
     let dir = tempfile::tempdir().unwrap();
     let url = format!("postgresql://calista:s3cr3t-pw@127.0.0.1:{port}/x?sslmode=disable");
-    for args in [&["db", "status"][..], &["db", "upgrade"], &["events", "list"]] {
+    for args in [
+        &["db", "status"][..],
+        &["db", "upgrade"],
+        &["events", "list"],
+    ] {
         let result = Command::new(env!("CARGO_BIN_EXE_calista"))
             .current_dir(dir.path())
             .args(args)
@@ -346,7 +535,11 @@ fn wrong_password_error_never_shows_the_password() {
             .output()
             .unwrap();
         assert_eq!(result.status.code(), Some(1), "{}", text(&result));
-        assert!(text(&result).contains("password authentication failed"), "{}", text(&result));
+        assert!(
+            text(&result).contains("password authentication failed"),
+            "{}",
+            text(&result)
+        );
         assert!(!text(&result).contains("s3cr3t-pw"), "{}", text(&result));
     }
 }
@@ -361,10 +554,20 @@ fn refuse_password(stream: &mut std::net::TcpStream) -> std::io::Result<()> {
     stream.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3])?;
     let mut header = [0u8; 5];
     stream.read_exact(&mut header)?;
-    let mut password = vec![0u8; (u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize).saturating_sub(4)];
+    let mut password = vec![
+        0u8;
+        (u32::from_be_bytes([header[1], header[2], header[3], header[4]])
+            as usize)
+            .saturating_sub(4)
+    ];
     stream.read_exact(&mut password)?;
     let mut fields = Vec::new();
-    for (code, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', "28P01"), (b'M', "password authentication failed for user \"calista\"")] {
+    for (code, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "28P01"),
+        (b'M', "password authentication failed for user \"calista\""),
+    ] {
         fields.push(code);
         fields.extend_from_slice(value.as_bytes());
         fields.push(0);

@@ -1,4 +1,5 @@
 //! CALISTA's own schema, applied and reverted through the engine on both backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 mod common;
 
@@ -12,7 +13,11 @@ const EVENT: &str = "INSERT INTO event_store (stream_id, stream_type, version, e
 
 async fn upgraded(db: &TestDb) -> calista::Database {
     let handle = db.open();
-    let report = Migrator::new(&CALISTA, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+    let report = Migrator::new(&CALISTA, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
     assert_eq!(report.steps.len(), CALISTA.len());
     handle
 }

@@ -25,7 +25,12 @@ static GUARD: tokio::sync::OnceCell<Ensured> = tokio::sync::OnceCell::const_new(
 impl App {
     /// An application with production defaults.
     pub fn new(migrations: &'static Migrations, url: DatabaseUrl) -> Self {
-        Self { migrations, url, options: DatabaseOptions::default(), policy: Policy::default() }
+        Self {
+            migrations,
+            url,
+            options: DatabaseOptions::default(),
+            policy: Policy::default(),
+        }
     }
 
     /// Sets how the database is reached.
@@ -43,7 +48,10 @@ impl App {
     /// Makes this the process's application; once per process.
     pub fn install(self) -> Result<(), Error> {
         APP.set(self).map_err(|_| {
-            Error::Setup("calista::App::install was called twice; install the application once, at start-up".into())
+            Error::Setup(
+                "calista::App::install was called twice; install the application once, at start-up"
+                    .into(),
+            )
         })
     }
 }
@@ -70,7 +78,12 @@ pub async fn db() -> Result<&'static Database, Error> {
         }
     };
     GUARD
-        .get_or_try_init(|| async { Migrator::new(app.migrations, database).with_policy(app.policy.clone()).ensure_schema().await })
+        .get_or_try_init(|| async {
+            Migrator::new(app.migrations, database)
+                .with_policy(app.policy.clone())
+                .ensure_schema()
+                .await
+        })
         .await?;
     Ok(database)
 }
@@ -94,11 +107,16 @@ pub fn require_db_blocking() -> Result<(), Error> {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| Error::Setup(format!("cannot start a runtime for the schema guard: {e}")))?;
+                    .map_err(|e| {
+                        Error::Setup(format!("cannot start a runtime for the schema guard: {e}"))
+                    })?;
                 runtime.block_on(async {
                     // A database of this runtime only: connections die with the runtime.
                     let database = Database::connect(&app.url, app.options.clone())?;
-                    let ensured = Migrator::new(app.migrations, &database).with_policy(app.policy.clone()).ensure_schema().await;
+                    let ensured = Migrator::new(app.migrations, &database)
+                        .with_policy(app.policy.clone())
+                        .ensure_schema()
+                        .await;
                     database.close().await;
                     ensured
                 })

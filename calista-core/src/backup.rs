@@ -51,7 +51,11 @@ pub struct BackupOptions {
 
 impl Default for BackupOptions {
     fn default() -> Self {
-        Self { dir: None, keep: DEFAULT_KEEP, pg_dump: None }
+        Self {
+            dir: None,
+            keep: DEFAULT_KEEP,
+            pg_dump: None,
+        }
     }
 }
 
@@ -101,7 +105,9 @@ pub enum BackupError {
         stderr: String,
     },
     /// The backup folder or file could not be written.
-    #[error("cannot back up: cannot write {path}; check that the folder is writable and the disk has room, or set [db] backup_dir; nothing was changed")]
+    #[error(
+        "cannot back up: cannot write {path}; check that the folder is writable and the disk has room, or set [db] backup_dir; nothing was changed"
+    )]
     Write {
         /// The file or folder.
         path: PathBuf,
@@ -110,7 +116,9 @@ pub enum BackupError {
         source: io::Error,
     },
     /// SQLite could not write the copy.
-    #[error("cannot back up: SQLite could not write the copy {path} (disk full, or the folder not writable?); nothing was changed")]
+    #[error(
+        "cannot back up: SQLite could not write the copy {path} (disk full, or the folder not writable?); nothing was changed"
+    )]
     Sqlite {
         /// The file.
         path: PathBuf,
@@ -119,7 +127,9 @@ pub enum BackupError {
         source: sqlx::Error,
     },
     /// The copy was written but does not pass SQLite's integrity check.
-    #[error("cannot back up: the copy {path} failed its integrity check ({detail}); it was deleted and nothing was changed")]
+    #[error(
+        "cannot back up: the copy {path} failed its integrity check ({detail}); it was deleted and nothing was changed"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -152,7 +162,10 @@ pub(crate) enum Source<'a> {
 impl Source<'_> {
     fn database_name(&self) -> String {
         match self {
-            Self::Sqlite { file } => file.file_stem().map_or_else(|| "database".to_owned(), |s| s.to_string_lossy().into_owned()),
+            Self::Sqlite { file } => file.file_stem().map_or_else(
+                || "database".to_owned(),
+                |s| s.to_string_lossy().into_owned(),
+            ),
             Self::Postgres { database, .. } => database.clone(),
         }
     }
@@ -166,7 +179,10 @@ impl Source<'_> {
 
     fn default_dir(&self) -> PathBuf {
         match self {
-            Self::Sqlite { file } => file.parent().unwrap_or(Path::new(".")).join(DEFAULT_DIR_NAME),
+            Self::Sqlite { file } => file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(DEFAULT_DIR_NAME),
             Self::Postgres { .. } => PathBuf::from(DEFAULT_DIR_NAME),
         }
     }
@@ -179,40 +195,78 @@ pub(crate) fn backup_dir(source: &Source<'_>, options: &BackupOptions) -> PathBu
 
 /// `<database>-<revision>-<UTC timestamp>.<ext>`.
 fn file_name(database: &str, revision: Option<&str>, at: UtcDateTime, extension: &str) -> String {
-    format!("{database}-{}-{}.{extension}", revision.unwrap_or(""), at.compact())
+    format!(
+        "{database}-{}-{}.{extension}",
+        revision.unwrap_or(""),
+        at.compact()
+    )
 }
 
 /// Takes a backup of a database at `revision`.
-pub(crate) async fn take(source: &Source<'_>, revision: Option<&str>, options: &BackupOptions) -> Result<Backup, BackupError> {
+pub(crate) async fn take(
+    source: &Source<'_>,
+    revision: Option<&str>,
+    options: &BackupOptions,
+) -> Result<Backup, BackupError> {
     let dir = backup_dir(source, options);
-    fs::create_dir_all(&dir).map_err(|e| BackupError::Write { path: dir.clone(), source: e })?;
+    fs::create_dir_all(&dir).map_err(|e| BackupError::Write {
+        path: dir.clone(),
+        source: e,
+    })?;
     remove_stale_partials(&dir, &source.database_name());
-    let path = dir.join(file_name(&source.database_name(), revision, UtcDateTime::now(), source.extension()));
+    let path = dir.join(file_name(
+        &source.database_name(),
+        revision,
+        UtcDateTime::now(),
+        source.extension(),
+    ));
     let partial = PathBuf::from(format!("{}{PARTIAL}", path.display()));
     create_private_file(&partial)?;
     let written = match source {
         Source::Sqlite { file } => sqlite_copy(file, &partial).await,
-        Source::Postgres { connection_args, env, schema, .. } => pg_dump(connection_args, env, schema, &partial, options).await,
+        Source::Postgres {
+            connection_args,
+            env,
+            schema,
+            ..
+        } => pg_dump(connection_args, env, schema, &partial, options).await,
     };
     let finished = written.and_then(|()| {
-        fs::rename(&partial, &path).map_err(|e| BackupError::Write { path: path.clone(), source: e })
+        fs::rename(&partial, &path).map_err(|e| BackupError::Write {
+            path: path.clone(),
+            source: e,
+        })
     });
     if let Err(e) = finished {
         let _ = fs::remove_file(&partial);
         return Err(e);
     }
-    let size = fs::metadata(&path).map_err(|e| BackupError::Write { path: path.clone(), source: e })?.len();
+    let size = fs::metadata(&path)
+        .map_err(|e| BackupError::Write {
+            path: path.clone(),
+            source: e,
+        })?
+        .len();
     let restore_command = restore_command(source, &path);
-    Ok(Backup { path, size, restore_command })
+    Ok(Backup {
+        path,
+        size,
+        restore_command,
+    })
 }
 
 /// Deletes what crashed backups of `database` left behind. Runs under the migration lock,
 /// so no other backup of it is being written.
 fn remove_stale_partials(dir: &Path, database: &str) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_ours = name.strip_suffix(PARTIAL).and_then(parse_file_name).is_some_and(|(db, ..)| db == database);
+        let is_ours = name
+            .strip_suffix(PARTIAL)
+            .and_then(parse_file_name)
+            .is_some_and(|(db, ..)| db == database);
         if is_ours {
             let _ = fs::remove_file(entry.path());
         }
@@ -225,18 +279,29 @@ fn create_private_file(path: &Path) -> Result<(), BackupError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop).map_err(|e| BackupError::Write { path: path.to_owned(), source: e })
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|e| BackupError::Write {
+            path: path.to_owned(),
+            source: e,
+        })
 }
 
 async fn sqlite_copy(file: &Path, target: &Path) -> Result<(), BackupError> {
-    let sqlite_error = |source| BackupError::Sqlite { path: target.to_owned(), source };
+    let sqlite_error = |source| BackupError::Sqlite {
+        path: target.to_owned(),
+        source,
+    };
     // A connection of its own: VACUUM cannot run inside the migration's transaction, and
     // while that transaction has written nothing yet, this copy sees the state before it.
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(file)
         .read_only(true)
         .log_statements(tracing::log::LevelFilter::Trace);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.map_err(sqlite_error)?;
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(sqlite_error)?;
     let copied = sqlx::query("VACUUM INTO ?1")
         .bind(target.to_string_lossy().into_owned())
         .execute(&mut conn)
@@ -244,14 +309,26 @@ async fn sqlite_copy(file: &Path, target: &Path) -> Result<(), BackupError> {
     let _ = conn.close().await;
     copied.map_err(sqlite_error)?;
 
-    let check = sqlx::sqlite::SqliteConnectOptions::new().filename(target).read_only(true);
-    let mut conn = sqlx::SqliteConnection::connect_with(&check).await.map_err(sqlite_error)?;
-    let verdict: Result<String, _> = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await;
+    let check = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(target)
+        .read_only(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&check)
+        .await
+        .map_err(sqlite_error)?;
+    let verdict: Result<String, _> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await;
     let _ = conn.close().await;
     match verdict {
         Ok(ok) if ok == "ok" => Ok(()),
-        Ok(detail) => Err(BackupError::Corrupt { path: target.to_owned(), detail }),
-        Err(e) => Err(BackupError::Corrupt { path: target.to_owned(), detail: e.to_string() }),
+        Ok(detail) => Err(BackupError::Corrupt {
+            path: target.to_owned(),
+            detail,
+        }),
+        Err(e) => Err(BackupError::Corrupt {
+            path: target.to_owned(),
+            detail: e.to_string(),
+        }),
     }
 }
 
@@ -262,7 +339,10 @@ async fn pg_dump(
     target: &Path,
     options: &BackupOptions,
 ) -> Result<(), BackupError> {
-    let program = options.pg_dump.clone().unwrap_or_else(|| PathBuf::from("pg_dump"));
+    let program = options
+        .pg_dump
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("pg_dump"));
     let mut command = tokio::process::Command::new(&program);
     command
         .arg("--format=custom")
@@ -279,27 +359,46 @@ async fn pg_dump(
     let output = match command.output().await {
         Ok(output) => output,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(BackupError::PgDumpMissing { program: program.display().to_string() });
+            return Err(BackupError::PgDumpMissing {
+                program: program.display().to_string(),
+            });
         }
-        Err(e) => return Err(BackupError::Write { path: program, source: e }),
+        Err(e) => {
+            return Err(BackupError::Write {
+                path: program,
+                source: e,
+            });
+        }
     };
     if output.status.success() {
         Ok(())
     } else {
         let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        for (_, password) in env.iter().filter(|(k, v)| *k == "PGPASSWORD" && !v.is_empty()) {
+        for (_, password) in env
+            .iter()
+            .filter(|(k, v)| *k == "PGPASSWORD" && !v.is_empty())
+        {
             stderr = stderr.replace(password.as_str(), "***");
         }
-        Err(BackupError::PgDumpFailed { status: output.status.to_string(), stderr: stderr.trim().to_owned() })
+        Err(BackupError::PgDumpFailed {
+            status: output.status.to_string(),
+            stderr: stderr.trim().to_owned(),
+        })
     }
 }
 
 fn restore_command(source: &Source<'_>, path: &Path) -> String {
     match source {
         Source::Sqlite { file } => {
-            format!("stop the application, then: cp '{}' '{}'", path.display(), file.display())
+            format!(
+                "stop the application, then: cp '{}' '{}'",
+                path.display(),
+                file.display()
+            )
         }
-        Source::Postgres { connection_args, .. } => format!(
+        Source::Postgres {
+            connection_args, ..
+        } => format!(
             "pg_restore --clean --if-exists --single-transaction {} '{}' (with PGPASSWORD set if the server needs one)",
             connection_args.join(" "),
             path.display()
@@ -332,10 +431,20 @@ pub fn list(dir: &Path) -> io::Result<Vec<BackupFile>> {
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        let Some(parsed) = parse_file_name(&name) else { continue };
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some(parsed) = parse_file_name(&name) else {
+            continue;
+        };
         let size = entry.metadata()?.len();
-        found.push(BackupFile { path: entry.path(), database: parsed.0, revision: parsed.1, taken_at: parsed.2, size });
+        found.push(BackupFile {
+            path: entry.path(),
+            database: parsed.0,
+            revision: parsed.1,
+            taken_at: parsed.2,
+            size,
+        });
     }
     found.sort_by(|a, b| (&a.taken_at, &a.path).cmp(&(&b.taken_at, &b.path)));
     Ok(found)
@@ -343,7 +452,9 @@ pub fn list(dir: &Path) -> io::Result<Vec<BackupFile>> {
 
 /// Splits `<database>-<revision>-<timestamp>.<ext>`; the database name may contain `-`.
 fn parse_file_name(name: &str) -> Option<(String, String, String)> {
-    let stem = name.strip_suffix(&format!(".{SQLITE_EXTENSION}")).or_else(|| name.strip_suffix(&format!(".{POSTGRES_EXTENSION}")))?;
+    let stem = name
+        .strip_suffix(&format!(".{SQLITE_EXTENSION}"))
+        .or_else(|| name.strip_suffix(&format!(".{POSTGRES_EXTENSION}")))?;
     let (rest, taken_at) = stem.rsplit_once('-')?;
     let (database, revision) = rest.rsplit_once('-')?;
     let timestamp_ok = taken_at.len() == 20
@@ -352,13 +463,24 @@ fn parse_file_name(name: &str) -> Option<(String, String, String)> {
         && taken_at.ends_with('Z')
         && taken_at.bytes().filter(u8::is_ascii_digit).count() == 17;
     let revision_ok = revision.is_empty() || crate::naming::Revision::parse(revision).is_ok();
-    (timestamp_ok && revision_ok && !database.is_empty()).then(|| (database.to_owned(), revision.to_owned(), taken_at.to_owned()))
+    (timestamp_ok && revision_ok && !database.is_empty()).then(|| {
+        (
+            database.to_owned(),
+            revision.to_owned(),
+            taken_at.to_owned(),
+        )
+    })
 }
 
 /// Deletes the oldest backups of `database` in `dir` beyond `keep`; returns what it deleted.
 pub(crate) fn prune(dir: &Path, database: &str, keep: u32) -> io::Result<Vec<PathBuf>> {
-    let mine: Vec<BackupFile> = list(dir)?.into_iter().filter(|b| b.database == database).collect();
-    let excess = mine.len().saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+    let mine: Vec<BackupFile> = list(dir)?
+        .into_iter()
+        .filter(|b| b.database == database)
+        .collect();
+    let excess = mine
+        .len()
+        .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
     let mut deleted = Vec::new();
     for old in mine.into_iter().take(excess) {
         fs::remove_file(&old.path)?;
@@ -383,10 +505,21 @@ mod tests {
         assert_eq!(name, "my-app-20250826_1030-20250826T103000.000Z.sqlite3");
         assert_eq!(
             parse_file_name(&name),
-            Some(("my-app".into(), "20250826_1030".into(), "20250826T103000.000Z".into()))
+            Some((
+                "my-app".into(),
+                "20250826_1030".into(),
+                "20250826T103000.000Z".into()
+            ))
         );
-        assert_eq!(parse_file_name(&format!("{name}{PARTIAL}")), None, "a partial backup is not a backup");
-        assert_eq!(parse_file_name(&file_name("db", None, at, POSTGRES_EXTENSION)).map(|p| p.1), Some(String::new()));
+        assert_eq!(
+            parse_file_name(&format!("{name}{PARTIAL}")),
+            None,
+            "a partial backup is not a backup"
+        );
+        assert_eq!(
+            parse_file_name(&file_name("db", None, at, POSTGRES_EXTENSION)).map(|p| p.1),
+            Some(String::new())
+        );
         assert_eq!(parse_file_name("notes.txt"), None);
         assert_eq!(parse_file_name("x-y-z.dump"), None);
     }
@@ -395,15 +528,35 @@ mod tests {
     fn prune_keeps_the_newest_of_one_database() {
         let dir = tempfile::tempdir().unwrap();
         for (db, second) in [("a", 1), ("a", 2), ("a", 3), ("b", 1)] {
-            let name = file_name(db, Some("20250826_1030"), UtcDateTime::from_unix(1_756_204_200 + second), "dump");
+            let name = file_name(
+                db,
+                Some("20250826_1030"),
+                UtcDateTime::from_unix(1_756_204_200 + second),
+                "dump",
+            );
             fs::write(dir.path().join(name), b"x").unwrap();
         }
         fs::write(dir.path().join("unrelated.txt"), b"x").unwrap();
         let deleted = prune(dir.path(), "a", 2).unwrap();
         assert_eq!(deleted.len(), 1);
-        assert!(deleted[0].to_string_lossy().ends_with("20250826T103001.000Z.dump"));
-        let left: Vec<String> = list(dir.path()).unwrap().into_iter().map(|b| format!("{}:{}", b.database, b.taken_at)).collect();
-        assert_eq!(left, ["b:20250826T103001.000Z", "a:20250826T103002.000Z", "a:20250826T103003.000Z"]);
+        assert!(
+            deleted[0]
+                .to_string_lossy()
+                .ends_with("20250826T103001.000Z.dump")
+        );
+        let left: Vec<String> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|b| format!("{}:{}", b.database, b.taken_at))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "b:20250826T103001.000Z",
+                "a:20250826T103002.000Z",
+                "a:20250826T103003.000Z"
+            ]
+        );
         assert!(dir.path().join("unrelated.txt").exists());
     }
 
@@ -414,6 +567,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.dump");
         create_private_file(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

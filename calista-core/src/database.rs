@@ -91,36 +91,69 @@ impl Database {
         let shown_url = url.to_string();
         let inner = match url {
             DatabaseUrl::Postgres(pg) => {
-                let base = PgConnectOptions::from_str(pg.expose_secret())
-                    .map_err(|e| Error::Connect { url: shown_url.clone(), source: e })?;
-                let database = pg.database().unwrap_or_else(|| base.get_username().to_owned());
+                let base =
+                    PgConnectOptions::from_str(pg.expose_secret()).map_err(|e| Error::Connect {
+                        url: shown_url.clone(),
+                        source: e,
+                    })?;
+                let database = pg
+                    .database()
+                    .unwrap_or_else(|| base.get_username().to_owned());
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout)
-                    .connect_lazy_with(postgres::connect_options(base.clone(), &options.schema, "app"));
-                Inner::Postgres { pool, connect: base, password: pg.password(), database }
+                    .connect_lazy_with(postgres::connect_options(
+                        base.clone(),
+                        &options.schema,
+                        "app",
+                    ));
+                Inner::Postgres {
+                    pool,
+                    connect: base,
+                    password: pg.password(),
+                    database,
+                }
             }
             DatabaseUrl::Sqlite(target) => {
-                let (base, file) = match target {
-                    SqliteTarget::File(path) => (SqliteConnectOptions::new().filename(path), Some(path.clone())),
-                    SqliteTarget::Memory => {
-                        let memory = SqliteConnectOptions::from_str("sqlite::memory:")
-                            .map_err(|e| Error::Connect { url: shown_url.clone(), source: e })?;
-                        (memory, None)
-                    }
-                };
+                let (base, file) =
+                    match target {
+                        SqliteTarget::File(path) => (
+                            SqliteConnectOptions::new().filename(path),
+                            Some(path.clone()),
+                        ),
+                        SqliteTarget::Memory => {
+                            let memory = SqliteConnectOptions::from_str("sqlite::memory:")
+                                .map_err(|e| Error::Connect {
+                                    url: shown_url.clone(),
+                                    source: e,
+                                })?;
+                            (memory, None)
+                        }
+                    };
                 let connect = sqlite::connect_options(base, options.lock_timeout);
                 let mut pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout);
                 if file.is_none() {
                     // An in-memory database lives while a connection to it is open: keep one.
-                    pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+                    pool = pool
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
                 }
-                Inner::Sqlite { pool: pool.connect_lazy_with(connect.clone()), connect, file }
+                Inner::Sqlite {
+                    pool: pool.connect_lazy_with(connect.clone()),
+                    connect,
+                    file,
+                }
             }
         };
-        Ok(Self { inner, store: Arc::new(Store::new(dialect_of(url), &options.schema)), shown_url, options })
+        Ok(Self {
+            inner,
+            store: Arc::new(Store::new(dialect_of(url), &options.schema)),
+            shown_url,
+            options,
+        })
     }
 
     /// PostgreSQL or SQLite.
@@ -214,7 +247,8 @@ impl Database {
     pub(crate) async fn session(&self) -> Result<Session, Error> {
         match &self.inner {
             Inner::Postgres { connect, .. } => {
-                let options = postgres::connect_options(connect.clone(), &self.options.schema, "migrate");
+                let options =
+                    postgres::connect_options(connect.clone(), &self.options.schema, "migrate");
                 let session = postgres::Session::lock(
                     &options,
                     &self.options.schema,
@@ -225,23 +259,32 @@ impl Database {
                 .await?;
                 Ok(Session::Postgres(session))
             }
-            Inner::Sqlite { file: None, pool, .. } => {
+            Inner::Sqlite {
+                file: None, pool, ..
+            } => {
                 // In memory: the pool's connection is the database.
                 let conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
                 Ok(Session::SqliteMemory(conn))
             }
-            Inner::Sqlite { connect, .. } => {
-                Ok(Session::Sqlite(sqlite::Session::open(connect, self.options.lock_timeout).await?))
-            }
+            Inner::Sqlite { connect, .. } => Ok(Session::Sqlite(
+                sqlite::Session::open(connect, self.options.lock_timeout).await?,
+            )),
         }
     }
 
     /// What a backup of this database reads, or why there can be none.
     pub(crate) fn backup_source(&self) -> Result<backup::Source<'_>, &'static str> {
         match &self.inner {
-            Inner::Sqlite { file: Some(file), .. } => Ok(backup::Source::Sqlite { file }),
+            Inner::Sqlite {
+                file: Some(file), ..
+            } => Ok(backup::Source::Sqlite { file }),
             Inner::Sqlite { file: None, .. } => Err("the database is in memory"),
-            Inner::Postgres { connect, password, database, .. } => {
+            Inner::Postgres {
+                connect,
+                password,
+                database,
+                ..
+            } => {
                 let mut connection_args = Vec::new();
                 if let Some(socket) = connect.get_socket() {
                     connection_args.push(format!("--host={}", socket.display()));
@@ -255,16 +298,29 @@ impl Database {
                 if let Some(password) = password {
                     env.push(("PGPASSWORD", password.clone()));
                 }
-                Ok(backup::Source::Postgres { connection_args, env, database: database.clone(), schema: &self.options.schema })
+                Ok(backup::Source::Postgres {
+                    connection_args,
+                    env,
+                    database: database.clone(),
+                    schema: &self.options.schema,
+                })
             }
         }
     }
 
     fn acquire_error(&self, error: sqlx::Error) -> Error {
         match error {
-            sqlx::Error::PoolTimedOut => Error::Timeout { url: self.shown_url.clone(), waited: self.options.connect_timeout },
-            source if self.dialect() == Dialect::Sqlite => sqlite::describe(source, "opening the database"),
-            source => Error::Connect { url: self.shown_url.clone(), source },
+            sqlx::Error::PoolTimedOut => Error::Timeout {
+                url: self.shown_url.clone(),
+                waited: self.options.connect_timeout,
+            },
+            source if self.dialect() == Dialect::Sqlite => {
+                sqlite::describe(source, "opening the database")
+            }
+            source => Error::Connect {
+                url: self.shown_url.clone(),
+                source,
+            },
         }
     }
 }
@@ -329,9 +385,13 @@ impl Session {
     /// Starts a transaction; on SQLite this takes the write lock (`BEGIN IMMEDIATE`).
     pub(crate) async fn begin(&mut self) -> Result<(), Error> {
         match self {
-            Self::Postgres(s) => postgres::run_control(&mut s.conn, "BEGIN", "starting a transaction").await,
+            Self::Postgres(s) => {
+                postgres::run_control(&mut s.conn, "BEGIN", "starting a transaction").await
+            }
             Self::Sqlite(s) => s.begin().await,
-            Self::SqliteMemory(c) => sqlite::run_control(c, "BEGIN IMMEDIATE", "starting a transaction").await,
+            Self::SqliteMemory(c) => {
+                sqlite::run_control(c, "BEGIN IMMEDIATE", "starting a transaction").await
+            }
         }
     }
 
@@ -341,7 +401,9 @@ impl Session {
 
     /// Rolls back whatever is open; errors are only logged (there may be nothing open).
     pub(crate) async fn rollback(&mut self) {
-        if let Err(e) = each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await) {
+        if let Err(e) =
+            each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await)
+        {
             tracing::debug!(error = %e, "rollback");
         }
     }
@@ -350,7 +412,10 @@ impl Session {
         each!(self, conn, db => db::read_state(conn, store).await)
     }
 
-    pub(crate) async fn read_history(&mut self, store: &Store) -> Result<Vec<HistoryRecord>, Error> {
+    pub(crate) async fn read_history(
+        &mut self,
+        store: &Store,
+    ) -> Result<Vec<HistoryRecord>, Error> {
         each!(self, conn, db => db::read_history(conn, store).await)
     }
 
@@ -362,11 +427,19 @@ impl Session {
         each!(self, conn, db => db::create_tables(conn, store).await)
     }
 
-    pub(crate) async fn insert_history(&mut self, store: &Store, records: &[NewRecord]) -> Result<(), Error> {
+    pub(crate) async fn insert_history(
+        &mut self,
+        store: &Store,
+        records: &[NewRecord],
+    ) -> Result<(), Error> {
         each!(self, conn, db => db::insert_history(conn, store, records).await)
     }
 
-    pub(crate) async fn finish_started(&mut self, store: &Store, duration_ms: i64) -> Result<bool, Error> {
+    pub(crate) async fn finish_started(
+        &mut self,
+        store: &Store,
+        duration_ms: i64,
+    ) -> Result<bool, Error> {
         each!(self, conn, db => db::finish_started(conn, store, duration_ms).await)
     }
 
@@ -374,7 +447,12 @@ impl Session {
         each!(self, conn, db => db::delete_started(conn, store).await)
     }
 
-    pub(crate) async fn set_version(&mut self, store: &Store, from: Option<&str>, to: Option<&str>) -> Result<(), Error> {
+    pub(crate) async fn set_version(
+        &mut self,
+        store: &Store,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), Error> {
         each!(self, conn, db => db::set_version(conn, store, from, to).await)
     }
 

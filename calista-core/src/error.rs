@@ -143,14 +143,19 @@ impl Error {
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Schema { state: SchemaState::Behind { .. }, .. } => ErrorKind::Behind,
+            Self::Schema {
+                state: SchemaState::Behind { .. },
+                ..
+            } => ErrorKind::Behind,
             Self::Schema { .. } => ErrorKind::Unsafe,
             Self::LockTimeout { .. } => ErrorKind::LockTimeout,
             // The SQL failed: a failure, which also leaves the state interrupted.
             Self::MigrationInterrupted { .. } => ErrorKind::Failure,
-            Self::DowngradeRefused { .. } | Self::Plan(_) | Self::Source(_) | Self::NothingToRecover | Self::Setup(_) => {
-                ErrorKind::Usage
-            }
+            Self::DowngradeRefused { .. }
+            | Self::Plan(_)
+            | Self::Source(_)
+            | Self::NothingToRecover
+            | Self::Setup(_) => ErrorKind::Usage,
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Migration { .. }
@@ -160,7 +165,10 @@ impl Error {
     }
 
     pub(crate) fn database(context: impl Into<String>, source: sqlx::Error) -> Self {
-        Self::Database { context: context.into(), source }
+        Self::Database {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -168,20 +176,37 @@ impl Error {
 fn describe_state(state: &SchemaState, hint: &str) -> String {
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
-        SchemaState::Behind { current, head, pending } => {
-            let at = current.map_or_else(|| "empty (no revision)".to_owned(), |c| format!("at revision {c}"));
-            let plural = if *pending == 1 { "migration is" } else { "migrations are" };
+        SchemaState::Behind {
+            current,
+            head,
+            pending,
+        } => {
+            let at = current.map_or_else(
+                || "empty (no revision)".to_owned(),
+                |c| format!("at revision {c}"),
+            );
+            let plural = if *pending == 1 {
+                "migration is"
+            } else {
+                "migrations are"
+            };
             format!(
                 "the database schema is behind: it is {at}, this build expects {head}; {pending} {plural} pending. \
                  {hint}, or opt in to automatic upgrades with --auto-upgrade, CALISTA_AUTO_UPGRADE=1 \
                  or `auto_upgrade = true` under [db] in calista.toml"
             )
         }
-        SchemaState::Ahead { current, applied_by: Some(version) } => format!(
+        SchemaState::Ahead {
+            current,
+            applied_by: Some(version),
+        } => format!(
             "the database is at revision {current}, which this build does not know: it was applied by version \
              {version} of the application. Update this program to {version} or later; the database was not touched"
         ),
-        SchemaState::Ahead { current, applied_by: None } => format!(
+        SchemaState::Ahead {
+            current,
+            applied_by: None,
+        } => format!(
             "the database is at revision {current}, which this build does not know, and no history records it \
              (alembic_version may have been edited by hand). Use the program that applied it; the database was not touched"
         ),
@@ -189,10 +214,16 @@ fn describe_state(state: &SchemaState, hint: &str) -> String {
             let mut parts = Vec::new();
             if !changed.is_empty() {
                 let files: Vec<&str> = changed.iter().map(|(_, f)| f.as_str()).collect();
-                parts.push(format!("applied migrations were edited since: {}", files.join(", ")));
+                parts.push(format!(
+                    "applied migrations were edited since: {}",
+                    files.join(", ")
+                ));
             }
             if !missing.is_empty() {
-                parts.push(format!("applied revisions are missing from this build: {}", missing.join(", ")));
+                parts.push(format!(
+                    "applied revisions are missing from this build: {}",
+                    missing.join(", ")
+                ));
             }
             format!(
                 "{}. An applied migration must never change: restore the original file(s) and put the change in a \
@@ -209,7 +240,12 @@ fn describe_state(state: &SchemaState, hint: &str) -> String {
                 files.join(", ")
             )
         }
-        SchemaState::Interrupted { revision, summary, started_at, direction } => format!(
+        SchemaState::Interrupted {
+            revision,
+            summary,
+            started_at,
+            direction,
+        } => format!(
             "migration {revision}_{summary} ({direction}, no-transaction) started at {started_at} and did not finish, \
              so the schema may be half-changed. Inspect it (for example, an index left INVALID by CREATE INDEX \
              CONCURRENTLY: `SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid`), undo any partial change, \

@@ -214,15 +214,13 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
             ok = false;
         }
     }
-    if body.irreversible {
-        if let Some(down) = body
-            .sections
-            .iter()
-            .find(|s| s.direction() == Direction::Down)
-        {
-            report(Some(down.line()), ProblemKind::DownInIrreversible);
-            ok = false;
-        }
+    let first_down = body
+        .sections
+        .iter()
+        .find(|s| s.direction() == Direction::Down);
+    if let Some(down) = first_down.filter(|_| body.irreversible) {
+        report(Some(down.line()), ProblemKind::DownInIrreversible);
+        ok = false;
     }
     ok.then_some(body)
 }

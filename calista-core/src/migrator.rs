@@ -10,7 +10,8 @@ use crate::error::{DEFAULT_UPGRADE_HINT, Error};
 use crate::migration::{Direction, Migration, Migrations};
 use crate::naming::Revision;
 use crate::plan::{
-    self, Assessment, Batch, DbState, DowngradeTarget, Plan, SchemaState, TransactionMode, UpgradeTarget,
+    self, Assessment, Batch, DbState, DowngradeTarget, Plan, SchemaState, TransactionMode,
+    UpgradeTarget,
 };
 
 /// How the guard and the migrator behave: the resolved settings, as far as they concern them.
@@ -39,7 +40,9 @@ impl Default for Policy {
             auto_upgrade: false,
             transaction_mode: TransactionMode::All,
             backup: BackupPolicy::Enabled(backup::BackupOptions::default()),
-            downgrades: Downgrades::Refused { environment: "production".to_owned() },
+            downgrades: Downgrades::Refused {
+                environment: "production".to_owned(),
+            },
             app_version: None,
             upgrade_hint: DEFAULT_UPGRADE_HINT.to_owned(),
         }
@@ -151,7 +154,11 @@ pub struct Migrator<'a> {
 impl<'a> Migrator<'a> {
     /// A migrator with the production defaults of [`Policy`].
     pub fn new(migrations: &'a Migrations, db: &'a Database) -> Self {
-        Self { migrations, db, policy: Policy::default() }
+        Self {
+            migrations,
+            db,
+            policy: Policy::default(),
+        }
     }
 
     /// Sets the policy.
@@ -173,7 +180,11 @@ impl<'a> Migrator<'a> {
             Assessment::Decided(verdict) => Ok(verdict),
             Assessment::NeedsHistory => {
                 let history = self.db.read_history().await?;
-                Ok(plan::diagnose(self.migrations, current_of(&state), &history))
+                Ok(plan::diagnose(
+                    self.migrations,
+                    current_of(&state),
+                    &history,
+                ))
             }
         }
     }
@@ -190,7 +201,9 @@ impl<'a> Migrator<'a> {
         }
         match self.check().await? {
             SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current }),
-            SchemaState::Behind { .. } | SchemaState::Interrupted { .. } if self.policy.auto_upgrade => {
+            SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
+                if self.policy.auto_upgrade =>
+            {
                 Ok(Ensured::Upgraded(self.upgrade(UpgradeTarget::Head).await?))
             }
             state => Err(self.refusal(state)),
@@ -206,10 +219,16 @@ impl<'a> Migrator<'a> {
         match &state {
             SchemaState::UpToDate { current } => {
                 let position = current.and_then(|c| self.migrations.position(c));
-                let plan = plan::plan_upgrade(self.migrations, position, target, self.policy.transaction_mode)?;
+                let plan = plan::plan_upgrade(
+                    self.migrations,
+                    position,
+                    target,
+                    self.policy.transaction_mode,
+                )?;
                 if plan.is_empty() {
                     let mut report = Report::new(Direction::Up);
-                    (report.from, report.to, report.total) = (*current, *current, started.elapsed());
+                    (report.from, report.to, report.total) =
+                        (*current, *current, started.elapsed());
                     return Ok(report);
                 }
             }
@@ -218,8 +237,10 @@ impl<'a> Migrator<'a> {
             _ => return Err(self.refusal(state)),
         }
         let mut report = Report::new(Direction::Up);
-        self.locked(&mut report, started, async |session, report| self.upgrade_batches(session, report, target).await)
-            .await?;
+        self.locked(&mut report, started, async |session, report| {
+            self.upgrade_batches(session, report, target).await
+        })
+        .await?;
         Ok(report)
     }
 
@@ -227,12 +248,16 @@ impl<'a> Migrator<'a> {
     /// An irreversible migration in the way refuses the whole downgrade before anything runs.
     pub async fn downgrade(&self, target: DowngradeTarget) -> Result<Report, Error> {
         if let Downgrades::Refused { environment } = &self.policy.downgrades {
-            return Err(Error::DowngradeRefused { environment: environment.clone() });
+            return Err(Error::DowngradeRefused {
+                environment: environment.clone(),
+            });
         }
         let started = Instant::now();
         let mut report = Report::new(Direction::Down);
-        self.locked(&mut report, started, async |session, report| self.downgrade_batches(session, report, target).await)
-            .await?;
+        self.locked(&mut report, started, async |session, report| {
+            self.downgrade_batches(session, report, target).await
+        })
+        .await?;
         Ok(report)
     }
 
@@ -258,12 +283,26 @@ impl<'a> Migrator<'a> {
             _ => return Err(self.refusal(verdict)),
         };
         let position = current.and_then(|c| self.migrations.position(c));
-        let plan = plan::plan_upgrade(self.migrations, position, target, self.policy.transaction_mode)?;
-        Ok(crate::script::render(self.migrations, self.db, &plan, !state.tables_present, &self.app_version()))
+        let plan = plan::plan_upgrade(
+            self.migrations,
+            position,
+            target,
+            self.policy.transaction_mode,
+        )?;
+        Ok(crate::script::render(
+            self.migrations,
+            self.db,
+            &plan,
+            !state.tables_present,
+            &self.app_version(),
+        ))
     }
 
     fn refusal(&self, state: SchemaState) -> Error {
-        Error::Schema { state, hint: self.policy.upgrade_hint.clone() }
+        Error::Schema {
+            state,
+            hint: self.policy.upgrade_hint.clone(),
+        }
     }
 
     fn app_version(&self) -> String {
@@ -295,14 +334,24 @@ impl<'a> Migrator<'a> {
     /// Each round: lock (SQLite) or begin (PostgreSQL, lock already held), read the state
     /// again, plan from it, run the first batch. Planning afresh each round means another
     /// process's progress is never repeated.
-    async fn upgrade_batches(&self, session: &mut Session, report: &mut Report, target: UpgradeTarget) -> Result<(), Error> {
+    async fn upgrade_batches(
+        &self,
+        session: &mut Session,
+        report: &mut Report,
+        target: UpgradeTarget,
+    ) -> Result<(), Error> {
         let store = self.db.store();
         let mut first_round = true;
         loop {
             session.lock_round().await?;
             let state = session.read_state(store).await?;
             let current = self.current_under_lock(session, &state).await?;
-            let plan = plan::plan_upgrade(self.migrations, current, target, self.policy.transaction_mode)?;
+            let plan = plan::plan_upgrade(
+                self.migrations,
+                current,
+                target,
+                self.policy.transaction_mode,
+            )?;
             if first_round {
                 report.from = plan.from;
                 report.to = plan.from;
@@ -323,7 +372,9 @@ impl<'a> Migrator<'a> {
                 Some(BackupOutcome::Taken(b)) => Some(b.path.display().to_string()),
                 _ => None,
             };
-            report.to = self.run_batch(session, &plan, batch, backup_path, report).await?;
+            report.to = self
+                .run_batch(session, &plan, batch, backup_path, report)
+                .await?;
         }
         if let Some(BackupOutcome::Taken(taken)) = &report.backup {
             report.pruned = self.prune_backups(taken);
@@ -331,7 +382,12 @@ impl<'a> Migrator<'a> {
         Ok(())
     }
 
-    async fn downgrade_batches(&self, session: &mut Session, report: &mut Report, target: DowngradeTarget) -> Result<(), Error> {
+    async fn downgrade_batches(
+        &self,
+        session: &mut Session,
+        report: &mut Report,
+        target: DowngradeTarget,
+    ) -> Result<(), Error> {
         let store = self.db.store();
         // "-1" means one step from where the database is when the lock is taken; after
         // that, the rounds aim at the revision it resolved to.
@@ -341,10 +397,17 @@ impl<'a> Migrator<'a> {
             session.lock_round().await?;
             let state = session.read_state(store).await?;
             let current = self.current_under_lock(session, &state).await?;
-            let plan = plan::plan_downgrade(self.migrations, current, target, self.policy.transaction_mode)?;
+            let plan = plan::plan_downgrade(
+                self.migrations,
+                current,
+                target,
+                self.policy.transaction_mode,
+            )?;
             if first_round {
                 (report.from, report.to) = (plan.from, plan.from);
-                target = plan.to.map_or(DowngradeTarget::Base, DowngradeTarget::Revision);
+                target = plan
+                    .to
+                    .map_or(DowngradeTarget::Base, DowngradeTarget::Revision);
                 first_round = false;
             }
             let Some(batch) = plan.batches.first() else {
@@ -362,10 +425,15 @@ impl<'a> Migrator<'a> {
         session.lock_round().await?;
         let state = session.read_state(store).await?;
         session.begin_write().await?;
-        let Some(SchemaState::Interrupted { revision, direction, .. }) = (match plan::assess(self.migrations, &state) {
+        let Some(SchemaState::Interrupted {
+            revision,
+            direction,
+            ..
+        }) = (match plan::assess(self.migrations, &state) {
             Assessment::Decided(verdict) => Some(verdict),
             Assessment::NeedsHistory => None,
-        }) else {
+        })
+        else {
             return Err(Error::NothingToRecover);
         };
         match how {
@@ -383,14 +451,20 @@ impl<'a> Migrator<'a> {
                         .map(|i| self.migrations.as_slice()[i].revision().to_string()),
                 };
                 session.finish_started(store, 0).await?;
-                session.set_version(store, current.as_deref(), after.as_deref()).await?;
+                session
+                    .set_version(store, current.as_deref(), after.as_deref())
+                    .await?;
             }
         }
         session.commit().await
     }
 
     /// The current position, read under the lock; an unsafe state stops everything.
-    async fn current_under_lock(&self, session: &mut Session, state: &DbState) -> Result<Option<usize>, Error> {
+    async fn current_under_lock(
+        &self,
+        session: &mut Session,
+        state: &DbState,
+    ) -> Result<Option<usize>, Error> {
         let verdict = match plan::assess(self.migrations, state) {
             Assessment::Decided(verdict) => verdict,
             Assessment::NeedsHistory => {
@@ -425,21 +499,28 @@ impl<'a> Migrator<'a> {
                 for &index in steps {
                     let migration = &self.migrations.as_slice()[index];
                     let started = Instant::now();
-                    session.run_script(&migration.script(direction, dialect)).await.map_err(|source| {
-                        Error::Migration {
+                    session
+                        .run_script(&migration.script(direction, dialect))
+                        .await
+                        .map_err(|source| Error::Migration {
                             file: migration.file_name(),
                             direction,
                             kept: from.clone(),
                             source,
-                        }
-                    })?;
+                        })?;
                     let duration = started.elapsed();
                     records.push(self.record(index, direction, true, duration, backup.clone()));
                     report.steps.push(step(migration, duration));
                 }
                 let after = self.revision_after(steps.last().copied(), direction);
                 session.insert_history(store, &records).await?;
-                session.set_version(store, from.as_deref(), after.map(|r| r.to_string()).as_deref()).await?;
+                session
+                    .set_version(
+                        store,
+                        from.as_deref(),
+                        after.map(|r| r.to_string()).as_deref(),
+                    )
+                    .await?;
                 session.commit().await?;
                 tracing::info!(migrations = steps.len(), to = ?after, "committed");
                 Ok(after)
@@ -450,18 +531,29 @@ impl<'a> Migrator<'a> {
                 // Recorded as started, committed, before it runs: a crash part-way is then
                 // seen as "interrupted" instead of passing unnoticed.
                 let started_record = self.record(index, direction, false, Duration::ZERO, backup);
-                session.insert_history(store, std::slice::from_ref(&started_record)).await?;
+                session
+                    .insert_history(store, std::slice::from_ref(&started_record))
+                    .await?;
                 session.commit().await?;
                 let started = Instant::now();
                 session
                     .run_alone(&migration.script(direction, dialect))
                     .await
-                    .map_err(|source| Error::MigrationInterrupted { file: migration.file_name(), source })?;
+                    .map_err(|source| Error::MigrationInterrupted {
+                        file: migration.file_name(),
+                        source,
+                    })?;
                 let duration = started.elapsed();
                 let after = self.revision_after(Some(index), direction);
                 session.begin().await?;
                 session.finish_started(store, millis(duration)).await?;
-                session.set_version(store, from.as_deref(), after.map(|r| r.to_string()).as_deref()).await?;
+                session
+                    .set_version(
+                        store,
+                        from.as_deref(),
+                        after.map(|r| r.to_string()).as_deref(),
+                    )
+                    .await?;
                 session.commit().await?;
                 report.steps.push(step(migration, duration));
                 Ok(after)
@@ -474,15 +566,26 @@ impl<'a> Migrator<'a> {
         let index = index?;
         match direction {
             Direction::Up => Some(self.migrations.as_slice()[index].revision()),
-            Direction::Down => index.checked_sub(1).map(|i| self.migrations.as_slice()[i].revision()),
+            Direction::Down => index
+                .checked_sub(1)
+                .map(|i| self.migrations.as_slice()[i].revision()),
         }
     }
 
-    fn record(&self, index: usize, direction: Direction, finished: bool, duration: Duration, backup: Option<String>) -> NewRecord {
+    fn record(
+        &self,
+        index: usize,
+        direction: Direction,
+        finished: bool,
+        duration: Duration,
+        backup: Option<String>,
+    ) -> NewRecord {
         let migration = &self.migrations.as_slice()[index];
         let chain = match direction {
             Direction::Up => self.migrations.chain_at(index),
-            Direction::Down => index.checked_sub(1).and_then(|i| self.migrations.chain_at(i)),
+            Direction::Down => index
+                .checked_sub(1)
+                .and_then(|i| self.migrations.chain_at(i)),
         };
         NewRecord {
             revision: migration.revision().to_string(),
@@ -498,17 +601,28 @@ impl<'a> Migrator<'a> {
     }
 
     /// Takes the backup of step 4, or says why not. Runs under the lock, before any change.
-    async fn backup(&self, session: &mut Session, state: &DbState, at: Option<Revision>) -> Result<BackupOutcome, Error> {
+    async fn backup(
+        &self,
+        session: &mut Session,
+        state: &DbState,
+        at: Option<Revision>,
+    ) -> Result<BackupOutcome, Error> {
         let options = match &self.policy.backup {
             BackupPolicy::Disabled { reason } => return Ok(BackupOutcome::Skipped(reason.clone())),
             BackupPolicy::Enabled(options) => options,
         };
         let source = match self.db.backup_source() {
             Ok(source) => source,
-            Err(reason) => return Ok(BackupOutcome::Skipped(format!("{reason}: nothing to back up"))),
+            Err(reason) => {
+                return Ok(BackupOutcome::Skipped(format!(
+                    "{reason}: nothing to back up"
+                )));
+            }
         };
         if !state.tables_present && session.is_empty(self.db.store()).await? {
-            return Ok(BackupOutcome::Skipped("the database is empty: nothing to back up".to_owned()));
+            return Ok(BackupOutcome::Skipped(
+                "the database is empty: nothing to back up".to_owned(),
+            ));
         }
         let at = at.map(|r| r.to_string());
         let taken = backup::take(&source, at.as_deref(), options).await?;
@@ -517,8 +631,12 @@ impl<'a> Migrator<'a> {
     }
 
     fn prune_backups(&self, taken: &backup::Backup) -> Vec<PathBuf> {
-        let BackupPolicy::Enabled(options) = &self.policy.backup else { return Vec::new() };
-        let Ok(source) = self.db.backup_source() else { return Vec::new() };
+        let BackupPolicy::Enabled(options) = &self.policy.backup else {
+            return Vec::new();
+        };
+        let Ok(source) = self.db.backup_source() else {
+            return Vec::new();
+        };
         let dir = backup::backup_dir(&source, options);
         match backup::prune(&dir, &backup::database_name(&source), options.keep) {
             Ok(deleted) => deleted,
@@ -531,7 +649,12 @@ impl<'a> Migrator<'a> {
 }
 
 fn step(migration: &Migration, duration: Duration) -> Step {
-    Step { revision: migration.revision(), file: migration.file_name(), duration, no_transaction: migration.no_transaction() }
+    Step {
+        revision: migration.revision(),
+        file: migration.file_name(),
+        duration,
+        no_transaction: migration.no_transaction(),
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -540,5 +663,9 @@ fn millis(duration: Duration) -> i64 {
 
 /// The single version row of a state that [`plan::assess`] sent to diagnosis.
 fn current_of(state: &DbState) -> &str {
-    state.versions.as_ref().and_then(|v| v.first()).map_or("", String::as_str)
+    state
+        .versions
+        .as_ref()
+        .and_then(|v| v.first())
+        .map_or("", String::as_str)
 }

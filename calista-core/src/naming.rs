@@ -85,7 +85,10 @@ impl Revision {
             month = 1;
             year += 1;
         }
-        Self { date: year * 10_000 + month * 100 + day, time: (hour * 100 + minute) as u16 }
+        Self {
+            date: year * 10_000 + month * 100 + day,
+            time: (hour * 100 + minute) as u16,
+        }
     }
 
     /// The year.
@@ -236,7 +239,9 @@ fn parse_date_time(date: &str, time: &str) -> Result<Revision, NameError> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

@@ -182,23 +182,36 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         [] => {
             return match &state.last {
                 Some(last) if last.chain.is_some() => {
-                    Decided(SchemaState::Corrupt(Corruption::NoVersionRow { last_applied: last.revision.clone() }))
+                    Decided(SchemaState::Corrupt(Corruption::NoVersionRow {
+                        last_applied: last.revision.clone(),
+                    }))
                 }
                 _ => Decided(behind(migrations, None)),
             };
         }
         [one] => one,
         several => {
-            return Decided(SchemaState::Corrupt(Corruption::SeveralVersionRows { found: several.to_vec() }));
+            return Decided(SchemaState::Corrupt(Corruption::SeveralVersionRows {
+                found: several.to_vec(),
+            }));
         }
     };
-    let Some(index) = Revision::parse(current).ok().and_then(|r| migrations.position(r)) else {
+    let Some(index) = Revision::parse(current)
+        .ok()
+        .and_then(|r| migrations.position(r))
+    else {
         return match &state.last {
             Some(last) if last.revision == *current && last.direction == Direction::Up => {
-                Decided(SchemaState::Ahead { current: current.clone(), applied_by: Some(last.app_version.clone()) })
+                Decided(SchemaState::Ahead {
+                    current: current.clone(),
+                    applied_by: Some(last.app_version.clone()),
+                })
             }
             Some(_) => NeedsHistory,
-            None => Decided(SchemaState::Ahead { current: current.clone(), applied_by: None }),
+            None => Decided(SchemaState::Ahead {
+                current: current.clone(),
+                applied_by: None,
+            }),
         };
     };
     // A database whose history table is missing or empty (made by an earlier tool, or
@@ -218,9 +231,11 @@ fn behind(migrations: &Migrations, index: Option<usize>) -> SchemaState {
     let applied = index.map_or(0, |i| i + 1);
     let current = index.map(|i| migrations.as_slice()[i].revision());
     match migrations.head() {
-        Some(head) if applied < migrations.len() => {
-            SchemaState::Behind { current, head: head.revision(), pending: migrations.len() - applied }
-        }
+        Some(head) if applied < migrations.len() => SchemaState::Behind {
+            current,
+            head: head.revision(),
+            pending: migrations.len() - applied,
+        },
         _ => SchemaState::UpToDate { current },
     }
 }
@@ -242,7 +257,10 @@ pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord
             }
         }
     }
-    let Some(current_revision) = Revision::parse(current).ok().filter(|r| migrations.position(*r).is_some()) else {
+    let Some(current_revision) = Revision::parse(current)
+        .ok()
+        .filter(|r| migrations.position(*r).is_some())
+    else {
         return SchemaState::Ahead {
             current: current.to_owned(),
             applied_by: applied_by.get(current).map(|v| (*v).to_owned()),
@@ -251,10 +269,15 @@ pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord
 
     let mut changed = Vec::new();
     let mut unapplied = Vec::new();
-    for migration in migrations.iter().take_while(|m| m.revision() <= current_revision) {
+    for migration in migrations
+        .iter()
+        .take_while(|m| m.revision() <= current_revision)
+    {
         match applied.remove(migration.revision().to_string().as_str()) {
             None => unapplied.push((migration.revision(), migration.file_name())),
-            Some(Some(sum)) if sum != migration.checksum() => changed.push((migration.revision(), migration.file_name())),
+            Some(Some(sum)) if sum != migration.checksum() => {
+                changed.push((migration.revision(), migration.file_name()))
+            }
             Some(_) => {}
         }
     }
@@ -263,9 +286,14 @@ pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord
     if !changed.is_empty() || !missing.is_empty() {
         SchemaState::Modified { changed, missing }
     } else if !unapplied.is_empty() {
-        SchemaState::OutOfOrder { current: current_revision, unapplied }
+        SchemaState::OutOfOrder {
+            current: current_revision,
+            unapplied,
+        }
     } else {
-        SchemaState::Corrupt(Corruption::HistoryMismatch { current: current_revision })
+        SchemaState::Corrupt(Corruption::HistoryMismatch {
+            current: current_revision,
+        })
     }
 }
 
@@ -391,7 +419,10 @@ impl std::fmt::Display for PlanRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnknownTarget(revision) => {
-                write!(f, "revision {revision} is not one of this build's migrations; `calista db history` lists them")
+                write!(
+                    f,
+                    "revision {revision} is not one of this build's migrations; `calista db history` lists them"
+                )
             }
             Self::TargetBehindCurrent { target, current } => write!(
                 f,
@@ -427,7 +458,9 @@ pub fn plan_upgrade(
     let last = match target {
         UpgradeTarget::Head => migrations.len(),
         UpgradeTarget::Revision(revision) => {
-            let position = migrations.position(revision).ok_or(PlanRefusal::UnknownTarget(revision))?;
+            let position = migrations
+                .position(revision)
+                .ok_or(PlanRefusal::UnknownTarget(revision))?;
             if let Some(current) = current.filter(|c| position < *c) {
                 return Err(PlanRefusal::TargetBehindCurrent {
                     target: revision,
@@ -441,7 +474,11 @@ pub fn plan_upgrade(
     Ok(Plan {
         direction: Direction::Up,
         from: revision_at(current),
-        to: if last > first { revision_at(Some(last - 1)) } else { revision_at(current) },
+        to: if last > first {
+            revision_at(Some(last - 1))
+        } else {
+            revision_at(current)
+        },
         batches: batches(migrations, (first..last).collect(), mode),
     })
 }
@@ -459,11 +496,16 @@ pub fn plan_downgrade(
     let keep = match target {
         DowngradeTarget::Base => 0,
         DowngradeTarget::Steps(steps) if steps > applied => {
-            return Err(PlanRefusal::TooManySteps { requested: steps, applied });
+            return Err(PlanRefusal::TooManySteps {
+                requested: steps,
+                applied,
+            });
         }
         DowngradeTarget::Steps(steps) => applied - steps,
         DowngradeTarget::Revision(revision) => {
-            let position = migrations.position(revision).ok_or(PlanRefusal::UnknownTarget(revision))?;
+            let position = migrations
+                .position(revision)
+                .ok_or(PlanRefusal::UnknownTarget(revision))?;
             if position + 1 > applied {
                 return Err(PlanRefusal::TargetAheadOfCurrent {
                     target: revision,
@@ -474,8 +516,14 @@ pub fn plan_downgrade(
         }
     };
     let steps: Vec<usize> = (keep..applied).rev().collect();
-    if let Some(blocked) = steps.iter().map(|&i| &migrations.as_slice()[i]).find(|m| m.irreversible()) {
-        return Err(PlanRefusal::Irreversible { file: blocked.file_name() });
+    if let Some(blocked) = steps
+        .iter()
+        .map(|&i| &migrations.as_slice()[i])
+        .find(|m| m.irreversible())
+    {
+        return Err(PlanRefusal::Irreversible {
+            file: blocked.file_name(),
+        });
     }
     let revision_at = |i: usize| migrations.as_slice()[i].revision();
     Ok(Plan {
@@ -517,12 +565,19 @@ mod tests {
     const BODY: &str = "-- calista:up\nSELECT 1;\n-- calista:down\nSELECT 2;\n";
 
     fn set(files: &[(&str, &str)]) -> Migrations {
-        let migrations = files.iter().map(|(name, body)| parse_file(name, name, body.as_bytes()).unwrap()).collect();
+        let migrations = files
+            .iter()
+            .map(|(name, body)| parse_file(name, name, body.as_bytes()).unwrap())
+            .collect();
         Migrations::new(migrations, None)
     }
 
     fn three() -> Migrations {
-        set(&[("20250101_0000_a.sql", BODY), ("20250102_0000_b.sql", BODY), ("20250103_0000_c.sql", BODY)])
+        set(&[
+            ("20250101_0000_a.sql", BODY),
+            ("20250102_0000_b.sql", BODY),
+            ("20250103_0000_c.sql", BODY),
+        ])
     }
 
     fn rev(text: &str) -> Revision {
@@ -568,18 +623,34 @@ mod tests {
     #[test]
     fn up_to_date_at_head() {
         let m = three();
-        assert_eq!(decided(&m, &at(&m, 2)), SchemaState::UpToDate { current: Some(rev("20250103_0000")) });
+        assert_eq!(
+            decided(&m, &at(&m, 2)),
+            SchemaState::UpToDate {
+                current: Some(rev("20250103_0000"))
+            }
+        );
         let none = set(&[]);
-        assert_eq!(decided(&none, &DbState::empty()), SchemaState::UpToDate { current: None });
+        assert_eq!(
+            decided(&none, &DbState::empty()),
+            SchemaState::UpToDate { current: None }
+        );
     }
 
     #[test]
     fn empty_database_is_behind_by_everything() {
         let m = three();
-        let expected = SchemaState::Behind { current: None, head: rev("20250103_0000"), pending: 3 };
+        let expected = SchemaState::Behind {
+            current: None,
+            head: rev("20250103_0000"),
+            pending: 3,
+        };
         assert_eq!(decided(&m, &DbState::empty()), expected);
         // Tables present but empty, as after a downgrade to base.
-        let base = DbState { versions: Some(vec![]), last: Some(record(&m, 0, Direction::Down)), tables_present: true };
+        let base = DbState {
+            versions: Some(vec![]),
+            last: Some(record(&m, 0, Direction::Down)),
+            tables_present: true,
+        };
         assert_eq!(decided(&m, &base), expected);
     }
 
@@ -588,7 +659,11 @@ mod tests {
         let m = three();
         assert_eq!(
             decided(&m, &at(&m, 0)),
-            SchemaState::Behind { current: Some(rev("20250101_0000")), head: rev("20250103_0000"), pending: 2 }
+            SchemaState::Behind {
+                current: Some(rev("20250101_0000")),
+                head: rev("20250103_0000"),
+                pending: 2
+            }
         );
     }
 
@@ -605,20 +680,39 @@ mod tests {
         state.last.as_mut().unwrap().app_version = "2.0.0".into();
         assert_eq!(
             decided(&m, &state),
-            SchemaState::Ahead { current: "20250104_0000".into(), applied_by: Some("2.0.0".into()) }
+            SchemaState::Ahead {
+                current: "20250104_0000".into(),
+                applied_by: Some("2.0.0".into())
+            }
         );
     }
 
     #[test]
     fn hand_written_unknown_revision_is_ahead_with_no_known_author() {
         let m = three();
-        let state = DbState { versions: Some(vec!["abc123".into()]), last: None, tables_present: false };
-        assert_eq!(decided(&m, &state), SchemaState::Ahead { current: "abc123".into(), applied_by: None });
+        let state = DbState {
+            versions: Some(vec!["abc123".into()]),
+            last: None,
+            tables_present: false,
+        };
+        assert_eq!(
+            decided(&m, &state),
+            SchemaState::Ahead {
+                current: "abc123".into(),
+                applied_by: None
+            }
+        );
         let mut with_history = at(&m, 2);
         with_history.versions = Some(vec!["abc123".into()]);
         assert_eq!(assess(&m, &with_history), Assessment::NeedsHistory);
         let history: Vec<_> = (0..3).map(|i| record(&m, i, Direction::Up)).collect();
-        assert_eq!(diagnose(&m, "abc123", &history), SchemaState::Ahead { current: "abc123".into(), applied_by: None });
+        assert_eq!(
+            diagnose(&m, "abc123", &history),
+            SchemaState::Ahead {
+                current: "abc123".into(),
+                applied_by: None
+            }
+        );
     }
 
     #[test]
@@ -626,7 +720,10 @@ mod tests {
         let applied = three();
         let edited = set(&[
             ("20250101_0000_a.sql", BODY),
-            ("20250102_0000_b.sql", "-- calista:up\nSELECT 42;\n-- calista:down\nSELECT 2;\n"),
+            (
+                "20250102_0000_b.sql",
+                "-- calista:up\nSELECT 42;\n-- calista:down\nSELECT 2;\n",
+            ),
             ("20250103_0000_c.sql", BODY),
         ]);
         assert_eq!(assess(&edited, &at(&applied, 2)), Assessment::NeedsHistory);
@@ -647,7 +744,10 @@ mod tests {
         let history: Vec<_> = (0..3).map(|i| record(&applied, i, Direction::Up)).collect();
         assert_eq!(
             diagnose(&without_b, "20250103_0000", &history),
-            SchemaState::Modified { changed: vec![], missing: vec!["20250102_0000".into()] }
+            SchemaState::Modified {
+                changed: vec![],
+                missing: vec!["20250102_0000".into()]
+            }
         );
     }
 
@@ -691,20 +791,33 @@ mod tests {
         no_row.versions = Some(vec![]);
         assert_eq!(
             decided(&m, &no_row),
-            SchemaState::Corrupt(Corruption::NoVersionRow { last_applied: "20250103_0000".into() })
+            SchemaState::Corrupt(Corruption::NoVersionRow {
+                last_applied: "20250103_0000".into()
+            })
         );
         let mut two = at(&m, 2);
         two.versions = Some(vec!["20250102_0000".into(), "20250103_0000".into()]);
-        assert!(matches!(decided(&m, &two), SchemaState::Corrupt(Corruption::SeveralVersionRows { .. })));
+        assert!(matches!(
+            decided(&m, &two),
+            SchemaState::Corrupt(Corruption::SeveralVersionRows { .. })
+        ));
     }
 
     #[test]
     fn database_without_history_trusts_the_version_table() {
         let m = three();
-        let alembic_made = DbState { versions: Some(vec!["20250102_0000".into()]), last: None, tables_present: false };
+        let alembic_made = DbState {
+            versions: Some(vec!["20250102_0000".into()]),
+            last: None,
+            tables_present: false,
+        };
         assert_eq!(
             decided(&m, &alembic_made),
-            SchemaState::Behind { current: Some(rev("20250102_0000")), head: rev("20250103_0000"), pending: 1 }
+            SchemaState::Behind {
+                current: Some(rev("20250102_0000")),
+                head: rev("20250103_0000"),
+                pending: 1
+            }
         );
     }
 
@@ -714,9 +827,15 @@ mod tests {
         let mut history: Vec<_> = (0..3).map(|i| record(&m, i, Direction::Up)).collect();
         history.push(record(&m, 2, Direction::Down));
         // At b after reverting c: the last row carries b's chain, so the check is O(1).
-        let state =
-            DbState { versions: Some(vec!["20250102_0000".into()]), last: history.last().cloned(), tables_present: true };
-        assert!(matches!(decided(&m, &state), SchemaState::Behind { pending: 1, .. }));
+        let state = DbState {
+            versions: Some(vec!["20250102_0000".into()]),
+            last: history.last().cloned(),
+            tables_present: true,
+        };
+        assert!(matches!(
+            decided(&m, &state),
+            SchemaState::Behind { pending: 1, .. }
+        ));
     }
 
     #[test]
@@ -729,24 +848,61 @@ mod tests {
             ("20250104_0000_d.sql", BODY),
         ]);
         let plan = plan_upgrade(&m, None, UpgradeTarget::Head, TransactionMode::All).unwrap();
-        assert_eq!(plan.batches, [Batch::Transaction(vec![0, 1]), Batch::Alone(2), Batch::Transaction(vec![3])]);
+        assert_eq!(
+            plan.batches,
+            [
+                Batch::Transaction(vec![0, 1]),
+                Batch::Alone(2),
+                Batch::Transaction(vec![3])
+            ]
+        );
         assert_eq!((plan.from, plan.to), (None, Some(rev("20250104_0000"))));
         let each = plan_upgrade(&m, Some(0), UpgradeTarget::Head, TransactionMode::Each).unwrap();
-        assert_eq!(each.batches, [Batch::Transaction(vec![1]), Batch::Alone(2), Batch::Transaction(vec![3])]);
+        assert_eq!(
+            each.batches,
+            [
+                Batch::Transaction(vec![1]),
+                Batch::Alone(2),
+                Batch::Transaction(vec![3])
+            ]
+        );
     }
 
     #[test]
     fn upgrade_to_a_revision_stops_there_and_refuses_going_back() {
         let m = three();
-        let plan = plan_upgrade(&m, None, UpgradeTarget::Revision(rev("20250102_0000")), TransactionMode::All).unwrap();
+        let plan = plan_upgrade(
+            &m,
+            None,
+            UpgradeTarget::Revision(rev("20250102_0000")),
+            TransactionMode::All,
+        )
+        .unwrap();
         assert_eq!(plan.steps().collect::<Vec<_>>(), [0, 1]);
         assert_eq!(
-            plan_upgrade(&m, Some(2), UpgradeTarget::Revision(rev("20250101_0000")), TransactionMode::All),
-            Err(PlanRefusal::TargetBehindCurrent { target: rev("20250101_0000"), current: rev("20250103_0000") })
+            plan_upgrade(
+                &m,
+                Some(2),
+                UpgradeTarget::Revision(rev("20250101_0000")),
+                TransactionMode::All
+            ),
+            Err(PlanRefusal::TargetBehindCurrent {
+                target: rev("20250101_0000"),
+                current: rev("20250103_0000")
+            })
         );
-        assert!(plan_upgrade(&m, Some(2), UpgradeTarget::Head, TransactionMode::All).unwrap().is_empty());
+        assert!(
+            plan_upgrade(&m, Some(2), UpgradeTarget::Head, TransactionMode::All)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            plan_upgrade(&m, None, UpgradeTarget::Revision(rev("20990101_0000")), TransactionMode::All),
+            plan_upgrade(
+                &m,
+                None,
+                UpgradeTarget::Revision(rev("20990101_0000")),
+                TransactionMode::All
+            ),
             Err(PlanRefusal::UnknownTarget(rev("20990101_0000")))
         );
     }
@@ -754,12 +910,25 @@ mod tests {
     #[test]
     fn downgrade_targets_run_in_reverse() {
         let m = three();
-        let steps = |t| plan_downgrade(&m, Some(2), t, TransactionMode::All).map(|p| p.steps().collect::<Vec<_>>());
+        let steps = |t| {
+            plan_downgrade(&m, Some(2), t, TransactionMode::All)
+                .map(|p| p.steps().collect::<Vec<_>>())
+        };
         assert_eq!(steps(DowngradeTarget::Steps(1)), Ok(vec![2]));
         assert_eq!(steps(DowngradeTarget::Base), Ok(vec![2, 1, 0]));
-        assert_eq!(steps(DowngradeTarget::Revision(rev("20250101_0000"))), Ok(vec![2, 1]));
-        assert_eq!(steps(DowngradeTarget::Steps(4)), Err(PlanRefusal::TooManySteps { requested: 4, applied: 3 }));
-        let plan = plan_downgrade(&m, Some(2), DowngradeTarget::Base, TransactionMode::All).unwrap();
+        assert_eq!(
+            steps(DowngradeTarget::Revision(rev("20250101_0000"))),
+            Ok(vec![2, 1])
+        );
+        assert_eq!(
+            steps(DowngradeTarget::Steps(4)),
+            Err(PlanRefusal::TooManySteps {
+                requested: 4,
+                applied: 3
+            })
+        );
+        let plan =
+            plan_downgrade(&m, Some(2), DowngradeTarget::Base, TransactionMode::All).unwrap();
         assert_eq!((plan.from, plan.to), (Some(rev("20250103_0000")), None));
     }
 
@@ -767,21 +936,31 @@ mod tests {
     fn irreversible_migration_in_the_way_refuses_the_whole_downgrade() {
         let m = set(&[
             ("20250101_0000_a.sql", BODY),
-            ("20250102_0000_b.sql", "-- calista:irreversible\n-- calista:up\nX;\n"),
+            (
+                "20250102_0000_b.sql",
+                "-- calista:irreversible\n-- calista:up\nX;\n",
+            ),
             ("20250103_0000_c.sql", BODY),
         ]);
         assert_eq!(
             plan_downgrade(&m, Some(2), DowngradeTarget::Base, TransactionMode::All),
-            Err(PlanRefusal::Irreversible { file: "20250102_0000_b.sql".into() })
+            Err(PlanRefusal::Irreversible {
+                file: "20250102_0000_b.sql".into()
+            })
         );
-        assert!(plan_downgrade(&m, Some(2), DowngradeTarget::Steps(1), TransactionMode::All).is_ok());
+        assert!(
+            plan_downgrade(&m, Some(2), DowngradeTarget::Steps(1), TransactionMode::All).is_ok()
+        );
     }
 
     #[test]
     fn downgrade_target_parses() {
         assert_eq!("base".parse(), Ok(DowngradeTarget::Base));
         assert_eq!("-1".parse(), Ok(DowngradeTarget::Steps(1)));
-        assert_eq!("20250101_0000".parse(), Ok(DowngradeTarget::Revision(rev("20250101_0000"))));
+        assert_eq!(
+            "20250101_0000".parse(),
+            Ok(DowngradeTarget::Revision(rev("20250101_0000")))
+        );
         assert!("-x".parse::<DowngradeTarget>().is_err());
     }
 }

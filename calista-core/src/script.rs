@@ -7,7 +7,13 @@ use crate::plan::{Batch, Plan};
 use crate::utc::UtcDateTime;
 
 /// Renders `plan` as one script. `create_tables`: the state tables do not exist yet.
-pub(crate) fn render(migrations: &Migrations, db: &Database, plan: &Plan, create_tables: bool, app_version: &str) -> String {
+pub(crate) fn render(
+    migrations: &Migrations,
+    db: &Database,
+    plan: &Plan,
+    create_tables: bool,
+    app_version: &str,
+) -> String {
     let dialect = db.dialect();
     let store = db.store();
     let show = |r: Option<crate::Revision>| r.map_or_else(|| "base".to_owned(), |r| r.to_string());
@@ -50,7 +56,9 @@ pub(crate) fn render(migrations: &Migrations, db: &Database, plan: &Plan, create
             out.push_str(&format!("\n-- {}\n", migration.file_name()));
             out.push_str(migration.script(Direction::Up, dialect).trim_end());
             out.push('\n');
-            let chain = migrations.chain_at(index).map_or_else(|| "NULL".to_owned(), |c| literal(&c.to_string()));
+            let chain = migrations
+                .chain_at(index)
+                .map_or_else(|| "NULL".to_owned(), |c| literal(&c.to_string()));
             out.push_str(&format!(
                 "INSERT INTO {} (revision, summary, direction, finished, checksum, chain, duration_ms, app_version) \
                  VALUES ({}, {}, 'up', TRUE, {}, {chain}, 0, {});\n",
@@ -62,7 +70,11 @@ pub(crate) fn render(migrations: &Migrations, db: &Database, plan: &Plan, create
             ));
             let next = migration.revision().to_string();
             out.push_str(&match &current {
-                None => format!("INSERT INTO {} (version_num) VALUES ({});\n", store.table("alembic_version"), literal(&next)),
+                None => format!(
+                    "INSERT INTO {} (version_num) VALUES ({});\n",
+                    store.table("alembic_version"),
+                    literal(&next)
+                ),
                 Some(previous) => format!(
                     "UPDATE {} SET version_num = {} WHERE version_num = {};\n",
                     store.table("alembic_version"),

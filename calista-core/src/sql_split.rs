@@ -14,7 +14,10 @@ pub fn statements(script: &str) -> Vec<&str> {
         match bytes[i] {
             b'\'' | b'"' => i = skip_quoted(bytes, i, bytes[i]),
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1);
+                i = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| i + p + 1);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
             b'$' => i = skip_dollar_quoted(bytes, i),
@@ -86,7 +89,9 @@ fn skip_block_comment(bytes: &[u8], open: usize) -> usize {
 /// Past a $tag$ … $tag$ body; a `$` that does not open one (such as `$1`) is skipped alone.
 fn skip_dollar_quoted(bytes: &[u8], open: usize) -> usize {
     let tag_len = bytes[open + 1..].iter().position(|&b| b == b'$');
-    let Some(tag_len) = tag_len else { return open + 1 };
+    let Some(tag_len) = tag_len else {
+        return open + 1;
+    };
     let tag = &bytes[open..open + tag_len + 2];
     let valid_tag = tag[1..tag.len() - 1]
         .iter()
@@ -136,7 +141,16 @@ mod tests {
 
     #[test]
     fn unterminated_input_does_not_panic() {
-        for script in ["'open", "$tag$ open", "/* open", "\"open", "$", "$$", "-- x", "$a"] {
+        for script in [
+            "'open",
+            "$tag$ open",
+            "/* open",
+            "\"open",
+            "$",
+            "$$",
+            "-- x",
+            "$a",
+        ] {
             let _ = statements(script);
         }
     }

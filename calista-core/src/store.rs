@@ -12,7 +12,8 @@ use crate::migration::Dialect;
 pub const DEFAULT_SCHEMA: &str = "calista";
 
 /// The history columns written on insert, in order.
-const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup";
+const HISTORY_INSERT_COLUMNS: &str =
+    "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup";
 const HISTORY_INSERT_WIDTH: usize = 9;
 /// Rows per multi-row insert: well under PostgreSQL's 65535 bound parameters and SQLite's 32766.
 pub(crate) const HISTORY_INSERT_CHUNK: usize = 500;
@@ -57,7 +58,9 @@ impl Store {
         let p = &prefix;
         let param = |n: usize| placeholder(dialect, n);
         let applied_at = match dialect {
-            Dialect::Postgres => r#"to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"#,
+            Dialect::Postgres => {
+                r#"to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"#
+            }
             Dialect::Sqlite => "applied_at",
         };
         let last_columns = format!(
@@ -117,7 +120,8 @@ impl Store {
                 .to_owned(),
         };
         let read_versions = format!("SELECT version_num FROM {p}alembic_version LIMIT 2");
-        let read_last = format!("SELECT {last_columns} FROM {p}schema_history ORDER BY id DESC LIMIT 1");
+        let read_last =
+            format!("SELECT {last_columns} FROM {p}schema_history ORDER BY id DESC LIMIT 1");
 
         Self {
             dialect,
@@ -164,7 +168,10 @@ impl Store {
 
     /// `INSERT` of `rows` history rows at once.
     pub(crate) fn insert_history(&self, rows: usize) -> String {
-        let mut sql = format!("INSERT INTO {}schema_history ({HISTORY_INSERT_COLUMNS}) VALUES ", self.prefix);
+        let mut sql = format!(
+            "INSERT INTO {}schema_history ({HISTORY_INSERT_COLUMNS}) VALUES ",
+            self.prefix
+        );
         for row in 0..rows {
             if row > 0 {
                 sql.push_str(", ");
@@ -174,7 +181,10 @@ impl Store {
                 if column > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&placeholder(self.dialect, row * HISTORY_INSERT_WIDTH + column + 1));
+                sql.push_str(&placeholder(
+                    self.dialect,
+                    row * HISTORY_INSERT_WIDTH + column + 1,
+                ));
             }
             sql.push(')');
         }
@@ -202,7 +212,15 @@ mod tests {
     fn schema_names_are_plain_identifiers() {
         assert!(is_valid_schema_name("calista"));
         assert!(is_valid_schema_name("_app_2"));
-        for bad in ["", "Calista", "2app", "a-b", "a\"b", "a;drop", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Calista",
+            "2app",
+            "a-b",
+            "a\"b",
+            "a;drop",
+            &"a".repeat(64),
+        ] {
             assert!(!is_valid_schema_name(bad), "{bad}");
         }
     }
@@ -213,6 +231,10 @@ mod tests {
         let sql = store.insert_history(2);
         assert!(sql.starts_with("INSERT INTO \"app\".schema_history"));
         assert!(sql.ends_with("($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
-        assert!(Store::new(Dialect::Sqlite, "app").insert_history(1).contains("(?1, ?2"));
+        assert!(
+            Store::new(Dialect::Sqlite, "app")
+                .insert_history(1)
+                .contains("(?1, ?2")
+        );
     }
 }

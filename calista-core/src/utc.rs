@@ -24,8 +24,13 @@ pub struct UtcDateTime {
 impl UtcDateTime {
     /// Now, from the system clock (the epoch if the clock is before it).
     pub fn now() -> Self {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Self { millisecond: since.subsec_millis(), ..Self::from_unix(i64::try_from(since.as_secs()).unwrap_or(i64::MAX)) }
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            millisecond: since.subsec_millis(),
+            ..Self::from_unix(i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+        }
     }
 
     /// The date and time `seconds` after 1970-01-01T00:00:00Z.
@@ -79,9 +84,18 @@ mod tests {
     #[test]
     fn known_instants() {
         assert_eq!(UtcDateTime::from_unix(0).iso8601(), "1970-01-01T00:00:00Z");
-        assert_eq!(UtcDateTime::from_unix(951_782_400).iso8601(), "2000-02-29T00:00:00Z");
-        assert_eq!(UtcDateTime::from_unix(1_756_204_200).iso8601(), "2025-08-26T10:30:00Z");
-        assert_eq!(UtcDateTime::from_unix(1_756_204_200).compact(), "20250826T103000.000Z");
+        assert_eq!(
+            UtcDateTime::from_unix(951_782_400).iso8601(),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            UtcDateTime::from_unix(1_756_204_200).iso8601(),
+            "2025-08-26T10:30:00Z"
+        );
+        assert_eq!(
+            UtcDateTime::from_unix(1_756_204_200).compact(),
+            "20250826T103000.000Z"
+        );
         assert_eq!(UtcDateTime::from_unix(-1).iso8601(), "1969-12-31T23:59:59Z");
     }
 }

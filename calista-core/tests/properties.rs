@@ -1,5 +1,6 @@
 //! Properties of the file rules over generated input: the parsers never panic, and what
 //! the formatters write, the parsers read back.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 use calista_core::format::parse_file;
 use calista_core::naming::{self, Revision};
@@ -27,15 +28,29 @@ fn line() -> impl Strategy<Value = String> {
 
 fn revision() -> impl Strategy<Value = Revision> {
     (1u32..=9999, 1u32..=12, 1u32..=31, 0u32..24, 0u32..60)
-        .prop_filter_map("a real date", |(y, mo, d, h, mi)| Revision::new(y, mo, d, h, mi).ok())
+        .prop_filter_map("a real date", |(y, mo, d, h, mi)| {
+            Revision::new(y, mo, d, h, mi).ok()
+        })
 }
 
 fn summary() -> impl Strategy<Value = String> {
     proptest::collection::vec("[a-z0-9]{1,8}", 1..5).prop_map(|words| words.join("_"))
 }
 
+/// 2000 cases each in the test run; `PROPTEST_CASES` sets more for a long run.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn file_name_parser_never_panics(name in any::<String>()) {

@@ -132,7 +132,11 @@ pub(crate) enum DbCommand {
     /// Resolve a no-transaction migration that was interrupted.
     Recover {
         /// Forget the interrupted attempt; the next upgrade runs it again.
-        #[arg(long, conflicts_with = "mark_applied", required_unless_present = "mark_applied")]
+        #[arg(
+            long,
+            conflicts_with = "mark_applied",
+            required_unless_present = "mark_applied"
+        )]
         retry: bool,
         /// It did complete: record it as applied.
         #[arg(long)]

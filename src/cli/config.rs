@@ -13,7 +13,17 @@ pub(crate) fn show(context: &Context, out: &Output) {
         out.print_json(&serde_json::Value::Array(entries));
         return;
     }
-    let mut table = vec![vec!["SETTING".to_owned(), "VALUE".to_owned(), "FROM".to_owned()]];
-    table.extend(rows.into_iter().map(|(name, value, source)| vec![name.to_owned(), value, out.paint(output::Tone::Dim, &source)]));
+    let mut table = vec![vec![
+        "SETTING".to_owned(),
+        "VALUE".to_owned(),
+        "FROM".to_owned(),
+    ]];
+    table.extend(rows.into_iter().map(|(name, value, source)| {
+        vec![
+            name.to_owned(),
+            value,
+            out.paint(output::Tone::Dim, &source),
+        ]
+    }));
     out.print(&output::table(&table));
 }

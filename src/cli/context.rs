@@ -30,15 +30,23 @@ impl Context {
         let settings = settings::resolve_from_process(&flags)?;
         let migrations: &'static Migrations = match &global.migrations {
             // Read once per process and kept for its lifetime, like the embedded set.
-            Some(dir) => Box::leak(Box::new(Migrations::from_dir(dir).map_err(calista::Error::from)?)),
+            Some(dir) => Box::leak(Box::new(
+                Migrations::from_dir(dir).map_err(calista::Error::from)?,
+            )),
             None => &MIGRATIONS,
         };
-        Ok(Self { settings, migrations, migrations_dir: global.migrations.clone() })
+        Ok(Self {
+            settings,
+            migrations,
+            migrations_dir: global.migrations.clone(),
+        })
     }
 
     /// The folder `db new` writes to: `--migrations DIR`, else `migrations/` here.
     pub(crate) fn migrations_dir(&self) -> std::path::PathBuf {
-        self.migrations_dir.clone().unwrap_or_else(|| std::path::PathBuf::from("migrations"))
+        self.migrations_dir
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("migrations"))
     }
 
     pub(crate) fn url(&self) -> &DatabaseUrl {
@@ -80,12 +88,16 @@ impl Context {
             backup: if s.backup.value {
                 BackupPolicy::Enabled(self.backup_options())
             } else {
-                BackupPolicy::Disabled { reason: format!("backups are off (from {})", s.backup.source) }
+                BackupPolicy::Disabled {
+                    reason: format!("backups are off (from {})", s.backup.source),
+                }
             },
             downgrades: if environment.allows_downgrade() {
                 Downgrades::Allowed
             } else {
-                Downgrades::Refused { environment: environment_name(environment).to_owned() }
+                Downgrades::Refused {
+                    environment: environment_name(environment).to_owned(),
+                }
             },
             app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             upgrade_hint: calista::DEFAULT_UPGRADE_HINT.to_owned(),

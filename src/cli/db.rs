@@ -7,7 +7,8 @@ use calista::backup::{self, BackupOutcome};
 use calista::plan::HistoryRecord;
 use calista::utc::UtcDateTime;
 use calista::{
-    Direction, DowngradeTarget, Migrator, Recovery, Report, Revision, SchemaState, UpgradeTarget, naming,
+    Direction, DowngradeTarget, Migrator, Recovery, Report, Revision, SchemaState, UpgradeTarget,
+    naming,
 };
 use serde_json::json;
 
@@ -16,7 +17,11 @@ use super::context::Context;
 use super::exit::CliError;
 use super::output::{self, Output, Tone};
 
-pub(crate) async fn run(command: DbCommand, context: &Context, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn run(
+    command: DbCommand,
+    context: &Context,
+    out: &Output,
+) -> Result<(), CliError> {
     match command {
         DbCommand::Heads => heads(context, out),
         DbCommand::New { summary } => new(&summary, context, out),
@@ -83,19 +88,33 @@ async fn with_database(
             if out.json() {
                 out.print_json(&state_json(&state, head.as_deref()));
             } else if state.is_up_to_date() {
-                out.print(&format!("{} at {}", out.paint(Tone::Good, "up to date"), show(state.current())));
+                out.print(&format!(
+                    "{} at {}",
+                    out.paint(Tone::Good, "up to date"),
+                    show(state.current())
+                ));
             }
             if state.is_up_to_date() {
                 Ok(())
             } else {
-                Err(calista::Error::Schema { state, hint: calista::DEFAULT_UPGRADE_HINT.to_owned() }.into())
+                Err(calista::Error::Schema {
+                    state,
+                    hint: calista::DEFAULT_UPGRADE_HINT.to_owned(),
+                }
+                .into())
             }
         }
         DbCommand::Recover { retry, .. } => {
-            let how = if retry { Recovery::Retry } else { Recovery::MarkApplied };
+            let how = if retry {
+                Recovery::Retry
+            } else {
+                Recovery::MarkApplied
+            };
             let state = migrator.recover(how).await?;
             let done = match how {
-                Recovery::Retry => "the interrupted attempt is forgotten; `calista db upgrade` runs it again",
+                Recovery::Retry => {
+                    "the interrupted attempt is forgotten; `calista db upgrade` runs it again"
+                }
                 Recovery::MarkApplied => "the interrupted migration is recorded as applied",
             };
             out.print(&format!("{done}\nstate: {}", state.name()));
@@ -105,7 +124,12 @@ async fn with_database(
     }
 }
 
-async fn status(context: &Context, db: &calista::Database, migrator: &Migrator<'_>, out: &Output) -> Result<(), CliError> {
+async fn status(
+    context: &Context,
+    db: &calista::Database,
+    migrator: &Migrator<'_>,
+    out: &Output,
+) -> Result<(), CliError> {
     let head = context.migrations.head().map(|m| m.revision().to_string());
     let checked = migrator.check().await;
     let (reachable, state) = match &checked {
@@ -118,11 +142,12 @@ async fn status(context: &Context, db: &calista::Database, migrator: &Migrator<'
         calista::Dialect::Sqlite => "SQLite",
     };
     if out.json() {
-        let mut value = json!({ "reachable": reachable, "backend": backend, "url": db.url(), "head": head });
-        if let (Some(state), Some(map)) = (state, value.as_object_mut()) {
-            if let Some(fields) = state_json(state, head.as_deref()).as_object() {
-                map.extend(fields.clone());
-            }
+        let mut value =
+            json!({ "reachable": reachable, "backend": backend, "url": db.url(), "head": head });
+        if let (Some(state), Some(map)) = (state, value.as_object_mut())
+            && let Some(fields) = state_json(state, head.as_deref()).as_object()
+        {
+            map.extend(fields.clone());
         }
         if let (Err(e), Some(map)) = (&checked, value.as_object_mut()) {
             map.insert("error".into(), json!(out.scrub(&e.to_string())));
@@ -130,15 +155,29 @@ async fn status(context: &Context, db: &calista::Database, migrator: &Migrator<'
         out.print_json(&value);
     } else {
         let mut rows = vec![
-            vec!["reachable".into(), if reachable { out.paint(Tone::Good, "yes") } else { out.paint(Tone::Bad, "no") }],
+            vec![
+                "reachable".into(),
+                if reachable {
+                    out.paint(Tone::Good, "yes")
+                } else {
+                    out.paint(Tone::Bad, "no")
+                },
+            ],
             vec!["backend".into(), backend.into()],
             vec!["url".into(), db.url().to_owned()],
         ];
         if let Some(state) = state {
             rows.push(vec!["current".into(), show(state.current())]);
-            rows.push(vec!["head".into(), head.clone().unwrap_or_else(|| "none".into())]);
+            rows.push(vec![
+                "head".into(),
+                head.clone().unwrap_or_else(|| "none".into()),
+            ]);
             rows.push(vec!["pending".into(), pending(state).to_string()]);
-            let tone = if state.is_up_to_date() { Tone::Good } else { Tone::Warn };
+            let tone = if state.is_up_to_date() {
+                Tone::Good
+            } else {
+                Tone::Warn
+            };
             rows.push(vec!["state".into(), out.paint(tone, state.name())]);
         }
         out.print(&output::table(&rows));
@@ -166,7 +205,11 @@ fn pending(state: &SchemaState) -> usize {
 async fn history(context: &Context, db: &calista::Database, out: &Output) -> Result<(), CliError> {
     let records = db.read_history().await?;
     let applied = applied_now(&records);
-    let known: std::collections::HashSet<String> = context.migrations.iter().map(|m| m.revision().to_string()).collect();
+    let known: std::collections::HashSet<String> = context
+        .migrations
+        .iter()
+        .map(|m| m.revision().to_string())
+        .collect();
     let mut entries = Vec::new();
     for migration in context.migrations {
         let revision = migration.revision().to_string();
@@ -181,7 +224,10 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
             "in_this_build": true,
         }));
     }
-    let mut unknown: Vec<&&HistoryRecord> = applied.values().filter(|r| !known.contains(&r.revision)).collect();
+    let mut unknown: Vec<&&HistoryRecord> = applied
+        .values()
+        .filter(|r| !known.contains(&r.revision))
+        .collect();
     unknown.sort_by(|a, b| a.revision.cmp(&b.revision));
     for record in unknown {
         entries.push(json!({
@@ -198,7 +244,12 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
         out.print_json(&serde_json::Value::Array(entries));
         return Ok(());
     }
-    let mut rows = vec![vec!["REVISION".into(), "STATUS".into(), "APPLIED AT (UTC)".into(), "FILE".into()]];
+    let mut rows = vec![vec![
+        "REVISION".into(),
+        "STATUS".into(),
+        "APPLIED AT (UTC)".into(),
+        "FILE".into(),
+    ]];
     for entry in &entries {
         let text = |key: &str| entry[key].as_str().unwrap_or("").to_owned();
         let status = match (entry["applied"].as_bool(), entry["in_this_build"].as_bool()) {
@@ -206,7 +257,12 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
             (Some(true), _) => out.paint(Tone::Good, "applied"),
             _ => out.paint(Tone::Warn, "pending"),
         };
-        rows.push(vec![text("revision"), status, text("applied_at"), text("file")]);
+        rows.push(vec![
+            text("revision"),
+            status,
+            text("applied_at"),
+            text("file"),
+        ]);
     }
     out.print(&output::table(&rows));
     Ok(())
@@ -246,8 +302,12 @@ fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
         return Err(CliError::Usage(format!("{error}; {}", error.fix())));
     }
     let dir = context.migrations_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::failure(format!("cannot create the migrations folder {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        CliError::failure(
+            format!("cannot create the migrations folder {}", dir.display()),
+            e,
+        )
+    })?;
     let revision = next_revision(&dir)?;
     let path = dir.join(naming::file_name(revision, summary));
     let mut file = std::fs::OpenOptions::new()
@@ -255,8 +315,11 @@ fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
         .create_new(true)
         .open(&path)
         .map_err(|e| CliError::failure(format!("cannot create {}", path.display()), e))?;
-    std::io::Write::write_all(&mut file, calista::format::template(revision, summary).as_bytes())
-        .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
+    std::io::Write::write_all(
+        &mut file,
+        calista::format::template(revision, summary).as_bytes(),
+    )
+    .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
     out.print(&path.display().to_string());
     out.notice("Write the SQL under `-- calista:up` and its reverse under `-- calista:down`; rebuild to embed it.");
     Ok(())
@@ -266,12 +329,22 @@ fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
 /// so that a new file always sorts last.
 fn next_revision(dir: &Path) -> Result<Revision, CliError> {
     let now = UtcDateTime::now();
-    let now = Revision::new(u32::try_from(now.year).unwrap_or(9999), now.month, now.day, now.hour, now.minute)
-        .map_err(|e| CliError::Usage(format!("the system clock gives an impossible date: {e}")))?;
+    let now = Revision::new(
+        u32::try_from(now.year).unwrap_or(9999),
+        now.month,
+        now.day,
+        now.hour,
+        now.minute,
+    )
+    .map_err(|e| CliError::Usage(format!("the system clock gives an impossible date: {e}")))?;
     let newest = std::fs::read_dir(dir)
         .map_err(|e| CliError::failure(format!("cannot read {}", dir.display()), e))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|name| naming::parse_file_name(&name).ok().map(|parsed| parsed.revision))
+        .filter_map(|name| {
+            naming::parse_file_name(&name)
+                .ok()
+                .map(|parsed| parsed.revision)
+        })
         .max();
     match newest {
         Some(newest) if newest >= now => Ok(newest.next_minute()),
@@ -281,7 +354,8 @@ fn next_revision(dir: &Path) -> Result<Revision, CliError> {
 
 fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
     let dir = backup_dir(context);
-    let found = backup::list(&dir).map_err(|e| CliError::failure(format!("cannot read {}", dir.display()), e))?;
+    let found = backup::list(&dir)
+        .map_err(|e| CliError::failure(format!("cannot read {}", dir.display()), e))?;
     if out.json() {
         let entries: Vec<_> = found
             .iter()
@@ -302,10 +376,26 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
         out.print(&format!("no backups in {}", dir.display()));
         return Ok(());
     }
-    let mut rows = vec![vec!["TAKEN (UTC)".into(), "DATABASE".into(), "REVISION".into(), "SIZE".into(), "PATH".into()]];
+    let mut rows = vec![vec![
+        "TAKEN (UTC)".into(),
+        "DATABASE".into(),
+        "REVISION".into(),
+        "SIZE".into(),
+        "PATH".into(),
+    ]];
     for b in &found {
-        let revision = if b.revision.is_empty() { "-".to_owned() } else { b.revision.clone() };
-        rows.push(vec![b.taken_at.clone(), b.database.clone(), revision, output::size(b.size), b.path.display().to_string()]);
+        let revision = if b.revision.is_empty() {
+            "-".to_owned()
+        } else {
+            b.revision.clone()
+        };
+        rows.push(vec![
+            b.taken_at.clone(),
+            b.database.clone(),
+            revision,
+            output::size(b.size),
+            b.path.display().to_string(),
+        ]);
     }
     out.print(&output::table(&rows));
     Ok(())
@@ -316,9 +406,10 @@ fn backup_dir(context: &Context) -> PathBuf {
     let options = context.backup_options();
     match (&options.dir, context.url()) {
         (Some(dir), _) => dir.clone(),
-        (None, calista::url::DatabaseUrl::Sqlite(calista::url::SqliteTarget::File(file))) => {
-            file.parent().unwrap_or(Path::new(".")).join(backup::DEFAULT_DIR_NAME)
-        }
+        (None, calista::url::DatabaseUrl::Sqlite(calista::url::SqliteTarget::File(file))) => file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(backup::DEFAULT_DIR_NAME),
         (None, _) => PathBuf::from(backup::DEFAULT_DIR_NAME),
     }
 }
@@ -328,7 +419,11 @@ fn render_report(report: &Report, out: &Output) -> String {
     if let Some(outcome) = &report.backup {
         match outcome {
             BackupOutcome::Taken(b) => {
-                lines.push(format!("backup: {} ({})", b.path.display(), output::size(b.size)));
+                lines.push(format!(
+                    "backup: {} ({})",
+                    b.path.display(),
+                    output::size(b.size)
+                ));
                 lines.push(format!("  restore with: {}", b.restore_command));
             }
             BackupOutcome::Skipped(reason) => lines.push(format!("backup skipped: {reason}")),
@@ -339,15 +434,34 @@ fn render_report(report: &Report, out: &Output) -> String {
         Direction::Down => "reverted",
     };
     for step in &report.steps {
-        let alone = if step.no_transaction { " (no-transaction)" } else { "" };
-        lines.push(format!("{} {}{alone}  {}", out.paint(Tone::Good, verb), step.file, output::duration(step.duration)));
+        let alone = if step.no_transaction {
+            " (no-transaction)"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{} {}{alone}  {}",
+            out.paint(Tone::Good, verb),
+            step.file,
+            output::duration(step.duration)
+        ));
     }
     if report.steps.is_empty() {
-        lines.push(format!("nothing to do: the database is at {}", show(report.to)));
+        lines.push(format!(
+            "nothing to do: the database is at {}",
+            show(report.to)
+        ));
     } else {
         lines.push(format!(
             "{} {} -> {}: {} migration{} in {}",
-            out.paint(Tone::Strong, if report.direction == Direction::Up { "upgraded" } else { "downgraded" }),
+            out.paint(
+                Tone::Strong,
+                if report.direction == Direction::Up {
+                    "upgraded"
+                } else {
+                    "downgraded"
+                }
+            ),
             show(report.from),
             show(report.to),
             report.steps.len(),
@@ -356,7 +470,10 @@ fn render_report(report: &Report, out: &Output) -> String {
         ));
     }
     for pruned in &report.pruned {
-        lines.push(out.paint(Tone::Dim, &format!("deleted old backup {}", pruned.display())));
+        lines.push(out.paint(
+            Tone::Dim,
+            &format!("deleted old backup {}", pruned.display()),
+        ));
     }
     lines.join("\n")
 }
@@ -367,7 +484,11 @@ pub(crate) fn show(revision: Option<Revision>) -> String {
 }
 
 fn parse_revision(text: &str) -> Result<Revision, CliError> {
-    Revision::parse(text).map_err(|e| CliError::Usage(format!("`{text}` is not a revision id (YYYYMMDD_HHMM): {e}")))
+    Revision::parse(text).map_err(|e| {
+        CliError::Usage(format!(
+            "`{text}` is not a revision id (YYYYMMDD_HHMM): {e}"
+        ))
+    })
 }
 
 /// Shown with an auto-upgrade at start-up.

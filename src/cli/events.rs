@@ -40,8 +40,15 @@ pub(crate) struct NewEvent {
 #[calista::requires_db]
 pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, CliError> {
     let payload = parse_json("--payload", &event.payload)?;
-    let metadata = event.metadata.as_deref().map(|m| parse_json("--metadata", m)).transpose()?;
-    let stream_type = event.stream_type.clone().unwrap_or_else(|| default_stream_type(&event.stream));
+    let metadata = event
+        .metadata
+        .as_deref()
+        .map(|m| parse_json("--metadata", m))
+        .transpose()?;
+    let stream_type = event
+        .stream_type
+        .clone()
+        .unwrap_or_else(|| default_stream_type(&event.stream));
     let db = calista::db().await?;
     // Two writers may pick the same next version; the unique (stream_id, version) turns
     // one away, and it takes the next.
@@ -49,21 +56,40 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
     let (global_seq, version) = loop {
         attempt += 1;
         let event_id = ulid::Ulid::generate().to_string();
-        let args = (&event.stream, &stream_type, event_id, &event.event_type, payload.to_string(), metadata.as_ref().map(|m| m.to_string()));
+        let args = (
+            &event.stream,
+            &stream_type,
+            event_id,
+            &event.event_type,
+            payload.to_string(),
+            metadata.as_ref().map(|m| m.to_string()),
+        );
         let inserted: Result<(i64, i64), sqlx::Error> = if let Some(pool) = db.postgres_pool() {
             sqlx::query(APPEND_POSTGRES)
-                .bind(args.0).bind(args.1).bind(args.2).bind(args.3).bind(args.4).bind(args.5)
+                .bind(args.0)
+                .bind(args.1)
+                .bind(args.2)
+                .bind(args.3)
+                .bind(args.4)
+                .bind(args.5)
                 .fetch_one(pool)
                 .await
                 .and_then(|row| Ok((row.try_get(0)?, i64::from(row.try_get::<i32, _>(1)?))))
         } else if let Some(pool) = db.sqlite_pool() {
             sqlx::query(APPEND_SQLITE)
-                .bind(args.0).bind(args.1).bind(args.2).bind(args.3).bind(args.4).bind(args.5)
+                .bind(args.0)
+                .bind(args.1)
+                .bind(args.2)
+                .bind(args.3)
+                .bind(args.4)
+                .bind(args.5)
                 .fetch_one(pool)
                 .await
                 .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         } else {
-            return Err(CliError::Usage("the database is neither PostgreSQL nor SQLite".into()));
+            return Err(CliError::Usage(
+                "the database is neither PostgreSQL nor SQLite".into(),
+            ));
         };
         match inserted {
             Ok(done) => break done,
@@ -72,33 +98,60 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
         }
     };
     Ok(if as_json {
-        Produced::Json(json!({ "global_seq": global_seq, "stream": event.stream, "version": version }))
+        Produced::Json(
+            json!({ "global_seq": global_seq, "stream": event.stream, "version": version }),
+        )
     } else {
-        Produced::Text(format!("appended {}@{version} (global position {global_seq})", event.stream))
+        Produced::Text(format!(
+            "appended {}@{version} (global position {global_seq})",
+            event.stream
+        ))
     })
 }
 
 /// Lists events, oldest first.
 #[calista::requires_db]
-pub(crate) async fn list(stream: Option<String>, limit: u32, as_json: bool) -> Result<Produced, CliError> {
+pub(crate) async fn list(
+    stream: Option<String>,
+    limit: u32,
+    as_json: bool,
+) -> Result<Produced, CliError> {
     let db = calista::db().await?;
     let rows = if let Some(pool) = db.postgres_pool() {
-        sqlx::query(LIST_POSTGRES).bind(stream).bind(i64::from(limit)).fetch_all(pool).await.and_then(|rows| rows.iter().map(event_of).collect())
+        sqlx::query(LIST_POSTGRES)
+            .bind(stream)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(event_of).collect())
     } else if let Some(pool) = db.sqlite_pool() {
-        sqlx::query(LIST_SQLITE).bind(stream).bind(i64::from(limit)).fetch_all(pool).await.and_then(|rows| rows.iter().map(event_of).collect())
+        sqlx::query(LIST_SQLITE)
+            .bind(stream)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(event_of).collect())
     } else {
         Ok(Vec::new())
     };
-    let events: Vec<Event> = rows.map_err(|e| CliError::failure("cannot read the event store", e))?;
+    let events: Vec<Event> =
+        rows.map_err(|e| CliError::failure("cannot read the event store", e))?;
     if as_json {
-        return Ok(Produced::Json(serde_json::Value::Array(events.iter().map(Event::to_json).collect())));
+        return Ok(Produced::Json(serde_json::Value::Array(
+            events.iter().map(Event::to_json).collect(),
+        )));
     }
     if events.is_empty() {
         return Ok(Produced::Text("no events".into()));
     }
     let lines: Vec<String> = events
         .iter()
-        .map(|e| format!("{:>6}  {}  {}@{}  {}  {}", e.global_seq, e.recorded_at, e.stream_id, e.version, e.event_type, e.payload))
+        .map(|e| {
+            format!(
+                "{:>6}  {}  {}@{}  {}  {}",
+                e.global_seq, e.recorded_at, e.stream_id, e.version, e.event_type, e.payload
+            )
+        })
         .collect();
     Ok(Produced::Text(lines.join("\n")))
 }
@@ -154,16 +207,25 @@ where
 }
 
 fn parse_json(flag: &str, text: &str) -> Result<serde_json::Value, CliError> {
-    serde_json::from_str(text)
-        .map_err(|e| CliError::Usage(format!("{flag} must be a JSON document ({e}); for example {flag} '{{\"total\": 42}}'")))
+    serde_json::from_str(text).map_err(|e| {
+        CliError::Usage(format!(
+            "{flag} must be a JSON document ({e}); for example {flag} '{{\"total\": 42}}'"
+        ))
+    })
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|e| e.is_unique_violation())
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }
 
 /// `order-42` → `order`, `user:7` → `user`; a stream id without a separator is its own type.
 fn default_stream_type(stream: &str) -> String {
-    let prefix = stream.split(['-', ':']).next().filter(|p| !p.is_empty()).unwrap_or(stream);
+    let prefix = stream
+        .split(['-', ':'])
+        .next()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(stream);
     prefix.chars().take(100).collect()
 }

@@ -41,8 +41,14 @@ pub(crate) enum CliError {
 }
 
 impl CliError {
-    pub(crate) fn failure(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Failure { message: message.into(), source: Some(Box::new(source)) }
+    pub(crate) fn failure(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Failure {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     /// The exit code, decided here and nowhere else.

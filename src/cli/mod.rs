@@ -28,7 +28,11 @@ pub(crate) fn run() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // --help and --version are successes; anything else is a usage error.
-            return exit::exit(if e.use_stderr() { exit::USAGE } else { exit::SUCCESS });
+            return exit::exit(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            });
         }
     };
     init_logging(cli.global.verbose, cli.global.quiet);
@@ -41,14 +45,23 @@ pub(crate) fn run() -> ExitCode {
         Ok(context) => context,
         Err(error) => return fail(&out, &error),
     };
-    if let calista::url::DatabaseUrl::Postgres(pg) = context.url() {
-        if let Some(password) = pg.password() {
-            out.add_secret(password);
-        }
+    if let calista::url::DatabaseUrl::Postgres(pg) = context.url()
+        && let Some(password) = pg.password()
+    {
+        out.add_secret(password);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&out, &CliError::failure("cannot start the async runtime", e)),
+        Err(e) => {
+            return fail(
+                &out,
+                &CliError::failure("cannot start the async runtime", e),
+            );
+        }
     };
     match runtime.block_on(dispatch(cli.command, &context, &out)) {
         Ok(()) => exit::exit(exit::SUCCESS),
@@ -70,14 +83,31 @@ async fn dispatch(command: Command, context: &Context, out: &Output) -> Result<(
                 .policy(context.policy())
                 .install()?;
             let produced = match command {
-                EventsCommand::Append { stream, event_type, payload, stream_type, metadata } => {
-                    let event = events::NewEvent { stream, stream_type, event_type, payload, metadata };
+                EventsCommand::Append {
+                    stream,
+                    event_type,
+                    payload,
+                    stream_type,
+                    metadata,
+                } => {
+                    let event = events::NewEvent {
+                        stream,
+                        stream_type,
+                        event_type,
+                        payload,
+                        metadata,
+                    };
                     events::append(event, out.json()).await
                 }
-                EventsCommand::List { stream, limit } => events::list(stream, limit, out.json()).await,
+                EventsCommand::List { stream, limit } => {
+                    events::list(stream, limit, out.json()).await
+                }
             };
             if let Some(calista::Ensured::Upgraded(report)) = calista::startup() {
-                out.notice(&format!("the schema was upgraded at start-up (auto-upgrade):\n{}", db::render_startup(report, out)));
+                out.notice(&format!(
+                    "the schema was upgraded at start-up (auto-upgrade):\n{}",
+                    db::render_startup(report, out)
+                ));
             }
             match produced? {
                 events::Produced::Text(text) => out.print(&text),
@@ -101,7 +131,17 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => LevelFilter::INFO,
         (false, _) => LevelFilter::DEBUG,
     };
-    let targets = Targets::new().with_target("calista", level).with_target("calista_core", level).with_default(LevelFilter::ERROR);
-    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).without_time().with_target(false).compact();
-    let _ = tracing_subscriber::registry().with(targets).with(format).try_init();
+    let targets = Targets::new()
+        .with_target("calista", level)
+        .with_target("calista_core", level)
+        .with_default(LevelFilter::ERROR);
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .compact();
+    let _ = tracing_subscriber::registry()
+        .with(targets)
+        .with(format)
+        .try_init();
 }

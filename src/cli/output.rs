@@ -86,14 +86,6 @@ impl Output {
         }
     }
 
-    /// A warning on stderr.
-    pub(crate) fn warn(&self, text: &str) {
-        if !self.quiet {
-            let label = paint(self.colour_err, Tone::Warn, "warning:");
-            let _ = writeln!(std::io::stderr().lock(), "{label} {}", self.scrub(text));
-        }
-    }
-
     /// An error and its causes on stderr.
     pub(crate) fn error(&self, error: &dyn std::error::Error) {
         let mut text = format!("{} {error}", paint(self.colour_err, Tone::Bad, "error:"));
@@ -116,20 +108,37 @@ impl Output {
 }
 
 fn paint(on: bool, tone: Tone, text: &str) -> String {
-    if on { format!("\x1b[{}m{text}\x1b[0m", tone.code()) } else { text.to_owned() }
+    if on {
+        format!("\x1b[{}m{text}\x1b[0m", tone.code())
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Rows as aligned columns.
 pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     rows.iter()
         .map(|row| {
             let cells: Vec<String> = row
                 .iter()
                 .enumerate()
-                .map(|(i, cell)| if i + 1 == row.len() { cell.clone() } else { format!("{cell:<w$}", w = widths[i]) })
+                .map(|(i, cell)| {
+                    if i + 1 == row.len() {
+                        cell.clone()
+                    } else {
+                        format!("{cell:<w$}", w = widths[i])
+                    }
+                })
                 .collect();
             cells.join("  ").trim_end().to_owned()
         })
@@ -139,7 +148,11 @@ pub(crate) fn table(rows: &[Vec<String>]) -> String {
 
 /// A duration for people: `12 ms`, `3.4 s`.
 pub(crate) fn duration(d: std::time::Duration) -> String {
-    if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// A size for people.

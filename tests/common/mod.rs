@@ -1,5 +1,5 @@
 //! Test support: scratch PostgreSQL databases and SQLite files.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +21,9 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => (url, None),
     };
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
     let mut out = format!("{}/{}", &base[..path_start], database);
     if let Some(query) = query {
         out.push('?');
@@ -33,8 +35,16 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// A name no other test (or test process) uses.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
 }
 
 /// Connects to the maintenance database, or fails the test saying how to start a server.
@@ -64,14 +74,22 @@ impl ScratchPg {
     pub async fn new() -> Self {
         let name = unique_name("calista_test");
         let mut admin = pg_admin().await;
-        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create scratch database");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create scratch database");
         admin.close().await.ok();
-        Self { url: with_database(&pg_admin_url(), &name), name }
+        Self {
+            url: with_database(&pg_admin_url(), &name),
+            name,
+        }
     }
 
     /// A new connection to it.
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url).await.expect("connect to scratch database")
+        PgConnection::connect(&self.url)
+            .await
+            .expect("connect to scratch database")
     }
 }
 
@@ -80,11 +98,16 @@ impl Drop for ScratchPg {
         let name = self.name.clone();
         // Drop may run inside or outside a runtime: do the async work on a thread of its own.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&pg_admin_url()).await.ok()?;
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
                     .await
                     .ok()
             })
@@ -99,7 +122,10 @@ impl Drop for ScratchPg {
 /// A scratch database of either backend, for tests that run on both.
 pub enum TestDb {
     /// A SQLite file in a temporary folder.
-    Sqlite { dir: tempfile::TempDir, file: std::path::PathBuf },
+    Sqlite {
+        dir: tempfile::TempDir,
+        file: std::path::PathBuf,
+    },
     /// A scratch PostgreSQL database.
     Postgres(ScratchPg),
 }
@@ -124,7 +150,8 @@ impl TestDb {
     }
 
     pub fn url(&self) -> calista::url::DatabaseUrl {
-        calista::url::DatabaseUrl::parse(&self.url_text(), std::path::Path::new("/")).expect("test URL parses")
+        calista::url::DatabaseUrl::parse(&self.url_text(), std::path::Path::new("/"))
+            .expect("test URL parses")
     }
 
     /// A folder for files of this test (backups, migration sets).
@@ -152,9 +179,15 @@ impl TestDb {
 pub async fn scalar(db: &calista::Database, sql: &str) -> i64 {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     if let Some(pool) = db.postgres_pool() {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.expect("scalar query")
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .expect("scalar query")
     } else if let Some(pool) = db.sqlite_pool() {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.expect("scalar query")
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .expect("scalar query")
     } else {
         unreachable!("a database is one of the two")
     }
@@ -175,12 +208,22 @@ pub async fn exec(db: &calista::Database, sql: &str) -> Result<(), String> {
 
 /// The revision in alembic_version, or None.
 pub async fn version(db: &calista::Database) -> Option<String> {
-    let table = if db.postgres_pool().is_some() { "calista.alembic_version" } else { "alembic_version" };
+    let table = if db.postgres_pool().is_some() {
+        "calista.alembic_version"
+    } else {
+        "alembic_version"
+    };
     let sql = sqlx::AssertSqlSafe(format!("SELECT version_num FROM {table}"));
     if let Some(pool) = db.postgres_pool() {
-        sqlx::query_scalar(sql).fetch_optional(pool).await.expect("version")
+        sqlx::query_scalar(sql)
+            .fetch_optional(pool)
+            .await
+            .expect("version")
     } else {
-        sqlx::query_scalar(sql).fetch_optional(db.sqlite_pool().expect("sqlite")).await.expect("version")
+        sqlx::query_scalar(sql)
+            .fetch_optional(db.sqlite_pool().expect("sqlite"))
+            .await
+            .expect("version")
     }
 }
 
@@ -213,14 +256,18 @@ impl MigrationSet {
 
 /// A simple reversible migration creating table `name`.
 pub fn create_table(name: &str) -> String {
-    format!("-- calista:up\nCREATE TABLE {name} (id INTEGER PRIMARY KEY, note TEXT);\n-- calista:down\nDROP TABLE {name};\n")
+    format!(
+        "-- calista:up\nCREATE TABLE {name} (id INTEGER PRIMARY KEY, note TEXT);\n-- calista:down\nDROP TABLE {name};\n"
+    )
 }
 
 /// A policy for development: downgrades allowed, no backups.
 pub fn development() -> calista::Policy {
     calista::Policy {
         downgrades: calista::Downgrades::Allowed,
-        backup: calista::backup::BackupPolicy::Disabled { reason: "development".into() },
+        backup: calista::backup::BackupPolicy::Disabled {
+            reason: "development".into(),
+        },
         ..calista::Policy::default()
     }
 }

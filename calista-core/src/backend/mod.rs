@@ -41,7 +41,11 @@ impl RawRecord {
         Some(HistoryRecord {
             revision: self.revision?,
             summary: self.summary.unwrap_or_default(),
-            direction: if self.direction.as_deref() == Some("down") { Direction::Down } else { Direction::Up },
+            direction: if self.direction.as_deref() == Some("down") {
+                Direction::Down
+            } else {
+                Direction::Up
+            },
             finished: self.finished.unwrap_or(true),
             checksum: self.checksum.as_deref().and_then(Checksum::from_hex),
             chain: self.chain.as_deref().and_then(Checksum::from_hex),

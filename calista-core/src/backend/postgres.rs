@@ -18,7 +18,10 @@ fn is_missing_table(error: &sqlx::Error) -> bool {
 }
 
 fn sql_state(error: &sqlx::Error) -> Option<String> {
-    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
 }
 
 /// A database error with what we were doing and, for the common causes, what to do.
@@ -37,18 +40,32 @@ pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
 
 /// Options for every connection: the application name that lock-timeout messages show,
 /// and the schema first on `search_path`, so migrations create their tables there.
-pub(crate) fn connect_options(base: PgConnectOptions, schema: &str, role: &str) -> PgConnectOptions {
+pub(crate) fn connect_options(
+    base: PgConnectOptions,
+    schema: &str,
+    role: &str,
+) -> PgConnectOptions {
     base.application_name(&format!("calista {role} (pid {})", std::process::id()))
         .options([("search_path", format!("\"{schema}\", public"))])
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 
 /// Opens a connection, waiting at most `timeout`.
-pub(crate) async fn connect(options: &PgConnectOptions, timeout: Duration, shown_url: &str) -> Result<PgConnection, Error> {
+pub(crate) async fn connect(
+    options: &PgConnectOptions,
+    timeout: Duration,
+    shown_url: &str,
+) -> Result<PgConnection, Error> {
     match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(Error::Connect { url: shown_url.to_owned(), source }),
-        Err(_) => Err(Error::Timeout { url: shown_url.to_owned(), waited: timeout }),
+        Ok(Err(source)) => Err(Error::Connect {
+            url: shown_url.to_owned(),
+            source,
+        }),
+        Err(_) => Err(Error::Timeout {
+            url: shown_url.to_owned(),
+            waited: timeout,
+        }),
     }
 }
 
@@ -65,7 +82,9 @@ pub(crate) async fn run_alone(conn: &mut PgConnection, script: &str) -> Result<(
 pub(crate) fn lock_key(schema: &str) -> i64 {
     let hash = format!("calista-migrations/{schema}")
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
@@ -91,8 +110,10 @@ impl Session {
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
-            let taken: Result<bool, _> =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await;
+            let taken: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(&mut conn)
+                .await;
             match taken {
                 Ok(true) => return Ok(Self { conn, key }),
                 Ok(false) => {}
@@ -104,7 +125,10 @@ impl Session {
                 let _ = conn.close().await;
                 return Err(Error::LockTimeout { holder, waited });
             }
-            tracing::debug!(waited_ms = waited.as_millis() as u64, "waiting for the migration lock");
+            tracing::debug!(
+                waited_ms = waited.as_millis() as u64,
+                "waiting for the migration lock"
+            );
             tokio::time::sleep(pause.min(lock_timeout - waited)).await;
             pause = (pause * 2).min(Duration::from_millis(250));
         }
@@ -114,7 +138,10 @@ impl Session {
     /// (the server drops a session's advisory locks when it ends), which is what happens
     /// if the session is dropped without this call.
     pub(crate) async fn release(mut self) {
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
+            .execute(&mut self.conn)
+            .await;
         if let Err(e) = unlocked {
             tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
         }
@@ -125,8 +152,13 @@ impl Session {
 /// Who holds the advisory lock, for the timeout message.
 async fn lock_holder(conn: &mut PgConnection, key: i64) -> String {
     let bits = u64::from_ne_bytes(key.to_ne_bytes());
-    let (high, low) = (i64::try_from(bits >> 32).unwrap_or(0), i64::try_from(bits & 0xffff_ffff).unwrap_or(0));
-    let holder: Result<Option<(i32, Option<String>, Option<String>)>, _> = sqlx::query_as(
+    let (high, low) = (
+        i64::try_from(bits >> 32).unwrap_or(0),
+        i64::try_from(bits & 0xffff_ffff).unwrap_or(0),
+    );
+    // (pid, application name, client address)
+    type Holder = (i32, Option<String>, Option<String>);
+    let holder: Result<Option<Holder>, _> = sqlx::query_as(
         "SELECT l.pid, a.application_name, a.client_addr::text FROM pg_locks l \
          LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
@@ -138,8 +170,11 @@ async fn lock_holder(conn: &mut PgConnection, key: i64) -> String {
     .await;
     match holder {
         Ok(Some((pid, app, addr))) => {
-            let app = app.filter(|a| !a.is_empty()).map_or_else(String::new, |a| format!(", application '{a}'"));
-            let addr = addr.map_or_else(|| " on a local socket".to_owned(), |a| format!(" from {a}"));
+            let app = app
+                .filter(|a| !a.is_empty())
+                .map_or_else(String::new, |a| format!(", application '{a}'"));
+            let addr =
+                addr.map_or_else(|| " on a local socket".to_owned(), |a| format!(" from {a}"));
             format!("PostgreSQL backend pid {pid}{app}{addr}")
         }
         Ok(None) => "another session (it released the lock just now)".to_owned(),

@@ -10,7 +10,9 @@ type DB = sqlx::Sqlite;
 super::state_queries!(SqliteConnection, SqliteRow);
 
 fn is_missing_table(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|e| e.message().starts_with("no such table"))
+    error
+        .as_database_error()
+        .is_some_and(|e| e.message().starts_with("no such table"))
 }
 
 /// SQLITE_BUSY (5) and its extended codes: another connection holds the write lock.
@@ -24,7 +26,11 @@ pub(crate) fn is_busy(error: &sqlx::Error) -> bool {
 
 /// A database error with what we were doing and, for the common causes, what to do.
 pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
-    let primary = error.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+    let primary = error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff);
     let advice = match primary {
         Some(8) => "; the database file (or its folder) is read-only: check its permissions",
         Some(13) => "; the disk is full",
@@ -37,11 +43,15 @@ pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
 
 /// Options for every connection to a file: wait up to `busy` for locks.
 pub(crate) fn connect_options(base: SqliteConnectOptions, busy: Duration) -> SqliteConnectOptions {
-    base.busy_timeout(busy).log_statements(tracing::log::LevelFilter::Trace)
+    base.busy_timeout(busy)
+        .log_statements(tracing::log::LevelFilter::Trace)
 }
 
 /// No-transaction migrations on SQLite run their statements in autocommit, in order.
-pub(crate) async fn run_alone(conn: &mut SqliteConnection, script: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn run_alone(
+    conn: &mut SqliteConnection,
+    script: &str,
+) -> Result<(), sqlx::Error> {
     run_script(conn, script).await
 }
 
@@ -53,21 +63,23 @@ pub(crate) struct Session {
 
 impl Session {
     /// Opens the connection (creating the file if needed).
-    pub(crate) async fn open(options: &SqliteConnectOptions, lock_timeout: Duration) -> Result<Self, Error> {
+    pub(crate) async fn open(
+        options: &SqliteConnectOptions,
+        lock_timeout: Duration,
+    ) -> Result<Self, Error> {
         // SQLite opens a file it may not write read-only and fails only at the first
         // write, in the middle of a migration; say it up front instead.
         let file = options.get_filename();
-        if file.exists() {
-            if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
-                return Err(Error::database(
-                    format!(
-                        "cannot write the database file {}: it is read-only ({e}); check its permissions \
-                         (and attributes, e.g. `lsattr`), or upgrade a writable copy",
-                        file.display()
-                    ),
-                    sqlx::Error::Io(e),
-                ));
-            }
+        let writable = std::fs::OpenOptions::new().write(true).open(file);
+        if let (true, Err(e)) = (file.exists(), writable) {
+            return Err(Error::database(
+                format!(
+                    "cannot write the database file {}: it is read-only ({e}); check its permissions \
+                     (and attributes, e.g. `lsattr`), or upgrade a writable copy",
+                    file.display()
+                ),
+                sqlx::Error::Io(e),
+            ));
         }
         let options = options.clone().create_if_missing(true);
         let conn = SqliteConnection::connect_with(&options)
@@ -79,7 +91,10 @@ impl Session {
     /// Takes the write lock: `BEGIN IMMEDIATE`, which waits up to the busy timeout.
     pub(crate) async fn begin(&mut self) -> Result<(), Error> {
         let started = Instant::now();
-        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut self.conn).await {
+        match sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_busy(&e) => Err(Error::LockTimeout {
                 holder: "another connection to this SQLite file".to_owned(),

@@ -60,7 +60,12 @@ fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Handler> {
     Ok(Handler { function, output })
 }
 
-fn generate(Handler { mut function, output }: Handler) -> TokenStream {
+fn generate(
+    Handler {
+        mut function,
+        output,
+    }: Handler,
+) -> TokenStream {
     // Errors about the return type point at it.
     let convert = quote_spanned! {output.span()=>
         <#output as ::calista::__private::HandlerResult>::from_db_error
@@ -71,19 +76,23 @@ fn generate(Handler { mut function, output }: Handler) -> TokenStream {
         quote!(::calista::__private::require_db_blocking())
     };
     let original = &function.block;
+    let brace_token = original.brace_token;
     let body = quote! {{
         if let ::core::result::Result::Err(error) = #acquire {
             return #convert(error);
         }
         #original
     }};
-    function.block = Box::new(Block {
-        brace_token: original.brace_token,
+    *function.block = Block {
+        brace_token,
         stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
-    });
+    };
     quote!(#function)
 }
 
 fn first_span(item: &TokenStream) -> Span {
-    item.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+    item.clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
 }
