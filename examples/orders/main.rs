@@ -50,9 +50,17 @@ async fn place_order(customer: &str, total: f64) -> Result<(), ShopError> {
     let db = calista::db().await?;
     let sql = "INSERT INTO orders (customer, total) VALUES ($1, $2)";
     if let Some(pool) = db.postgres_pool() {
-        calista::sqlx::query(sql).bind(customer).bind(total).execute(pool).await?;
+        calista::sqlx::query(sql)
+            .bind(customer)
+            .bind(total)
+            .execute(pool)
+            .await?;
     } else if let Some(pool) = db.sqlite_pool() {
-        calista::sqlx::query(sql).bind(customer).bind(total).execute(pool).await?;
+        calista::sqlx::query(sql)
+            .bind(customer)
+            .bind(total)
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }
@@ -63,9 +71,15 @@ async fn count_orders(customer: &str) -> Result<i64, ShopError> {
     let db = calista::db().await?;
     let sql = "SELECT count(*) FROM orders WHERE customer = $1";
     let count = if let Some(pool) = db.postgres_pool() {
-        calista::sqlx::query_scalar(sql).bind(customer).fetch_one(pool).await?
+        calista::sqlx::query_scalar(sql)
+            .bind(customer)
+            .fetch_one(pool)
+            .await?
     } else if let Some(pool) = db.sqlite_pool() {
-        calista::sqlx::query_scalar(sql).bind(customer).fetch_one(pool).await?
+        calista::sqlx::query_scalar(sql)
+            .bind(customer)
+            .fetch_one(pool)
+            .await?
     } else {
         0
     };
@@ -78,7 +92,12 @@ fn show(revision: Option<calista::Revision>) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), ShopError> {
-    let default = format!("sqlite:///{}", std::env::temp_dir().join("calista-orders-example.db").display());
+    let default = format!(
+        "sqlite:///{}",
+        std::env::temp_dir()
+            .join("calista-orders-example.db")
+            .display()
+    );
     let text = std::env::var("ORDERS_DB_URL").unwrap_or(default);
     let cwd = std::env::current_dir().unwrap_or_default();
     let url = DatabaseUrl::parse(&text, &cwd).map_err(ShopError::Url)?;
@@ -86,11 +105,23 @@ async fn main() -> Result<(), ShopError> {
 
     // Explicit check at start-up; this example opts in to upgrading (a shop's own choice).
     let db = calista::Database::connect(&url, calista::DatabaseOptions::default())?;
-    let policy = Policy { auto_upgrade: true, ..Policy::default() };
-    match Migrator::new(&MIGRATIONS, &db).with_policy(policy.clone()).ensure_schema().await? {
+    let policy = Policy {
+        auto_upgrade: true,
+        ..Policy::default()
+    };
+    match Migrator::new(&MIGRATIONS, &db)
+        .with_policy(policy.clone())
+        .ensure_schema()
+        .await?
+    {
         Ensured::UpToDate { current } => println!("schema up to date at {}", show(current)),
         Ensured::Upgraded(report) => {
-            println!("schema upgraded {} -> {} ({} migrations)", show(report.from), show(report.to), report.steps.len())
+            println!(
+                "schema upgraded {} -> {} ({} migrations)",
+                show(report.from),
+                show(report.to),
+                report.steps.len()
+            )
         }
         _ => {}
     }
