@@ -56,9 +56,9 @@ pub enum Error {
 
     /// Another process held the migration lock for longer than the lock timeout.
     #[error(
-        "timed out after {}s waiting for the migration lock, held by {holder}; \
+        "timed out after {:.1}s waiting for the migration lock, held by {holder}; \
          another upgrade is probably running: wait for it, or raise [db] lock_timeout",
-        .waited.as_secs()
+        .waited.as_secs_f64()
     )]
     LockTimeout {
         /// Who holds it, as far as the database can tell.

@@ -1,9 +1,70 @@
-//! The runtime of CALISTA schema migrations.
+//! The runtime of CALISTA schema migrations: file rules, migration model, the schema
+//! guard, the migrator, the PostgreSQL and SQLite backends, backups and settings.
 //!
-//! Most applications use the `calista` facade crate, which re-exports this crate together
-//! with the `migrations!()` and `#[requires_db]` macros. Without the default `runtime`
-//! feature this crate is only the migration file rules and model, which is all the
-//! `migrations!()` macro needs at build time.
+//! Applications use it through the `calista` crate, which adds the `migrations!()` and
+//! `#[requires_db]` macros. Without the default `runtime` feature this crate is only the
+//! migration file rules and model (`std` and `sha2`), which is all `migrations!()` needs
+//! at build time: the macro and [`Migrations::from_dir`] share one implementation.
+//!
+//! # Where state lives
+//!
+//! On PostgreSQL, in the application's schema (default `calista`, a setting), which every
+//! connection puts first on `search_path`; on SQLite, in the main database:
+//!
+//! - `alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc
+//!   PRIMARY KEY (version_num))`, exactly as Alembic creates it;
+//! - `schema_history`: every migration applied (and, in development, reverted) with its
+//!   checksum, UTC time, duration, application version and backup, written in the same
+//!   transaction as the migration. Each row also carries the *chained digest* of every
+//!   migration applied up to it.
+//!
+//! # The guard
+//!
+//! [`Migrator::check`] reads the version row and the newest history row in one query (no
+//! lock) and compares them with the embedded migrations; comparing the chained digest with
+//! the embedded chain at that revision detects an edited migration without reading the rest
+//! of the history. Only when something differs is the whole history read, to say what.
+//! The states ([`SchemaState`]) and what [`Migrator::ensure_schema`] does with them:
+//!
+//! | state | meaning | guard |
+//! |---|---|---|
+//! | up to date | at the newest embedded revision | the command runs |
+//! | behind | migrations pending (an empty database too) | upgrades if the policy allows, else refuses (exit 3) |
+//! | ahead | at a revision this build does not know | refuses, naming the app version that applied it (exit 4) |
+//! | modified | an applied migration's file changed | refuses, naming the file (exit 4) |
+//! | out of order | an older migration was never applied | refuses, naming it (exit 4) |
+//! | interrupted | a no-transaction migration did not finish | refuses, explaining recovery (exit 4) |
+//! | corrupt | `alembic_version` has no row or several | refuses, explaining the fix (exit 4) |
+//!
+//! # Upgrades
+//!
+//! [`Migrator::upgrade`]: (0) the check, without a lock: nothing to do means no lock and no
+//! wait; (1) the migration lock — a PostgreSQL advisory lock on a dedicated connection,
+//! polled with `pg_try_advisory_lock` so a waiter never blocks the holder's
+//! `CREATE INDEX CONCURRENTLY`, with a timeout that names the holder; on SQLite an
+//! immediate transaction with a busy timeout; (2) the state read again under the lock;
+//! (3) nothing pending: done; (4) the backup ([`backup`]), unless disabled or the database
+//! is empty — a failure stops here; (5) all pending transactional migrations in one
+//! transaction (or one each, [`TransactionMode::Each`]); a no-transaction migration runs
+//! alone, recorded as started before it runs and finished after; (6) `alembic_version`
+//! and `schema_history` in the same transaction; (7) a [`Report`] with each migration's
+//! duration. The lock is released on every path, errors included.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use calista_core::{Database, DatabaseOptions, Migrations, Migrator, Policy, UpgradeTarget};
+//! use calista_core::url::DatabaseUrl;
+//!
+//! let migrations = Migrations::from_dir("migrations")?;
+//! let url = DatabaseUrl::parse("postgresql://app@db.internal/app", std::path::Path::new("."))?;
+//! let db = Database::connect(&url, DatabaseOptions::default())?;
+//! let migrator = Migrator::new(&migrations, &db).with_policy(Policy::default());
+//! let report = migrator.upgrade(UpgradeTarget::Head).await?;
+//! for step in &report.steps {
+//!     println!("applied {} in {:?}", step.file, step.duration);
+//! }
+//! # Ok(()) }
+//! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod format;

@@ -132,15 +132,13 @@ pub enum Recovery {
 /// Applies a set of migrations to a database under a policy.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), calista_core::Error> {
-/// use calista_core::{Database, DatabaseOptions, Migrations, Migrator, Policy};
-/// use calista_core::url::DatabaseUrl;
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use calista_core::{Database, DatabaseOptions, Migrations, Migrator, UpgradeTarget};
 ///
 /// let migrations = Migrations::from_dir("migrations")?;
-/// let url = DatabaseUrl::parse("sqlite:///app.db", std::path::Path::new("."))
-///     .map_err(|e| calista_core::Error::Database { context: e.to_string(), source: sqlx::Error::Configuration(e.into()) })?;
+/// let url = calista_core::url::DatabaseUrl::parse("sqlite:///app.db", std::path::Path::new("."))?;
 /// let db = Database::connect(&url, DatabaseOptions::default())?;
-/// let report = Migrator::new(&migrations, &db).upgrade(Default::default()).await?;
+/// let report = Migrator::new(&migrations, &db).upgrade(UpgradeTarget::Head).await?;
 /// println!("{} migrations applied", report.steps.len());
 /// # Ok(()) }
 /// ```
@@ -331,14 +329,48 @@ impl<'a> Migrator<'a> {
         result
     }
 
-    /// Each round: lock (SQLite) or begin (PostgreSQL, lock already held), read the state
-    /// again, plan from it, run the first batch. Planning afresh each round means another
-    /// process's progress is never repeated.
     async fn upgrade_batches(
         &self,
         session: &mut Session,
         report: &mut Report,
         target: UpgradeTarget,
+    ) -> Result<(), Error> {
+        let mode = self.policy.transaction_mode;
+        self.rounds(session, report, |current| {
+            plan::plan_upgrade(self.migrations, current, target, mode)
+        })
+        .await
+    }
+
+    async fn downgrade_batches(
+        &self,
+        session: &mut Session,
+        report: &mut Report,
+        target: DowngradeTarget,
+    ) -> Result<(), Error> {
+        let mode = self.policy.transaction_mode;
+        // "-1" means one step back from where the database is when the lock is taken; the
+        // first round pins it to that revision, and later rounds aim there.
+        let mut target = target;
+        self.rounds(session, report, |current| {
+            let plan = plan::plan_downgrade(self.migrations, current, target, mode)?;
+            target = plan
+                .to
+                .map_or(DowngradeTarget::Base, DowngradeTarget::Revision);
+            Ok(plan)
+        })
+        .await
+    }
+
+    /// Each round: lock (SQLite) or nothing (PostgreSQL: the advisory lock is held), read
+    /// the state again, plan from it, run the first batch. Planning afresh each round means
+    /// another process's progress is never repeated. The first round of an upgrade that has
+    /// something to do takes the backup.
+    async fn rounds(
+        &self,
+        session: &mut Session,
+        report: &mut Report,
+        mut next_plan: impl FnMut(Option<usize>) -> Result<Plan, plan::PlanRefusal>,
     ) -> Result<(), Error> {
         let store = self.db.store();
         let mut first_round = true;
@@ -346,24 +378,18 @@ impl<'a> Migrator<'a> {
             session.lock_round().await?;
             let state = session.read_state(store).await?;
             let current = self.current_under_lock(session, &state).await?;
-            let plan = plan::plan_upgrade(
-                self.migrations,
-                current,
-                target,
-                self.policy.transaction_mode,
-            )?;
+            let plan = next_plan(current)?;
             if first_round {
-                report.from = plan.from;
-                report.to = plan.from;
+                (report.from, report.to) = (plan.from, plan.from);
             }
             let Some(batch) = plan.batches.first() else {
                 session.rollback().await;
                 break;
             };
-            if first_round {
+            if first_round && plan.direction == Direction::Up {
                 report.backup = Some(self.backup(session, &state, plan.from).await?);
-                first_round = false;
             }
+            first_round = false;
             session.begin_write().await?;
             if !state.tables_present {
                 session.create_tables(store).await?;
@@ -378,44 +404,6 @@ impl<'a> Migrator<'a> {
         }
         if let Some(BackupOutcome::Taken(taken)) = &report.backup {
             report.pruned = self.prune_backups(taken);
-        }
-        Ok(())
-    }
-
-    async fn downgrade_batches(
-        &self,
-        session: &mut Session,
-        report: &mut Report,
-        target: DowngradeTarget,
-    ) -> Result<(), Error> {
-        let store = self.db.store();
-        // "-1" means one step from where the database is when the lock is taken; after
-        // that, the rounds aim at the revision it resolved to.
-        let mut target = target;
-        let mut first_round = true;
-        loop {
-            session.lock_round().await?;
-            let state = session.read_state(store).await?;
-            let current = self.current_under_lock(session, &state).await?;
-            let plan = plan::plan_downgrade(
-                self.migrations,
-                current,
-                target,
-                self.policy.transaction_mode,
-            )?;
-            if first_round {
-                (report.from, report.to) = (plan.from, plan.from);
-                target = plan
-                    .to
-                    .map_or(DowngradeTarget::Base, DowngradeTarget::Revision);
-                first_round = false;
-            }
-            let Some(batch) = plan.batches.first() else {
-                session.rollback().await;
-                break;
-            };
-            session.begin_write().await?;
-            report.to = self.run_batch(session, &plan, batch, None, report).await?;
         }
         Ok(())
     }

@@ -162,7 +162,8 @@ async fn lock_holder(conn: &mut PgConnection, key: i64) -> String {
         "SELECT l.pid, a.application_name, a.client_addr::text FROM pg_locks l \
          LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
-         AND l.objsubid = 1 AND l.granted LIMIT 1",
+         AND l.objsubid = 1 AND l.granted \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
     )
     .bind(high)
     .bind(low)
