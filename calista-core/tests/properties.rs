@@ -131,3 +131,43 @@ proptest! {
         prop_assert_eq!(split, expected);
     }
 }
+
+#[cfg(feature = "runtime")]
+mod urls {
+    use std::path::Path;
+
+    use calista_core::url::{self, DatabaseUrl};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(super::config())]
+
+        #[test]
+        fn url_parser_and_redaction_never_panic(text in any::<String>(), prefix in prop::sample::select(vec!["", "postgres://", "postgresql+psycopg://", "sqlite:", "sqlite:///", "sqlite:////"])) {
+            let text = format!("{prefix}{text}");
+            let _ = DatabaseUrl::parse(&text, Path::new("/app"));
+            let _ = url::redact(&text);
+        }
+
+        /// A password put into a URL never survives redaction, nor a parse error.
+        #[test]
+        fn passwords_never_survive(user in "[a-z]{1,8}", password in "[A-Za-z0-9!*]{6,16}", host in "[a-z]{1,10}", db in "[a-z]{1,8}") {
+            for scheme in ["postgresql", "postgres", "postgresql+psycopg", "mysql"] {
+                let text = format!("{scheme}://{user}:{password}@{host}:5432/{db}");
+                prop_assert!(!url::redact(&text).contains(&password));
+                match DatabaseUrl::parse(&text, Path::new("/app")) {
+                    Ok(parsed) => prop_assert!(!parsed.to_string().contains(&password)),
+                    Err(e) => prop_assert!(!e.to_string().contains(&password)),
+                }
+            }
+        }
+
+        /// What the parser accepts, its display parses back to the same target.
+        #[test]
+        fn sqlite_urls_round_trip_through_display(path in "[a-z]{1,8}(/[a-z]{1,8}){0,3}\\.db") {
+            let parsed = DatabaseUrl::parse(&format!("sqlite:///{path}"), Path::new("/app")).unwrap();
+            let again = DatabaseUrl::parse(&parsed.to_string(), Path::new("/elsewhere")).unwrap();
+            prop_assert_eq!(parsed, again);
+        }
+    }
+}
