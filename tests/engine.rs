@@ -136,6 +136,10 @@ both_backends! {
         let err = Migrator::new(&older, &handle).with_policy(calista::Policy { auto_upgrade: true, ..development() }).ensure_schema().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsafe);
         assert!(err.to_string().contains("version 2.1.0"), "{err}");
+        // The same version applied it: then a file went missing, and the message says so.
+        let same = calista::Policy { app_version: Some("2.1.0".into()), ..development() };
+        let err = Migrator::new(&older, &handle).with_policy(same).ensure_schema().await.unwrap_err();
+        assert!(err.to_string().contains("deleted or renamed"), "{err}");
         // Never touched: an upgrade refuses too.
         assert!(Migrator::new(&older, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.is_err());
         assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));

@@ -27,12 +27,14 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum Error {
     /// The guard refused: the schema is not at this build's head.
-    #[error("{}", describe_state(.state, .hint))]
+    #[error("{}", describe_state(.state, .hint, .app_version))]
     Schema {
         /// The state found.
         state: SchemaState,
         /// How the user upgrades, e.g. "run `calista db upgrade`".
         hint: String,
+        /// The version of the running application.
+        app_version: String,
     },
 
     /// The database could not be reached.
@@ -173,7 +175,7 @@ impl Error {
 }
 
 /// The message for a state the guard refuses.
-fn describe_state(state: &SchemaState, hint: &str) -> String {
+fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String {
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
         SchemaState::Behind {
@@ -196,6 +198,14 @@ fn describe_state(state: &SchemaState, hint: &str) -> String {
                  or `auto_upgrade = true` under [db] in calista.toml"
             )
         }
+        SchemaState::Ahead {
+            current,
+            applied_by: Some(version),
+        } if version == app_version => format!(
+            "the database is at revision {current}, which this build does not know, though this same version \
+             ({version}) of the application applied it: its migration file was probably deleted or renamed, or \
+             --migrations points at the wrong folder. Restore the file; the database was not touched"
+        ),
         SchemaState::Ahead {
             current,
             applied_by: Some(version),

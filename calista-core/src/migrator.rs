@@ -296,10 +296,12 @@ impl<'a> Migrator<'a> {
         ))
     }
 
-    fn refusal(&self, state: SchemaState) -> Error {
+    /// The error the guard returns for a state it refuses.
+    pub fn refusal(&self, state: SchemaState) -> Error {
         Error::Schema {
             state,
             hint: self.policy.upgrade_hint.clone(),
+            app_version: self.app_version(),
         }
     }
 

@@ -97,11 +97,7 @@ async fn with_database(
             if state.is_up_to_date() {
                 Ok(())
             } else {
-                Err(calista::Error::Schema {
-                    state,
-                    hint: calista::DEFAULT_UPGRADE_HINT.to_owned(),
-                }
-                .into())
+                Err(migrator.refusal(state).into())
             }
         }
         DbCommand::Recover { retry, .. } => {
