@@ -420,8 +420,8 @@ impl Migrations {
         &self.chains
     }
 
-    /// The folder the set was read from, when known: always for [`Migrations::from_dir`],
-    /// and in debug builds for `migrations!()`.
+    /// The folder `migrations!()` embedded, in debug builds, to warn about files added to it
+    /// since the build; `None` otherwise.
     pub fn source_dir(&self) -> Option<&str> {
         self.source_dir.as_deref()
     }

@@ -136,15 +136,16 @@ impl Migrations {
         let dir = dir.as_ref();
         let shown = dir.display().to_string();
         let files = read_dir(dir, &shown)?;
+        // The set is the folder as it is now: there is no build to fall behind it.
         Ok(Self::new(
             files.into_iter().map(|f| f.migration).collect(),
-            Some(shown),
+            None,
         ))
     }
 
     /// File names in [`Migrations::source_dir`] that look like migrations but are not in
-    /// this set: files added after the program was built. Empty when the folder is unknown
-    /// or cannot be read.
+    /// this set: files added after the program was built. Empty when there is no folder to
+    /// look at (release builds, and sets read at run time) or it cannot be read.
     pub fn missing_from_build(&self) -> Vec<String> {
         let Some(dir) = self.source_dir() else {
             return Vec::new();
@@ -255,9 +256,19 @@ mod tests {
     }
 
     #[test]
-    fn from_dir_lists_files_added_after_the_build() {
+    fn files_added_after_the_build_are_listed() {
         let dir = folder(&[("20250901_0000_first.sql", GOOD)]);
-        let migrations = Migrations::from_dir(dir.path()).unwrap();
+        let loaded = Migrations::from_dir(dir.path()).unwrap();
+        assert_eq!(
+            loaded.source_dir(),
+            None,
+            "a set read at run time has no build to fall behind"
+        );
+        // As `migrations!()` builds it in debug builds: remembering the folder.
+        let migrations = Migrations::new(
+            loaded.as_slice().to_vec(),
+            Some(dir.path().display().to_string()),
+        );
         assert!(migrations.missing_from_build().is_empty());
         fs::write(dir.path().join("20250902_0000_later.sql"), GOOD).unwrap();
         assert_eq!(migrations.missing_from_build(), ["20250902_0000_later.sql"]);
