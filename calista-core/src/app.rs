@@ -79,10 +79,13 @@ pub async fn db() -> Result<&'static Database, Error> {
     };
     GUARD
         .get_or_try_init(|| async {
-            Migrator::new(app.migrations, database)
+            let ensured = Migrator::new(app.migrations, database)
                 .with_policy(app.policy.clone())
                 .ensure_schema()
-                .await
+                .await;
+            // The guard runs once per process: do not keep its connection open.
+            database.close_guard_connection().await;
+            ensured
         })
         .await?;
     Ok(database)

@@ -48,6 +48,8 @@ impl Default for DatabaseOptions {
 #[derive(Debug, Clone)]
 pub struct Database {
     inner: Inner,
+    /// The connection the guard's reads reuse (see `open_guard_connection`).
+    guard: Arc<tokio::sync::Mutex<Option<GuardConnection>>>,
     store: Arc<Store>,
     shown_url: String,
     options: DatabaseOptions,
@@ -150,6 +152,7 @@ impl Database {
         };
         Ok(Self {
             inner,
+            guard: Arc::default(),
             store: Arc::new(Store::new(dialect_of(url), &options.schema)),
             shown_url,
             options,
@@ -197,41 +200,101 @@ impl Database {
 
     /// Reads the version table and the newest history row: one query, no lock.
     pub async fn read_state(&self) -> Result<DbState, Error> {
-        match &self.inner {
-            Inner::Postgres { pool, .. } => {
-                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
-                postgres::read_state(&mut conn, &self.store).await
-            }
-            Inner::Sqlite { pool, file, .. } => {
-                // A file that does not exist yet is an empty database; do not create it by looking.
-                if file.as_deref().is_some_and(|f| !f.exists()) {
-                    return Ok(DbState::empty());
-                }
-                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
-                sqlite::read_state(&mut conn, &self.store).await
-            }
+        if self.sqlite_file_missing() {
+            // A file that does not exist yet is an empty database; do not create it by looking.
+            return Ok(DbState::empty());
         }
+        self.on_guard_connection(async |conn, store| conn.read_state(store).await)
+            .await
+    }
+
+    /// The guard's hot read: like [`Database::read_state`], with only the revision,
+    /// completion and chained digest of the newest history row; `None` when that cannot
+    /// settle the state.
+    pub(crate) async fn read_state_brief(&self) -> Result<Option<DbState>, Error> {
+        if self.sqlite_file_missing() {
+            return Ok(Some(DbState::empty()));
+        }
+        self.on_guard_connection(async |conn, store| conn.read_state_brief(store).await)
+            .await
     }
 
     /// Every history row, oldest first (empty when there is no history table).
     pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
-        match &self.inner {
-            Inner::Postgres { pool, .. } => {
-                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
-                postgres::read_history(&mut conn, &self.store).await
+        if self.sqlite_file_missing() {
+            return Ok(Vec::new());
+        }
+        self.on_guard_connection(async |conn, store| conn.read_history(store).await)
+            .await
+    }
+
+    /// Runs a read on the guard's connection, opening it if needed. After an error the
+    /// connection may be broken: it is dropped, and the next read opens a new one.
+    async fn on_guard_connection<T>(
+        &self,
+        read: impl AsyncFnOnce(&mut GuardConnection, &Store) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut slot = self.guard.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.open_guard_connection().await?,
+        };
+        let result = read(&mut conn, &self.store).await;
+        if result.is_ok() {
+            *slot = Some(conn);
+        }
+        result
+    }
+
+    /// Closes the connection the guard's reads reuse; the next read opens a new one.
+    /// Applications that check once at start-up call this after, so they do not keep an
+    /// idle connection (the process-wide [`crate::App`] does).
+    pub async fn close_guard_connection(&self) {
+        let conn = self.guard.lock().await.take();
+        match conn {
+            Some(GuardConnection::Postgres(c)) => {
+                let _ = sqlx::Connection::close(c).await;
             }
-            Inner::Sqlite { pool, file, .. } => {
-                if file.as_deref().is_some_and(|f| !f.exists()) {
-                    return Ok(Vec::new());
+            Some(GuardConnection::Sqlite(c)) => {
+                let _ = sqlx::Connection::close(c).await;
+            }
+            None => {}
+        }
+    }
+
+    fn sqlite_file_missing(&self) -> bool {
+        matches!(&self.inner, Inner::Sqlite { file: Some(file), .. } if !file.exists())
+    }
+
+    /// The guard reads on a connection of its own, kept between reads: a pooled connection
+    /// is pinged on its way back to the pool, which would double the cost of a check.
+    async fn open_guard_connection(&self) -> Result<GuardConnection, Error> {
+        match &self.inner {
+            Inner::Postgres { connect, .. } => {
+                let options =
+                    postgres::connect_options(connect.clone(), &self.options.schema, "guard");
+                let conn =
+                    postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
+                        .await?;
+                Ok(GuardConnection::Postgres(conn))
+            }
+            Inner::Sqlite { connect, .. } => {
+                let opening = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(connect);
+                match tokio::time::timeout(self.options.connect_timeout, opening).await {
+                    Ok(Ok(conn)) => Ok(GuardConnection::Sqlite(conn)),
+                    Ok(Err(e)) => Err(sqlite::describe(e, "opening the database")),
+                    Err(_) => Err(Error::Timeout {
+                        url: self.shown_url.clone(),
+                        waited: self.options.connect_timeout,
+                    }),
                 }
-                let mut conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
-                sqlite::read_history(&mut conn, &self.store).await
             }
         }
     }
 
-    /// Closes the pool.
+    /// Closes the pool and the guard's connection.
     pub async fn close(&self) {
+        self.close_guard_connection().await;
         match &self.inner {
             Inner::Postgres { pool, .. } => pool.close().await,
             Inner::Sqlite { pool, .. } => pool.close().await,
@@ -329,6 +392,36 @@ fn dialect_of(url: &DatabaseUrl) -> Dialect {
     match url {
         DatabaseUrl::Postgres(_) => Dialect::Postgres,
         DatabaseUrl::Sqlite(_) => Dialect::Sqlite,
+    }
+}
+
+/// The guard's own connection.
+#[derive(Debug)]
+enum GuardConnection {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl GuardConnection {
+    async fn read_state(&mut self, store: &Store) -> Result<DbState, Error> {
+        match self {
+            Self::Postgres(c) => postgres::read_state(c, store).await,
+            Self::Sqlite(c) => sqlite::read_state(c, store).await,
+        }
+    }
+
+    async fn read_state_brief(&mut self, store: &Store) -> Result<Option<DbState>, Error> {
+        match self {
+            Self::Postgres(c) => postgres::read_state_brief(c, store).await,
+            Self::Sqlite(c) => sqlite::read_state_brief(c, store).await,
+        }
+    }
+
+    async fn read_history(&mut self, store: &Store) -> Result<Vec<HistoryRecord>, Error> {
+        match self {
+            Self::Postgres(c) => postgres::read_history(c, store).await,
+            Self::Sqlite(c) => sqlite::read_history(c, store).await,
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub(crate) struct Store {
     /// `"calista".` on PostgreSQL, empty on SQLite.
     prefix: Arc<str>,
     pub(crate) read_state: Arc<str>,
+    pub(crate) read_state_brief: Arc<str>,
     pub(crate) read_versions: Arc<str>,
     pub(crate) read_last: Arc<str>,
     pub(crate) read_history: Arc<str>,
@@ -130,6 +131,15 @@ impl Store {
                 "SELECT v.version_num, h.* FROM (SELECT 1 AS one) AS o \
                  LEFT JOIN ({read_versions}) AS v ON 1 = 1 \
                  LEFT JOIN ({read_last}) AS h ON 1 = 1"
+            )
+            .into(),
+            // The guard's hot path: one row when all is well — the version row, with the
+            // revision, completion and chained digest of the newest history row. No row (an
+            // empty version table) or two (a hand-edited one) send the guard to the full read.
+            read_state_brief: format!(
+                "SELECT v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
+                 LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
+                 ON 1 = 1 LIMIT 2"
             )
             .into(),
             read_versions: read_versions.into(),

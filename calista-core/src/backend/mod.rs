@@ -22,6 +22,7 @@ pub(crate) struct NewRecord {
 }
 
 /// The columns of a history row as read, before they are checked.
+#[derive(Default)]
 pub(crate) struct RawRecord {
     pub(crate) revision: Option<String>,
     pub(crate) summary: Option<String>,
@@ -108,6 +109,28 @@ macro_rules! state_queries {
                 }
                 Err(e) if is_missing_table(&e) => read_partial_state(conn, store).await,
                 Err(e) => Err(describe(e, "reading the migration state")),
+            }
+        }
+
+        /// The guard's hot read: the version row with the newest history row's revision,
+        /// completion and chained digest. `None` when that does not settle the state (no
+        /// version row, or several): the caller reads everything.
+        pub(crate) async fn read_state_brief(conn: &mut $conn, store: &Store) -> Result<Option<DbState>, Error> {
+            let context = "reading the migration state";
+            match sqlx::query(sql(&store.read_state_brief)).fetch_all(&mut *conn).await {
+                Ok(rows) => {
+                    let [row] = rows.as_slice() else { return Ok(None) };
+                    let raw = RawRecord {
+                        revision: row.try_get(1).map_err(|e| describe(e, context))?,
+                        finished: row.try_get(2).map_err(|e| describe(e, context))?,
+                        chain: row.try_get(3).map_err(|e| describe(e, context))?,
+                        ..RawRecord::default()
+                    };
+                    let version: String = row.try_get(0).map_err(|e| describe(e, context))?;
+                    Ok(Some(DbState { versions: Some(vec![version]), last: raw.into_record(), tables_present: true }))
+                }
+                Err(e) if is_missing_table(&e) => Ok(None),
+                Err(e) => Err(describe(e, context)),
             }
         }
 
