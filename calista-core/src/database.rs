@@ -104,11 +104,7 @@ impl Database {
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout)
-                    .connect_lazy_with(postgres::connect_options(
-                        base.clone(),
-                        &options.schema,
-                        "app",
-                    ));
+                    .connect_lazy_with(postgres::pool_options(base.clone(), &options.schema));
                 Inner::Postgres {
                     pool,
                     connect: base,
@@ -271,8 +267,7 @@ impl Database {
     async fn open_guard_connection(&self) -> Result<GuardConnection, Error> {
         match &self.inner {
             Inner::Postgres { connect, .. } => {
-                let options =
-                    postgres::connect_options(connect.clone(), &self.options.schema, "guard");
+                let options = postgres::connect_options(connect.clone(), &self.options.schema);
                 let conn =
                     postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
                         .await?;
@@ -308,18 +303,22 @@ impl Database {
     /// A dedicated connection holding the migration lock (SQLite: opened; the lock is
     /// taken by each batch's `BEGIN IMMEDIATE`).
     pub(crate) async fn session(&self) -> Result<Session, Error> {
+        // The guard's connection, when open, becomes the session's: no second connection.
+        let reuse = self.guard.lock().await.take();
         match &self.inner {
             Inner::Postgres { connect, .. } => {
-                let options =
-                    postgres::connect_options(connect.clone(), &self.options.schema, "migrate");
-                let session = postgres::Session::lock(
-                    &options,
-                    &self.options.schema,
-                    self.options.connect_timeout,
-                    self.options.lock_timeout,
-                    &self.shown_url,
-                )
-                .await?;
+                let conn = match reuse {
+                    Some(GuardConnection::Postgres(conn)) => conn,
+                    _ => {
+                        let options =
+                            postgres::connect_options(connect.clone(), &self.options.schema);
+                        postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
+                            .await?
+                    }
+                };
+                let session =
+                    postgres::Session::lock(conn, &self.options.schema, self.options.lock_timeout)
+                        .await?;
                 Ok(Session::Postgres(session))
             }
             Inner::Sqlite {
@@ -329,9 +328,31 @@ impl Database {
                 let conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
                 Ok(Session::SqliteMemory(conn))
             }
-            Inner::Sqlite { connect, .. } => Ok(Session::Sqlite(
-                sqlite::Session::open(connect, self.options.lock_timeout).await?,
-            )),
+            Inner::Sqlite { connect, .. } => {
+                let reuse = match reuse {
+                    Some(GuardConnection::Sqlite(conn)) => Some(conn),
+                    _ => None,
+                };
+                Ok(Session::Sqlite(
+                    sqlite::Session::open(connect, self.options.lock_timeout, reuse).await?,
+                ))
+            }
+        }
+    }
+
+    /// Ends a session. After success its connection (lock released) serves the guard's
+    /// reads again; after a failure it is closed, whatever state it was left in.
+    pub(crate) async fn end_session(&self, session: Session, succeeded: bool) {
+        let back = if succeeded {
+            session.release().await
+        } else {
+            session.close().await
+        };
+        if let Some(conn) = back {
+            let mut slot = self.guard.lock().await;
+            if slot.is_none() {
+                *slot = Some(conn);
+            }
         }
     }
 
@@ -559,16 +580,29 @@ impl Session {
         each!(self, conn, db => db::run_alone(conn, script).await)
     }
 
-    /// Gives the connection up, releasing the lock.
-    pub(crate) async fn release(self) {
+    /// Releases the lock; returns the connection when it can serve again.
+    async fn release(self) -> Option<GuardConnection> {
         match self {
-            Self::Postgres(s) => s.release().await,
-            Self::Sqlite(s) => s.release().await,
+            Self::Postgres(s) => s.release().await.map(GuardConnection::Postgres),
+            Self::Sqlite(s) => Some(GuardConnection::Sqlite(s.release())),
             Self::SqliteMemory(mut c) => {
                 // Back to the pool: make sure no transaction is left open on it.
                 let _ = sqlite::run_control(&mut c, "ROLLBACK", "rolling back").await;
+                None
             }
         }
+    }
+
+    /// Closes the connection, which ends its transaction and lock.
+    async fn close(self) -> Option<GuardConnection> {
+        match self {
+            Self::Postgres(s) => s.close().await,
+            Self::Sqlite(s) => s.close().await,
+            Self::SqliteMemory(mut c) => {
+                let _ = sqlite::run_control(&mut c, "ROLLBACK", "rolling back").await;
+            }
+        }
+        None
     }
 }
 

@@ -30,7 +30,7 @@ pub enum Error {
     #[error("{}", describe_state(.state, .hint, .app_version))]
     Schema {
         /// The state found.
-        state: SchemaState,
+        state: Box<SchemaState>,
         /// How the user upgrades, e.g. "run `calista db upgrade`".
         hint: String,
         /// The version of the running application.
@@ -145,10 +145,9 @@ impl Error {
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Schema {
-                state: SchemaState::Behind { .. },
-                ..
-            } => ErrorKind::Behind,
+            Self::Schema { state, .. } if matches!(**state, SchemaState::Behind { .. }) => {
+                ErrorKind::Behind
+            }
             Self::Schema { .. } => ErrorKind::Unsafe,
             Self::LockTimeout { .. } => ErrorKind::LockTimeout,
             // The SQL failed: a failure, which also leaves the state interrupted.

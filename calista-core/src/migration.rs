@@ -63,44 +63,59 @@ impl fmt::Display for Direction {
     }
 }
 
+/// Where one section lies in its file: `(kind, line, start, end)`. `kind` packs the
+/// direction (bit 0: down) and the dialect (bits 1-2: 0 every dialect, 1 PostgreSQL,
+/// 2 SQLite); `line` is the marker's line (1-based); `start..end` the trimmed SQL, in bytes.
+///
+/// Plain integers, so that `migrations!()` embeds a thousand migrations cheaply.
+#[doc(hidden)]
+pub type Span = (u8, u32, u32, u32);
+
+/// The section a span describes.
+pub(crate) fn section_view(text: &str, span: Span) -> Section<'_> {
+    Section::of(text, span)
+}
+
+/// Packs a section's direction and dialect into a [`Span`] kind.
+pub(crate) fn span_kind(direction: Direction, dialect: Option<Dialect>) -> u8 {
+    let down = u8::from(direction == Direction::Down);
+    let dialect = match dialect {
+        None => 0,
+        Some(Dialect::Postgres) => 1,
+        Some(Dialect::Sqlite) => 2,
+    };
+    down | dialect << 1
+}
+
 /// One section of a migration file: the SQL after one `-- calista:` marker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section<'a> {
     direction: Direction,
     dialect: Option<Dialect>,
     line: u32,
-    sql: Cow<'static, str>,
+    sql: &'a str,
 }
 
-impl Section {
-    /// A section with owned SQL, as the runtime loader builds it.
-    pub(crate) fn new(
-        direction: Direction,
-        dialect: Option<Dialect>,
-        line: u32,
-        sql: String,
-    ) -> Self {
+impl<'a> Section<'a> {
+    fn of(text: &'a str, (kind, line, start, end): Span) -> Self {
+        let direction = if kind & 1 == 1 {
+            Direction::Down
+        } else {
+            Direction::Up
+        };
+        let dialect = match kind >> 1 {
+            1 => Some(Dialect::Postgres),
+            2 => Some(Dialect::Sqlite),
+            _ => None,
+        };
+        // A span outside the text cannot come from the parser; it would take a file changed
+        // between the macro's read and the compiler's: show nothing rather than panic.
+        let sql = text.get(start as usize..end as usize).unwrap_or_default();
         Self {
             direction,
             dialect,
             line,
-            sql: Cow::Owned(sql),
-        }
-    }
-
-    /// A section from data checked at build time (used by `migrations!()`).
-    #[doc(hidden)]
-    pub const fn from_static(
-        direction: Direction,
-        dialect: Option<Dialect>,
-        line: u32,
-        sql: &'static str,
-    ) -> Self {
-        Self {
-            direction,
-            dialect,
-            line,
-            sql: Cow::Borrowed(sql),
+            sql,
         }
     }
 
@@ -119,9 +134,9 @@ impl Section {
         self.line
     }
 
-    /// The SQL text, line endings normalised to `\n`.
-    pub fn sql(&self) -> &str {
-        &self.sql
+    /// The SQL text, as written in the file, without surrounding blank space.
+    pub fn sql(&self) -> &'a str {
+        self.sql
     }
 
     /// Whether this section runs for a direction on a dialect.
@@ -202,7 +217,9 @@ impl fmt::Debug for Checksum {
 pub struct Migration {
     revision: Revision,
     summary: Cow<'static, str>,
-    sections: Cow<'static, [Section]>,
+    /// The file's text, as it is on disk.
+    text: Cow<'static, str>,
+    spans: Cow<'static, [Span]>,
     no_transaction: bool,
     irreversible: bool,
     checksum: Checksum,
@@ -212,7 +229,8 @@ impl Migration {
     pub(crate) fn new(
         revision: Revision,
         summary: String,
-        sections: Vec<Section>,
+        text: String,
+        spans: Vec<Span>,
         no_transaction: bool,
         irreversible: bool,
         checksum: Checksum,
@@ -220,19 +238,22 @@ impl Migration {
         Self {
             revision,
             summary: Cow::Owned(summary),
-            sections: Cow::Owned(sections),
+            text: Cow::Owned(text),
+            spans: Cow::Owned(spans),
             no_transaction,
             irreversible,
             checksum,
         }
     }
 
-    /// A migration from data checked at build time (used by `migrations!()`).
+    /// A migration from data checked at build time (used by `migrations!()`, which passes
+    /// the file through `include_str!`, so that editing it rebuilds the crate).
     #[doc(hidden)]
     pub const fn from_static(
         revision: Revision,
         summary: &'static str,
-        sections: &'static [Section],
+        text: &'static str,
+        spans: &'static [Span],
         no_transaction: bool,
         irreversible: bool,
         checksum: Checksum,
@@ -240,7 +261,8 @@ impl Migration {
         Self {
             revision,
             summary: Cow::Borrowed(summary),
-            sections: Cow::Borrowed(sections),
+            text: Cow::Borrowed(text),
+            spans: Cow::Borrowed(spans),
             no_transaction,
             irreversible,
             checksum,
@@ -263,8 +285,8 @@ impl Migration {
     }
 
     /// Every section, in file order.
-    pub fn sections(&self) -> &[Section] {
-        &self.sections
+    pub fn sections(&self) -> impl Iterator<Item = Section<'_>> {
+        self.spans.iter().map(|span| Section::of(&self.text, *span))
     }
 
     /// The sections that run for a direction on a dialect, in file order.
@@ -272,9 +294,8 @@ impl Migration {
         &self,
         direction: Direction,
         dialect: Dialect,
-    ) -> impl Iterator<Item = &Section> {
-        self.sections
-            .iter()
+    ) -> impl Iterator<Item = Section<'_>> {
+        self.sections()
             .filter(move |s| s.applies_to(direction, dialect))
     }
 
@@ -310,6 +331,12 @@ impl Migration {
     /// SHA-256 of the file, CRLF normalised to LF.
     pub fn checksum(&self) -> Checksum {
         self.checksum
+    }
+
+    /// Where the sections lie in the file (for `migrations!()`).
+    #[doc(hidden)]
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
     }
 }
 

@@ -272,10 +272,7 @@ impl<'a> Migrator<'a> {
     pub async fn recover(&self, how: Recovery) -> Result<SchemaState, Error> {
         let mut session = self.db.session().await?;
         let result = self.recover_locked(&mut session, how).await;
-        if result.is_err() {
-            session.rollback().await;
-        }
-        session.release().await;
+        self.db.end_session(session, result.is_ok()).await;
         result?;
         self.check().await
     }
@@ -308,7 +305,7 @@ impl<'a> Migrator<'a> {
     /// The error the guard returns for a state it refuses.
     pub fn refusal(&self, state: SchemaState) -> Error {
         Error::Schema {
-            state,
+            state: Box::new(state),
             hint: self.policy.upgrade_hint.clone(),
             app_version: self.app_version(),
         }
@@ -332,10 +329,7 @@ impl<'a> Migrator<'a> {
     ) -> Result<(), Error> {
         let mut session = self.db.session().await?;
         let result = work(&mut session, report).await;
-        if result.is_err() {
-            session.rollback().await;
-        }
-        session.release().await;
+        self.db.end_session(session, result.is_ok()).await;
         report.total = started.elapsed();
         result
     }

@@ -111,8 +111,9 @@ proptest! {
         }
         let migration = parse_file("m", "20250101_0000_x.sql", text.as_bytes()).unwrap();
         prop_assert_eq!(migration.no_transaction(), no_transaction);
-        prop_assert_eq!(migration.sections().len(), sections.len() + 2);
-        for (section, (up, dialect, sql)) in migration.sections()[2..].iter().zip(&sections) {
+        let parsed: Vec<_> = migration.sections().collect();
+        prop_assert_eq!(parsed.len(), sections.len() + 2);
+        for (section, (up, dialect, sql)) in parsed[2..].iter().zip(&sections) {
             prop_assert_eq!(section.direction(), if *up { Direction::Up } else { Direction::Down });
             prop_assert_eq!(section.dialect(), [Some(Dialect::Postgres), Some(Dialect::Sqlite), None][usize::from(*dialect)]);
             prop_assert_eq!(section.sql(), sql.trim());

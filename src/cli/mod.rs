@@ -50,7 +50,7 @@ pub(crate) fn run() -> ExitCode {
     {
         out.add_secret(password);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .worker_threads(2)
         .enable_all()
         .build()

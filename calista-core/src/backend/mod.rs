@@ -70,7 +70,7 @@ macro_rules! state_queries {
         use crate::backend::{NewRecord, RawRecord};
         use crate::error::Error;
         use crate::plan::{DbState, HistoryRecord};
-        use crate::store::{HISTORY_INSERT_CHUNK, Store};
+        use crate::store::{Store, history_insert_chunk};
 
         fn raw_record(row: &$row, first: usize) -> Result<RawRecord, sqlx::Error> {
             Ok(RawRecord {
@@ -198,7 +198,7 @@ macro_rules! state_queries {
             store: &Store,
             records: &[NewRecord],
         ) -> Result<(), Error> {
-            for chunk in records.chunks(HISTORY_INSERT_CHUNK) {
+            for chunk in records.chunks(history_insert_chunk(store.dialect)) {
                 let mut query = sqlx::query(AssertSqlSafe(store.insert_history(chunk.len())));
                 for record in chunk {
                     query = bind_record(query, record);

@@ -38,15 +38,21 @@ pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
     Error::database(format!("PostgreSQL error while {context}{advice}"), error)
 }
 
-/// Options for every connection: the application name that lock-timeout messages show,
-/// and the schema first on `search_path`, so migrations create their tables there.
-pub(crate) fn connect_options(
-    base: PgConnectOptions,
-    schema: &str,
-    role: &str,
-) -> PgConnectOptions {
-    base.application_name(&format!("calista {role} (pid {})", std::process::id()))
-        .options([("search_path", format!("\"{schema}\", public"))])
+/// Options for calista's own connection (the guard's reads and upgrades): the application
+/// name that lock-timeout messages show, with the process id, and the schema first on
+/// `search_path`, so migrations create their tables there.
+pub(crate) fn connect_options(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
+    with_schema(base, schema)
+        .application_name(&format!("calista migrate (pid {})", std::process::id()))
+}
+
+/// Options for the application's pool.
+pub(crate) fn pool_options(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
+    with_schema(base, schema).application_name(&format!("calista app (pid {})", std::process::id()))
+}
+
+fn with_schema(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
+    base.options([("search_path", format!("\"{schema}\", public"))])
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 
@@ -99,13 +105,10 @@ impl Session {
     /// process never sits inside a statement: a blocked `pg_advisory_lock` would make the
     /// holder's `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
     pub(crate) async fn lock(
-        options: &PgConnectOptions,
+        mut conn: PgConnection,
         schema: &str,
-        connect_timeout: Duration,
         lock_timeout: Duration,
-        shown_url: &str,
     ) -> Result<Self, Error> {
-        let mut conn = connect(options, connect_timeout, shown_url).await?;
         let key = lock_key(schema);
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
@@ -134,17 +137,26 @@ impl Session {
         }
     }
 
-    /// Releases the lock and closes the connection. Closing alone would release it too
-    /// (the server drops a session's advisory locks when it ends), which is what happens
-    /// if the session is dropped without this call.
-    pub(crate) async fn release(mut self) {
+    /// Releases the lock and gives the connection back for reuse. Closing the connection
+    /// would release the lock too (the server drops a session's advisory locks when it
+    /// ends), which is what happens if the session is dropped without this call.
+    pub(crate) async fn release(mut self) -> Option<PgConnection> {
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(self.key)
             .execute(&mut self.conn)
             .await;
-        if let Err(e) = unlocked {
-            tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
+        match unlocked {
+            Ok(_) => Some(self.conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
+                let _ = self.conn.close().await;
+                None
+            }
         }
+    }
+
+    /// Releases the lock by closing the connection: after a failure it may be in any state.
+    pub(crate) async fn close(self) {
         let _ = self.conn.close().await;
     }
 }

@@ -63,9 +63,11 @@ pub(crate) struct Session {
 
 impl Session {
     /// Opens the connection (creating the file if needed).
+    /// Uses `reuse` if given (the guard's connection), else opens a connection.
     pub(crate) async fn open(
         options: &SqliteConnectOptions,
         lock_timeout: Duration,
+        reuse: Option<SqliteConnection>,
     ) -> Result<Self, Error> {
         // SQLite opens a file it may not write read-only and fails only at the first
         // write, in the middle of a migration; say it up front instead.
@@ -80,6 +82,9 @@ impl Session {
                 ),
                 sqlx::Error::Io(e),
             ));
+        }
+        if let Some(conn) = reuse {
+            return Ok(Self { conn, lock_timeout });
         }
         let options = options.clone().create_if_missing(true);
         let conn = SqliteConnection::connect_with(&options)
@@ -104,8 +109,13 @@ impl Session {
         }
     }
 
+    /// Gives the connection back for reuse; nothing is left open on it.
+    pub(crate) fn release(self) -> SqliteConnection {
+        self.conn
+    }
+
     /// Closes the connection, which also ends any transaction still open.
-    pub(crate) async fn release(self) {
+    pub(crate) async fn close(self) {
         let _ = self.conn.close().await;
     }
 }
