@@ -2,38 +2,36 @@
 //! once per process in one or two indexed reads, and upgrades that lock, back up, and
 //! apply everything in one transaction, on PostgreSQL and SQLite.
 //!
-//! ```no_run
+//! ```
 //! // In the application crate, with its migration files in `migrations/`:
 //! static MIGRATIONS: calista::Migrations = calista::migrations!();
 //!
-//! #[derive(Debug)]
-//! enum AppError {
-//!     Db(calista::Error),
-//! }
-//!
-//! impl From<calista::Error> for AppError {
-//!     fn from(error: calista::Error) -> Self {
-//!         AppError::Db(error)
-//!     }
-//! }
+//! type Error = Box<dyn std::error::Error + Send + Sync>;
 //!
 //! /// A handler that needs the database: the guard runs before its body, once per process.
 //! #[calista::requires_db]
-//! async fn count_events() -> Result<i64, AppError> {
+//! async fn count_events() -> Result<i64, Error> {
 //!     let db = calista::db().await?;
-//!     let pool = db.sqlite_pool().expect("this example uses SQLite");
-//!     Ok(sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await.unwrap_or(0))
+//!     let pool = db.sqlite_pool().ok_or("this example uses SQLite")?;
+//!     Ok(calista::sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await?)
 //! }
 //!
-//! #[tokio::main]
-//! async fn main() -> Result<(), AppError> {
-//!     let url = calista::url::DatabaseUrl::parse("sqlite:///app.db", std::path::Path::new("."))
-//!         .expect("a valid URL");
-//!     // Explicit by default: the guard refuses a database that is behind. Opt in to
-//!     // automatic upgrades in the policy (the `calista` program reads it from settings).
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Error> {
+//!     let url = calista::url::DatabaseUrl::parse("sqlite:///:memory:", std::path::Path::new("."))?;
+//!
+//!     // An explicit check at start-up. Explicit by default: a database that is behind is
+//!     // refused with the command to run; this application opts in to upgrading instead.
 //!     let policy = calista::Policy { auto_upgrade: true, ..calista::Policy::default() };
+//!     let db = calista::Database::connect(&url, calista::DatabaseOptions::default())?;
+//!     let ensured = calista::Migrator::new(&MIGRATIONS, &db).with_policy(policy.clone()).ensure_schema().await?;
+//!     assert!(matches!(ensured, calista::Ensured::Upgraded(_)));
+//!     db.close().await;
+//!
+//!     // Handlers acquire the database through #[requires_db], with the installed policy.
+//!     // (A new in-memory database: the guard upgrades it before the handler runs.)
 //!     calista::App::new(&MIGRATIONS, url).policy(policy).install()?;
-//!     println!("{} events", count_events().await?);
+//!     assert_eq!(count_events().await?, 0);
 //!     Ok(())
 //! }
 //! ```
