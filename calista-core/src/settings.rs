@@ -1,32 +1,33 @@
 //! Settings: command-line flag, then environment, then `calista.toml`, then default.
 //!
-//! Resolution is a fold over those layers, and every value remembers where it came from,
-//! so that errors (and `calista config show`) can say "from CALISTA_DB_URL".
+//! Each layer is read and checked on its own into the values it sets (a wrong value in a
+//! layer is an error even when a higher layer overrides it), then the layers are folded,
+//! highest first, and the defaults fill the gaps. Every value remembers where it came
+//! from, so that errors and `calista config show` can say "from env CALISTA_DB_URL".
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::plan::TransactionMode;
 use crate::url::{self, DatabaseUrl, UrlError};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A command-line flag.
+    /// A command-line flag, as `--db-url`.
     Flag(&'static str),
-    /// An environment variable.
+    /// An environment variable, as `CALISTA_DB_URL`.
     Env(&'static str),
     /// A key of the configuration file.
     File {
-        /// The file, as given.
+        /// The file, as given (or `calista.toml`).
         path: PathBuf,
         /// The key, as `[db] url`.
         key: &'static str,
     },
     /// The built-in default.
     Default,
-    /// The default for the environment in effect (production, development, ci).
-    DefaultFor(&'static str),
 }
 
 impl fmt::Display for Source {
@@ -36,12 +37,11 @@ impl fmt::Display for Source {
             Self::Env(name) => write!(f, "env {name}"),
             Self::File { path, key } => write!(f, "{} {key}", path.display()),
             Self::Default => f.write_str("default"),
-            Self::DefaultFor(environment) => write!(f, "default in {environment}"),
         }
     }
 }
 
-/// A resolved value and its source.
+/// A resolved value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {
     /// The value.
@@ -50,23 +50,32 @@ pub struct Setting<T> {
     pub source: Source,
 }
 
+impl<T> Setting<T> {
+    fn by_default(value: T) -> Self {
+        Self {
+            value,
+            source: Source::Default,
+        }
+    }
+}
+
 /// What the command line says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
-    /// `--db-url`.
+    /// `--db-url URL`.
     pub db_url: Option<String>,
-    /// `--auto-upgrade`.
+    /// `--auto-upgrade` was given.
     pub auto_upgrade: bool,
-    /// `--no-backup`.
+    /// `--no-backup` was given.
     pub no_backup: bool,
-    /// `--config`.
+    /// `--config PATH`.
     pub config: Option<PathBuf>,
 }
 
 /// The deployment environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
-    /// Forward-only, backups on.
+    /// Forward-only, backups on by default.
     Production,
     /// Downgrades allowed, backups off by default.
     Development,
@@ -75,7 +84,7 @@ pub enum Environment {
 }
 
 impl Environment {
-    /// Whether downgrades may run.
+    /// Whether downgrades may run: in development and CI only.
     pub fn allows_downgrade(&self) -> bool {
         !matches!(self, Self::Production)
     }
@@ -90,13 +99,10 @@ impl Environment {
     }
 }
 
-/// How pending migrations are grouped into transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionMode {
-    /// All pending migrations in one transaction.
-    All,
-    /// One transaction per migration.
-    Each,
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Every setting, resolved.
@@ -110,105 +116,74 @@ pub struct Settings {
     pub environment: Setting<Environment>,
     /// Back up before upgrading.
     pub backup: Setting<bool>,
-    /// Where backups go (`None`: the default folder).
+    /// Where backups go (`None`: the backup code's default folder).
     pub backup_dir: Setting<Option<PathBuf>>,
-    /// How many backups to keep.
+    /// How many backups to keep (at least 1).
     pub backup_keep: Setting<u32>,
     /// The `pg_dump` program (`None`: found on `PATH`).
     pub pg_dump: Setting<Option<PathBuf>>,
-    /// The PostgreSQL schema.
+    /// The PostgreSQL schema that holds CALISTA's tables: a plain identifier.
     pub schema: Setting<String>,
-    /// One transaction for all, or one each.
+    /// One transaction for all pending migrations, or one each.
     pub transaction_mode: Setting<TransactionMode>,
     /// The longest wait for the migration lock.
     pub lock_timeout: Setting<Duration>,
     /// The longest wait for a connection.
     pub connect_timeout: Setting<Duration>,
-    /// The configuration file read, if any.
+    /// The configuration file read, as given, if any.
     pub config_file: Option<PathBuf>,
 }
 
 impl Settings {
-    /// (setting, value with any password redacted, source), for `calista config show`.
+    /// (setting, value with any password redacted, source), in a stable order, for
+    /// `calista config show`.
     pub fn rows(&self) -> Vec<(&'static str, String, String)> {
-        let on_off = |on: bool| if on { "on" } else { "off" }.to_owned();
-        let seconds = |d: Duration| format!("{}s", d.as_secs());
+        fn row<T>(
+            name: &'static str,
+            setting: &Setting<T>,
+            show: impl FnOnce(&T) -> String,
+        ) -> (&'static str, String, String) {
+            (
+                name,
+                url::redact(&show(&setting.value)),
+                setting.source.to_string(),
+            )
+        }
+        let on_off = |on: &bool| if *on { "on" } else { "off" }.to_owned();
+        let seconds = |d: &Duration| format!("{}s", d.as_secs());
+        let path_or = |default: &str| {
+            let default = default.to_owned();
+            move |path: &Option<PathBuf>| {
+                path.as_ref()
+                    .map_or(default, |path| path.display().to_string())
+            }
+        };
+        let mut backup = row("backup", &self.backup, on_off);
+        if self.backup.source == Source::Default {
+            backup.2 = format!("default for {}", self.environment.value);
+        }
         vec![
-            (
-                "database url",
-                self.db_url.value.to_string(),
-                self.db_url.source.to_string(),
-            ),
-            (
-                "backend",
-                self.db_url.value.backend_name().to_owned(),
-                self.db_url.source.to_string(),
-            ),
-            (
-                "auto upgrade",
-                on_off(self.auto_upgrade.value),
-                self.auto_upgrade.source.to_string(),
-            ),
-            (
-                "environment",
-                self.environment.value.name().to_owned(),
-                self.environment.source.to_string(),
-            ),
-            (
-                "backup",
-                on_off(self.backup.value),
-                self.backup.source.to_string(),
-            ),
-            (
+            row("database url", &self.db_url, ToString::to_string),
+            row("backend", &self.db_url, |url| url.backend_name().to_owned()),
+            row("auto upgrade", &self.auto_upgrade, on_off),
+            row("environment", &self.environment, ToString::to_string),
+            backup,
+            row(
                 "backup dir",
-                self.backup_dir.value.as_ref().map_or_else(
-                    || {
-                        format!(
-                            "{} (beside the SQLite file, or here)",
-                            crate::backup::DEFAULT_DIR_NAME
-                        )
-                    },
-                    |d| d.display().to_string(),
-                ),
-                self.backup_dir.source.to_string(),
+                &self.backup_dir,
+                path_or(&format!(
+                    "{} (beside the SQLite file, or here)",
+                    crate::backup::DEFAULT_DIR_NAME
+                )),
             ),
-            (
-                "backup keep",
-                self.backup_keep.value.to_string(),
-                self.backup_keep.source.to_string(),
-            ),
-            (
-                "pg_dump",
-                self.pg_dump.value.as_ref().map_or_else(
-                    || "pg_dump (on PATH)".to_owned(),
-                    |p| p.display().to_string(),
-                ),
-                self.pg_dump.source.to_string(),
-            ),
-            (
-                "schema",
-                self.schema.value.clone(),
-                self.schema.source.to_string(),
-            ),
-            (
-                "transaction",
-                match self.transaction_mode.value {
-                    TransactionMode::All => "all",
-                    TransactionMode::Each => "each",
-                }
-                .to_owned(),
-                self.transaction_mode.source.to_string(),
-            ),
-            (
-                "lock timeout",
-                seconds(self.lock_timeout.value),
-                self.lock_timeout.source.to_string(),
-            ),
-            (
-                "connect timeout",
-                seconds(self.connect_timeout.value),
-                self.connect_timeout.source.to_string(),
-            ),
+            row("backup keep", &self.backup_keep, ToString::to_string),
+            row("pg_dump", &self.pg_dump, path_or("pg_dump (on PATH)")),
+            row("schema", &self.schema, Clone::clone),
+            row("transaction", &self.transaction_mode, |mode| {
+                transaction_name(*mode).to_owned()
+            }),
+            row("lock timeout", &self.lock_timeout, seconds),
+            row("connect timeout", &self.connect_timeout, seconds),
             (
                 "config file",
                 self.config_file
@@ -220,92 +195,511 @@ impl Settings {
     }
 }
 
-/// A setting that cannot be used.
+fn transaction_name(mode: TransactionMode) -> &'static str {
+    match mode {
+        TransactionMode::All => "all",
+        TransactionMode::Each => "each",
+    }
+}
+
+/// A setting that cannot be used. The messages never hold a password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SettingsError {
-    /// A named configuration file does not exist.
-    #[error("the configuration file {path} (from {from}) does not exist; create it, or fix {from}")]
+    /// `--config` or `CALISTA_CONFIG` names a file that does not exist.
+    #[error(
+        "the configuration file {path} (from {from}) does not exist; create it, or point \
+         {from} at an existing file"
+    )]
     ConfigNotFound {
-        /// The file.
+        /// The file, as given.
         path: PathBuf,
         /// `--config` or `env CALISTA_CONFIG`.
-        from: String,
+        from: Source,
     },
-    /// The configuration file cannot be read.
-    #[error("cannot read the configuration file {path}")]
+    /// The configuration file exists but cannot be read.
+    #[error("cannot read the configuration file {path}; it must be a readable file")]
     ConfigUnreadable {
-        /// The file.
+        /// The file, as given.
         path: PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
     },
     /// The configuration file is not valid TOML.
-    #[error("{path} is not valid TOML: {message}")]
+    #[error("{path} is not valid TOML: line {line}, column {column}: {message}")]
     ConfigSyntax {
-        /// The file.
+        /// The file, as given.
         path: PathBuf,
-        /// The parser's message, with line and column.
+        /// Where, from 1.
+        line: usize,
+        /// Where in the line, from 1 (in characters).
+        column: usize,
+        /// The parser's description of the problem.
         message: String,
     },
-    /// A key the program does not know (probably a typo).
-    #[error("unknown setting `{key}` in {path}{hint}")]
+    /// A table other than `[db]` and `[app]`.
+    #[error("unknown table `[{table}]` in {path}; {hint}")]
+    UnknownTable {
+        /// The file, as given.
+        path: PathBuf,
+        /// Its name.
+        table: String,
+        /// A suggestion, or the tables there are.
+        hint: String,
+    },
+    /// `db` or `app` given a value instead of keys.
+    #[error(
+        "`{table}` in {path} must be a table: write `[{table}]` on a line of its own and its \
+         keys below it"
+    )]
+    NotATable {
+        /// The file, as given.
+        path: PathBuf,
+        /// `db` or `app`.
+        table: &'static str,
+    },
+    /// A key the program does not know (a typo, or a key in the wrong table).
+    #[error("unknown setting `{key}` in {path}; {hint}")]
     UnknownKey {
-        /// The file.
+        /// The file, as given.
         path: PathBuf,
         /// The key, as `[db] backup_kep`.
         key: String,
-        /// "; did you mean …?" and the known keys.
+        /// "did you mean …?", or the keys there are.
         hint: String,
     },
-    /// A value that cannot be used, from any source.
-    #[error("{value} is not a valid {what} (from {from}): expected {expected}")]
-    InvalidValue {
-        /// What it was for, e.g. "auto-upgrade setting".
-        what: &'static str,
-        /// Where it came from.
+    /// A file value of the wrong TOML type.
+    #[error("{from} must be {expected}, not {found}")]
+    WrongType {
+        /// The file and key.
         from: Source,
-        /// The value as given (redacted), or its TOML type.
+        /// What the key holds, as "a string".
+        found: String,
+        /// What it should hold, as "true or false".
+        expected: &'static str,
+    },
+    /// A value of the right type that is not one of the accepted ones.
+    #[error("{from} = {value} is not valid: expected {expected}")]
+    InvalidValue {
+        /// The variable, or the file and key.
+        from: Source,
+        /// The value as given, quoted and redacted.
         value: String,
         /// What would be accepted.
         expected: String,
     },
-    /// A database URL in no accepted form.
-    #[error("invalid database URL (from {from})")]
+    /// A database URL in none of the accepted forms.
+    #[error("the database URL from {from} is not accepted")]
     InvalidUrl {
-        /// Where it came from.
+        /// The flag, variable, or file and key.
         from: Source,
-        /// What is wrong.
+        /// What is wrong, and the accepted forms.
         #[source]
         error: UrlError,
+    },
+    /// An environment variable that is not UTF-8.
+    #[error("env {variable} is not valid UTF-8; set it to UTF-8 text, or unset it")]
+    EnvNotUnicode {
+        /// The variable.
+        variable: &'static str,
     },
     /// The current directory cannot be read.
     #[error("cannot determine the current directory")]
     NoCurrentDir(#[source] std::io::Error),
 }
 
-/// The keys a configuration file may hold, by table.
-const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("app", &["env"]),
-    (
-        "db",
-        &[
-            "url",
-            "auto_upgrade",
-            "backup",
-            "backup_dir",
-            "backup_keep",
-            "pg_dump",
-            "schema",
-            "transaction",
-            "lock_timeout",
-            "connect_timeout",
-        ],
-    ),
+/// One setting's names: its environment variable and its key in the file.
+struct Key {
+    env: &'static str,
+    table: &'static str,
+    key: &'static str,
+    /// As `[db] url`.
+    shown: &'static str,
+}
+
+macro_rules! key {
+    ($env:literal, $table:literal, $key:literal) => {
+        Key {
+            env: $env,
+            table: $table,
+            key: $key,
+            shown: concat!("[", $table, "] ", $key),
+        }
+    };
+}
+
+const DB_URL: Key = key!("CALISTA_DB_URL", "db", "url");
+const AUTO_UPGRADE: Key = key!("CALISTA_AUTO_UPGRADE", "db", "auto_upgrade");
+const ENVIRONMENT: Key = key!("CALISTA_ENV", "app", "env");
+const BACKUP: Key = key!("CALISTA_BACKUP", "db", "backup");
+const BACKUP_DIR: Key = key!("CALISTA_BACKUP_DIR", "db", "backup_dir");
+const BACKUP_KEEP: Key = key!("CALISTA_BACKUP_KEEP", "db", "backup_keep");
+const PG_DUMP: Key = key!("CALISTA_PG_DUMP", "db", "pg_dump");
+const SCHEMA: Key = key!("CALISTA_DB_SCHEMA", "db", "schema");
+const TRANSACTION: Key = key!("CALISTA_TRANSACTION", "db", "transaction");
+const LOCK_TIMEOUT: Key = key!("CALISTA_LOCK_TIMEOUT", "db", "lock_timeout");
+const CONNECT_TIMEOUT: Key = key!("CALISTA_CONNECT_TIMEOUT", "db", "connect_timeout");
+
+/// Every key, in the order `calista config show` lists them.
+const KEYS: [&Key; 11] = [
+    &DB_URL,
+    &AUTO_UPGRADE,
+    &ENVIRONMENT,
+    &BACKUP,
+    &BACKUP_DIR,
+    &BACKUP_KEEP,
+    &PG_DUMP,
+    &SCHEMA,
+    &TRANSACTION,
+    &LOCK_TIMEOUT,
+    &CONNECT_TIMEOUT,
 ];
 
-/// A configuration file, read and checked.
+/// The tables a configuration file may hold.
+const TABLES: [&str; 2] = ["db", "app"];
+
+/// The variable that names the configuration file.
+const CONFIG_ENV: &str = "CALISTA_CONFIG";
+
+/// The file read when none is named.
+const IMPLICIT_CONFIG: &str = "calista.toml";
+
+const BOOLEAN_WORDS: &str = "1, true, yes, on, 0, false, no or off (in any case)";
+
+/// Resolves every setting. `env` reads the environment (tests pass their own; an empty
+/// variable counts as unset); relative paths are relative to `cwd`, or, in the
+/// configuration file, to the file's folder. Every value given is checked, including one
+/// that a higher layer overrides.
+pub fn resolve(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<Settings, SettingsError> {
+    // An empty variable counts as unset, as with clap's `env`.
+    let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+    let file = ConfigFile::find(flags, &env, cwd)?;
+
+    let from_flags = Layer::from_flags(flags, cwd)?;
+    let from_env = Layer::read(
+        |key| Some((Raw::Text(env(key.env)?), Source::Env(key.env))),
+        cwd,
+    )?;
+    let from_file = match &file {
+        Some(file) => Layer::read(|key| file.get(key), &file.dir)?,
+        None => Layer::default(),
+    };
+    let layers = [from_flags, from_env, from_file]
+        .into_iter()
+        .fold(Layer::default(), Layer::over);
+
+    let environment = layers
+        .environment
+        .unwrap_or_else(|| Setting::by_default(Environment::Production));
+    let backup = layers
+        .backup
+        .unwrap_or_else(|| Setting::by_default(environment.value == Environment::Production));
+    Ok(Settings {
+        db_url: layers
+            .db_url
+            .unwrap_or_else(|| Setting::by_default(DatabaseUrl::default_sqlite(cwd))),
+        auto_upgrade: layers
+            .auto_upgrade
+            .unwrap_or_else(|| Setting::by_default(false)),
+        environment,
+        backup,
+        backup_dir: optional(layers.backup_dir),
+        backup_keep: layers
+            .backup_keep
+            .unwrap_or_else(|| Setting::by_default(crate::backup::DEFAULT_KEEP)),
+        pg_dump: optional(layers.pg_dump),
+        schema: layers
+            .schema
+            .unwrap_or_else(|| Setting::by_default(crate::store::DEFAULT_SCHEMA.to_owned())),
+        transaction_mode: layers
+            .transaction_mode
+            .unwrap_or_else(|| Setting::by_default(TransactionMode::All)),
+        lock_timeout: layers
+            .lock_timeout
+            .unwrap_or_else(|| Setting::by_default(Duration::from_secs(60))),
+        connect_timeout: layers
+            .connect_timeout
+            .unwrap_or_else(|| Setting::by_default(Duration::from_secs(10))),
+        config_file: file.map(|file| file.shown),
+    })
+}
+
+/// Resolves from the process's environment and current directory.
+pub fn resolve_from_process(flags: &Flags) -> Result<Settings, SettingsError> {
+    // The closure cannot report a value that is not UTF-8, and ignoring one would
+    // silently fall back to the file or the default.
+    for variable in KEYS.iter().map(|key| key.env).chain([CONFIG_ENV]) {
+        if std::env::var_os(variable).is_some_and(|value| value.to_str().is_none()) {
+            return Err(SettingsError::EnvNotUnicode { variable });
+        }
+    }
+    let cwd = std::env::current_dir().map_err(SettingsError::NoCurrentDir)?;
+    resolve(flags, &|name| std::env::var(name).ok(), &cwd)
+}
+
+fn optional<T>(setting: Option<Setting<T>>) -> Setting<Option<T>> {
+    match setting {
+        Some(Setting { value, source }) => Setting {
+            value: Some(value),
+            source,
+        },
+        None => Setting::by_default(None),
+    }
+}
+
+/// The values one layer sets; `None` where it says nothing.
+#[derive(Default)]
+struct Layer {
+    db_url: Option<Setting<DatabaseUrl>>,
+    auto_upgrade: Option<Setting<bool>>,
+    environment: Option<Setting<Environment>>,
+    backup: Option<Setting<bool>>,
+    backup_dir: Option<Setting<PathBuf>>,
+    backup_keep: Option<Setting<u32>>,
+    pg_dump: Option<Setting<PathBuf>>,
+    schema: Option<Setting<String>>,
+    transaction_mode: Option<Setting<TransactionMode>>,
+    lock_timeout: Option<Setting<Duration>>,
+    connect_timeout: Option<Setting<Duration>>,
+}
+
+impl Layer {
+    fn from_flags(flags: &Flags, cwd: &Path) -> Result<Self, SettingsError> {
+        let db_url = match &flags.db_url {
+            Some(text) => {
+                let from = Source::Flag("--db-url");
+                let value =
+                    DatabaseUrl::parse(text, cwd).map_err(|error| SettingsError::InvalidUrl {
+                        from: from.clone(),
+                        error,
+                    })?;
+                Some(Setting {
+                    value,
+                    source: from,
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            db_url,
+            auto_upgrade: flags.auto_upgrade.then_some(Setting {
+                value: true,
+                source: Source::Flag("--auto-upgrade"),
+            }),
+            backup: flags.no_backup.then_some(Setting {
+                value: false,
+                source: Source::Flag("--no-backup"),
+            }),
+            ..Self::default()
+        })
+    }
+
+    /// Reads and checks every value the environment or the file sets; relative paths are
+    /// relative to `base`.
+    fn read<'a>(
+        get: impl Fn(&Key) -> Option<(Raw<'a>, Source)>,
+        base: &Path,
+    ) -> Result<Self, SettingsError> {
+        Ok(Self {
+            db_url: read(get(&DB_URL), |raw| database_url(raw, base))?,
+            auto_upgrade: read(get(&AUTO_UPGRADE), boolean)?,
+            environment: read(get(&ENVIRONMENT), environment)?,
+            backup: read(get(&BACKUP), boolean)?,
+            backup_dir: read(get(&BACKUP_DIR), |raw| path(raw, base, false))?,
+            backup_keep: read(get(&BACKUP_KEEP), backup_keep)?,
+            pg_dump: read(get(&PG_DUMP), |raw| path(raw, base, true))?,
+            schema: read(get(&SCHEMA), schema)?,
+            transaction_mode: read(get(&TRANSACTION), transaction_mode)?,
+            lock_timeout: read(get(&LOCK_TIMEOUT), |raw| seconds(raw, 0))?,
+            connect_timeout: read(get(&CONNECT_TIMEOUT), |raw| seconds(raw, 1))?,
+        })
+    }
+
+    /// This layer's values, and `lower`'s where this one says nothing.
+    fn over(self, lower: Self) -> Self {
+        Self {
+            db_url: self.db_url.or(lower.db_url),
+            auto_upgrade: self.auto_upgrade.or(lower.auto_upgrade),
+            environment: self.environment.or(lower.environment),
+            backup: self.backup.or(lower.backup),
+            backup_dir: self.backup_dir.or(lower.backup_dir),
+            backup_keep: self.backup_keep.or(lower.backup_keep),
+            pg_dump: self.pg_dump.or(lower.pg_dump),
+            schema: self.schema.or(lower.schema),
+            transaction_mode: self.transaction_mode.or(lower.transaction_mode),
+            lock_timeout: self.lock_timeout.or(lower.lock_timeout),
+            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
+        }
+    }
+}
+
+/// A value as a layer holds it, before it is interpreted.
+enum Raw<'a> {
+    /// From the environment.
+    Text(String),
+    /// From the file.
+    Toml(&'a toml::Value),
+}
+
+/// Why a raw value cannot be used.
+enum Mismatch {
+    /// A file value of another TOML type than this.
+    Type(&'static str),
+    /// A value that is none of these.
+    Value(String),
+    /// A database URL in none of the accepted forms.
+    Url(UrlError),
+}
+
+fn read<T>(
+    found: Option<(Raw<'_>, Source)>,
+    interpret: impl FnOnce(&Raw<'_>) -> Result<T, Mismatch>,
+) -> Result<Option<Setting<T>>, SettingsError> {
+    let Some((raw, source)) = found else {
+        return Ok(None);
+    };
+    match interpret(&raw) {
+        Ok(value) => Ok(Some(Setting { value, source })),
+        Err(Mismatch::Type(expected)) => Err(SettingsError::WrongType {
+            from: source,
+            found: match raw {
+                Raw::Toml(value) => article(value.type_str()),
+                Raw::Text(_) => "text".to_owned(),
+            },
+            expected,
+        }),
+        Err(Mismatch::Value(expected)) => Err(SettingsError::InvalidValue {
+            from: source,
+            value: match raw {
+                Raw::Text(text) => format!("{:?}", url::redact(&text)),
+                Raw::Toml(value) => url::redact(&value.to_string()),
+            },
+            expected,
+        }),
+        Err(Mismatch::Url(error)) => Err(SettingsError::InvalidUrl {
+            from: source,
+            error,
+        }),
+    }
+}
+
+fn article(type_name: &str) -> String {
+    let an = type_name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {type_name}", if an { "an" } else { "a" })
+}
+
+/// The text of a string setting: from the environment as it is, from the file a string.
+fn text<'a>(raw: &'a Raw<'_>, expected_type: &'static str) -> Result<&'a str, Mismatch> {
+    match raw {
+        Raw::Text(text) => Ok(text.trim()),
+        Raw::Toml(toml::Value::String(text)) => Ok(text),
+        Raw::Toml(_) => Err(Mismatch::Type(expected_type)),
+    }
+}
+
+fn database_url(raw: &Raw<'_>, base: &Path) -> Result<DatabaseUrl, Mismatch> {
+    let text = text(raw, "a string holding a database URL")?;
+    DatabaseUrl::parse(text, base).map_err(Mismatch::Url)
+}
+
+fn boolean(raw: &Raw<'_>) -> Result<bool, Mismatch> {
+    match raw {
+        Raw::Toml(toml::Value::Boolean(on)) => Ok(*on),
+        Raw::Toml(_) => Err(Mismatch::Type("true or false (without quotes)")),
+        Raw::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(Mismatch::Value(BOOLEAN_WORDS.to_owned())),
+        },
+    }
+}
+
+fn environment(raw: &Raw<'_>) -> Result<Environment, Mismatch> {
+    const EXPECTED: &str = "production, development or ci";
+    match text(raw, "a string: \"production\", \"development\" or \"ci\"")?
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "production" => Ok(Environment::Production),
+        "development" => Ok(Environment::Development),
+        "ci" => Ok(Environment::Ci),
+        _ => Err(Mismatch::Value(EXPECTED.to_owned())),
+    }
+}
+
+fn transaction_mode(raw: &Raw<'_>) -> Result<TransactionMode, Mismatch> {
+    const EXPECTED: &str =
+        "all (all pending migrations in one transaction) or each (one transaction per migration)";
+    match text(raw, "a string: \"all\" or \"each\"")?
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "all" => Ok(TransactionMode::All),
+        "each" => Ok(TransactionMode::Each),
+        _ => Err(Mismatch::Value(EXPECTED.to_owned())),
+    }
+}
+
+fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
+    let name = text(raw, "a string holding a schema name")?.trim();
+    if crate::store::is_valid_schema_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(Mismatch::Value(
+            "a plain SQL identifier: 1 to 63 lowercase letters, digits and _, not starting with \
+             a digit (such as calista or my_app)"
+                .to_owned(),
+        ))
+    }
+}
+
+/// A path. A relative one is relative to `base`, except a bare program name (`pg_dump-16`)
+/// when `program` is set: that one is looked up on `PATH` when it runs.
+fn path(raw: &Raw<'_>, base: &Path, program: bool) -> Result<PathBuf, Mismatch> {
+    let text = text(raw, "a string holding a path")?;
+    if text.trim().is_empty() {
+        return Err(Mismatch::Value(
+            "a path (leave the setting out for the default)".to_owned(),
+        ));
+    }
+    let path = Path::new(text);
+    let bare = program && path.components().count() == 1 && path.is_relative();
+    Ok(if path.is_absolute() || bare {
+        path.to_owned()
+    } else {
+        base.join(path)
+    })
+}
+
+fn integer(raw: &Raw<'_>, min: u64, max: u64) -> Result<u64, Mismatch> {
+    let number = match raw {
+        Raw::Text(text) => text.trim().parse::<u64>().ok(),
+        Raw::Toml(toml::Value::Integer(n)) => u64::try_from(*n).ok(),
+        Raw::Toml(_) => return Err(Mismatch::Type("a whole number (without quotes)")),
+    };
+    number
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| Mismatch::Value(format!("a whole number from {min} to {max}")))
+}
+
+fn backup_keep(raw: &Raw<'_>) -> Result<u32, Mismatch> {
+    let keep = integer(raw, 1, u64::from(u32::MAX))?;
+    u32::try_from(keep).map_err(|_| Mismatch::Value("a smaller number".to_owned()))
+}
+
+/// A timeout in whole seconds, at most a day.
+fn seconds(raw: &Raw<'_>, min: u64) -> Result<Duration, Mismatch> {
+    integer(raw, min, 86_400).map(Duration::from_secs)
+}
+
+/// A configuration file, read and checked for unknown tables and keys.
 struct ConfigFile {
     /// As given (or `calista.toml`): how messages name it.
     shown: PathBuf,
@@ -315,467 +709,155 @@ struct ConfigFile {
 }
 
 impl ConfigFile {
-    fn read(path: &Path, shown: PathBuf) -> Result<Self, SettingsError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| SettingsError::ConfigUnreadable {
+    /// `--config`, else `CALISTA_CONFIG`, else `calista.toml` in `cwd` if there is one.
+    fn find(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+        cwd: &Path,
+    ) -> Result<Option<Self>, SettingsError> {
+        let (shown, named_by) = match (&flags.config, env(CONFIG_ENV)) {
+            (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
+            (None, Some(path)) => (PathBuf::from(path.trim()), Some(Source::Env(CONFIG_ENV))),
+            (None, None) => (PathBuf::from(IMPLICIT_CONFIG), None),
+        };
+        let full = cwd.join(&shown);
+        let text = match std::fs::read_to_string(&full) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match named_by {
+                    Some(from) => Err(SettingsError::ConfigNotFound { path: shown, from }),
+                    None => Ok(None),
+                };
+            }
+            Err(source) => {
+                return Err(SettingsError::ConfigUnreadable {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        let dir = full.parent().map(Path::to_owned).unwrap_or_default();
+        Self::parse(&text, shown, dir).map(Some)
+    }
+
+    fn parse(text: &str, shown: PathBuf, dir: PathBuf) -> Result<Self, SettingsError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // Not toml's own rendering: it quotes the line, which may hold a password.
+            let at = e.span().map_or(0, |span| span.start);
+            let before = text.get(..at).unwrap_or(text);
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            SettingsError::ConfigSyntax {
                 path: shown.clone(),
-                source,
-            })?;
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| SettingsError::ConfigSyntax {
-                    path: shown.clone(),
-                    message: e.to_string(),
-                })?;
+                line: before.matches('\n').count() + 1,
+                column: before[line_start..].chars().count() + 1,
+                message: url::redact(&e.message().trim().replace('\n', "; ")),
+            }
+        })?;
         for (name, value) in &table {
-            let Some((_, keys)) = KNOWN_KEYS.iter().find(|(table, _)| table == name) else {
-                return Err(unknown_key(&shown, name.clone()));
+            let Some(&known) = TABLES.iter().find(|table| *table == name) else {
+                return Err(unknown_table_or_key(&shown, name, value));
             };
-            let Some(inner) = value.as_table() else {
-                return Err(unknown_key(&shown, name.clone()));
+            let Some(keys) = value.as_table() else {
+                return Err(SettingsError::NotATable {
+                    path: shown,
+                    table: known,
+                });
             };
-            if let Some(key) = inner.keys().find(|key| !keys.contains(&key.as_str())) {
-                return Err(unknown_key(&shown, format!("[{name}] {key}")));
+            if let Some(key) = keys.keys().find(|key| find_key(known, key).is_none()) {
+                return Err(unknown_key(&shown, known, key));
             }
         }
-        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
         Ok(Self { shown, dir, table })
     }
 
-    fn get(&self, key: &FileKey) -> Option<(&toml::Value, Source)> {
+    fn get(&self, key: &Key) -> Option<(Raw<'_>, Source)> {
         let value = self.table.get(key.table)?.as_table()?.get(key.key)?;
-        Some((
-            value,
-            Source::File {
-                path: self.shown.clone(),
-                key: key.shown,
-            },
-        ))
+        let source = Source::File {
+            path: self.shown.clone(),
+            key: key.shown,
+        };
+        Some((Raw::Toml(value), source))
     }
 }
 
-fn unknown_key(path: &Path, key: String) -> SettingsError {
-    let known: Vec<String> = KNOWN_KEYS
-        .iter()
-        .flat_map(|(table, keys)| keys.iter().map(move |k| format!("[{table}] {k}")))
-        .collect();
-    let closest = known
-        .iter()
-        .min_by_key(|k| distance(k, &key))
-        .filter(|k| distance(k, &key) <= 3);
-    let hint = match closest {
-        Some(k) => format!("; did you mean `{k}`?"),
-        None => format!("; known settings: {}", known.join(", ")),
+fn find_key(table: &str, key: &str) -> Option<&'static Key> {
+    KEYS.into_iter()
+        .find(|known| known.table == table && known.key == key)
+}
+
+/// A top-level name other than `db` and `app`: a mistyped table, or a key outside its table.
+fn unknown_table_or_key(path: &Path, name: &str, value: &toml::Value) -> SettingsError {
+    let shown_name = url::redact(name);
+    if value.is_table() {
+        let hint = match closest(name, TABLES) {
+            Some(table) => format!("did you mean `[{table}]`?"),
+            None => "the tables are [db] and [app]".to_owned(),
+        };
+        return SettingsError::UnknownTable {
+            path: path.to_owned(),
+            table: shown_name,
+            hint,
+        };
+    }
+    let hint = match KEYS.iter().find(|known| known.key == name) {
+        Some(known) => format!(
+            "settings belong in a table: write `{}` below `[{}]`",
+            known.key, known.table
+        ),
+        None => "settings belong in the [db] or [app] table".to_owned(),
     };
     SettingsError::UnknownKey {
         path: path.to_owned(),
-        key,
+        key: shown_name,
         hint,
     }
 }
 
-/// Edit distance, for "did you mean".
+fn unknown_key(path: &Path, table: &str, key: &str) -> SettingsError {
+    let same_table = KEYS.iter().filter(|known| known.table == table);
+    let hint = if let Some(name) = closest(key, same_table.clone().map(|known| known.key)) {
+        format!("did you mean `[{table}] {name}`?")
+    } else if let Some(elsewhere) = KEYS.iter().find(|known| known.key == key) {
+        format!("did you mean `{}`?", elsewhere.shown)
+    } else {
+        let names: Vec<&str> = same_table.map(|known| known.key).collect();
+        format!("the keys of [{table}] are: {}", names.join(", "))
+    };
+    SettingsError::UnknownKey {
+        path: path.to_owned(),
+        key: format!("[{table}] {}", url::redact(key)),
+        hint,
+    }
+}
+
+/// The known name nearest to `name`, if it is near enough to be a typo of it.
+fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    known
+        .into_iter()
+        .map(|candidate| (distance(candidate, &name), candidate))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Edit distance (Levenshtein), for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
+        let mut diagonal = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = (previous + usize::from(ca != *cb))
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
                 .min(row[j] + 1)
-                .min(current + 1);
-            previous = current;
+                .min(above + 1);
+            diagonal = above;
         }
     }
     row[b.len()]
-}
-
-/// A key of the configuration file.
-struct FileKey {
-    table: &'static str,
-    key: &'static str,
-    shown: &'static str,
-}
-
-macro_rules! key {
-    ($table:literal, $key:literal) => {
-        FileKey {
-            table: $table,
-            key: $key,
-            shown: concat!("[", $table, "] ", $key),
-        }
-    };
-}
-
-/// The layers below the flags: environment, then file.
-struct Layers<'a> {
-    env: &'a dyn Fn(&str) -> Option<String>,
-    file: Option<ConfigFile>,
-    cwd: &'a Path,
-}
-
-/// A raw value from one layer, before it is interpreted.
-enum Raw<'a> {
-    Text(String),
-    Toml(&'a toml::Value),
-}
-
-impl Layers<'_> {
-    /// The first layer that sets a value: environment, then file.
-    fn raw(&self, env: &'static str, key: &FileKey) -> Option<(Raw<'_>, Source)> {
-        if let Some(value) = (self.env)(env) {
-            return Some((Raw::Text(value), Source::Env(env)));
-        }
-        let (value, source) = self.file.as_ref()?.get(key)?;
-        Some((Raw::Toml(value), source))
-    }
-
-    fn relative_base(&self, source: &Source) -> &Path {
-        match (source, &self.file) {
-            (Source::File { .. }, Some(file)) => &file.dir,
-            _ => self.cwd,
-        }
-    }
-}
-
-fn invalid(what: &'static str, source: Source, raw: &Raw<'_>, expected: &str) -> SettingsError {
-    let value = match raw {
-        Raw::Text(text) => format!("{:?}", url::redact(text)),
-        Raw::Toml(value) => format!("a TOML {}", value.type_str()),
-    };
-    SettingsError::InvalidValue {
-        what,
-        from: source,
-        value,
-        expected: expected.to_owned(),
-    }
-}
-
-fn boolean(what: &'static str, raw: Raw<'_>, source: Source) -> Result<bool, SettingsError> {
-    const EXPECTED: &str = "1/true/yes/on or 0/false/no/off (in calista.toml: true or false)";
-    match &raw {
-        Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
-        Raw::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(invalid(what, source, &raw, EXPECTED)),
-        },
-        Raw::Toml(_) => Err(invalid(what, source, &raw, EXPECTED)),
-    }
-}
-
-fn text(
-    what: &'static str,
-    raw: Raw<'_>,
-    source: &Source,
-    expected: &str,
-) -> Result<String, SettingsError> {
-    match &raw {
-        Raw::Text(text) => Ok(text.trim().to_owned()),
-        Raw::Toml(toml::Value::String(text)) => Ok(text.clone()),
-        Raw::Toml(_) => Err(invalid(what, source.clone(), &raw, expected)),
-    }
-}
-
-fn integer(
-    what: &'static str,
-    raw: Raw<'_>,
-    source: Source,
-    min: u64,
-    max: u64,
-) -> Result<u64, SettingsError> {
-    let expected = format!("a whole number from {min} to {max}");
-    let number = match &raw {
-        Raw::Text(text) => text.trim().parse::<u64>().ok(),
-        Raw::Toml(toml::Value::Integer(n)) => u64::try_from(*n).ok(),
-        Raw::Toml(_) => None,
-    };
-    number
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| invalid(what, source, &raw, &expected))
-}
-
-/// Resolves every setting. `env` reads the environment (tests pass their own); relative
-/// paths are relative to `cwd`, or, in the configuration file, to the file's folder.
-pub fn resolve(
-    flags: &Flags,
-    env: &dyn Fn(&str) -> Option<String>,
-    cwd: &Path,
-) -> Result<Settings, SettingsError> {
-    let file = match (&flags.config, env("CALISTA_CONFIG")) {
-        (Some(path), _) => Some(named_file(path, cwd, "--config")?),
-        (None, Some(path)) if !path.trim().is_empty() => Some(named_file(
-            Path::new(path.trim()),
-            cwd,
-            "env CALISTA_CONFIG",
-        )?),
-        _ => {
-            let implicit = cwd.join("calista.toml");
-            if implicit.is_file() {
-                Some(ConfigFile::read(&implicit, PathBuf::from("calista.toml"))?)
-            } else {
-                None
-            }
-        }
-    };
-    let layers = Layers { env, file, cwd };
-
-    let db_url = match &flags.db_url {
-        Some(text) => url_setting(text, Source::Flag("--db-url"), cwd)?,
-        None => match layers.raw("CALISTA_DB_URL", &key!("db", "url")) {
-            Some((raw, source)) => {
-                let text = text("database URL", raw, &source, "a URL string")?;
-                let base = layers.relative_base(&source).to_owned();
-                url_setting(&text, source, &base)?
-            }
-            None => Setting {
-                value: DatabaseUrl::default_sqlite(cwd),
-                source: Source::Default,
-            },
-        },
-    };
-
-    let auto_upgrade = if flags.auto_upgrade {
-        Setting {
-            value: true,
-            source: Source::Flag("--auto-upgrade"),
-        }
-    } else {
-        match layers.raw("CALISTA_AUTO_UPGRADE", &key!("db", "auto_upgrade")) {
-            Some((raw, source)) => Setting {
-                value: boolean("auto-upgrade setting", raw, source.clone())?,
-                source,
-            },
-            None => Setting {
-                value: false,
-                source: Source::Default,
-            },
-        }
-    };
-
-    let environment = match layers.raw("CALISTA_ENV", &key!("app", "env")) {
-        Some((raw, source)) => {
-            let expected = "production, development or ci";
-            let value = match text("environment", raw, &source, expected)?
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "production" => Environment::Production,
-                "development" => Environment::Development,
-                "ci" => Environment::Ci,
-                other => {
-                    return Err(invalid(
-                        "environment",
-                        source,
-                        &Raw::Text(other.to_owned()),
-                        expected,
-                    ));
-                }
-            };
-            Setting { value, source }
-        }
-        None => Setting {
-            value: Environment::Production,
-            source: Source::Default,
-        },
-    };
-
-    let backup = if flags.no_backup {
-        Setting {
-            value: false,
-            source: Source::Flag("--no-backup"),
-        }
-    } else {
-        match layers.raw("CALISTA_BACKUP", &key!("db", "backup")) {
-            Some((raw, source)) => Setting {
-                value: boolean("backup setting", raw, source.clone())?,
-                source,
-            },
-            None => Setting {
-                value: environment.value == Environment::Production,
-                source: Source::DefaultFor(environment.value.name()),
-            },
-        }
-    };
-
-    let path_setting = |env: &'static str,
-                        key: FileKey,
-                        what: &'static str|
-     -> Result<Setting<Option<PathBuf>>, SettingsError> {
-        match layers.raw(env, &key) {
-            Some((raw, source)) => {
-                let text = text(what, raw, &source, "a path")?;
-                let path = PathBuf::from(&text);
-                // A bare program name is looked up on PATH; any other relative path is relative
-                // to where it was written.
-                let bare = what == "pg_dump program" && path.components().count() == 1;
-                let value = if path.is_absolute() || bare {
-                    path
-                } else {
-                    layers.relative_base(&source).join(path)
-                };
-                Ok(Setting {
-                    value: Some(value),
-                    source,
-                })
-            }
-            None => Ok(Setting {
-                value: None,
-                source: Source::Default,
-            }),
-        }
-    };
-    let backup_dir = path_setting(
-        "CALISTA_BACKUP_DIR",
-        key!("db", "backup_dir"),
-        "backup folder",
-    )?;
-    let pg_dump = path_setting("CALISTA_PG_DUMP", key!("db", "pg_dump"), "pg_dump program")?;
-
-    let backup_keep = match layers.raw("CALISTA_BACKUP_KEEP", &key!("db", "backup_keep")) {
-        Some((raw, source)) => {
-            let keep = integer(
-                "number of backups to keep",
-                raw,
-                source.clone(),
-                1,
-                u64::from(u32::MAX),
-            )?;
-            Setting {
-                value: u32::try_from(keep).unwrap_or(u32::MAX),
-                source,
-            }
-        }
-        None => Setting {
-            value: crate::backup::DEFAULT_KEEP,
-            source: Source::Default,
-        },
-    };
-
-    let schema = match layers.raw("CALISTA_DB_SCHEMA", &key!("db", "schema")) {
-        Some((raw, source)) => {
-            let expected =
-                "a plain identifier: lowercase letters, digits and _, starting with a letter or _";
-            let name = text("schema name", raw, &source, expected)?;
-            if !crate::store::is_valid_schema_name(&name) {
-                return Err(invalid("schema name", source, &Raw::Text(name), expected));
-            }
-            Setting {
-                value: name,
-                source,
-            }
-        }
-        None => Setting {
-            value: crate::store::DEFAULT_SCHEMA.to_owned(),
-            source: Source::Default,
-        },
-    };
-
-    let transaction_mode = match layers.raw("CALISTA_TRANSACTION", &key!("db", "transaction")) {
-        Some((raw, source)) => {
-            let expected =
-                "all (one transaction for all pending migrations) or each (one per migration)";
-            let value = match text("transaction mode", raw, &source, expected)?
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "all" => TransactionMode::All,
-                "each" => TransactionMode::Each,
-                other => {
-                    return Err(invalid(
-                        "transaction mode",
-                        source,
-                        &Raw::Text(other.to_owned()),
-                        expected,
-                    ));
-                }
-            };
-            Setting { value, source }
-        }
-        None => Setting {
-            value: TransactionMode::All,
-            source: Source::Default,
-        },
-    };
-
-    let seconds =
-        |env: &'static str, key: FileKey, what: &'static str, min: u64, default: u64| match layers
-            .raw(env, &key)
-        {
-            Some((raw, source)) => {
-                let value = integer(what, raw, source.clone(), min, 86_400)?;
-                Ok::<_, SettingsError>(Setting {
-                    value: Duration::from_secs(value),
-                    source,
-                })
-            }
-            None => Ok(Setting {
-                value: Duration::from_secs(default),
-                source: Source::Default,
-            }),
-        };
-    let lock_timeout = seconds(
-        "CALISTA_LOCK_TIMEOUT",
-        key!("db", "lock_timeout"),
-        "lock timeout (seconds)",
-        0,
-        60,
-    )?;
-    let connect_timeout = seconds(
-        "CALISTA_CONNECT_TIMEOUT",
-        key!("db", "connect_timeout"),
-        "connect timeout (seconds)",
-        1,
-        10,
-    )?;
-
-    Ok(Settings {
-        db_url,
-        auto_upgrade,
-        environment,
-        backup,
-        backup_dir,
-        backup_keep,
-        pg_dump,
-        schema,
-        transaction_mode,
-        lock_timeout,
-        connect_timeout,
-        config_file: layers.file.map(|f| f.shown),
-    })
-}
-
-/// Resolves from the process's environment and current directory.
-pub fn resolve_from_process(flags: &Flags) -> Result<Settings, SettingsError> {
-    let cwd = std::env::current_dir().map_err(SettingsError::NoCurrentDir)?;
-    resolve(flags, &|name| std::env::var(name).ok(), &cwd)
-}
-
-fn named_file(path: &Path, cwd: &Path, from: &str) -> Result<ConfigFile, SettingsError> {
-    let full = cwd.join(path);
-    if !full.is_file() {
-        return Err(SettingsError::ConfigNotFound {
-            path: path.to_owned(),
-            from: from.to_owned(),
-        });
-    }
-    ConfigFile::read(&full, path.to_owned())
-}
-
-fn url_setting(
-    text: &str,
-    source: Source,
-    base: &Path,
-) -> Result<Setting<DatabaseUrl>, SettingsError> {
-    match DatabaseUrl::parse(text, base) {
-        Ok(value) => Ok(Setting { value, source }),
-        Err(error) => Err(SettingsError::InvalidUrl {
-            from: source,
-            error,
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -784,18 +866,7 @@ mod tests {
 
     use super::*;
 
-    fn resolve_with(
-        flags: &Flags,
-        env: &[(&str, &str)],
-        dir: &Path,
-    ) -> Result<Settings, SettingsError> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        resolve(flags, &move |name| env.get(name).cloned(), dir)
-    }
-
+    /// A temporary folder, with `calista.toml` holding `config` if given.
     fn folder(config: Option<&str>) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         if let Some(text) = config {
@@ -804,21 +875,222 @@ mod tests {
         dir
     }
 
+    fn resolve_in(
+        dir: &Path,
+        flags: &Flags,
+        env: &[(&str, &str)],
+    ) -> Result<Settings, SettingsError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        resolve(flags, &move |name| env.get(name).cloned(), dir)
+    }
+
+    /// The error's message and every cause, as the program prints them.
+    fn failure_in(dir: &Path, flags: &Flags, env: &[(&str, &str)]) -> String {
+        let error = match resolve_in(dir, flags, env) {
+            Err(error) => error,
+            Ok(settings) => panic!("resolved: {settings:?}"),
+        };
+        let mut chain = error.to_string();
+        let mut cause = std::error::Error::source(&error);
+        while let Some(c) = cause {
+            chain.push_str("\n  caused by: ");
+            chain.push_str(&c.to_string());
+            cause = c.source();
+        }
+        chain
+    }
+
+    /// The error for this configuration file (and nothing else set).
+    fn file_failure(config: &str) -> String {
+        let dir = folder(Some(config));
+        failure_in(dir.path(), &Flags::default(), &[])
+    }
+
+    /// (value, source) of the row named `name`.
+    fn row(settings: &Settings, name: &str) -> (String, String) {
+        let (_, value, source) = settings
+            .rows()
+            .into_iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| panic!("no row {name}"));
+        (value, source)
+    }
+
     #[test]
     fn defaults_need_no_setup() {
         let dir = folder(None);
-        let s = resolve_with(&Flags::default(), &[], dir.path()).unwrap();
-        assert_eq!(s.db_url.value, DatabaseUrl::default_sqlite(dir.path()));
-        assert_eq!(s.db_url.source, Source::Default);
+        let s = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+        assert_eq!(
+            s.db_url,
+            Setting {
+                value: DatabaseUrl::default_sqlite(dir.path()),
+                source: Source::Default
+            }
+        );
         assert!(!s.auto_upgrade.value);
         assert_eq!(s.environment.value, Environment::Production);
         assert!(s.backup.value, "backups are on in production");
-        assert_eq!(s.backup.source, Source::DefaultFor("production"));
+        assert_eq!(s.backup_dir.value, None);
         assert_eq!(s.backup_keep.value, 10);
+        assert_eq!(s.pg_dump.value, None);
         assert_eq!(s.schema.value, "calista");
         assert_eq!(s.transaction_mode.value, TransactionMode::All);
         assert_eq!(s.lock_timeout.value, Duration::from_secs(60));
+        assert_eq!(s.connect_timeout.value, Duration::from_secs(10));
         assert_eq!(s.config_file, None);
+        for (name, _, source) in s.rows() {
+            assert!(
+                source.starts_with("default") || name == "config file",
+                "{name}: {source}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_takes_env_over_file_over_default() {
+        /// One setting: its row, its variable with a value and how it shows, its key with
+        /// a TOML value and how it shows, and how its default shows ("" if it varies).
+        struct Case {
+            row: &'static str,
+            variable: &'static str,
+            env: (&'static str, &'static str),
+            key: &'static str,
+            file: (&'static str, &'static str),
+            default: &'static str,
+        }
+        let table = [
+            Case {
+                row: "database url",
+                variable: "CALISTA_DB_URL",
+                env: ("sqlite:////tmp/env.db", "sqlite:////tmp/env.db"),
+                key: "[db] url",
+                file: ("\"sqlite:////tmp/file.db\"", "sqlite:////tmp/file.db"),
+                default: "",
+            },
+            Case {
+                row: "auto upgrade",
+                variable: "CALISTA_AUTO_UPGRADE",
+                env: ("off", "off"),
+                key: "[db] auto_upgrade",
+                file: ("true", "on"),
+                default: "off",
+            },
+            Case {
+                row: "environment",
+                variable: "CALISTA_ENV",
+                env: ("CI", "ci"),
+                key: "[app] env",
+                file: ("\"Development\"", "development"),
+                default: "production",
+            },
+            Case {
+                row: "backup",
+                variable: "CALISTA_BACKUP",
+                env: (" Yes ", "on"),
+                key: "[db] backup",
+                file: ("false", "off"),
+                default: "on",
+            },
+            Case {
+                row: "backup dir",
+                variable: "CALISTA_BACKUP_DIR",
+                env: ("/tmp/env-backups", "/tmp/env-backups"),
+                key: "[db] backup_dir",
+                file: ("\"/tmp/file-backups\"", "/tmp/file-backups"),
+                default: "calista-backups (beside the SQLite file, or here)",
+            },
+            Case {
+                row: "backup keep",
+                variable: "CALISTA_BACKUP_KEEP",
+                env: ("3", "3"),
+                key: "[db] backup_keep",
+                file: ("5", "5"),
+                default: "10",
+            },
+            Case {
+                row: "pg_dump",
+                variable: "CALISTA_PG_DUMP",
+                env: (
+                    "/usr/lib/postgresql/16/bin/pg_dump",
+                    "/usr/lib/postgresql/16/bin/pg_dump",
+                ),
+                key: "[db] pg_dump",
+                file: ("\"/opt/pg_dump\"", "/opt/pg_dump"),
+                default: "pg_dump (on PATH)",
+            },
+            Case {
+                row: "schema",
+                variable: "CALISTA_DB_SCHEMA",
+                env: ("env_schema", "env_schema"),
+                key: "[db] schema",
+                file: ("\"file_schema\"", "file_schema"),
+                default: "calista",
+            },
+            Case {
+                row: "transaction",
+                variable: "CALISTA_TRANSACTION",
+                env: ("ALL", "all"),
+                key: "[db] transaction",
+                file: ("\"each\"", "each"),
+                default: "all",
+            },
+            Case {
+                row: "lock timeout",
+                variable: "CALISTA_LOCK_TIMEOUT",
+                env: ("0", "0s"),
+                key: "[db] lock_timeout",
+                file: ("7", "7s"),
+                default: "60s",
+            },
+            Case {
+                row: "connect timeout",
+                variable: "CALISTA_CONNECT_TIMEOUT",
+                env: ("2", "2s"),
+                key: "[db] connect_timeout",
+                file: ("3", "3s"),
+                default: "10s",
+            },
+        ];
+        assert_eq!(table.len(), KEYS.len(), "every key is covered");
+        for Case {
+            row: name,
+            variable,
+            env: (env_value, env_shown),
+            key,
+            file: (toml, file_shown),
+            default,
+        } in table
+        {
+            let empty = folder(None);
+            let (value, source) = row(
+                &resolve_in(empty.path(), &Flags::default(), &[]).unwrap(),
+                name,
+            );
+            assert!(source.starts_with("default"), "{name}: {source}");
+            if !default.is_empty() {
+                assert_eq!(value, default, "{name} by default");
+            }
+
+            let (table_name, key_name) = key[1..].split_once("] ").unwrap();
+            let dir = folder(Some(&format!("[{table_name}]\n{key_name} = {toml}\n")));
+            let from_file = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+            assert_eq!(
+                row(&from_file, name),
+                (file_shown.to_owned(), format!("calista.toml {key}")),
+                "{name} from the file"
+            );
+
+            let from_env =
+                resolve_in(dir.path(), &Flags::default(), &[(variable, env_value)]).unwrap();
+            assert_eq!(
+                row(&from_env, name),
+                (env_shown.to_owned(), format!("env {variable}")),
+                "{name} from the environment"
+            );
+        }
     }
 
     #[test]
@@ -826,7 +1098,7 @@ mod tests {
         let dir = folder(Some(
             "[db]\nurl = \"sqlite:///from-file.db\"\nauto_upgrade = false\nbackup = true\n",
         ));
-        let file = resolve_with(&Flags::default(), &[], dir.path()).unwrap();
+        let file = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
         assert_eq!(
             file.db_url.source,
             Source::File {
@@ -834,251 +1106,671 @@ mod tests {
                 key: "[db] url"
             }
         );
+        assert_eq!(file.db_url.source.to_string(), "calista.toml [db] url");
         assert_eq!(
-            file.db_url.value.to_string(),
-            format!("sqlite:///{}", dir.path().join("from-file.db").display())
+            file.db_url.value,
+            DatabaseUrl::Sqlite(crate::url::SqliteTarget::File(
+                dir.path().join("from-file.db")
+            ))
         );
+
         let env = [
             ("CALISTA_DB_URL", "sqlite:///from-env.db"),
-            ("CALISTA_AUTO_UPGRADE", "on"),
-            ("CALISTA_BACKUP", "0"),
+            ("CALISTA_AUTO_UPGRADE", "0"),
+            ("CALISTA_BACKUP", "1"),
         ];
-        let from_env = resolve_with(&Flags::default(), &env, dir.path()).unwrap();
+        let from_env = resolve_in(dir.path(), &Flags::default(), &env).unwrap();
         assert_eq!(from_env.db_url.source, Source::Env("CALISTA_DB_URL"));
-        assert!(from_env.auto_upgrade.value);
-        assert!(!from_env.backup.value);
+        assert_eq!(from_env.db_url.source.to_string(), "env CALISTA_DB_URL");
+        assert_eq!(
+            from_env.auto_upgrade.source,
+            Source::Env("CALISTA_AUTO_UPGRADE")
+        );
+        assert_eq!(from_env.backup.source, Source::Env("CALISTA_BACKUP"));
+
         let flags = Flags {
             db_url: Some("sqlite:///from-flag.db".into()),
             auto_upgrade: true,
             no_backup: true,
             config: None,
         };
-        let from_flag = resolve_with(&flags, &env, dir.path()).unwrap();
-        assert_eq!(from_flag.db_url.source, Source::Flag("--db-url"));
+        let from_flag = resolve_in(dir.path(), &flags, &env).unwrap();
         assert_eq!(
-            from_flag.auto_upgrade.source,
-            Source::Flag("--auto-upgrade")
+            from_flag.db_url.value,
+            DatabaseUrl::Sqlite(crate::url::SqliteTarget::File(
+                dir.path().join("from-flag.db")
+            ))
         );
-        assert_eq!(from_flag.backup.source, Source::Flag("--no-backup"));
+        assert_eq!(from_flag.db_url.source.to_string(), "--db-url");
+        assert_eq!(
+            from_flag.auto_upgrade,
+            Setting {
+                value: true,
+                source: Source::Flag("--auto-upgrade")
+            }
+        );
+        assert_eq!(
+            from_flag.backup,
+            Setting {
+                value: false,
+                source: Source::Flag("--no-backup")
+            }
+        );
     }
 
     #[test]
-    fn backups_default_off_outside_production() {
-        let dir = folder(Some("[app]\nenv = \"development\"\n"));
-        let s = resolve_with(&Flags::default(), &[], dir.path()).unwrap();
-        assert!(!s.backup.value);
-        assert_eq!(s.backup.source.to_string(), "default in development");
-        assert!(s.environment.value.allows_downgrade());
-        let ci = resolve_with(&Flags::default(), &[("CALISTA_ENV", "CI")], dir.path()).unwrap();
-        assert_eq!(ci.environment.value, Environment::Ci);
+    fn absent_flags_leave_the_lower_layers_alone() {
+        let dir = folder(Some("[db]\nauto_upgrade = true\nbackup = false\n"));
+        let s = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+        assert!(s.auto_upgrade.value, "no --auto-upgrade is not false");
+        assert!(!s.backup.value, "no --no-backup is not true");
+    }
+
+    #[test]
+    fn boolean_words_in_any_case_with_spaces() {
+        let dir = folder(None);
+        for (word, expected) in [
+            ("1", true),
+            ("true", true),
+            ("YES", true),
+            (" On\n", true),
+            ("0", false),
+            ("False", false),
+            ("no", false),
+            ("\tOFF ", false),
+        ] {
+            let s = resolve_in(
+                dir.path(),
+                &Flags::default(),
+                &[("CALISTA_AUTO_UPGRADE", word), ("CALISTA_BACKUP", word)],
+            )
+            .unwrap();
+            assert_eq!(
+                (s.auto_upgrade.value, s.backup.value),
+                (expected, expected),
+                "{word:?}"
+            );
+        }
     }
 
     #[test]
     fn invalid_auto_upgrade_value_names_the_variable() {
         let dir = folder(None);
-        let err = resolve_with(
+        let message = failure_in(
+            dir.path(),
             &Flags::default(),
             &[("CALISTA_AUTO_UPGRADE", "maybe")],
-            dir.path(),
-        )
-        .unwrap_err();
-        let message = err.to_string();
-        assert!(
-            message.contains("CALISTA_AUTO_UPGRADE")
-                && message.contains("maybe")
-                && message.contains("yes"),
-            "{message}"
+        );
+        assert_eq!(
+            message,
+            "env CALISTA_AUTO_UPGRADE = \"maybe\" is not valid: expected 1, true, yes, on, 0, \
+             false, no or off (in any case)"
         );
     }
 
     #[test]
-    fn unknown_key_names_key_and_file_and_suggests() {
-        let dir = folder(Some("[db]\nbackup_kep = 3\n"));
-        let message = resolve_with(&Flags::default(), &[], dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("[db] backup_kep") && message.contains("calista.toml"),
-            "{message}"
-        );
-        assert!(
-            message.contains("did you mean `[db] backup_keep`"),
-            "{message}"
-        );
-        let dir = folder(Some("[database]\nurl = \"x\"\n"));
-        let message = resolve_with(&Flags::default(), &[], dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(message.contains("`database`"), "{message}");
-    }
-
-    #[test]
-    fn wrong_type_names_key_and_file() {
-        let dir = folder(Some("[db]\nauto_upgrade = \"yes please\"\n"));
-        let message = resolve_with(&Flags::default(), &[], dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("calista.toml [db] auto_upgrade") && message.contains("true or false"),
-            "{message}"
-        );
-        let dir = folder(Some("[db]\nbackup_keep = 0\n"));
-        let message = resolve_with(&Flags::default(), &[], dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("[db] backup_keep") && message.contains("from 1"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn toml_syntax_errors_name_the_file() {
-        let dir = folder(Some("[db\nurl = 1\n"));
-        let message = resolve_with(&Flags::default(), &[], dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("calista.toml is not valid TOML"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn named_config_file_must_exist_and_relative_paths_follow_it() {
+    fn invalid_environment_values_name_the_variable_and_what_is_accepted() {
         let dir = folder(None);
-        let err = resolve_with(
-            &Flags {
-                config: Some("nope.toml".into()),
-                ..Flags::default()
-            },
-            &[],
-            dir.path(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("nope.toml") && err.to_string().contains("--config"),
-            "{err}"
+        for (variable, value, expected) in [
+            ("CALISTA_BACKUP", "2", "1, true, yes, on"),
+            ("CALISTA_ENV", "prod", "production, development or ci"),
+            ("CALISTA_TRANSACTION", "some", "all (all pending"),
+            (
+                "CALISTA_BACKUP_KEEP",
+                "0",
+                "a whole number from 1 to 4294967295",
+            ),
+            ("CALISTA_BACKUP_KEEP", "-1", "a whole number from 1"),
+            ("CALISTA_BACKUP_KEEP", "ten", "a whole number from 1"),
+            ("CALISTA_BACKUP_KEEP", "4294967296", "a whole number from 1"),
+            ("CALISTA_DB_SCHEMA", "Bad-Name", "a plain SQL identifier"),
+            ("CALISTA_DB_SCHEMA", "1abc", "a plain SQL identifier"),
+            ("CALISTA_DB_SCHEMA", &"a".repeat(64), "1 to 63"),
+            (
+                "CALISTA_LOCK_TIMEOUT",
+                "-1",
+                "a whole number from 0 to 86400",
+            ),
+            ("CALISTA_LOCK_TIMEOUT", "1.5", "a whole number from 0"),
+            (
+                "CALISTA_CONNECT_TIMEOUT",
+                "0",
+                "a whole number from 1 to 86400",
+            ),
+            ("CALISTA_CONNECT_TIMEOUT", "86401", "a whole number from 1"),
+        ] {
+            let message = failure_in(dir.path(), &Flags::default(), &[(variable, value)]);
+            let quoted = format!("{value:?}");
+            assert!(
+                message.starts_with(&format!("env {variable} = {quoted} is not valid"))
+                    && message.contains(expected),
+                "{variable}={value}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_names_follow_the_identifier_rule() {
+        let dir = folder(None);
+        let longest = format!("_{}", "a".repeat(62));
+        for good in ["calista", "_x", "app_2", longest.as_str()] {
+            let s = resolve_in(
+                dir.path(),
+                &Flags::default(),
+                &[("CALISTA_DB_SCHEMA", good)],
+            )
+            .unwrap();
+            assert_eq!(s.schema.value, good);
+        }
+        for bad in ["App", "my-app", "2app", "a b", "sch\u{e9}ma", "x;drop"] {
+            let message = failure_in(dir.path(), &Flags::default(), &[("CALISTA_DB_SCHEMA", bad)]);
+            assert!(
+                message.contains("a plain SQL identifier"),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_file_value_names_key_and_file() {
+        for (config, expected) in [
+            (
+                "[db]\nbackup_keep = 0\n",
+                "calista.toml [db] backup_keep = 0 is not valid: expected a whole number from 1 \
+                 to 4294967295",
+            ),
+            (
+                "[app]\nenv = \"prod\"\n",
+                "calista.toml [app] env = \"prod\" is not valid: expected production, \
+                 development or ci",
+            ),
+            (
+                "[db]\ntransaction = \"some\"\n",
+                "calista.toml [db] transaction = \"some\" is not valid: expected all",
+            ),
+            (
+                "[db]\nschema = \"Bad\"\n",
+                "calista.toml [db] schema = \"Bad\" is not valid: expected a plain SQL",
+            ),
+            (
+                "[db]\nlock_timeout = -5\n",
+                "calista.toml [db] lock_timeout = -5 is not valid: expected a whole number from \
+                 0 to 86400",
+            ),
+            (
+                "[db]\nbackup_dir = \"\"\n",
+                "calista.toml [db] backup_dir = \"\" is not valid: expected a path (leave the \
+                 setting out for the default)",
+            ),
+        ] {
+            let message = file_failure(config);
+            assert!(message.starts_with(expected), "{config}: {message}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_names_key_file_and_the_type_to_write() {
+        for (config, expected) in [
+            (
+                "[db]\nauto_upgrade = \"yes\"\n",
+                "calista.toml [db] auto_upgrade must be true or false (without quotes), not a \
+                 string",
+            ),
+            (
+                "[db]\nbackup_keep = \"10\"\n",
+                "calista.toml [db] backup_keep must be a whole number (without quotes), not a \
+                 string",
+            ),
+            (
+                "[db]\nurl = 5\n",
+                "calista.toml [db] url must be a string holding a database URL, not an integer",
+            ),
+            (
+                "[db]\nlock_timeout = 1.5\n",
+                "calista.toml [db] lock_timeout must be a whole number (without quotes), not a \
+                 float",
+            ),
+            (
+                "[app]\nenv = [\"ci\"]\n",
+                "calista.toml [app] env must be a string: \"production\", \"development\" or \
+                 \"ci\", not an array",
+            ),
+            (
+                "[db]\nbackup_dir = 3\n",
+                "calista.toml [db] backup_dir must be a string holding a path, not an integer",
+            ),
+        ] {
+            assert_eq!(file_failure(config), expected, "{config}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        assert_eq!(
+            file_failure("[db]\nbackup_kep = 3\n"),
+            "unknown setting `[db] backup_kep` in calista.toml; did you mean `[db] backup_keep`?"
         );
+        assert_eq!(
+            file_failure("[db]\nURL = \"sqlite://\"\n"),
+            "unknown setting `[db] URL` in calista.toml; did you mean `[db] url`?"
+        );
+        assert_eq!(
+            file_failure("[app]\nurl = \"sqlite://\"\n"),
+            "unknown setting `[app] url` in calista.toml; did you mean `[db] url`?"
+        );
+        assert_eq!(
+            file_failure("[db]\ncolour = true\n"),
+            "unknown setting `[db] colour` in calista.toml; the keys of [db] are: url, \
+             auto_upgrade, backup, backup_dir, backup_keep, pg_dump, schema, transaction, \
+             lock_timeout, connect_timeout"
+        );
+        assert_eq!(
+            file_failure("url = \"sqlite://\"\n"),
+            "unknown setting `url` in calista.toml; settings belong in a table: write `url` \
+             below `[db]`"
+        );
+        assert_eq!(
+            file_failure("[db.extra]\nx = 1\n"),
+            "unknown setting `[db] extra` in calista.toml; the keys of [db] are: url, \
+             auto_upgrade, backup, backup_dir, backup_keep, pg_dump, schema, transaction, \
+             lock_timeout, connect_timeout"
+        );
+    }
+
+    #[test]
+    fn unknown_table_names_table_and_file() {
+        assert_eq!(
+            file_failure("[database]\nurl = \"sqlite://\"\n"),
+            "unknown table `[database]` in calista.toml; the tables are [db] and [app]"
+        );
+        assert_eq!(
+            file_failure("[dbb]\nurl = \"sqlite://\"\n"),
+            "unknown table `[dbb]` in calista.toml; did you mean `[db]`?"
+        );
+        assert_eq!(
+            file_failure("db = 1\n"),
+            "`db` in calista.toml must be a table: write `[db]` on a line of its own and its \
+             keys below it"
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error_names_file_line_and_column() {
+        let message = file_failure("# settings\n[db]\nurl = \"sqlite://\"\nbackup = yes\n");
+        assert!(
+            message.starts_with("calista.toml is not valid TOML: line 4, column 10: "),
+            "{message}"
+        );
+        let message = file_failure("[db\n");
+        assert!(
+            message.starts_with("calista.toml is not valid TOML: line 1, column "),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+
+    #[test]
+    fn named_config_file_must_exist_but_the_implicit_one_may_not() {
+        let dir = folder(None);
+        let by_flag = Flags {
+            config: Some("nope.toml".into()),
+            ..Flags::default()
+        };
+        assert_eq!(
+            failure_in(dir.path(), &by_flag, &[]),
+            "the configuration file nope.toml (from --config) does not exist; create it, or \
+             point --config at an existing file"
+        );
+        assert_eq!(
+            failure_in(
+                dir.path(),
+                &Flags::default(),
+                &[("CALISTA_CONFIG", "conf/nope.toml")]
+            ),
+            "the configuration file conf/nope.toml (from env CALISTA_CONFIG) does not exist; \
+             create it, or point env CALISTA_CONFIG at an existing file"
+        );
+        assert!(resolve_in(dir.path(), &Flags::default(), &[]).is_ok());
+    }
+
+    #[test]
+    fn a_folder_named_as_the_config_file_is_unreadable() {
+        let dir = folder(None);
+        let flags = Flags {
+            config: Some(".".into()),
+            ..Flags::default()
+        };
+        let message = failure_in(dir.path(), &flags, &[]);
+        assert!(
+            message.starts_with("cannot read the configuration file .; it must be a readable"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn config_flag_beats_config_env_beats_the_implicit_file() {
+        let dir = folder(Some("[db]\nbackup_keep = 1\n"));
+        std::fs::write(dir.path().join("env.toml"), "[db]\nbackup_keep = 2\n").unwrap();
+        std::fs::write(dir.path().join("flag.toml"), "[db]\nbackup_keep = 3\n").unwrap();
+        let env = [("CALISTA_CONFIG", "env.toml")];
+        let flags = Flags {
+            config: Some("flag.toml".into()),
+            ..Flags::default()
+        };
+        let cases = [
+            (Flags::default(), &[][..], 1, "calista.toml"),
+            (Flags::default(), &env[..], 2, "env.toml"),
+            (flags, &env[..], 3, "flag.toml"),
+        ];
+        for (flags, env, keep, file) in cases {
+            let s = resolve_in(dir.path(), &flags, env).unwrap();
+            assert_eq!(s.backup_keep.value, keep);
+            assert_eq!(s.config_file, Some(PathBuf::from(file)));
+            assert_eq!(
+                s.backup_keep.source.to_string(),
+                format!("{file} [db] backup_keep")
+            );
+        }
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_follow_the_file_and_elsewhere_the_current_directory() {
+        let dir = folder(None);
         std::fs::create_dir(dir.path().join("conf")).unwrap();
         std::fs::write(
             dir.path().join("conf/app.toml"),
-            "[db]\nbackup_dir = \"backups\"\npg_dump = \"pg_dump\"\n",
+            "[db]\nurl = \"sqlite:///app.db\"\nbackup_dir = \"backups\"\npg_dump = \"bin/pg_dump\"\n",
         )
         .unwrap();
-        let s = resolve_with(
+        let conf = dir.path().join("conf");
+        let s = resolve_in(
+            dir.path(),
             &Flags::default(),
             &[("CALISTA_CONFIG", "conf/app.toml")],
-            dir.path(),
         )
         .unwrap();
-        assert_eq!(
-            s.backup_dir.value,
-            Some(dir.path().join("conf").join("backups"))
-        );
-        assert_eq!(
-            s.pg_dump.value,
-            Some(PathBuf::from("pg_dump")),
-            "a bare name is looked up on PATH"
-        );
         assert_eq!(s.config_file, Some(PathBuf::from("conf/app.toml")));
-    }
-
-    #[test]
-    fn password_never_appears_in_errors_or_rows() {
-        let dir = folder(None);
-        let err = resolve_with(
-            &Flags {
-                db_url: Some("mysql://u:s3cr3t@h/db".into()),
-                ..Flags::default()
-            },
-            &[],
-            dir.path(),
-        )
-        .unwrap_err();
-        let mut chain = err.to_string();
-        let mut cause = std::error::Error::source(&err);
-        while let Some(c) = cause {
-            chain.push_str(&c.to_string());
-            cause = c.source();
-        }
-        assert!(
-            !chain.contains("s3cr3t") && chain.contains("--db-url"),
-            "{chain}"
+        assert_eq!(
+            s.db_url.value,
+            DatabaseUrl::Sqlite(crate::url::SqliteTarget::File(conf.join("app.db")))
         );
-        let s = resolve_with(
-            &Flags::default(),
-            &[("CALISTA_DB_URL", "postgresql://u:s3cr3t@h/db")],
-            dir.path(),
-        )
-        .unwrap();
-        let rows = format!("{:?}", s.rows());
-        assert!(
-            !rows.contains("s3cr3t") && rows.contains("postgres://u:***@h/db"),
-            "{rows}"
-        );
-        let bad = resolve_with(
-            &Flags::default(),
-            &[("CALISTA_ENV", "postgresql://u:s3cr3t@h/db")],
-            dir.path(),
-        )
-        .unwrap_err();
-        assert!(!bad.to_string().contains("s3cr3t"), "{bad}");
-    }
+        assert_eq!(s.backup_dir.value, Some(conf.join("backups")));
+        assert_eq!(s.pg_dump.value, Some(conf.join("bin/pg_dump")));
 
-    #[test]
-    fn schema_transaction_and_timeouts_are_checked() {
-        let dir = folder(None);
-        let s = resolve_with(
+        let s = resolve_in(
+            dir.path(),
             &Flags::default(),
             &[
-                ("CALISTA_DB_SCHEMA", "app_2"),
-                ("CALISTA_TRANSACTION", "each"),
-                ("CALISTA_LOCK_TIMEOUT", "5"),
+                ("CALISTA_DB_URL", "sqlite:x.db"),
+                ("CALISTA_BACKUP_DIR", "backups"),
+                ("CALISTA_PG_DUMP", "./pg_dump"),
             ],
-            dir.path(),
         )
         .unwrap();
         assert_eq!(
-            (s.schema.value.as_str(), s.transaction_mode.value),
-            ("app_2", TransactionMode::Each)
+            s.db_url.value,
+            DatabaseUrl::Sqlite(crate::url::SqliteTarget::File(dir.path().join("x.db")))
         );
-        assert_eq!(s.lock_timeout.value, Duration::from_secs(5));
-        for (name, value) in [
-            ("CALISTA_DB_SCHEMA", "Bad-Name"),
-            ("CALISTA_TRANSACTION", "some"),
-            ("CALISTA_CONNECT_TIMEOUT", "0"),
-            ("CALISTA_LOCK_TIMEOUT", "-1"),
-        ] {
-            let err = resolve_with(&Flags::default(), &[(name, value)], dir.path()).unwrap_err();
-            assert!(err.to_string().contains(name), "{name}: {err}");
-        }
+        assert_eq!(s.backup_dir.value, Some(dir.path().join("backups")));
+        assert_eq!(s.pg_dump.value, Some(dir.path().join("./pg_dump")));
     }
 
     #[test]
-    fn resolution_never_panics_on_odd_values() {
+    fn a_bare_pg_dump_name_is_left_for_the_path_lookup() {
+        let dir = folder(Some("[db]\npg_dump = \"pg_dump-16\"\n"));
+        let s = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+        assert_eq!(s.pg_dump.value, Some(PathBuf::from("pg_dump-16")));
+    }
+
+    #[test]
+    fn shadowed_values_are_still_checked() {
+        let dir = folder(Some("[db]\nbackup_keep = \"ten\"\n"));
+        let message = failure_in(
+            dir.path(),
+            &Flags::default(),
+            &[("CALISTA_BACKUP_KEEP", "3")],
+        );
+        assert!(
+            message.starts_with("calista.toml [db] backup_keep"),
+            "{message}"
+        );
         let dir = folder(None);
-        let odd = [
+        let flags = Flags {
+            db_url: Some("sqlite://".into()),
+            ..Flags::default()
+        };
+        let message = failure_in(dir.path(), &flags, &[("CALISTA_DB_URL", "sqlite:/")]);
+        assert!(
+            message.starts_with("the database URL from env CALISTA_DB_URL is not accepted"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let dir = folder(Some("[db]\nbackup_keep = 4\n"));
+        let env = [
+            ("CALISTA_DB_URL", ""),
+            ("CALISTA_BACKUP_KEEP", "  "),
+            ("CALISTA_CONFIG", ""),
+            ("CALISTA_AUTO_UPGRADE", ""),
+        ];
+        let s = resolve_in(dir.path(), &Flags::default(), &env).unwrap();
+        assert_eq!(s.db_url.source, Source::Default);
+        assert_eq!(s.backup_keep.value, 4);
+        assert_eq!(s.config_file, Some(PathBuf::from("calista.toml")));
+        assert_eq!(s.auto_upgrade.source, Source::Default);
+    }
+
+    #[test]
+    fn backups_default_to_on_in_production_only() {
+        for (environment, backup) in [("production", true), ("development", false), ("ci", false)] {
+            let dir = folder(Some(&format!("[app]\nenv = \"{environment}\"\n")));
+            let s = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+            assert_eq!(
+                s.backup,
+                Setting {
+                    value: backup,
+                    source: Source::Default
+                }
+            );
+            assert_eq!(
+                row(&s, "backup").1,
+                format!("default for {environment}"),
+                "the row says why"
+            );
+            assert_eq!(s.environment.value.allows_downgrade(), !backup);
+        }
+        let dir = folder(Some("[app]\nenv = \"development\"\n[db]\nbackup = true\n"));
+        let s = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+        assert!(s.backup.value, "an explicit setting wins in development");
+        assert_eq!(row(&s, "backup").1, "calista.toml [db] backup");
+    }
+
+    #[test]
+    fn bad_database_url_names_where_it_came_from_and_the_accepted_forms() {
+        let dir = folder(Some("[db]\nurl = \"sqlite:/\"\n"));
+        let message = failure_in(dir.path(), &Flags::default(), &[]);
+        assert!(
+            message.starts_with(
+                "the database URL from calista.toml [db] url is not accepted\n  caused by: \
+                 `sqlite:/` is not an accepted database URL"
+            ) && message.contains("sqlite:////absolute/path.db"),
+            "{message}"
+        );
+        let flags = Flags {
+            db_url: Some("mysql://h/db".into()),
+            ..Flags::default()
+        };
+        let message = failure_in(dir.path(), &flags, &[]);
+        assert!(
+            message.starts_with("the database URL from --db-url is not accepted"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn password_never_appears_in_errors_or_output() {
+        const SECRET: &str = "s3cr3t";
+        let url = "postgresql://u:s3cr3t@h/db";
+        let mysql = "mysql://u:s3cr3t@h/db";
+        let dir = folder(None);
+        let flagged = Flags {
+            db_url: Some(mysql.into()),
+            ..Flags::default()
+        };
+        let mut failures = vec![
+            failure_in(dir.path(), &flagged, &[]),
+            failure_in(dir.path(), &Flags::default(), &[("CALISTA_DB_URL", mysql)]),
+            failure_in(dir.path(), &Flags::default(), &[("CALISTA_ENV", url)]),
+            failure_in(
+                dir.path(),
+                &Flags::default(),
+                &[("CALISTA_BACKUP_KEEP", url)],
+            ),
+            failure_in(dir.path(), &Flags::default(), &[("CALISTA_DB_SCHEMA", url)]),
+            failure_in(
+                dir.path(),
+                &Flags::default(),
+                &[("CALISTA_DB_URL", "postgres://u:s3cr3t@h:port/db")],
+            ),
+        ];
+        for config in [
+            format!("[db]\nurl = \"{mysql}\"\n"),
+            format!("[db]\nurl = \"{url}\n"),
+            format!("[db]\nurl = '{url}' x\n"),
+            format!("[app]\nenv = \"{url}\"\n"),
+            format!("[db]\nschema = \"{url}?password=s3cr3t\"\n"),
+            format!("[db]\n\"{url}\" = 1\n"),
+            format!("\"{url}\" = 1\n"),
+            format!("[\"{url}\"]\nx = 1\n"),
+        ] {
+            failures.push(file_failure(&config));
+        }
+        for message in &failures {
+            assert!(!message.contains(SECRET), "{message}");
+        }
+
+        let s = resolve_in(dir.path(), &Flags::default(), &[("CALISTA_DB_URL", url)]).unwrap();
+        let shown = format!("{:?} {:?}", s.rows(), s);
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert_eq!(row(&s, "database url").0, "postgres://u:***@h/db");
+        let DatabaseUrl::Postgres(pg) = &s.db_url.value else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            pg.password().as_deref(),
+            Some(SECRET),
+            "still there to connect"
+        );
+    }
+
+    #[test]
+    fn rows_come_in_a_stable_order() {
+        let dir = folder(None);
+        let s = resolve_in(dir.path(), &Flags::default(), &[]).unwrap();
+        let names: Vec<&str> = s.rows().into_iter().map(|(name, _, _)| name).collect();
+        assert_eq!(
+            names,
+            [
+                "database url",
+                "backend",
+                "auto upgrade",
+                "environment",
+                "backup",
+                "backup dir",
+                "backup keep",
+                "pg_dump",
+                "schema",
+                "transaction",
+                "lock timeout",
+                "connect timeout",
+                "config file",
+            ]
+        );
+        assert_eq!(row(&s, "backend").0, "SQLite");
+        assert_eq!(row(&s, "config file"), ("none".to_owned(), String::new()));
+    }
+
+    #[test]
+    fn sources_display_as_documented() {
+        assert_eq!(Source::Flag("--db-url").to_string(), "--db-url");
+        assert_eq!(
+            Source::Env("CALISTA_DB_URL").to_string(),
+            "env CALISTA_DB_URL"
+        );
+        assert_eq!(
+            Source::File {
+                path: "conf/calista.toml".into(),
+                key: "[db] url"
+            }
+            .to_string(),
+            "conf/calista.toml [db] url"
+        );
+        assert_eq!(Source::Default.to_string(), "default");
+    }
+
+    #[test]
+    fn resolution_never_panics_on_generated_values() {
+        const PIECES: &[&str] = &[
             "",
             " ",
-            "\u{0}",
-            "é",
+            "\0",
+            "\u{e9}",
+            "\u{1F600}",
             "9999999999999999999999",
             "-",
-            "true false",
+            "1",
+            "0",
+            "true",
             "sqlite:",
             "postgres://@:/?&=",
+            "\"",
+            "'",
+            "[",
+            "]",
+            "=",
+            "\n",
+            "db",
+            "url",
+            "%",
+            ":memory:",
+            "/",
+            "..",
+            "\\",
+            "#",
+            "{",
+            "}",
+            ".",
+            "x",
         ];
-        for value in odd {
-            for name in [
-                "CALISTA_DB_URL",
-                "CALISTA_AUTO_UPGRADE",
-                "CALISTA_ENV",
-                "CALISTA_BACKUP_KEEP",
-                "CALISTA_DB_SCHEMA",
-                "CALISTA_BACKUP_DIR",
-            ] {
-                let _ = resolve_with(&Flags::default(), &[(name, value)], dir.path());
+        let names: Vec<&str> = KEYS.iter().map(|key| key.env).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % 1_000_003).unwrap_or(0)
+        };
+        let dir = folder(None);
+        for round in 0..2_000_u32 {
+            let mut value = String::new();
+            for _ in 0..next() % 6 {
+                value.push_str(PIECES[next() % PIECES.len()]);
+            }
+            let name = names[next() % names.len()];
+            let _ = resolve_in(dir.path(), &Flags::default(), &[(name, &value)]);
+            if round.is_multiple_of(4) {
+                // The same value in the file, raw (often not TOML) and as a string.
+                let key = KEYS[next() % KEYS.len()];
+                for text in [
+                    format!("[{}]\n{} = {value}\n", key.table, key.key),
+                    format!("[{}]\n{} = {value:?}\n", key.table, key.key),
+                ] {
+                    std::fs::write(dir.path().join("calista.toml"), text).unwrap();
+                    let _ = resolve_in(dir.path(), &Flags::default(), &[]);
+                }
+                std::fs::remove_file(dir.path().join("calista.toml")).unwrap();
             }
         }
     }
