@@ -1,9 +1,9 @@
 //! From flags and settings to the objects commands use. Resolving settings never connects.
 
 use calista::backup::{BackupOptions, BackupPolicy};
-use calista::settings::{self, Environment, Settings};
+use calista::settings::{self, Settings, Source};
 use calista::url::DatabaseUrl;
-use calista::{Database, DatabaseOptions, Downgrades, Migrations, Policy, TransactionMode};
+use calista::{Database, DatabaseOptions, Downgrades, Migrations, Policy};
 
 use super::args::GlobalArgs;
 use super::exit::CliError;
@@ -81,34 +81,28 @@ impl Context {
         let environment = &s.environment.value;
         Policy {
             auto_upgrade: s.auto_upgrade.value,
-            transaction_mode: match s.transaction_mode.value {
-                settings::TransactionMode::All => TransactionMode::All,
-                settings::TransactionMode::Each => TransactionMode::Each,
-            },
+            transaction_mode: s.transaction_mode.value,
             backup: if s.backup.value {
                 BackupPolicy::Enabled(self.backup_options())
             } else {
                 BackupPolicy::Disabled {
-                    reason: format!("backups are off (from {})", s.backup.source),
+                    reason: match &s.backup.source {
+                        Source::Default => {
+                            format!("backups are off by default in {}", environment.name())
+                        }
+                        source => format!("backups are off (from {source})"),
+                    },
                 }
             },
             downgrades: if environment.allows_downgrade() {
                 Downgrades::Allowed
             } else {
                 Downgrades::Refused {
-                    environment: environment_name(environment).to_owned(),
+                    environment: environment.name().to_owned(),
                 }
             },
             app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             upgrade_hint: calista::DEFAULT_UPGRADE_HINT.to_owned(),
         }
-    }
-}
-
-pub(crate) fn environment_name(environment: &Environment) -> &'static str {
-    match environment {
-        Environment::Production => "production",
-        Environment::Development => "development",
-        Environment::Ci => "ci",
     }
 }
