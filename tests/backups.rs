@@ -445,7 +445,8 @@ fn db_backups_lists_path_database_revision_time_and_size() {
     assert!(dev.status.success());
     let skipped = run(&["db", "upgrade"], &[("CALISTA_ENV", "development")]);
     assert!(
-        String::from_utf8_lossy(&skipped.stdout).contains("backup skipped"),
+        String::from_utf8_lossy(&skipped.stdout)
+            .contains("backup skipped: backups are off by default in development"),
         "{skipped:?}"
     );
     let no_backup = run(
