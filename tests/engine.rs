@@ -297,7 +297,7 @@ both_backends! {
         let handle = db.open();
         Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
         // Hold the lock the way a running upgrade does, from another connection.
-        let holder = hold_migration_lock(&db).await;
+        let holder = hold_migration_lock(&db, "lock-holder-test").await;
         let impatient = db.open_with(DatabaseOptions { lock_timeout: Duration::from_millis(600), ..DatabaseOptions::default() });
         let err = Migrator::new(&set, &impatient).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::LockTimeout);
@@ -308,38 +308,6 @@ both_backends! {
         }
         drop(holder);
         assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
-    }
-}
-
-/// Holds the migration lock from a separate connection until dropped.
-async fn hold_migration_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
-    use sqlx::Connection;
-    match db {
-        TestDb::Postgres(pg) => {
-            let url = if pg.url.contains('?') {
-                format!("{}&application_name=lock-holder-test", pg.url)
-            } else {
-                format!("{}?application_name=lock-holder-test", pg.url)
-            };
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            let key = calista::postgres_lock_key("calista");
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(key)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Box::new(conn)
-        }
-        TestDb::Sqlite { file, .. } => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-                .await
-                .unwrap();
-            sqlx::raw_sql("BEGIN IMMEDIATE")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Box::new(conn)
-        }
     }
 }
 

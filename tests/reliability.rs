@@ -70,6 +70,17 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// Brings a database to `START`, with the first migration's table in place.
+fn upgrade_to_start(dir: &Path, db: &TestDb, folder: &str) {
+    let done = output(&mut calista(
+        dir,
+        db,
+        &["--migrations", folder, "db", "upgrade", "--to", START],
+        &[],
+    ));
+    assert!(done.status.success(), "{}", text(&done));
+}
+
 /// A small deterministic generator, seeded from the clock; the seed is in failure messages.
 struct Lcg(u64);
 
@@ -111,16 +122,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     // How long a whole upgrade takes here, to spread the kills over it.
     let calibration = make().await;
     let dir = calibration.scratch_dir();
-    assert!(
-        output(&mut calista(
-            &dir,
-            &calibration,
-            &["--migrations", &folder, "db", "upgrade", "--to", START],
-            &[]
-        ))
-        .status
-        .success()
-    );
+    upgrade_to_start(&dir, &calibration, &folder);
     let started = Instant::now();
     let full = output(&mut calista(&dir, &calibration, &args, &[]));
     assert!(full.status.success(), "{}", text(&full));
@@ -131,16 +133,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
         let db = make().await;
         let dir = db.scratch_dir();
         // Start from a database with data, so the backup is part of what a kill can hit.
-        assert!(
-            output(&mut calista(
-                &dir,
-                &db,
-                &["--migrations", &folder, "db", "upgrade", "--to", START],
-                &[]
-            ))
-            .status
-            .success()
-        );
+        upgrade_to_start(&dir, &db, &folder);
         let delay = Duration::from_millis(rng.next() % span);
         let mut child: Child = calista(&dir, &db, &args, &[])
             .stdout(Stdio::null())
@@ -215,16 +208,7 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
     let set = slow_set();
     let folder = set.dir.path().display().to_string();
     let dir = db.scratch_dir();
-    assert!(
-        output(&mut calista(
-            &dir,
-            &db,
-            &["--migrations", &folder, "db", "upgrade", "--to", START],
-            &[]
-        ))
-        .status
-        .success()
-    );
+    upgrade_to_start(&dir, &db, &folder);
     let child = calista(&dir, &db, &["--migrations", &folder, "db", "upgrade"], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -294,7 +278,7 @@ both_backends! {
         let dir = db.scratch_dir();
         assert!(output(&mut calista(&dir, &db, &["db", "upgrade"], &[])).status.success());
         // Another process holds the migration lock, as a long upgrade would…
-        let holder = hold_lock(&db).await;
+        let holder = hold_migration_lock(&db, "lock-holder-test").await;
         // …and thirty-two processes that find nothing to do all run, with a lock timeout
         // that would fail any one of them that waited.
         let children: Vec<Child> = (0..32)
@@ -307,32 +291,6 @@ both_backends! {
         let upgrade = output(&mut calista(&dir, &db, &["db", "upgrade", "--to", "20250826_1045"], &[("CALISTA_LOCK_TIMEOUT", "1")]));
         assert!(upgrade.status.success(), "nothing pending: no lock needed: {}", text(&upgrade));
         drop(holder);
-    }
-}
-
-/// Holds the migration lock from another connection until dropped.
-async fn hold_lock(db: &TestDb) -> Box<dyn std::any::Any + Send> {
-    use sqlx::Connection;
-    match db {
-        TestDb::Postgres(pg) => {
-            let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(calista::postgres_lock_key("calista"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Box::new(conn)
-        }
-        TestDb::Sqlite { file, .. } => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-                .await
-                .unwrap();
-            sqlx::raw_sql("BEGIN IMMEDIATE")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Box::new(conn)
-        }
     }
 }
 

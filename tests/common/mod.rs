@@ -300,3 +300,34 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Holds the migration lock from a separate connection, as a running upgrade does, until
+/// dropped. On PostgreSQL the connection carries `application_name`.
+pub async fn hold_migration_lock(
+    db: &TestDb,
+    application_name: &str,
+) -> Box<dyn std::any::Any + Send> {
+    match db {
+        TestDb::Postgres(pg) => {
+            let separator = if pg.url.contains('?') { '&' } else { '?' };
+            let url = format!("{}{separator}application_name={application_name}", pg.url);
+            let mut conn = PgConnection::connect(&url).await.expect("connect");
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(calista::postgres_lock_key("calista"))
+                .execute(&mut conn)
+                .await
+                .expect("advisory lock");
+            Box::new(conn)
+        }
+        TestDb::Sqlite { file, .. } => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .expect("connect");
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .expect("write lock");
+            Box::new(conn)
+        }
+    }
+}
