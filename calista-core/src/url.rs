@@ -408,7 +408,7 @@ fn hex(digit: u8) -> Option<u8> {
 mod tests {
     use super::*;
 
-    const CWD: &str = "/work/app";
+    const CWD: &str = "/srv/app";
 
     fn parse(text: &str) -> Result<DatabaseUrl, UrlError> {
         DatabaseUrl::parse(text, Path::new(CWD))
@@ -500,15 +500,15 @@ mod tests {
     fn three_slashes_is_relative_to_the_given_directory() {
         assert_eq!(
             sqlite_file("sqlite:///calista.db"),
-            Path::new("/work/app/calista.db")
+            Path::new("/srv/app/calista.db")
         );
         assert_eq!(
             sqlite_file("sqlite:///data/x.db"),
-            Path::new("/work/app/data/x.db")
+            Path::new("/srv/app/data/x.db")
         );
         assert_eq!(
             sqlite_file("sqlite:///../x.db"),
-            Path::new("/work/app/../x.db")
+            Path::new("/srv/app/../x.db")
         );
     }
 
@@ -522,10 +522,10 @@ mod tests {
 
     #[test]
     fn short_form_is_relative_unless_it_starts_with_a_slash() {
-        assert_eq!(sqlite_file("sqlite:x.db"), Path::new("/work/app/x.db"));
+        assert_eq!(sqlite_file("sqlite:x.db"), Path::new("/srv/app/x.db"));
         assert_eq!(
             sqlite_file("sqlite:data/x.db"),
-            Path::new("/work/app/data/x.db")
+            Path::new("/srv/app/data/x.db")
         );
         assert_eq!(sqlite_file("sqlite:/abs/x.db"), Path::new("/abs/x.db"));
     }
@@ -550,7 +550,7 @@ mod tests {
     fn sqlite_scheme_ignores_case_and_surrounding_space() {
         assert_eq!(
             sqlite_file("  SQLite:///x.db\n"),
-            Path::new("/work/app/x.db")
+            Path::new("/srv/app/x.db")
         );
     }
 
@@ -558,7 +558,7 @@ mod tests {
     fn percent_escapes_in_sqlite_paths_are_decoded() {
         assert_eq!(
             sqlite_file("sqlite:///my%20data.db"),
-            Path::new("/work/app/my data.db")
+            Path::new("/srv/app/my data.db")
         );
         assert_eq!(
             sqlite_file("sqlite:////tmp/%C3%A9t%C3%A9%23%3F.db"),
@@ -567,11 +567,11 @@ mod tests {
         // A malformed escape is kept, as SQLAlchemy keeps it.
         assert_eq!(
             sqlite_file("sqlite:///100%.db"),
-            Path::new("/work/app/100%.db")
+            Path::new("/srv/app/100%.db")
         );
         assert_eq!(
             sqlite_file("sqlite:///a%+1.db"),
-            Path::new("/work/app/a%+1.db")
+            Path::new("/srv/app/a%+1.db")
         );
     }
 
@@ -603,7 +603,7 @@ mod tests {
     fn default_is_calista_db_in_the_given_directory() {
         assert_eq!(
             DatabaseUrl::default_sqlite(Path::new(CWD)),
-            DatabaseUrl::Sqlite(SqliteTarget::File("/work/app/calista.db".into()))
+            DatabaseUrl::Sqlite(SqliteTarget::File("/srv/app/calista.db".into()))
         );
     }
 
