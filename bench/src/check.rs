@@ -1,6 +1,7 @@
 //! B. check: the start-up check on an up-to-date database, in process, on a reused
 //! connection (a pool of one), per call.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
@@ -10,6 +11,9 @@ use crate::sets::{self, Sets};
 use crate::stats::Samples;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// `--show-sessions`: print each session's medians on stderr.
+pub(crate) static SHOW_SESSIONS: AtomicBool = AtomicBool::new(false);
 
 /// The checks measured, the floor first.
 pub(crate) const NAMES: [&str; 5] = [
@@ -92,7 +96,15 @@ async fn databases(
     })
 }
 
-async fn connect(backend: Backend, dbs: &Databases, sets: &Sets) -> Result<Prepared> {
+/// Opens every tool's connection for one session. The order rotates with `session`:
+/// where the kernel places a connection's threads (or its server process) depends on
+/// when it is opened, and no tool should always be first.
+async fn connect(
+    backend: Backend,
+    dbs: &Databases,
+    sets: &Sets,
+    session: usize,
+) -> Result<Prepared> {
     let options = calista::DatabaseOptions {
         max_connections: 1,
         ..calista::DatabaseOptions::default()
@@ -108,31 +120,46 @@ async fn connect(backend: Backend, dbs: &Databases, sets: &Sets) -> Result<Prepa
         refinery_sqlite: None,
         refinery_pg: None,
     };
-    match backend {
-        Backend::Sqlite => {
-            prepared.floor_sqlite = Some(sqlx::SqliteConnection::connect(&dbs.calista.url).await?);
-            prepared.sqlx_sqlite = Some(
-                sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect(&dbs.sqlx.url)
-                    .await?,
-            );
-            prepared.refinery_sqlite = Some(rusqlite::Connection::open(
-                dbs.refinery.file.clone().ok_or("no file")?,
-            )?);
-        }
-        Backend::Postgres => {
-            prepared.floor_pg = Some(sqlx::PgConnection::connect(&dbs.calista.url).await?);
-            prepared.sqlx_pg = Some(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&dbs.sqlx.url)
-                    .await?,
-            );
-            let (client, connection) =
-                tokio_postgres::connect(&dbs.refinery.url, tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            prepared.refinery_pg = Some(client);
+    for step in 0..4 {
+        match ((step + session) % 4, backend) {
+            // The guard opens its connection on its first read.
+            (0, _) => {
+                prepared.calista_db.read_state().await?;
+            }
+            (1, Backend::Sqlite) => {
+                prepared.floor_sqlite =
+                    Some(sqlx::SqliteConnection::connect(&dbs.calista.url).await?);
+            }
+            (1, Backend::Postgres) => {
+                prepared.floor_pg = Some(sqlx::PgConnection::connect(&dbs.calista.url).await?);
+            }
+            (2, Backend::Sqlite) => {
+                prepared.sqlx_sqlite = Some(
+                    sqlx::sqlite::SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect(&dbs.sqlx.url)
+                        .await?,
+                );
+            }
+            (2, Backend::Postgres) => {
+                prepared.sqlx_pg = Some(
+                    sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(1)
+                        .connect(&dbs.sqlx.url)
+                        .await?,
+                );
+            }
+            (_, Backend::Sqlite) => {
+                prepared.refinery_sqlite = Some(rusqlite::Connection::open(
+                    dbs.refinery.file.clone().ok_or("no file")?,
+                )?);
+            }
+            (_, Backend::Postgres) => {
+                let (client, connection) =
+                    tokio_postgres::connect(&dbs.refinery.url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                prepared.refinery_pg = Some(client);
+            }
         }
     }
     Ok(prepared)
@@ -187,7 +214,9 @@ async fn call(
             let state = calista::Migrator::new(calista_set, &p.calista_db)
                 .check()
                 .await?;
-            assert!(state.is_up_to_date());
+            if !state.is_up_to_date() {
+                return Err(format!("calista's check found {state:?}, not up to date").into());
+            }
         }
         2 => {
             calista::Migrator::new(calista_set, &p.calista_db)
@@ -214,11 +243,8 @@ async fn call(
     Ok(started.elapsed())
 }
 
-/// Medians per check, over `sessions` independent sessions: each opens fresh
-/// connections (where their threads run decides a lot at this scale, so one session's
-/// luck must not decide the result), warms up, then measures blocks of consecutive calls
-/// per check, in an order that rotates every round. Returns, per check, the median of the
-/// session medians and the p90 of all calls.
+/// Per check of [`NAMES`]: the median of the session medians and the p90 of all calls
+/// (see [`sessions`]).
 pub(crate) async fn measure(
     backend: Backend,
     sets: &Sets,
@@ -227,39 +253,254 @@ pub(crate) async fn measure(
     calls_per_session: usize,
 ) -> Result<Vec<(Duration, Duration)>> {
     let dbs = databases(backend, sets, calista_set).await?;
-    let mut medians = vec![Samples::default(); NAMES.len()];
-    let mut all = vec![Samples::default(); NAMES.len()];
-    let block = 100;
-    for session in 0..sessions {
-        let mut prepared = connect(backend, &dbs, sets).await?;
-        for which in 0..NAMES.len() {
-            for _ in 0..20 {
-                call(which, &mut prepared, calista_set).await?;
-            }
-        }
-        let mut samples = vec![Samples::default(); NAMES.len()];
-        let rounds = calls_per_session.div_ceil(block);
-        for round in 0..rounds {
-            for k in 0..NAMES.len() {
-                let which = (k + round + session) % NAMES.len();
-                for _ in 0..block {
-                    let sample = call(which, &mut prepared, calista_set).await?;
-                    samples[which].push(sample);
-                    all[which].push(sample);
-                }
-            }
-        }
-        for (median, session_samples) in medians.iter_mut().zip(&samples) {
-            median.push(session_samples.median());
-        }
-        disconnect(prepared).await;
-    }
+    let (medians, all) = run_sessions(
+        backend,
+        &dbs,
+        sets,
+        NAMES.len(),
+        sessions,
+        calls_per_session,
+        async |which, p| call(which, p, calista_set).await,
+    )
+    .await;
     for scratch in [dbs.calista, dbs.sqlx, dbs.refinery] {
         scratch.drop_now().await;
     }
-    Ok(medians
+    Ok(medians?
         .iter()
         .zip(&all)
         .map(|(m, a)| (m.median(), a.p90()))
         .collect())
+}
+
+/// `sessions` independent sessions of `variants` measurements: each session opens fresh
+/// connections (where their threads run decides a lot at this scale, so one session's
+/// luck must not decide the result), warms up, then measures blocks of 100 consecutive
+/// calls per variant, in an order that rotates every round. Returns, per variant, the
+/// session medians and all calls.
+async fn run_sessions(
+    backend: Backend,
+    dbs: &Databases,
+    sets: &Sets,
+    variants: usize,
+    sessions: usize,
+    calls_per_session: usize,
+    mut call: impl AsyncFnMut(usize, &mut Prepared) -> Result<Duration>,
+) -> (Result<Vec<Samples>>, Vec<Samples>) {
+    let mut medians = vec![Samples::default(); variants];
+    let mut all = vec![Samples::default(); variants];
+    let block = 100;
+    for session in 0..sessions {
+        let mut prepared = match connect(backend, dbs, sets, session).await {
+            Ok(prepared) => prepared,
+            Err(e) => return (Err(e), all),
+        };
+        let mut samples = vec![Samples::default(); variants];
+        let mut measured = async || -> Result<()> {
+            for which in 0..variants {
+                for _ in 0..20 {
+                    call(which, &mut prepared).await?;
+                }
+            }
+            for round in 0..calls_per_session.div_ceil(block) {
+                for k in 0..variants {
+                    let which = (k + round + session) % variants;
+                    for _ in 0..block {
+                        let sample = call(which, &mut prepared).await?;
+                        samples[which].push(sample);
+                        all[which].push(sample);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let outcome = measured().await;
+        disconnect(prepared).await;
+        if let Err(e) = outcome {
+            return (Err(e), all);
+        }
+        if SHOW_SESSIONS.load(Ordering::Relaxed) {
+            let line: Vec<String> = samples
+                .iter()
+                .map(|s| crate::stats::show(s.median()))
+                .collect();
+            eprintln!("session {session}: {}", line.join(" | "));
+        }
+        for (median, session_samples) in medians.iter_mut().zip(&samples) {
+            median.push(session_samples.median());
+        }
+    }
+    (Ok(medians), all)
+}
+
+/// Where the time of calista's check goes: its query, sent the way calista sends it
+/// (`fetch_all`) and the way the floor does (`fetch_one`), and a query with the same
+/// result that SQLite need not materialise, all on the floor's connection (so all see the
+/// same thread placement). The SQL is a copy of `read_state_brief` in
+/// calista-core/src/store.rs.
+pub(crate) const BREAKDOWN: [&str; 6] = [
+    "floor (fetch_one)",
+    "floor SQL, fetch_all",
+    "calista's SQL, fetch_one",
+    "calista's SQL, fetch_all",
+    "same result, join on max(id), fetch_one",
+    "same result, join on max(id), fetch_all",
+];
+
+/// A query with the same result as calista's that needs no materialised subquery.
+fn alternative_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT v.version_num, h.revision, h.finished, h.chain FROM alembic_version AS v \
+             LEFT JOIN schema_history AS h ON h.id = (SELECT max(id) FROM schema_history) LIMIT 2"
+        }
+        Backend::Postgres => {
+            "SELECT v.version_num, h.revision, h.finished, h.chain FROM \"calista\".alembic_version AS v \
+             LEFT JOIN \"calista\".schema_history AS h ON h.id = (SELECT max(id) FROM \"calista\".schema_history) LIMIT 2"
+        }
+    }
+}
+
+fn calista_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT v.version_num, h.revision, h.finished, h.chain FROM alembic_version AS v \
+             LEFT JOIN (SELECT revision, finished, chain FROM schema_history ORDER BY id DESC LIMIT 1) AS h \
+             ON 1 = 1 LIMIT 2"
+        }
+        Backend::Postgres => {
+            "SELECT v.version_num, h.revision, h.finished, h.chain FROM \"calista\".alembic_version AS v \
+             LEFT JOIN (SELECT revision, finished, chain FROM \"calista\".schema_history ORDER BY id DESC LIMIT 1) AS h \
+             ON 1 = 1 LIMIT 2"
+        }
+    }
+}
+
+fn floor_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SELECT version_num FROM alembic_version",
+        Backend::Postgres => "SELECT version_num FROM calista.alembic_version",
+    }
+}
+
+async fn breakdown_call(which: usize, backend: Backend, p: &mut Prepared) -> Result<Duration> {
+    let sql = match which {
+        0 | 1 => floor_sql(backend),
+        2 | 3 => calista_sql(backend),
+        _ => alternative_sql(backend),
+    };
+    let all = which % 2 == 1;
+    let started = Instant::now();
+    if let Some(conn) = p.floor_pg.as_mut() {
+        if all {
+            sqlx::query(sql).fetch_all(conn).await?;
+        } else {
+            sqlx::query(sql).fetch_one(conn).await?;
+        }
+    } else if let Some(conn) = p.floor_sqlite.as_mut() {
+        if all {
+            sqlx::query(sql).fetch_all(conn).await?;
+        } else {
+            sqlx::query(sql).fetch_one(conn).await?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Medians per variant of [`BREAKDOWN`], each the median of `sessions` session medians.
+pub(crate) async fn breakdown(
+    backend: Backend,
+    sets: &Sets,
+    calista_set: &calista::Migrations,
+    sessions: usize,
+    calls_per_session: usize,
+) -> Result<Vec<Duration>> {
+    let dbs = databases(backend, sets, calista_set).await?;
+    let (medians, _) = run_sessions(
+        backend,
+        &dbs,
+        sets,
+        BREAKDOWN.len(),
+        sessions,
+        calls_per_session,
+        async |which, p| breakdown_call(which, backend, p).await,
+    )
+    .await;
+    for scratch in [dbs.calista, dbs.sqlx, dbs.refinery] {
+        scratch.drop_now().await;
+    }
+    Ok(medians?.iter().map(Samples::median).collect())
+}
+
+/// For profilers: `calls` calls of one check in a loop, after the set-up, in a function of
+/// its own (`callgrind --toggle-collect='*profiled_loop*'` measures the loop alone).
+/// `which` is `floor`, `sql` (calista's query through sqlx, as calista sends it),
+/// `alternative` (the query of the same result), `check` or `ensure`. Returns the mean
+/// time per call.
+pub(crate) async fn profile(
+    backend: Backend,
+    sets: &Sets,
+    calista_set: &calista::Migrations,
+    which: &str,
+    calls: usize,
+) -> Result<Duration> {
+    let dbs = databases(backend, sets, calista_set).await?;
+    let mut prepared = connect(backend, &dbs, sets, 0).await?;
+    let variant = match which {
+        "floor" => Variant::Breakdown(0),
+        "sql" => Variant::Breakdown(3),
+        "alternative" => Variant::Breakdown(5),
+        "check" => Variant::Check(1),
+        "ensure" => Variant::Check(2),
+        other => {
+            return Err(format!(
+                "--profile takes floor, sql, alternative, check or ensure, not {other}"
+            )
+            .into());
+        }
+    };
+    for _ in 0..100 {
+        variant.call(backend, &mut prepared, calista_set).await?;
+    }
+    let elapsed = profiled_loop(variant, backend, &mut prepared, calista_set, calls).await?;
+    disconnect(prepared).await;
+    for scratch in [dbs.calista, dbs.sqlx, dbs.refinery] {
+        scratch.drop_now().await;
+    }
+    Ok(elapsed / u32::try_from(calls.max(1))?)
+}
+
+#[derive(Clone, Copy)]
+enum Variant {
+    Breakdown(usize),
+    Check(usize),
+}
+
+impl Variant {
+    async fn call(
+        self,
+        backend: Backend,
+        p: &mut Prepared,
+        calista_set: &calista::Migrations,
+    ) -> Result<Duration> {
+        match self {
+            Self::Breakdown(k) => breakdown_call(k, backend, p).await,
+            Self::Check(k) => call(k, p, calista_set).await,
+        }
+    }
+}
+
+#[inline(never)]
+async fn profiled_loop(
+    variant: Variant,
+    backend: Backend,
+    p: &mut Prepared,
+    calista_set: &calista::Migrations,
+    calls: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..calls {
+        variant.call(backend, p, calista_set).await?;
+    }
+    Ok(started.elapsed())
 }

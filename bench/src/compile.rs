@@ -10,8 +10,20 @@ use crate::stats::Samples;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-fn write_crate(dir: &Path, name: &str, dependency: &str, main: &str) -> Result<()> {
+/// Writes a crate afresh; its lock file is the workspace's, so both crates build the
+/// versions the workspace uses.
+fn write_crate(
+    dir: &Path,
+    workspace: &Path,
+    name: &str,
+    dependency: &str,
+    main: &str,
+) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
     std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock"))?;
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
@@ -23,10 +35,11 @@ fn write_crate(dir: &Path, name: &str, dependency: &str, main: &str) -> Result<(
 }
 
 fn build(dir: &Path, target: &Path) -> Result<std::time::Duration> {
-    // A new modification time makes Cargo rebuild the crate itself, not its dependencies.
-    let main = dir.join("src/main.rs");
-    let text = std::fs::read_to_string(&main)?;
-    std::fs::write(&main, text)?;
+    // `touch src/main.rs`: Cargo rebuilds the crate itself, not its dependencies.
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("src/main.rs"))?
+        .set_modified(std::time::SystemTime::now())?;
     let started = Instant::now();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--quiet"])
@@ -46,12 +59,20 @@ pub(crate) fn measure(n: usize, runs: usize) -> Result<(Samples, Samples)> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace")?;
-    let dir = tempfile::tempdir()?;
-    let target = dir.path().join("target");
+    // Beside this benchmark's own build, at fixed paths, so a second run reuses the
+    // dependencies built by the first.
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("the benchmark is not in a target folder")?
+        .join("calista-bench-build");
+    let target = dir.join("target");
 
-    let ours = dir.path().join("embed-calista");
+    let ours = dir.join("embed-calista");
     write_crate(
         &ours,
+        workspace,
         "embed_calista",
         &format!(
             "calista = {{ path = {:?} }}",
@@ -63,9 +84,10 @@ pub(crate) fn measure(n: usize, runs: usize) -> Result<(Samples, Samples)> {
     std::fs::create_dir_all(ours.join("migrations"))?;
     sets::write_calista(&ours.join("migrations"), n)?;
 
-    let theirs = dir.path().join("embed-sqlx");
+    let theirs = dir.join("embed-sqlx");
     write_crate(
         &theirs,
+        workspace,
         "embed_sqlx",
         "sqlx = { version = \"0.9\", default-features = false, features = [\"runtime-tokio\", \"sqlite\", \"migrate\", \"macros\"] }",
         "static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();\n\

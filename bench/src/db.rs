@@ -66,6 +66,9 @@ impl Scratch {
                 admin
                     .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await?;
+                // Creating a database writes its template to the WAL; a checkpoint now,
+                // outside any measurement, keeps the next one from landing inside a run.
+                admin.execute("CHECKPOINT").await?;
                 admin.close().await?;
                 Ok(Self {
                     backend,

@@ -9,19 +9,39 @@ use crate::stats::Samples;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// The release binaries beside this one.
-fn sibling(name: &str) -> Result<PathBuf> {
+/// Builds the `calista` program and the floor program in the profile and target folder
+/// of this benchmark, so that one `cargo run --release -p calista-bench` is enough; returns
+/// the folder that holds them.
+fn build_binaries() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let path = exe.parent().ok_or("no folder")?.join(name);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: build it first with `cargo build --release --workspace`",
-            path.display()
-        )
-        .into())
+    let folder = exe.parent().ok_or("the benchmark has no folder")?;
+    let target = folder
+        .parent()
+        .ok_or("the benchmark is not in a target folder")?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .args(["-p", "calista", "--bin", "calista"])
+        .args(["-p", "calista-bench", "--bin", "floor-check"])
+        .env("CARGO_TARGET_DIR", target);
+    match folder.file_name().and_then(|name| name.to_str()) {
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some("debug") | None => {
+            eprintln!("C: warning: not a release build; process times mean little");
+        }
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
     }
+    let status = command.status()?;
+    if !status.success() {
+        return Err(format!("building the programs failed: {command:?}").into());
+    }
+    Ok(folder.to_owned())
 }
 
 fn run(command: &mut Command) -> Result<std::time::Duration> {
@@ -37,10 +57,13 @@ fn run(command: &mut Command) -> Result<std::time::Duration> {
     Ok(elapsed)
 }
 
+/// `calista` with only the settings given here: no environment, and a working folder
+/// without a calista.toml.
 fn calista(binary: &Path, file: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(binary);
     command
         .env_clear()
+        .current_dir(file.parent().unwrap_or(file))
         .env("NO_COLOR", "1")
         .arg("--db-url")
         .arg(format!("sqlite:///{}", file.display()))
@@ -48,21 +71,32 @@ fn calista(binary: &Path, file: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// The floor program, started the same way.
+fn floor_program(binary: &Path, file: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .current_dir(file.parent().unwrap_or(file))
+        .arg(file);
+    command
+}
+
 /// Medians of `runs` runs of each, interleaved: (calista db check, floor).
 pub(crate) fn measure(runs: usize) -> Result<(Samples, Samples)> {
-    let calista_bin = sibling("calista")?;
-    let floor_bin = sibling("floor-check")?;
+    let folder = build_binaries()?;
+    let calista_bin = folder.join("calista");
+    let floor_bin = folder.join("floor-check");
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("calista.db");
     run(&mut calista(&calista_bin, &file, &["db", "upgrade"]))?;
     let (mut ours, mut floor) = (Samples::default(), Samples::default());
     for _ in 0..5 {
         run(&mut calista(&calista_bin, &file, &["db", "check"]))?;
-        run(Command::new(&floor_bin).arg(&file))?;
+        run(&mut floor_program(&floor_bin, &file))?;
     }
     for _ in 0..runs {
         ours.push(run(&mut calista(&calista_bin, &file, &["db", "check"]))?);
-        floor.push(run(Command::new(&floor_bin).arg(&file))?);
+        floor.push(run(&mut floor_program(&floor_bin, &file))?);
     }
     Ok((ours, floor))
 }
