@@ -12,6 +12,18 @@ use crate::stats::Samples;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// How B measures: `sessions` sessions of `calls` calls per check, with `gap` of idleness
+/// before each call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Protocol {
+    pub(crate) sessions: usize,
+    pub(crate) calls: usize,
+    /// A start-up check is one call on an idle connection, not one of a burst: each call
+    /// waits this long first, so the driver's thread and the server are asleep when it
+    /// starts, for every tool alike. Zero measures back-to-back calls.
+    pub(crate) gap: Duration,
+}
+
 /// `--show-sessions`: print each session's medians on stderr.
 pub(crate) static SHOW_SESSIONS: AtomicBool = AtomicBool::new(false);
 
@@ -249,8 +261,7 @@ pub(crate) async fn measure(
     backend: Backend,
     sets: &Sets,
     calista_set: &calista::Migrations,
-    sessions: usize,
-    calls_per_session: usize,
+    protocol: Protocol,
 ) -> Result<Vec<(Duration, Duration)>> {
     let dbs = databases(backend, sets, calista_set).await?;
     let (medians, all) = run_sessions(
@@ -258,8 +269,7 @@ pub(crate) async fn measure(
         &dbs,
         sets,
         NAMES.len(),
-        sessions,
-        calls_per_session,
+        protocol,
         async |which, p| call(which, p, calista_set).await,
     )
     .await;
@@ -283,14 +293,13 @@ async fn run_sessions(
     dbs: &Databases,
     sets: &Sets,
     variants: usize,
-    sessions: usize,
-    calls_per_session: usize,
+    protocol: Protocol,
     mut call: impl AsyncFnMut(usize, &mut Prepared) -> Result<Duration>,
 ) -> (Result<Vec<Samples>>, Vec<Samples>) {
     let mut medians = vec![Samples::default(); variants];
     let mut all = vec![Samples::default(); variants];
     let block = 100;
-    for session in 0..sessions {
+    for session in 0..protocol.sessions {
         let mut prepared = match connect(backend, dbs, sets, session).await {
             Ok(prepared) => prepared,
             Err(e) => return (Err(e), all),
@@ -302,10 +311,15 @@ async fn run_sessions(
                     call(which, &mut prepared).await?;
                 }
             }
-            for round in 0..calls_per_session.div_ceil(block) {
+            for round in 0..protocol.calls.div_ceil(block) {
                 for k in 0..variants {
                     let which = (k + round + session) % variants;
                     for _ in 0..block {
+                        if !protocol.gap.is_zero() {
+                            // Let the drivers' background tasks run, then sit idle.
+                            tokio::task::yield_now().await;
+                            std::thread::sleep(protocol.gap);
+                        }
                         let sample = call(which, &mut prepared).await?;
                         samples[which].push(sample);
                         all[which].push(sample);
@@ -412,8 +426,7 @@ pub(crate) async fn breakdown(
     backend: Backend,
     sets: &Sets,
     calista_set: &calista::Migrations,
-    sessions: usize,
-    calls_per_session: usize,
+    protocol: Protocol,
 ) -> Result<Vec<Duration>> {
     let dbs = databases(backend, sets, calista_set).await?;
     let (medians, _) = run_sessions(
@@ -421,8 +434,7 @@ pub(crate) async fn breakdown(
         &dbs,
         sets,
         BREAKDOWN.len(),
-        sessions,
-        calls_per_session,
+        protocol,
         async |which, p| breakdown_call(which, backend, p).await,
     )
     .await;

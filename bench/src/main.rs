@@ -8,15 +8,14 @@
 //!
 //! Parts (`--only`): `a` apply, `b` check, `e` where the time of a check goes, `c`
 //! process, `d` build. `--sizes` sets N; `--sessions N` the sessions of `b` and `e`, and
-//! `--show-sessions` prints each session's medians on stderr. `--profile
+//! `--show-sessions` prints each session's medians on stderr; `--gap-us N` sets the idle
+//! time before each call of `b` and `e` (default 200; 0 for back-to-back calls). `--profile
 //! sqlite:check:20000` runs only a loop of one check, for a profiler (see check.rs).
 //!
-//! It runs on a current-thread Tokio runtime, as the `calista` program does: with worker
-//! threads, where the kernel places them beside the drivers' threads makes single calls
-//! of B bimodal (see BENCHMARKS.md).
-//!
-//! Prints Markdown tables (see BENCHMARKS.md) on stdout, progress on stderr. PostgreSQL
-//! is at `CALISTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! It runs on a current-thread Tokio runtime, as the `calista` program does. B waits
+//! 200 µs before each call, so every call finds the driver's thread and the server idle,
+//! as a start-up check does; back-to-back calls are bimodal on a small VM, depending on
+//! where the kernel happens to place threads (see BENCHMARKS.md).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -45,6 +44,24 @@ struct Options {
     profile: Option<String>,
     /// `--sessions N`: sessions of B and of its breakdown.
     sessions: Option<usize>,
+    /// `--gap-us N`: idle time before each call of B (0: back to back).
+    gap_us: u64,
+}
+
+impl Options {
+    /// B's protocol; `sessions` unless `--sessions` says otherwise.
+    fn protocol(&self, sessions: usize) -> check::Protocol {
+        let (sessions, calls) = if self.quick {
+            (5, 200)
+        } else {
+            (sessions, 400)
+        };
+        check::Protocol {
+            sessions: self.sessions.unwrap_or(sessions),
+            calls,
+            gap: Duration::from_micros(self.gap_us),
+        }
+    }
 }
 
 fn options() -> Result<Options> {
@@ -54,6 +71,7 @@ fn options() -> Result<Options> {
         sizes: vec![10, 100, 1000],
         profile: None,
         sessions: None,
+        gap_us: 200,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -74,6 +92,9 @@ fn options() -> Result<Options> {
             }
             "--sessions" => {
                 options.sessions = Some(args.next().ok_or("--sessions takes a number")?.parse()?);
+            }
+            "--gap-us" => {
+                options.gap_us = args.next().ok_or("--gap-us takes a number")?.parse()?;
             }
             "--show-sessions" => check::SHOW_SESSIONS.store(true, Ordering::Relaxed),
             "--profile" => {
@@ -241,14 +262,12 @@ async fn bench_check(
     options: &Options,
     sets: &[(sets::Sets, calista::Migrations)],
 ) -> Result<Vec<CheckRow>> {
-    let (sessions, calls) = if options.quick { (5, 200) } else { (11, 400) };
-    let sessions: usize = std::env::var("BENCH_SESSIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(sessions);
+    let protocol = options.protocol(11);
+    let (sessions, calls) = (protocol.sessions, protocol.calls);
     println!(
-        "\n### B. check: the start-up check on an up-to-date database, per call \
+        "\n### B. check: the start-up check on an up-to-date database, per call after {} µs idle \
          (median of {sessions} sessions' medians / p90 of all {} calls)\n",
+        protocol.gap.as_micros(),
         sessions * calls
     );
     println!(
@@ -263,7 +282,7 @@ async fn bench_check(
                 backend.name(),
                 written.n
             );
-            let results = check::measure(backend, written, calista_set, sessions, calls).await?;
+            let results = check::measure(backend, written, calista_set, protocol).await?;
             let cell = |(median, p90): &(Duration, Duration)| {
                 format!("{} / {}", show(*median), show(*p90))
             };
@@ -296,10 +315,11 @@ async fn bench_breakdown(
     options: &Options,
     sets: &[(sets::Sets, calista::Migrations)],
 ) -> Result<()> {
-    let (sessions, calls) = if options.quick { (5, 200) } else { (9, 400) };
-    let sessions = options.sessions.unwrap_or(sessions);
+    let protocol = options.protocol(9);
     println!(
-        "\n### B, where the time goes: one up-to-date check, per call (median of {sessions} sessions' medians)\n"
+        "\n### B, where the time goes: calista's query through sqlx on the floor's connection, per call after {} µs idle (median of {} sessions' medians)\n",
+        protocol.gap.as_micros(),
+        protocol.sessions
     );
     let header: Vec<&str> = check::BREAKDOWN.to_vec();
     println!("| backend | N | {} |", header.join(" | "));
@@ -307,7 +327,7 @@ async fn bench_breakdown(
     for backend in [Backend::Sqlite, Backend::Postgres] {
         for (written, calista_set) in sets {
             eprintln!("B breakdown: {} N={}", backend.name(), written.n);
-            let m = check::breakdown(backend, written, calista_set, sessions, calls).await?;
+            let m = check::breakdown(backend, written, calista_set, protocol).await?;
             let cells: Vec<String> = m.iter().map(|d| show(*d)).collect();
             println!(
                 "| {} | {} | {} |",
