@@ -1,7 +1,7 @@
 //! Benchmarks of CALISTA migrations side by side with sqlx and refinery.
 //!
 //! ```sh
-//! cargo run --release -p calista-bench                      # everything, about 10 minutes
+//! cargo run --release -p calista-bench                      # everything, about 5 minutes
 //! cargo run --release -p calista-bench -- --quick           # fewer repetitions
 //! cargo run --release -p calista-bench -- --only a,b --sizes 10,1000
 //! ```
