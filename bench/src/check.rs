@@ -256,7 +256,7 @@ async fn call(
 }
 
 /// Per check of [`NAMES`]: the median of the session medians and the p90 of all calls
-/// (see [`sessions`]).
+/// (see [`run_sessions`]).
 pub(crate) async fn measure(
     backend: Backend,
     sets: &Sets,
