@@ -196,43 +196,45 @@ impl Database {
 
     /// Reads the version table and the newest history row: one query, no lock.
     pub async fn read_state(&self) -> Result<DbState, Error> {
-        if self.sqlite_file_missing() {
-            // A file that does not exist yet is an empty database; do not create it by looking.
-            return Ok(DbState::empty());
-        }
-        self.on_guard_connection(async |conn, store| conn.read_state(store).await)
-            .await
+        self.on_guard_connection(DbState::empty, async |conn, store| {
+            conn.read_state(store).await
+        })
+        .await
     }
 
     /// The guard's hot read: like [`Database::read_state`], with only the revision,
     /// completion and chained digest of the newest history row; `None` when that cannot
     /// settle the state.
     pub(crate) async fn read_state_brief(&self) -> Result<Option<DbState>, Error> {
-        if self.sqlite_file_missing() {
-            return Ok(Some(DbState::empty()));
-        }
-        self.on_guard_connection(async |conn, store| conn.read_state_brief(store).await)
-            .await
+        self.on_guard_connection(
+            || Some(DbState::empty()),
+            async |conn, store| conn.read_state_brief(store).await,
+        )
+        .await
     }
 
     /// Every history row, oldest first (empty when there is no history table).
     pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
-        if self.sqlite_file_missing() {
-            return Ok(Vec::new());
-        }
-        self.on_guard_connection(async |conn, store| conn.read_history(store).await)
+        self.on_guard_connection(Vec::new, async |conn, store| conn.read_history(store).await)
             .await
     }
 
     /// Runs a read on the guard's connection, opening it if needed. After an error the
     /// connection may be broken: it is dropped, and the next read opens a new one.
+    ///
+    /// A SQLite file that does not exist yet is an empty database: opening a connection
+    /// would create it just by looking, so the read answers `when_no_file()` instead. The
+    /// file is only looked for when no connection is open, which spares a held connection's
+    /// reads a system call each.
     async fn on_guard_connection<T>(
         &self,
+        when_no_file: impl FnOnce() -> T,
         read: impl AsyncFnOnce(&mut GuardConnection, &Store) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut slot = self.guard.lock().await;
         let mut conn = match slot.take() {
             Some(conn) => conn,
+            None if self.sqlite_file_missing() => return Ok(when_no_file()),
             None => self.open_guard_connection().await?,
         };
         let result = read(&mut conn, &self.store).await;

@@ -191,10 +191,18 @@ impl Checksum {
         if bytes.len() != 64 {
             return None;
         }
+        // The guard decodes one digest per check: a plain match, no per-character dispatch.
+        const fn nibble(b: u8) -> Option<u8> {
+            match b {
+                b'0'..=b'9' => Some(b - b'0'),
+                b'a'..=b'f' => Some(b - b'a' + 10),
+                b'A'..=b'F' => Some(b - b'A' + 10),
+                _ => None,
+            }
+        }
         let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let nibble = |b: u8| (b as char).to_digit(16);
-            out[i] = u8::try_from(nibble(pair[0])? * 16 + nibble(pair[1])?).ok()?;
+        for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
         }
         Some(Self(out))
     }

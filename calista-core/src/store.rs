@@ -141,14 +141,27 @@ impl Store {
                  LEFT JOIN ({read_last}) AS h ON 1 = 1"
             )
             .into(),
-            // The guard's hot path: one row when all is well — the version row, with the
-            // revision, completion and chained digest of the newest history row. No row (an
-            // empty version table) or two (a hand-edited one) send the guard to the full read.
-            read_state_brief: format!(
-                "SELECT v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
-                 LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
-                 ON 1 = 1 LIMIT 2"
-            )
+            // The guard's hot path: rows of (version rows counted, the version, and the
+            // revision, completion and chained digest of the newest history row). Each
+            // dialect gets the shape it runs fastest; see `read_state_brief` in backend/mod.rs.
+            read_state_brief: match dialect {
+                // One row that counts the version rows: SQLite's driver would wake once more
+                // to find that no second row follows, which costs as much as the query. The
+                // newest row by `max(id)` spares SQLite materialising an ordered subquery.
+                Dialect::Sqlite => format!(
+                    "SELECT v.n, v.version_num, h.revision, h.finished, h.chain \
+                     FROM (SELECT count(*) AS n, min(version_num) AS version_num FROM {p}alembic_version) AS v \
+                     LEFT JOIN {p}schema_history AS h ON h.id = (SELECT max(id) FROM {p}schema_history)"
+                ),
+                // A row per version row, at most two: PostgreSQL sends a second row for
+                // nothing but runs an aggregate slower, and the ordered subquery is one
+                // backward index scan.
+                Dialect::Postgres => format!(
+                    "SELECT 1::BIGINT, v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
+                     LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
+                     ON 1 = 1 LIMIT 2"
+                ),
+            }
             .into(),
             read_versions: read_versions.into(),
             read_last: read_last.into(),

@@ -117,21 +117,40 @@ macro_rules! state_queries {
         /// version row, or several): the caller reads everything.
         pub(crate) async fn read_state_brief(conn: &mut $conn, store: &Store) -> Result<Option<DbState>, Error> {
             let context = "reading the migration state";
-            match sqlx::query(sql(&store.read_state_brief)).fetch_all(&mut *conn).await {
-                Ok(rows) => {
-                    let [row] = rows.as_slice() else { return Ok(None) };
-                    let raw = RawRecord {
-                        revision: row.try_get(1).map_err(|e| describe(e, context))?,
-                        finished: row.try_get(2).map_err(|e| describe(e, context))?,
-                        chain: row.try_get(3).map_err(|e| describe(e, context))?,
-                        ..RawRecord::default()
-                    };
-                    let version: String = row.try_get(0).map_err(|e| describe(e, context))?;
-                    Ok(Some(DbState { versions: Some(vec![version]), last: raw.into_record(), tables_present: true }))
-                }
-                Err(e) if is_missing_table(&e) => Ok(None),
-                Err(e) => Err(describe(e, context)),
-            }
+            let query = sqlx::query(sql(&store.read_state_brief));
+            // SQLite's query is one row (see `Store::read_state_brief`), which its driver
+            // hands over without waking again to look for a second.
+            let rows = match store.dialect {
+                crate::migration::Dialect::Sqlite => query.fetch_optional(&mut *conn).await.map(Vec::from_iter),
+                crate::migration::Dialect::Postgres => query.fetch_all(&mut *conn).await,
+            };
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) if is_missing_table(&e) => return Ok(None),
+                Err(e) => return Err(describe(e, context)),
+            };
+            let decode = |row: &$row| {
+                let version_rows: i64 = row.try_get(0)?;
+                let version: Option<String> = row.try_get(1)?;
+                let raw = RawRecord {
+                    revision: row.try_get(2)?,
+                    finished: row.try_get(3)?,
+                    chain: row.try_get(4)?,
+                    ..RawRecord::default()
+                };
+                Ok::<_, sqlx::Error>((version_rows, version, raw))
+            };
+            Ok(match rows.as_slice() {
+                [row] => match decode(row).map_err(|e| describe(e, context))? {
+                    (1, Some(version), raw) => Some(DbState {
+                        versions: Some(vec![version]),
+                        last: raw.into_record(),
+                        tables_present: true,
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            })
         }
 
         /// The state when one table or both are missing: an empty database, or one made
