@@ -347,75 +347,96 @@ async fn run_sessions(
     (Ok(medians), all)
 }
 
-/// Where the time of calista's check goes: its query, sent the way calista sends it
-/// (`fetch_all`) and the way the floor does (`fetch_one`), and a query with the same
-/// result that SQLite need not materialise, all on the floor's connection (so all see the
-/// same thread placement). The SQL is a copy of `read_state_brief` in
-/// calista-core/src/store.rs.
+/// Where the time of calista's check goes, all on the floor's connection (so all see the
+/// same thread placement): the floor's SQL both ways, calista's query sent the way calista
+/// sends it, the newest history row alone (the read the floor does not do), the query
+/// calista sent before, and the other dialect's shape of the query. The SQL is a copy of
+/// `read_state_brief` in calista-core/src/store.rs.
 pub(crate) const BREAKDOWN: [&str; 6] = [
     "floor (fetch_one)",
     "floor SQL, fetch_all",
-    "calista's SQL, fetch_one",
-    "calista's SQL, fetch_all",
-    "same result, join on max(id), fetch_one",
-    "same result, join on max(id), fetch_all",
+    "calista's query, as calista sends it",
+    "newest history row alone (fetch_one)",
+    "previous query (subquery join, fetch_all)",
+    "the other dialect's shape",
 ];
 
-/// A query with the same result as calista's that needs no materialised subquery.
-fn alternative_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => {
-            "SELECT v.version_num, h.revision, h.finished, h.chain FROM alembic_version AS v \
-             LEFT JOIN schema_history AS h ON h.id = (SELECT max(id) FROM schema_history) LIMIT 2"
-        }
-        Backend::Postgres => {
-            "SELECT v.version_num, h.revision, h.finished, h.chain FROM \"calista\".alembic_version AS v \
-             LEFT JOIN \"calista\".schema_history AS h ON h.id = (SELECT max(id) FROM \"calista\".schema_history) LIMIT 2"
-        }
-    }
+/// How a breakdown query is fetched.
+#[derive(Clone, Copy)]
+enum Fetch {
+    One,
+    All,
 }
 
-fn calista_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => {
-            "SELECT v.version_num, h.revision, h.finished, h.chain FROM alembic_version AS v \
-             LEFT JOIN (SELECT revision, finished, chain FROM schema_history ORDER BY id DESC LIMIT 1) AS h \
+/// The SQL and fetch of each [`BREAKDOWN`] variant.
+fn breakdown_query(which: usize, backend: Backend) -> (String, Fetch) {
+    let p = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "\"calista\".",
+    };
+    // calista's two shapes (calista-core/src/store.rs): one row with a count, fetched as
+    // one row, on SQLite; up to two rows, all fetched, on PostgreSQL.
+    let one_row = (
+        format!(
+            "SELECT v.n, v.version_num, h.revision, h.finished, h.chain \
+             FROM (SELECT count(*) AS n, min(version_num) AS version_num FROM {p}alembic_version) AS v \
+             LEFT JOIN {p}schema_history AS h ON h.id = (SELECT max(id) FROM {p}schema_history)"
+        ),
+        Fetch::One,
+    );
+    let two_rows = (
+        format!(
+            "SELECT 1, v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
+             LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
              ON 1 = 1 LIMIT 2"
-        }
-        Backend::Postgres => {
-            "SELECT v.version_num, h.revision, h.finished, h.chain FROM \"calista\".alembic_version AS v \
-             LEFT JOIN (SELECT revision, finished, chain FROM \"calista\".schema_history ORDER BY id DESC LIMIT 1) AS h \
-             ON 1 = 1 LIMIT 2"
-        }
-    }
-}
-
-fn floor_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "SELECT version_num FROM alembic_version",
-        Backend::Postgres => "SELECT version_num FROM calista.alembic_version",
+        ),
+        Fetch::All,
+    );
+    let (calista, other) = match backend {
+        Backend::Sqlite => (one_row, two_rows),
+        Backend::Postgres => (two_rows, one_row),
+    };
+    match which {
+        0 => (
+            format!("SELECT version_num FROM {p}alembic_version"),
+            Fetch::One,
+        ),
+        1 => (
+            format!("SELECT version_num FROM {p}alembic_version"),
+            Fetch::All,
+        ),
+        2 => calista,
+        3 => (
+            format!(
+                "SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1"
+            ),
+            Fetch::One,
+        ),
+        4 => (
+            format!(
+                "SELECT v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
+                 LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
+                 ON 1 = 1 LIMIT 2"
+            ),
+            Fetch::All,
+        ),
+        _ => other,
     }
 }
 
 async fn breakdown_call(which: usize, backend: Backend, p: &mut Prepared) -> Result<Duration> {
-    let sql = match which {
-        0 | 1 => floor_sql(backend),
-        2 | 3 => calista_sql(backend),
-        _ => alternative_sql(backend),
-    };
-    let all = which % 2 == 1;
+    let (text, fetch) = breakdown_query(which, backend);
+    let text = sqlx::AssertSqlSafe(text);
     let started = Instant::now();
     if let Some(conn) = p.floor_pg.as_mut() {
-        if all {
-            sqlx::query(sql).fetch_all(conn).await?;
-        } else {
-            sqlx::query(sql).fetch_one(conn).await?;
+        match fetch {
+            Fetch::One => drop(sqlx::query(text).fetch_optional(conn).await?),
+            Fetch::All => drop(sqlx::query(text).fetch_all(conn).await?),
         }
     } else if let Some(conn) = p.floor_sqlite.as_mut() {
-        if all {
-            sqlx::query(sql).fetch_all(conn).await?;
-        } else {
-            sqlx::query(sql).fetch_one(conn).await?;
+        match fetch {
+            Fetch::One => drop(sqlx::query(text).fetch_optional(conn).await?),
+            Fetch::All => drop(sqlx::query(text).fetch_all(conn).await?),
         }
     }
     Ok(started.elapsed())
@@ -447,7 +468,7 @@ pub(crate) async fn breakdown(
 /// For profilers: `calls` calls of one check in a loop, after the set-up, in a function of
 /// its own (`callgrind --toggle-collect='*profiled_loop*'` measures the loop alone).
 /// `which` is `floor`, `sql` (calista's query through sqlx, as calista sends it),
-/// `alternative` (the query of the same result), `check` or `ensure`. Returns the mean
+/// `alternative` (the other dialect's shape of it), `check` or `ensure`. Returns the mean
 /// time per call.
 pub(crate) async fn profile(
     backend: Backend,
@@ -460,7 +481,7 @@ pub(crate) async fn profile(
     let mut prepared = connect(backend, &dbs, sets, 0).await?;
     let variant = match which {
         "floor" => Variant::Breakdown(0),
-        "sql" => Variant::Breakdown(3),
+        "sql" => Variant::Breakdown(2),
         "alternative" => Variant::Breakdown(5),
         "check" => Variant::Check(1),
         "ensure" => Variant::Check(2),

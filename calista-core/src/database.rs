@@ -516,6 +516,14 @@ impl Session {
     }
 
     /// Rolls back whatever is open; errors are only logged (there may be nothing open).
+    /// Ends a round that wrote nothing: SQLite's round holds a transaction (its lock),
+    /// PostgreSQL's none.
+    pub(crate) async fn end_read_round(&mut self) {
+        if !matches!(self, Self::Postgres(_)) {
+            self.rollback().await;
+        }
+    }
+
     pub(crate) async fn rollback(&mut self) {
         if let Err(e) =
             each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await)

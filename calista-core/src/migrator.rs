@@ -369,8 +369,8 @@ impl<'a> Migrator<'a> {
 
     /// Each round: lock (SQLite) or nothing (PostgreSQL: the advisory lock is held), read
     /// the state again, plan from it, run the first batch. Planning afresh each round means
-    /// another process's progress is never repeated. The first round of an upgrade that has
-    /// something to do takes the backup.
+    /// another process's progress is never repeated; a plan of one batch needs no second
+    /// round. The first round of an upgrade that has something to do takes the backup.
     async fn rounds(
         &self,
         session: &mut Session,
@@ -388,7 +388,7 @@ impl<'a> Migrator<'a> {
                 (report.from, report.to) = (plan.from, plan.from);
             }
             let Some(batch) = plan.batches.first() else {
-                session.rollback().await;
+                session.end_read_round().await;
                 break;
             };
             if first_round && plan.direction == Direction::Up {
@@ -406,6 +406,10 @@ impl<'a> Migrator<'a> {
             report.to = self
                 .run_batch(session, &plan, batch, backup_path, report)
                 .await?;
+            if plan.batches.len() == 1 {
+                // That was the plan's last batch: the target is reached under the lock.
+                break;
+            }
         }
         if let Some(BackupOutcome::Taken(taken)) = &report.backup {
             report.pruned = self.prune_backups(taken);

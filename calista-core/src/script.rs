@@ -47,9 +47,8 @@ pub(crate) fn render(
             out.push('\n');
         }
         if std::mem::take(&mut tables_pending) {
-            for statement in &store.create_tables {
-                out.push_str(&format!("{statement};\n"));
-            }
+            out.push_str(&store.create_tables);
+            out.push_str(";\n");
         }
         for &index in &steps {
             let migration = &migrations.as_slice()[index];

@@ -46,7 +46,8 @@ pub(crate) struct Store {
     pub(crate) read_last: Arc<str>,
     pub(crate) read_history: Arc<str>,
     pub(crate) probe_tables: Arc<str>,
-    pub(crate) create_tables: Vec<Arc<str>>,
+    /// The schema (PostgreSQL) and both tables, in one batch of statements.
+    pub(crate) create_tables: Arc<str>,
     pub(crate) insert_version: Arc<str>,
     pub(crate) update_version: Arc<str>,
     pub(crate) delete_version: Arc<str>,
@@ -167,7 +168,7 @@ impl Store {
             read_last: read_last.into(),
             read_history: format!("SELECT {last_columns} FROM {p}schema_history ORDER BY id").into(),
             probe_tables: probe_tables.into(),
-            create_tables: create_tables.into_iter().map(Arc::from).collect(),
+            create_tables: create_tables.join(";\n").into(),
             insert_version: format!("INSERT INTO {p}alembic_version (version_num) VALUES ({})", param(1)).into(),
             update_version: format!(
                 "UPDATE {p}alembic_version SET version_num = {} WHERE version_num = {}",

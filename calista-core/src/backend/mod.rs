@@ -126,7 +126,9 @@ macro_rules! state_queries {
             };
             let rows = match rows {
                 Ok(rows) => rows,
-                Err(e) if is_missing_table(&e) => return Ok(None),
+                // A table is missing (an empty database, or one Alembic made): what the
+                // full read would find out, found out now.
+                Err(e) if is_missing_table(&e) => return read_partial_state(conn, store).await.map(Some),
                 Err(e) => return Err(describe(e, context)),
             };
             let decode = |row: &$row| {
@@ -202,12 +204,11 @@ macro_rules! state_queries {
 
         /// Creates the schema (PostgreSQL) and both tables, if missing.
         pub(crate) async fn create_tables(conn: &mut $conn, store: &Store) -> Result<(), Error> {
-            for statement in &store.create_tables {
-                sqlx::raw_sql(sql(statement))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| describe(e, "creating the migration tables"))?;
-            }
+            // One round trip for the three statements.
+            sqlx::raw_sql(sql(&store.create_tables))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "creating the migration tables"))?;
             Ok(())
         }
 
