@@ -140,7 +140,7 @@ impl SchemaState {
 pub enum Corruption {
     /// `alembic_version` has no row, but the history says a migration is applied.
     NoVersionRow {
-        /// The last revision the history shows applied.
+        /// The revision the history leaves the schema at: the one to put back.
         last_applied: String,
     },
     /// `alembic_version` has more than one row.
@@ -181,11 +181,7 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
     let current = match versions {
         [] => {
             return match &state.last {
-                Some(last) if last.chain.is_some() => {
-                    Decided(SchemaState::Corrupt(Corruption::NoVersionRow {
-                        last_applied: last.revision.clone(),
-                    }))
-                }
+                Some(last) if last.chain.is_some() => Decided(no_version_row(migrations, last)),
                 _ => Decided(behind(migrations, None)),
             };
         }
@@ -224,6 +220,28 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         return NeedsHistory;
     }
     Decided(behind(migrations, Some(index)))
+}
+
+/// An empty version table beside a history that leaves the schema at some revision: the
+/// newest row's own revision after an upgrade; after a downgrade, the revision before it,
+/// which its chained digest identifies. A downgrade of a revision this build does not know
+/// is the work of a newer build: that build must look at it.
+fn no_version_row(migrations: &Migrations, last: &HistoryRecord) -> SchemaState {
+    let at = match last.direction {
+        Direction::Up => Some(last.revision.clone()),
+        Direction::Down => migrations
+            .chains()
+            .iter()
+            .position(|chain| Some(*chain) == last.chain)
+            .map(|i| migrations.as_slice()[i].revision().to_string()),
+    };
+    match at {
+        Some(last_applied) => SchemaState::Corrupt(Corruption::NoVersionRow { last_applied }),
+        None => SchemaState::Ahead {
+            current: last.revision.clone(),
+            applied_by: Some(last.app_version.clone()),
+        },
+    }
 }
 
 /// The state when the history checks out: up to date, or behind by what follows `index`.
@@ -793,6 +811,16 @@ mod tests {
             decided(&m, &no_row),
             SchemaState::Corrupt(Corruption::NoVersionRow {
                 last_applied: "20250103_0000".into()
+            })
+        );
+        // After a downgrade of c, the schema is at b: that is the row to put back.
+        let mut reverted = at(&m, 1);
+        reverted.versions = Some(vec![]);
+        reverted.last = Some(record(&m, 2, Direction::Down));
+        assert_eq!(
+            decided(&m, &reverted),
+            SchemaState::Corrupt(Corruption::NoVersionRow {
+                last_applied: "20250102_0000".into()
             })
         );
         let mut two = at(&m, 2);
