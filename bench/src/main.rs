@@ -46,6 +46,8 @@ struct Options {
     sessions: Option<usize>,
     /// `--gap-us N`: idle time before each call of B (0: back to back).
     gap_us: u64,
+    /// `--backends sqlite,postgres`: the backends of A, B and e.
+    backends: Vec<Backend>,
 }
 
 impl Options {
@@ -72,6 +74,7 @@ fn options() -> Result<Options> {
         profile: None,
         sessions: None,
         gap_us: 200,
+        backends: vec![Backend::Sqlite, Backend::Postgres],
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -95,6 +98,19 @@ fn options() -> Result<Options> {
             }
             "--gap-us" => {
                 options.gap_us = args.next().ok_or("--gap-us takes a number")?.parse()?;
+            }
+            "--backends" => {
+                let list = args
+                    .next()
+                    .ok_or("--backends takes sqlite, postgres or both")?;
+                options.backends = list
+                    .split(',')
+                    .map(|name| match name {
+                        "sqlite" => Ok(Backend::Sqlite),
+                        "postgres" => Ok(Backend::Postgres),
+                        other => Err(format!("--backends takes sqlite and postgres, not {other}")),
+                    })
+                    .collect::<std::result::Result<_, _>>()?;
             }
             "--show-sessions" => check::SHOW_SESSIONS.store(true, Ordering::Relaxed),
             "--profile" => {
@@ -205,7 +221,7 @@ async fn bench_apply(
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for &backend in &options.backends {
         for (written, calista_set) in sets {
             // Small sets are quick and their ratios the most sensitive to noise: more runs.
             let runs = match (options.quick, written.n) {
@@ -226,11 +242,16 @@ async fn bench_apply(
             }
             for run in 0..runs {
                 // Interleaved, in a rotating order, so drift hits every tool alike.
+                let mut times = vec![Duration::ZERO; apply::TOOLS.len()];
                 for k in 0..apply::TOOLS.len() {
                     let which = (k + run) % apply::TOOLS.len();
-                    samples[which].push(
-                        apply::once(apply::TOOLS[which], backend, written, calista_set).await?,
-                    );
+                    times[which] =
+                        apply::once(apply::TOOLS[which], backend, written, calista_set).await?;
+                    samples[which].push(times[which]);
+                }
+                if check::SHOW_SESSIONS.load(Ordering::Relaxed) {
+                    let line: Vec<String> = times.iter().map(|t| show(*t)).collect();
+                    eprintln!("run {run}: {}", line.join(" | "));
                 }
             }
             let m: Vec<Duration> = samples.iter().map(Samples::median).collect();
@@ -275,7 +296,7 @@ async fn bench_check(
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for &backend in &options.backends {
         for (written, calista_set) in sets {
             eprintln!(
                 "B: {} N={} ({sessions} sessions of {calls} calls per check)",
@@ -324,7 +345,7 @@ async fn bench_breakdown(
     let header: Vec<&str> = check::BREAKDOWN.to_vec();
     println!("| backend | N | {} |", header.join(" | "));
     println!("|---|---|{}", "---|".repeat(header.len()));
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for &backend in &options.backends {
         for (written, calista_set) in sets {
             eprintln!("B breakdown: {} N={}", backend.name(), written.n);
             let m = check::breakdown(backend, written, calista_set, protocol).await?;
