@@ -368,8 +368,9 @@ enum Fetch {
     All,
 }
 
-/// The SQL and fetch of each [`BREAKDOWN`] variant.
-fn breakdown_query(which: usize, backend: Backend) -> (String, Fetch) {
+/// The SQL and fetch of each [`BREAKDOWN`] variant, in its order: built once, so that
+/// no call (nor a profiled loop) formats SQL.
+fn breakdown_queries(backend: Backend) -> Vec<(String, Fetch)> {
     let p = match backend {
         Backend::Sqlite => "",
         Backend::Postgres => "\"calista\".",
@@ -396,23 +397,18 @@ fn breakdown_query(which: usize, backend: Backend) -> (String, Fetch) {
         Backend::Sqlite => (one_row, two_rows),
         Backend::Postgres => (two_rows, one_row),
     };
-    match which {
-        0 => (
-            format!("SELECT version_num FROM {p}alembic_version"),
-            Fetch::One,
-        ),
-        1 => (
-            format!("SELECT version_num FROM {p}alembic_version"),
-            Fetch::All,
-        ),
-        2 => calista,
-        3 => (
+    let floor = format!("SELECT version_num FROM {p}alembic_version");
+    vec![
+        (floor.clone(), Fetch::One),
+        (floor, Fetch::All),
+        calista,
+        (
             format!(
                 "SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1"
             ),
             Fetch::One,
         ),
-        4 => (
+        (
             format!(
                 "SELECT v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
                  LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
@@ -420,13 +416,12 @@ fn breakdown_query(which: usize, backend: Backend) -> (String, Fetch) {
             ),
             Fetch::All,
         ),
-        _ => other,
-    }
+        other,
+    ]
 }
 
-async fn breakdown_call(which: usize, backend: Backend, p: &mut Prepared) -> Result<Duration> {
-    let (text, fetch) = breakdown_query(which, backend);
-    let text = sqlx::AssertSqlSafe(text);
+async fn breakdown_call(query: &(String, Fetch), p: &mut Prepared) -> Result<Duration> {
+    let (text, fetch) = (sqlx::AssertSqlSafe(query.0.as_str()), query.1);
     let started = Instant::now();
     if let Some(conn) = p.floor_pg.as_mut() {
         match fetch {
@@ -450,13 +445,14 @@ pub(crate) async fn breakdown(
     protocol: Protocol,
 ) -> Result<Vec<Duration>> {
     let dbs = databases(backend, sets, calista_set).await?;
+    let queries = breakdown_queries(backend);
     let (medians, _) = run_sessions(
         backend,
         &dbs,
         sets,
         BREAKDOWN.len(),
         protocol,
-        async |which, p| breakdown_call(which, backend, p).await,
+        async |which, p| breakdown_call(&queries[which], p).await,
     )
     .await;
     for scratch in [dbs.calista, dbs.sqlx, dbs.refinery] {
@@ -492,10 +488,11 @@ pub(crate) async fn profile(
             .into());
         }
     };
+    let queries = breakdown_queries(backend);
     for _ in 0..100 {
-        variant.call(backend, &mut prepared, calista_set).await?;
+        variant.call(&queries, &mut prepared, calista_set).await?;
     }
-    let elapsed = profiled_loop(variant, backend, &mut prepared, calista_set, calls).await?;
+    let elapsed = profiled_loop(variant, &queries, &mut prepared, calista_set, calls).await?;
     disconnect(prepared).await;
     for scratch in [dbs.calista, dbs.sqlx, dbs.refinery] {
         scratch.drop_now().await;
@@ -512,12 +509,12 @@ enum Variant {
 impl Variant {
     async fn call(
         self,
-        backend: Backend,
+        queries: &[(String, Fetch)],
         p: &mut Prepared,
         calista_set: &calista::Migrations,
     ) -> Result<Duration> {
         match self {
-            Self::Breakdown(k) => breakdown_call(k, backend, p).await,
+            Self::Breakdown(k) => breakdown_call(&queries[k], p).await,
             Self::Check(k) => call(k, p, calista_set).await,
         }
     }
@@ -526,14 +523,14 @@ impl Variant {
 #[inline(never)]
 async fn profiled_loop(
     variant: Variant,
-    backend: Backend,
+    queries: &[(String, Fetch)],
     p: &mut Prepared,
     calista_set: &calista::Migrations,
     calls: usize,
 ) -> Result<Duration> {
     let started = Instant::now();
     for _ in 0..calls {
-        variant.call(backend, p, calista_set).await?;
+        variant.call(queries, p, calista_set).await?;
     }
     Ok(started.elapsed())
 }

@@ -515,7 +515,6 @@ impl Session {
         each!(self, conn, db => db::run_control(conn, "COMMIT", "committing the migration transaction").await)
     }
 
-    /// Rolls back whatever is open; errors are only logged (there may be nothing open).
     /// Ends a round that wrote nothing: SQLite's round holds a transaction (its lock),
     /// PostgreSQL's none.
     pub(crate) async fn end_read_round(&mut self) {
@@ -524,6 +523,7 @@ impl Session {
         }
     }
 
+    /// Rolls back whatever is open; errors are only logged (there may be nothing open).
     pub(crate) async fn rollback(&mut self) {
         if let Err(e) =
             each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await)
