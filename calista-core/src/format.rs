@@ -144,7 +144,12 @@ fn close_section(
     !empty
 }
 
-/// Reads the body in place: sections are spans of the text, which keeps its line endings.
+/// A UTF-8 byte-order mark, which some editors put at the start of a file.
+const BYTE_ORDER_MARK: &str = "\u{feff}";
+
+/// Reads the body in place: sections are spans of the text, which keeps its line endings
+/// (and its byte-order mark, if any: it is skipped, not removed, so that the spans still
+/// index the text `migrations!()` embeds).
 fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> Option<Body> {
     let mut body = Body {
         spans: Vec::new(),
@@ -154,9 +159,13 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
     let mut open: Option<OpenSection> = None;
     let mut sql_before_marker_reported = false;
     let mut ok = true;
-    let mut offset = 0;
+    let mut offset = if text.starts_with(BYTE_ORDER_MARK) {
+        BYTE_ORDER_MARK.len()
+    } else {
+        0
+    };
 
-    for (index, raw_line) in text.split_inclusive('\n').enumerate() {
+    for (index, raw_line) in text[offset..].split_inclusive('\n').enumerate() {
         let line_start = offset;
         offset += raw_line.len();
         let line = raw_line.strip_suffix('\n').unwrap_or(raw_line);
@@ -231,10 +240,45 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         report(Some(down.line()), ProblemKind::DownInIrreversible);
         ok = false;
     }
+    ok &= check_statements(text, &body, report);
     ok.then_some(body)
 }
 
-/// The template `calista db new` writes: valid as it stands, with the SQL to fill in.
+/// Checks every section's statements with the SQL lexer (see [`crate::sql`]): a section
+/// of comments only, transaction control, and statements that cannot run in the
+/// migration's transaction. `false` when anything was reported.
+fn check_statements(
+    text: &str,
+    body: &Body,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> bool {
+    let mut ok = true;
+    for &(kind, line, start, end) in &body.spans {
+        if end <= start {
+            continue; // already reported as empty
+        }
+        let dialect = crate::migration::section_view(text, (kind, line, start, end)).dialect();
+        let findings = crate::sql::checks::check_section(
+            text,
+            start as usize,
+            end as usize,
+            dialect,
+            body.no_transaction,
+        );
+        if findings.no_statement {
+            report(Some(line), ProblemKind::NoStatement);
+            ok = false;
+        }
+        for (line, problem) in findings.problems {
+            report(Some(line), problem);
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// The template `calista db new` writes: it fails the build until the SQL is written, so
+/// that it never ships as a migration that does nothing.
 pub fn template(revision: Revision, summary: &str) -> String {
     format!(
         "-- {revision} {summary}\n\
@@ -245,6 +289,7 @@ pub fn template(revision: Revision, summary: &str) -> String {
          \n\
          -- calista:up\n\
          -- SQL for every dialect. Use `-- calista:up postgres` / `-- calista:up sqlite` for dialect-only parts.\n\
+         -- The build fails until each section holds at least one statement.\n\
          \n\
          -- calista:down\n\
          -- The reverse of the up SQL, for development and CI downgrades.\n"
@@ -394,8 +439,130 @@ mod tests {
             vec![ProblemKind::EmptySection]
         );
         assert_eq!(problems(""), vec![ProblemKind::NoSections]);
-        // A comment is enough to say "nothing to do here on purpose".
-        assert!(parse("-- calista:up\nX;\n-- calista:down\n-- nothing to undo\n").is_ok());
+    }
+
+    #[test]
+    fn a_section_of_comments_only_is_an_error_at_its_marker() {
+        let all = parse_file(
+            NAME,
+            NAME,
+            b"-- calista:up\nX;\n-- calista:down\n-- nothing to undo\n/* really; */\n",
+        )
+        .unwrap_err();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].line, &all[0].kind),
+            (Some(3), &ProblemKind::NoStatement)
+        );
+        // A statement that does nothing, saying why, is the way to say "nothing to do".
+        assert!(
+            parse("-- calista:up\nX;\n-- calista:down\nSELECT 1; -- nothing to undo\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn transaction_control_is_an_error_naming_the_line_and_the_statement() {
+        let text = "-- calista:up\nCREATE TABLE a (id INT);\nCOMMIT;\nCREATE TABLE b (id INT);\n\
+                    -- calista:down\nDROP TABLE b;\nrollback;\nDROP TABLE a;\n";
+        let all = parse_file(NAME, NAME, text.as_bytes()).unwrap_err();
+        let found: Vec<_> = all.iter().map(|p| (p.line, p.kind.clone())).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    Some(3),
+                    ProblemKind::TransactionControl {
+                        statement: "COMMIT".into()
+                    }
+                ),
+                (
+                    Some(7),
+                    ProblemKind::TransactionControl {
+                        statement: "rollback".into()
+                    }
+                ),
+            ]
+        );
+        let shown = all[0].to_string();
+        assert!(
+            shown.starts_with(&format!("{NAME}:3: `COMMIT` controls the transaction")),
+            "{shown}"
+        );
+        assert!(shown.contains("fix: remove it"), "{shown}");
+    }
+
+    #[test]
+    fn transaction_control_is_an_error_in_no_transaction_migrations_too() {
+        assert_eq!(
+            problems(
+                "-- calista:no-transaction\n-- calista:up\nBEGIN;\nX;\nEND;\n-- calista:down\nY;\n"
+            ),
+            [
+                ProblemKind::TransactionControl {
+                    statement: "BEGIN".into()
+                },
+                ProblemKind::TransactionControl {
+                    statement: "END".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn statements_refused_in_a_transaction_need_no_transaction() {
+        let body = "-- calista:up postgres\nCREATE INDEX CONCURRENTLY ix ON t (a);\n\
+                    -- calista:up sqlite\nCREATE INDEX ix ON t (a);\n-- calista:down\nDROP INDEX ix;\n";
+        assert_eq!(
+            problems(body),
+            [ProblemKind::NotInTransactionBlock {
+                statement: "CREATE INDEX CONCURRENTLY ix ON t (a)".into()
+            }]
+        );
+        assert!(parse(&format!("-- calista:no-transaction\n{body}")).is_ok());
+    }
+
+    #[test]
+    fn statement_checks_are_reported_with_the_other_problems() {
+        let found = problems("-- calista:up\nVACUUM;\n-- calista:up postgres\n-- later\n");
+        assert_eq!(
+            found,
+            [
+                ProblemKind::MissingDown {
+                    dialect: Dialect::Postgres
+                },
+                ProblemKind::MissingDown {
+                    dialect: Dialect::Sqlite
+                },
+                ProblemKind::NotInTransactionBlock {
+                    statement: "VACUUM".into()
+                },
+                ProblemKind::NoStatement,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_left_out_of_the_checksum() {
+        let plain = "-- a comment\n-- calista:up\nX;\n-- calista:down\nY;\n";
+        let marked = format!("\u{feff}{plain}");
+        let without = parse(plain).unwrap();
+        let with = parse(&marked).unwrap();
+        assert_eq!(with.checksum(), without.checksum());
+        assert_eq!(with.script(Direction::Up, Dialect::Sqlite), "X;");
+        assert_eq!(with.sections().next().map(|s| s.line()), Some(2));
+        // Even when the mark comes right before a marker.
+        let tight = parse("\u{feff}-- calista:up\nX;\n-- calista:down\nY;\n").unwrap();
+        assert_eq!(tight.script(Direction::Down, Dialect::Postgres), "Y;");
+    }
+
+    #[test]
+    fn checksums_of_files_without_a_byte_order_mark_are_unchanged() {
+        // The SHA-256 of these bytes, as every earlier release computed it.
+        let sum = Checksum::of_file(b"-- calista:up\nX;\n");
+        assert_eq!(
+            sum.to_string(),
+            "88eaa67a90025189e20cb6904b015b9b3dbb974cbbdbd92220a33193f4a7456a"
+        );
     }
 
     #[test]
@@ -417,10 +584,24 @@ mod tests {
     }
 
     #[test]
-    fn template_is_a_valid_migration() {
+    fn template_fails_until_the_sql_is_written() {
         let revision = Revision::parse("20261124_0405").unwrap();
         let text = template(revision, "add_things");
-        let m = parse_file("t", "20261124_0405_add_things.sql", text.as_bytes()).unwrap();
+        let name = "20261124_0405_add_things.sql";
+        let all = parse_file("t", name, text.as_bytes()).unwrap_err();
+        let kinds: Vec<_> = all.iter().map(|p| &p.kind).collect();
+        assert_eq!(
+            kinds,
+            [&ProblemKind::NoStatement, &ProblemKind::NoStatement]
+        );
+        assert!(text.contains("The build fails until each section holds at least one statement"));
+        let written = text
+            .replace(
+                "-- calista:up\n",
+                "-- calista:up\nCREATE TABLE things (id INT);\n",
+            )
+            .replace("-- calista:down\n", "-- calista:down\nDROP TABLE things;\n");
+        let m = parse_file("t", name, written.as_bytes()).unwrap();
         assert_eq!(m.revision(), revision);
     }
 }

@@ -73,6 +73,7 @@ pub mod naming;
 pub mod plan;
 pub mod problem;
 pub mod source;
+pub mod sql;
 pub mod sql_split;
 pub mod utc;
 

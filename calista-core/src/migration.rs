@@ -151,10 +151,11 @@ pub struct Checksum([u8; 32]);
 
 impl Checksum {
     /// The checksum of a migration file: SHA-256 of its bytes with CRLF normalised to LF,
-    /// so a checkout on another operating system does not change it.
+    /// so a checkout on another operating system does not change it, and without a UTF-8
+    /// byte-order mark at the start, which some editors add or remove on their own.
     pub fn of_file(contents: &[u8]) -> Self {
         let mut hasher = Sha256::new();
-        let mut rest = contents;
+        let mut rest = contents.strip_prefix(b"\xef\xbb\xbf").unwrap_or(contents);
         while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
             hasher.update(&rest[..at]);
             rest = &rest[at + 1..];

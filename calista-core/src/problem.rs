@@ -65,6 +65,20 @@ pub enum ProblemKind {
     NoSections,
     /// A section with nothing in it.
     EmptySection,
+    /// A section with comments only: no statement would run.
+    NoStatement,
+    /// A statement that controls the transaction (`BEGIN`, `COMMIT`, `ROLLBACK`, …),
+    /// which calista owns.
+    TransactionControl {
+        /// The statement's first line.
+        statement: String,
+    },
+    /// A statement the server refuses inside a transaction block, in a transactional
+    /// migration.
+    NotInTransactionBlock {
+        /// The statement's first line.
+        statement: String,
+    },
     /// A dialect has no up SQL.
     MissingUp {
         /// The dialect with no up section.
@@ -108,7 +122,15 @@ impl ProblemKind {
             }
             Self::DirectiveAfterSection { .. } => "move the directive above the first `-- calista:` section".to_owned(),
             Self::NoSections => "start the SQL with `-- calista:up` and the reverse with `-- calista:down`".to_owned(),
-            Self::EmptySection => "write the SQL, or a comment saying why this dialect needs none".to_owned(),
+            Self::EmptySection | Self::NoStatement => "write the SQL; if a dialect really needs none, write a statement that \
+                 does nothing and say why, e.g. `SELECT 1; -- nothing to undo on SQLite`"
+                .to_owned(),
+            Self::TransactionControl { .. } => "remove it: calista runs each migration in one transaction and commits it \
+                 together with its record (a `-- calista:no-transaction` migration runs each statement on its own)"
+                .to_owned(),
+            Self::NotInTransactionBlock { .. } => "mark the file `-- calista:no-transaction` (it then runs alone, one \
+                 statement at a time), and move the statements that belong in a transaction to a migration of their own"
+                .to_owned(),
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
                 dialect.marker_word()
@@ -157,6 +179,18 @@ impl fmt::Display for ProblemKind {
             }
             Self::NoSections => write!(f, "the file has no `-- calista:` sections"),
             Self::EmptySection => write!(f, "the section is empty"),
+            Self::NoStatement => write!(
+                f,
+                "the section holds only comments; it would apply as a migration that does nothing"
+            ),
+            Self::TransactionControl { statement } => write!(
+                f,
+                "`{statement}` controls the transaction; a migration's statements and its record must commit together"
+            ),
+            Self::NotInTransactionBlock { statement } => write!(
+                f,
+                "`{statement}` cannot run inside a transaction block, and this migration runs in one"
+            ),
             Self::MissingUp { dialect } => write!(f, "no up SQL for {dialect}"),
             Self::MissingDown { dialect } => {
                 write!(

@@ -125,9 +125,9 @@ proptest! {
         statements in proptest::collection::vec("[a-z ]{1,20}('[a-z;]*')?", 1..10),
         garbage in any::<String>(),
     ) {
-        let _ = sql_split::statements(&garbage);
+        let _ = sql_split::statements(&garbage, Dialect::Postgres);
         let script = statements.iter().map(|s| format!("{s};")).collect::<String>();
-        let split = sql_split::statements(&script);
+        let split = sql_split::statements(&script, Dialect::Postgres);
         let expected: Vec<&str> = statements.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
         prop_assert_eq!(split, expected);
     }

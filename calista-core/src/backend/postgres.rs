@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{ConnectOptions, Connection};
 
+use crate::migration::Dialect;
 use crate::sql_split;
 
 type DB = sqlx::Postgres;
@@ -78,7 +79,7 @@ pub(crate) async fn connect(
 /// Runs a no-transaction migration: one statement at a time, each in autocommit, because
 /// PostgreSQL wraps a multi-statement query in a transaction.
 pub(crate) async fn run_alone(conn: &mut PgConnection, script: &str) -> Result<(), sqlx::Error> {
-    for statement in sql_split::statements(script) {
+    for statement in sql_split::statements(script, Dialect::Postgres) {
         run_script(conn, statement).await?;
     }
     Ok(())
