@@ -281,7 +281,7 @@ fn password_in_a_reachable_url_never_appears() {
 }
 
 #[test]
-fn db_new_writes_a_valid_template_named_after_the_newest() {
+fn db_new_writes_a_template_named_after_the_newest_that_fails_until_written() {
     let dir = tempfile::tempdir().unwrap();
     let run = calista(dir.path(), &["db", "new", "add_customer_email"], &[]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -308,8 +308,14 @@ fn db_new_writes_a_valid_template_named_after_the_newest() {
             .join("migrations/30000101_0000_after_future.sql")
             .exists()
     );
-    let loaded = calista::Migrations::from_dir(dir.path().join("migrations")).unwrap();
-    assert_eq!(loaded.len(), 3);
+    // The templates fail until their SQL is written: one problem per section of each.
+    let unwritten = calista::Migrations::from_dir(dir.path().join("migrations")).unwrap_err();
+    let kinds: Vec<_> = unwritten.problems.iter().map(|p| &p.kind).collect();
+    assert_eq!(
+        kinds,
+        [&calista::ProblemKind::NoStatement; 4],
+        "{unwritten}"
+    );
     let bad = calista(dir.path(), &["db", "new", "Add-Email"], &[]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("add_email"), "{bad:?}");

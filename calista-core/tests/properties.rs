@@ -133,6 +133,74 @@ proptest! {
     }
 }
 
+/// SQL-ish text: the pieces the lexer treats specially, glued in any order, plus noise.
+fn sql_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("'".to_owned()),
+        Just("''".to_owned()),
+        Just("E'".to_owned()),
+        Just("\\".to_owned()),
+        Just("\"".to_owned()),
+        Just("`".to_owned()),
+        Just("[".to_owned()),
+        Just("]".to_owned()),
+        Just("$$".to_owned()),
+        Just("$a$".to_owned()),
+        Just("$1".to_owned()),
+        Just("--".to_owned()),
+        Just("/*".to_owned()),
+        Just("*/".to_owned()),
+        Just(";".to_owned()),
+        Just("\n".to_owned()),
+        Just(" ".to_owned()),
+        Just("BEGIN ATOMIC".to_owned()),
+        Just("CREATE TRIGGER t BEGIN".to_owned()),
+        Just("CASE".to_owned()),
+        Just("END".to_owned()),
+        Just("(".to_owned()),
+        Just(")".to_owned()),
+        Just("1e-5".to_owned()),
+        Just("::".to_owned()),
+        Just("é".to_owned()),
+        "[ -~]{0,6}",
+        any::<String>(),
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn sql_tokens_never_panic_and_cover_the_text_exactly(text in sql_text()) {
+        for dialect in Dialect::ALL {
+            let mut at = 0;
+            let mut joined = String::new();
+            for token in calista_core::sql::tokens(&text, dialect) {
+                prop_assert_eq!(token.offset, at);
+                prop_assert!(!token.text.is_empty());
+                at = token.end();
+                joined.push_str(token.text);
+            }
+            prop_assert_eq!(joined, text.clone());
+        }
+    }
+
+    #[test]
+    fn sql_statements_lie_where_their_offsets_say_in_order(text in sql_text()) {
+        for dialect in Dialect::ALL {
+            let mut after = 0;
+            for statement in calista_core::sql::statements(&text, dialect) {
+                prop_assert!(statement.offset >= after);
+                prop_assert_eq!(&text[statement.offset..statement.offset + statement.text.len()], statement.text);
+                prop_assert!(!statement.text.trim().is_empty());
+                after = statement.offset + statement.text.len();
+                let _ = calista_core::sql::line_col(&text, statement.offset);
+            }
+        }
+    }
+}
+
 #[cfg(feature = "runtime")]
 mod urls {
     use std::path::Path;

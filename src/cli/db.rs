@@ -317,7 +317,7 @@ fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
     )
     .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
     out.print(&path.display().to_string());
-    out.notice("Write the SQL under `-- calista:up` and its reverse under `-- calista:down`; rebuild to embed it.");
+    out.notice("Write the SQL under `-- calista:up` and its reverse under `-- calista:down`; until then the build fails.");
     Ok(())
 }
 
