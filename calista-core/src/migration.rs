@@ -94,6 +94,9 @@ pub struct Section<'a> {
     dialect: Option<Dialect>,
     line: u32,
     sql: &'a str,
+    /// The whole file, and where `sql` starts in it, to place a statement in the file.
+    file: &'a str,
+    start: usize,
 }
 
 impl<'a> Section<'a> {
@@ -116,6 +119,8 @@ impl<'a> Section<'a> {
             dialect,
             line,
             sql,
+            file: text,
+            start: start as usize,
         }
     }
 
@@ -137,6 +142,29 @@ impl<'a> Section<'a> {
     /// The SQL text, as written in the file, without surrounding blank space.
     pub fn sql(&self) -> &'a str {
         self.sql
+    }
+
+    /// The byte offset in the file at which [`sql`](Self::sql) starts.
+    pub fn offset(&self) -> usize {
+        self.start
+    }
+
+    /// The 1-based line and column in the file of byte `offset` of [`sql`](Self::sql),
+    /// e.g. of a [`Statement`](crate::sql::Statement)'s offset or a server's error position.
+    ///
+    /// ```
+    /// use calista_core::format::parse_file;
+    /// use calista_core::{Dialect, sql};
+    ///
+    /// let file = "-- calista:up\nCREATE TABLE t (a int);\nCOMMENT ON TABLE t IS 'x';\n-- calista:down\nDROP TABLE t;\n";
+    /// let name = "20250826_1030_t.sql";
+    /// let migration = parse_file(name, name, file.as_bytes()).unwrap();
+    /// let up = migration.sections().next().unwrap();
+    /// let second = &sql::statements(up.sql(), Dialect::Postgres)[1];
+    /// assert_eq!(up.line_col(second.offset), (3, 1));
+    /// ```
+    pub fn line_col(&self, offset: usize) -> (u32, u32) {
+        crate::sql::line_col(self.file, self.start.saturating_add(offset))
     }
 
     /// Whether this section runs for a direction on a dialect.

@@ -58,12 +58,15 @@ fn problem(
     dialect: Dialect,
     no_transaction: bool,
 ) -> Option<ProblemKind> {
-    let shown = || shown(statement);
     if is_transaction_control(statement) {
-        return Some(ProblemKind::TransactionControl { statement: shown() });
+        return Some(ProblemKind::TransactionControl {
+            statement: shown(statement),
+        });
     }
     if !no_transaction && cannot_run_in_transaction(statement, dialect) {
-        return Some(ProblemKind::NotInTransactionBlock { statement: shown() });
+        return Some(ProblemKind::NotInTransactionBlock {
+            statement: shown(statement),
+        });
     }
     None
 }
