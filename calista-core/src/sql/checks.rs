@@ -28,6 +28,18 @@ pub(crate) fn check_section(
 ) -> SectionFindings {
     use Dialect::{Postgres, Sqlite};
     let sql = file.get(start..end).unwrap_or_default();
+    if !mentions_a_checked_keyword(sql) {
+        // Nothing to split: only whether a statement exists, which the first token tells.
+        let has_statement = |d| super::tokens(sql, d).any(|t| !t.is_trivia() && t.text != ";");
+        let no_statement = match dialect {
+            Some(one) => !has_statement(one),
+            None => !Dialect::ALL.into_iter().all(has_statement),
+        };
+        return SectionFindings {
+            no_statement,
+            problems: Vec::new(),
+        };
+    }
     // Each lexing of the text, with the dialects whose rules apply to its statements: a
     // shared section is lexed once when both dialects read it alike (the common case,
     // which keeps `migrations!()` fast on a thousand files).
@@ -58,6 +70,36 @@ pub(crate) fn check_section(
     }
     findings.problems.sort_by_key(|(line, _)| *line);
     findings
+}
+
+/// The words the rules below look for; a section without any of them (as a run of letters,
+/// anywhere, even in a string or comment) cannot break them, and is not split at all.
+const CHECKED_KEYWORDS: &[&[u8]] = &[
+    b"ABORT",
+    b"BEGIN",
+    b"CLUSTER",
+    b"COMMIT",
+    b"CONCURRENTLY",
+    b"DATABASE",
+    b"DISCARD",
+    b"END",
+    b"PREPARE",
+    b"REINDEX",
+    b"ROLLBACK",
+    b"START",
+    b"SUBSCRIPTION",
+    b"SYSTEM",
+    b"TABLESPACE",
+    b"VACUUM",
+];
+
+/// Whether `sql` holds one of [`CHECKED_KEYWORDS`] as a run of ASCII letters. Any word
+/// token the lexer reads as one of them is such a run, so `false` means no rule applies.
+fn mentions_a_checked_keyword(sql: &str) -> bool {
+    sql.as_bytes()
+        .split(|b| !b.is_ascii_alphabetic())
+        .filter(|run| (3..=12).contains(&run.len()))
+        .any(|run| CHECKED_KEYWORDS.iter().any(|k| run.eq_ignore_ascii_case(k)))
 }
 
 /// Whether both dialects split `sql` into the same statements with the same words: none
@@ -287,6 +329,18 @@ mod tests {
             kinds("CREATE TABLE t (a int);\nVACUUM;", None, false),
             [(2, not_in_block("VACUUM"))]
         );
+    }
+
+    #[test]
+    fn sections_without_a_checked_keyword_are_not_split() {
+        assert!(!mentions_a_checked_keyword(
+            "CREATE TABLE t (a int); INSERT INTO t VALUES (1);"
+        ));
+        assert!(mentions_a_checked_keyword("SELECT $1end"));
+        assert!(mentions_a_checked_keyword("x;\nvacuum"));
+        let found = check_section("-- c\n;", 0, 6, None, false);
+        assert!(found.no_statement);
+        assert!(!check_section("SELECT 1", 0, 8, None, false).no_statement);
     }
 
     #[test]
