@@ -95,7 +95,7 @@ fn literal(rng: &mut Rng, text: &str, dialect: Dialect) -> String {
 /// Something harmless between statements: nothing, blanks, or comments holding `;`.
 fn filler(rng: &mut Rng, dialect: Dialect) -> &'static str {
     let common = ["", " ", "\n", "-- x; 'y\n", "/* a; 'b */", "\n\n-- ;\n"];
-    if dialect == Dialect::Postgres && rng.next() % 4 == 0 {
+    if dialect == Dialect::Postgres && rng.next().is_multiple_of(4) {
         return "/* a /* b; */ c; */";
     }
     rng.pick(&common)
