@@ -253,14 +253,37 @@ fn default_database_is_a_sqlite_file_in_the_current_directory() {
     assert_eq!(calista(dir.path(), &["db", "check"], &[]).code, 0);
 }
 
+/// `url`'s user and `host[:port]`, and its password if it has one.
+fn url_parts(url: &str) -> (String, String, Option<String>) {
+    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, password)) => (user.into(), host.into(), Some(password.into())),
+            None => (userinfo.into(), host.into(), None),
+        },
+        None => ("postgres".into(), authority.into(), None),
+    }
+}
+
+/// The scratch database's URL with a password in it: the test URL's own, or (a server
+/// that trusts local connections accepts any) `s3cr3t-pw`. Returns the URL and the password.
+fn url_with_password(scratch: &ScratchPg) -> (String, String) {
+    let (user, host, password) = url_parts(&scratch.url);
+    let password = password.unwrap_or_else(|| "s3cr3t-pw".to_owned());
+    let url = format!("postgres://{user}:{password}@{host}/{}", scratch.name);
+    (url, password)
+}
+
 #[test]
 fn password_in_a_reachable_url_never_appears() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scratch = runtime.block_on(ScratchPg::new());
-    // The test server trusts local connections, so any password is accepted.
-    let url = scratch
-        .url
-        .replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
+    let (url, password) = url_with_password(&scratch);
+    assert!(
+        url.contains(&password),
+        "the test must hold a password: {url}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("CALISTA_DB_URL", url.as_str()),
@@ -273,10 +296,14 @@ fn password_in_a_reachable_url_never_appears() {
         &["config", "show"],
         &["events", "list"],
         &["db", "upgrade", "--sql"],
+        &["--format", "json", "db", "status"],
     ] {
         let run = calista(dir.path(), args, &env);
-        assert!(!run.all().contains("s3cr3t-pw"), "{args:?}: {run:?}");
+        assert_eq!(run.code, 0, "the URL must connect: {args:?}: {run:?}");
+        assert!(!run.all().contains(&password), "{args:?}: {run:?}");
     }
+    let shown = calista(dir.path(), &["config", "show"], &env);
+    assert!(shown.stdout.contains(":***@"), "{shown:?}");
     drop(scratch);
 }
 
@@ -348,4 +375,249 @@ fn malformed_config_file_names_the_key_and_the_file() {
         run.stderr.contains("backup_kep") && run.stderr.contains("calista.toml"),
         "{run:?}"
     );
+}
+
+/// Where a test puts the database URL.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Flag,
+    Env,
+    File,
+}
+
+/// Runs `calista` in `dir` with `url` given through `via`, in human or JSON format.
+fn with_url(dir: &Path, url: &str, via: Via, json: bool, args: &[&str]) -> Run {
+    let mut all: Vec<&str> = Vec::new();
+    if json {
+        all.extend(["--format", "json"]);
+    }
+    let mut env = vec![
+        ("CALISTA_CONNECT_TIMEOUT", "1"),
+        ("CALISTA_ENV", "development"),
+    ];
+    let _ = std::fs::remove_file(dir.join("calista.toml"));
+    match via {
+        Via::Flag => all.extend(["--db-url", url]),
+        Via::Env => env.push(("CALISTA_DB_URL", url)),
+        Via::File => {
+            // A TOML basic string: backslashes and quotes escaped, control characters as \u.
+            let mut quoted = String::new();
+            for c in url.chars() {
+                match c {
+                    '"' | '\\' => {
+                        quoted.push('\\');
+                        quoted.push(c);
+                    }
+                    c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+                    c => quoted.push(c),
+                }
+            }
+            std::fs::write(
+                dir.join("calista.toml"),
+                format!("[db]\nurl = \"{quoted}\"\n"),
+            )
+            .unwrap();
+        }
+    }
+    all.extend_from_slice(args);
+    calista(dir, &all, &env)
+}
+
+/// The ways people mistype a PostgreSQL URL, each holding the password `s3cr3t-pw`.
+const MALFORMED_WITH_PASSWORD: &[&str] = &[
+    "postgresql//user:s3cr3t-pw@h/db",
+    "postgres:/user:s3cr3t-pw@h/db",
+    "postgresql:user:s3cr3t-pw@h/db",
+    "postgres:s3cr3t-pw@h/db",
+    "postgres://user:s3cr3t-pw",
+    "postgres://user:s3cr3t-pw/db",
+    "postgres://user:s3cr3t-pw@h:port/db",
+    "postgresql+asyncpg://user:s3cr3t-pw@h/db",
+    "sqlite://user:s3cr3t-pw@h/x.db",
+];
+
+#[test]
+fn a_url_that_does_not_parse_never_shows_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in MALFORMED_WITH_PASSWORD {
+        for via in [Via::Flag, Via::Env, Via::File] {
+            for json in [false, true] {
+                for args in [&["db", "status"][..], &["config", "show"]] {
+                    let run = with_url(dir.path(), url, via, json, args);
+                    let case = format!("{url} via {via:?}, json {json}, {args:?}: {run:?}");
+                    assert_eq!(run.code, 2, "{case}");
+                    assert!(
+                        run.stderr.contains("is not an accepted database URL"),
+                        "{case}"
+                    );
+                    assert!(!run.all().contains("s3cr3t"), "{case}");
+                }
+            }
+        }
+    }
+}
+
+/// Every command of the program, for the property below.
+const EVERY_COMMAND: &[&[&str]] = &[
+    &["version"],
+    &["config", "show"],
+    &["db", "status"],
+    &["db", "current"],
+    &["db", "history"],
+    &["db", "heads"],
+    &["db", "check"],
+    &["db", "upgrade", "--sql"],
+    &["db", "upgrade"],
+    &["db", "downgrade", "-1"],
+    &["db", "backups"],
+    &["db", "recover", "--retry"],
+    &["db", "restore", "--yes", "missing-backup.sqlite3"],
+    &["db", "new", "generated"],
+    &["events", "list"],
+    &[
+        "events",
+        "append",
+        "--stream",
+        "s-1",
+        "--type",
+        "t",
+        "--payload",
+        "{}",
+    ],
+];
+
+/// A generated database URL holding the password: well formed (then it may reach the test
+/// server) or mistyped in the ways people mistype them.
+fn generated_url(
+    reachable_host: String,
+    database: String,
+) -> impl proptest::strategy::Strategy<Value = (String, String)> {
+    use proptest::prelude::*;
+    let scheme = prop::sample::select(vec![
+        "postgresql",
+        "postgres",
+        "POSTGRES",
+        "postgresql+psycopg",
+        "postgresql+asyncpg",
+        "mysql",
+        "pg",
+        "",
+    ]);
+    let separator = prop::sample::select(vec!["://", "://", "//", ":/", ":", ":///", "", "/"]);
+    // A marker nothing else holds, then characters that break naive redaction.
+    let password = "[a-zA-Z0-9!*$%@/:?#= ~]{0,10}".prop_map(|tail| format!("S3CR{tail}"));
+    let host = prop::sample::select(vec![
+        reachable_host.clone(),
+        "127.0.0.1:9".to_owned(),
+        "127.0.0.1:x".to_owned(),
+    ]);
+    let shape = 0..6u8;
+    let encode = any::<bool>();
+    // Half the cases well formed, reaching the test server (with its trust authentication
+    // any password connects), so the commands run all the way through.
+    let well_formed = any::<bool>();
+    (
+        scheme,
+        separator,
+        password,
+        host,
+        shape,
+        encode,
+        well_formed,
+    )
+        .prop_map(
+            move |(scheme, separator, password, host, shape, encode, well_formed)| {
+                let (scheme, separator, host, shape, encode) = if well_formed {
+                    (
+                        "postgresql",
+                        "://",
+                        reachable_host.clone(),
+                        shape % 2 * 4,
+                        true,
+                    )
+                } else {
+                    (scheme, separator, host, shape, encode)
+                };
+                let written = if encode {
+                    password
+                        .bytes()
+                        .map(|b| {
+                            if b.is_ascii_alphanumeric() {
+                                char::from(b).to_string()
+                            } else {
+                                format!("%{b:02X}")
+                            }
+                        })
+                        .collect()
+                } else {
+                    password.clone()
+                };
+                let db = &database;
+                let url = match shape {
+                    0 => format!("{scheme}{separator}postgres:{written}@{host}/{db}"),
+                    // After `://` this would be a user name: a password alone follows a mistyped
+                    // separator (`postgres:pw@host`).
+                    1 => format!(
+                        "{scheme}{}{written}@{host}/{db}",
+                        separator.replace("://", ":")
+                    ),
+                    2 => format!("{scheme}{separator}postgres:{written}"),
+                    3 => format!("{scheme}{separator}postgres:{written}/{db}"),
+                    4 => format!(
+                        "{scheme}{separator}postgres@{host}/{db}?sslmode=disable&password={written}"
+                    ),
+                    _ => format!(
+                        " {scheme}{separator}postgres:{written}@{host}/{db}?application_name=a@b "
+                    ),
+                };
+                (url, password)
+            },
+        )
+}
+
+/// The property: whatever URL holds the password, however it is given and whatever the
+/// command, the password is not in what the program prints. 12 cases (each runs every
+/// command) by default; `PROPTEST_CASES` sets more.
+#[test]
+fn generated_urls_never_show_their_password_in_any_command() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scratch = runtime.block_on(ScratchPg::new());
+    let (_, reachable_host, _) = url_parts(&scratch.url);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let via = prop::sample::select(vec![Via::Flag, Via::Env, Via::File]);
+    let strategy = (
+        generated_url(reachable_host, scratch.name.clone()),
+        via,
+        any::<bool>(),
+    );
+    let reached = std::cell::Cell::new(0);
+    runner
+        .run(&strategy, |((url, password), via, json)| {
+            let dir = tempfile::tempdir().unwrap();
+            for args in EVERY_COMMAND {
+                let run = with_url(dir.path(), &url, via, json, args);
+                let printed = run.all();
+                prop_assert!(
+                    !printed.contains("S3CR") && !printed.contains(&password),
+                    "{url:?} via {via:?}, json {json}, {args:?}: {run:?}"
+                );
+                if *args == ["db", "status"] && run.code == 0 {
+                    reached.set(reached.get() + 1);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    eprintln!("{cases} cases, {} reached the test server", reached.get());
+    drop(scratch);
 }

@@ -43,19 +43,86 @@ pub enum SqliteTarget {
 /// A URL in none of the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlError {
-    /// The URL, redacted.
+    /// The URL, masked by [`mask_rejected`].
     shown: String,
-    /// What is wrong with it.
+    /// What is wrong with it, with the masked parts masked here too.
     reason: String,
 }
 
 impl UrlError {
     fn new(text: &str, reason: impl Into<String>) -> Self {
-        Self {
-            shown: redact(text),
-            reason: reason.into(),
+        let (shown, hidden) = mask_rejected(text);
+        let mut reason = redact(&reason.into());
+        for secret in hidden.iter().filter(|s| !s.is_empty()) {
+            reason = reason.replace(secret.as_str(), "***");
         }
+        Self { shown, reason }
     }
+}
+
+/// How a URL that was not accepted is shown. Such a URL was not split by a parser, so
+/// nothing says where its password is: everything that could be one is hidden. That is
+/// all before the last `@` (a user and password, however mistyped the scheme before them
+/// is: `postgres:pw@h`, `postgresql//u:pw@h`); without an `@`, anything after a `:` in
+/// the host part (`postgres://user:pw`); and every `password=` value up to the next `&`.
+/// Kept: the scheme and the `:` and `/` after it, so the user sees what was mistyped.
+/// Returns the shown text and the hidden pieces.
+fn mask_rejected(text: &str) -> (String, Vec<String>) {
+    let scheme_len = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+        .unwrap_or(text.len());
+    let separator_len = text[scheme_len..]
+        .find(|c: char| c != ':' && c != '/')
+        .unwrap_or(text.len() - scheme_len);
+    // No separator, no scheme: `postgresqlpw@h` is all user and password. A lone `:`
+    // without an `@` after it may follow a user as well as a scheme (`user:pw`).
+    let lone_colon = &text[scheme_len..scheme_len + separator_len] == ":";
+    let head_len = if separator_len == 0 || (lone_colon && !text.contains('@')) {
+        0
+    } else {
+        scheme_len + separator_len
+    };
+    let (head, rest) = text.split_at(head_len);
+    let mut shown = head.to_owned();
+    let mut hidden = Vec::new();
+    let after_userinfo = match rest.rfind('@') {
+        Some(at) => {
+            hidden.push(rest[..at].to_owned());
+            shown.push_str("***@");
+            &rest[at + 1..]
+        }
+        None => {
+            let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_len].split_once(':') {
+                Some((host, port)) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+                    hidden.push(port.to_owned());
+                    shown.push_str(host);
+                    shown.push_str(":***");
+                    &rest[authority_len..]
+                }
+                _ => rest,
+            }
+        }
+    };
+    let (before_query, query) = after_userinfo
+        .split_once('?')
+        .map_or((after_userinfo, None), |(b, q)| (b, Some(q)));
+    shown.push_str(before_query);
+    if let Some(query) = query {
+        shown.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) if key.trim().eq_ignore_ascii_case("password") => {
+                    hidden.push(value.to_owned());
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push_str(&pairs.join("&"));
+    }
+    (shown, hidden)
 }
 
 impl fmt::Display for UrlError {
@@ -92,10 +159,32 @@ impl DatabaseUrl {
                  sqlite:///file.db)",
             ));
         };
+        let is_scheme = scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
+        if !is_scheme {
+            // What comes before `://` is no scheme (`postgres:u:pw@h://…`): not shown.
+            return Err(UrlError::new(
+                text,
+                "it does not start with postgresql:// or sqlite: (a SQLite file is written \
+                 sqlite:///file.db)",
+            ));
+        }
         let scheme = scheme.to_ascii_lowercase();
         match scheme.as_str() {
             "postgresql" | "postgres" | "postgresql+psycopg" | "postgresql+psycopg2" => {
                 let url = format!("postgres://{rest}");
+                let parsed = PostgresUrl { url };
+                if parsed.parts().path.contains(['@', ':']) {
+                    // `postgresql:///user:pw@host/db` is a database named `user:pw@host/db`
+                    // to a URL parser; no one means that.
+                    return Err(UrlError::new(
+                        text,
+                        "its database name holds `:` or `@`, so a user or password is in the \
+                         wrong place: they go right after `://` (in a name, write %3A and %40)",
+                    ));
+                }
+                let PostgresUrl { url } = parsed;
                 // sqlx decides what it can connect with; a URL it cannot read is a setting
                 // error now, not a connection error later.
                 sqlx::postgres::PgConnectOptions::from_str(&url).map_err(|e| {
@@ -119,7 +208,7 @@ impl DatabaseUrl {
             )),
             _ => Err(UrlError::new(
                 text,
-                format!("the scheme `{}` is unknown", redact(&scheme)),
+                format!("the scheme `{scheme}` is unknown"),
             )),
         }
     }
@@ -261,14 +350,41 @@ struct UrlParts<'a> {
 }
 
 impl fmt::Display for PostgresUrl {
+    /// From the parts the URL was accepted with (not by searching the text, which a raw
+    /// delimiter or a space in a password would mislead): `user:***@`, and `***` for the
+    /// value of a `password` parameter. A fragment, which sqlx ignores, is left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact(&self.url))
+        let parts = self.parts();
+        f.write_str("postgres://")?;
+        match parts.authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => write!(f, "{user}:***@{host}")?,
+                None => write!(f, "{userinfo}@{host}")?,
+            },
+            None => f.write_str(parts.authority)?,
+        }
+        f.write_str(parts.path)?;
+        if !parts.query.is_empty() {
+            let decode = |s: &str| {
+                String::from_utf8_lossy(&percent_decode(&s.replace('+', " "))).into_owned()
+            };
+            let pairs: Vec<String> = parts
+                .query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if decode(key) == "password" => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            write!(f, "?{}", pairs.join("&"))?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PostgresUrl({})", redact(&self.url))
+        write!(f, "PostgresUrl({self})")
     }
 }
 
@@ -637,6 +753,7 @@ mod tests {
             ("sqlite:///x%00.db", "NUL"),
             ("sqlite:///x%FF.db", "UTF-8"),
             ("postgres://h:notaport/db", "sqlx cannot read it"),
+            ("postgresql:///u:pw@h/db", "in the wrong place"),
         ] {
             let message = rejection(bad);
             assert!(message.contains(why), "{bad:?}: {message}");
@@ -663,11 +780,64 @@ mod tests {
     fn rejection_shows_the_value_without_its_password() {
         let message = rejection("mysql://admin:hunter2@db/app");
         assert!(
-            message.starts_with("`mysql://admin:***@db/app` is not an accepted database URL"),
+            message.starts_with("`mysql://***@db/app` is not an accepted database URL"),
             "{message}"
         );
         let message = rejection("postgres://admin:hunter2@h:bad/db?password=hunter2");
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn a_rejected_url_shows_its_scheme_and_host_but_nothing_that_could_be_a_password() {
+        for (bad, shown) in [
+            ("postgresql//user:pw@h/db", "`postgresql//***@h/db`"),
+            ("postgres:/user:pw@h/db", "`postgres:/***@h/db`"),
+            ("postgresql:user:pw@h/db", "`postgresql:***@h/db`"),
+            ("postgres:pw@h/db", "`postgres:***@h/db`"),
+            ("postgres://user:pw", "`postgres://user:***`"),
+            ("postgres://user:pw/db", "`postgres://user:***/db`"),
+            ("postgres://u:p/w@h:x/db", "`postgres://***@h:x/db`"),
+            (
+                "http://h/db?a=1&password=pw x&b=2",
+                "`http://h/db?a=1&password=***&b=2`",
+            ),
+            ("postgres:u:pw@h://x", "`postgres:***@h://x`"),
+            ("sqlite://user:pw@h/x.db", "`sqlite://***@h/x.db`"),
+            ("calista.db", "`calista.db`"),
+            ("localhost:5432/db", "`localhost:5432/db`"),
+            ("postgrespostgres:pw", "`postgrespostgres:***`"),
+            ("postgrespw@h", "`***@h`"),
+        ] {
+            let message = rejection(bad);
+            assert!(message.starts_with(shown), "{bad}: {message}");
+            assert!(!message.contains("pw"), "{bad}: {message}");
+        }
+        // A part of the text that a cause repeats is hidden there too.
+        let error = UrlError::new("postgres:Secret@h", "the server said Secret");
+        assert!(!error.to_string().contains("Secret"), "{error}");
+    }
+
+    #[test]
+    fn a_postgres_url_shows_its_parts_with_the_password_hidden_whatever_it_holds() {
+        for (url, shown) in [
+            ("postgres://u:my%20pw@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:my pw@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p@w@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=pw&sslmode=require",
+                "postgres://u@h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgres://u@h/db?pass%77ord=pw",
+                "postgres://u@h/db?pass%77ord=***",
+            ),
+        ] {
+            match parse(url) {
+                Ok(DatabaseUrl::Postgres(parsed)) => assert_eq!(parsed.to_string(), shown, "{url}"),
+                // sqlx may refuse one; then the rejection must hide it.
+                other => assert!(!format!("{other:?}").contains("pw"), "{url}: {other:?}"),
+            }
+        }
     }
 
     #[test]
