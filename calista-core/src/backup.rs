@@ -3,11 +3,14 @@
 //! SQLite: a consistent copy with `VACUUM INTO`, checked with `PRAGMA integrity_check`.
 //! PostgreSQL: `pg_dump --format=custom` of the application's schema, the password passed
 //! through the environment, never the command line.
+//!
+//! [`restore`] brings a database back exactly as a backup holds it.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use sqlx::{ConnectOptions, Connection};
 
@@ -45,9 +48,16 @@ pub struct BackupOptions {
     pub dir: Option<PathBuf>,
     /// How many backups of this database to keep; older ones are deleted after a successful upgrade.
     pub keep: u32,
-    /// The `pg_dump` program; `None`: found on `PATH`.
+    /// The `pg_dump` program; `None`: found on `PATH`. A restore runs the `pg_restore` and
+    /// `psql` of the same folder.
     pub pg_dump: Option<PathBuf>,
+    /// The application's restore command, to which a backup's path is added when an
+    /// upgrade says how to restore its backup (default [`DEFAULT_RESTORE_HINT`]).
+    pub restore_hint: String,
 }
+
+/// The restore command of the `calista` program.
+pub const DEFAULT_RESTORE_HINT: &str = "calista db restore";
 
 impl Default for BackupOptions {
     fn default() -> Self {
@@ -55,6 +65,7 @@ impl Default for BackupOptions {
             dir: None,
             keep: DEFAULT_KEEP,
             pg_dump: None,
+            restore_hint: DEFAULT_RESTORE_HINT.to_owned(),
         }
     }
 }
@@ -75,7 +86,8 @@ pub struct Backup {
     pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,
-    /// The command that restores it (with any password left out).
+    /// The command that restores it: the restore hint and the backup's absolute path,
+    /// quoted for a POSIX shell.
     pub restore_command: String,
 }
 
@@ -150,24 +162,42 @@ pub(crate) enum Source<'a> {
     Postgres {
         /// `--host`, `--port`, `--username` and `--dbname` arguments: no password.
         connection_args: Vec<String>,
-        /// Environment for the client: PGPASSWORD, PGSSLMODE.
+        /// Environment for the client: the password (`PGPASSWORD`) and the URL's TLS
+        /// settings (`PGSSLMODE`, `PGSSLROOTCERT`, …).
         env: Vec<(&'static str, String)>,
         /// The database name, for the file name.
         database: String,
+        /// Server, port and database, which with the schema tell this database from
+        /// others of the same name.
+        server: String,
         /// The schema to dump.
         schema: &'a str,
     },
 }
 
 impl Source<'_> {
+    /// The name in backup file names: the database's, then a short hash of where it is,
+    /// so two databases of one name (`app.db` in two folders) never share backups.
     fn database_name(&self) -> String {
-        match self {
-            Self::Sqlite { file } => file.file_stem().map_or_else(
-                || "database".to_owned(),
-                |s| s.to_string_lossy().into_owned(),
-            ),
-            Self::Postgres { database, .. } => database.clone(),
-        }
+        let (name, identity) = match self {
+            Self::Sqlite { file } => {
+                let name = file.file_stem().map_or_else(
+                    || "database".to_owned(),
+                    |s| s.to_string_lossy().into_owned(),
+                );
+                // The file exists when it is backed up; canonical, so that `./app.db` and
+                // `/srv/app.db` are one database.
+                let path = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+                (name, format!("sqlite:{}", path.display()))
+            }
+            Self::Postgres {
+                database,
+                server,
+                schema,
+                ..
+            } => (database.clone(), format!("postgres:{server}/{schema}")),
+        };
+        format!("{name}-{}", identity_hash(&identity))
     }
 
     fn extension(&self) -> &'static str {
@@ -193,7 +223,18 @@ pub(crate) fn backup_dir(source: &Source<'_>, options: &BackupOptions) -> PathBu
     options.dir.clone().unwrap_or_else(|| source.default_dir())
 }
 
-/// `<database>-<revision>-<UTC timestamp>.<ext>`.
+/// The first 8 hex digits of the SHA-256 of a database's identity.
+fn identity_hash(identity: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(identity.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `<database>-<identity hash>-<revision>-<UTC timestamp>.<ext>` (`database` holds the
+/// name and the hash).
 fn file_name(database: &str, revision: Option<&str>, at: UtcDateTime, extension: &str) -> String {
     format!(
         "{database}-{}-{}.{extension}",
@@ -247,7 +288,11 @@ pub(crate) async fn take(
             source: e,
         })?
         .len();
-    let restore_command = restore_command(source, &path);
+    let restore_command = format!(
+        "{} {}",
+        options.restore_hint,
+        shell_quote(&std::path::absolute(&path).unwrap_or_else(|_| path.clone()))
+    );
     Ok(Backup {
         path,
         size,
@@ -255,8 +300,9 @@ pub(crate) async fn take(
     })
 }
 
-/// Deletes what crashed backups of `database` left behind. Runs under the migration lock,
-/// so no other backup of it is being written.
+/// Deletes what killed backups of `database` left behind: the `.partial` file and
+/// whatever SQLite wrote beside it (`.partial-journal`, `.partial-wal`, …). Runs under the
+/// migration lock, so no other backup of it is being written.
 fn remove_stale_partials(dir: &Path, database: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -264,9 +310,9 @@ fn remove_stale_partials(dir: &Path, database: &str) {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_ours = name
-            .strip_suffix(PARTIAL)
-            .and_then(parse_file_name)
-            .is_some_and(|(db, ..)| db == database);
+            .find(PARTIAL)
+            .and_then(|at| parse_file_name(&name[..at]))
+            .is_some_and(|parsed| parsed.database == database);
         if is_ours {
             let _ = fs::remove_file(entry.path());
         }
@@ -373,36 +419,24 @@ async fn pg_dump(
     if output.status.success() {
         Ok(())
     } else {
-        let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        for (_, password) in env
-            .iter()
-            .filter(|(k, v)| *k == "PGPASSWORD" && !v.is_empty())
-        {
-            stderr = stderr.replace(password.as_str(), "***");
-        }
         Err(BackupError::PgDumpFailed {
             status: output.status.to_string(),
-            stderr: stderr.trim().to_owned(),
+            stderr: hide_password(&String::from_utf8_lossy(&output.stderr), env),
         })
     }
 }
 
-fn restore_command(source: &Source<'_>, path: &Path) -> String {
-    match source {
-        Source::Sqlite { file } => {
-            format!(
-                "stop the application, then: cp '{}' '{}'",
-                path.display(),
-                file.display()
-            )
-        }
-        Source::Postgres {
-            connection_args, ..
-        } => format!(
-            "pg_restore --clean --if-exists --single-transaction {} '{}' (with PGPASSWORD set if the server needs one)",
-            connection_args.join(" "),
-            path.display()
-        ),
+/// A path as one word of a POSIX shell: as it is when that is safe, else in single quotes.
+fn shell_quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@%,".contains(&b));
+    if plain {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 
@@ -411,8 +445,11 @@ fn restore_command(source: &Source<'_>, path: &Path) -> String {
 pub struct BackupFile {
     /// Where it is.
     pub path: PathBuf,
-    /// The database it is of.
+    /// The name of the database it is of.
     pub database: String,
+    /// A short hash of where that database is (its file, or its server and schema), which
+    /// tells apart databases of one name; `None` in backups of older versions.
+    pub database_id: Option<String>,
     /// The revision the database was at (empty: none).
     pub revision: String,
     /// When it was taken, `YYYYMMDDTHHMMSS.mmmZ` (UTC).
@@ -438,11 +475,16 @@ pub fn list(dir: &Path) -> io::Result<Vec<BackupFile>> {
             continue;
         };
         let size = entry.metadata()?.len();
+        let (database, database_id) = match parsed.database.rsplit_once('-') {
+            Some((db, id)) if is_identity_hash(id) => (db.to_owned(), Some(id.to_owned())),
+            _ => (parsed.database, None),
+        };
         found.push(BackupFile {
             path: entry.path(),
-            database: parsed.0,
-            revision: parsed.1,
-            taken_at: parsed.2,
+            database,
+            database_id,
+            revision: parsed.revision,
+            taken_at: parsed.taken_at,
             size,
         });
     }
@@ -450,8 +492,20 @@ pub fn list(dir: &Path) -> io::Result<Vec<BackupFile>> {
     Ok(found)
 }
 
-/// Splits `<database>-<revision>-<timestamp>.<ext>`; the database name may contain `-`.
-fn parse_file_name(name: &str) -> Option<(String, String, String)> {
+/// A backup file name, split.
+struct ParsedName {
+    /// The name and, since backups carry it, `-` and the identity hash.
+    database: String,
+    revision: String,
+    taken_at: String,
+}
+
+fn is_identity_hash(text: &str) -> bool {
+    text.len() == 8 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Splits `<database>-<revision>-<timestamp>.<ext>`; the database part may contain `-`.
+fn parse_file_name(name: &str) -> Option<ParsedName> {
     let stem = name
         .strip_suffix(&format!(".{SQLITE_EXTENSION}"))
         .or_else(|| name.strip_suffix(&format!(".{POSTGRES_EXTENSION}")))?;
@@ -463,20 +517,24 @@ fn parse_file_name(name: &str) -> Option<(String, String, String)> {
         && taken_at.ends_with('Z')
         && taken_at.bytes().filter(u8::is_ascii_digit).count() == 17;
     let revision_ok = revision.is_empty() || crate::naming::Revision::parse(revision).is_ok();
-    (timestamp_ok && revision_ok && !database.is_empty()).then(|| {
-        (
-            database.to_owned(),
-            revision.to_owned(),
-            taken_at.to_owned(),
-        )
+    (timestamp_ok && revision_ok && !database.is_empty()).then(|| ParsedName {
+        database: database.to_owned(),
+        revision: revision.to_owned(),
+        taken_at: taken_at.to_owned(),
     })
 }
 
-/// Deletes the oldest backups of `database` in `dir` beyond `keep`; returns what it deleted.
+/// Deletes the oldest backups of `database` (a [`database_name`]: name and identity hash)
+/// in `dir` beyond `keep`; returns what it deleted. Backups of other databases, and of
+/// older versions that carry no identity, are never counted nor deleted.
 pub(crate) fn prune(dir: &Path, database: &str, keep: u32) -> io::Result<Vec<PathBuf>> {
     let mine: Vec<BackupFile> = list(dir)?
         .into_iter()
-        .filter(|b| b.database == database)
+        .filter(|b| {
+            b.database_id
+                .as_ref()
+                .is_some_and(|id| format!("{}-{id}", b.database) == database)
+        })
         .collect();
     let excess = mine
         .len()
@@ -489,45 +547,534 @@ pub(crate) fn prune(dir: &Path, database: &str, keep: u32) -> io::Result<Vec<Pat
     Ok(deleted)
 }
 
-/// The database name used in backup file names.
+/// The database part of backup file names: its name and identity hash.
 pub(crate) fn database_name(source: &Source<'_>) -> String {
     source.database_name()
+}
+
+/// A restore that did not happen. Each message says what was changed: nothing, in every
+/// case, since the database is replaced only at the last step, at once.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The backup file cannot be read.
+    #[error(
+        "cannot read the backup {path}; give the path of a file that `db backups` lists; nothing was changed"
+    )]
+    Unreadable {
+        /// The file, as given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a backup this database can be restored from.
+    #[error("{path} is not a {backend} backup of this database ({detail}); nothing was changed")]
+    NotABackup {
+        /// The file, as given.
+        path: PathBuf,
+        /// `SQLite` or `PostgreSQL`.
+        backend: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// There is no file to restore into.
+    #[error("cannot restore: {0}")]
+    NoTarget(&'static str),
+    /// Another connection uses the database (or an upgrade runs).
+    #[error(
+        "cannot restore: the database is in use ({detail}); stop the application, then restore; nothing was changed"
+    )]
+    InUse {
+        /// What says so.
+        detail: String,
+    },
+    /// A PostgreSQL client program is missing.
+    #[error(
+        "cannot restore: `{program}` was not found. Install the PostgreSQL client (for example the \
+         postgresql-client package), or set `pg_dump` under [db] to a pg_dump whose folder also holds \
+         pg_restore and psql; nothing was changed"
+    )]
+    ToolMissing {
+        /// The program looked for.
+        program: String,
+    },
+    /// `pg_restore` or `psql` failed.
+    #[error(
+        "cannot restore: {program} failed ({status}): {stderr}. The restore runs in one transaction, so nothing was changed"
+    )]
+    ToolFailed {
+        /// `pg_restore` or `psql`.
+        program: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr (trimmed, password hidden).
+        stderr: String,
+    },
+    /// The copy beside the database could not be written.
+    #[error(
+        "cannot restore: cannot write {path}; check that the folder is writable and the disk has room; nothing was changed"
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// SQLite failed.
+    #[error("cannot restore: SQLite failed while {doing}; nothing was changed")]
+    Sqlite {
+        /// What it was doing.
+        doing: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl RestoreError {
+    /// True when the request, not the system, is at fault: a file that is no backup of
+    /// this database, or a database with no file.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreadable { .. } | Self::NotABackup { .. } | Self::NoTarget(_)
+        )
+    }
+}
+
+/// Brings `database` back exactly as `backup` holds it, whatever was created since. The
+/// application must be stopped.
+///
+/// SQLite: the backup is checked, copied beside the database file and synced to disk, then
+/// renamed over it in one step, while this process holds the database exclusively (SQLite
+/// itself removes the `-wal` and `-shm` files of the old one, which only it can do safely).
+///
+/// PostgreSQL: `pg_restore` turns the backup into SQL (reading the file only), then `psql`
+/// runs, in one transaction holding the migration lock, `DROP SCHEMA … CASCADE` and that
+/// SQL. Dropping the schema removes whatever an upgrade created in it since, which a
+/// `pg_restore --clean` (dropping only what the backup holds) cannot; one transaction means
+/// a failure changes nothing. The connection, password and TLS settings are the URL's,
+/// passed as for `pg_dump`.
+pub async fn restore(
+    database: &crate::Database,
+    backup: &Path,
+    options: &BackupOptions,
+) -> Result<(), RestoreError> {
+    fs::File::open(backup)
+        .and_then(|f| f.metadata())
+        .and_then(|m| {
+            if m.is_file() {
+                Ok(())
+            } else {
+                Err(io::Error::other("it is not a file"))
+            }
+        })
+        .map_err(|source| RestoreError::Unreadable {
+            path: backup.to_owned(),
+            source,
+        })?;
+    let lock_wait = database.options().lock_timeout.min(Duration::from_secs(5));
+    match database.backup_source() {
+        Ok(Source::Sqlite { file }) => restore_sqlite(file, backup, lock_wait).await,
+        Ok(Source::Postgres {
+            connection_args,
+            env,
+            schema,
+            ..
+        }) => restore_postgres(&connection_args, &env, schema, backup, options).await,
+        Err(reason) => Err(RestoreError::NoTarget(reason)),
+    }
+}
+
+async fn restore_sqlite(
+    file: &Path,
+    backup: &Path,
+    lock_wait: Duration,
+) -> Result<(), RestoreError> {
+    let sqlite_error = |doing| move |source| RestoreError::Sqlite { doing, source };
+    // The backup first: a file that is not a sound SQLite database changes nothing.
+    let read_only = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(backup)
+        .read_only(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&read_only)
+        .await
+        .map_err(sqlite_error("opening the backup"))?;
+    let verdict: Result<String, _> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    match verdict {
+        Ok(ok) if ok == "ok" => {}
+        Ok(detail) => {
+            return Err(RestoreError::NotABackup {
+                path: backup.to_owned(),
+                backend: "SQLite",
+                detail: format!("its integrity check says: {detail}"),
+            });
+        }
+        Err(e) => {
+            return Err(RestoreError::NotABackup {
+                path: backup.to_owned(),
+                backend: "SQLite",
+                detail: e.to_string(),
+            });
+        }
+    }
+
+    // Beside the database, so the rename below stays in one file system (and is atomic).
+    let staged = PathBuf::from(format!("{}.restoring", file.display()));
+    let write_error = |source| RestoreError::Write {
+        path: staged.clone(),
+        source,
+    };
+    let _ = fs::remove_file(&staged); // a leftover of a killed restore
+    fs::copy(backup, &staged).map_err(write_error)?;
+    let copied = fs::OpenOptions::new()
+        .write(true)
+        .open(&staged)
+        .and_then(|f| {
+            if let Ok(meta) = fs::metadata(file) {
+                f.set_permissions(meta.permissions())?;
+            }
+            f.sync_all()
+        });
+    if let Err(e) = copied {
+        let _ = fs::remove_file(&staged);
+        return Err(write_error(e));
+    }
+
+    let holder = if file.exists() {
+        match hold_exclusively(file, lock_wait).await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                let _ = fs::remove_file(&staged);
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let renamed = fs::rename(&staged, file);
+    if let Some(conn) = holder {
+        // Its file is gone from the folder: closing it touches only the old one.
+        let _ = conn.close().await;
+    }
+    if let Err(e) = renamed {
+        let _ = fs::remove_file(&staged);
+        return Err(RestoreError::Write {
+            path: file.to_owned(),
+            source: e,
+        });
+    }
+    // The rename is durable once the folder is synced.
+    if let Some(dir) = file.parent()
+        && let Ok(dir) = fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// A connection holding `file` exclusively, in rollback-journal mode. Reading first rolls
+/// back a crashed writer's journal; leaving WAL mode checkpoints and deletes the `-wal` and
+/// `-shm` files, and fails while another connection has the file open, as does
+/// `BEGIN EXCLUSIVE` while another holds a lock: both mean the application still runs.
+async fn hold_exclusively(
+    file: &Path,
+    lock_wait: Duration,
+) -> Result<sqlx::SqliteConnection, RestoreError> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .busy_timeout(lock_wait);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|source| RestoreError::Sqlite {
+            doing: "opening the database",
+            source,
+        })?;
+    for (sql, doing) in [
+        ("SELECT count(*) FROM sqlite_master", "reading the database"),
+        ("PRAGMA journal_mode = DELETE", "leaving WAL mode"),
+        ("BEGIN EXCLUSIVE", "locking the database"),
+    ] {
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
+            let _ = conn.close().await;
+            return Err(if crate::backend::sqlite::is_busy(&e) {
+                RestoreError::InUse {
+                    detail: format!(
+                        "another connection holds it; waited {}s",
+                        lock_wait.as_secs()
+                    ),
+                }
+            } else {
+                RestoreError::Sqlite { doing, source: e }
+            });
+        }
+    }
+    // `journal_mode` answers with the mode in effect: still WAL means others have it open.
+    let mode: Result<String, _> = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await;
+    match mode {
+        Ok(mode) if mode.eq_ignore_ascii_case("wal") => {
+            let _ = conn.close().await;
+            Err(RestoreError::InUse {
+                detail: "another connection has it open in WAL mode".to_owned(),
+            })
+        }
+        _ => Ok(conn),
+    }
+}
+
+/// A client program beside the configured `pg_dump`, or on `PATH`.
+fn program_beside(pg_dump: Option<&Path>, name: &str) -> PathBuf {
+    match pg_dump.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+async fn restore_postgres(
+    connection_args: &[String],
+    env: &[(&'static str, String)],
+    schema: &str,
+    backup: &Path,
+    options: &BackupOptions,
+) -> Result<(), RestoreError> {
+    let pg_restore = program_beside(options.pg_dump.as_deref(), "pg_restore");
+    let psql = program_beside(options.pg_dump.as_deref(), "psql");
+
+    // The backup as SQL; pg_restore reads the file only. Held whole before psql starts:
+    // psql commits at the end of its input, so a half-written script must never reach it.
+    let mut command = tokio::process::Command::new(&pg_restore);
+    command.arg("--file=-").arg(backup);
+    let script = match run_client(command, &pg_restore, env, None).await {
+        Ok(script) => script,
+        // It read nothing but the file: the file is what it could not read.
+        Err(RestoreError::ToolFailed { stderr, .. }) => {
+            return Err(RestoreError::NotABackup {
+                path: backup.to_owned(),
+                backend: "PostgreSQL",
+                detail: stderr,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let script = String::from_utf8(script).map_err(|_| RestoreError::NotABackup {
+        path: backup.to_owned(),
+        backend: "PostgreSQL",
+        detail: "pg_restore wrote something that is not UTF-8 text".to_owned(),
+    })?;
+    let quoted = format!("\"{schema}\"");
+    let creates_schema = script.lines().any(|line| {
+        line == format!("CREATE SCHEMA {schema};") || line == format!("CREATE SCHEMA {quoted};")
+    });
+    if !creates_schema {
+        return Err(RestoreError::NotABackup {
+            path: backup.to_owned(),
+            backend: "PostgreSQL",
+            detail: format!("it holds no schema `{schema}`"),
+        });
+    }
+
+    // The schema name is a validated identifier and the key a number: nothing here is
+    // text from outside.
+    let key = crate::backend::postgres::lock_key(schema);
+    let prologue = format!(
+        "DO $calista$ BEGIN\n  IF NOT pg_catalog.pg_try_advisory_xact_lock({key}) THEN\n    \
+         RAISE EXCEPTION 'an upgrade of schema {schema} is running (it holds the migration lock)';\n  \
+         END IF;\nEND $calista$;\nDROP SCHEMA IF EXISTS {quoted} CASCADE;\n"
+    );
+    let mut input = prologue.into_bytes();
+    input.extend_from_slice(script.as_bytes());
+    let mut command = tokio::process::Command::new(&psql);
+    command
+        .args([
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "--set=ON_ERROR_STOP=1",
+            "--no-password",
+            "--file=-",
+        ])
+        .args(connection_args);
+    run_client(command, &psql, env, Some(input)).await?;
+    Ok(())
+}
+
+/// Runs a PostgreSQL client with the connection's environment (and no other password),
+/// feeding it `input`; returns its stdout.
+async fn run_client(
+    mut command: tokio::process::Command,
+    program: &Path,
+    env: &[(&'static str, String)],
+    input: Option<Vec<u8>>,
+) -> Result<Vec<u8>, RestoreError> {
+    use tokio::io::AsyncWriteExt;
+    command
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(RestoreError::ToolMissing {
+                program: program.display().to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(RestoreError::Write {
+                path: program.to_owned(),
+                source: e,
+            });
+        }
+    };
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Written while the output is read below; a client that stops reading (it failed)
+        // shows in its exit status, not here.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|source| RestoreError::Write {
+            path: program.to_owned(),
+            source,
+        })?;
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    let name = program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Err(RestoreError::ToolFailed {
+        program: name,
+        status: output.status.to_string(),
+        stderr: hide_password(&String::from_utf8_lossy(&output.stderr), env),
+    })
+}
+
+/// A client's stderr, trimmed, without the password it was given.
+fn hide_password(stderr: &str, env: &[(&'static str, String)]) -> String {
+    let mut text = stderr.trim().to_owned();
+    for (_, password) in env
+        .iter()
+        .filter(|(k, v)| *k == "PGPASSWORD" && !v.is_empty())
+    {
+        text = text.replace(password.as_str(), "***");
+    }
+    crate::url::redact(&text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parsed(name: &str) -> Option<(String, String, String)> {
+        parse_file_name(name).map(|p| (p.database, p.revision, p.taken_at))
+    }
+
     #[test]
     fn file_names_parse_back() {
         let at = UtcDateTime::from_unix(1_756_204_200);
-        let name = file_name("my-app", Some("20250826_1030"), at, SQLITE_EXTENSION);
-        assert_eq!(name, "my-app-20250826_1030-20250826T103000.000Z.sqlite3");
+        let name = file_name(
+            "my-app-0a1b2c3d",
+            Some("20250826_1030"),
+            at,
+            SQLITE_EXTENSION,
+        );
         assert_eq!(
-            parse_file_name(&name),
+            name,
+            "my-app-0a1b2c3d-20250826_1030-20250826T103000.000Z.sqlite3"
+        );
+        assert_eq!(
+            parsed(&name),
             Some((
-                "my-app".into(),
+                "my-app-0a1b2c3d".into(),
                 "20250826_1030".into(),
                 "20250826T103000.000Z".into()
             ))
         );
         assert_eq!(
-            parse_file_name(&format!("{name}{PARTIAL}")),
+            parsed(&format!("{name}{PARTIAL}")),
             None,
             "a partial backup is not a backup"
         );
         assert_eq!(
-            parse_file_name(&file_name("db", None, at, POSTGRES_EXTENSION)).map(|p| p.1),
+            parsed(&file_name("db", None, at, POSTGRES_EXTENSION)).map(|p| p.1),
             Some(String::new())
         );
-        assert_eq!(parse_file_name("notes.txt"), None);
-        assert_eq!(parse_file_name("x-y-z.dump"), None);
+        assert_eq!(parsed("notes.txt"), None);
+        assert_eq!(parsed("x-y-z.dump"), None);
     }
 
     #[test]
-    fn prune_keeps_the_newest_of_one_database() {
+    fn databases_of_one_name_in_two_places_have_two_names() {
+        let one = tempfile::tempdir().unwrap();
+        let two = tempfile::tempdir().unwrap();
+        let (a, b) = (one.path().join("app.db"), two.path().join("app.db"));
+        fs::write(&a, b"").unwrap();
+        fs::write(&b, b"").unwrap();
+        let name_a = database_name(&Source::Sqlite { file: &a });
+        let name_b = database_name(&Source::Sqlite { file: &b });
+        assert_ne!(name_a, name_b);
+        assert!(name_a.starts_with("app-") && name_b.starts_with("app-"));
+        // The same file by another path is the same database.
+        let dotted = one.path().join(".").join("app.db");
+        assert_eq!(database_name(&Source::Sqlite { file: &dotted }), name_a);
+        let server = |server: &str, schema: &'static str| {
+            database_name(&Source::Postgres {
+                connection_args: Vec::new(),
+                env: Vec::new(),
+                database: "orders".into(),
+                server: server.into(),
+                schema,
+            })
+        };
+        assert_ne!(
+            server("h1:5432/orders", "calista"),
+            server("h2:5432/orders", "calista")
+        );
+        assert_ne!(
+            server("h1:5432/orders", "calista"),
+            server("h1:5432/orders", "other")
+        );
+        assert_eq!(
+            server("h1:5432/orders", "calista"),
+            server("h1:5432/orders", "calista")
+        );
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_of_one_database_and_never_touches_others() {
         let dir = tempfile::tempdir().unwrap();
-        for (db, second) in [("a", 1), ("a", 2), ("a", 3), ("b", 1)] {
+        for (db, second) in [
+            ("a-00000001", 1),
+            ("a-00000001", 2),
+            ("a-00000001", 3),
+            ("a-00000002", 0), // the same name, another database
+            ("b-00000003", 1),
+            ("a", 0), // from a version without identities
+        ] {
             let name = file_name(
                 db,
                 Some("20250826_1030"),
@@ -537,27 +1084,66 @@ mod tests {
             fs::write(dir.path().join(name), b"x").unwrap();
         }
         fs::write(dir.path().join("unrelated.txt"), b"x").unwrap();
-        let deleted = prune(dir.path(), "a", 2).unwrap();
+        let deleted = prune(dir.path(), "a-00000001", 2).unwrap();
         assert_eq!(deleted.len(), 1);
         assert!(
             deleted[0]
                 .to_string_lossy()
-                .ends_with("20250826T103001.000Z.dump")
+                .ends_with("a-00000001-20250826_1030-20250826T103001.000Z.dump")
         );
         let left: Vec<String> = list(dir.path())
             .unwrap()
             .into_iter()
-            .map(|b| format!("{}:{}", b.database, b.taken_at))
+            .map(|b| format!("{}:{:?}:{}", b.database, b.database_id, b.taken_at))
             .collect();
         assert_eq!(
             left,
             [
-                "b:20250826T103001.000Z",
-                "a:20250826T103002.000Z",
-                "a:20250826T103003.000Z"
+                "a:Some(\"00000002\"):20250826T103000.000Z",
+                "a:None:20250826T103000.000Z",
+                "b:Some(\"00000003\"):20250826T103001.000Z",
+                "a:Some(\"00000001\"):20250826T103002.000Z",
+                "a:Some(\"00000001\"):20250826T103003.000Z"
             ]
         );
         assert!(dir.path().join("unrelated.txt").exists());
+    }
+
+    #[test]
+    fn every_leftover_of_a_killed_backup_of_this_database_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = UtcDateTime::from_unix(1_756_204_200);
+        let mine = file_name("app-00000001", Some("20250826_1030"), at, SQLITE_EXTENSION);
+        let other = file_name("app-00000002", Some("20250826_1030"), at, SQLITE_EXTENSION);
+        let suffixes = [PARTIAL, ".partial-journal", ".partial-wal", ".partial-shm"];
+        for suffix in suffixes {
+            fs::write(dir.path().join(format!("{mine}{suffix}")), b"x").unwrap();
+            fs::write(dir.path().join(format!("{other}{suffix}")), b"x").unwrap();
+        }
+        remove_stale_partials(dir.path(), "app-00000001");
+        for suffix in suffixes {
+            assert!(
+                !dir.path().join(format!("{mine}{suffix}")).exists(),
+                "{suffix}"
+            );
+            assert!(
+                dir.path().join(format!("{other}{suffix}")).exists(),
+                "{suffix}"
+            );
+        }
+    }
+
+    #[test]
+    fn restore_commands_quote_paths_for_the_shell() {
+        assert_eq!(
+            shell_quote(Path::new("/srv/b/app-1.dump")),
+            "/srv/b/app-1.dump"
+        );
+        assert_eq!(
+            shell_quote(Path::new("/srv/my b/x.dump")),
+            "'/srv/my b/x.dump'"
+        );
+        assert_eq!(shell_quote(Path::new("/srv/it's")), "'/srv/it'\\''s'");
     }
 
     #[cfg(unix)]

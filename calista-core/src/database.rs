@@ -371,23 +371,27 @@ impl Database {
                 database,
                 ..
             } => {
-                let mut connection_args = Vec::new();
-                if let Some(socket) = connect.get_socket() {
-                    connection_args.push(format!("--host={}", socket.display()));
-                } else {
-                    connection_args.push(format!("--host={}", connect.get_host()));
-                }
-                connection_args.push(format!("--port={}", connect.get_port()));
-                connection_args.push(format!("--username={}", connect.get_username()));
-                connection_args.push(format!("--dbname={database}"));
+                let host = match connect.get_socket() {
+                    Some(socket) => socket.display().to_string(),
+                    None => connect.get_host().to_owned(),
+                };
+                let port = connect.get_port();
+                let connection_args = vec![
+                    format!("--host={host}"),
+                    format!("--port={port}"),
+                    format!("--username={}", connect.get_username()),
+                    format!("--dbname={database}"),
+                ];
                 let mut env = Vec::new();
                 if let Some(password) = password {
                     env.push(("PGPASSWORD", password.clone()));
                 }
+                env.extend(postgres_client_tls(connect));
                 Ok(backup::Source::Postgres {
                     connection_args,
                     env,
                     database: database.clone(),
+                    server: format!("{host}:{port}/{database}"),
                     schema: &self.options.schema,
                 })
             }
@@ -409,6 +413,43 @@ impl Database {
             },
         }
     }
+}
+
+/// The TLS settings sqlx connects with (from the URL, or from the PG* variables it read
+/// itself), as the environment of `pg_dump`, `pg_restore` and `psql`: they then connect as
+/// the application does. Certificates given inline (not as files) cannot be passed on.
+fn postgres_client_tls(connect: &PgConnectOptions) -> Vec<(&'static str, String)> {
+    use sqlx::ConnectOptions;
+    use sqlx::postgres::PgSslMode;
+    let mode = match connect.get_ssl_mode() {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    };
+    let mut env = vec![("PGSSLMODE", mode.to_owned())];
+    // sqlx shows its certificate files as `file: PATH` in the URL it rebuilds.
+    let rebuilt = connect.to_url_lossy();
+    for (key, value) in rebuilt.query_pairs() {
+        let variable = match &*key {
+            "sslrootcert" => "PGSSLROOTCERT",
+            "sslcert" => "PGSSLCERT",
+            "sslkey" => "PGSSLKEY",
+            _ => continue,
+        };
+        if let Some(path) = value.strip_prefix("file: ") {
+            env.push((variable, path.to_owned()));
+        }
+    }
+    if let Some(name) = connect.get_application_name() {
+        env.push(("PGAPPNAME", name.to_owned()));
+    }
+    if let Some(options) = connect.get_options() {
+        env.push(("PGOPTIONS", options.to_owned()));
+    }
+    env
 }
 
 fn dialect_of(url: &DatabaseUrl) -> Dialect {

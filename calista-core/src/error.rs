@@ -139,6 +139,10 @@ pub enum Error {
     /// The pre-upgrade backup failed; nothing was changed.
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+
+    /// A restore failed or was refused; nothing was changed.
+    #[error(transparent)]
+    Restore(#[from] crate::backup::RestoreError),
 }
 
 impl Error {
@@ -157,6 +161,9 @@ impl Error {
             | Self::Source(_)
             | Self::NothingToRecover
             | Self::Setup(_) => ErrorKind::Usage,
+            Self::Restore(e) if e.is_usage() => ErrorKind::Usage,
+            Self::Restore(crate::backup::RestoreError::InUse { .. }) => ErrorKind::LockTimeout,
+            Self::Restore(_) => ErrorKind::Failure,
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Migration { .. }

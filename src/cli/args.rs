@@ -129,6 +129,15 @@ pub(crate) enum DbCommand {
     },
     /// List the backups taken before upgrades.
     Backups,
+    /// Bring the database back exactly as a backup holds it. Stop the application first.
+    /// Development and CI; production needs --yes.
+    Restore {
+        /// The backup file (as `db backups` lists it, or as an upgrade printed it).
+        backup: PathBuf,
+        /// Confirm: replace the database with the backup (required in production).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Resolve a no-transaction migration that was interrupted.
     Recover {
         /// Forget the interrupted attempt; the next upgrade runs it again.

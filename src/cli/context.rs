@@ -72,6 +72,12 @@ impl Context {
             dir: self.settings.backup_dir.value.clone(),
             keep: self.settings.backup_keep.value,
             pg_dump: self.settings.pg_dump.value.clone(),
+            // Printed after an upgrade: runnable as it is, so in production with --yes.
+            restore_hint: if self.settings.environment.value.allows_downgrade() {
+                "calista db restore".to_owned()
+            } else {
+                "calista db restore --yes".to_owned()
+            },
         }
     }
 

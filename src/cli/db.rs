@@ -116,8 +116,52 @@ async fn with_database(
             out.print(&format!("{done}\nstate: {}", state.name()));
             Ok(())
         }
+        DbCommand::Restore { backup, yes } => restore(context, db, &backup, yes, out).await,
         DbCommand::Heads | DbCommand::New { .. } | DbCommand::Backups => Ok(()),
     }
+}
+
+/// `db restore`: refused in production without --yes; says the application must be stopped.
+async fn restore(
+    context: &Context,
+    db: &calista::Database,
+    backup: &Path,
+    yes: bool,
+    out: &Output,
+) -> Result<(), CliError> {
+    let environment = &context.settings.environment;
+    if !yes && !environment.value.allows_downgrade() {
+        return Err(CliError::Usage(format!(
+            "restoring replaces the database with the backup, losing every change since it was \
+             taken; in {} (from {}) confirm with --yes, after stopping the application",
+            environment.value.name(),
+            environment.source
+        )));
+    }
+    out.notice(&format!(
+        "restoring {} from {}; the application must be stopped while this runs",
+        db.url(),
+        backup.display()
+    ));
+    calista::backup::restore(db, backup, &context.backup_options())
+        .await
+        .map_err(calista::Error::from)?;
+    let current = db.read_state().await?.versions.unwrap_or_default();
+    if out.json() {
+        out.print_json(&json!({
+            "restored": backup.display().to_string(),
+            "current": current.first(),
+        }));
+    } else {
+        out.print(&format!(
+            "{} {} from {}: the database is at {}",
+            out.paint(Tone::Strong, "restored"),
+            db.url(),
+            backup.display(),
+            current.first().map_or("base (no revision)", String::as_str)
+        ));
+    }
+    Ok(())
 }
 
 async fn status(
@@ -421,6 +465,7 @@ fn render_report(report: &Report, out: &Output) -> String {
                     output::size(b.size)
                 ));
                 lines.push(format!("  restore with: {}", b.restore_command));
+                lines.push("  (stop the application first)".to_owned());
             }
             BackupOutcome::Skipped(reason) => lines.push(format!("backup skipped: {reason}")),
         }
