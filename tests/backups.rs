@@ -550,3 +550,75 @@ fn db_backups_lists_path_database_revision_time_and_size() {
         "{flagged:?}"
     );
 }
+
+/// Two SQLite files of one name, in two folders, backed up to one folder, keeping one each.
+#[tokio::test]
+async fn databases_of_one_name_sharing_a_backup_folder_never_prune_each_other() {
+    let shared = tempfile::tempdir().unwrap();
+    let loaded = set().load();
+    let (one, two) = (TestDb::sqlite(), TestDb::sqlite());
+    let (first, second) = (seeded(&one, &loaded).await, seeded(&two, &loaded).await);
+    let policy = with_backups(shared.path(), 1, None);
+    let upgrade = async |handle: &calista::Database, to: &str| {
+        Migrator::new(&loaded, handle)
+            .with_policy(policy.clone())
+            .upgrade(UpgradeTarget::Revision(rev(to)))
+            .await
+            .unwrap()
+    };
+    let one_first = taken(&upgrade(&first, "20250102_0000").await.backup);
+    let two_first = taken(&upgrade(&second, "20250102_0000").await.backup);
+    // Each database's second backup prunes its own first one, and only that.
+    let one_second = upgrade(&first, "20250103_0000").await;
+    assert_eq!(one_second.pruned, vec![one_first.path.clone()]);
+    assert!(
+        two_first.path.exists(),
+        "the other database's backup is kept"
+    );
+    let two_second = upgrade(&second, "20250103_0000").await;
+    assert_eq!(two_second.pruned, vec![two_first.path.clone()]);
+    let listed = calista::backup::list(shared.path()).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|b| b.database == "app"));
+    assert_ne!(listed[0].database_id, listed[1].database_id);
+}
+
+/// A backup killed while SQLite wrote it leaves the copy and its journal; the next backup
+/// of the same database removes both, and leaves another database's alone.
+#[tokio::test]
+async fn every_leftover_of_a_killed_backup_is_removed_by_the_next_one() {
+    let db = TestDb::sqlite();
+    let loaded = set().load();
+    let handle = seeded(&db, &loaded).await;
+    let dir = db.scratch_dir().join("backups");
+    let policy = with_backups(&dir, 10, None);
+    let report = Migrator::new(&loaded, &handle)
+        .with_policy(policy.clone())
+        .upgrade(UpgradeTarget::Revision(rev("20250102_0000")))
+        .await
+        .unwrap();
+    // `app-<identity>-`: the name this database's backups start with.
+    let name = taken(&report.backup)
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let prefix = &name[..name.find("-2025").unwrap() + 1];
+    let killed = format!("{prefix}20250102_0000-20200101T000000.000Z.sqlite3");
+    let others = "app-ffffffff-20250102_0000-20200101T000000.000Z.sqlite3";
+    let leftovers = [".partial", ".partial-journal", ".partial-wal"];
+    for suffix in leftovers {
+        std::fs::write(dir.join(format!("{killed}{suffix}")), b"x").unwrap();
+        std::fs::write(dir.join(format!("{others}{suffix}")), b"x").unwrap();
+    }
+    Migrator::new(&loaded, &handle)
+        .with_policy(policy)
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    for suffix in leftovers {
+        assert!(!dir.join(format!("{killed}{suffix}")).exists(), "{suffix}");
+        assert!(dir.join(format!("{others}{suffix}")).exists(), "{suffix}");
+    }
+}
