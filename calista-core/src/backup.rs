@@ -1159,3 +1159,244 @@ mod tests {
         );
     }
 }
+
+/// Backups and restores reach a server that requires TLS, with the URL's TLS settings: a
+/// throw-away cluster (`initdb` as the `postgres` user, on a free port) that accepts only
+/// TLS connections authenticated by a client certificate, all certificates made here.
+#[cfg(all(test, unix))]
+mod tls {
+    use std::process::Command;
+
+    use super::*;
+
+    fn run(command: &mut Command) {
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        assert!(output.status.success(), "{command:?}: {output:?}");
+    }
+
+    /// A server program, run as the `postgres` user (the test runs as root, which the
+    /// server refuses to be).
+    fn as_postgres(program: &str) -> Command {
+        let bindir = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .expect("pg_config (package postgresql-server-dev or postgresql) must be on PATH");
+        let bindir = String::from_utf8_lossy(&bindir.stdout).trim().to_owned();
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(Path::new(&bindir).join(program));
+        command
+    }
+
+    /// A certificate signed by `ca` (or self-signed when `ca` is `None`).
+    fn certificate(dir: &Path, name: &str, subject: &str, ca: Option<&str>, san: Option<&str>) {
+        let key = dir.join(format!("{name}.key"));
+        let crt = dir.join(format!("{name}.crt"));
+        match ca {
+            None => run(Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject,
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&crt)),
+            Some(ca) => {
+                let csr = dir.join(format!("{name}.csr"));
+                run(Command::new("openssl")
+                    .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&csr));
+                let ext = dir.join(format!("{name}.ext"));
+                fs::write(
+                    &ext,
+                    san.map_or(String::new(), |s| format!("subjectAltName={s}\n")),
+                )
+                .unwrap();
+                run(Command::new("openssl")
+                    .args(["x509", "-req", "-days", "1", "-CAcreateserial"])
+                    .arg("-in")
+                    .arg(&csr)
+                    .arg("-CA")
+                    .arg(dir.join(format!("{ca}.crt")))
+                    .arg("-CAkey")
+                    .arg(dir.join(format!("{ca}.key")))
+                    .arg("-extfile")
+                    .arg(&ext)
+                    .arg("-out")
+                    .arg(&crt));
+            }
+        }
+        fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+
+    /// The cluster, stopped when dropped.
+    struct Cluster {
+        data: PathBuf,
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            let _ = as_postgres("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "immediate", "stop"])
+                .output();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backup_and_restore_connect_with_the_url_tls_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        run(Command::new("chown").arg("postgres").arg(root));
+        certificate(root, "ca", "/CN=calista-test-ca", None, None);
+        certificate(root, "other-ca", "/CN=another-ca", None, None);
+        certificate(
+            root,
+            "server",
+            "/CN=localhost",
+            Some("ca"),
+            Some("DNS:localhost"),
+        );
+        certificate(root, "client", "/CN=postgres", Some("ca"), None);
+
+        let data = root.join("data");
+        run(as_postgres("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust"]));
+        for file in ["server.crt", "server.key", "ca.crt"] {
+            fs::copy(root.join(file), data.join(file)).unwrap();
+        }
+        run(Command::new("chown").arg("-R").arg("postgres").arg(&data));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut conf,
+            format!(
+                "\nport = {port}\nlisten_addresses = 'localhost'\nunix_socket_directories = '{}'\n\
+                 ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n",
+                root.display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        // Over TCP, TLS with a client certificate or nothing; the socket is for setting up.
+        fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 cert\nhostssl all all ::1/128 cert\n",
+        )
+        .unwrap();
+        run(as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(root.join("log"))
+            .args(["-w", "start"]));
+        let _cluster = Cluster { data: data.clone() };
+        run(Command::new("psql")
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "postgres", "-p", &port.to_string()])
+            .arg("-h")
+            .arg(root)
+            .args(["-c", "CREATE SCHEMA calista; CREATE TABLE calista.t (x integer); INSERT INTO calista.t VALUES (1), (2);"]));
+
+        let url = |query: &str| {
+            let text = format!("postgres://postgres@localhost:{port}/postgres?{query}");
+            crate::url::DatabaseUrl::parse(&text, root).unwrap()
+        };
+        let tls = format!(
+            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            root.join("ca.crt").display(),
+            root.join("client.crt").display(),
+            root.join("client.key").display()
+        );
+        let options = BackupOptions {
+            dir: Some(root.join("backups")),
+            ..BackupOptions::default()
+        };
+        let backup_with = async |query: &str| {
+            let db =
+                crate::Database::connect(&url(query), crate::DatabaseOptions::default()).unwrap();
+            let source = db.backup_source().unwrap();
+            take(&source, None, &options).await
+        };
+
+        let backup = backup_with(&tls).await.unwrap();
+        assert!(backup.size > 0);
+        // Each setting is the URL's: another root certificate fails the verification, no
+        // client certificate fails the authentication, and no TLS is refused.
+        let wrong_ca = tls.replace("/ca.crt", "/other-ca.crt");
+        let no_client_cert = format!(
+            "sslmode=verify-full&sslrootcert={}",
+            root.join("ca.crt").display()
+        );
+        for (query, why) in [
+            (wrong_ca.as_str(), "certificate verify failed"),
+            (no_client_cert.as_str(), "certificate"),
+            ("sslmode=disable", "no encryption"),
+        ] {
+            let error = backup_with(query).await.unwrap_err().to_string();
+            assert!(error.contains(why), "{query}: {error}");
+        }
+
+        // The restore's pg_restore and psql connect the same way.
+        run(Command::new("psql")
+            .args([
+                "-X",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-p",
+                &port.to_string(),
+            ])
+            .arg("-h")
+            .arg(root)
+            .args([
+                "-c",
+                "DELETE FROM calista.t; CREATE TABLE calista.later (y integer);",
+            ]));
+        let db = crate::Database::connect(&url(&tls), crate::DatabaseOptions::default()).unwrap();
+        restore(&db, &backup.path, &options).await.unwrap();
+        let count = Command::new("psql")
+            .args([
+                "-X",
+                "-At",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-p",
+                &port.to_string(),
+            ])
+            .arg("-h")
+            .arg(root)
+            .args([
+                "-c",
+                "SELECT count(*) FROM calista.t; SELECT to_regclass('calista.later') IS NULL;",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&count.stdout), "2\nt\n");
+        let refused =
+            crate::Database::connect(&url(&wrong_ca), crate::DatabaseOptions::default()).unwrap();
+        let error = restore(&refused, &backup.path, &options)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("certificate verify failed"), "{error}");
+    }
+}
