@@ -621,3 +621,89 @@ fn generated_urls_never_show_their_password_in_any_command() {
     eprintln!("{cases} cases, {} reached the test server", reached.get());
     drop(scratch);
 }
+
+/// `db status` and `db history` on databases in each state of the guard.
+mod states {
+    use super::*;
+
+    const A: &str = "20250101_0000_create_a.sql";
+    const B: &str = "20250102_0000_create_b.sql";
+    const C: &str = "20250103_0000_create_c.sql";
+
+    /// Runs `calista --migrations <folder of these files> args…` on `db`.
+    fn with_files(db: &TestDb, files: &[(&str, &str)], args: &[&str]) -> Run {
+        let set = MigrationSet::new(files);
+        let folder = set.dir.path().display().to_string();
+        let mut all = vec!["--migrations", folder.as_str()];
+        all.extend_from_slice(args);
+        on_with(db, &all, &[("CALISTA_ENV", "development")])
+    }
+
+    fn status_json(db: &TestDb, files: &[(&str, &str)]) -> serde_json::Value {
+        let run = with_files(db, files, &["--format", "json", "db", "status"]);
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"))
+    }
+
+    /// The `current` row of the human table.
+    fn status_current(db: &TestDb, files: &[(&str, &str)]) -> String {
+        let run = with_files(db, files, &["db", "status"]);
+        run.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("current"))
+            .unwrap_or_else(|| panic!("no current row: {run:?}"))
+            .trim()
+            .to_owned()
+    }
+
+    fn pending_in_history(db: &TestDb, files: &[(&str, &str)]) -> usize {
+        let run = with_files(db, files, &["--format", "json", "db", "history"]);
+        let history: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["applied"] == false)
+            .count()
+    }
+
+    both_backends! {
+        async fn status_shows_the_real_current_revision_in_every_state(db: TestDb) {
+            let (a, b, c) = (create_table("a"), create_table("b"), create_table("c"));
+            let all = [(A, a.as_str()), (B, b.as_str()), (C, c.as_str())];
+            // Out of order: A and C applied, B merged late.
+            assert_eq!(with_files(&db, &[all[0], all[2]], &["db", "upgrade"]).code, 0);
+            let json = status_json(&db, &all);
+            assert_eq!(json["state"], "out of order", "{json}");
+            assert_eq!(json["current"], "20250103_0000", "{json}");
+            assert_eq!(status_current(&db, &all), "20250103_0000");
+            // The pending count is the one `db history` lists.
+            assert_eq!(pending_in_history(&db, &all), 1);
+            assert_eq!(json["pending"], 1, "{json}");
+
+            // Ahead: the database is at C, this build knows A only.
+            let json = status_json(&db, &all[..1]);
+            assert_eq!(json["state"], "ahead", "{json}");
+            assert_eq!(json["current"], "20250103_0000", "{json}");
+            assert_eq!(status_current(&db, &all[..1]), "20250103_0000");
+
+            // Modified: C's file changed since it was applied.
+            let edited = format!("{c}-- edited\n");
+            let modified = [all[0], (C, edited.as_str())];
+            let json = status_json(&db, &modified);
+            assert_eq!(json["state"], "modified", "{json}");
+            assert_eq!(json["current"], "20250103_0000", "{json}");
+            assert_eq!(status_current(&db, &modified), "20250103_0000");
+
+            // Corrupt: two rows in the version table.
+            let handle = db.open();
+            let table = if handle.postgres_pool().is_some() { "calista.alembic_version" } else { "alembic_version" };
+            exec(&handle, &format!("INSERT INTO {table} VALUES ('20250101_0000')")).await.unwrap();
+            handle.close().await;
+            let json = status_json(&db, &[all[0], all[2]]);
+            assert_eq!(json["state"], "corrupt", "{json}");
+            let shown = status_current(&db, &[all[0], all[2]]);
+            assert!(shown.contains("20250101_0000") && shown.contains("20250103_0000"), "{shown}");
+            assert!(json["current"].is_string(), "{json}");
+        }
+    }
+}

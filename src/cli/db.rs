@@ -86,7 +86,8 @@ async fn with_database(
             let state = migrator.check().await?;
             let head = context.migrations.head().map(|m| m.revision().to_string());
             if out.json() {
-                out.print_json(&state_json(&state, head.as_deref()));
+                let seen = Observed::read(context, db).await?;
+                out.print_json(&state_json(&state, head.as_deref(), &seen));
             } else if state.is_up_to_date() {
                 out.print(&format!(
                     "{} at {}",
@@ -181,11 +182,15 @@ async fn status(
         calista::Dialect::Postgres => "PostgreSQL",
         calista::Dialect::Sqlite => "SQLite",
     };
+    let seen = match state {
+        Some(_) => Some(Observed::read(context, db).await?),
+        None => None,
+    };
     if out.json() {
         let mut value =
             json!({ "reachable": reachable, "backend": backend, "url": db.url(), "head": head });
-        if let (Some(state), Some(map)) = (state, value.as_object_mut())
-            && let Some(fields) = state_json(state, head.as_deref()).as_object()
+        if let (Some(state), Some(seen), Some(map)) = (state, &seen, value.as_object_mut())
+            && let Some(fields) = state_json(state, head.as_deref(), seen).as_object()
         {
             map.extend(fields.clone());
         }
@@ -206,13 +211,17 @@ async fn status(
             vec!["backend".into(), backend.into()],
             vec!["url".into(), db.url().to_owned()],
         ];
-        if let Some(state) = state {
-            rows.push(vec!["current".into(), show(state.current())]);
+        if let (Some(state), Some(seen)) = (state, &seen) {
+            let current = match seen.versions.as_slice() {
+                [] => "base".to_owned(),
+                versions => versions.join(", "),
+            };
+            rows.push(vec!["current".into(), current]);
             rows.push(vec![
                 "head".into(),
                 head.clone().unwrap_or_else(|| "none".into()),
             ]);
-            rows.push(vec!["pending".into(), pending(state).to_string()]);
+            rows.push(vec!["pending".into(), seen.pending.to_string()]);
             let tone = if state.is_up_to_date() {
                 Tone::Good
             } else {
@@ -225,21 +234,42 @@ async fn status(
     checked.map(drop).map_err(CliError::from)
 }
 
-fn state_json(state: &SchemaState, head: Option<&str>) -> serde_json::Value {
-    json!({
-        "state": state.name(),
-        "up_to_date": state.is_up_to_date(),
-        "current": state.current().map(|r| r.to_string()),
-        "head": head,
-        "pending": pending(state),
-    })
+/// What the database holds, as `db current` and `db history` show it: the rows of the
+/// version table (whatever the guard thinks of them) and how many of this build's
+/// migrations the history does not show applied.
+struct Observed {
+    versions: Vec<String>,
+    pending: usize,
 }
 
-fn pending(state: &SchemaState) -> usize {
-    match state {
-        SchemaState::Behind { pending, .. } => *pending,
-        _ => 0,
+impl Observed {
+    async fn read(context: &Context, db: &calista::Database) -> Result<Self, CliError> {
+        let versions = db.read_state().await?.versions.unwrap_or_default();
+        let records = db.read_history().await?;
+        let applied = applied_now(&records);
+        let pending = context
+            .migrations
+            .iter()
+            .filter(|m| !applied.contains_key(m.revision().to_string().as_str()))
+            .count();
+        Ok(Self { versions, pending })
     }
+}
+
+fn state_json(state: &SchemaState, head: Option<&str>, seen: &Observed) -> serde_json::Value {
+    let mut value = json!({
+        "state": state.name(),
+        "up_to_date": state.is_up_to_date(),
+        "current": seen.versions.first(),
+        "head": head,
+        "pending": seen.pending,
+    });
+    if seen.versions.len() > 1
+        && let Some(map) = value.as_object_mut()
+    {
+        map.insert("rows".into(), json!(seen.versions));
+    }
+    value
 }
 
 async fn history(context: &Context, db: &calista::Database, out: &Output) -> Result<(), CliError> {
