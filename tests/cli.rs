@@ -707,3 +707,35 @@ mod states {
         }
     }
 }
+
+#[tokio::test]
+async fn a_sqlite_lock_held_elsewhere_exits_5_from_every_command() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    assert_eq!(on(&db, &["db", "upgrade"]).code, 0);
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE; SELECT count(*) FROM alembic_version;")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    for args in [
+        &["db", "status"][..],
+        &["db", "current"],
+        &["db", "check"],
+        &["db", "history"],
+        &["db", "upgrade"],
+        &["db", "upgrade", "--sql"],
+        &["events", "list"],
+    ] {
+        let run = on_with(&db, args, &[("CALISTA_LOCK_TIMEOUT", "1")]);
+        assert_eq!(run.code, 5, "{args:?}: {run:?}");
+        assert!(run.stderr.contains("lock"), "{args:?}: {run:?}");
+    }
+    holder.close().await.unwrap();
+    assert_eq!(on(&db, &["db", "check"]).code, 0);
+}

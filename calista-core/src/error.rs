@@ -154,6 +154,10 @@ impl Error {
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
             Self::LockTimeout { .. } => ErrorKind::LockTimeout,
+            // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
+            Self::Database { source, .. } if crate::backend::sqlite::is_lock_wait(source) => {
+                ErrorKind::LockTimeout
+            }
             // The SQL failed: a failure, which also leaves the state interrupted.
             Self::MigrationInterrupted { .. } => ErrorKind::Failure,
             Self::DowngradeRefused { .. }

@@ -24,6 +24,16 @@ pub(crate) fn is_busy(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code & 0xff == 5)
 }
 
+/// Whether a SQLite error is a lock wait that ran out (SQLITE_BUSY or SQLITE_LOCKED).
+pub(crate) fn is_lock_wait(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::sqlite::SqliteError>())
+        .and_then(|e| sqlx::error::DatabaseError::code(e))
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
 /// A database error with what we were doing and, for the common causes, what to do.
 pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
     let primary = error
@@ -32,6 +42,10 @@ pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
         .and_then(|c| c.parse::<i32>().ok())
         .map(|c| c & 0xff);
     let advice = match primary {
+        Some(5 | 6) => {
+            "; another connection holds a lock on the file (a transaction left open?) and did \
+             not release it within the lock timeout: end it, or raise [db] lock_timeout"
+        }
         Some(8) => "; the database file (or its folder) is read-only: check its permissions",
         Some(13) => "; the disk is full",
         Some(14) => "; the file cannot be opened: check that its folder exists and is accessible",
