@@ -739,3 +739,29 @@ async fn a_sqlite_lock_held_elsewhere_exits_5_from_every_command() {
     holder.close().await.unwrap();
     assert_eq!(on(&db, &["db", "check"]).code, 0);
 }
+
+#[test]
+fn system_schema_names_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for schema in [
+        "information_schema",
+        "pg_catalog",
+        "pg_toast",
+        "pg_temp_1",
+        "Bad",
+    ] {
+        let run = calista(
+            dir.path(),
+            &["db", "upgrade"],
+            &[
+                ("CALISTA_DB_SCHEMA", schema),
+                ("CALISTA_DB_URL", DEFAULT_PG_URL),
+            ],
+        );
+        assert_eq!(run.code, 2, "{schema}: {run:?}");
+        assert!(
+            run.stderr.contains("CALISTA_DB_SCHEMA"),
+            "{schema}: {run:?}"
+        );
+    }
+}

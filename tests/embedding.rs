@@ -65,3 +65,29 @@ fn release_builds_do_not_look_at_the_folder() {
     assert_eq!(CALISTA.source_dir(), None);
     assert!(CALISTA.missing_from_build().is_empty());
 }
+
+#[tokio::test]
+async fn a_bad_schema_name_is_a_configuration_error_where_it_is_resolved() {
+    let url =
+        calista::url::DatabaseUrl::parse("postgres://u@h/db", std::path::Path::new("/")).unwrap();
+    for bad in [
+        "Bad",
+        "my-app",
+        "pg_catalog",
+        "pg_temp_1",
+        "information_schema",
+    ] {
+        let options = calista::DatabaseOptions {
+            schema: bad.to_owned(),
+            ..calista::DatabaseOptions::default()
+        };
+        let error = calista::Database::connect(&url, options).unwrap_err();
+        assert_eq!(error.kind(), calista::ErrorKind::Usage, "{bad}: {error}");
+        assert!(error.to_string().contains(bad), "{bad}: {error}");
+        // Said once, in the words of the mistake: no driver error made up to carry it.
+        assert!(
+            std::error::Error::source(&error).is_none(),
+            "{bad}: {error:?}"
+        );
+    }
+}

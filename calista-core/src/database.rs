@@ -82,13 +82,16 @@ impl Database {
             ));
         }
         if !store::is_valid_schema_name(&options.schema) {
-            return Err(Error::database(
-                format!(
-                    "the schema name `{}` is not a plain identifier: use lowercase letters, digits and _",
-                    options.schema
-                ),
-                sqlx::Error::Configuration("invalid schema name".into()),
-            ));
+            let why = if store::is_reserved_schema_name(&options.schema) {
+                "is reserved for PostgreSQL's system schemas (information_schema, pg_*)"
+            } else {
+                "is not a plain identifier"
+            };
+            return Err(Error::Setup(format!(
+                "the schema name `{}` {why}: use 1 to 63 lowercase letters, digits and _, \
+                 such as calista or my_app",
+                options.schema
+            )));
         }
         let shown_url = url.to_string();
         let inner = match url {

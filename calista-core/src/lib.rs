@@ -112,7 +112,7 @@ pub use error::{DEFAULT_UPGRADE_HINT, Error, ErrorKind};
 #[cfg(feature = "runtime")]
 pub use migrator::{Downgrades, Ensured, Migrator, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
-pub use store::{DEFAULT_SCHEMA, is_valid_schema_name};
+pub use store::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

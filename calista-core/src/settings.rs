@@ -649,6 +649,13 @@ fn transaction_mode(raw: &Raw<'_>) -> Result<TransactionMode, Mismatch> {
 
 fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
     let name = text(raw, "a string holding a schema name")?.trim();
+    if crate::store::is_reserved_schema_name(name) {
+        return Err(Mismatch::Value(
+            "a schema of the application's own: information_schema and names starting with \
+             pg_ are reserved for PostgreSQL's system schemas (use calista or my_app)"
+                .to_owned(),
+        ));
+    }
     if crate::store::is_valid_schema_name(name) {
         Ok(name.to_owned())
     } else {
@@ -1269,6 +1276,40 @@ mod tests {
                 "{bad}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn system_schema_names_are_refused() {
+        let dir = folder(None);
+        for system in [
+            "information_schema",
+            "pg_catalog",
+            "pg_toast",
+            "pg_temp",
+            "pg_temp_3",
+            "pg_toast_temp_1",
+            "pg_anything",
+        ] {
+            let message = failure_in(
+                dir.path(),
+                &Flags::default(),
+                &[("CALISTA_DB_SCHEMA", system)],
+            );
+            assert!(
+                message.contains("CALISTA_DB_SCHEMA") && message.contains("reserved"),
+                "{system}: {message}"
+            );
+            let message = file_failure(&format!("[db]\nschema = \"{system}\"\n"));
+            assert!(message.contains("[db] schema"), "{system}: {message}");
+        }
+        // Only the prefix is reserved.
+        let s = resolve_in(
+            dir.path(),
+            &Flags::default(),
+            &[("CALISTA_DB_SCHEMA", "pgx")],
+        )
+        .unwrap();
+        assert_eq!(s.schema.value, "pgx");
     }
 
     #[test]
