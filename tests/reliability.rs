@@ -108,8 +108,47 @@ async fn at_revision(db: &TestDb) -> Option<String> {
     v
 }
 
+/// Whether an upgrade holds the migration lock now, looked at from outside: the advisory
+/// lock in `pg_locks`, or SQLite's write lock (a `BEGIN IMMEDIATE` that must not wait).
+async fn migration_lock_is_held(db: &TestDb) -> bool {
+    use sqlx::Connection;
+    match db {
+        TestDb::Postgres(pg) => {
+            let mut conn = pg.connect().await;
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
+            )
+            .bind(calista::postgres_lock_key("calista"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.ok();
+            held
+        }
+        TestDb::Sqlite { file, .. } => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(file)
+                .busy_timeout(Duration::ZERO);
+            let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options).await else {
+                return true;
+            };
+            let held = sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .is_err();
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+            conn.close().await.ok();
+            held
+        }
+    }
+}
+
 /// Kills `calista db upgrade` at random moments; the database must always be at its old
-/// revision or its new one, whole, and the next upgrade must succeed.
+/// revision or its new one, whole, and the next upgrade must succeed. Every other trial
+/// waits until the upgrade holds the migration lock before its random delay, and each
+/// trial looks, just before the kill, whether the lock is held: enough kills must land
+/// mid-upgrade for the test to mean anything.
 async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     let set = slow_set();
     let folder = set.dir.path().display().to_string();
@@ -129,6 +168,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     let span = started.elapsed().as_millis() as u64 + 50;
 
     let mut outcomes = (0, 0);
+    let mut landed = 0;
     for trial in 0..trials() {
         let db = make().await;
         let dir = db.scratch_dir();
@@ -140,9 +180,21 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
+        let spawned = Instant::now();
+        if trial % 2 == 1 {
+            while !migration_lock_is_held(&db).await
+                && spawned.elapsed() < Duration::from_millis(span)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        std::thread::sleep(delay.saturating_sub(spawned.elapsed()));
+        let mid_upgrade = child.try_wait().unwrap().is_none() && migration_lock_is_held(&db).await;
         let _ = child.kill();
         let _ = child.wait();
+        if mid_upgrade {
+            landed += 1;
+        }
 
         let revision = at_revision(&db).await;
         let context =
@@ -187,8 +239,14 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
         assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD), "{context}");
     }
     eprintln!(
-        "kill trials: {} ended at the old revision, {} at the new one, 0 in between",
+        "kill trials: {} ended at the old revision, {} at the new one, 0 in between; \
+         {landed} killed while the upgrade held the migration lock",
         outcomes.0, outcomes.1
+    );
+    assert!(
+        landed * 4 >= trials(),
+        "only {landed} of {} kills landed mid-upgrade (seed {seed})",
+        trials()
     );
 }
 
