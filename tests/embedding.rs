@@ -51,19 +51,51 @@ fn embedded_sets_keep_directives_sections_and_checksums() {
     assert_eq!(index.checksum(), calista::Checksum::of_file(lf.as_bytes()));
 }
 
-#[cfg(debug_assertions)]
+/// Holds the folder of `ADDED_LATER`: only the test below writes to it.
+static ADDED_LATER: Migrations = calista::migrations!("tests/fixtures/added_later");
+
 #[test]
-fn debug_builds_remember_the_folder_and_see_files_added_later() {
-    let dir = CALISTA.source_dir().unwrap();
-    assert!(dir.ends_with("migrations"));
+fn the_folder_is_remembered_in_debug_builds_only() {
+    let dir = CALISTA.source_dir();
+    assert_eq!(dir.is_some(), cfg!(debug_assertions), "{dir:?}");
+    if let Some(dir) = dir {
+        assert!(dir.ends_with("migrations"), "{dir}");
+    }
     assert!(CALISTA.missing_from_build().is_empty());
 }
 
-#[cfg(not(debug_assertions))]
+/// Removes a file when dropped, so a failing test leaves the fixture as it was.
+struct Added(std::path::PathBuf);
+
+impl Drop for Added {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[test]
-fn release_builds_do_not_look_at_the_folder() {
-    assert_eq!(CALISTA.source_dir(), None);
-    assert!(CALISTA.missing_from_build().is_empty());
+fn a_file_added_after_the_build_is_seen_in_debug_builds() {
+    assert_eq!(ADDED_LATER.len(), 1);
+    assert!(ADDED_LATER.missing_from_build().is_empty());
+    let name = "29990101_0000_added_later.sql";
+    let added = Added(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/added_later")
+            .join(name),
+    );
+    std::fs::write(
+        &added.0,
+        "-- calista:up\nCREATE TABLE later (id INTEGER);\n-- calista:down\nDROP TABLE later;\n",
+    )
+    .unwrap();
+    let expected: Vec<String> = if cfg!(debug_assertions) {
+        vec![name.to_owned()]
+    } else {
+        Vec::new()
+    };
+    assert_eq!(ADDED_LATER.missing_from_build(), expected);
+    drop(added);
+    assert!(ADDED_LATER.missing_from_build().is_empty());
 }
 
 #[tokio::test]
