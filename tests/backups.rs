@@ -622,3 +622,77 @@ async fn every_leftover_of_a_killed_backup_is_removed_by_the_next_one() {
         assert!(dir.join(format!("{others}{suffix}")).exists(), "{suffix}");
     }
 }
+
+/// The application still running: a connection in a transaction (rollback journal), or
+/// one merely open in WAL mode. The restore refuses (exit 5) and changes nothing.
+#[tokio::test]
+async fn sqlite_restore_refuses_while_the_database_is_in_use() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    let env = [
+        ("CALISTA_ENV", "development"),
+        ("CALISTA_BACKUP", "1"),
+        ("CALISTA_LOCK_TIMEOUT", "1"),
+    ];
+    assert!(
+        run_printed(
+            &command_line(&["db", "upgrade", "--to", "20250826_1030"]),
+            &db,
+            &env
+        )
+        .status
+        .success()
+    );
+    let upgrade = run_printed(&command_line(&["db", "upgrade"]), &db, &env);
+    let stdout = String::from_utf8_lossy(&upgrade.stdout).into_owned();
+    let printed = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("restore with: "))
+        .unwrap_or_else(|| panic!("no restore command in {upgrade:?}"))
+        .to_owned();
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
+    let before = dump(&db);
+    let url = format!("sqlite://{}", file.display());
+
+    let mut reader = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT count(*) FROM alembic_version;")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    let refused = run_printed(&printed, &db, &env);
+    assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stop the application"),
+        "{refused:?}"
+    );
+    reader.close().await.unwrap();
+    assert_eq!(dump(&db), before);
+
+    let wal = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let mut open = sqlx::SqliteConnection::connect_with(&wal).await.unwrap();
+    sqlx::query("SELECT count(*) FROM alembic_version")
+        .execute(&mut open)
+        .await
+        .unwrap();
+    let refused = run_printed(&printed, &db, &env);
+    assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+    open.close().await.unwrap();
+    assert_eq!(dump(&db), before);
+
+    // Stopped: the restore runs, and leaves no -wal or -shm of the old file behind.
+    let restored = run_printed(&printed, &db, &env);
+    assert!(restored.status.success(), "{restored:?}");
+    for suffix in ["-wal", "-shm", "-journal", ".restoring"] {
+        let leftover = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        assert!(!leftover.exists(), "{suffix}");
+    }
+    let current = run_printed(&command_line(&["db", "current"]), &db, &env);
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        "20250826_1030"
+    );
+}
