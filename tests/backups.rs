@@ -65,18 +65,6 @@ fn taken(outcome: &Option<BackupOutcome>) -> calista::backup::Backup {
     }
 }
 
-async fn rows_of_a(handle: &calista::Database) -> Vec<(i64, String)> {
-    let sql = "SELECT CAST(id AS BIGINT), note FROM a ORDER BY id";
-    if let Some(pool) = handle.postgres_pool() {
-        sqlx::query_as(sql).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(sql)
-            .fetch_all(handle.sqlite_pool().unwrap())
-            .await
-            .unwrap()
-    }
-}
-
 both_backends! {
     async fn backup_is_taken_before_the_upgrade_and_is_private(db: TestDb) {
         let migrations = set();

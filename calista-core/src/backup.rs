@@ -1163,7 +1163,8 @@ mod tests {
 /// Backups and restores reach a server that requires TLS, with the URL's TLS settings: a
 /// throw-away cluster (`initdb` as the `postgres` user, on a free port) that accepts only
 /// TLS connections authenticated by a client certificate, all certificates made here.
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tls {
     use std::process::Command;
 

@@ -29,7 +29,7 @@ pub(crate) fn is_lock_wait(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .and_then(|e| e.try_downcast_ref::<sqlx::sqlite::SqliteError>())
-        .and_then(|e| sqlx::error::DatabaseError::code(e))
+        .and_then(sqlx::error::DatabaseError::code)
         .and_then(|code| code.parse::<i32>().ok())
         .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
