@@ -507,6 +507,11 @@ fn db_backups_lists_path_database_revision_time_and_size() {
     let backups: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(backups.as_array().map(Vec::len), Some(1), "{backups}");
     assert_eq!(backups[0]["database"], "calista");
+    assert_eq!(
+        backups[0]["database_id"].as_str().map(str::len),
+        Some(8),
+        "{backups}"
+    );
     assert_eq!(backups[0]["revision"], "20250826_1030");
     assert!(backups[0]["size"].as_u64().unwrap() > 0);
     assert!(

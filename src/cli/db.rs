@@ -433,6 +433,7 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
                 json!({
                     "path": b.path.display().to_string(),
                     "database": b.database,
+                    "database_id": b.database_id,
                     "revision": b.revision,
                     "taken_at": b.taken_at,
                     "size": b.size,
@@ -459,9 +460,13 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
         } else {
             b.revision.clone()
         };
+        let database = match &b.database_id {
+            Some(id) => format!("{} ({id})", b.database),
+            None => b.database.clone(),
+        };
         rows.push(vec![
             b.taken_at.clone(),
-            b.database.clone(),
+            database,
             revision,
             output::size(b.size),
             b.path.display().to_string(),
