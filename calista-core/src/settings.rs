@@ -576,8 +576,10 @@ fn read<T>(
         Err(Mismatch::Value(expected)) => Err(SettingsError::InvalidValue {
             from: source,
             value: match raw {
-                Raw::Text(text) => format!("{:?}", url::redact(&text)),
-                Raw::Toml(value) => url::redact(&value.to_string()),
+                // A value in the wrong setting may be a URL with its password (a database
+                // URL given as the schema): shown as a URL that was not accepted is.
+                Raw::Text(text) => format!("{:?}", url::mask_unparsed(&text)),
+                Raw::Toml(value) => url::mask_unparsed(&value.to_string()),
             },
             expected,
         }),
@@ -1276,6 +1278,29 @@ mod tests {
                 "{bad}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn a_database_url_in_another_setting_never_shows_its_password() {
+        let dir = folder(None);
+        for variable in [
+            "CALISTA_DB_SCHEMA",
+            "CALISTA_ENV",
+            "CALISTA_AUTO_UPGRADE",
+            "CALISTA_TRANSACTION",
+            "CALISTA_BACKUP_KEEP",
+        ] {
+            for url in [
+                "postgresql:user:s3cr3t@h/db",
+                "postgres://user:s3cr3t@h/db?x=1",
+            ] {
+                let message = failure_in(dir.path(), &Flags::default(), &[(variable, url)]);
+                assert!(message.contains(variable), "{variable}: {message}");
+                assert!(!message.contains("s3cr3t"), "{variable}: {message}");
+            }
+        }
+        let message = file_failure("[db]\nschema = \"postgres:s3cr3t@h/db\"\n");
+        assert!(!message.contains("s3cr3t"), "{message}");
     }
 
     #[test]

@@ -60,6 +60,14 @@ impl UrlError {
     }
 }
 
+/// Any text shown as a URL that was not accepted is: everything that could be a password
+/// hidden (all before the last `@`; without one, what follows a `:` unless it is a port;
+/// `password=` values). For values that may hold a URL with its password, such as a
+/// setting's value in an error.
+pub fn mask_unparsed(text: &str) -> String {
+    mask_rejected(text).0
+}
+
 /// How a URL that was not accepted is shown. Such a URL was not split by a parser, so
 /// nothing says where its password is: everything that could be one is hidden. That is
 /// all before the last `@` (a user and password, however mistyped the scheme before them
