@@ -689,3 +689,35 @@ async fn sqlite_restore_refuses_while_the_database_is_in_use() {
         "20250826_1030"
     );
 }
+
+/// The point of a backup: a database file that is damaged beyond use is replaced.
+#[test]
+fn a_damaged_sqlite_file_is_replaced_by_its_backup() {
+    let db = TestDb::sqlite();
+    let env = [("CALISTA_ENV", "development"), ("CALISTA_BACKUP", "1")];
+    let upgrade = |args: &[&str]| run_printed(&command_line(args), &db, &env);
+    assert!(
+        upgrade(&["db", "upgrade", "--to", "20250826_1030"])
+            .status
+            .success()
+    );
+    let upgraded = upgrade(&["db", "upgrade"]);
+    let stdout = String::from_utf8_lossy(&upgraded.stdout).into_owned();
+    let printed = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("restore with: "))
+        .unwrap_or_else(|| panic!("no restore command in {upgraded:?}"))
+        .to_owned();
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
+    std::fs::write(file, vec![0x5a; 8192]).unwrap();
+    let restored = run_printed(&printed, &db, &env);
+    assert!(restored.status.success(), "{restored:?}");
+    let current = upgrade(&["db", "current"]);
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        "20250826_1030",
+        "{current:?}"
+    );
+}

@@ -747,7 +747,7 @@ async fn restore_sqlite(
 
     let holder = if file.exists() {
         match hold_exclusively(file, lock_wait).await {
-            Ok(conn) => Some(conn),
+            Ok(conn) => conn,
             Err(e) => {
                 let _ = fs::remove_file(&staged);
                 return Err(e);
@@ -785,10 +785,11 @@ async fn restore_sqlite(
 /// back a crashed writer's journal; leaving WAL mode checkpoints and deletes the `-wal` and
 /// `-shm` files, and fails while another connection has the file open, as does
 /// `BEGIN EXCLUSIVE` while another holds a lock: both mean the application still runs.
+/// `None` for a file that is no sound database, which is replaced as it is.
 async fn hold_exclusively(
     file: &Path,
     lock_wait: Duration,
-) -> Result<sqlx::SqliteConnection, RestoreError> {
+) -> Result<Option<sqlx::SqliteConnection>, RestoreError> {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(file)
         .busy_timeout(lock_wait);
@@ -808,6 +809,10 @@ async fn hold_exclusively(
             .await
         {
             let _ = conn.close().await;
+            if is_damaged(&e) {
+                // No application uses a file that is no database: replacing it is the point.
+                return Ok(None);
+            }
             return Err(if crate::backend::sqlite::is_busy(&e) {
                 RestoreError::InUse {
                     detail: format!(
@@ -831,8 +836,17 @@ async fn hold_exclusively(
                 detail: "another connection has it open in WAL mode".to_owned(),
             })
         }
-        _ => Ok(conn),
+        _ => Ok(Some(conn)),
     }
+}
+
+/// SQLITE_CORRUPT (11) or SQLITE_NOTADB (26): the file is not a sound database.
+fn is_damaged(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 11 | 26))
 }
 
 /// A client program beside the configured `pg_dump`, or on `PATH`.
