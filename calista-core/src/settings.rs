@@ -796,7 +796,7 @@ fn find_key(table: &str, key: &str) -> Option<&'static Key> {
 
 /// A top-level name other than `db` and `app`: a mistyped table, or a key outside its table.
 fn unknown_table_or_key(path: &Path, name: &str, value: &toml::Value) -> SettingsError {
-    let shown_name = url::redact(name);
+    let shown_name = url::mask_unparsed(name);
     if value.is_table() {
         let hint = match closest(name, TABLES) {
             Some(table) => format!("did you mean `[{table}]`?"),
@@ -834,7 +834,7 @@ fn unknown_key(path: &Path, table: &str, key: &str) -> SettingsError {
     };
     SettingsError::UnknownKey {
         path: path.to_owned(),
-        key: format!("[{table}] {}", url::redact(key)),
+        key: format!("[{table}] {}", url::mask_unparsed(key)),
         hint,
     }
 }
@@ -1299,8 +1299,15 @@ mod tests {
                 assert!(!message.contains("s3cr3t"), "{variable}: {message}");
             }
         }
-        let message = file_failure("[db]\nschema = \"postgres:s3cr3t@h/db\"\n");
-        assert!(!message.contains("s3cr3t"), "{message}");
+        for config in [
+            "[db]\nschema = \"postgres:s3cr3t@h/db\"\n",
+            "[db]\n\"postgres:s3cr3t@h\" = 1\n",
+            "[\"postgres:s3cr3t@h\"]\nx = 1\n",
+            "\"postgres:s3cr3t@h\" = 1\n",
+        ] {
+            let message = file_failure(config);
+            assert!(!message.contains("s3cr3t"), "{config}: {message}");
+        }
     }
 
     #[test]
