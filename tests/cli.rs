@@ -705,6 +705,21 @@ mod states {
             assert!(shown.contains("20250101_0000") && shown.contains("20250103_0000"), "{shown}");
             assert!(json["current"].is_string(), "{json}");
         }
+
+        async fn status_shows_the_real_current_revision_when_interrupted(db: TestDb) {
+            let (a, c) = (create_table("a"), create_table("c"));
+            let d = "-- calista:no-transaction\n-- calista:up\nCREATE TABLE d (id INTEGER);\n\
+                     INSERT INTO no_such_table VALUES (1);\n-- calista:down\nDROP TABLE d;\n";
+            let files = [(A, a.as_str()), (C, c.as_str()), ("20250104_0000_create_d.sql", d)];
+            assert_eq!(with_files(&db, &files[..2], &["db", "upgrade"]).code, 0);
+            let failed = with_files(&db, &files, &["db", "upgrade"]);
+            assert_eq!(failed.code, 1, "{failed:?}");
+            let json = status_json(&db, &files);
+            assert_eq!(json["state"], "interrupted", "{json}");
+            assert_eq!(json["current"], "20250103_0000", "{json}");
+            assert_eq!(status_current(&db, &files), "20250103_0000");
+            assert_eq!(json["pending"], pending_in_history(&db, &files), "{json}");
+        }
     }
 }
 
