@@ -108,7 +108,9 @@ pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, postgres_lock_key};
 #[cfg(feature = "runtime")]
-pub use error::{DEFAULT_UPGRADE_HINT, Error, ErrorKind};
+pub use error::{
+    Blocker, DEFAULT_UPGRADE_HINT, Error, ErrorKind, StatementError, StatementLocation,
+};
 #[cfg(feature = "runtime")]
 pub use migrator::{Downgrades, Ensured, Migrator, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
