@@ -705,15 +705,9 @@ impl<'a> Migrator<'a> {
         let mut most = 1;
         let mut result = Ok(());
         for (position, statement) in sql_split::statements(&script).into_iter().enumerate() {
-            // `… CONCURRENTLY` takes a lock that blocks no reader or writer, and a timeout in
-            // its later waits would leave an invalid index to clean up: one attempt, the
-            // whole budget.
-            let concurrent = statement.to_ascii_uppercase().contains("CONCURRENTLY");
-            let statement_wait = if concurrent {
-                self.db.options().lock_timeout.max(wait)
-            } else {
-                wait
-            };
+            let special = concurrent_wait(statement, self.db.options().lock_timeout);
+            let concurrent = special.is_some();
+            let statement_wait = special.unwrap_or(wait);
             if concurrent {
                 session
                     .run_own(
@@ -1022,6 +1016,16 @@ struct Run<'a> {
     create_tables: bool,
     from: Option<&'a str>,
     backup: Option<&'a str>,
+}
+
+/// The lock wait of a no-transaction statement that must not be retried: `… CONCURRENTLY`
+/// takes a lock that blocks no reader or writer, and a timeout in its later waits would
+/// leave an invalid index to clean up, so it gets one attempt with the whole `budget`.
+pub(crate) fn concurrent_wait(statement: &str, budget: Duration) -> Option<Duration> {
+    statement
+        .to_ascii_uppercase()
+        .contains("CONCURRENTLY")
+        .then_some(budget)
 }
 
 /// What one attempt runs.

@@ -109,8 +109,16 @@ pub(crate) fn render(
                         for setting in store.migration_settings(Scope::Session, wait) {
                             statement(&mut out, &setting);
                         }
+                        let budget = db.options().lock_timeout;
                         for part in sql_split::statements(&script) {
-                            statement(&mut out, part);
+                            match crate::migrator::concurrent_wait(part, budget) {
+                                Some(once) => {
+                                    statement(&mut out, &store.set_lock_wait(Scope::Session, once));
+                                    statement(&mut out, part);
+                                    statement(&mut out, &store.set_lock_wait(Scope::Session, wait));
+                                }
+                                None => statement(&mut out, part),
+                            }
                         }
                         for reset in store.reset_migration_settings() {
                             statement(&mut out, &reset);
