@@ -86,7 +86,7 @@ pub enum Error {
         kept: Option<String>,
         /// The statement that failed and what the database said.
         #[source]
-        source: StatementError,
+        source: Box<StatementError>,
     },
 
     /// A no-transaction migration failed part-way; it is recorded as interrupted.
@@ -100,7 +100,7 @@ pub enum Error {
         file: String,
         /// The statement that failed and what the database said.
         #[source]
-        source: StatementError,
+        source: Box<StatementError>,
     },
 
     /// A migration's SQL ended calista's transaction itself (`COMMIT`, `ROLLBACK`, …), so
@@ -124,7 +124,7 @@ pub enum Error {
         kept: Option<String>,
         /// The statement that failed after the transaction ended, if one did.
         #[source]
-        source: Option<StatementError>,
+        source: Option<Box<StatementError>>,
     },
 
     /// A migration could not get its table locks on PostgreSQL within the lock budget:
@@ -314,7 +314,7 @@ pub struct StatementError {
 }
 
 impl StatementError {
-    pub(crate) fn new(error: sqlx::Error, location: Option<StatementLocation>) -> Self {
+    pub(crate) fn new(error: sqlx::Error, location: Option<StatementLocation>) -> Box<Self> {
         let (message, code) = match error.as_database_error() {
             Some(db) => (db.message().to_owned(), db.code().map(|c| c.into_owned())),
             None => (error.to_string(), None),
@@ -330,7 +330,7 @@ impl StatementError {
             ),
             _ => None,
         };
-        Self {
+        Box::new(Self {
             location,
             message,
             detail: pg.and_then(|e| e.detail()).map(str::to_owned),
@@ -343,7 +343,7 @@ impl StatementError {
                 "SQLite code"
             },
             error,
-        }
+        })
     }
 
     /// The driver's error, for programs that inspect it.

@@ -624,6 +624,7 @@ impl<'a> Migrator<'a> {
                 } else {
                     self.transaction_ended(
                         &run.steps[..=position],
+                        index,
                         direction,
                         run.from,
                         Some(failure),
@@ -646,9 +647,13 @@ impl<'a> Migrator<'a> {
             .await
             .map_err(Attempt::Failed)?
         {
-            return Err(Attempt::Failed(
-                self.transaction_ended(run.steps, direction, run.from, None),
-            ));
+            return Err(Attempt::Failed(self.transaction_ended(
+                run.steps,
+                run.steps.last().copied().unwrap_or(first),
+                direction,
+                run.from,
+                None,
+            )));
         }
         let last = run.steps.last().copied().unwrap_or(first);
         let after = self.revision_after(Some(last), direction);
@@ -877,26 +882,21 @@ impl<'a> Migrator<'a> {
     }
 
     /// The error for a batch whose transaction a migration's SQL ended: names the first
-    /// migration of `steps` that holds transaction control, else the last one run.
+    /// migration of `steps` that holds transaction control, else `last`, the last one run.
     fn transaction_ended(
         &self,
         steps: &[usize],
+        last: usize,
         direction: Direction,
         kept: Option<&str>,
-        failure: Option<StatementError>,
+        failure: Option<Box<StatementError>>,
     ) -> Error {
         let dialect = self.db.dialect();
-        let migrations = steps.iter().map(|&i| &self.migrations.as_slice()[i]);
-        let found = migrations
-            .clone()
-            .find_map(|m| transaction_control(m, direction, dialect).map(|at| (m, Some(at))));
-        let (migration, statement) = match found {
-            Some(found) => found,
-            None => match migrations.last() {
-                Some(m) => (m, None),
-                None => return Error::NothingToRecover,
-            },
-        };
+        let (migration, statement) = steps
+            .iter()
+            .map(|&i| &self.migrations.as_slice()[i])
+            .find_map(|m| transaction_control(m, direction, dialect).map(|at| (m, Some(at))))
+            .unwrap_or((&self.migrations.as_slice()[last], None));
         Error::TransactionEnded {
             file: migration.file_name(),
             statement,

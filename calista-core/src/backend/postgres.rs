@@ -149,7 +149,8 @@ impl Watcher {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             // (pid, application name, seconds its transaction has been open); never the query.
-            let seen: Result<Vec<(i32, Option<String>, Option<f64>)>, _> = sqlx::query_as(
+            type Seen = (i32, Option<String>, Option<f64>);
+            let seen: Result<Vec<Seen>, _> = sqlx::query_as(
                 "SELECT pid, application_name, EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::float8 \
                  FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid",
             )
