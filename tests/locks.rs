@@ -265,3 +265,19 @@ async fn a_concurrent_reader_waits_no_longer_than_about_one_attempt() {
     blocker.close().await.unwrap();
     reader.close().await.unwrap();
 }
+
+static WITH_DIRECTIVE: calista::Migrations = calista::migrations!("tests/fixtures/lock_timeout");
+
+#[test]
+fn the_macro_embeds_the_lock_timeout_directive_as_the_runtime_reads_it() {
+    assert_eq!(
+        WITH_DIRECTIVE.as_slice()[0].lock_timeout(),
+        Some(Duration::from_secs(30))
+    );
+    let read = calista::Migrations::from_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lock_timeout"
+    ))
+    .unwrap();
+    assert_eq!(read, WITH_DIRECTIVE);
+}
