@@ -281,3 +281,84 @@ fn the_macro_embeds_the_lock_timeout_directive_as_the_runtime_reads_it() {
     .unwrap();
     assert_eq!(read, WITH_DIRECTIVE);
 }
+
+fn no_transaction_set() -> MigrationSet {
+    MigrationSet::new(&[
+        (CREATE, &create_table("t")),
+        (
+            ALTER,
+            "-- calista:no-transaction\n-- calista:lock-timeout 300ms\n-- calista:up\n\
+             ALTER TABLE t ADD COLUMN extra INTEGER;\nCREATE TABLE after_alter (id INTEGER);\n\
+             -- calista:down\nDROP TABLE after_alter;\nALTER TABLE t DROP COLUMN extra;\n",
+        ),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_transaction_statement_is_retried_until_its_lock_is_free() {
+    let files = no_transaction_set();
+    let db = at_first_revision(&files).await;
+    let pg = scratch(&db);
+    let (mut blocker, _) = reader_in_a_transaction(pg, "busy-reader").await;
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
+        blocker
+    });
+    let handle = db.open_with(DatabaseOptions {
+        lock_timeout: Duration::from_secs(30),
+        ..DatabaseOptions::default()
+    });
+    let migrations = files.load();
+    let report = Migrator::new(&migrations, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    release.await.unwrap().close().await.unwrap();
+    assert!(
+        report.steps[0].no_transaction && report.steps[0].attempts > 1,
+        "{report:?}"
+    );
+    assert!(has_extra_column(pg).await);
+    // Its tables went to the application's schema.
+    let mut conn = pg.connect().await;
+    let schema: String = sqlx::query_scalar(
+        "SELECT schemaname::text FROM pg_tables WHERE tablename = 'after_alter'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(schema, "calista");
+    assert_eq!(version(&handle).await.as_deref(), Some("20250102_0000"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_transaction_migration_whose_first_statement_never_gets_its_lock_leaves_nothing_behind()
+ {
+    let files = no_transaction_set();
+    let db = at_first_revision(&files).await;
+    let pg = scratch(&db);
+    let (blocker, pid) = reader_in_a_transaction(pg, "stuck-report").await;
+    let handle = db.open_with(DatabaseOptions {
+        lock_timeout: Duration::from_secs(2),
+        ..DatabaseOptions::default()
+    });
+    let migrations = files.load();
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
+    let message = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::LockTimeout, "{message}");
+    assert!(
+        message.contains(&format!("pid {pid}")) && message.contains("nothing was changed"),
+        "{message}"
+    );
+    // Not interrupted: the started record is gone, the guard sees the database behind.
+    assert!(matches!(
+        migrator.check().await.unwrap(),
+        calista::SchemaState::Behind { .. }
+    ));
+    assert_eq!(handle.read_history().await.unwrap().len(), 1);
+    assert!(!has_extra_column(pg).await);
+    blocker.close().await.unwrap();
+}
