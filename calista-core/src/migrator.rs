@@ -539,7 +539,7 @@ impl<'a> Migrator<'a> {
                 session.commit().await?;
                 let started = Instant::now();
                 let attempts = self
-                    .run_alone(session, migration, direction, from.as_deref())
+                    .run_alone(session, index, direction, from.as_deref())
                     .await?;
                 let duration = started.elapsed();
                 let after = self.revision_after(Some(index), direction);
@@ -675,10 +675,11 @@ impl<'a> Migrator<'a> {
     async fn run_alone(
         &self,
         session: &mut Session,
-        migration: &Migration,
+        index: usize,
         direction: Direction,
         from: Option<&str>,
     ) -> Result<u32, Error> {
+        let migration = &self.migrations.as_slice()[index];
         let store = self.db.store();
         let dialect = self.db.dialect();
         let script = migration.script(direction, dialect);
@@ -697,9 +698,6 @@ impl<'a> Migrator<'a> {
                 }
             };
         }
-        let Some(index) = self.migrations.position(migration.revision()) else {
-            return Ok(0);
-        };
         let wait = self.lock_wait(index);
         session
             .run_own(
