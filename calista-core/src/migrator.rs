@@ -1200,3 +1200,59 @@ fn current_of(state: &DbState) -> &str {
         .and_then(|v| v.first())
         .map_or("", String::as_str)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(up: &str) -> Migration {
+        let text = format!("-- calista:up\n{up}\n-- calista:down\nSELECT 1;\n");
+        crate::format::parse_file("m.sql", "20250101_0000_demo.sql", text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn pauses_grow_to_two_seconds_and_are_jittered_down_to_half() {
+        for attempt in 1..20 {
+            let ceiling =
+                Duration::from_millis(100 << (attempt - 1).min(5)).min(Duration::from_secs(2));
+            let pause = backoff(attempt);
+            assert!(
+                pause >= ceiling / 2 && pause <= ceiling,
+                "{attempt}: {pause:?}"
+            );
+        }
+        let pauses: std::collections::HashSet<_> = (0..20).map(|_| backoff(6)).collect();
+        assert!(pauses.len() > 1, "jittered: {pauses:?}");
+    }
+
+    #[test]
+    fn transaction_control_is_found_but_not_savepoints() {
+        let found = |up: &str| {
+            transaction_control(&migration(up), Direction::Up, Dialect::Postgres)
+                .map(|at| (at.line, at.text))
+        };
+        assert_eq!(
+            found("CREATE TABLE a (id INT);\n-- done\ncommit;"),
+            Some((4, "commit".to_owned()))
+        );
+        assert_eq!(found("SELECT 1;\nEND;"), Some((3, "END".to_owned())));
+        assert_eq!(
+            found("PREPARE TRANSACTION 'x';"),
+            Some((2, "PREPARE TRANSACTION 'x'".to_owned()))
+        );
+        assert_eq!(
+            found("SAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\nPREPARE q AS SELECT 1;"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_statements_first_line_skips_comments() {
+        assert_eq!(
+            first_sql_line("-- why\n\n  INSERT INTO t\n  VALUES (1)"),
+            ("INSERT INTO t".to_owned(), 10)
+        );
+        let long = format!("SELECT '{}'", "x".repeat(200));
+        assert_eq!(first_sql_line(&long).0.chars().count(), 101);
+    }
+}
