@@ -610,10 +610,12 @@ impl<'a> Migrator<'a> {
                     migration, direction, dialect, &script, &script, &error, completed,
                 );
                 let failure = StatementError::new(error, location);
-                let intact = session
-                    .transaction_intact(begun)
-                    .await
-                    .map_err(Attempt::Failed)?;
+                // A connection lost with the failure cannot be asked; the server rolls back
+                // what it had, so the failure is reported as it is.
+                let intact = session.transaction_intact(begun).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "cannot check the transaction after a failure");
+                    true
+                });
                 return Err(Attempt::Failed(if intact {
                     Error::Migration {
                         file: migration.file_name(),
