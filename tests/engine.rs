@@ -53,6 +53,7 @@ both_backends! {
         assert_eq!(report.to, Some(rev("20250103_0000")));
         let files: Vec<&str> = report.steps.iter().map(|s| s.file.as_str()).collect();
         assert_eq!(files, [A, B, C]);
+        assert!(report.steps.iter().all(|s| s.attempts == 1), "{report:?}");
         assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
         let history = handle.read_history().await.unwrap();
         assert_eq!(history.len(), 3);
