@@ -1,5 +1,6 @@
 //! PostgreSQL: connections with the schema on `search_path`, the advisory migration lock,
-//! and statement-at-a-time execution for no-transaction migrations.
+//! each attempt's transaction (opened with its settings, checked before it is recorded), and
+//! the watcher that sees who blocks an attempt waiting for a table lock.
 
 use std::time::{Duration, Instant};
 
