@@ -369,22 +369,10 @@ impl Migration {
         offset: usize,
     ) -> Option<(u32, u32)> {
         let mut script_start = 0;
-        for &span in self.spans.iter() {
-            if !Section::of(&self.text, span).applies_to(direction, dialect) {
-                continue;
-            }
-            let (_, _, start, end) = span;
-            let len = end.checked_sub(start)? as usize;
+        for section in self.sections_for(direction, dialect) {
+            let len = section.sql().len();
             if offset <= script_start + len {
-                let at = start as usize + (offset - script_start);
-                let before = self.text.get(..at)?;
-                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-                let line = before.matches('\n').count() + 1;
-                let column = before[line_start..].chars().count() + 1;
-                return Some((
-                    u32::try_from(line).unwrap_or(u32::MAX),
-                    u32::try_from(column).unwrap_or(u32::MAX),
-                ));
+                return Some(section.line_col(offset - script_start));
             }
             // Sections are joined with one newline (see `script`).
             script_start += len + 1;

@@ -13,8 +13,8 @@ use crate::plan::{
     self, Assessment, Batch, DbState, DowngradeTarget, Plan, SchemaState, TransactionMode,
     UpgradeTarget,
 };
-use crate::sql_split;
 use crate::store::Scope;
+use crate::{sql, sql_split};
 
 /// How the guard and the migrator behave: the resolved settings, as far as they concern them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -709,7 +709,10 @@ impl<'a> Migrator<'a> {
             .await?;
         let mut most = 1;
         let mut result = Ok(());
-        for (position, statement) in sql_split::statements(&script).into_iter().enumerate() {
+        for (position, statement) in sql_split::statements(&script, dialect)
+            .into_iter()
+            .enumerate()
+        {
             let special = concurrent_wait(statement, self.db.options().lock_timeout);
             let concurrent = special.is_some();
             let statement_wait = special.unwrap_or(wait);
@@ -1092,9 +1095,8 @@ fn locate(
     completed: usize,
 ) -> Option<StatementLocation> {
     use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
-    let offset_of = |part: &str| (part.as_ptr() as usize).wrapping_sub(script.as_ptr() as usize);
-    let base = offset_of(sent);
-    let statements = sql_split::statements(sent);
+    let base = (sent.as_ptr() as usize).wrapping_sub(script.as_ptr() as usize);
+    let statements = sql::statements(sent, dialect);
     let position = error
         .as_database_error()
         .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
@@ -1104,89 +1106,55 @@ fn locate(
         });
     if let Some(position) = position {
         // A position in characters, from 1, in the text sent.
-        let at = base + sent.char_indices().nth(position.saturating_sub(1))?.0;
+        let at = sent.char_indices().nth(position.saturating_sub(1))?.0;
         let statement = statements
             .iter()
             .rev()
-            .find(|s| offset_of(s) <= at)
+            .find(|s| s.offset <= at)
             .or(statements.first())?;
-        let (line, column) = migration.locate(direction, dialect, at)?;
+        let (line, column) = migration.locate(direction, dialect, base + at)?;
         return Some(StatementLocation {
             line,
             column: Some(column),
-            text: first_sql_line(statement).0,
+            text: shorten(statement.first_line()),
         });
     }
     let statement = statements.get(completed)?;
-    let (text, skip) = first_sql_line(statement);
-    let (line, _) = migration.locate(direction, dialect, offset_of(statement) + skip)?;
+    let (line, _) = migration.locate(direction, dialect, base + statement.offset)?;
     Some(StatementLocation {
         line,
         column: None,
-        text,
+        text: shorten(statement.first_line()),
     })
 }
 
-/// A statement's first line of SQL (after any comment lines), trimmed and shortened, and
-/// the byte where it starts in the statement.
-fn first_sql_line(statement: &str) -> (String, usize) {
-    let mut offset = 0;
-    for line in statement.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if !trimmed.is_empty() && !trimmed.starts_with("--") {
-            let lead = line.len() - line.trim_start().len();
-            let mut text: String = trimmed.chars().take(100).collect();
-            if trimmed.chars().count() > 100 {
-                text.push('…');
-            }
-            return (text, offset + lead);
-        }
-        offset += line.len();
+/// A line of SQL for a message: at most 100 characters.
+fn shorten(line: &str) -> String {
+    let mut text: String = line.trim().chars().take(100).collect();
+    if line.trim().chars().count() > 100 {
+        text.push('…');
     }
-    (statement.trim().chars().take(100).collect(), 0)
+    text
 }
 
 /// The first transaction-control statement of a migration (`BEGIN`, `COMMIT`, `ROLLBACK`,
-/// …), if it holds one: what ended its transaction.
+/// …), if it holds one: what ended its transaction. The build-time check's rule.
 fn transaction_control(
     migration: &Migration,
     direction: Direction,
     dialect: Dialect,
 ) -> Option<StatementLocation> {
     let script = migration.script(direction, dialect);
-    sql_split::statements(&script)
+    sql::statements(&script, dialect)
         .into_iter()
-        .find_map(|statement| {
-            let (text, skip) = first_sql_line(statement);
-            let words: Vec<String> = text
-                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .filter(|w| !w.is_empty())
-                .take(2)
-                .map(str::to_ascii_uppercase)
-                .collect();
-            let control = match words
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                ["ROLLBACK" | "ABORT", "TO"] | ["BEGIN", "ATOMIC"] => false,
-                ["PREPARE", second] => *second == "TRANSACTION",
-                [first, ..] => matches!(
-                    *first,
-                    "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT"
-                ),
-                [] => false,
-            };
-            let at = (statement.as_ptr() as usize).wrapping_sub(script.as_ptr() as usize) + skip;
-            control
-                .then(|| migration.locate(direction, dialect, at))
-                .flatten()
-                .map(|(line, _)| StatementLocation {
-                    line,
-                    column: None,
-                    text,
-                })
+        .find(sql::checks::is_transaction_control)
+        .and_then(|statement| {
+            let (line, _) = migration.locate(direction, dialect, statement.offset)?;
+            Some(StatementLocation {
+                line,
+                column: None,
+                text: shorten(statement.first_line()),
+            })
         })
 }
 
@@ -1207,11 +1175,6 @@ fn current_of(state: &DbState) -> &str {
 mod tests {
     use super::*;
 
-    fn migration(up: &str) -> Migration {
-        let text = format!("-- calista:up\n{up}\n-- calista:down\nSELECT 1;\n");
-        crate::format::parse_file("m.sql", "20250101_0000_demo.sql", text.as_bytes()).unwrap()
-    }
-
     #[test]
     fn pauses_grow_to_two_seconds_and_are_jittered_down_to_half() {
         for attempt in 1..20 {
@@ -1228,33 +1191,9 @@ mod tests {
     }
 
     #[test]
-    fn transaction_control_is_found_but_not_savepoints() {
-        let found = |up: &str| {
-            transaction_control(&migration(up), Direction::Up, Dialect::Postgres)
-                .map(|at| (at.line, at.text))
-        };
-        assert_eq!(
-            found("CREATE TABLE a (id INT);\n-- done\ncommit;"),
-            Some((4, "commit".to_owned()))
-        );
-        assert_eq!(found("SELECT 1;\nEND;"), Some((3, "END".to_owned())));
-        assert_eq!(
-            found("PREPARE TRANSACTION 'x';"),
-            Some((2, "PREPARE TRANSACTION 'x'".to_owned()))
-        );
-        assert_eq!(
-            found("SAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\nPREPARE q AS SELECT 1;"),
-            None
-        );
-    }
-
-    #[test]
-    fn a_statements_first_line_skips_comments() {
-        assert_eq!(
-            first_sql_line("-- why\n\n  INSERT INTO t\n  VALUES (1)"),
-            ("INSERT INTO t".to_owned(), 10)
-        );
+    fn long_lines_are_shortened_for_messages() {
+        assert_eq!(shorten("  INSERT INTO t  "), "INSERT INTO t");
         let long = format!("SELECT '{}'", "x".repeat(200));
-        assert_eq!(first_sql_line(&long).0.chars().count(), 101);
+        assert_eq!(shorten(&long).chars().count(), 101);
     }
 }

@@ -110,7 +110,7 @@ pub(crate) fn render(
                             statement(&mut out, &setting);
                         }
                         let budget = db.options().lock_timeout;
-                        for part in sql_split::statements(&script) {
+                        for part in sql_split::statements(&script, dialect) {
                             match crate::migrator::concurrent_wait(part, budget) {
                                 Some(once) => {
                                     statement(&mut out, &store.set_lock_wait(Scope::Session, once));
