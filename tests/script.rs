@@ -101,10 +101,36 @@ fn schema_dump(db: &TestDb) -> String {
         .join("\n")
 }
 
+/// `calista db check` on a database: its exit code and output.
+fn db_check(db: &TestDb, migrations: &std::path::Path) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .current_dir(db.scratch_dir())
+        .arg("--migrations")
+        .arg(migrations)
+        .args(["db", "check"])
+        .env("CALISTA_DB_URL", db.url_text())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
 /// Upgrades `by_script` with the printed script and `by_upgrade` with the upgrade, both
 /// from `start` (None: empty), and checks that they end the same.
 async fn script_matches_upgrade(by_script: TestDb, by_upgrade: TestDb, start: Option<&str>) {
-    let set = files().load();
+    let folder = files();
+    let set = folder.load();
     let scripted = by_script.open();
     let upgraded = by_upgrade.open();
     if let Some(start) = start {
@@ -148,6 +174,8 @@ async fn script_matches_upgrade(by_script: TestDb, by_upgrade: TestDb, start: Op
     );
 
     // `db check` agrees, and the history is the upgrade's.
+    let (code, text) = db_check(&by_script, folder.dir.path());
+    assert_eq!(code, Some(0), "{text}");
     let scripted = by_script.open();
     assert!(matches!(
         Migrator::new(&set, &scripted).check().await.unwrap(),
