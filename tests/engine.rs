@@ -53,6 +53,7 @@ both_backends! {
         assert_eq!(report.to, Some(rev("20250103_0000")));
         let files: Vec<&str> = report.steps.iter().map(|s| s.file.as_str()).collect();
         assert_eq!(files, [A, B, C]);
+        assert!(report.steps.iter().all(|s| s.attempts == 1), "{report:?}");
         assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
         let history = handle.read_history().await.unwrap();
         assert_eq!(history.len(), 3);
@@ -372,4 +373,195 @@ async fn waiting_for_the_lock_does_not_block_the_holders_create_index_concurrent
     );
     let valid = scalar(&patient, "SELECT count(*) FROM pg_index WHERE indexrelid = 'calista.ix_a_note'::regclass AND indisvalid").await;
     assert_eq!(valid, 1, "the concurrent index was built and is valid");
+}
+
+/// Migrations made without the file rules' checks (as `migrations!()` embeds checked ones),
+/// so that the run-time defences are tested whatever the build-time checks refuse: each is
+/// `(revision, summary, up SQL)` with a trivial down section.
+fn unchecked(files: &[(&str, &str, &str)]) -> calista::Migrations {
+    let migrations: Vec<calista::Migration> = files
+        .iter()
+        .map(|(revision, summary, up)| {
+            let head = "-- a migration made in the test\n-- calista:up\n";
+            let text = format!("{head}{up}\n-- calista:down\nSELECT 1;\n");
+            let up_start = head.len() as u32;
+            let up_end = up_start + up.len() as u32;
+            let down_start = text.len() as u32 - "SELECT 1;\n".len() as u32;
+            let spans: &'static [(u8, u32, u32, u32)] = Box::leak(Box::new([
+                (0, 2, up_start, up_end),
+                (
+                    1,
+                    2 + up.lines().count() as u32 + 1,
+                    down_start,
+                    down_start + 9,
+                ),
+            ]));
+            let text: &'static str = Box::leak(text.into_boxed_str());
+            let summary: &'static str = Box::leak(summary.to_string().into_boxed_str());
+            calista::Migration::from_static(
+                rev(revision),
+                summary,
+                text,
+                spans,
+                false,
+                false,
+                calista::Checksum::of_file(text.as_bytes()),
+            )
+        })
+        .collect();
+    let chains = calista::migration::chain_digests(&migrations);
+    calista::Migrations::from_static(
+        Box::leak(migrations.into_boxed_slice()),
+        Box::leak(chains.into_boxed_slice()),
+        None,
+        None,
+    )
+}
+
+/// The error and its causes, as the program prints them.
+fn chain(error: &calista::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(source) = cause {
+        text.push_str(&format!("\n  caused by: {source}"));
+        cause = source.source();
+    }
+    text
+}
+
+async fn table_exists(db: &calista::Database, table: &str) -> bool {
+    exec(db, &format!("SELECT 1 FROM {table}")).await.is_ok()
+}
+
+/// Migrations that end their transaction, and failed statements, on both backends.
+mod statements {
+    use super::*;
+
+    both_backends! {
+        async fn a_commit_inside_a_migration_then_a_failure_records_nothing_false(db: TestDb) {
+            let set = unchecked(&[
+                ("20250101_0000", "create_z", "CREATE TABLE z (id INTEGER);"),
+                ("20250102_0000", "create_a", "CREATE TABLE a (id INTEGER);"),
+                ("20250103_0000", "commit_then_fail", "CREATE TABLE b (id INTEGER);\nCOMMIT;\nCREATE TABLE c (id INTEGER);\nINSERT INTO missing_table VALUES (1);"),
+            ]);
+            let handle = db.open();
+            let migrator = Migrator::new(&set, &handle).with_policy(development());
+            migrator.upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+            let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
+            let message = chain(&err);
+            assert!(matches!(err, calista::Error::TransactionEnded { .. }), "{message}");
+            assert!(message.contains("20250103_0000_commit_then_fail.sql ended the migration transaction itself"), "{message}");
+            // The COMMIT is on line 4 of the file.
+            assert!(message.contains("line 4 (`COMMIT`)"), "{message}");
+            assert!(message.contains("missing_table"), "{message}");
+            assert!(!message.contains("nothing of the failed transaction was kept"), "{message}");
+            assert!(message.contains("alembic_version still says 20250101_0000"), "{message}");
+            // Nothing false recorded: the version and the history are where they were.
+            assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+            assert_eq!(handle.read_history().await.unwrap().len(), 1);
+            assert!(matches!(migrator.check().await.unwrap(), SchemaState::Behind { .. }));
+            // And it says so truthfully: what the COMMIT committed is there.
+            assert!(table_exists(&handle, "a").await && table_exists(&handle, "b").await);
+        }
+
+        async fn a_rollback_in_the_middle_of_a_batch_fails_and_keeps_the_version_true(db: TestDb) {
+            let set = unchecked(&[
+                ("20250101_0000", "create_z", "CREATE TABLE z (id INTEGER);"),
+                ("20250102_0000", "create_a", "CREATE TABLE a (id INTEGER);"),
+                ("20250103_0000", "rollback_then_b", "ROLLBACK;\nCREATE TABLE b (id INTEGER);"),
+            ]);
+            let handle = db.open();
+            let migrator = Migrator::new(&set, &handle).with_policy(development());
+            migrator.upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
+            let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
+            let message = chain(&err);
+            assert!(matches!(err, calista::Error::TransactionEnded { .. }), "{message}");
+            assert_eq!(err.kind(), ErrorKind::Failure);
+            assert!(message.contains("20250103_0000_rollback_then_b.sql") && message.contains("line 3 (`ROLLBACK`)"), "{message}");
+            // Before: PostgreSQL reported success and alembic_version named 20250103_0000.
+            assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+            assert_eq!(handle.read_history().await.unwrap().len(), 1);
+            assert!(!table_exists(&handle, "a").await, "the ROLLBACK undid migration a");
+            assert_eq!(
+                migrator.check().await.unwrap(),
+                SchemaState::Behind { current: Some(rev("20250101_0000")), head: rev("20250103_0000"), pending: 2 }
+            );
+        }
+
+        async fn a_failed_statement_is_named_with_its_file_line_and_text_and_the_message_once(db: TestDb) {
+            let set = unchecked(&[
+                ("20250101_0000", "create_t", "CREATE TABLE t (id INTEGER PRIMARY KEY);"),
+                ("20250102_0000", "bad_insert", "-- fill it\nINSERT INTO t VALUES (1);\n\nINSERT INTO missing_table VALUES (2);"),
+            ]);
+            let handle = db.open();
+            let err = Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
+            let message = chain(&err);
+            assert!(matches!(err, calista::Error::Migration { .. }), "{message}");
+            // The file's line 6 (two lines of head, the comment, the first insert, a blank line).
+            assert!(message.contains("migration 20250102_0000_bad_insert.sql failed (up) at line 6"), "{message}");
+            assert!(message.contains("(`INSERT INTO missing_table VALUES (2)`)"), "{message}");
+            if db.url_text().starts_with("postgres") {
+                // PostgreSQL points at the relation: column 13.
+                assert!(message.contains("at line 6:13 "), "{message}");
+                assert_eq!(message.matches("relation \"missing_table\" does not exist").count(), 1, "{message}");
+            } else {
+                assert_eq!(message.matches("no such table: missing_table").count(), 1, "{message}");
+            }
+            // Only our "at line": not the server's C source line.
+            assert_eq!(message.matches("at line").count(), 1, "{message}");
+            assert!(!table_exists(&handle, "t").await, "nothing of the transaction was kept");
+        }
+
+        async fn a_unique_violation_shows_the_servers_detail_and_the_statement(db: TestDb) {
+            let set = unchecked(&[
+                ("20250101_0000", "dup", "CREATE TABLE t (id INTEGER PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);"),
+            ]);
+            let handle = db.open();
+            let err = Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
+            let message = chain(&err);
+            assert!(message.contains("at line 5 (`INSERT INTO t VALUES (1)`)"), "{message}");
+            if db.url_text().starts_with("postgres") {
+                assert!(message.contains("DETAIL: Key (id)=(1) already exists."), "{message}");
+                assert!(message.contains("SQLSTATE 23505"), "{message}");
+            } else {
+                assert!(message.contains("UNIQUE constraint failed: t.id"), "{message}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_index_concurrently_in_a_transaction_says_to_mark_the_file_no_transaction() {
+    let db = TestDb::postgres().await;
+    let set = unchecked(&[
+        ("20250101_0000", "create_t", "CREATE TABLE t (id INTEGER);"),
+        (
+            "20250102_0000",
+            "index_t",
+            "CREATE INDEX CONCURRENTLY ix_t ON t (id);",
+        ),
+    ]);
+    let handle = db.open();
+    let err = Migrator::new(&set, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap_err();
+    let message = chain(&err);
+    assert!(
+        message.contains("20250102_0000_index_t.sql failed (up) at line 3"),
+        "{message}"
+    );
+    assert!(
+        message.contains("mark the file `-- calista:no-transaction`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("cannot run inside a transaction block"),
+        "{message}"
+    );
+    assert!(
+        !table_exists(&handle, "t").await,
+        "nothing of the transaction was kept"
+    );
 }

@@ -361,6 +361,20 @@ impl Database {
         }
     }
 
+    /// A second connection that watches who blocks `session` while it waits for a table
+    /// lock (PostgreSQL); `None` on SQLite, or when it cannot be opened (the upgrade goes on).
+    pub(crate) async fn lock_watcher(&self, session: &mut Session) -> Option<postgres::Watcher> {
+        let (Inner::Postgres { connect, .. }, Session::Postgres(s)) = (&self.inner, session) else {
+            return None;
+        };
+        let pid = postgres::backend_pid(&mut s.conn).await.ok()?;
+        let options = postgres::connect_options(connect.clone(), &self.options.schema);
+        let conn = postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
+            .await
+            .ok()?;
+        Some(postgres::Watcher::new(conn, pid))
+    }
+
     /// What a backup of this database reads, or why there can be none.
     pub(crate) fn backup_source(&self) -> Result<backup::Source<'_>, &'static str> {
         match &self.inner {
@@ -624,14 +638,46 @@ impl Session {
         each!(self, conn, db => db::set_version(conn, store, from, to).await)
     }
 
-    /// Runs a migration's SQL inside the open transaction.
-    pub(crate) async fn run_script(&mut self, script: &str) -> Result<(), sqlx::Error> {
-        each!(self, conn, db => db::run_script(conn, script).await)
+    /// Runs a migration's SQL as sent; on failure, also how many statements completed.
+    pub(crate) async fn run_migration(&mut self, script: &str) -> Result<(), (usize, sqlx::Error)> {
+        each!(self, conn, db => db::run_counted(conn, script).await)
     }
 
-    /// Runs a no-transaction migration's SQL, outside any transaction.
-    pub(crate) async fn run_alone(&mut self, script: &str) -> Result<(), sqlx::Error> {
-        each!(self, conn, db => db::run_alone(conn, script).await)
+    /// Runs statements of calista's own in one round trip.
+    pub(crate) async fn run_own(
+        &mut self,
+        statements: &[String],
+        context: &str,
+    ) -> Result<(), Error> {
+        each!(self, conn, db => db::run_own(conn, statements, context).await)
+    }
+
+    /// Opens an attempt's migration transaction (PostgreSQL: `BEGIN` and `statements`, the
+    /// transaction's settings; SQLite: the round's transaction is open already) and returns
+    /// what [`Session::transaction_intact`] compares.
+    pub(crate) async fn begin_attempt(
+        &mut self,
+        statements: &[String],
+    ) -> Result<Option<i64>, Error> {
+        match self {
+            Self::Postgres(s) => postgres::begin_attempt(&mut s.conn, statements)
+                .await
+                .map(Some),
+            Self::Sqlite(_) | Self::SqliteMemory(_) => Ok(None),
+        }
+    }
+
+    /// Whether the transaction begun by [`Session::begin_attempt`] is still open, or the
+    /// migration's SQL ended it.
+    pub(crate) async fn transaction_intact(&mut self, begun: Option<i64>) -> Result<bool, Error> {
+        match (self, begun) {
+            (Self::Postgres(s), Some(begun)) => {
+                postgres::transaction_check(&mut s.conn, begun).await
+            }
+            (Self::Postgres(_), None) => Ok(true),
+            (Self::Sqlite(s), _) => sqlite::transaction_open(&mut s.conn).await,
+            (Self::SqliteMemory(c), _) => sqlite::transaction_open(c).await,
+        }
     }
 
     /// Releases the lock; returns the connection when it can serve again.

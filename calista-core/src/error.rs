@@ -71,7 +71,9 @@ pub enum Error {
 
     /// A migration's SQL failed; everything in its transaction was rolled back.
     #[error(
-        "migration {file} failed ({direction}); {}",
+        "migration {file} failed ({direction}){}{}; {}",
+        .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}")),
+        .source.advice.map_or_else(String::new, |advice| format!("; {advice}")),
         match .kept { Some(at) => format!("the database is at revision {at}: nothing of the failed transaction was kept"),
                       None => "the database is empty again: nothing of the failed transaction was kept".to_owned() }
     )]
@@ -82,22 +84,82 @@ pub enum Error {
         direction: Direction,
         /// The revision the database is at now.
         kept: Option<String>,
-        /// The database's error.
+        /// The statement that failed and what the database said.
         #[source]
-        source: sqlx::Error,
+        source: Box<StatementError>,
     },
 
     /// A no-transaction migration failed part-way; it is recorded as interrupted.
     #[error(
-        "migration {file} (no-transaction) failed part-way; it is recorded as interrupted. \
-         Inspect what it left behind, then run `calista db recover`"
+        "migration {file} (no-transaction) failed part-way{}; it is recorded as interrupted. \
+         Inspect what it left behind, then run `calista db recover`",
+        .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}"))
     )]
     MigrationInterrupted {
         /// The file that failed.
         file: String,
-        /// The database's error.
+        /// The statement that failed and what the database said.
         #[source]
-        source: sqlx::Error,
+        source: Box<StatementError>,
+    },
+
+    /// A migration's SQL ended calista's transaction itself (`COMMIT`, `ROLLBACK`, …), so
+    /// its statements and its record could not commit together: nothing was recorded.
+    #[error(
+        "migration {file} ended the migration transaction itself (its SQL holds COMMIT, ROLLBACK, END or \
+         another transaction-control statement{}): what ran before that statement was committed or rolled \
+         back outside calista's control, and what ran after it ran outside any transaction, so nothing was \
+         recorded and alembic_version still says {}, which may no longer match the schema. Remove the \
+         transaction control (the migration already runs in a transaction) or mark the file \
+         `-- calista:no-transaction`; check the schema by hand before the next upgrade",
+        .statement.as_ref().map_or_else(String::new, |at| format!(", line {at}")),
+        .kept.as_deref().unwrap_or("nothing (no revision)")
+    )]
+    TransactionEnded {
+        /// The file whose SQL ended the transaction (as far as its text tells).
+        file: String,
+        /// Where the transaction-control statement is, when it could be found.
+        statement: Option<StatementLocation>,
+        /// The revision alembic_version holds.
+        kept: Option<String>,
+        /// The statement that failed after the transaction ended, if one did.
+        #[source]
+        source: Option<Box<StatementError>>,
+    },
+
+    /// A migration could not get its table locks on PostgreSQL within the lock budget:
+    /// every attempt was rolled back, so nothing changed.
+    #[error(
+        "migration {file} could not get its table locks: {attempts} attempt(s) of {:.1}s each, over {:.1}s \
+         (the lock timeout), were all rolled back{}. {}; let {} finish (or end it: \
+         `SELECT pg_terminate_backend(pid)`), then run the upgrade again, or raise [db] lock_timeout",
+        .attempt_timeout.as_secs_f64(),
+        .waited.as_secs_f64(),
+        if *.interrupted {
+            " after its first statements ran (it is a no-transaction migration): it is recorded as interrupted; \
+             inspect what it left, then run `calista db recover`".to_owned()
+        } else {
+            .kept.as_ref().map_or_else(|| ", so nothing was changed (the database has no revision)".to_owned(),
+                                       |at| format!(", so nothing was changed (the database is at revision {at})"))
+        },
+        describe_blockers(.blockers),
+        if .blockers.len() == 1 { "that transaction" } else { "those transactions" }
+    )]
+    TableLockTimeout {
+        /// The migration whose statement waited.
+        file: String,
+        /// How many times the transaction was tried.
+        attempts: u32,
+        /// The wait of each attempt.
+        attempt_timeout: Duration,
+        /// How long all attempts took.
+        waited: Duration,
+        /// The revision the database is at.
+        kept: Option<String>,
+        /// The sessions that held the locks, as last seen.
+        blockers: Vec<Blocker>,
+        /// A no-transaction migration that had run some statements: recorded as interrupted.
+        interrupted: bool,
     },
 
     /// A database operation other than a migration's own SQL failed.
@@ -153,7 +215,7 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
-            Self::LockTimeout { .. } => ErrorKind::LockTimeout,
+            Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
             Self::Database { source, .. } if crate::backend::sqlite::is_lock_wait(source) => {
                 ErrorKind::LockTimeout
@@ -171,6 +233,7 @@ impl Error {
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Migration { .. }
+            | Self::TransactionEnded { .. }
             | Self::Database { .. }
             | Self::Backup(_) => ErrorKind::Failure,
         }
@@ -183,6 +246,141 @@ impl Error {
         }
     }
 }
+
+/// A session that held a lock an upgrade waited for (never its query text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// The server process id (`pg_stat_activity.pid`).
+    pub pid: i32,
+    /// Its `application_name`, if it set one.
+    pub application: Option<String>,
+    /// How long its transaction had been open when it was seen.
+    pub transaction_age: Option<Duration>,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if let Some(application) = self.application.as_deref().filter(|a| !a.is_empty()) {
+            write!(f, " (application '{application}'")?;
+        } else {
+            f.write_str(" (no application name")?;
+        }
+        match self.transaction_age {
+            Some(age) => write!(f, ", transaction open for {:.0}s)", age.as_secs_f64()),
+            None => f.write_str(", no transaction open)"),
+        }
+    }
+}
+
+fn describe_blockers(blockers: &[Blocker]) -> String {
+    if blockers.is_empty() {
+        return "The sessions holding them could not be seen (they may have just finished)"
+            .to_owned();
+    }
+    let list: Vec<String> = blockers.iter().map(ToString::to_string).collect();
+    format!("Held by {}", list.join(", "))
+}
+
+/// Where a statement is in its migration file: line and, when the database said, column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementLocation {
+    /// The line in the file (1-based).
+    pub line: u32,
+    /// The column (1-based, in characters), when the database pointed at one.
+    pub column: Option<u32>,
+    /// The statement's first line of SQL.
+    pub text: String,
+}
+
+impl std::fmt::Display for StatementLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.line)?;
+        if let Some(column) = self.column {
+            write!(f, ":{column}")?;
+        }
+        write!(f, " (`{}`)", self.text)
+    }
+}
+
+/// A failed statement of a migration: where it is, and the database's message, shown once
+/// (with its DETAIL and HINT, without the server's own source position).
+#[derive(Debug)]
+pub struct StatementError {
+    /// Where the statement is in the file, when it could be found.
+    pub location: Option<StatementLocation>,
+    /// The database's message.
+    pub message: String,
+    /// The SQLSTATE (PostgreSQL) or result code (SQLite).
+    pub code: Option<String>,
+    /// PostgreSQL's DETAIL.
+    pub detail: Option<String>,
+    /// PostgreSQL's HINT.
+    pub hint: Option<String>,
+    /// What to do, when calista knows better than the database.
+    pub advice: Option<&'static str>,
+    /// `SQLSTATE` or `SQLite code`: how the code is named.
+    code_name: &'static str,
+    error: sqlx::Error,
+}
+
+impl StatementError {
+    pub(crate) fn new(error: sqlx::Error, location: Option<StatementLocation>) -> Box<Self> {
+        let (message, code) = match error.as_database_error() {
+            Some(db) => (db.message().to_owned(), db.code().map(|c| c.into_owned())),
+            None => (error.to_string(), None),
+        };
+        let pg = error
+            .as_database_error()
+            .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>());
+        let advice = match code.as_deref() {
+            // active_sql_transaction: CREATE INDEX CONCURRENTLY, VACUUM, … in a transaction.
+            Some("25001") => Some(
+                "this statement cannot run inside a transaction: mark the file `-- calista:no-transaction` \
+                 (it then runs alone, one statement at a time)",
+            ),
+            _ => None,
+        };
+        Box::new(Self {
+            location,
+            message,
+            detail: pg.and_then(|e| e.detail()).map(str::to_owned),
+            hint: pg.and_then(|e| e.hint()).map(str::to_owned),
+            code,
+            advice,
+            code_name: if pg.is_some() {
+                "SQLSTATE"
+            } else {
+                "SQLite code"
+            },
+            error,
+        })
+    }
+
+    /// The driver's error, for programs that inspect it.
+    pub fn database_error(&self) -> &sqlx::Error {
+        &self.error
+    }
+}
+
+impl std::fmt::Display for StatementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({} {code})", self.code_name)?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, "\n    DETAIL: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n    HINT: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The driver's error is not a cause of its own: its text is the message shown above.
+impl std::error::Error for StatementError {}
 
 /// The message for a state the guard refuses.
 fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String {

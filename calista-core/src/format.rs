@@ -12,6 +12,8 @@
 //! DROP INDEX ix_events_type;
 //! ```
 
+use std::time::Duration;
+
 use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
 use crate::problem::{Problem, ProblemKind};
@@ -40,15 +42,21 @@ pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, 
         .ok();
     let body = text.and_then(|text| parse_body(text, &mut report));
     match (parsed_name, body, text) {
-        (Some(name), Some(body), Some(text)) if problems.is_empty() => Ok(Migration::new(
-            name.revision,
-            name.summary.to_owned(),
-            text.to_owned(),
-            body.spans,
-            body.no_transaction,
-            body.irreversible,
-            Checksum::of_file(contents),
-        )),
+        (Some(name), Some(body), Some(text)) if problems.is_empty() => {
+            let migration = Migration::new(
+                name.revision,
+                name.summary.to_owned(),
+                text.to_owned(),
+                body.spans,
+                body.no_transaction,
+                body.irreversible,
+                Checksum::of_file(contents),
+            );
+            Ok(match body.lock_timeout {
+                Some(timeout) => migration.with_lock_timeout(timeout),
+                None => migration,
+            })
+        }
         _ => Err(problems),
     }
 }
@@ -58,6 +66,7 @@ struct Body {
     spans: Vec<Span>,
     no_transaction: bool,
     irreversible: bool,
+    lock_timeout: Option<Duration>,
 }
 
 /// What a `-- calista:` line says.
@@ -66,25 +75,29 @@ enum Marker {
     Section(Direction, Option<Dialect>),
     NoTransaction,
     Irreversible,
+    LockTimeout(Duration),
 }
 
 /// Reads a line that looks like a marker: `Some(Ok)` for a known one, `Some(Err)` for a
-/// `-- calista:` line that is not (any case, so `-- Calista:UP` is caught, not ignored),
-/// `None` for every other line.
-fn classify(line: &str) -> Option<Result<Marker, ()>> {
+/// `-- calista:` line that is not (any case, so `-- Calista:UP` is caught, not ignored) or
+/// a directive with a value that is not valid, `None` for every other line.
+fn classify(line: &str) -> Option<Result<Marker, ProblemKind>> {
     let comment = line.trim().strip_prefix("--")?.trim_start();
     let prefix = comment.get(..8)?;
     if !prefix.eq_ignore_ascii_case("calista:") {
         return None;
     }
+    let unknown = || ProblemKind::UnknownMarker {
+        text: line.trim().to_owned(),
+    };
     if prefix != "calista:" {
-        return Some(Err(()));
+        return Some(Err(unknown()));
     }
     let words: Vec<&str> = comment[8..].split_whitespace().collect();
     let dialect = |word: &str| match word {
         "postgres" => Ok(Some(Dialect::Postgres)),
         "sqlite" => Ok(Some(Dialect::Sqlite)),
-        _ => Err(()),
+        _ => Err(unknown()),
     };
     Some(match words.as_slice() {
         ["up"] => Ok(Marker::Section(Direction::Up, None)),
@@ -93,8 +106,35 @@ fn classify(line: &str) -> Option<Result<Marker, ()>> {
         ["down", d] => dialect(d).map(|d| Marker::Section(Direction::Down, d)),
         ["no-transaction"] => Ok(Marker::NoTransaction),
         ["irreversible"] => Ok(Marker::Irreversible),
-        _ => Err(()),
+        ["lock-timeout", value] => parse_lock_timeout(value)
+            .map(Marker::LockTimeout)
+            .ok_or_else(|| ProblemKind::BadLockTimeout {
+                value: (*value).to_owned(),
+            }),
+        ["lock-timeout", ..] => Err(ProblemKind::BadLockTimeout {
+            value: words[1..].join(" "),
+        }),
+        _ => Err(unknown()),
     })
+}
+
+/// The longest per-attempt lock wait a migration may ask for.
+pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Reads a lock wait as written in `-- calista:lock-timeout` and the lock attempt setting:
+/// a whole number followed by `ms`, `s` or `m` (`500ms`, `2s`, `1m`), more than zero and
+/// at most [`MAX_LOCK_TIMEOUT`]. Zero is refused because PostgreSQL reads it as "wait for ever".
+pub fn parse_lock_timeout(text: &str) -> Option<Duration> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let timeout = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.checked_mul(60)?),
+        _ => return None,
+    };
+    (!timeout.is_zero() && timeout <= MAX_LOCK_TIMEOUT).then_some(timeout)
 }
 
 fn is_comment_or_blank(line: &str) -> bool {
@@ -155,6 +195,7 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         spans: Vec::new(),
         no_transaction: false,
         irreversible: false,
+        lock_timeout: None,
     };
     let mut open: Option<OpenSection> = None;
     let mut sql_before_marker_reported = false;
@@ -172,13 +213,8 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         let line = line.strip_suffix('\r').unwrap_or(line);
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         match classify(line) {
-            Some(Err(())) => {
-                report(
-                    Some(number),
-                    ProblemKind::UnknownMarker {
-                        text: line.trim().to_owned(),
-                    },
-                );
+            Some(Err(problem)) => {
+                report(Some(number), problem);
                 ok = false;
             }
             Some(Ok(Marker::Section(direction, dialect))) => {
@@ -201,6 +237,7 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
             }
             Some(Ok(Marker::NoTransaction)) => body.no_transaction = true,
             Some(Ok(Marker::Irreversible)) => body.irreversible = true,
+            Some(Ok(Marker::LockTimeout(timeout))) => body.lock_timeout = Some(timeout),
             None if open.is_some() || is_comment_or_blank(line) => {}
             None => {
                 if !sql_before_marker_reported {
@@ -286,6 +323,7 @@ pub fn template(revision: Revision, summary: &str) -> String {
          -- Directives, if needed, go here, before the first section:\n\
          --   -- calista:no-transaction   (e.g. for CREATE INDEX CONCURRENTLY; the migration runs alone)\n\
          --   -- calista:irreversible     (then write no down sections)\n\
+         --   -- calista:lock-timeout 30s (PostgreSQL: wait up to 30s per attempt for table locks)\n\
          \n\
          -- calista:up\n\
          -- SQL for every dialect. Use `-- calista:up postgres` / `-- calista:up sqlite` for dialect-only parts.\n\
@@ -339,6 +377,38 @@ mod tests {
         .unwrap();
         assert_eq!(m.script(Direction::Up, Dialect::Postgres), "A;\nP;\nB;");
         assert_eq!(m.script(Direction::Up, Dialect::Sqlite), "A;\nS;\nB;");
+    }
+
+    #[test]
+    fn lock_timeout_directive_is_read_and_checked() {
+        let m =
+            parse("-- calista:lock-timeout 30s\n-- calista:up\nX;\n-- calista:down\nY;\n").unwrap();
+        assert_eq!(m.lock_timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse("-- calista:up\nX;\n-- calista:down\nY;\n")
+                .unwrap()
+                .lock_timeout(),
+            None
+        );
+        for bad in ["30", "0s", "2h", "1.5s", "-1s", "30 s", ""] {
+            let body =
+                format!("-- calista:lock-timeout {bad}\n-- calista:up\nX;\n-- calista:down\nY;\n");
+            assert!(
+                matches!(
+                    problems(&body).as_slice(),
+                    [ProblemKind::BadLockTimeout { .. }]
+                ),
+                "{bad:?}: {:?}",
+                problems(&body)
+            );
+        }
+        assert_eq!(
+            parse_lock_timeout("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_lock_timeout("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_lock_timeout("60m"), Some(MAX_LOCK_TIMEOUT));
+        assert_eq!(parse_lock_timeout("61m"), None);
     }
 
     #[test]

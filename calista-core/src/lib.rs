@@ -50,6 +50,15 @@
 //! and `schema_history` in the same transaction; (7) a [`Report`] with each migration's
 //! duration. The lock is released on every path, errors included.
 //!
+//! On PostgreSQL each attempt runs with a short `lock_timeout` ([`Policy::lock_attempt_timeout`],
+//! or the migration's `-- calista:lock-timeout`) and the application's schema first on
+//! `search_path` (`SET LOCAL`, so the application's own connections are left as they are);
+//! an attempt whose table lock is not granted in time is rolled back and retried after a
+//! jittered pause until the database's lock timeout is spent ([`Error::TableLockTimeout`],
+//! naming the [`Blocker`]s). A migration whose SQL ends the transaction itself is detected
+//! before anything is recorded ([`Error::TransactionEnded`]); a failed statement is located
+//! in its file ([`StatementError`]).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use calista_core::{Database, DatabaseOptions, Migrations, Migrator, Policy, UpgradeTarget};
@@ -108,7 +117,9 @@ pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, postgres_lock_key};
 #[cfg(feature = "runtime")]
-pub use error::{DEFAULT_UPGRADE_HINT, Error, ErrorKind};
+pub use error::{
+    Blocker, DEFAULT_UPGRADE_HINT, Error, ErrorKind, StatementError, StatementLocation,
+};
 #[cfg(feature = "runtime")]
 pub use migrator::{Downgrades, Ensured, Migrator, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]

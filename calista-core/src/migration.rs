@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -260,6 +261,7 @@ pub struct Migration {
     no_transaction: bool,
     irreversible: bool,
     checksum: Checksum,
+    lock_timeout: Option<Duration>,
 }
 
 impl Migration {
@@ -280,6 +282,7 @@ impl Migration {
             no_transaction,
             irreversible,
             checksum,
+            lock_timeout: None,
         }
     }
 
@@ -303,6 +306,7 @@ impl Migration {
             no_transaction,
             irreversible,
             checksum,
+            lock_timeout: None,
         }
     }
 
@@ -355,9 +359,44 @@ impl Migration {
         }
     }
 
+    /// The line and column in the file (1-based; the column in characters) of the byte at
+    /// `offset` in [`Migration::script`] for the same direction and dialect: where an error
+    /// the database reports in the script is in the file.
+    pub fn locate(
+        &self,
+        direction: Direction,
+        dialect: Dialect,
+        offset: usize,
+    ) -> Option<(u32, u32)> {
+        let mut script_start = 0;
+        for section in self.sections_for(direction, dialect) {
+            let len = section.sql().len();
+            if offset <= script_start + len {
+                return Some(section.line_col(offset - script_start));
+            }
+            // Sections are joined with one newline (see `script`).
+            script_start += len + 1;
+        }
+        None
+    }
+
     /// Set by `-- calista:no-transaction`: the migration runs alone, outside a transaction.
     pub fn no_transaction(&self) -> bool {
         self.no_transaction
+    }
+
+    /// Set by `-- calista:lock-timeout`: how long each attempt waits for a table lock on
+    /// PostgreSQL, instead of the setting.
+    pub fn lock_timeout(&self) -> Option<Duration> {
+        self.lock_timeout
+    }
+
+    /// The migration with a `-- calista:lock-timeout` (used by `migrations!()` and the parser).
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
     }
 
     /// Set by `-- calista:irreversible`: the migration has no down sections.
@@ -536,6 +575,26 @@ mod tests {
         assert_ne!(lf, other);
         // A lone CR is content, not a line ending.
         assert_ne!(lf, Checksum::of_file(b"-- calista:up\rSELECT 1;\n"));
+    }
+
+    #[test]
+    fn script_offsets_map_to_file_lines_and_columns() {
+        let text = "-- calista:up\nCREATE TABLE a (id INT);\n-- calista:up postgres\nSELECT 1;\n  SELECT oops;\n-- calista:down\nDROP TABLE a;\n";
+        let m =
+            crate::format::parse_file("m.sql", "20250101_0000_demo.sql", text.as_bytes()).unwrap();
+        let script = m.script(Direction::Up, Dialect::Postgres);
+        let at = script.find("oops").unwrap();
+        assert_eq!(
+            m.locate(Direction::Up, Dialect::Postgres, at),
+            Some((5, 10))
+        );
+        assert_eq!(m.locate(Direction::Up, Dialect::Postgres, 0), Some((2, 1)));
+        let down = m.script(Direction::Down, Dialect::Sqlite);
+        assert_eq!(
+            m.locate(Direction::Down, Dialect::Sqlite, down.find("a;").unwrap()),
+            Some((7, 12))
+        );
+        assert_eq!(m.locate(Direction::Up, Dialect::Postgres, 10_000), None);
     }
 
     #[test]

@@ -3,16 +3,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::backend::NewRecord;
+use crate::backend::{NewRecord, postgres};
 use crate::backup::{self, BackupOutcome, BackupPolicy};
 use crate::database::{Database, Session};
-use crate::error::{DEFAULT_UPGRADE_HINT, Error};
-use crate::migration::{Direction, Migration, Migrations};
+use crate::error::{DEFAULT_UPGRADE_HINT, Error, StatementError, StatementLocation};
+use crate::migration::{Dialect, Direction, Migration, Migrations};
 use crate::naming::Revision;
 use crate::plan::{
     self, Assessment, Batch, DbState, DowngradeTarget, Plan, SchemaState, TransactionMode,
     UpgradeTarget,
 };
+use crate::store::Scope;
+use crate::{sql, sql_split};
 
 /// How the guard and the migrator behave: the resolved settings, as far as they concern them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,10 @@ pub struct Policy {
     pub app_version: Option<String>,
     /// The sentence that tells a user how to upgrade, used in "behind" errors.
     pub upgrade_hint: String,
+    /// How long one attempt of a migration waits for a table lock on PostgreSQL before it
+    /// is rolled back and tried again (`-- calista:lock-timeout` overrides it); the attempts
+    /// together get the database's lock timeout.
+    pub lock_attempt_timeout: Duration,
 }
 
 impl Default for Policy {
@@ -45,6 +51,7 @@ impl Default for Policy {
             },
             app_version: None,
             upgrade_hint: DEFAULT_UPGRADE_HINT.to_owned(),
+            lock_attempt_timeout: crate::settings::DEFAULT_LOCK_ATTEMPT_TIMEOUT,
         }
     }
 }
@@ -118,6 +125,9 @@ pub struct Step {
     pub duration: Duration,
     /// Whether it ran alone, outside a transaction.
     pub no_transaction: bool,
+    /// How many times it was tried: more than 1 when an attempt could not get its table
+    /// locks in time (PostgreSQL) and was rolled back to let others go first.
+    pub attempts: u32,
 }
 
 /// How to resolve an interrupted no-transaction migration.
@@ -293,12 +303,18 @@ impl<'a> Migrator<'a> {
             target,
             self.policy.transaction_mode,
         )?;
+        let recorder = crate::script::Recorder {
+            lock_wait: &|index| self.lock_wait(index),
+            record: &|index, finished| {
+                self.record(index, Direction::Up, finished, Duration::ZERO, None)
+            },
+        };
         Ok(crate::script::render(
             self.migrations,
             self.db,
             &plan,
             !state.tables_present,
-            &self.app_version(),
+            &recorder,
         ))
     }
 
@@ -395,16 +411,13 @@ impl<'a> Migrator<'a> {
                 report.backup = Some(self.backup(session, &state, plan.from).await?);
             }
             first_round = false;
-            session.begin_write().await?;
-            if !state.tables_present {
-                session.create_tables(store).await?;
-            }
             let backup_path = match &report.backup {
                 Some(BackupOutcome::Taken(b)) => Some(b.path.display().to_string()),
                 _ => None,
             };
+            let create_tables = !state.tables_present;
             report.to = self
-                .run_batch(session, &plan, batch, backup_path, report)
+                .run_batch(session, &plan, batch, create_tables, backup_path, report)
                 .await?;
             if plan.batches.len() == 1 {
                 // That was the plan's last batch: the target is reached under the lock.
@@ -483,43 +496,31 @@ impl<'a> Migrator<'a> {
         session: &mut Session,
         plan: &Plan,
         batch: &Batch,
+        create_tables: bool,
         backup: Option<String>,
         report: &mut Report,
     ) -> Result<Option<Revision>, Error> {
         let store = self.db.store();
-        let dialect = self.db.dialect();
         let direction = plan.direction;
         let from = plan.from.map(|r| r.to_string());
         match batch {
             Batch::Transaction(steps) => {
-                let mut records = Vec::with_capacity(steps.len());
-                for &index in steps {
-                    let migration = &self.migrations.as_slice()[index];
-                    let started = Instant::now();
-                    session
-                        .run_script(&migration.script(direction, dialect))
-                        .await
-                        .map_err(|source| Error::Migration {
-                            file: migration.file_name(),
-                            direction,
-                            kept: from.clone(),
-                            source,
-                        })?;
-                    let duration = started.elapsed();
-                    records.push(self.record(index, direction, true, duration, backup.clone()));
-                    report.steps.push(step(migration, duration));
-                }
-                let after = self.revision_after(steps.last().copied(), direction);
-                session.insert_history(store, &records).await?;
-                session
-                    .set_version(
-                        store,
-                        from.as_deref(),
-                        after.map(|r| r.to_string()).as_deref(),
-                    )
+                let run = Run {
+                    steps,
+                    direction,
+                    create_tables,
+                    from: from.as_deref(),
+                    backup: backup.as_deref(),
+                };
+                let (mut done, attempts) = self
+                    .with_retries(session, from.as_deref(), &Work::Transaction(&run))
                     .await?;
-                session.commit().await?;
-                tracing::info!(migrations = steps.len(), to = ?after, "committed");
+                let after = self.revision_after(steps.last().copied(), direction);
+                tracing::info!(migrations = steps.len(), to = ?after, attempts, "committed");
+                for step in &mut done {
+                    step.attempts = attempts;
+                }
+                report.steps.append(&mut done);
                 Ok(after)
             }
             Batch::Alone(index) => {
@@ -527,19 +528,19 @@ impl<'a> Migrator<'a> {
                 let migration = &self.migrations.as_slice()[index];
                 // Recorded as started, committed, before it runs: a crash part-way is then
                 // seen as "interrupted" instead of passing unnoticed.
+                session.begin_write().await?;
+                if create_tables {
+                    session.create_tables(store).await?;
+                }
                 let started_record = self.record(index, direction, false, Duration::ZERO, backup);
                 session
                     .insert_history(store, std::slice::from_ref(&started_record))
                     .await?;
                 session.commit().await?;
                 let started = Instant::now();
-                session
-                    .run_alone(&migration.script(direction, dialect))
-                    .await
-                    .map_err(|source| Error::MigrationInterrupted {
-                        file: migration.file_name(),
-                        source,
-                    })?;
+                let attempts = self
+                    .run_alone(session, index, direction, from.as_deref())
+                    .await?;
                 let duration = started.elapsed();
                 let after = self.revision_after(Some(index), direction);
                 session.begin().await?;
@@ -552,10 +553,366 @@ impl<'a> Migrator<'a> {
                     )
                     .await?;
                 session.commit().await?;
-                report.steps.push(step(migration, duration));
+                report.steps.push(step(migration, duration, attempts));
                 Ok(after)
             }
         }
+    }
+
+    /// One attempt at a batch of transactional migrations: its statements, its history rows
+    /// and the version row commit together, or not at all.
+    async fn attempt_transaction(
+        &self,
+        session: &mut Session,
+        run: &Run<'_>,
+    ) -> Result<Vec<Step>, Attempt> {
+        let store = self.db.store();
+        let dialect = self.db.dialect();
+        let direction = run.direction;
+        let Some(&first) = run.steps.first() else {
+            return Ok(Vec::new());
+        };
+        let mut wait = self.lock_wait(first);
+        let mut begin = vec![store.begin().to_owned()];
+        begin.extend(store.migration_settings(Scope::Transaction, wait));
+        let begun = session
+            .begin_attempt(&begin)
+            .await
+            .map_err(|e| Attempt::from_own(e, first, wait))?;
+        if run.create_tables {
+            session
+                .create_tables(store)
+                .await
+                .map_err(|e| Attempt::from_own(e, first, wait))?;
+        }
+        let mut records = Vec::with_capacity(run.steps.len());
+        let mut done = Vec::with_capacity(run.steps.len());
+        for (position, &index) in run.steps.iter().enumerate() {
+            let migration = &self.migrations.as_slice()[index];
+            let wanted = self.lock_wait(index);
+            if wanted != wait {
+                session
+                    .run_own(
+                        &[store.set_lock_wait(Scope::Transaction, wanted)],
+                        "setting the migration's lock wait",
+                    )
+                    .await
+                    .map_err(|e| Attempt::from_own(e, index, wanted))?;
+                wait = wanted;
+            }
+            let script = migration.script(direction, dialect);
+            let started = Instant::now();
+            if let Err((completed, error)) = session.run_migration(&script).await {
+                if postgres::is_lock_wait(&error) {
+                    return Err(Attempt::LockWait { index, wait });
+                }
+                let location = locate(
+                    migration, direction, dialect, &script, &script, &error, completed,
+                );
+                let failure = StatementError::new(error, location);
+                // A connection lost with the failure cannot be asked; the server rolls back
+                // what it had, so the failure is reported as it is.
+                let intact = session.transaction_intact(begun).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "cannot check the transaction after a failure");
+                    true
+                });
+                return Err(Attempt::Failed(if intact {
+                    Error::Migration {
+                        file: migration.file_name(),
+                        direction,
+                        kept: run.from.map(str::to_owned),
+                        source: failure,
+                    }
+                } else {
+                    self.transaction_ended(
+                        &run.steps[..=position],
+                        index,
+                        direction,
+                        run.from,
+                        Some(failure),
+                    )
+                }));
+            }
+            let duration = started.elapsed();
+            records.push(self.record(
+                index,
+                direction,
+                true,
+                duration,
+                run.backup.map(str::to_owned),
+            ));
+            done.push(step(migration, duration, 1));
+        }
+        // Defence in depth: a migration that ended our transaction must not be recorded.
+        if !session
+            .transaction_intact(begun)
+            .await
+            .map_err(Attempt::Failed)?
+        {
+            return Err(Attempt::Failed(self.transaction_ended(
+                run.steps,
+                run.steps.last().copied().unwrap_or(first),
+                direction,
+                run.from,
+                None,
+            )));
+        }
+        let last = run.steps.last().copied().unwrap_or(first);
+        let after = self.revision_after(Some(last), direction);
+        let own = |e| Attempt::from_own(e, last, wait);
+        session.insert_history(store, &records).await.map_err(own)?;
+        session
+            .set_version(store, run.from, after.map(|r| r.to_string()).as_deref())
+            .await
+            .map_err(own)?;
+        session.commit().await.map_err(own)?;
+        Ok(done)
+    }
+
+    /// Runs a no-transaction migration: on PostgreSQL one statement at a time (a
+    /// multi-statement query would be one implicit transaction), each retried like a
+    /// transaction when it waits too long for a lock, with the schema on `search_path` and
+    /// the lock wait set on the connection and reset after. Returns the most attempts any
+    /// statement took.
+    async fn run_alone(
+        &self,
+        session: &mut Session,
+        index: usize,
+        direction: Direction,
+        from: Option<&str>,
+    ) -> Result<u32, Error> {
+        let migration = &self.migrations.as_slice()[index];
+        let store = self.db.store();
+        let dialect = self.db.dialect();
+        let script = migration.script(direction, dialect);
+        let interrupted = |source| Error::MigrationInterrupted {
+            file: migration.file_name(),
+            source,
+        };
+        if dialect == Dialect::Sqlite {
+            return match session.run_migration(&script).await {
+                Ok(()) => Ok(1),
+                Err((completed, error)) => {
+                    let location = locate(
+                        migration, direction, dialect, &script, &script, &error, completed,
+                    );
+                    Err(interrupted(StatementError::new(error, location)))
+                }
+            };
+        }
+        let wait = self.lock_wait(index);
+        session
+            .run_own(
+                &store.migration_settings(Scope::Session, wait),
+                "setting the schema and lock wait for a no-transaction migration",
+            )
+            .await?;
+        let mut most = 1;
+        let mut result = Ok(());
+        for (position, statement) in sql_split::statements(&script, dialect)
+            .into_iter()
+            .enumerate()
+        {
+            let special = concurrent_wait(statement, self.db.options().lock_timeout);
+            let concurrent = special.is_some();
+            let statement_wait = special.unwrap_or(wait);
+            if concurrent {
+                session
+                    .run_own(
+                        &[store.set_lock_wait(Scope::Session, statement_wait)],
+                        "setting the lock wait",
+                    )
+                    .await?;
+            }
+            let work = Work::Statement {
+                index,
+                script: &script,
+                statement,
+                direction,
+                retry: !concurrent,
+                wait: statement_wait,
+            };
+            let outcome = self.with_retries(session, from, &work).await;
+            if concurrent {
+                session
+                    .run_own(
+                        &[store.set_lock_wait(Scope::Session, wait)],
+                        "setting the lock wait",
+                    )
+                    .await?;
+            }
+            match outcome {
+                Ok((_, attempts)) => most = most.max(attempts),
+                Err(Error::TableLockTimeout {
+                    file,
+                    attempts,
+                    attempt_timeout,
+                    waited,
+                    kept,
+                    blockers,
+                    ..
+                }) => {
+                    result = Err(Error::TableLockTimeout {
+                        file,
+                        attempts,
+                        attempt_timeout,
+                        waited,
+                        kept,
+                        blockers,
+                        interrupted: position > 0,
+                    });
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Err(Error::TableLockTimeout {
+            interrupted: false, ..
+        }) = &result
+        {
+            // Not one statement ran: forget the started record, the database is untouched.
+            session.begin().await?;
+            session.delete_started(store).await?;
+            session.commit().await?;
+        }
+        result?;
+        session
+            .run_own(
+                &store.reset_migration_settings(),
+                "resetting the connection's settings",
+            )
+            .await?;
+        Ok(most)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for another reason than a lock wait, or the
+    /// lock budget (the database's lock timeout) is spent; between attempts it rolls back
+    /// and pauses, so that the queries queued behind its lock request can run. From the
+    /// second attempt on, a second connection watches who blocks it. Returns the value and
+    /// how many attempts it took.
+    async fn with_retries(
+        &self,
+        session: &mut Session,
+        kept: Option<&str>,
+        work: &Work<'_>,
+    ) -> Result<(Vec<Step>, u32), Error> {
+        let budget = self.db.options().lock_timeout;
+        let started = Instant::now();
+        let mut watcher: Option<postgres::Watcher> = None;
+        let mut attempts = 0_u32;
+        let result = loop {
+            attempts += 1;
+            let outcome = match watcher.as_mut() {
+                Some(watcher) => tokio::select! {
+                    biased;
+                    outcome = self.attempt(session, work) => outcome,
+                    never = watcher.watch() => match never {},
+                },
+                None => self.attempt(session, work).await,
+            };
+            let (index, wait) = match outcome {
+                Ok(value) => break Ok((value, attempts)),
+                Err(Attempt::Failed(error)) => break Err(error),
+                Err(Attempt::LockWait { index, wait }) => (index, wait),
+            };
+            session.rollback().await;
+            let pause = backoff(attempts);
+            let waited = started.elapsed();
+            let file = self.migrations.as_slice()[index].file_name();
+            if waited + pause >= budget {
+                break Err(Error::TableLockTimeout {
+                    file,
+                    attempts,
+                    attempt_timeout: wait,
+                    waited,
+                    kept: kept.map(str::to_owned),
+                    blockers: watcher.as_ref().map(|w| w.seen.clone()).unwrap_or_default(),
+                    interrupted: false,
+                });
+            }
+            tracing::info!(
+                file = %file,
+                attempt = attempts,
+                wait_ms = millis(wait),
+                pause_ms = millis(pause),
+                "a table lock was not granted in time: rolled back, trying again"
+            );
+            if watcher.is_none() {
+                watcher = self.db.lock_watcher(session).await;
+            }
+            tokio::time::sleep(pause).await;
+        };
+        if let Some(watcher) = watcher {
+            watcher.close().await;
+        }
+        result
+    }
+
+    /// One attempt at `work`.
+    async fn attempt(&self, session: &mut Session, work: &Work<'_>) -> Result<Vec<Step>, Attempt> {
+        match *work {
+            Work::Transaction(run) => self.attempt_transaction(session, run).await,
+            Work::Statement {
+                index,
+                script,
+                statement,
+                direction,
+                retry,
+                wait,
+            } => {
+                let migration = &self.migrations.as_slice()[index];
+                let dialect = self.db.dialect();
+                match session.run_migration(statement).await {
+                    Ok(()) => Ok(Vec::new()),
+                    Err((_, error)) if retry && postgres::is_lock_wait(&error) => {
+                        Err(Attempt::LockWait { index, wait })
+                    }
+                    Err((completed, error)) => {
+                        let location = locate(
+                            migration, direction, dialect, script, statement, &error, completed,
+                        );
+                        Err(Attempt::Failed(Error::MigrationInterrupted {
+                            file: migration.file_name(),
+                            source: StatementError::new(error, location),
+                        }))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The error for a batch whose transaction a migration's SQL ended: names the first
+    /// migration of `steps` that holds transaction control, else `last`, the last one run.
+    fn transaction_ended(
+        &self,
+        steps: &[usize],
+        last: usize,
+        direction: Direction,
+        kept: Option<&str>,
+        failure: Option<Box<StatementError>>,
+    ) -> Error {
+        let dialect = self.db.dialect();
+        let (migration, statement) = steps
+            .iter()
+            .map(|&i| &self.migrations.as_slice()[i])
+            .find_map(|m| transaction_control(m, direction, dialect).map(|at| (m, Some(at))))
+            .unwrap_or((&self.migrations.as_slice()[last], None));
+        Error::TransactionEnded {
+            file: migration.file_name(),
+            statement,
+            kept: kept.map(str::to_owned),
+            source: failure,
+        }
+    }
+
+    /// One attempt's wait for a table lock when running the migration at `index`.
+    fn lock_wait(&self, index: usize) -> Duration {
+        self.migrations.as_slice()[index]
+            .lock_timeout()
+            .unwrap_or(self.policy.lock_attempt_timeout)
     }
 
     /// The revision after running the migration at `index` in `direction`.
@@ -645,13 +1002,160 @@ impl<'a> Migrator<'a> {
     }
 }
 
-fn step(migration: &Migration, duration: Duration) -> Step {
+fn step(migration: &Migration, duration: Duration, attempts: u32) -> Step {
     Step {
         revision: migration.revision(),
         file: migration.file_name(),
         duration,
         no_transaction: migration.no_transaction(),
+        attempts,
     }
+}
+
+/// A batch of transactional migrations, as each attempt runs it.
+struct Run<'a> {
+    steps: &'a [usize],
+    direction: Direction,
+    create_tables: bool,
+    from: Option<&'a str>,
+    backup: Option<&'a str>,
+}
+
+/// The lock wait of a no-transaction statement that must not be retried: `… CONCURRENTLY`
+/// takes a lock that blocks no reader or writer, and a timeout in its later waits would
+/// leave an invalid index to clean up, so it gets one attempt with the whole `budget`.
+pub(crate) fn concurrent_wait(statement: &str, budget: Duration) -> Option<Duration> {
+    statement
+        .to_ascii_uppercase()
+        .contains("CONCURRENTLY")
+        .then_some(budget)
+}
+
+/// What one attempt runs.
+enum Work<'a> {
+    /// A batch of transactional migrations.
+    Transaction(&'a Run<'a>),
+    /// One statement of the no-transaction migration at `index`, part of its `script`.
+    Statement {
+        index: usize,
+        script: &'a str,
+        statement: &'a str,
+        direction: Direction,
+        /// Whether a lock wait may be retried.
+        retry: bool,
+        wait: Duration,
+    },
+}
+
+/// How an attempt ended, when it did not succeed.
+enum Attempt {
+    /// A lock was not granted within `wait` while running the migration at `index`: the
+    /// attempt can be rolled back and tried again.
+    LockWait { index: usize, wait: Duration },
+    /// Any other failure.
+    Failed(Error),
+}
+
+impl Attempt {
+    /// The failure of one of calista's own statements, a lock wait if it was one.
+    fn from_own(error: Error, index: usize, wait: Duration) -> Self {
+        match &error {
+            Error::Database { source, .. } if postgres::is_lock_wait(source) => {
+                Self::LockWait { index, wait }
+            }
+            _ => Self::Failed(error),
+        }
+    }
+}
+
+/// The pause before attempt `attempt + 1`: doubling from 100 ms up to 2 s, jittered down to
+/// half, so that processes retrying together do not queue up together again.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::BuildHasher;
+    let ceiling = Duration::from_millis(100)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(5))
+        .min(Duration::from_secs(2));
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    let half = ceiling / 2;
+    let extra = u64::try_from(half.as_micros()).unwrap_or(0);
+    half + Duration::from_micros(random % extra.max(1))
+}
+
+/// Where the statement that failed is in the migration's file. `sent` is the part of
+/// `script` that was sent (the whole script, or one statement of a no-transaction
+/// migration); `completed`, how many of its statements finished before the failure.
+/// PostgreSQL's error position, when it gives one, points at the exact line and column.
+fn locate(
+    migration: &Migration,
+    direction: Direction,
+    dialect: Dialect,
+    script: &str,
+    sent: &str,
+    error: &sqlx::Error,
+    completed: usize,
+) -> Option<StatementLocation> {
+    use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
+    let base = (sent.as_ptr() as usize).wrapping_sub(script.as_ptr() as usize);
+    let statements = sql::statements(sent, dialect);
+    let position = error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+        .and_then(|e| match e.position() {
+            Some(PgErrorPosition::Original(position)) => Some(position),
+            _ => None,
+        });
+    if let Some(position) = position {
+        // A position in characters, from 1, in the text sent.
+        let at = sent.char_indices().nth(position.saturating_sub(1))?.0;
+        let statement = statements
+            .iter()
+            .rev()
+            .find(|s| s.offset <= at)
+            .or(statements.first())?;
+        let (line, column) = migration.locate(direction, dialect, base + at)?;
+        return Some(StatementLocation {
+            line,
+            column: Some(column),
+            text: shorten(statement.first_line()),
+        });
+    }
+    let statement = statements.get(completed)?;
+    let (line, _) = migration.locate(direction, dialect, base + statement.offset)?;
+    Some(StatementLocation {
+        line,
+        column: None,
+        text: shorten(statement.first_line()),
+    })
+}
+
+/// A line of SQL for a message: at most 100 characters.
+fn shorten(line: &str) -> String {
+    let mut text: String = line.trim().chars().take(100).collect();
+    if line.trim().chars().count() > 100 {
+        text.push('…');
+    }
+    text
+}
+
+/// The first transaction-control statement of a migration (`BEGIN`, `COMMIT`, `ROLLBACK`,
+/// …), if it holds one: what ended its transaction. The build-time check's rule.
+fn transaction_control(
+    migration: &Migration,
+    direction: Direction,
+    dialect: Dialect,
+) -> Option<StatementLocation> {
+    let script = migration.script(direction, dialect);
+    sql::statements(&script, dialect)
+        .into_iter()
+        .find(sql::checks::is_transaction_control)
+        .and_then(|statement| {
+            let (line, _) = migration.locate(direction, dialect, statement.offset)?;
+            Some(StatementLocation {
+                line,
+                column: None,
+                text: shorten(statement.first_line()),
+            })
+        })
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -665,4 +1169,31 @@ fn current_of(state: &DbState) -> &str {
         .as_ref()
         .and_then(|v| v.first())
         .map_or("", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_grow_to_two_seconds_and_are_jittered_down_to_half() {
+        for attempt in 1..20 {
+            let ceiling =
+                Duration::from_millis(100 << (attempt - 1).min(5)).min(Duration::from_secs(2));
+            let pause = backoff(attempt);
+            assert!(
+                pause >= ceiling / 2 && pause <= ceiling,
+                "{attempt}: {pause:?}"
+            );
+        }
+        let pauses: std::collections::HashSet<_> = (0..20).map(|_| backoff(6)).collect();
+        assert!(pauses.len() > 1, "jittered: {pauses:?}");
+    }
+
+    #[test]
+    fn long_lines_are_shortened_for_messages() {
+        assert_eq!(shorten("  INSERT INTO t  "), "INSERT INTO t");
+        let long = format!("SELECT '{}'", "x".repeat(200));
+        assert_eq!(shorten(&long).chars().count(), 101);
+    }
 }

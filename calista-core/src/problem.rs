@@ -54,6 +54,11 @@ pub enum ProblemKind {
         /// The line as written.
         text: String,
     },
+    /// `-- calista:lock-timeout` with a value that is not a valid duration.
+    BadLockTimeout {
+        /// The value as written.
+        value: String,
+    },
     /// SQL before the first section marker.
     SqlBeforeFirstMarker,
     /// A directive after the first section marker.
@@ -115,7 +120,11 @@ impl ProblemKind {
                 "give one of them a new, later timestamp (`calista db new <summary>` writes one)".to_owned()
             }
             Self::UnknownMarker { .. } => "use one of `-- calista:up`, `-- calista:up postgres`, `-- calista:up sqlite`, \
-                 `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`"
+                 `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`, \
+                 `-- calista:lock-timeout <duration>`"
+                .to_owned(),
+            Self::BadLockTimeout { .. } => "write a whole number of milliseconds, seconds or minutes, more than zero \
+                 and at most 60m, e.g. `-- calista:lock-timeout 30s` (or `500ms`, `2m`)"
                 .to_owned(),
             Self::SqlBeforeFirstMarker => {
                 "put `-- calista:up` (or `-- calista:up postgres` / `-- calista:up sqlite`) above the SQL".to_owned()
@@ -165,6 +174,12 @@ impl fmt::Display for ProblemKind {
                 )
             }
             Self::UnknownMarker { text } => write!(f, "unknown marker `{text}`"),
+            Self::BadLockTimeout { value } => {
+                write!(
+                    f,
+                    "`-- calista:lock-timeout` needs a duration, not `{value}`"
+                )
+            }
             Self::SqlBeforeFirstMarker => {
                 write!(
                     f,

@@ -126,8 +126,12 @@ pub struct Settings {
     pub schema: Setting<String>,
     /// One transaction for all pending migrations, or one each.
     pub transaction_mode: Setting<TransactionMode>,
-    /// The longest wait for the migration lock.
+    /// The longest wait for the migration lock, and the overall budget of an upgrade's
+    /// attempts to get its table locks (PostgreSQL).
     pub lock_timeout: Setting<Duration>,
+    /// How long one attempt of a migration waits for a table lock on PostgreSQL before it
+    /// rolls back and tries again (`-- calista:lock-timeout` overrides it per migration).
+    pub lock_attempt_timeout: Setting<Duration>,
     /// The longest wait for a connection.
     pub connect_timeout: Setting<Duration>,
     /// The configuration file read, as given, if any.
@@ -183,6 +187,13 @@ impl Settings {
                 transaction_name(*mode).to_owned()
             }),
             row("lock timeout", &self.lock_timeout, seconds),
+            row("lock attempt timeout", &self.lock_attempt_timeout, |d| {
+                if d.subsec_millis() == 0 {
+                    format!("{}s", d.as_secs())
+                } else {
+                    format!("{}ms", d.as_millis())
+                }
+            }),
             row("connect timeout", &self.connect_timeout, seconds),
             (
                 "config file",
@@ -340,9 +351,15 @@ const SCHEMA: Key = key!("CALISTA_DB_SCHEMA", "db", "schema");
 const TRANSACTION: Key = key!("CALISTA_TRANSACTION", "db", "transaction");
 const LOCK_TIMEOUT: Key = key!("CALISTA_LOCK_TIMEOUT", "db", "lock_timeout");
 const CONNECT_TIMEOUT: Key = key!("CALISTA_CONNECT_TIMEOUT", "db", "connect_timeout");
+const LOCK_ATTEMPT_TIMEOUT: Key =
+    key!("CALISTA_LOCK_ATTEMPT_TIMEOUT", "db", "lock_attempt_timeout");
+
+/// The default wait of one attempt for a table lock: short enough that the queries queued
+/// behind a waiting `ALTER TABLE` are held up no longer than that.
+pub const DEFAULT_LOCK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Every key, in the order `calista config show` lists them.
-const KEYS: [&Key; 11] = [
+const KEYS: [&Key; 12] = [
     &DB_URL,
     &AUTO_UPGRADE,
     &ENVIRONMENT,
@@ -353,6 +370,7 @@ const KEYS: [&Key; 11] = [
     &SCHEMA,
     &TRANSACTION,
     &LOCK_TIMEOUT,
+    &LOCK_ATTEMPT_TIMEOUT,
     &CONNECT_TIMEOUT,
 ];
 
@@ -422,6 +440,9 @@ pub fn resolve(
         lock_timeout: layers
             .lock_timeout
             .unwrap_or_else(|| Setting::by_default(Duration::from_secs(60))),
+        lock_attempt_timeout: layers
+            .lock_attempt_timeout
+            .unwrap_or_else(|| Setting::by_default(DEFAULT_LOCK_ATTEMPT_TIMEOUT)),
         connect_timeout: layers
             .connect_timeout
             .unwrap_or_else(|| Setting::by_default(Duration::from_secs(10))),
@@ -465,6 +486,7 @@ struct Layer {
     schema: Option<Setting<String>>,
     transaction_mode: Option<Setting<TransactionMode>>,
     lock_timeout: Option<Setting<Duration>>,
+    lock_attempt_timeout: Option<Setting<Duration>>,
     connect_timeout: Option<Setting<Duration>>,
 }
 
@@ -516,6 +538,7 @@ impl Layer {
             schema: read(get(&SCHEMA), schema)?,
             transaction_mode: read(get(&TRANSACTION), transaction_mode)?,
             lock_timeout: read(get(&LOCK_TIMEOUT), |raw| seconds(raw, 0))?,
+            lock_attempt_timeout: read(get(&LOCK_ATTEMPT_TIMEOUT), lock_attempt)?,
             connect_timeout: read(get(&CONNECT_TIMEOUT), |raw| seconds(raw, 1))?,
         })
     }
@@ -533,6 +556,7 @@ impl Layer {
             schema: self.schema.or(lower.schema),
             transaction_mode: self.transaction_mode.or(lower.transaction_mode),
             lock_timeout: self.lock_timeout.or(lower.lock_timeout),
+            lock_attempt_timeout: self.lock_attempt_timeout.or(lower.lock_attempt_timeout),
             connect_timeout: self.connect_timeout.or(lower.connect_timeout),
         }
     }
@@ -706,6 +730,28 @@ fn backup_keep(raw: &Raw<'_>) -> Result<u32, Mismatch> {
 /// A timeout in whole seconds, at most a day.
 fn seconds(raw: &Raw<'_>, min: u64) -> Result<Duration, Mismatch> {
     integer(raw, min, 86_400).map(Duration::from_secs)
+}
+
+/// One attempt's lock wait: a duration as `-- calista:lock-timeout` takes it (`500ms`,
+/// `2s`, `1m`), or a whole number of seconds like the other timeouts.
+fn lock_attempt(raw: &Raw<'_>) -> Result<Duration, Mismatch> {
+    const EXPECTED: &str = "a duration of more than zero and at most 60m, such as 500ms, 2s or 1m (a bare number is seconds)";
+    let max = crate::format::MAX_LOCK_TIMEOUT.as_secs();
+    let parsed = match raw {
+        Raw::Toml(toml::Value::Integer(_)) => {
+            return integer(raw, 1, max).map(Duration::from_secs);
+        }
+        Raw::Toml(toml::Value::String(text)) => crate::format::parse_lock_timeout(text.trim()),
+        Raw::Toml(_) => return Err(Mismatch::Type("a string such as \"2s\", or whole seconds")),
+        Raw::Text(text) => {
+            let text = text.trim();
+            match text.parse::<u64>() {
+                Ok(secs) => (1..=max).contains(&secs).then(|| Duration::from_secs(secs)),
+                Err(_) => crate::format::parse_lock_timeout(text),
+            }
+        }
+    };
+    parsed.ok_or_else(|| Mismatch::Value(EXPECTED.to_owned()))
 }
 
 /// A configuration file, read and checked for unknown tables and keys.
@@ -1055,6 +1101,14 @@ mod tests {
                 default: "60s",
             },
             Case {
+                row: "lock attempt timeout",
+                variable: "CALISTA_LOCK_ATTEMPT_TIMEOUT",
+                env: ("500ms", "500ms"),
+                key: "[db] lock_attempt_timeout",
+                file: ("\"1m\"", "60s"),
+                default: "2s",
+            },
+            Case {
                 row: "connect timeout",
                 variable: "CALISTA_CONNECT_TIMEOUT",
                 env: ("2", "2s"),
@@ -1241,6 +1295,10 @@ mod tests {
                 "a whole number from 0 to 86400",
             ),
             ("CALISTA_LOCK_TIMEOUT", "1.5", "a whole number from 0"),
+            ("CALISTA_LOCK_ATTEMPT_TIMEOUT", "0", "more than zero"),
+            ("CALISTA_LOCK_ATTEMPT_TIMEOUT", "0ms", "more than zero"),
+            ("CALISTA_LOCK_ATTEMPT_TIMEOUT", "2 s", "such as 500ms"),
+            ("CALISTA_LOCK_ATTEMPT_TIMEOUT", "2h", "at most 60m"),
             (
                 "CALISTA_CONNECT_TIMEOUT",
                 "0",
@@ -1435,7 +1493,7 @@ mod tests {
             file_failure("[db]\ncolour = true\n"),
             "unknown setting `[db] colour` in calista.toml; the keys of [db] are: url, \
              auto_upgrade, backup, backup_dir, backup_keep, pg_dump, schema, transaction, \
-             lock_timeout, connect_timeout"
+             lock_timeout, lock_attempt_timeout, connect_timeout"
         );
         assert_eq!(
             file_failure("url = \"sqlite://\"\n"),
@@ -1446,7 +1504,7 @@ mod tests {
             file_failure("[db.extra]\nx = 1\n"),
             "unknown setting `[db] extra` in calista.toml; the keys of [db] are: url, \
              auto_upgrade, backup, backup_dir, backup_keep, pg_dump, schema, transaction, \
-             lock_timeout, connect_timeout"
+             lock_timeout, lock_attempt_timeout, connect_timeout"
         );
     }
 
@@ -1757,6 +1815,7 @@ mod tests {
                 "schema",
                 "transaction",
                 "lock timeout",
+                "lock attempt timeout",
                 "connect timeout",
                 "config file",
             ]

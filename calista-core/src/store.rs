@@ -5,6 +5,7 @@
 //! identifier and quoted; every value is a bound parameter.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::migration::Dialect;
 
@@ -233,10 +234,100 @@ impl Store {
         sql
     }
 
-    /// The qualified name of a table, as used in scripts: `"calista".alembic_version`.
-    pub(crate) fn table(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+    /// Opens a migration transaction; on SQLite it takes the write lock.
+    pub(crate) fn begin(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => "BEGIN",
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+        }
     }
+
+    /// What a migration needs around it on PostgreSQL, for a transaction (`SET LOCAL`) or
+    /// for the dedicated connection of a no-transaction migration (`SET`): how long one
+    /// attempt waits for a table lock, and the application's schema first on `search_path`,
+    /// so that its tables go there whatever the connection's own `search_path` is. Nothing
+    /// on SQLite.
+    pub(crate) fn migration_settings(&self, scope: Scope, lock_wait: Duration) -> Vec<String> {
+        match self.dialect {
+            Dialect::Postgres => vec![
+                self.set_lock_wait(scope, lock_wait),
+                format!("{} search_path = \"{}\", public", scope.set(), self.schema),
+            ],
+            Dialect::Sqlite => Vec::new(),
+        }
+    }
+
+    /// `SET [LOCAL] lock_timeout = '2000ms'` (PostgreSQL): one attempt's wait for a lock.
+    pub(crate) fn set_lock_wait(&self, scope: Scope, lock_wait: Duration) -> String {
+        format!(
+            "{} lock_timeout = '{}ms'",
+            scope.set(),
+            lock_wait.as_millis().max(1)
+        )
+    }
+
+    /// Undoes [`Store::migration_settings`] at session level (PostgreSQL).
+    pub(crate) fn reset_migration_settings(&self) -> Vec<String> {
+        match self.dialect {
+            Dialect::Postgres => vec![
+                "RESET lock_timeout".to_owned(),
+                "RESET search_path".to_owned(),
+            ],
+            Dialect::Sqlite => Vec::new(),
+        }
+    }
+}
+
+/// Where a setting holds: the transaction, or the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Transaction,
+    Session,
+}
+
+impl Scope {
+    fn set(self) -> &'static str {
+        match self {
+            Self::Transaction => "SET LOCAL",
+            Self::Session => "SET",
+        }
+    }
+}
+
+/// A value for one of the store's statements: bound by the upgrade, written as a literal
+/// in the `--sql` script, so both run the same statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Text(String),
+    Null,
+    Bool(bool),
+    Int(i64),
+}
+
+impl Value {
+    /// The value as a SQL literal.
+    pub(crate) fn literal(&self) -> String {
+        match self {
+            Self::Text(text) => format!("'{}'", text.replace('\'', "''")),
+            Self::Null => "NULL".to_owned(),
+            Self::Bool(true) => "TRUE".to_owned(),
+            Self::Bool(false) => "FALSE".to_owned(),
+            Self::Int(n) => n.to_string(),
+        }
+    }
+}
+
+/// One of the store's statements with its parameters written as literals (for the script).
+/// The store's SQL holds no string literal, so every `$n` / `?n` is a parameter.
+pub(crate) fn inline(sql: &str, values: &[Value]) -> String {
+    let mut out = sql.to_owned();
+    // The highest first, so that `$1` does not eat the start of `$10`.
+    for (index, value) in values.iter().enumerate().rev() {
+        for marker in ["$", "?"] {
+            out = out.replace(&format!("{marker}{}", index + 1), &value.literal());
+        }
+    }
+    out
 }
 
 fn placeholder(dialect: Dialect, n: usize) -> String {
@@ -265,6 +356,34 @@ mod tests {
         ] {
             assert!(!is_valid_schema_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn inlined_statements_quote_every_value() {
+        let store = Store::new(Dialect::Postgres, "app");
+        let values: Vec<Value> = (1..=9)
+            .map(|n| {
+                if n == 1 {
+                    Value::Text("it's".into())
+                } else {
+                    Value::Int(n)
+                }
+            })
+            .chain([Value::Null])
+            .collect();
+        let sql = inline(&store.insert_history(1), &values[..9]);
+        assert!(
+            sql.ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9)"),
+            "{sql}"
+        );
+        let sql = inline(
+            &Store::new(Dialect::Sqlite, "app").update_version,
+            &[Value::Text("b".into()), Value::Null],
+        );
+        assert_eq!(
+            sql,
+            "UPDATE alembic_version SET version_num = 'b' WHERE version_num = NULL"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ Exit codes:
   2  usage or configuration error
   3  schema behind: the guard refused, or `db check` found pending migrations
   4  schema unsafe: ahead of this build, modified, out of order, interrupted
-  5  the migration lock timed out
+  5  the migration lock timed out, or a migration's table locks did (PostgreSQL)
 
 Settings come from flags, then the environment (CALISTA_*), then calista.toml, then defaults;
 `calista config show` prints each one and where it came from.";

@@ -109,6 +109,7 @@ impl Context {
             },
             app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             upgrade_hint: calista::DEFAULT_UPGRADE_HINT.to_owned(),
+            lock_attempt_timeout: s.lock_attempt_timeout.value,
         }
     }
 }

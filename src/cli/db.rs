@@ -515,8 +515,13 @@ fn render_report(report: &Report, out: &Output) -> String {
         } else {
             ""
         };
+        let attempts = if step.attempts > 1 {
+            format!(" ({} attempts: its table locks were busy)", step.attempts)
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "{} {}{alone}  {}",
+            "{} {}{alone}  {}{attempts}",
             out.paint(Tone::Good, verb),
             step.file,
             output::duration(step.duration)

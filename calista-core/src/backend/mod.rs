@@ -6,6 +6,7 @@ pub(crate) mod sqlite;
 
 use crate::migration::{Checksum, Direction};
 use crate::plan::HistoryRecord;
+use crate::store::Value;
 
 /// A history row about to be written.
 #[derive(Debug, Clone)]
@@ -19,6 +20,25 @@ pub(crate) struct NewRecord {
     pub(crate) duration_ms: i64,
     pub(crate) app_version: String,
     pub(crate) backup: Option<String>,
+}
+
+impl NewRecord {
+    /// The values of [`crate::store::Store::insert_history`]'s columns, in order: bound by
+    /// the upgrade, written as literals by the script.
+    pub(crate) fn values(&self) -> [Value; 9] {
+        let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::Text);
+        [
+            Value::Text(self.revision.clone()),
+            Value::Text(self.summary.clone()),
+            Value::Text(self.direction.as_str().to_owned()),
+            Value::Bool(self.finished),
+            Value::Text(self.checksum.to_string()),
+            text(&self.chain.map(|c| c.to_string())),
+            Value::Int(self.duration_ms),
+            Value::Text(self.app_version.clone()),
+            text(&self.backup),
+        ]
+    }
 }
 
 /// The columns of a history row as read, before they are checked.
@@ -287,21 +307,38 @@ macro_rules! state_queries {
             query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
             record: &NewRecord,
         ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments> {
-            query
-                .bind(record.revision.clone())
-                .bind(record.summary.clone())
-                .bind(record.direction.as_str())
-                .bind(record.finished)
-                .bind(record.checksum.to_string())
-                .bind(record.chain.map(|c| c.to_string()))
-                .bind(record.duration_ms)
-                .bind(record.app_version.clone())
-                .bind(record.backup.clone())
+            record.values().into_iter().fold(query, |query, value| match value {
+                crate::store::Value::Text(text) => query.bind(text),
+                crate::store::Value::Null => query.bind(None::<String>),
+                crate::store::Value::Bool(on) => query.bind(on),
+                crate::store::Value::Int(n) => query.bind(n),
+            })
         }
 
-        /// Runs SQL as sent: several statements in one round trip.
-        pub(crate) async fn run_script(conn: &mut $conn, script: &str) -> Result<(), sqlx::Error> {
-            sqlx::raw_sql(AssertSqlSafe(script)).execute(&mut *conn).await.map(|_| ())
+        /// Runs a migration's SQL as sent; on failure, also how many of its statements
+        /// completed before the one that failed (the driver reports each one's end).
+        pub(crate) async fn run_counted(conn: &mut $conn, script: &str) -> Result<(), (usize, sqlx::Error)> {
+            let mut results = sqlx::raw_sql(AssertSqlSafe(script)).execute_many(&mut *conn);
+            let mut done = 0;
+            while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+                match result {
+                    Ok(_) => done += 1,
+                    Err(error) => return Err((done, error)),
+                }
+            }
+            Ok(())
+        }
+
+        /// Runs statements of our own (settings, `BEGIN`, …) in one round trip.
+        pub(crate) async fn run_own(conn: &mut $conn, statements: &[String], context: &str) -> Result<(), Error> {
+            if statements.is_empty() {
+                return Ok(());
+            }
+            sqlx::raw_sql(AssertSqlSafe(statements.join(";\n")))
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| describe(e, context))
         }
 
         /// Runs a fixed statement such as `BEGIN` or `COMMIT`.

@@ -1,13 +1,11 @@
 //! PostgreSQL: connections with the schema on `search_path`, the advisory migration lock,
-//! and statement-at-a-time execution for no-transaction migrations.
+//! each attempt's transaction (opened with its settings, checked before it is recorded), and
+//! the watcher that sees who blocks an attempt waiting for a table lock.
 
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{ConnectOptions, Connection};
-
-use crate::migration::Dialect;
-use crate::sql_split;
 
 type DB = sqlx::Postgres;
 
@@ -76,13 +74,115 @@ pub(crate) async fn connect(
     }
 }
 
-/// Runs a no-transaction migration: one statement at a time, each in autocommit, because
-/// PostgreSQL wraps a multi-statement query in a transaction.
-pub(crate) async fn run_alone(conn: &mut PgConnection, script: &str) -> Result<(), sqlx::Error> {
-    for statement in sql_split::statements(script, Dialect::Postgres) {
-        run_script(conn, statement).await?;
+/// Opens a migration transaction with `statements` (`BEGIN` and its settings) and returns
+/// the transaction's id, which [`transaction_check`] compares later: one round trip.
+pub(crate) async fn begin_attempt(
+    conn: &mut PgConnection,
+    statements: &[String],
+) -> Result<i64, Error> {
+    let context = "starting the migration transaction";
+    let mut text = statements.join(";\n");
+    text.push_str(";\nSELECT txid_current()");
+    let rows = sqlx::raw_sql(AssertSqlSafe(text))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| describe(e, context))?;
+    let id = rows.last().map(|row| row.try_get::<i64, _>(0));
+    match id {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(e)) => Err(describe(e, context)),
+        None => Err(describe(sqlx::Error::RowNotFound, context)),
     }
-    Ok(())
+}
+
+/// Whether the transaction `begun` (from [`begin_attempt`]) is still the one open: a
+/// migration's `COMMIT` or `ROLLBACK` would have ended it, and what follows would run in a
+/// new one, or in none. An aborted transaction (after a failed statement) is still it.
+pub(crate) async fn transaction_check(conn: &mut PgConnection, begun: i64) -> Result<bool, Error> {
+    match sqlx::query_scalar::<_, i64>("SELECT txid_current()")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(id) => Ok(id == begun),
+        // in_failed_sql_transaction: our transaction, aborted by the failed statement.
+        Err(e) if sql_state(&e).as_deref() == Some("25P02") => Ok(true),
+        Err(e) => Err(describe(
+            e,
+            "checking that the migration transaction is still open",
+        )),
+    }
+}
+
+/// A lock was not granted within `lock_timeout` (lock_not_available).
+pub(crate) fn is_lock_wait(error: &sqlx::Error) -> bool {
+    sql_state(error).as_deref() == Some("55P03")
+}
+
+/// This connection's server process id.
+pub(crate) async fn backend_pid(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+}
+
+/// Watches, from a second connection, which sessions block a migration's connection while
+/// it waits for a lock, so that giving up can name them.
+pub(crate) struct Watcher {
+    conn: PgConnection,
+    /// The migration connection's server process id.
+    pid: i32,
+    /// The blockers last seen.
+    pub(crate) seen: Vec<crate::error::Blocker>,
+}
+
+impl Watcher {
+    pub(crate) fn new(conn: PgConnection, pid: i32) -> Self {
+        Self {
+            conn,
+            pid,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Looks every 200 ms for as long as it is polled; never returns. A failed look stops
+    /// the watching (the migration goes on; the message will say less).
+    pub(crate) async fn watch(&mut self) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // (pid, application name, seconds its transaction has been open); never the query.
+            type Seen = (i32, Option<String>, Option<f64>);
+            let seen: Result<Vec<Seen>, _> = sqlx::query_as(
+                "SELECT pid, application_name, EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::float8 \
+                 FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid",
+            )
+            .bind(self.pid)
+            .fetch_all(&mut self.conn)
+            .await;
+            match seen {
+                Ok(rows) if rows.is_empty() => {}
+                Ok(rows) => {
+                    self.seen = rows
+                        .into_iter()
+                        .map(|(pid, application, age)| crate::error::Blocker {
+                            pid,
+                            application,
+                            transaction_age: age
+                                .filter(|s| s.is_finite() && *s >= 0.0)
+                                .map(Duration::from_secs_f64),
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot watch for blocking sessions");
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
 }
 
 /// The advisory lock key of a schema's migrations (FNV-1a of a fixed prefix and the name).

@@ -61,12 +61,25 @@ pub(crate) fn connect_options(base: SqliteConnectOptions, busy: Duration) -> Sql
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 
-/// No-transaction migrations on SQLite run their statements in autocommit, in order.
-pub(crate) async fn run_alone(
-    conn: &mut SqliteConnection,
-    script: &str,
-) -> Result<(), sqlx::Error> {
-    run_script(conn, script).await
+/// Whether a transaction is still open on the connection: `BEGIN` fails inside one. When
+/// it succeeds, the transaction it opened is rolled back at once.
+pub(crate) async fn transaction_open(conn: &mut SqliteConnection) -> Result<bool, Error> {
+    match sqlx::raw_sql("BEGIN").execute(&mut *conn).await {
+        Ok(_) => {
+            run_control(conn, "ROLLBACK", "ending the probe transaction").await?;
+            Ok(false)
+        }
+        Err(e)
+            if e.as_database_error()
+                .is_some_and(|d| d.message().contains("within a transaction")) =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(describe(
+            e,
+            "checking that the migration transaction is still open",
+        )),
+    }
 }
 
 /// A dedicated connection for migrating; the lock is taken by [`Session::begin`].

@@ -142,7 +142,7 @@ fn problem(
 
 /// `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` (but not `ROLLBACK TO` a
 /// savepoint), `ABORT`, `PREPARE TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`.
-fn is_transaction_control(statement: &Statement<'_>) -> bool {
+pub(crate) fn is_transaction_control(statement: &Statement<'_>) -> bool {
     let words = statement.first_keywords(4);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {

@@ -27,6 +27,10 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
         let no_transaction = m.no_transaction();
         let irreversible = m.irreversible();
         let sum = checksum(m.checksum());
+        let lock_timeout = m.lock_timeout().map(|timeout| {
+            let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            quote!(.with_lock_timeout(::core::time::Duration::from_millis(#millis)))
+        });
         quote! {
             __c::Migration::from_static(
                 __c::Revision::from_packed_unchecked(#date, #time),
@@ -37,6 +41,7 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
                 #irreversible,
                 #sum,
             )
+            #lock_timeout
         }
     });
     let dir = call.dir.to_string_lossy();
