@@ -609,6 +609,21 @@ impl Session {
         each!(self, conn, db => db::create_tables(conn, store).await)
     }
 
+    pub(crate) async fn upgrade_layout(
+        &mut self,
+        store: &Store,
+    ) -> Result<Vec<&'static str>, Error> {
+        each!(self, conn, db => db::upgrade_layout(conn, store).await)
+    }
+
+    pub(crate) async fn read_down_sql(
+        &mut self,
+        store: &Store,
+        revision: &str,
+    ) -> Result<Option<String>, Error> {
+        each!(self, conn, db => db::read_down_sql(conn, store, revision).await)
+    }
+
     pub(crate) async fn insert_history(
         &mut self,
         store: &Store,

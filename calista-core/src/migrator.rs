@@ -410,7 +410,16 @@ impl<'a> Migrator<'a> {
             if first_round && plan.direction == Direction::Up {
                 report.backup = Some(self.backup(session, &state, plan.from).await?);
             }
-            first_round = false;
+            if first_round && state.tables_present {
+                // A database made by an older build: our tables gain what this one writes.
+                // PostgreSQL: each ALTER commits alone (under the advisory lock, and each is
+                // checked for again, so an interruption is finished next time); SQLite: in
+                // the round's write transaction.
+                let added = session.upgrade_layout(store).await?;
+                if !added.is_empty() {
+                    tracing::info!(columns = ?added, "schema_history upgraded to this build's layout");
+                }
+            }
             let backup_path = match &report.backup {
                 Some(BackupOutcome::Taken(b)) => Some(b.path.display().to_string()),
                 _ => None,
@@ -419,6 +428,7 @@ impl<'a> Migrator<'a> {
             report.to = self
                 .run_batch(session, &plan, batch, create_tables, backup_path, report)
                 .await?;
+            first_round = false;
             if plan.batches.len() == 1 {
                 // That was the plan's last batch: the target is reached under the lock.
                 break;
@@ -951,6 +961,15 @@ impl<'a> Migrator<'a> {
             duration_ms: millis(duration),
             app_version: self.app_version(),
             backup,
+            down_sql: match direction {
+                Direction::Up if !migration.irreversible() => Some(
+                    migration
+                        .script(Direction::Down, self.db.dialect())
+                        .into_owned(),
+                ),
+                _ => None,
+            },
+            attempts: 1,
         }
     }
 

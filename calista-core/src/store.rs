@@ -13,9 +13,21 @@ use crate::migration::Dialect;
 pub const DEFAULT_SCHEMA: &str = "calista";
 
 /// The history columns written on insert, in order.
-const HISTORY_INSERT_COLUMNS: &str =
-    "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup";
-const HISTORY_INSERT_WIDTH: usize = 9;
+const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup, \
+     down_sql, attempts";
+const HISTORY_INSERT_WIDTH: usize = 11;
+
+/// Columns `schema_history` gained after the first release, with their definitions: a
+/// database made by an older build gets them in place (`add_history_columns`), once,
+/// under the migration lock. Older builds name the columns they read and write, so they
+/// keep working with them.
+pub(crate) const ADDED_HISTORY_COLUMNS: [(&str, &str); 2] = [
+    // The down SQL of the dialect, as it was when the migration was applied: what
+    // `db redo` and the downgrade of an edited migration run.
+    ("down_sql", "TEXT NULL"),
+    // How many attempts the migration's transaction took (lock-wait retries).
+    ("attempts", "INTEGER NOT NULL DEFAULT 1"),
+];
 /// Rows per multi-row insert of history: few on SQLite, whose cost grows steeply with the
 /// size of a multi-row `VALUES` (500 rows at once cost 12 times as much per row as 10), and
 /// more on PostgreSQL, where each statement is a round trip. Both stay far below the bound
@@ -67,6 +79,10 @@ pub(crate) struct Store {
     /// The schema name (PostgreSQL).
     pub(crate) schema: Arc<str>,
     pub(crate) delete_started: Arc<str>,
+    /// The names of `schema_history`'s columns among [`ADDED_HISTORY_COLUMNS`].
+    pub(crate) read_added_columns: Arc<str>,
+    /// The down SQL recorded with a revision's newest `up` row.
+    pub(crate) read_down_sql: Arc<str>,
 }
 
 impl Store {
@@ -101,7 +117,9 @@ impl Store {
     applied_at  TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp(),
     duration_ms BIGINT       NOT NULL,
     app_version VARCHAR(64)  NOT NULL,
-    backup      TEXT         NULL
+    backup      TEXT         NULL,
+    down_sql    TEXT         NULL,
+    attempts    INTEGER      NOT NULL DEFAULT 1
 )"
             ),
             Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS schema_history (
@@ -115,7 +133,9 @@ impl Store {
     applied_at  TEXT         NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     duration_ms BIGINT       NOT NULL,
     app_version VARCHAR(64)  NOT NULL,
-    backup      TEXT         NULL
+    backup      TEXT         NULL,
+    down_sql    TEXT         NULL,
+    attempts    INTEGER      NOT NULL DEFAULT 1
 )"
             .to_owned(),
         };
@@ -205,8 +225,31 @@ impl Store {
                 "DELETE FROM {p}schema_history WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished"
             )
             .into(),
+            read_added_columns: match dialect {
+                Dialect::Postgres => "SELECT column_name::text FROM information_schema.columns \
+                     WHERE table_schema = $1 AND table_name = 'schema_history' \
+                     AND column_name IN ('down_sql', 'attempts')",
+                // The parameter is unused on SQLite; it keeps one calling convention.
+                Dialect::Sqlite => "SELECT name FROM pragma_table_info('schema_history') \
+                     WHERE name IN ('down_sql', 'attempts') AND ?1 IS NOT NULL",
+            }
+            .into(),
+            read_down_sql: format!(
+                "SELECT down_sql FROM {p}schema_history WHERE revision = {} AND direction = 'up' \
+                 ORDER BY id DESC LIMIT 1",
+                param(1)
+            )
+            .into(),
             prefix: prefix.into(),
         }
+    }
+
+    /// `ALTER TABLE` adding one of [`ADDED_HISTORY_COLUMNS`].
+    pub(crate) fn add_history_column(&self, name: &str, definition: &str) -> String {
+        format!(
+            "ALTER TABLE {}schema_history ADD COLUMN {name} {definition}",
+            self.prefix
+        )
     }
 
     /// `INSERT` of `rows` history rows at once.
@@ -391,7 +434,7 @@ mod tests {
         let store = Store::new(Dialect::Postgres, "app");
         let sql = store.insert_history(2);
         assert!(sql.starts_with("INSERT INTO \"app\".schema_history"));
-        assert!(sql.ends_with("($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
+        assert!(sql.ends_with("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"));
         assert!(
             Store::new(Dialect::Sqlite, "app")
                 .insert_history(1)

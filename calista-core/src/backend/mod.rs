@@ -20,12 +20,16 @@ pub(crate) struct NewRecord {
     pub(crate) duration_ms: i64,
     pub(crate) app_version: String,
     pub(crate) backup: Option<String>,
+    /// The down SQL of the dialect, recorded with an applied migration.
+    pub(crate) down_sql: Option<String>,
+    /// How many attempts the migration's transaction took; 1 unless it was retried.
+    pub(crate) attempts: i64,
 }
 
 impl NewRecord {
     /// The values of [`crate::store::Store::insert_history`]'s columns, in order: bound by
     /// the upgrade, written as literals by the script.
-    pub(crate) fn values(&self) -> [Value; 9] {
+    pub(crate) fn values(&self) -> [Value; 11] {
         let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::Text);
         [
             Value::Text(self.revision.clone()),
@@ -37,6 +41,8 @@ impl NewRecord {
             Value::Int(self.duration_ms),
             Value::Text(self.app_version.clone()),
             text(&self.backup),
+            text(&self.down_sql),
+            Value::Int(self.attempts),
         ]
     }
 }
@@ -246,6 +252,41 @@ macro_rules! state_queries {
                 query.execute(&mut *conn).await.map_err(|e| describe(e, "writing schema_history"))?;
             }
             Ok(())
+        }
+
+        /// Adds the history columns a database made by an older build lacks; returns the
+        /// names of those it added. Runs under the migration lock, inside the write
+        /// transaction, so that two processes never both add one.
+        pub(crate) async fn upgrade_layout(conn: &mut $conn, store: &Store) -> Result<Vec<&'static str>, Error> {
+            let context = "upgrading the layout of schema_history";
+            let present: Vec<(String,)> = sqlx::query_as(sql(&store.read_added_columns))
+                .bind(store.schema.to_string())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| describe(e, context))?;
+            let mut added = Vec::new();
+            for (name, definition) in crate::store::ADDED_HISTORY_COLUMNS {
+                if present.iter().any(|(p,)| p == name) {
+                    continue;
+                }
+                sqlx::raw_sql(AssertSqlSafe(store.add_history_column(name, definition)))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| describe(e, context))?;
+                added.push(name);
+            }
+            Ok(added)
+        }
+
+        /// The down SQL recorded when `revision` was last applied (`None`: not recorded,
+        /// e.g. applied by an older build).
+        pub(crate) async fn read_down_sql(conn: &mut $conn, store: &Store, revision: &str) -> Result<Option<String>, Error> {
+            let row: Option<(Option<String>,)> = sqlx::query_as(sql(&store.read_down_sql))
+                .bind(revision.to_owned())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "reading the recorded down SQL from schema_history"))?;
+            Ok(row.and_then(|(down,)| down))
         }
 
         /// Marks the newest row finished, if it is a started one; returns whether it was.
