@@ -101,6 +101,8 @@ mod migrator;
 #[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
+mod scratch;
+#[cfg(feature = "runtime")]
 mod script;
 #[cfg(feature = "runtime")]
 pub mod settings;
@@ -108,6 +110,8 @@ pub mod settings;
 mod store;
 #[cfg(feature = "runtime")]
 pub mod url;
+#[cfg(feature = "runtime")]
+pub mod verify;
 
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};

@@ -325,6 +325,11 @@ impl Migration {
         naming::file_name(self.revision, &self.summary)
     }
 
+    /// The file's text, as it is on disk.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Every section, in file order.
     pub fn sections(&self) -> impl Iterator<Item = Section<'_>> {
         self.spans.iter().map(|span| Section::of(&self.text, *span))

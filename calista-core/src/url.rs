@@ -321,6 +321,23 @@ impl PostgresUrl {
             .filter(|password| !password.is_empty())
     }
 
+    /// The same server and credentials, another database (a `dbname=` parameter is dropped).
+    /// `database` must be a plain identifier; it is not encoded.
+    pub fn with_database(&self, database: &str) -> Self {
+        let parts = self.parts();
+        let query: Vec<&str> = parts
+            .query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !pair.starts_with("dbname="))
+            .collect();
+        let mut url = format!("postgres://{}/{database}", parts.authority);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
+        }
+        Self { url }
+    }
+
     /// Authority, path and query, split as the `url` crate (and so sqlx) splits them.
     fn parts(&self) -> UrlParts<'_> {
         let rest = self.url.strip_prefix("postgres://").unwrap_or(&self.url);

@@ -314,8 +314,12 @@ struct Fact {
 type Facts = BTreeMap<String, Fact>;
 
 impl Schema {
-    /// Reads the application schema of `db`.
+    /// Reads the application schema of `db`. A SQLite file that does not exist yet is an
+    /// empty schema (and is not created by looking).
     pub async fn read(db: &Database) -> Result<Self, Error> {
+        if db.sqlite_file().is_some_and(|file| !file.exists()) {
+            return Ok(Self::empty(Dialect::Sqlite));
+        }
         if let Some(pool) = db.postgres_pool() {
             postgres::read(pool, &db.options().schema).await
         } else if let Some(pool) = db.sqlite_pool() {
