@@ -138,6 +138,19 @@ pub(crate) enum DbCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Check the migrations on scratch databases: each down restores the schema its up
+    /// found, and PostgreSQL and SQLite build the same logical schema. Exit 0 only when clean.
+    Verify {
+        /// A PostgreSQL server to create the scratch database on (and drop it after), e.g.
+        /// postgresql://postgres@localhost/postgres; the role needs CREATEDB
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "CALISTA_VERIFY_PG_URL",
+            hide_env_values = true
+        )]
+        pg_url: Option<String>,
+    },
     /// Resolve a no-transaction migration that was interrupted.
     Recover {
         /// Forget the interrupted attempt; the next upgrade runs it again.

@@ -26,6 +26,7 @@ pub(crate) async fn run(
         DbCommand::Heads => heads(context, out),
         DbCommand::New { summary } => new(&summary, context, out),
         DbCommand::Backups => backups(context, out),
+        DbCommand::Verify { pg_url } => super::verify::run(pg_url, context, out).await,
         command => {
             let db = context.database()?;
             let result = with_database(command, context, &db, out).await;
@@ -118,7 +119,10 @@ async fn with_database(
             Ok(())
         }
         DbCommand::Restore { backup, yes } => restore(context, db, &backup, yes, out).await,
-        DbCommand::Heads | DbCommand::New { .. } | DbCommand::Backups => Ok(()),
+        DbCommand::Heads
+        | DbCommand::New { .. }
+        | DbCommand::Backups
+        | DbCommand::Verify { .. } => Ok(()),
     }
 }
 

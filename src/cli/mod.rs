@@ -8,6 +8,7 @@ mod db;
 mod events;
 mod exit;
 mod output;
+mod verify;
 
 use std::process::ExitCode;
 
