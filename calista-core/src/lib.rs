@@ -108,6 +108,8 @@ mod script;
 pub mod settings;
 #[cfg(feature = "runtime")]
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "runtime")]
 pub mod url;
 #[cfg(feature = "runtime")]

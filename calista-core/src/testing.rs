@@ -1,0 +1,339 @@
+//! A fresh database per test, at head (or a given revision) of the application's
+//! migrations, on PostgreSQL or SQLite; dropped when the test passes, kept (and its URL
+//! printed) when it panics.
+//!
+//! ```no_run
+//! # async fn orders_start_empty() -> Result<(), Box<dyn std::error::Error>> {
+//! use calista_core::testing::TestDatabase;
+//!
+//! // In an application: `static MIGRATIONS: calista::Migrations = calista::migrations!();`
+//! let migrations = calista_core::Migrations::from_dir("migrations")?;
+//! let test_db = TestDatabase::sqlite(&migrations).await?; // or ::postgres(&migrations)
+//! let pool = test_db.database().sqlite_pool().ok_or("not SQLite")?;
+//! let orders: i64 = calista_core::sqlx::query_scalar("SELECT count(*) FROM orders")
+//!     .fetch_one(pool)
+//!     .await?;
+//! assert_eq!(orders, 0);
+//! # Ok(()) }
+//! ```
+//!
+//! # Constant time
+//!
+//! The migrations run once per set, not once per test: the first test builds a *template*
+//! keyed by the set's chained digest at the target revision (and the schema name) — a
+//! PostgreSQL database `calista_tpl_<key>`, a SQLite file `calista_tpl_<key>.db` in the
+//! temporary folder — and every test clones it (`CREATE DATABASE … TEMPLATE`, or a file
+//! copy). Editing, adding or removing a migration changes the key, so a stale template is
+//! never used. The template is built under a lock that holds across threads, test binaries
+//! and processes: a PostgreSQL advisory lock on the server, an exclusive lock on a file
+//! beside the SQLite template; it is built under another name and renamed when complete,
+//! so a build that was interrupted is never cloned. Old templates are left on the server
+//! (drop them with `DROP DATABASE`, or delete the files) — each is one database.
+//!
+//! PostgreSQL is reached through `CALISTA_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), or the URL given to
+//! [`TestDatabase::postgres_on`]; the role needs `CREATEDB`.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::backend::postgres::describe;
+use crate::backup::BackupPolicy;
+use crate::database::{Database, DatabaseOptions};
+use crate::error::Error;
+use crate::migration::{Checksum, Migrations};
+use crate::migrator::{Migrator, Policy};
+use crate::naming::Revision;
+use crate::plan::UpgradeTarget;
+use crate::scratch;
+use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
+
+/// Where [`TestDatabase::postgres`] finds the server.
+pub const PG_URL_VARIABLE: &str = "CALISTA_TEST_PG_URL";
+/// The server when [`PG_URL_VARIABLE`] is not set.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// What a test database is made from.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    /// The revision to stop at; `None`: head.
+    pub revision: Option<Revision>,
+    /// Connection settings (the PostgreSQL schema, timeouts, pool size).
+    pub database: DatabaseOptions,
+}
+
+/// A database made for one test. Dropping it drops the database, unless the thread is
+/// panicking (a failed assertion): then it is kept, and its URL printed on stderr.
+#[derive(Debug)]
+pub struct TestDatabase {
+    db: Database,
+    scratch: Scratch,
+}
+
+#[derive(Debug)]
+enum Scratch {
+    Postgres { server: PostgresUrl, name: String },
+    Sqlite { file: PathBuf },
+}
+
+impl TestDatabase {
+    /// A PostgreSQL database at head, on the server of `CALISTA_TEST_PG_URL`.
+    pub async fn postgres(migrations: &Migrations) -> Result<Self, Error> {
+        let text = std::env::var(PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        let server = match DatabaseUrl::parse(&text, Path::new(".")) {
+            Ok(DatabaseUrl::Postgres(server)) => server,
+            _ => {
+                return Err(Error::Setup(format!(
+                    "{PG_URL_VARIABLE} must be a PostgreSQL URL such as {DEFAULT_PG_URL}"
+                )));
+            }
+        };
+        Self::postgres_on(migrations, &server, TestOptions::default()).await
+    }
+
+    /// A PostgreSQL database on `server`, made as `options` say.
+    pub async fn postgres_on(
+        migrations: &Migrations,
+        server: &PostgresUrl,
+        options: TestOptions,
+    ) -> Result<Self, Error> {
+        let key = template_key(migrations, &options)?;
+        let template = format!("calista_tpl_{key}");
+        let mut admin = scratch::admin(server).await?;
+        ensure_postgres_template(&mut admin, server, migrations, &options, &template).await?;
+        let name = scratch::unique_name("calista_test");
+        scratch::create_database(&mut admin, &name, Some(&template)).await?;
+        let _ = admin.close().await;
+        let url = DatabaseUrl::Postgres(server.with_database(&name));
+        let scratch = Scratch::Postgres {
+            server: server.clone(),
+            name,
+        };
+        let db = Database::connect(&url, options.database)?;
+        Ok(Self { db, scratch })
+    }
+
+    /// A SQLite file at head, in the temporary folder.
+    pub async fn sqlite(migrations: &Migrations) -> Result<Self, Error> {
+        Self::sqlite_with(migrations, TestOptions::default()).await
+    }
+
+    /// A SQLite file made as `options` say.
+    pub async fn sqlite_with(migrations: &Migrations, options: TestOptions) -> Result<Self, Error> {
+        let key = template_key(migrations, &options)?;
+        let template = std::env::temp_dir().join(format!("calista_tpl_{key}.db"));
+        ensure_sqlite_template(migrations, &options, &template).await?;
+        let file = scratch::sqlite_path("calista_test");
+        std::fs::copy(&template, &file).map_err(|e| {
+            Error::Setup(format!(
+                "cannot copy the template {} to {}: {e}",
+                template.display(),
+                file.display()
+            ))
+        })?;
+        let db = Database::connect(
+            &DatabaseUrl::Sqlite(SqliteTarget::File(file.clone())),
+            options.database,
+        )?;
+        Ok(Self {
+            db,
+            scratch: Scratch::Sqlite { file },
+        })
+    }
+
+    /// The database: its pool for the test's queries.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Its URL, password redacted.
+    pub fn url(&self) -> &str {
+        self.db.url()
+    }
+}
+
+impl Drop for TestDatabase {
+    #[allow(clippy::print_stderr)] // A test's failure output is where a kept database is named.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "calista: the test failed; its database is kept: {}",
+                self.db.url()
+            );
+            return;
+        }
+        match &self.scratch {
+            Scratch::Sqlite { file } => scratch::remove_sqlite(file),
+            Scratch::Postgres { server, name } => {
+                let (server, name) = (server.clone(), name.clone());
+                // Drop may run inside a runtime or outside one: a thread of its own runs the
+                // async work. WITH (FORCE) ends the test's pool connections.
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    runtime.block_on(async {
+                        let mut admin = scratch::admin(&server).await.ok()?;
+                        scratch::drop_database(&mut admin, &name).await.ok()
+                    })
+                })
+                .join();
+                if !matches!(dropped, Ok(Some(()))) {
+                    tracing::warn!(url = %self.db.url(), "could not drop the test database");
+                }
+            }
+        }
+    }
+}
+
+/// The template's name part: the chained digest at the target revision, with the schema.
+fn template_key(migrations: &Migrations, options: &TestOptions) -> Result<String, Error> {
+    let index =
+        match options.revision {
+            None => migrations.len().checked_sub(1),
+            Some(revision) => Some(migrations.position(revision).ok_or_else(|| {
+                Error::Setup(format!("the migrations have no revision {revision}"))
+            })?),
+        };
+    let chain = index
+        .and_then(|i| migrations.chain_at(i))
+        .map_or_else(String::new, |c| c.to_string());
+    let digest = Checksum::of_file(format!("{chain}/{}", options.database.schema).as_bytes());
+    Ok(digest.to_string()[..24].to_owned())
+}
+
+fn policy() -> Policy {
+    Policy {
+        backup: BackupPolicy::Disabled {
+            reason: "a test template".to_owned(),
+        },
+        ..Policy::default()
+    }
+}
+
+fn target(options: &TestOptions) -> UpgradeTarget {
+    options
+        .revision
+        .map_or(UpgradeTarget::Head, UpgradeTarget::Revision)
+}
+
+/// Builds the PostgreSQL template unless it exists, under an advisory lock on the server.
+async fn ensure_postgres_template(
+    admin: &mut PgConnection,
+    server: &PostgresUrl,
+    migrations: &Migrations,
+    options: &TestOptions,
+    template: &str,
+) -> Result<(), Error> {
+    let key = crate::backend::postgres::lock_key(template);
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut *admin)
+        .await
+        .map_err(|e| describe(e, "taking the test template lock"))?;
+    let built = build_postgres_template(admin, server, migrations, options, template).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *admin)
+        .await
+        .map_err(|e| describe(e, "releasing the test template lock"));
+    built.and(unlocked.map(drop))
+}
+
+async fn build_postgres_template(
+    admin: &mut PgConnection,
+    server: &PostgresUrl,
+    migrations: &Migrations,
+    options: &TestOptions,
+    template: &str,
+) -> Result<(), Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(template)
+            .fetch_one(&mut *admin)
+            .await
+            .map_err(|e| describe(e, "looking for the test template"))?;
+    if exists {
+        return Ok(());
+    }
+    // Built under another name, renamed when complete: an interrupted build is never cloned.
+    let building = format!("{template}_building");
+    scratch::drop_database(admin, &building).await?;
+    scratch::create_database(admin, &building, None).await?;
+    let url = DatabaseUrl::Postgres(server.with_database(&building));
+    let db = Database::connect(&url, options.database.clone())?;
+    let upgraded = Migrator::new(migrations, &db)
+        .with_policy(policy())
+        .upgrade(target(options))
+        .await;
+    db.close().await;
+    upgraded?;
+    // The template's connections are closed; the server may not have seen them go yet.
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&building)
+        .execute(&mut *admin)
+        .await
+        .map_err(|e| describe(e, "closing the test template's connections"))?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+    )))
+    .execute(&mut *admin)
+    .await
+    .map_err(|e| describe(e, "renaming the test template"))?;
+    Ok(())
+}
+
+/// Builds the SQLite template file unless it exists, under a lock on a file beside it.
+async fn ensure_sqlite_template(
+    migrations: &Migrations,
+    options: &TestOptions,
+    template: &Path,
+) -> Result<(), Error> {
+    if template.exists() {
+        return Ok(());
+    }
+    let setup = |what: &str, e: std::io::Error| {
+        Error::Setup(format!(
+            "cannot {what} for the test template {}: {e}",
+            template.display()
+        ))
+    };
+    let lock_path = template.with_extension("lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| setup("create the lock file", e))?;
+    // Polled, so that a test waiting for another's build never blocks a runtime thread
+    // the build itself may need.
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(setup("lock the lock file", e)),
+        }
+    }
+    let built = async {
+        if template.exists() {
+            return Ok(());
+        }
+        let building = template.with_extension("building");
+        scratch::remove_sqlite(&building);
+        let url = DatabaseUrl::Sqlite(SqliteTarget::File(building.clone()));
+        let db = Database::connect(&url, options.database.clone())?;
+        let upgraded = Migrator::new(migrations, &db)
+            .with_policy(policy())
+            .upgrade(target(options))
+            .await;
+        db.close().await;
+        upgraded?;
+        // An empty set writes nothing; the template is then an empty file.
+        if !building.exists() {
+            std::fs::File::create(&building).map_err(|e| setup("create", e))?;
+        }
+        std::fs::rename(&building, template).map_err(|e| setup("rename the built file", e))
+    }
+    .await;
+    let _ = lock.unlock();
+    built
+}
