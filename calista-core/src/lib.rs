@@ -99,6 +99,8 @@ mod error;
 #[cfg(feature = "runtime")]
 mod migrator;
 #[cfg(feature = "runtime")]
+mod redo;
+#[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
 mod scratch;

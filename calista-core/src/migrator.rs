@@ -98,10 +98,13 @@ pub struct Report {
     pub backup: Option<BackupOutcome>,
     /// Old backups deleted after the upgrade succeeded.
     pub pruned: Vec<PathBuf>,
+    /// Migrations reverted with the down SQL recorded when they were applied, because
+    /// their files changed since (development).
+    pub recorded_down_sql: Vec<Revision>,
 }
 
 impl Report {
-    fn new(direction: Direction) -> Self {
+    pub(crate) fn new(direction: Direction) -> Self {
         Self {
             direction,
             from: None,
@@ -110,6 +113,7 @@ impl Report {
             total: Duration::ZERO,
             backup: None,
             pruned: Vec::new(),
+            recorded_down_sql: Vec::new(),
         }
     }
 }
@@ -154,8 +158,8 @@ pub enum Recovery {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Migrator<'a> {
-    migrations: &'a Migrations,
-    db: &'a Database,
+    pub(crate) migrations: &'a Migrations,
+    pub(crate) db: &'a Database,
     policy: Policy,
 }
 
@@ -270,6 +274,12 @@ impl<'a> Migrator<'a> {
             });
         }
         let started = Instant::now();
+        // An edited migration in the way is reverted with the down SQL it was applied with.
+        if let SchemaState::Modified { missing, .. } = self.check().await?
+            && missing.is_empty()
+        {
+            return self.downgrade_edited(target, started).await;
+        }
         let mut report = Report::new(Direction::Down);
         self.locked(&mut report, started, async |session, report| {
             self.downgrade_batches(session, report, target).await
@@ -327,7 +337,7 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    fn app_version(&self) -> String {
+    pub(crate) fn app_version(&self) -> String {
         self.policy
             .app_version
             .clone()
@@ -337,7 +347,7 @@ impl<'a> Migrator<'a> {
 
     /// Runs `work` on a session holding the lock; on every path the lock is released and,
     /// after a failure, the open transaction rolled back.
-    async fn locked(
+    pub(crate) async fn locked(
         &self,
         report: &mut Report,
         started: Instant,
@@ -936,7 +946,7 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    fn record(
+    pub(crate) fn record(
         &self,
         index: usize,
         direction: Direction,
@@ -1021,7 +1031,7 @@ impl<'a> Migrator<'a> {
     }
 }
 
-fn step(migration: &Migration, duration: Duration, attempts: u32) -> Step {
+pub(crate) fn step(migration: &Migration, duration: Duration, attempts: u32) -> Step {
     Step {
         revision: migration.revision(),
         file: migration.file_name(),
@@ -1177,12 +1187,12 @@ fn transaction_control(
         })
 }
 
-fn millis(duration: Duration) -> i64 {
+pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The single version row of a state that [`plan::assess`] sent to diagnosis.
-fn current_of(state: &DbState) -> &str {
+pub(crate) fn current_of(state: &DbState) -> &str {
     state
         .versions
         .as_ref()

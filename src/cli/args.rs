@@ -138,6 +138,9 @@ pub(crate) enum DbCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Revert the newest migration with the down SQL it was applied with, then apply its
+    /// file as it is now: for editing an unreleased migration. Development and CI only.
+    Redo,
     /// Check the migrations on scratch databases: each down restores the schema its up
     /// found, and PostgreSQL and SQLite build the same logical schema. Exit 0 only when clean.
     Verify {

@@ -67,6 +67,7 @@ async fn with_database(
             out.print(&render_report(&report, out));
             Ok(())
         }
+        DbCommand::Redo => super::redo::run(&migrator, out).await,
         DbCommand::Current => {
             let state = db.read_state().await?;
             let versions = state.versions.unwrap_or_default();
@@ -529,6 +530,11 @@ fn render_report(report: &Report, out: &Output) -> String {
             out.paint(Tone::Good, verb),
             step.file,
             output::duration(step.duration)
+        ));
+    }
+    for revision in &report.recorded_down_sql {
+        lines.push(format!(
+            "note: {revision} was reverted with the down SQL recorded when it was applied: its file changed since"
         ));
     }
     if report.steps.is_empty() {

@@ -8,6 +8,7 @@ mod db;
 mod events;
 mod exit;
 mod output;
+mod redo;
 mod verify;
 
 use std::process::ExitCode;
