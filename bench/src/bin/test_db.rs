@@ -1,0 +1,217 @@
+//! Benchmark f: a ready database per test (`calista::testing`) against applying every
+//! migration per test (what `#[sqlx::test]` does) and against the floor: an empty
+//! `CREATE DATABASE`, or an empty SQLite file.
+//!
+//! ```sh
+//! cargo run --release -p calista-bench --bin test-db [-- --sizes 10,100,1000 --reps 10]
+//! ```
+//!
+//! PostgreSQL from `CALISTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Each measurement ends when the test holds a database at head that it can query; dropping
+//! the database after the test is not counted (it is the same for every way).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::time::{Duration, Instant};
+
+use calista::backup::BackupPolicy;
+use calista::testing::{TestDatabase, TestOptions};
+use calista::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
+use calista::{Database, DatabaseOptions, Migrations, Migrator, Policy, UpgradeTarget};
+use sqlx::{Connection, PgConnection};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+#[path = "../sets.rs"]
+#[allow(dead_code)]
+mod sets;
+
+fn policy() -> Policy {
+    Policy {
+        backup: BackupPolicy::Disabled {
+            reason: "benchmark".to_owned(),
+        },
+        ..Policy::default()
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn show(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sizes: Vec<usize> = value("--sizes")
+        .unwrap_or_else(|| "10,100,1000".to_owned())
+        .split(',')
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()?;
+    let reps: usize = value("--reps").map_or(Ok(10), |r| r.parse())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(&sizes, reps))
+}
+
+async fn run(sizes: &[usize], reps: usize) -> Result<()> {
+    let text = std::env::var("CALISTA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let DatabaseUrl::Postgres(server) = DatabaseUrl::parse(&text, std::path::Path::new("."))?
+    else {
+        return Err("CALISTA_TEST_PG_URL must be a PostgreSQL URL".into());
+    };
+    println!(
+        "| backend | N | floor (empty) | calista::testing | ratio to floor | apply all N per test | ratio to floor |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let dir = tempfile::tempdir()?;
+        sets::write_calista(dir.path(), n)?;
+        let migrations = Migrations::from_dir(dir.path())?;
+        // Applying 1000 migrations per test takes seconds: fewer repetitions of that.
+        let apply_reps = if n >= 1000 { reps.min(3) } else { reps };
+
+        // PostgreSQL. The first call builds the template (once per set, not counted).
+        drop(TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?);
+        let (mut floor, mut testing, mut apply) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..reps {
+            floor.push(pg_floor(&server, i).await?);
+            let started = Instant::now();
+            let test_db =
+                TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?;
+            ready(test_db.database()).await?;
+            testing.push(started.elapsed());
+            drop(test_db);
+            if i < apply_reps {
+                apply.push(pg_apply(&server, &migrations, i).await?);
+            }
+        }
+        row("PostgreSQL", n, &floor, &testing, &apply);
+
+        // SQLite.
+        drop(TestDatabase::sqlite(&migrations).await?);
+        let (mut floor, mut testing, mut apply) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..reps {
+            let file = dir.path().join(format!("floor_{i}.db"));
+            let started = Instant::now();
+            std::fs::File::create(&file)?;
+            let db = Database::connect(
+                &DatabaseUrl::Sqlite(SqliteTarget::File(file)),
+                DatabaseOptions::default(),
+            )?;
+            ready(&db).await?;
+            floor.push(started.elapsed());
+            db.close().await;
+
+            let started = Instant::now();
+            let test_db = TestDatabase::sqlite(&migrations).await?;
+            ready(test_db.database()).await?;
+            testing.push(started.elapsed());
+            drop(test_db);
+
+            if i < apply_reps {
+                let file = dir.path().join(format!("apply_{i}.db"));
+                let started = Instant::now();
+                let db = Database::connect(
+                    &DatabaseUrl::Sqlite(SqliteTarget::File(file)),
+                    DatabaseOptions::default(),
+                )?;
+                Migrator::new(&migrations, &db)
+                    .with_policy(policy())
+                    .upgrade(UpgradeTarget::Head)
+                    .await?;
+                ready(&db).await?;
+                apply.push(started.elapsed());
+                db.close().await;
+            }
+        }
+        row("SQLite", n, &floor, &testing, &apply);
+    }
+    Ok(())
+}
+
+fn row(backend: &str, n: usize, floor: &[Duration], testing: &[Duration], apply: &[Duration]) {
+    let (floor, testing, apply) = (
+        median(floor.to_vec()),
+        median(testing.to_vec()),
+        median(apply.to_vec()),
+    );
+    let ratio = |d: Duration| format!("{:.2}×", d.as_secs_f64() / floor.as_secs_f64());
+    println!(
+        "| {backend} | {n} | {} | {} | {} | {} | {} |",
+        show(floor),
+        show(testing),
+        ratio(testing),
+        show(apply),
+        ratio(apply)
+    );
+}
+
+/// The test's first query: the database is ready when it answers.
+async fn ready(db: &Database) -> Result<()> {
+    if let Some(pool) = db.postgres_pool() {
+        sqlx::query("SELECT 1").execute(pool).await?;
+    } else if let Some(pool) = db.sqlite_pool() {
+        sqlx::query("SELECT 1").execute(pool).await?;
+    }
+    Ok(())
+}
+
+async fn pg_floor(server: &PostgresUrl, i: usize) -> Result<Duration> {
+    let name = format!("calista_bench_floor_{}_{i}", std::process::id());
+    let started = Instant::now();
+    let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
+    let db = Database::connect(
+        &DatabaseUrl::Postgres(server.with_database(&name)),
+        DatabaseOptions::default(),
+    )?;
+    ready(&db).await?;
+    let elapsed = started.elapsed();
+    db.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(elapsed)
+}
+
+async fn pg_apply(server: &PostgresUrl, migrations: &Migrations, i: usize) -> Result<Duration> {
+    let name = format!("calista_bench_apply_{}_{i}", std::process::id());
+    let started = Instant::now();
+    let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
+    let db = Database::connect(
+        &DatabaseUrl::Postgres(server.with_database(&name)),
+        DatabaseOptions::default(),
+    )?;
+    Migrator::new(migrations, &db)
+        .with_policy(policy())
+        .upgrade(UpgradeTarget::Head)
+        .await?;
+    ready(&db).await?;
+    let elapsed = started.elapsed();
+    db.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(elapsed)
+}
