@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn inlined_statements_quote_every_value() {
         let store = Store::new(Dialect::Postgres, "app");
-        let values: Vec<Value> = (1..=9)
+        let values: Vec<Value> = (1..=11)
             .map(|n| {
                 if n == 1 {
                     Value::Text("it's".into())
@@ -414,9 +414,9 @@ mod tests {
             })
             .chain([Value::Null])
             .collect();
-        let sql = inline(&store.insert_history(1), &values[..9]);
+        let sql = inline(&store.insert_history(1), &values[..11]);
         assert!(
-            sql.ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9)"),
+            sql.ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"),
             "{sql}"
         );
         let sql = inline(
