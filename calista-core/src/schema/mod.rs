@@ -610,9 +610,7 @@ fn compare(before: &Facts, after: &Facts) -> SchemaDiff {
             if b.map(|f| &f.description) == a.map(|f| &f.description) {
                 return None;
             }
-            let Some(fact) = b.or(a) else {
-                return None;
-            };
+            let fact = b.or(a)?;
             Some(Difference {
                 object: key.clone(),
                 table: fact.table.clone(),
