@@ -78,8 +78,8 @@ async fn a_test_database_can_stop_at_a_revision() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_tests_of_a_new_set_build_its_template_once() {
-    let mut files: Vec<(String, String)> = (0..20)
+async fn parallel_tests_on_both_backends_share_the_sets_template_safely() {
+    let files: Vec<(String, String)> = (0..20)
         .map(|i| {
             (
                 format!("20250101_{:02}{:02}_create_t{i}.sql", i / 60, i % 60),
@@ -87,9 +87,6 @@ async fn parallel_tests_of_a_new_set_build_its_template_once() {
             )
         })
         .collect();
-    // A set no other test run has seen: its own template.
-    let unique = unique_name("u");
-    files.push(("20250102_0000_unique.sql".to_owned(), format!("-- calista:up\nCREATE TABLE {unique} (id INTEGER);\n-- calista:down\nDROP TABLE {unique};\n")));
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(n, b)| (n.as_str(), b.as_str()))
@@ -118,4 +115,26 @@ async fn parallel_tests_of_a_new_set_build_its_template_once() {
         assert_eq!(task.await.unwrap(), 0);
     }
     assert!(started.elapsed().as_secs() < 60);
+}
+
+#[test]
+fn a_failing_tests_database_is_kept() {
+    let kept = std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let test_db = runtime.block_on(TestDatabase::sqlite(&CALISTA)).unwrap();
+        let file = test_db.database().sqlite_file().unwrap().to_owned();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = test_db;
+            panic!("the test's assertion failed");
+        }));
+        assert!(outcome.is_err());
+        file
+    })
+    .join()
+    .unwrap();
+    assert!(kept.exists(), "{} was deleted", kept.display());
+    std::fs::remove_file(kept).unwrap();
 }
