@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use crate::lint;
 use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
 use crate::problem::{Problem, ProblemKind};
@@ -67,6 +68,8 @@ struct Body {
     no_transaction: bool,
     irreversible: bool,
     lock_timeout: Option<Duration>,
+    /// `(line, rule)` of each valid allow directive.
+    allows: Vec<(u32, lint::Rule)>,
 }
 
 /// What a `-- calista:` line says.
@@ -76,6 +79,8 @@ enum Marker {
     NoTransaction,
     Irreversible,
     LockTimeout(Duration),
+    /// `-- calista:allow <rule> -- <reason>`, read by [`allow_text`].
+    Allow,
 }
 
 /// Reads a line that looks like a marker: `Some(Ok)` for a known one, `Some(Err)` for a
@@ -114,6 +119,7 @@ fn classify(line: &str) -> Option<Result<Marker, ProblemKind>> {
         ["lock-timeout", ..] => Err(ProblemKind::BadLockTimeout {
             value: words[1..].join(" "),
         }),
+        ["allow", ..] => Ok(Marker::Allow),
         _ => Err(unknown()),
     })
 }
@@ -135,6 +141,36 @@ pub fn parse_lock_timeout(text: &str) -> Option<Duration> {
         _ => return None,
     };
     (!timeout.is_zero() && timeout <= MAX_LOCK_TIMEOUT).then_some(timeout)
+}
+
+/// What follows `calista:allow` on an allow line: `<rule> -- <reason>`.
+fn allow_text(line: &str) -> &str {
+    let comment = line
+        .trim()
+        .strip_prefix("--")
+        .unwrap_or_default()
+        .trim_start();
+    let words = comment.get(8..).unwrap_or_default().trim_start();
+    words.strip_prefix("allow").unwrap_or_default()
+}
+
+/// The allow directives of a file that [`parse_file`] accepted (see
+/// [`Migration::allows`]).
+pub(crate) fn allows(text: &str) -> Vec<lint::Allow<'_>> {
+    let mut found = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        match classify(line) {
+            Some(Ok(Marker::Section(..))) => break,
+            Some(Ok(Marker::Allow)) => {
+                if let Ok((rule, reason)) = lint::parse_allow(allow_text(line)) {
+                    let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                    found.push(lint::Allow { rule, reason, line });
+                }
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 fn is_comment_or_blank(line: &str) -> bool {
@@ -196,6 +232,7 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         no_transaction: false,
         irreversible: false,
         lock_timeout: None,
+        allows: Vec::new(),
     };
     let mut open: Option<OpenSection> = None;
     let mut sql_before_marker_reported = false;
@@ -238,6 +275,13 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
             Some(Ok(Marker::NoTransaction)) => body.no_transaction = true,
             Some(Ok(Marker::Irreversible)) => body.irreversible = true,
             Some(Ok(Marker::LockTimeout(timeout))) => body.lock_timeout = Some(timeout),
+            Some(Ok(Marker::Allow)) => match lint::parse_allow(allow_text(line)) {
+                Ok((rule, _)) => body.allows.push((number, rule)),
+                Err(error) => {
+                    report(Some(number), allow_problem(error));
+                    ok = false;
+                }
+            },
             None if open.is_some() || is_comment_or_blank(line) => {}
             None => {
                 if !sql_before_marker_reported {
@@ -278,7 +322,45 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         ok = false;
     }
     ok &= check_statements(text, &body, report);
+    ok &= check_lint(text, &body, report);
     ok.then_some(body)
+}
+
+fn allow_problem(error: lint::AllowError) -> ProblemKind {
+    match error {
+        lint::AllowError::UnknownRule(name) => ProblemKind::UnknownAllowRule {
+            suggestion: lint::Rule::suggest(&name),
+            name,
+        },
+        lint::AllowError::NoReason(rule) => ProblemKind::AllowWithoutReason { rule },
+    }
+}
+
+/// Applies the lint (see [`crate::lint`]): each finding no allow directive acknowledges is
+/// reported, and so is each allow directive that acknowledges nothing. `false` when
+/// anything was reported.
+fn check_lint(text: &str, body: &Body, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> bool {
+    let mut ok = true;
+    let findings = lint::lint(text, &body.spans);
+    for finding in &findings {
+        if !body.allows.iter().any(|&(_, rule)| rule == finding.rule) {
+            report(
+                Some(finding.line),
+                ProblemKind::Lint {
+                    rule: finding.rule,
+                    subject: finding.subject.clone(),
+                },
+            );
+            ok = false;
+        }
+    }
+    for &(line, rule) in &body.allows {
+        if !findings.iter().any(|f| f.rule == rule) {
+            report(Some(line), ProblemKind::UnusedAllow { rule });
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// Checks every section's statements with the SQL lexer (see [`crate::sql`]): a section
@@ -650,6 +732,117 @@ mod tests {
         assert_eq!(
             parse_file(NAME, NAME, b"-- calista:up\n\xff\n").unwrap_err()[0].kind,
             ProblemKind::NotUtf8
+        );
+    }
+
+    const DROPS_A_COLUMN: &str =
+        "-- calista:up\nALTER TABLE t DROP COLUMN c;\n-- calista:down\nSELECT 1;\n";
+
+    #[test]
+    fn a_lint_finding_is_an_error_naming_line_rule_why_fix_and_the_allow_line() {
+        let all = parse_file(NAME, NAME, DROPS_A_COLUMN.as_bytes()).unwrap_err();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].line, &all[0].kind),
+            (
+                Some(2),
+                &ProblemKind::Lint {
+                    rule: lint::Rule::DropColumn,
+                    subject: "ALTER TABLE t DROP COLUMN c".into()
+                }
+            )
+        );
+        let shown = all[0].to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{NAME}:2: lint drop-column: `ALTER TABLE t DROP COLUMN c` drops a column"
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("`-- calista:allow drop-column -- <why it is safe here>`"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_allow_line_acknowledges_the_rule_and_keeps_its_reason() {
+        let text =
+            format!("-- calista:allow drop-column -- c is unread since 4.2\n{DROPS_A_COLUMN}");
+        let m = parse(&text).unwrap();
+        let allows = m.allows();
+        assert_eq!(
+            allows,
+            [lint::Allow {
+                rule: lint::Rule::DropColumn,
+                reason: "c is unread since 4.2",
+                line: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn allow_lines_that_are_wrong_or_unused_are_errors() {
+        let with = |allow: &str| problems(&format!("{allow}\n{DROPS_A_COLUMN}"));
+        assert_eq!(
+            with("-- calista:allow drop-colum -- typo"),
+            [
+                ProblemKind::UnknownAllowRule {
+                    name: "drop-colum".into(),
+                    suggestion: Some(lint::Rule::DropColumn)
+                },
+                ProblemKind::Lint {
+                    rule: lint::Rule::DropColumn,
+                    subject: "ALTER TABLE t DROP COLUMN c".into()
+                },
+            ]
+        );
+        assert_eq!(
+            with("-- calista:allow drop-column"),
+            [
+                ProblemKind::AllowWithoutReason {
+                    rule: lint::Rule::DropColumn
+                },
+                ProblemKind::Lint {
+                    rule: lint::Rule::DropColumn,
+                    subject: "ALTER TABLE t DROP COLUMN c".into()
+                },
+            ]
+        );
+        let unused = parse_file(
+            NAME,
+            NAME,
+            format!("-- calista:allow drop-column -- x\n-- calista:allow drop-table -- y\n{DROPS_A_COLUMN}")
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(unused.len(), 1, "{unused:?}");
+        assert_eq!(
+            (unused[0].line, &unused[0].kind),
+            (
+                Some(2),
+                &ProblemKind::UnusedAllow {
+                    rule: lint::Rule::DropTable
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn an_allow_after_the_first_section_is_an_error() {
+        assert_eq!(
+            problems(&format!(
+                "{DROPS_A_COLUMN}-- calista:allow drop-column -- late\n"
+            )),
+            [
+                ProblemKind::DirectiveAfterSection {
+                    text: "-- calista:allow drop-column -- late".into()
+                },
+                ProblemKind::Lint {
+                    rule: lint::Rule::DropColumn,
+                    subject: "ALTER TABLE t DROP COLUMN c".into()
+                },
+            ]
         );
     }
 

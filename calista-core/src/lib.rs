@@ -77,6 +77,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod format;
+pub mod lint;
 pub mod migration;
 pub mod naming;
 pub mod plan;

@@ -310,6 +310,13 @@ impl Migration {
         }
     }
 
+    /// The lint findings this migration acknowledges, each with its reason: its
+    /// `-- calista:allow <rule> -- <reason>` directives, read from the file's text (which
+    /// `migrations!()` embeds, so they travel with the binary).
+    pub fn allows(&self) -> Vec<crate::lint::Allow<'_>> {
+        crate::format::allows(&self.text)
+    }
+
     /// The revision id, `YYYYMMDD_HHMM`.
     pub fn revision(&self) -> Revision {
         self.revision

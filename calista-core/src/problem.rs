@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::lint::Rule;
 use crate::migration::Dialect;
 use crate::naming::{NameError, Revision};
 
@@ -84,6 +85,31 @@ pub enum ProblemKind {
         /// The statement's first line.
         statement: String,
     },
+    /// A statement breaks a lint rule (DESIGN §4.1) and no `-- calista:allow` line
+    /// acknowledges it.
+    Lint {
+        /// The rule it breaks.
+        rule: Rule,
+        /// The statement's first line, or the construct at fault (`JSONB`).
+        subject: String,
+    },
+    /// An allow directive names no rule.
+    UnknownAllowRule {
+        /// The name as written.
+        name: String,
+        /// The rule probably meant.
+        suggestion: Option<Rule>,
+    },
+    /// An allow directive without `-- <reason>`.
+    AllowWithoutReason {
+        /// The rule it names.
+        rule: Rule,
+    },
+    /// An allow directive that no statement of the file needs.
+    UnusedAllow {
+        /// The rule it names.
+        rule: Rule,
+    },
     /// A dialect has no up SQL.
     MissingUp {
         /// The dialect with no up section.
@@ -121,7 +147,7 @@ impl ProblemKind {
             }
             Self::UnknownMarker { .. } => "use one of `-- calista:up`, `-- calista:up postgres`, `-- calista:up sqlite`, \
                  `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`, \
-                 `-- calista:lock-timeout <duration>`"
+                 `-- calista:lock-timeout <duration>`, `-- calista:allow <rule> -- <reason>`"
                 .to_owned(),
             Self::BadLockTimeout { .. } => "write a whole number of milliseconds, seconds or minutes, more than zero \
                  and at most 60m, e.g. `-- calista:lock-timeout 30s` (or `500ms`, `2m`)"
@@ -140,6 +166,20 @@ impl ProblemKind {
             Self::NotInTransactionBlock { .. } => "mark the file `-- calista:no-transaction` (it then runs alone, one \
                  statement at a time), and move the statements that belong in a transaction to a migration of their own"
                 .to_owned(),
+            Self::Lint { rule, .. } => format!(
+                "{}; or, if it is meant, acknowledge it before the first section: \
+                 `-- calista:allow {rule} -- <why it is safe here>`",
+                rule.safe_way()
+            ),
+            Self::UnknownAllowRule { suggestion, .. } => match suggestion {
+                Some(rule) => format!("did you mean `{rule}`? The rules are listed in docs/LINT.md"),
+                None => "name one of the rules listed in docs/LINT.md, e.g. `-- calista:allow drop-column -- <reason>`"
+                    .to_owned(),
+            },
+            Self::AllowWithoutReason { rule } => {
+                format!("say why it is safe: `-- calista:allow {rule} -- <reason>`")
+            }
+            Self::UnusedAllow { .. } => "remove the line: no statement of this file breaks that rule".to_owned(),
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
                 dialect.marker_word()
@@ -205,6 +245,18 @@ impl fmt::Display for ProblemKind {
             Self::NotInTransactionBlock { statement } => write!(
                 f,
                 "`{statement}` cannot run inside a transaction block, and this migration runs in one"
+            ),
+            Self::Lint { rule, subject } => write!(f, "lint {rule}: `{subject}` {}", rule.why()),
+            Self::UnknownAllowRule { name, .. } => {
+                write!(f, "`-- calista:allow {name}` names no lint rule")
+            }
+            Self::AllowWithoutReason { rule } => write!(
+                f,
+                "`-- calista:allow {rule}` gives no reason; an acknowledged finding must say why it is safe"
+            ),
+            Self::UnusedAllow { rule } => write!(
+                f,
+                "`-- calista:allow {rule}` acknowledges nothing: no statement of this file breaks {rule}"
             ),
             Self::MissingUp { dialect } => write!(f, "no up SQL for {dialect}"),
             Self::MissingDown { dialect } => {
