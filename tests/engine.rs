@@ -226,7 +226,7 @@ both_backends! {
 
     async fn failed_no_transaction_migration_is_interrupted_until_recovered(db: TestDb) {
         let set = MigrationSet::new(&[(A, &create_table("a"))]);
-        set.write(B, "-- calista:no-transaction\n-- calista:up\nCREATE INDEX ix_a_note ON a (note);\nCREATE INDEX ix_gone ON gone (x);\n-- calista:down\nDROP INDEX ix_a_note;\n");
+        set.write(B, "-- calista:no-transaction\n-- calista:allow index-without-concurrently -- a test table\n-- calista:up\nCREATE INDEX ix_a_note ON a (note);\nCREATE INDEX ix_gone ON gone (x);\n-- calista:down\nDROP INDEX ix_a_note;\n");
         let handle = db.open();
         let loaded = set.load();
         let dev = Migrator::new(&loaded, &handle).with_policy(development());
@@ -249,7 +249,7 @@ both_backends! {
 
     async fn interrupted_migration_that_did_complete_can_be_marked_applied(db: TestDb) {
         let set = MigrationSet::new(&[(A, &create_table("a"))]);
-        set.write(B, "-- calista:no-transaction\n-- calista:up\nCREATE INDEX ix_a_note ON a (note);\nSELECT * FROM gone;\n-- calista:down\nDROP INDEX ix_a_note;\n");
+        set.write(B, "-- calista:no-transaction\n-- calista:allow index-without-concurrently -- a test table\n-- calista:up\nCREATE INDEX ix_a_note ON a (note);\nSELECT * FROM gone;\n-- calista:down\nDROP INDEX ix_a_note;\n");
         let handle = db.open();
         let loaded = set.load();
         let dev = Migrator::new(&loaded, &handle).with_policy(development());
@@ -321,7 +321,7 @@ async fn waiting_for_the_lock_does_not_block_the_holders_create_index_concurrent
     let set = MigrationSet::new(&[
         (
             A,
-            "-- calista:up\nCREATE TABLE a (id INTEGER PRIMARY KEY, note TEXT);\nINSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n-- calista:down\nDROP TABLE a;\n",
+            "-- calista:allow postgres-only -- this test runs on PostgreSQL only\n-- calista:up\nCREATE TABLE a (id INTEGER PRIMARY KEY, note TEXT);\nINSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n-- calista:down\nDROP TABLE a;\n",
         ),
         (
             B,

@@ -29,8 +29,9 @@ pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
     findings
 }
 
-/// Tables created by the up sections read so far, per dialect: the migration owns them,
-/// so nobody reads them yet, and nothing in them can be lost or kept waiting.
+/// Tables (`t`) created and columns (`t.c`) added by the up sections read so far, per
+/// dialect: the migration owns them, so nobody reads them yet, and nothing in them can be
+/// lost or kept waiting.
 #[derive(Default)]
 struct Created {
     postgres: HashSet<String>,
@@ -111,11 +112,14 @@ fn lint_section(section: &Section<'_>, created: &mut Created, out: &mut Vec<Find
                 out.push(finding);
             }
         }
-        if context.up
-            && let Some(table) = created_table(&tokens)
-        {
-            for &d in dialects {
-                created.of(d).insert(table.clone());
+        if context.up {
+            let new = created_table(&tokens)
+                .into_iter()
+                .chain(added_columns(&tokens));
+            for name in new {
+                for &d in dialects {
+                    created.of(d).insert(name.clone());
+                }
             }
         }
     }
@@ -177,9 +181,44 @@ fn dangerous(tokens: &[&Token<'_>], is_new: &dyn Fn(&str) -> bool, hits: &mut Ve
             return;
         }
         for action in split_top_level(&tokens[after..]) {
+            let column_is_new = |at| {
+                name_at(action, skip_if_exists(action, at))
+                    .is_some_and(|(c, _)| is_new(&format!("{table}.{c}")))
+            };
+            let at = if kw_in(action, 1, "COLUMN") { 2 } else { 1 };
+            if kw_in(action, 0, "DROP") && column_is_new(at) {
+                continue;
+            }
             alter_table_action(action, &mut hit);
         }
     }
+}
+
+fn kw_in(tokens: &[&Token<'_>], i: usize, keyword: &str) -> bool {
+    tokens.get(i).is_some_and(|t| t.is_keyword(keyword))
+}
+
+/// `ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] c …, …`: each `t.c`.
+fn added_columns(tokens: &[&Token<'_>]) -> Vec<String> {
+    if !(kw_in(tokens, 0, "ALTER") && kw_in(tokens, 1, "TABLE")) {
+        return Vec::new();
+    }
+    let mut at = skip_if_exists(tokens, 2);
+    at += usize::from(kw_in(tokens, at, "ONLY"));
+    let Some((table, after)) = name_at(tokens, at) else {
+        return Vec::new();
+    };
+    split_top_level(&tokens[after..])
+        .into_iter()
+        .filter(|action| kw_in(action, 0, "ADD") && !kw_in(action, 1, "CONSTRAINT"))
+        .filter_map(|action| {
+            let mut at = if kw_in(action, 1, "COLUMN") { 2 } else { 1 };
+            if kw_in(action, at, "IF") {
+                at += 3;
+            }
+            name_at(action, at).map(|(c, _)| format!("{table}.{c}"))
+        })
+        .collect()
 }
 
 /// One action of `ALTER TABLE t …`, up to its comma.
@@ -588,6 +627,9 @@ mod tests {
                    UPDATE t SET a = 1;\n\
                    DROP TABLE t;";
         assert_eq!(up(sql), []);
+        let added = "ALTER TABLE u ADD COLUMN IF NOT EXISTS a int, ADD b int;\n\
+                     ALTER TABLE u DROP COLUMN IF EXISTS a, DROP b;";
+        assert_eq!(up(added), []);
         // Only tables the migration created: another table still counts.
         assert_eq!(
             up("CREATE TABLE t (a int);\nCREATE INDEX ix ON u (a);"),
