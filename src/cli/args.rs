@@ -122,6 +122,9 @@ pub(crate) enum DbCommand {
     Heads,
     /// Exit 0 only when the schema is up to date (for CI and health checks).
     Check,
+    /// Check a migrations folder as the build does, lint included (never connects);
+    /// exit 0 only when clean.
+    Lint,
     /// Write a new migration file named with the current UTC time.
     New {
         /// Short summary: lowercase words joined by underscores, e.g. add_user_email.

@@ -24,6 +24,7 @@ pub(crate) async fn run(
 ) -> Result<(), CliError> {
     match command {
         DbCommand::Heads => heads(context, out),
+        DbCommand::Lint => lint(context, out),
         DbCommand::New { summary } => new(&summary, context, out),
         DbCommand::Backups => backups(context, out),
         DbCommand::Verify { pg_url } => super::verify::run(pg_url, context, out).await,
@@ -123,7 +124,8 @@ async fn with_database(
         DbCommand::Heads
         | DbCommand::New { .. }
         | DbCommand::Backups
-        | DbCommand::Verify { .. } => Ok(()),
+        | DbCommand::Verify { .. }
+        | DbCommand::Lint => Ok(()),
     }
 }
 
@@ -370,6 +372,11 @@ fn heads(context: &Context, out: &Output) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Reached only if `run` in the parent module did not take `db lint` first.
+fn lint(context: &Context, out: &Output) -> Result<(), CliError> {
+    super::lint::run(Some(context.migrations_dir()), out)
 }
 
 fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {

@@ -7,6 +7,7 @@ mod context;
 mod db;
 mod events;
 mod exit;
+mod lint;
 mod output;
 mod redo;
 mod verify;
@@ -42,6 +43,13 @@ pub(crate) fn run() -> ExitCode {
     if let Command::Version = cli.command {
         out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
         return exit::exit(exit::SUCCESS);
+    }
+    // Before the settings: the folder is what it checks, and no database is needed.
+    if let Command::Db(args::DbCommand::Lint) = cli.command {
+        return match lint::run(cli.global.migrations, &out) {
+            Ok(()) => exit::exit(exit::SUCCESS),
+            Err(error) => fail(&out, &error),
+        };
     }
     let context = match Context::load(&cli.global) {
         Ok(context) => context,

@@ -349,11 +349,16 @@ fn unportable(tokens: &[&Token<'_>], hits: &mut Vec<Hit>) {
                     && after > i + 2
                 {
                     let written: String = tokens[i + 1..after].iter().map(|t| t.text).collect();
-                    postgres(tokens[i + 1], format!("schema-qualified name {written}"));
+                    postgres(tokens[i + 1], written);
                 }
             }
-            TokenKind::Punct if token.text == "::" => postgres(token, ":: cast".to_owned()),
-            TokenKind::DollarString => postgres(token, "$$ quoting".to_owned()),
+            TokenKind::Punct if token.text == "::" => postgres(token, "::".to_owned()),
+            TokenKind::DollarString => {
+                let tag = token.text[1..]
+                    .find('$')
+                    .map_or("$$", |end| &token.text[..end + 2]);
+                postgres(token, tag.to_owned());
+            }
             _ => {}
         }
     }
@@ -703,21 +708,17 @@ mod tests {
                 PostgresOnly,
             ),
             ("CREATE TABLE t (id BIGSERIAL)", "BIGSERIAL", PostgresOnly),
-            ("SELECT '1'::int", ":: cast", PostgresOnly),
+            ("SELECT '1'::int", "::", PostgresOnly),
             ("SELECT 1 WHERE 'a' ILIKE 'A'", "ILIKE", PostgresOnly),
             (
                 "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql",
-                "$$ quoting",
+                "$$",
                 PostgresOnly,
             ),
-            (
-                "CREATE TABLE app.t (a int)",
-                "schema-qualified name app.t",
-                PostgresOnly,
-            ),
+            ("CREATE TABLE app.t (a int)", "app.t", PostgresOnly),
             (
                 "INSERT INTO \"app\".t VALUES (1)",
-                "schema-qualified name \"app\".t",
+                "\"app\".t",
                 PostgresOnly,
             ),
             ("CREATE SCHEMA app", "SCHEMA", PostgresOnly),

@@ -174,10 +174,10 @@ impl Rule {
                 "checks every existing row under a lock that blocks writes on PostgreSQL (for a foreign key, on both tables)"
             }
             Rule::SetNotNull => {
-                "makes PostgreSQL scan the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL, blocking reads and writes"
+                "makes PostgreSQL scan the whole table under an ACCESS EXCLUSIVE lock, blocking reads and writes"
             }
             Rule::VolatileDefault => {
-                "adds a column with a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval(), a serial type) rewrites the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL"
+                "adds a column with a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval(), a serial type), which rewrites the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL"
             }
             Rule::RewriteTable => {
                 "rewrites the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL, blocking reads and writes"

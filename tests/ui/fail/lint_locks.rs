@@ -1,0 +1,5 @@
+static MIGRATIONS: calista::Migrations = calista::migrations!("ui-fixtures/lint_locks");
+
+fn main() {
+    let _ = MIGRATIONS.len();
+}
