@@ -21,12 +21,50 @@ pub(crate) struct Finding {
 pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
     let mut created = Created::default();
     let mut findings = Vec::new();
-    for &span in spans {
-        let section = section_view(text, span);
-        lint_section(&section, &mut created, &mut findings);
+    let sections: Vec<Section<'_>> = spans.iter().map(|&s| section_view(text, s)).collect();
+    // Up sections are read only if one of them may break a rule; they are then all read,
+    // in order, to learn which tables the migration creates.
+    let up_may_break = sections
+        .iter()
+        .any(|s| s.direction() == Direction::Up && mentions_any(s.sql(), DANGER_WORDS));
+    for section in &sections {
+        let up = section.direction() == Direction::Up;
+        let shared = section.dialect().is_none();
+        let portability_may_break = shared && may_be_unportable(section.sql());
+        if (up && up_may_break) || portability_may_break {
+            lint_section(section, &mut created, &mut findings);
+        }
     }
     findings.sort_by_key(|f| f.line);
     findings
+}
+
+/// The words a data-loss or lock rule starts from; an up section without any of them (as a
+/// run of letters, anywhere) breaks none, and is not lexed.
+const DANGER_WORDS: &[&[u8]] = &[
+    b"DROP", b"TRUNCATE", b"DELETE", b"UPDATE", b"ALTER", b"INDEX", b"VACUUM", b"CLUSTER",
+    b"REINDEX", b"CASCADE",
+];
+
+/// The words a portability rule looks for.
+const PORTABILITY_WORDS: &[&[u8]] = &[
+    b"JSONB", b"SERIAL", b"BIGSERIAL", b"SMALLSERIAL", b"ILIKE", b"CONCURRENTLY", b"USING",
+    b"SCHEMA", b"AUTOINCREMENT", b"PRAGMA", b"ROWID",
+];
+
+/// Whether `sql` holds one of `words` as a run of ASCII letters. Any word token the lexer
+/// reads as one of them is such a run, so `false` means no rule looking for them applies.
+fn mentions_any(sql: &str, words: &[&[u8]]) -> bool {
+    sql.as_bytes()
+        .split(|b| !b.is_ascii_alphabetic())
+        .filter(|run| (4..=13).contains(&run.len()))
+        .any(|run| words.iter().any(|w| run.eq_ignore_ascii_case(w)))
+}
+
+/// Whether a shared section may break a portability rule: a portability word, or a `:`
+/// (casts), `$` (dollar quotes) or `.` (schema-qualified names).
+fn may_be_unportable(sql: &str) -> bool {
+    sql.bytes().any(|b| matches!(b, b':' | b'$' | b'.')) || mentions_any(sql, PORTABILITY_WORDS)
 }
 
 /// Tables (`t`) created and columns (`t.c`) added by the up sections read so far, per
