@@ -42,14 +42,31 @@ pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
 /// The words a data-loss or lock rule starts from; an up section without any of them (as a
 /// run of letters, anywhere) breaks none, and is not lexed.
 const DANGER_WORDS: &[&[u8]] = &[
-    b"DROP", b"TRUNCATE", b"DELETE", b"UPDATE", b"ALTER", b"INDEX", b"VACUUM", b"CLUSTER",
-    b"REINDEX", b"CASCADE",
+    b"DROP",
+    b"TRUNCATE",
+    b"DELETE",
+    b"UPDATE",
+    b"ALTER",
+    b"INDEX",
+    b"VACUUM",
+    b"CLUSTER",
+    b"REINDEX",
+    b"CASCADE",
 ];
 
 /// The words a portability rule looks for.
 const PORTABILITY_WORDS: &[&[u8]] = &[
-    b"JSONB", b"SERIAL", b"BIGSERIAL", b"SMALLSERIAL", b"ILIKE", b"CONCURRENTLY", b"USING",
-    b"SCHEMA", b"AUTOINCREMENT", b"PRAGMA", b"ROWID",
+    b"JSONB",
+    b"SERIAL",
+    b"BIGSERIAL",
+    b"SMALLSERIAL",
+    b"ILIKE",
+    b"CONCURRENTLY",
+    b"USING",
+    b"SCHEMA",
+    b"AUTOINCREMENT",
+    b"PRAGMA",
+    b"ROWID",
 ];
 
 /// Whether `sql` holds one of `words` as a run of ASCII letters. Any word token the lexer
