@@ -172,6 +172,7 @@ fn assert_same_dump(restored: &str, before: &str) {
 
 /// A second migration that creates one object of each kind and changes rows.
 const EVERYTHING: &str = "\
+-- calista:allow index-without-concurrently -- a test table
 -- calista:up postgres
 CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a (id));
 CREATE INDEX ix_a_note ON a (note);

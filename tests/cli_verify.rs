@@ -44,7 +44,7 @@ fn verify_names_the_revision_and_diff_and_exits_1_in_json_too() {
         ("20250101_0000_create_t.sql", &create_table("t")),
         (
             "20250102_0000_index_note.sql",
-            "-- calista:up\nCREATE INDEX ix_t_note ON t (note);\n-- calista:down\nSELECT 1;\n",
+            "-- calista:allow index-without-concurrently -- a test table\n-- calista:up\nCREATE INDEX ix_t_note ON t (note);\n-- calista:down\nSELECT 1;\n",
         ),
     ]);
     let dir = set.dir.path().to_str().unwrap().to_owned();

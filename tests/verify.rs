@@ -54,7 +54,7 @@ async fn a_down_that_forgets_an_index_is_named_with_its_revision_and_diff() {
         (TABLE, CREATE_T),
         (
             "20250102_0000_index_note.sql",
-            "-- calista:up\nCREATE INDEX ix_t_note ON t (note);\n-- calista:down\nSELECT 1;\n",
+            "-- calista:allow index-without-concurrently -- a test table\n-- calista:up\nCREATE INDEX ix_t_note ON t (note);\n-- calista:down\nSELECT 1;\n",
         ),
     ])
     .await;
