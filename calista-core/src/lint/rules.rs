@@ -10,8 +10,8 @@ pub enum Category {
     /// development and CI and may destroy.
     DataLoss,
     /// Production PostgreSQL stays available: long locks and changes that break the
-    /// release still running; checked in up sections on tables the migration did not
-    /// create itself.
+    /// release still running; checked in up sections that run on PostgreSQL (shared and
+    /// `postgres`), on tables the migration did not create itself.
     Locks,
     /// One file, two dialects: checked in the shared `-- calista:up` / `-- calista:down`
     /// sections, which both PostgreSQL and SQLite run.
