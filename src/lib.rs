@@ -53,6 +53,9 @@ extern crate self as calista;
 pub use calista_core::*;
 pub use calista_macros::{migrations, requires_db};
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 /// Used by code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {

@@ -22,23 +22,62 @@ pub enum ErrorKind {
     LockTimeout,
 }
 
+/// What errors tell a person to do, in the embedding application's words: its commands,
+/// its variables, its files. The defaults name no program; an application with a command
+/// line puts its own (see `AppNames::hints` in the settings module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hints {
+    /// How to apply pending migrations, after "N migrations are pending.": a clause, as
+    /// "run `myapp db upgrade` to apply them".
+    pub upgrade: String,
+    /// How to opt in to automatic upgrades, a clause after the upgrade hint and ", or".
+    pub auto_upgrade: String,
+    /// How to create a migration, as "`myapp db new <summary>`".
+    pub new_migration: String,
+    /// How to resolve an interrupted no-transaction migration once it has been inspected.
+    pub recover: String,
+    /// How to list the applied migrations, as "`myapp db history`".
+    pub history: String,
+    /// How to allow downgrades, after "downgrades are refused in production".
+    pub allow_downgrade: String,
+}
+
+impl Default for Hints {
+    /// Neutral words: no program, variable or file named.
+    fn default() -> Self {
+        Self {
+            upgrade: "upgrade the database to apply them".to_owned(),
+            auto_upgrade: "let the application upgrade it at start-up (the policy's automatic upgrades)"
+                .to_owned(),
+            new_migration: "a new migration file".to_owned(),
+            recover: "resolve the attempt with a recovery: retry (forget the attempt; the next upgrade runs                       the migration again), or mark it applied if it did complete"
+                .to_owned(),
+            history: "the history of applied migrations".to_owned(),
+            allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
+        }
+    }
+}
+
 /// An error of the migration runtime.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The guard refused: the schema is not at this build's head.
-    #[error("{}", describe_state(.state, .hint, .app_version))]
+    #[error("{}", describe_state(.state, .hints, .app_version))]
     Schema {
         /// The state found.
         state: Box<SchemaState>,
-        /// How the user upgrades, e.g. "run `calista db upgrade`".
-        hint: String,
+        /// What to tell the user, in the application's words.
+        hints: Box<Hints>,
         /// The version of the running application.
         app_version: String,
     },
 
     /// The database could not be reached.
-    #[error("cannot connect to {url}; check that the server is running and the URL is right")]
+    #[error(
+        "cannot connect to {url}: {source}; check that the server is running and the URL is right"
+    )]
     Connect {
         /// The URL, password redacted.
         url: String,
@@ -71,7 +110,7 @@ pub enum Error {
 
     /// A migration's SQL failed; everything in its transaction was rolled back.
     #[error(
-        "migration {file} failed ({direction}){}{}; {}",
+        "migration {file} failed ({direction}){}: {source}{}; {}",
         .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}")),
         .source.advice.map_or_else(String::new, |advice| format!("; {advice}")),
         match .kept { Some(at) => format!("the database is at revision {at}: nothing of the failed transaction was kept"),
@@ -91,13 +130,15 @@ pub enum Error {
 
     /// A no-transaction migration failed part-way; it is recorded as interrupted.
     #[error(
-        "migration {file} (no-transaction) failed part-way{}; it is recorded as interrupted. \
-         Inspect what it left behind, then run `calista db recover`",
+        "migration {file} (no-transaction) failed part-way{}: {source}; it is recorded as interrupted. \
+         Inspect what it left behind, then {recover}",
         .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}"))
     )]
     MigrationInterrupted {
         /// The file that failed.
         file: String,
+        /// How to recover, in the application's words.
+        recover: String,
         /// The statement that failed and what the database said.
         #[source]
         source: Box<StatementError>,
@@ -163,7 +204,7 @@ pub enum Error {
     },
 
     /// A database operation other than a migration's own SQL failed.
-    #[error("{context}")]
+    #[error("{context}: {source}")]
     Database {
         /// What we were doing, and what to check.
         context: String,
@@ -174,12 +215,16 @@ pub enum Error {
 
     /// A downgrade outside development and CI.
     #[error(
-        "downgrades are refused in {environment}: migrations are forward-only at runtime; fix a mistake with a \
-         new migration (`calista db new <summary>`). For development or CI, set CALISTA_ENV=development or ci"
+        "downgrades are refused in {environment}: migrations are forward-only at runtime; fix a mistake with \
+         {new_migration}. {allow}"
     )]
     DowngradeRefused {
         /// The environment in effect.
         environment: String,
+        /// How to create a migration, in the application's words.
+        new_migration: String,
+        /// How to allow downgrades, in the application's words.
+        allow: String,
     },
 
     /// An upgrade or downgrade that cannot be planned.
@@ -383,7 +428,15 @@ impl std::fmt::Display for StatementError {
 impl std::error::Error for StatementError {}
 
 /// The message for a state the guard refuses.
-fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String {
+fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> String {
+    let Hints {
+        upgrade,
+        auto_upgrade,
+        new_migration,
+        recover,
+        history,
+        ..
+    } = hints;
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
         SchemaState::Behind {
@@ -402,8 +455,8 @@ fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String 
             };
             format!(
                 "the database schema is behind: it is {at}, this build expects {head}; {pending} {plural} pending. \
-                 {hint}, or opt in to automatic upgrades with --auto-upgrade, CALISTA_AUTO_UPGRADE=1 \
-                 or `auto_upgrade = true` under [db] in calista.toml"
+                 {}, or {auto_upgrade}",
+                capitalized(upgrade)
             )
         }
         SchemaState::Ahead {
@@ -444,8 +497,8 @@ fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String 
                 ));
             }
             format!(
-                "{}. An applied migration must never change: restore the original file(s) and put the change in a \
-                 new migration (`calista db new <summary>`); the database was not touched",
+                "{}. An applied migration must never change: restore the original file(s) and put the change in \
+                 {new_migration}; the database was not touched",
                 parts.join("; ")
             )
         }
@@ -453,7 +506,7 @@ fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String 
             let files: Vec<&str> = unapplied.iter().map(|(_, f)| f.as_str()).collect();
             format!(
                 "migrations older than the current revision {current} were never applied: {}. They were probably \
-                 merged late: rename each to a new timestamp after {current} (`calista db new` shows the format); \
+                 merged late: rename each to a new timestamp after {current} (as {new_migration} would be named); \
                  the database was not touched",
                 files.join(", ")
             )
@@ -467,7 +520,7 @@ fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String 
             "migration {revision}_{summary} ({direction}, no-transaction) started at {started_at} and did not finish, \
              so the schema may be half-changed. Inspect it (for example, an index left INVALID by CREATE INDEX \
              CONCURRENTLY: `SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid`), undo any partial change, \
-             then run `calista db recover --retry`; or, if it did complete, `calista db recover --mark-applied`"
+             then {recover}"
         ),
         SchemaState::Corrupt(Corruption::NoVersionRow { last_applied }) => format!(
             "alembic_version has no row, but schema_history shows {last_applied} applied: the version table was \
@@ -481,13 +534,19 @@ fn describe_state(state: &SchemaState, hint: &str, app_version: &str) -> String 
         ),
         SchemaState::Corrupt(Corruption::HistoryMismatch { current }) => format!(
             "schema_history does not match the migrations applied up to {current}: it was probably edited by hand. \
-             Compare `calista db history` with the files; the database was not touched"
+             Compare {history} with the files; the database was not touched"
         ),
     }
 }
 
-/// The default hint, for the `calista` program.
-pub const DEFAULT_UPGRADE_HINT: &str = "Run `calista db upgrade` to apply them";
+/// A clause as the start of a sentence.
+fn capitalized(clause: &str) -> String {
+    let mut chars = clause.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
 
 impl From<PlanRefusal> for Error {
     fn from(refusal: PlanRefusal) -> Self {

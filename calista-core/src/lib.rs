@@ -128,9 +128,7 @@ pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, postgres_lock_key};
 #[cfg(feature = "runtime")]
-pub use error::{
-    Blocker, DEFAULT_UPGRADE_HINT, Error, ErrorKind, StatementError, StatementLocation,
-};
+pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
 #[cfg(feature = "runtime")]
 pub use migrator::{Downgrades, Ensured, Migrator, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]

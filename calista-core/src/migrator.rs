@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{NewRecord, postgres};
 use crate::backup::{self, BackupOutcome, BackupPolicy};
 use crate::database::{Database, Session};
-use crate::error::{DEFAULT_UPGRADE_HINT, Error, StatementError, StatementLocation};
+use crate::error::{Error, Hints, StatementError, StatementLocation};
 use crate::migration::{Dialect, Direction, Migration, Migrations};
 use crate::naming::Revision;
 use crate::plan::{
@@ -30,8 +30,8 @@ pub struct Policy {
     /// The application's version, recorded with each migration; `None`: the version of
     /// the crate that embedded the migrations.
     pub app_version: Option<String>,
-    /// The sentence that tells a user how to upgrade, used in "behind" errors.
-    pub upgrade_hint: String,
+    /// What errors tell a user to do, in the application's words (neutral by default).
+    pub hints: Hints,
     /// How long one attempt of a migration waits for a table lock on PostgreSQL before it
     /// is rolled back and tried again (`-- calista:lock-timeout` overrides it); the attempts
     /// together get the database's lock timeout.
@@ -50,7 +50,7 @@ impl Default for Policy {
                 environment: "production".to_owned(),
             },
             app_version: None,
-            upgrade_hint: DEFAULT_UPGRADE_HINT.to_owned(),
+            hints: Hints::default(),
             lock_attempt_timeout: crate::settings::DEFAULT_LOCK_ATTEMPT_TIMEOUT,
         }
     }
@@ -271,6 +271,8 @@ impl<'a> Migrator<'a> {
         if let Downgrades::Refused { environment } = &self.policy.downgrades {
             return Err(Error::DowngradeRefused {
                 environment: environment.clone(),
+                new_migration: self.policy.hints.new_migration.clone(),
+                allow: self.policy.hints.allow_downgrade.clone(),
             });
         }
         let started = Instant::now();
@@ -332,7 +334,7 @@ impl<'a> Migrator<'a> {
     pub fn refusal(&self, state: SchemaState) -> Error {
         Error::Schema {
             state: Box::new(state),
-            hint: self.policy.upgrade_hint.clone(),
+            hints: Box::new(self.policy.hints.clone()),
             app_version: self.app_version(),
         }
     }
@@ -707,6 +709,7 @@ impl<'a> Migrator<'a> {
         let script = migration.script(direction, dialect);
         let interrupted = |source| Error::MigrationInterrupted {
             file: migration.file_name(),
+            recover: self.policy.hints.recover.clone(),
             source,
         };
         if dialect == Dialect::Sqlite {
@@ -896,6 +899,7 @@ impl<'a> Migrator<'a> {
                         );
                         Err(Attempt::Failed(Error::MigrationInterrupted {
                             file: migration.file_name(),
+                            recover: self.policy.hints.recover.clone(),
                             source: StatementError::new(error, location),
                         }))
                     }

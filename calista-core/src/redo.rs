@@ -39,6 +39,8 @@ impl Migrator<'_> {
         match &self.policy().downgrades {
             Downgrades::Refused { environment } => Err(Error::DowngradeRefused {
                 environment: environment.clone(),
+                new_migration: self.policy().hints.new_migration.clone(),
+                allow: self.policy().hints.allow_downgrade.clone(),
             }),
             Downgrades::Allowed => Ok(()),
         }

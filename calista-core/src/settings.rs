@@ -1,4 +1,7 @@
-//! Settings: command-line flag, then environment, then `calista.toml`, then default.
+//! Settings: command-line flag, then environment, then the configuration file, then default.
+//!
+//! The names are the application's ([`AppNames`]): `myapp` reads `MYAPP_DB_URL` and
+//! `myapp.toml`; the `calista` program is the application `calista`.
 //!
 //! Each layer is read and checked on its own into the values it sets (a wrong value in a
 //! layer is an error even when a higher layer overrides it), then the layers are folded,
@@ -17,8 +20,8 @@ use crate::url::{self, DatabaseUrl, UrlError};
 pub enum Source {
     /// A command-line flag, as `--db-url`.
     Flag(&'static str),
-    /// An environment variable, as `CALISTA_DB_URL`.
-    Env(&'static str),
+    /// An environment variable, as `MYAPP_DB_URL`.
+    Env(String),
     /// A key of the configuration file.
     File {
         /// The file, as given (or `calista.toml`).
@@ -213,6 +216,67 @@ fn transaction_name(mode: TransactionMode) -> &'static str {
     }
 }
 
+impl Settings {
+    /// How to reach the database, from these settings.
+    pub fn database_options(&self) -> crate::DatabaseOptions {
+        crate::DatabaseOptions {
+            schema: self.schema.value.clone(),
+            connect_timeout: self.connect_timeout.value,
+            lock_timeout: self.lock_timeout.value,
+            ..crate::DatabaseOptions::default()
+        }
+    }
+
+    /// Where backups go, how many are kept, and the application's restore command.
+    pub fn backup_options(&self, names: &AppNames) -> crate::backup::BackupOptions {
+        let program = &names.program;
+        crate::backup::BackupOptions {
+            dir: self.backup_dir.value.clone(),
+            keep: self.backup_keep.value,
+            pg_dump: self.pg_dump.value.clone(),
+            // Printed after an upgrade: runnable as it is, so in production with --yes.
+            restore_hint: if self.environment.value.allows_downgrade() {
+                format!("{program} db restore")
+            } else {
+                format!("{program} db restore --yes")
+            },
+        }
+    }
+
+    /// The guard's and the migrator's policy, from these settings, with hints in the
+    /// application's words.
+    pub fn policy(&self, names: &AppNames) -> crate::Policy {
+        use crate::backup::BackupPolicy;
+        let environment = self.environment.value;
+        crate::Policy {
+            auto_upgrade: self.auto_upgrade.value,
+            transaction_mode: self.transaction_mode.value,
+            backup: if self.backup.value {
+                BackupPolicy::Enabled(self.backup_options(names))
+            } else {
+                BackupPolicy::Disabled {
+                    reason: match &self.backup.source {
+                        Source::Default => {
+                            format!("backups are off by default in {}", environment.name())
+                        }
+                        source => format!("backups are off (from {source})"),
+                    },
+                }
+            },
+            downgrades: if environment.allows_downgrade() {
+                crate::Downgrades::Allowed
+            } else {
+                crate::Downgrades::Refused {
+                    environment: environment.name().to_owned(),
+                }
+            },
+            app_version: None,
+            hints: names.hints(),
+            lock_attempt_timeout: self.lock_attempt_timeout.value,
+        }
+    }
+}
+
 /// A setting that cannot be used. The messages never hold a password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -225,7 +289,7 @@ pub enum SettingsError {
     ConfigNotFound {
         /// The file, as given.
         path: PathBuf,
-        /// `--config` or `env CALISTA_CONFIG`.
+        /// `--config` or `env MYAPP_CONFIG`.
         from: Source,
     },
     /// The configuration file exists but cannot be read.
@@ -313,14 +377,15 @@ pub enum SettingsError {
     #[error("env {variable} is not valid UTF-8; set it to UTF-8 text, or unset it")]
     EnvNotUnicode {
         /// The variable.
-        variable: &'static str,
+        variable: String,
     },
     /// The current directory cannot be read.
     #[error("cannot determine the current directory")]
     NoCurrentDir(#[source] std::io::Error),
 }
 
-/// One setting's names: its environment variable and its key in the file.
+/// One setting's names: its environment variable (after the application's prefix and
+/// `_`) and its key in the file.
 struct Key {
     env: &'static str,
     table: &'static str,
@@ -340,19 +405,18 @@ macro_rules! key {
     };
 }
 
-const DB_URL: Key = key!("CALISTA_DB_URL", "db", "url");
-const AUTO_UPGRADE: Key = key!("CALISTA_AUTO_UPGRADE", "db", "auto_upgrade");
-const ENVIRONMENT: Key = key!("CALISTA_ENV", "app", "env");
-const BACKUP: Key = key!("CALISTA_BACKUP", "db", "backup");
-const BACKUP_DIR: Key = key!("CALISTA_BACKUP_DIR", "db", "backup_dir");
-const BACKUP_KEEP: Key = key!("CALISTA_BACKUP_KEEP", "db", "backup_keep");
-const PG_DUMP: Key = key!("CALISTA_PG_DUMP", "db", "pg_dump");
-const SCHEMA: Key = key!("CALISTA_DB_SCHEMA", "db", "schema");
-const TRANSACTION: Key = key!("CALISTA_TRANSACTION", "db", "transaction");
-const LOCK_TIMEOUT: Key = key!("CALISTA_LOCK_TIMEOUT", "db", "lock_timeout");
-const CONNECT_TIMEOUT: Key = key!("CALISTA_CONNECT_TIMEOUT", "db", "connect_timeout");
-const LOCK_ATTEMPT_TIMEOUT: Key =
-    key!("CALISTA_LOCK_ATTEMPT_TIMEOUT", "db", "lock_attempt_timeout");
+const DB_URL: Key = key!("DB_URL", "db", "url");
+const AUTO_UPGRADE: Key = key!("AUTO_UPGRADE", "db", "auto_upgrade");
+const ENVIRONMENT: Key = key!("ENV", "app", "env");
+const BACKUP: Key = key!("BACKUP", "db", "backup");
+const BACKUP_DIR: Key = key!("BACKUP_DIR", "db", "backup_dir");
+const BACKUP_KEEP: Key = key!("BACKUP_KEEP", "db", "backup_keep");
+const PG_DUMP: Key = key!("PG_DUMP", "db", "pg_dump");
+const SCHEMA: Key = key!("DB_SCHEMA", "db", "schema");
+const TRANSACTION: Key = key!("TRANSACTION", "db", "transaction");
+const LOCK_TIMEOUT: Key = key!("LOCK_TIMEOUT", "db", "lock_timeout");
+const CONNECT_TIMEOUT: Key = key!("CONNECT_TIMEOUT", "db", "connect_timeout");
+const LOCK_ATTEMPT_TIMEOUT: Key = key!("LOCK_ATTEMPT_TIMEOUT", "db", "lock_attempt_timeout");
 
 /// The default wait of one attempt for a table lock: short enough that the queries queued
 /// behind a waiting `ALTER TABLE` are held up no longer than that.
@@ -377,11 +441,83 @@ const KEYS: [&Key; 12] = [
 /// The tables a configuration file may hold.
 const TABLES: [&str; 2] = ["db", "app"];
 
-/// The variable that names the configuration file.
-const CONFIG_ENV: &str = "CALISTA_CONFIG";
+/// The variable that names the configuration file (after the prefix).
+const CONFIG_ENV: &str = "CONFIG";
 
-/// The file read when none is named.
-const IMPLICIT_CONFIG: &str = "calista.toml";
+/// What an application's settings are called: the prefix of its environment variables
+/// and its configuration file, and how its users run its commands (for hints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppNames {
+    /// The program's name, as users type it: `myapp`.
+    pub program: String,
+    /// The prefix of the environment variables, without the `_`: `MYAPP`.
+    pub env_prefix: String,
+    /// The configuration file read when none is named: `myapp.toml`.
+    pub config_file: String,
+}
+
+impl AppNames {
+    /// The names derived from a program's name: `my-app` reads `MY_APP_DB_URL`, … and
+    /// `my-app.toml`.
+    pub fn new(program: &str) -> Self {
+        let env_prefix = program
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self {
+            program: program.to_owned(),
+            env_prefix,
+            config_file: format!("{program}.toml"),
+        }
+    }
+
+    /// Another prefix for the environment variables.
+    pub fn with_env_prefix(mut self, prefix: &str) -> Self {
+        self.env_prefix = prefix.to_owned();
+        self
+    }
+
+    /// Another configuration file.
+    pub fn with_config_file(mut self, file: &str) -> Self {
+        self.config_file = file.to_owned();
+        self
+    }
+
+    /// The environment variable of a setting: `MYAPP_DB_URL` for `DB_URL`.
+    pub fn env(&self, name: &str) -> String {
+        format!("{}_{name}", self.env_prefix)
+    }
+
+    /// What the guard's and the migrator's errors tell this application's users to do,
+    /// in its own commands, variables and file.
+    pub fn hints(&self) -> crate::Hints {
+        let program = &self.program;
+        crate::Hints {
+            upgrade: format!("run `{program} db upgrade` to apply them"),
+            auto_upgrade: format!(
+                "opt in to automatic upgrades with --auto-upgrade, {}=1 or `auto_upgrade = true` under [db] in {}",
+                self.env("AUTO_UPGRADE"),
+                self.config_file
+            ),
+            new_migration: format!("`{program} db new <summary>`"),
+            recover: format!(
+                "run `{program} db recover --retry`; or, if it did complete, `{program} db recover --mark-applied`"
+            ),
+            history: format!("`{program} db history`"),
+            allow_downgrade: format!(
+                "for development or CI, set {}=development or ci",
+                self.env("ENV")
+            ),
+        }
+    }
+}
 
 const BOOLEAN_WORDS: &str = "1, true, yes, on, 0, false, no or off (in any case)";
 
@@ -390,17 +526,21 @@ const BOOLEAN_WORDS: &str = "1, true, yes, on, 0, false, no or off (in any case)
 /// configuration file, to the file's folder. Every value given is checked, including one
 /// that a higher layer overrides.
 pub fn resolve(
+    names: &AppNames,
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<Settings, SettingsError> {
     // An empty variable counts as unset, as with clap's `env`.
     let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
-    let file = ConfigFile::find(flags, &env, cwd)?;
+    let file = ConfigFile::find(names, flags, &env, cwd)?;
 
     let from_flags = Layer::from_flags(flags, cwd)?;
     let from_env = Layer::read(
-        |key| Some((Raw::Text(env(key.env)?), Source::Env(key.env))),
+        |key| {
+            let variable = names.env(key.env);
+            Some((Raw::Text(env(&variable)?), Source::Env(variable)))
+        },
         cwd,
     )?;
     let from_file = match &file {
@@ -451,16 +591,17 @@ pub fn resolve(
 }
 
 /// Resolves from the process's environment and current directory.
-pub fn resolve_from_process(flags: &Flags) -> Result<Settings, SettingsError> {
+pub fn resolve_from_process(names: &AppNames, flags: &Flags) -> Result<Settings, SettingsError> {
     // The closure cannot report a value that is not UTF-8, and ignoring one would
     // silently fall back to the file or the default.
     for variable in KEYS.iter().map(|key| key.env).chain([CONFIG_ENV]) {
-        if std::env::var_os(variable).is_some_and(|value| value.to_str().is_none()) {
+        let variable = names.env(variable);
+        if std::env::var_os(&variable).is_some_and(|value| value.to_str().is_none()) {
             return Err(SettingsError::EnvNotUnicode { variable });
         }
     }
     let cwd = std::env::current_dir().map_err(SettingsError::NoCurrentDir)?;
-    resolve(flags, &|name| std::env::var(name).ok(), &cwd)
+    resolve(names, flags, &|name| std::env::var(name).ok(), &cwd)
 }
 
 fn optional<T>(setting: Option<Setting<T>>) -> Setting<Option<T>> {
@@ -764,16 +905,18 @@ struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// `--config`, else `CALISTA_CONFIG`, else `calista.toml` in `cwd` if there is one.
+    /// `--config`, else `<PREFIX>_CONFIG`, else `<program>.toml` in `cwd` if there is one.
     fn find(
+        names: &AppNames,
         flags: &Flags,
         env: &dyn Fn(&str) -> Option<String>,
         cwd: &Path,
     ) -> Result<Option<Self>, SettingsError> {
-        let (shown, named_by) = match (&flags.config, env(CONFIG_ENV)) {
+        let config_env = names.env(CONFIG_ENV);
+        let (shown, named_by) = match (&flags.config, env(&config_env)) {
             (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
-            (None, Some(path)) => (PathBuf::from(path.trim()), Some(Source::Env(CONFIG_ENV))),
-            (None, None) => (PathBuf::from(IMPLICIT_CONFIG), None),
+            (None, Some(path)) => (PathBuf::from(path.trim()), Some(Source::Env(config_env))),
+            (None, None) => (PathBuf::from(&names.config_file), None),
         };
         let full = cwd.join(&shown);
         let text = match std::fs::read_to_string(&full) {
@@ -939,7 +1082,12 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        resolve(flags, &move |name| env.get(name).cloned(), dir)
+        resolve(
+            &AppNames::new("calista"),
+            flags,
+            &move |name| env.get(name).cloned(),
+            dir,
+        )
     }
 
     /// The error's message and every cause, as the program prints them.
@@ -1183,13 +1331,13 @@ mod tests {
             ("CALISTA_BACKUP", "1"),
         ];
         let from_env = resolve_in(dir.path(), &Flags::default(), &env).unwrap();
-        assert_eq!(from_env.db_url.source, Source::Env("CALISTA_DB_URL"));
+        assert_eq!(from_env.db_url.source, Source::Env("CALISTA_DB_URL".into()));
         assert_eq!(from_env.db_url.source.to_string(), "env CALISTA_DB_URL");
         assert_eq!(
             from_env.auto_upgrade.source,
-            Source::Env("CALISTA_AUTO_UPGRADE")
+            Source::Env("CALISTA_AUTO_UPGRADE".into())
         );
-        assert_eq!(from_env.backup.source, Source::Env("CALISTA_BACKUP"));
+        assert_eq!(from_env.backup.source, Source::Env("CALISTA_BACKUP".into()));
 
         let flags = Flags {
             db_url: Some("sqlite:///from-flag.db".into()),
@@ -1828,7 +1976,7 @@ mod tests {
     fn sources_display_as_documented() {
         assert_eq!(Source::Flag("--db-url").to_string(), "--db-url");
         assert_eq!(
-            Source::Env("CALISTA_DB_URL").to_string(),
+            Source::Env("CALISTA_DB_URL".into()).to_string(),
             "env CALISTA_DB_URL"
         );
         assert_eq!(
@@ -1876,7 +2024,10 @@ mod tests {
             ".",
             "x",
         ];
-        let names: Vec<&str> = KEYS.iter().map(|key| key.env).collect();
+        let names: Vec<String> = KEYS
+            .iter()
+            .map(|key| format!("CALISTA_{}", key.env))
+            .collect();
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
             state ^= state << 13;
@@ -1890,7 +2041,7 @@ mod tests {
             for _ in 0..next() % 6 {
                 value.push_str(PIECES[next() % PIECES.len()]);
             }
-            let name = names[next() % names.len()];
+            let name = &names[next() % names.len()];
             let _ = resolve_in(dir.path(), &Flags::default(), &[(name, &value)]);
             if round.is_multiple_of(4) {
                 // The same value in the file, raw (often not TOML) and as a string.

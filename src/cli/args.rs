@@ -1,102 +1,64 @@
-//! The command line, all of it: clap types only; nothing here touches a database.
+//! The `db` command group's clap types; nothing here touches a database.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
-/// Shown after `--help`: the exit codes scripts can rely on.
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  failure: a migration's SQL failed, a backup failed, the database is unreachable, ...
-  2  usage or configuration error
-  3  schema behind: the guard refused, or `db check` found pending migrations
-  4  schema unsafe: ahead of this build, modified, out of order, interrupted
-  5  the migration lock timed out, or a migration's table locks did (PostgreSQL)
-
-Settings come from flags, then the environment (CALISTA_*), then calista.toml, then defaults;
-`calista config show` prints each one and where it came from.";
-
-/// CALISTA: an event-sourced data pipeline, and its schema migrations.
-#[derive(Debug, Parser)]
-#[command(name = "calista", version, about, after_help = EXIT_CODES, propagate_version = true)]
-pub(crate) struct Cli {
-    #[command(flatten)]
-    pub(crate) global: GlobalArgs,
-
-    #[command(subcommand)]
-    pub(crate) command: Command,
-}
-
-/// Options every command accepts.
-#[derive(Debug, Args)]
-pub(crate) struct GlobalArgs {
-    /// Configuration file [default: ./calista.toml if it exists] [env: CALISTA_CONFIG]
+/// The options of the `db` commands, global (accepted before or after the command).
+///
+/// Each one has an environment variable and a configuration-file key too, named after
+/// the application (see [`crate::settings::AppNames`]).
+#[derive(Debug, Clone, Default, Args)]
+#[non_exhaustive]
+pub struct DbOptions {
+    /// Configuration file [default: the application's `<name>.toml` if it exists]
     #[arg(long, global = true, value_name = "PATH")]
-    pub(crate) config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
 
-    /// Database URL, e.g. postgresql://user@host/db or sqlite:///calista.db [env: CALISTA_DB_URL]
+    /// Database URL, e.g. postgresql://user@host/db or sqlite:///app.db
     #[arg(long, global = true, value_name = "URL")]
-    pub(crate) db_url: Option<String>,
+    pub db_url: Option<String>,
 
     /// Upgrade the schema to head at start-up instead of refusing when it is behind
-    /// [env: CALISTA_AUTO_UPGRADE]
     #[arg(long, global = true)]
-    pub(crate) auto_upgrade: bool,
+    pub auto_upgrade: bool,
 
-    /// Do not take a backup before upgrading [env: CALISTA_BACKUP=0]
+    /// Do not take a backup before upgrading
     #[arg(long, global = true)]
-    pub(crate) no_backup: bool,
+    pub no_backup: bool,
 
     /// Use the migrations in this folder instead of the ones built in (same checks)
     #[arg(long, global = true, value_name = "DIR")]
-    pub(crate) migrations: Option<PathBuf>,
+    pub migrations: Option<PathBuf>,
 
     /// Output format, for commands that scripts read
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
-    pub(crate) format: Format,
+    pub format: Format,
 
     /// More detail on stderr (-v: steps, -vv: debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub(crate) verbose: u8,
+    pub verbose: u8,
 
     /// Only errors on stderr
     #[arg(short, long, global = true)]
-    pub(crate) quiet: bool,
+    pub quiet: bool,
 }
 
 /// How results are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum Format {
     /// For people.
+    #[default]
     Human,
     /// One JSON document on stdout.
     Json,
 }
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum Command {
-    /// Print the version.
-    Version,
-    /// Settings.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// The database schema: upgrade, inspect, and (in development) downgrade.
-    #[command(subcommand)]
-    Db(DbCommand),
-    /// CALISTA's event store.
-    #[command(subcommand)]
-    Events(EventsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum ConfigCommand {
-    /// Print each resolved setting and where it came from (never connects).
-    Show,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum DbCommand {
+/// The `db` commands: upgrade, inspect, and in development downgrade the schema.
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum DbCommand {
     /// Apply pending migrations (backup first, under the migration lock).
     Upgrade {
         /// Stop at this revision (YYYYMMDD_HHMM) instead of the newest.
@@ -172,33 +134,14 @@ pub(crate) enum DbCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum EventsCommand {
-    /// Append an event to a stream.
-    Append {
-        /// Stream id.
-        #[arg(long)]
-        stream: String,
-        /// Event type, e.g. order_created.
-        #[arg(long = "type", value_name = "TYPE")]
-        event_type: String,
-        /// Event payload, a JSON document.
-        #[arg(long)]
-        payload: String,
-        /// Stream type [default: the stream id up to its first '-' or ':']
-        #[arg(long)]
-        stream_type: Option<String>,
-        /// Event metadata, a JSON document.
-        #[arg(long)]
-        metadata: Option<String>,
-    },
-    /// List events, oldest first.
-    List {
-        /// Only this stream.
-        #[arg(long)]
-        stream: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
+/// The `db` command group with its options: what an application puts in its own parser,
+/// as `Db(calista::cli::DbArgs)` in its subcommand enum.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The options.
+    #[command(flatten)]
+    pub options: DbOptions,
+    /// The command.
+    #[command(subcommand)]
+    pub command: DbCommand,
 }

@@ -1,115 +1,112 @@
-//! From flags and settings to the objects commands use. Resolving settings never connects.
+//! From options and settings to the objects commands use. Resolving settings never connects.
 
-use calista::backup::{BackupOptions, BackupPolicy};
-use calista::settings::{self, Settings, Source};
-use calista::url::DatabaseUrl;
-use calista::{Database, DatabaseOptions, Downgrades, Migrations, Policy};
+use std::path::PathBuf;
 
-use super::args::GlobalArgs;
+use crate::backup::BackupOptions;
+use crate::settings::{self, AppNames, Settings};
+use crate::url::DatabaseUrl;
+use crate::{Database, DatabaseOptions, Migrations, Policy};
+
+use super::args::DbOptions;
 use super::exit::CliError;
+use super::output::Output;
 
-/// CALISTA's own migrations, embedded at build time.
-static MIGRATIONS: Migrations = calista::migrations!();
-
-/// What every command starts from.
-pub(crate) struct Context {
-    pub(crate) settings: Settings,
-    pub(crate) migrations: &'static Migrations,
-    migrations_dir: Option<std::path::PathBuf>,
+/// What every command starts from: the resolved settings, the migrations (built in, or
+/// `--migrations DIR`), and the application's names.
+#[derive(Debug, Clone)]
+pub struct Context {
+    settings: Settings,
+    migrations: &'static Migrations,
+    migrations_dir: Option<PathBuf>,
+    names: AppNames,
+    app_version: Option<String>,
 }
 
 impl Context {
-    /// Resolves the settings and picks the migrations (built in, or `--migrations DIR`).
-    pub(crate) fn load(global: &GlobalArgs) -> Result<Self, CliError> {
+    /// Resolves the settings and picks the migrations.
+    pub(crate) fn load(
+        built_in: &'static Migrations,
+        names: &AppNames,
+        app_version: Option<String>,
+        options: &DbOptions,
+    ) -> Result<Self, CliError> {
         let flags = settings::Flags {
-            db_url: global.db_url.clone(),
-            auto_upgrade: global.auto_upgrade,
-            no_backup: global.no_backup,
-            config: global.config.clone(),
+            db_url: options.db_url.clone(),
+            auto_upgrade: options.auto_upgrade,
+            no_backup: options.no_backup,
+            config: options.config.clone(),
         };
-        let settings = settings::resolve_from_process(&flags)?;
-        let migrations: &'static Migrations = match &global.migrations {
+        let settings = settings::resolve_from_process(names, &flags)?;
+        let migrations: &'static Migrations = match &options.migrations {
             // Read once per process and kept for its lifetime, like the embedded set.
             Some(dir) => Box::leak(Box::new(
-                Migrations::from_dir(dir).map_err(calista::Error::from)?,
+                Migrations::from_dir(dir).map_err(crate::Error::from)?,
             )),
-            None => &MIGRATIONS,
+            None => built_in,
         };
         Ok(Self {
             settings,
             migrations,
-            migrations_dir: global.migrations.clone(),
+            migrations_dir: options.migrations.clone(),
+            names: names.clone(),
+            app_version,
         })
     }
 
-    /// The folder `db new` writes to: `--migrations DIR`, else `migrations/` here.
-    pub(crate) fn migrations_dir(&self) -> std::path::PathBuf {
-        self.migrations_dir
-            .clone()
-            .unwrap_or_else(|| std::path::PathBuf::from("migrations"))
+    /// The resolved settings, each with where it came from.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    pub(crate) fn url(&self) -> &DatabaseUrl {
+    /// The migrations commands run on.
+    pub fn migrations(&self) -> &'static Migrations {
+        self.migrations
+    }
+
+    /// The application's names.
+    pub fn names(&self) -> &AppNames {
+        &self.names
+    }
+
+    /// The folder `db new` writes to: `--migrations DIR`, else `migrations/` here.
+    pub(crate) fn migrations_dir(&self) -> PathBuf {
+        self.migrations_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("migrations"))
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> &DatabaseUrl {
         &self.settings.db_url.value
     }
 
-    pub(crate) fn database_options(&self) -> DatabaseOptions {
-        DatabaseOptions {
-            schema: self.settings.schema.value.clone(),
-            connect_timeout: self.settings.connect_timeout.value,
-            lock_timeout: self.settings.lock_timeout.value,
-            ..DatabaseOptions::default()
-        }
+    /// How to reach the database.
+    pub fn database_options(&self) -> DatabaseOptions {
+        self.settings.database_options()
     }
 
     /// A database handle (no connection is made until it is used).
-    pub(crate) fn database(&self) -> Result<Database, CliError> {
+    pub fn database(&self) -> Result<Database, CliError> {
         Ok(Database::connect(self.url(), self.database_options())?)
     }
 
     pub(crate) fn backup_options(&self) -> BackupOptions {
-        BackupOptions {
-            dir: self.settings.backup_dir.value.clone(),
-            keep: self.settings.backup_keep.value,
-            pg_dump: self.settings.pg_dump.value.clone(),
-            // Printed after an upgrade: runnable as it is, so in production with --yes.
-            restore_hint: if self.settings.environment.value.allows_downgrade() {
-                "calista db restore".to_owned()
-            } else {
-                "calista db restore --yes".to_owned()
-            },
-        }
+        self.settings.backup_options(&self.names)
     }
 
-    /// The migrator's policy, from the settings.
-    pub(crate) fn policy(&self) -> Policy {
-        let s = &self.settings;
-        let environment = &s.environment.value;
-        Policy {
-            auto_upgrade: s.auto_upgrade.value,
-            transaction_mode: s.transaction_mode.value,
-            backup: if s.backup.value {
-                BackupPolicy::Enabled(self.backup_options())
-            } else {
-                BackupPolicy::Disabled {
-                    reason: match &s.backup.source {
-                        Source::Default => {
-                            format!("backups are off by default in {}", environment.name())
-                        }
-                        source => format!("backups are off (from {source})"),
-                    },
-                }
-            },
-            downgrades: if environment.allows_downgrade() {
-                Downgrades::Allowed
-            } else {
-                Downgrades::Refused {
-                    environment: environment.name().to_owned(),
-                }
-            },
-            app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-            upgrade_hint: calista::DEFAULT_UPGRADE_HINT.to_owned(),
-            lock_attempt_timeout: s.lock_attempt_timeout.value,
+    /// The guard's and the migrator's policy, with the application's hints and version.
+    pub fn policy(&self) -> Policy {
+        let mut policy = self.settings.policy(&self.names);
+        policy.app_version = self.app_version.clone();
+        policy
+    }
+
+    /// Tells `out` never to print the database password.
+    pub fn protect(&self, out: &mut Output) {
+        if let DatabaseUrl::Postgres(pg) = self.url()
+            && let Some(password) = pg.password()
+        {
+            out.add_secret(password);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `calista db …`: upgrade, inspect, and in development downgrade the schema.
+//! `<program> db …`: upgrade, inspect, and in development downgrade the schema.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ async fn with_database(
     db: &calista::Database,
     out: &Output,
 ) -> Result<(), CliError> {
-    let migrator = Migrator::new(context.migrations, db).with_policy(context.policy());
+    let migrator = Migrator::new(context.migrations(), db).with_policy(context.policy());
     match command {
         DbCommand::Upgrade { to, sql } => {
             let target = match to {
@@ -87,7 +87,10 @@ async fn with_database(
         DbCommand::History => history(context, db, out).await,
         DbCommand::Check => {
             let state = migrator.check().await?;
-            let head = context.migrations.head().map(|m| m.revision().to_string());
+            let head = context
+                .migrations()
+                .head()
+                .map(|m| m.revision().to_string());
             if out.json() {
                 let seen = Observed::read(context, db).await?;
                 out.print_json(&state_json(&state, head.as_deref(), &seen));
@@ -112,10 +115,13 @@ async fn with_database(
             };
             let state = migrator.recover(how).await?;
             let done = match how {
-                Recovery::Retry => {
-                    "the interrupted attempt is forgotten; `calista db upgrade` runs it again"
+                Recovery::Retry => format!(
+                    "the interrupted attempt is forgotten; `{} db upgrade` runs it again",
+                    context.names().program
+                ),
+                Recovery::MarkApplied => {
+                    "the interrupted migration is recorded as applied".to_owned()
                 }
-                Recovery::MarkApplied => "the interrupted migration is recorded as applied",
             };
             out.print(&format!("{done}\nstate: {}", state.name()));
             Ok(())
@@ -137,7 +143,7 @@ async fn restore(
     yes: bool,
     out: &Output,
 ) -> Result<(), CliError> {
-    let environment = &context.settings.environment;
+    let environment = &context.settings().environment;
     if !yes && !environment.value.allows_downgrade() {
         return Err(CliError::Usage(format!(
             "restoring replaces the database with the backup, losing every change since it was \
@@ -178,7 +184,10 @@ async fn status(
     migrator: &Migrator<'_>,
     out: &Output,
 ) -> Result<(), CliError> {
-    let head = context.migrations.head().map(|m| m.revision().to_string());
+    let head = context
+        .migrations()
+        .head()
+        .map(|m| m.revision().to_string());
     let checked = migrator.check().await;
     let (reachable, state) = match &checked {
         Ok(state) => (true, Some(state)),
@@ -255,7 +264,7 @@ impl Observed {
         let records = db.read_history().await?;
         let applied = applied_now(&records);
         let pending = context
-            .migrations
+            .migrations()
             .iter()
             .filter(|m| !applied.contains_key(m.revision().to_string().as_str()))
             .count();
@@ -283,12 +292,12 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
     let records = db.read_history().await?;
     let applied = applied_now(&records);
     let known: std::collections::HashSet<String> = context
-        .migrations
+        .migrations()
         .iter()
         .map(|m| m.revision().to_string())
         .collect();
     let mut entries = Vec::new();
-    for migration in context.migrations {
+    for migration in context.migrations() {
         let revision = migration.revision().to_string();
         let record = applied.get(revision.as_str());
         entries.push(json!({
@@ -362,7 +371,7 @@ fn applied_now(records: &[HistoryRecord]) -> HashMap<&str, &HistoryRecord> {
 }
 
 fn heads(context: &Context, out: &Output) -> Result<(), CliError> {
-    let head = context.migrations.head();
+    let head = context.migrations().head();
     if out.json() {
         out.print_json(&json!({ "heads": head.map(|m| m.revision().to_string()).into_iter().collect::<Vec<_>>() }));
     } else {
@@ -501,7 +510,8 @@ fn backup_dir(context: &Context) -> PathBuf {
     }
 }
 
-fn render_report(report: &Report, out: &Output) -> String {
+/// What an upgrade or downgrade did, for people: the backup, each migration and the total.
+pub fn render_report(report: &Report, out: &Output) -> String {
     let mut lines = Vec::new();
     if let Some(outcome) = &report.backup {
         match outcome {
@@ -587,9 +597,4 @@ fn parse_revision(text: &str) -> Result<Revision, CliError> {
             "`{text}` is not a revision id (YYYYMMDD_HHMM): {e}"
         ))
     })
-}
-
-/// Shown with an auto-upgrade at start-up.
-pub(crate) fn render_startup(report: &Report, out: &Output) -> String {
-    render_report(report, out)
 }

@@ -1,25 +1,26 @@
-//! Errors of the program and the one table from errors to exit codes.
+//! Errors of the commands and the one table from errors to exit codes.
 
 use std::process::ExitCode;
 
 use calista::ErrorKind;
 
 /// Success.
-pub(crate) const SUCCESS: u8 = 0;
+pub const SUCCESS: u8 = 0;
 /// A failure while working.
-pub(crate) const FAILURE: u8 = 1;
+pub const FAILURE: u8 = 1;
 /// Usage or configuration error.
-pub(crate) const USAGE: u8 = 2;
+pub const USAGE: u8 = 2;
 /// The schema is behind.
-pub(crate) const BEHIND: u8 = 3;
+pub const BEHIND: u8 = 3;
 /// The schema is unsafe to touch.
-pub(crate) const UNSAFE: u8 = 4;
+pub const UNSAFE: u8 = 4;
 /// The migration lock timed out.
-pub(crate) const LOCK_TIMEOUT: u8 = 5;
+pub const LOCK_TIMEOUT: u8 = 5;
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
+#[non_exhaustive]
+pub enum CliError {
     /// From the migration runtime.
     #[error(transparent)]
     Calista(#[from] calista::Error),
@@ -41,7 +42,8 @@ pub(crate) enum CliError {
 }
 
 impl CliError {
-    pub(crate) fn failure(
+    /// A failure with its cause.
+    pub fn failure(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
@@ -52,7 +54,7 @@ impl CliError {
     }
 
     /// The exit code, decided here and nowhere else.
-    pub(crate) fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> u8 {
         match self {
             Self::Calista(error) => match error.kind() {
                 ErrorKind::Behind => BEHIND,
@@ -68,6 +70,6 @@ impl CliError {
 }
 
 /// Turns a code into the process's exit status.
-pub(crate) fn exit(code: u8) -> ExitCode {
+pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)
 }

@@ -1,12 +1,44 @@
-//! The `calista` program: parse, resolve settings, run one command, map the result to an
-//! exit code (see `exit`).
+//! The `db` command group for an application's own command line (feature `cli`).
+//!
+//! An application adds the group to its clap parser and runs it on its own migrations and
+//! settings, so that `myapp db upgrade` works like `calista db upgrade`:
+//!
+//! ```no_run
+//! use clap::{Parser, Subcommand};
+//!
+//! static MIGRATIONS: calista::Migrations = calista::migrations!();
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(subcommand)]
+//!     command: Command,
+//! }
+//!
+//! #[derive(Subcommand)]
+//! enum Command {
+//!     /// The database schema: upgrade, inspect, and (in development) downgrade.
+//!     Db(calista::cli::DbArgs),
+//!     /// The application's own work.
+//!     Serve,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     match Cli::parse().command {
+//!         Command::Db(args) => calista::cli::Db::new(&MIGRATIONS, "myapp").run(args).await,
+//!         Command::Serve => std::process::ExitCode::SUCCESS,
+//!     }
+//! }
+//! ```
+//!
+//! Settings are the application's: `--db-url`, then `MYAPP_DB_URL`, then `[db] url` in
+//! `myapp.toml`, then the default (see [`crate::settings`]). Results go to stdout, notices and
+//! errors (with their causes) to stderr, and the exit code follows the table in [`exit`].
 
 mod args;
-mod config;
 mod context;
 mod db;
-mod events;
-mod exit;
+pub mod exit;
 mod lint;
 mod output;
 mod redo;
@@ -14,144 +46,92 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
+pub use args::{DbArgs, DbCommand, DbOptions, Format};
+pub use context::Context;
+pub use db::render_report;
+pub use exit::CliError;
+pub use output::{Output, Tone, table};
 
-use args::{Cli, Command, ConfigCommand, EventsCommand};
-use context::Context;
-use exit::CliError;
-use output::Output;
+use crate::Migrations;
+use crate::settings::AppNames;
 
-/// Runs the program.
-pub(crate) fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // --help and --version are successes; anything else is a usage error.
-            return exit::exit(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            });
-        }
-    };
-    init_logging(cli.global.verbose, cli.global.quiet);
-    let mut out = Output::new(cli.global.format, cli.global.quiet);
-    if let Command::Version = cli.command {
-        out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
-        return exit::exit(exit::SUCCESS);
-    }
-    // Before the settings: the folder is what it checks, and no database is needed.
-    if let Command::Db(args::DbCommand::Lint) = cli.command {
-        return match lint::run(cli.global.migrations, &out) {
-            Ok(()) => exit::exit(exit::SUCCESS),
-            Err(error) => fail(&out, &error),
-        };
-    }
-    let context = match Context::load(&cli.global) {
-        Ok(context) => context,
-        Err(error) => return fail(&out, &error),
-    };
-    if let calista::url::DatabaseUrl::Postgres(pg) = context.url()
-        && let Some(password) = pg.password()
-    {
-        out.add_secret(password);
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            return fail(
-                &out,
-                &CliError::failure("cannot start the async runtime", e),
-            );
-        }
-    };
-    match runtime.block_on(dispatch(cli.command, &context, &out)) {
-        Ok(()) => exit::exit(exit::SUCCESS),
-        Err(error) => fail(&out, &error),
-    }
+/// Runs the `db` commands of one application: its migrations, its names.
+#[derive(Debug, Clone)]
+pub struct Db {
+    migrations: &'static Migrations,
+    names: AppNames,
+    app_version: Option<String>,
 }
 
-async fn dispatch(command: Command, context: &Context, out: &Output) -> Result<(), CliError> {
-    match command {
-        Command::Version => Ok(()),
-        Command::Config(ConfigCommand::Show) => {
-            config::show(context, out);
-            Ok(())
+impl Db {
+    /// The `db` commands of the application called `program` (`myapp`: settings from
+    /// `MYAPP_*` and `myapp.toml`, hints that say `myapp db upgrade`).
+    pub fn new(migrations: &'static Migrations, program: &str) -> Self {
+        Self {
+            migrations,
+            names: AppNames::new(program),
+            app_version: None,
         }
-        Command::Db(command) => db::run(command, context, out).await,
-        Command::Events(command) => {
-            calista::App::new(context.migrations, context.url().clone())
-                .options(context.database_options())
-                .policy(context.policy())
-                .install()?;
-            let produced = match command {
-                EventsCommand::Append {
-                    stream,
-                    event_type,
-                    payload,
-                    stream_type,
-                    metadata,
-                } => {
-                    let event = events::NewEvent {
-                        stream,
-                        stream_type,
-                        event_type,
-                        payload,
-                        metadata,
-                    };
-                    events::append(event, out.json()).await
-                }
-                EventsCommand::List { stream, limit } => {
-                    events::list(stream, limit, out.json()).await
-                }
+    }
+
+    /// Other names than those derived from the program's name.
+    pub fn names(mut self, names: AppNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// The application's version, recorded with each migration applied (default: the
+    /// version of the crate that embedded the migrations).
+    pub fn app_version(mut self, version: impl Into<String>) -> Self {
+        self.app_version = Some(version.into());
+        self
+    }
+
+    /// Runs one command, prints its result, and returns the exit code; an error is
+    /// printed on stderr with its causes.
+    pub async fn run(&self, args: DbArgs) -> ExitCode {
+        let mut out = Output::new(args.options.format, args.options.quiet);
+        // Before the settings: the folder is what it checks, and no database is needed.
+        if let DbCommand::Lint = args.command {
+            return match self.lint(&args.options, &out) {
+                Ok(()) => exit::exit(exit::SUCCESS),
+                Err(error) => out.fail(&error),
             };
-            if let Some(calista::Ensured::Upgraded(report)) = calista::startup() {
-                out.notice(&format!(
-                    "the schema was upgraded at start-up (auto-upgrade):\n{}",
-                    db::render_startup(report, out)
-                ));
-            }
-            match produced? {
-                events::Produced::Text(text) => out.print(&text),
-                events::Produced::Json(value) => out.print_json(&value),
-            }
-            Ok(())
+        }
+        let context = match self.context(&args.options) {
+            Ok(context) => context,
+            Err(error) => return out.fail(&error),
+        };
+        context.protect(&mut out);
+        match self.execute(args.command, &context, &out).await {
+            Ok(()) => exit::exit(exit::SUCCESS),
+            Err(error) => out.fail(&error),
         }
     }
-}
 
-fn fail(out: &Output, error: &CliError) -> ExitCode {
-    out.error(error);
-    exit::exit(error.exit_code())
-}
+    /// `db lint`: the build's checks and lint on the migrations folder (`--migrations DIR`,
+    /// else `./migrations`), without settings or a database.
+    pub fn lint(&self, options: &DbOptions, out: &Output) -> Result<(), CliError> {
+        lint::run(options.migrations.clone(), out)
+    }
 
-/// Notices from the library (`tracing` events) go to stderr: warnings by default.
-fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => LevelFilter::ERROR,
-        (false, 0) => LevelFilter::WARN,
-        (false, 1) => LevelFilter::INFO,
-        (false, _) => LevelFilter::DEBUG,
-    };
-    let targets = Targets::new()
-        .with_target("calista", level)
-        .with_target("calista_core", level)
-        .with_default(LevelFilter::ERROR);
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .compact();
-    let _ = tracing_subscriber::registry()
-        .with(targets)
-        .with(format)
-        .try_init();
+    /// Resolves the settings for the options given (never connects).
+    pub fn context(&self, options: &DbOptions) -> Result<Context, CliError> {
+        Context::load(
+            self.migrations,
+            &self.names,
+            self.app_version.clone(),
+            options,
+        )
+    }
+
+    /// Runs one command on a resolved context, printing its result to `out`.
+    pub async fn execute(
+        &self,
+        command: DbCommand,
+        context: &Context,
+        out: &Output,
+    ) -> Result<(), CliError> {
+        db::run(command, context, out).await
+    }
 }

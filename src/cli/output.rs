@@ -7,8 +7,8 @@ use super::args::Format;
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
-pub(crate) struct Output {
-    pub(crate) format: Format,
+pub struct Output {
+    format: Format,
     colour_out: bool,
     colour_err: bool,
     quiet: bool,
@@ -18,11 +18,17 @@ pub(crate) struct Output {
 
 /// A style for a word.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Tone {
+#[non_exhaustive]
+pub enum Tone {
+    /// Success.
     Good,
+    /// Needs attention.
     Warn,
+    /// Failure.
     Bad,
+    /// Secondary.
     Dim,
+    /// Emphasis.
     Strong,
 }
 
@@ -39,7 +45,8 @@ impl Tone {
 }
 
 impl Output {
-    pub(crate) fn new(format: Format, quiet: bool) -> Self {
+    /// Writes in `format`; `quiet` drops notices.
+    pub fn new(format: Format, quiet: bool) -> Self {
         let allowed = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Self {
             format,
@@ -51,54 +58,67 @@ impl Output {
     }
 
     /// Never print this string (a password), whatever carries it.
-    pub(crate) fn add_secret(&mut self, secret: String) {
+    pub fn add_secret(&mut self, secret: String) {
         if !secret.is_empty() {
             self.secrets.push(secret);
         }
     }
 
-    pub(crate) fn json(&self) -> bool {
+    /// Whether results are JSON.
+    pub fn json(&self) -> bool {
         self.format == Format::Json
     }
 
     /// A word in a tone, for stdout.
-    pub(crate) fn paint(&self, tone: Tone, text: &str) -> String {
+    pub fn paint(&self, tone: Tone, text: &str) -> String {
         paint(self.colour_out, tone, text)
     }
 
     /// A result on stdout.
-    pub(crate) fn print(&self, text: &str) {
+    pub fn print(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         // A closed pipe (`calista db history | head`) is not an error worth reporting.
         let _ = writeln!(out, "{}", self.scrub(text));
     }
 
     /// A JSON document on stdout.
-    pub(crate) fn print_json(&self, value: &serde_json::Value) {
+    pub fn print_json(&self, value: &serde_json::Value) {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned());
         self.print(&text);
     }
 
     /// A notice on stderr (not with --quiet).
-    pub(crate) fn notice(&self, text: &str) {
+    pub fn notice(&self, text: &str) {
         if !self.quiet {
             let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(text));
         }
     }
 
-    /// An error and its causes on stderr.
-    pub(crate) fn error(&self, error: &dyn std::error::Error) {
-        let mut text = format!("{} {error}", paint(self.colour_err, Tone::Bad, "error:"));
+    /// An error and its causes on stderr, each cause once: one that the message already
+    /// quotes is not repeated.
+    pub fn error(&self, error: &dyn std::error::Error) {
+        let mut said = error.to_string();
+        let mut text = format!("{} {said}", paint(self.colour_err, Tone::Bad, "error:"));
         let mut cause = error.source();
         while let Some(source) = cause {
-            text.push_str(&format!("\n  caused by: {source}"));
+            let line = source.to_string();
+            if !said.contains(&line) {
+                text.push_str(&format!("\n  caused by: {line}"));
+                said.push_str(&line);
+            }
             cause = source.source();
         }
         let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(&text));
     }
 
+    /// Prints the error and returns its exit code.
+    pub fn fail(&self, error: &super::CliError) -> std::process::ExitCode {
+        self.error(error);
+        super::exit::exit(error.exit_code())
+    }
+
     /// Redacts URL passwords and every known secret.
-    pub(crate) fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         let mut text = calista::url::redact(text);
         for secret in &self.secrets {
             text = text.replace(secret.as_str(), "***");
@@ -116,7 +136,7 @@ fn paint(on: bool, tone: Tone, text: &str) -> String {
 }
 
 /// Rows as aligned columns.
-pub(crate) fn table(rows: &[Vec<String>]) -> String {
+pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

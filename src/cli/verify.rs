@@ -36,7 +36,7 @@ pub(crate) async fn run(
         postgres: Some(server),
         schema: Some(context.database_options().schema),
     };
-    let report = verify(context.migrations, &options).await?;
+    let report = verify(context.migrations(), &options).await?;
     if out.json() {
         let value = serde_json::to_value(&report)
             .map_err(|e| CliError::failure("cannot write the verification report as JSON", e))?;

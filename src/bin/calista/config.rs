@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use super::context::Context;
-use super::output::{self, Output};
+use calista::cli::{Context, Output, Tone};
 
 pub(crate) fn show(context: &Context, out: &Output) {
-    let rows = context.settings.rows();
+    let rows = context.settings().rows();
     if out.json() {
         let entries: Vec<_> =
             rows.iter().map(|(name, value, source)| json!({ "setting": name, "value": value, "source": source })).collect();
@@ -18,12 +17,10 @@ pub(crate) fn show(context: &Context, out: &Output) {
         "VALUE".to_owned(),
         "FROM".to_owned(),
     ]];
-    table.extend(rows.into_iter().map(|(name, value, source)| {
-        vec![
-            name.to_owned(),
-            value,
-            out.paint(output::Tone::Dim, &source),
-        ]
-    }));
-    out.print(&output::table(&table));
+    table.extend(
+        rows.into_iter().map(|(name, value, source)| {
+            vec![name.to_owned(), value, out.paint(Tone::Dim, &source)]
+        }),
+    );
+    out.print(&calista::cli::table(&table));
 }

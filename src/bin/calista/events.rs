@@ -4,7 +4,7 @@
 use calista::sqlx::{self, Row};
 use serde_json::json;
 
-use super::exit::CliError;
+use calista::cli::CliError;
 
 /// What a command produced, printed after any start-up notice.
 pub(crate) enum Produced {

@@ -1,7 +1,0 @@
-//! The `calista` program.
-
-mod cli;
-
-fn main() -> std::process::ExitCode {
-    cli::run()
-}
