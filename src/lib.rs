@@ -11,8 +11,9 @@
 //! /// A handler that needs the database: the guard runs before its body, once per process.
 //! #[calista::requires_db]
 //! async fn count_events() -> Result<i64, Error> {
-//!     let db = calista::db().await?;
-//!     let pool = db.sqlite_pool().ok_or("this example uses SQLite")?;
+//!     let calista::Pool::Sqlite(pool) = calista::db().await?.pool() else {
+//!         return Err("this example uses SQLite".into());
+//!     };
 //!     Ok(calista::sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await?)
 //! }
 //!

@@ -74,7 +74,7 @@ both_backends! {
         }
         assert_eq!(
             Migrator::new(&set, &handle).with_policy(policy).ensure_schema().await.unwrap(),
-            Ensured::UpToDate { current: Some(rev("20250103_0000")) }
+            Ensured::UpToDate { current: Some(rev("20250103_0000")), notices: Vec::new() }
         );
     }
 

@@ -41,12 +41,54 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// A database: PostgreSQL or SQLite, with the application's connection pool.
+/// A connection pool of either backend: the application's, handed over with
+/// [`Database::from_pool`] (or `MIGRATIONS.upgrade(&pool)`), or the one
+/// [`Database::connect`] opens.
 ///
-/// Creating one does not connect; the first use does. On PostgreSQL every connection has
-/// the application's schema first on `search_path`.
+/// Exhaustive on purpose: a `match` on it needs no arm for a backend that cannot be.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite.
+    Sqlite(SqlitePool),
+}
+
+impl From<PgPool> for Pool {
+    fn from(pool: PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+impl From<&PgPool> for Pool {
+    fn from(pool: &PgPool) -> Self {
+        Self::Postgres(pool.clone())
+    }
+}
+
+impl From<SqlitePool> for Pool {
+    fn from(pool: SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
+}
+
+impl From<&SqlitePool> for Pool {
+    fn from(pool: &SqlitePool) -> Self {
+        Self::Sqlite(pool.clone())
+    }
+}
+
+/// A database: PostgreSQL or SQLite, with a connection pool.
+///
+/// Creating one does not connect; the first use does. A pool that [`Database::connect`]
+/// opens has the schema first on `search_path` on PostgreSQL; a pool the application hands
+/// over ([`Database::from_pool`]) is used as it is and never changed: calista's own reads,
+/// locks and migrations run on connections of their own.
 #[derive(Debug, Clone)]
 pub struct Database {
+    pool: Pool,
+    /// Whether [`Database::close`] closes the pool: not the application's.
+    owns_pool: bool,
     inner: Inner,
     /// The connection the guard's reads reuse (see `open_guard_connection`).
     guard: Arc<tokio::sync::Mutex<Option<GuardConnection>>>,
@@ -58,13 +100,11 @@ pub struct Database {
 #[derive(Debug, Clone)]
 enum Inner {
     Postgres {
-        pool: PgPool,
         connect: PgConnectOptions,
         password: Option<String>,
         database: String,
     },
     Sqlite {
-        pool: SqlitePool,
         connect: SqliteConnectOptions,
         /// `None` for an in-memory database.
         file: Option<PathBuf>,
@@ -76,25 +116,14 @@ impl Database {
     /// housekeeping runs there.
     pub fn connect(url: &DatabaseUrl, options: DatabaseOptions) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::database(
-                "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])",
-                sqlx::Error::Configuration("no Tokio runtime".into()),
+            return Err(Error::Setup(
+                "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])"
+                    .into(),
             ));
         }
-        if !store::is_valid_schema_name(&options.schema) {
-            let why = if store::is_reserved_schema_name(&options.schema) {
-                "is reserved for PostgreSQL's system schemas (information_schema, pg_*)"
-            } else {
-                "is not a plain identifier"
-            };
-            return Err(Error::Setup(format!(
-                "the schema name `{}` {why}: use 1 to 63 lowercase letters, digits and _, \
-                 such as calista or my_app",
-                options.schema
-            )));
-        }
+        check_schema_name(&options.schema)?;
         let shown_url = url.to_string();
-        let inner = match url {
+        let (pool, inner) = match url {
             DatabaseUrl::Postgres(pg) => {
                 let base =
                     PgConnectOptions::from_str(pg.expose_secret()).map_err(|e| Error::Connect {
@@ -108,12 +137,14 @@ impl Database {
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout)
                     .connect_lazy_with(postgres::pool_options(base.clone(), &options.schema));
-                Inner::Postgres {
-                    pool,
-                    connect: base,
-                    password: pg.password(),
-                    database,
-                }
+                (
+                    Pool::Postgres(pool),
+                    Inner::Postgres {
+                        connect: base,
+                        password: pg.password(),
+                        database,
+                    },
+                )
             }
             DatabaseUrl::Sqlite(target) => {
                 let (base, file) =
@@ -142,20 +173,95 @@ impl Database {
                         .idle_timeout(None)
                         .max_lifetime(None);
                 }
-                Inner::Sqlite {
-                    pool: pool.connect_lazy_with(connect.clone()),
-                    connect,
-                    file,
-                }
+                (
+                    Pool::Sqlite(pool.connect_lazy_with(connect.clone())),
+                    Inner::Sqlite { connect, file },
+                )
             }
         };
         Ok(Self {
+            pool,
+            owns_pool: true,
             inner,
             guard: Arc::default(),
             store: Arc::new(Store::new(dialect_of(url), &options.schema)),
             shown_url,
             options,
         })
+    }
+
+    /// A handle on the application's own pool, left as it is: its connections' settings
+    /// (`search_path` included) are never changed, and [`Database::close`] does not close
+    /// it. The guard's reads, the migration lock and the migrations run on connections of
+    /// their own, opened with the pool's connect options; on PostgreSQL calista's tables go
+    /// in `options.schema` (default `calista`), and each migration runs with that schema
+    /// first on `search_path`, inside its transaction.
+    ///
+    /// PostgreSQL backups run `pg_dump` with the pool's host, port, user and database; a
+    /// password comes from `PGPASSWORD` or `~/.pgpass`, as for any `pg_dump`
+    /// ([`Database::with_backup_password`] hands one over).
+    pub fn from_pool(pool: impl Into<Pool>, options: DatabaseOptions) -> Result<Self, Error> {
+        check_schema_name(&options.schema)?;
+        let pool = pool.into();
+        let (inner, dialect, shown_url) = match &pool {
+            Pool::Postgres(pool) => {
+                let connect = (*pool.connect_options()).clone();
+                let database = connect
+                    .get_database()
+                    .unwrap_or_else(|| connect.get_username())
+                    .to_owned();
+                let shown_url = format!(
+                    "postgresql://{}@{}:{}/{database}",
+                    connect.get_username(),
+                    connect.get_host(),
+                    connect.get_port()
+                );
+                let inner = Inner::Postgres {
+                    connect,
+                    password: None,
+                    database,
+                };
+                (inner, Dialect::Postgres, shown_url)
+            }
+            Pool::Sqlite(pool) => {
+                let base = (*pool.connect_options()).clone();
+                let name = base.get_filename().to_owned();
+                let shown = name.to_string_lossy();
+                // sqlx names a `sqlite::memory:` database `file:sqlx-in-memory-N`.
+                let in_memory = shown == ":memory:" || shown.starts_with("file:");
+                let shown_url = if in_memory {
+                    "sqlite::memory:".to_owned()
+                } else {
+                    format!("sqlite://{}", name.display())
+                };
+                let connect = sqlite::connect_options(base, options.lock_timeout);
+                let file = (!in_memory).then_some(name);
+                (Inner::Sqlite { connect, file }, Dialect::Sqlite, shown_url)
+            }
+        };
+        Ok(Self {
+            pool,
+            owns_pool: false,
+            inner,
+            guard: Arc::default(),
+            store: Arc::new(Store::new(dialect, &options.schema)),
+            shown_url,
+            options,
+        })
+    }
+
+    /// The password `pg_dump` uses for backups of a PostgreSQL pool handed over with
+    /// [`Database::from_pool`] (passed through the environment, never the command line).
+    pub fn with_backup_password(mut self, password: impl Into<String>) -> Self {
+        if let Inner::Postgres { password: slot, .. } = &mut self.inner {
+            *slot = Some(password.into());
+        }
+        self
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// PostgreSQL or SQLite.
@@ -173,19 +279,21 @@ impl Database {
         &self.options
     }
 
-    /// The PostgreSQL pool, for the application's own queries.
+    /// The PostgreSQL pool, if it is one. Prefer [`Database::pool`].
+    #[doc(hidden)]
     pub fn postgres_pool(&self) -> Option<&PgPool> {
-        match &self.inner {
-            Inner::Postgres { pool, .. } => Some(pool),
-            Inner::Sqlite { .. } => None,
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
         }
     }
 
-    /// The SQLite pool, for the application's own queries.
+    /// The SQLite pool, if it is one. Prefer [`Database::pool`].
+    #[doc(hidden)]
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
-        match &self.inner {
-            Inner::Sqlite { pool, .. } => Some(pool),
-            Inner::Postgres { .. } => None,
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
         }
     }
 
@@ -292,12 +400,15 @@ impl Database {
         }
     }
 
-    /// Closes the pool and the guard's connection.
+    /// Closes the guard's connection and the pool, unless the pool is the application's.
     pub async fn close(&self) {
         self.close_guard_connection().await;
-        match &self.inner {
-            Inner::Postgres { pool, .. } => pool.close().await,
-            Inner::Sqlite { pool, .. } => pool.close().await,
+        if !self.owns_pool {
+            return;
+        }
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::Sqlite(pool) => pool.close().await,
         }
     }
 
@@ -326,10 +437,13 @@ impl Database {
                         .await?;
                 Ok(Session::Postgres(session))
             }
-            Inner::Sqlite {
-                file: None, pool, ..
-            } => {
+            Inner::Sqlite { file: None, .. } => {
                 // In memory: the pool's connection is the database.
+                let Pool::Sqlite(pool) = &self.pool else {
+                    return Err(Error::Setup(
+                        "a SQLite database without a SQLite pool".into(),
+                    ));
+                };
                 let conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
                 Ok(Session::SqliteMemory(conn))
             }
@@ -467,6 +581,21 @@ fn postgres_client_tls(connect: &PgConnectOptions) -> Vec<(&'static str, String)
         env.push(("PGOPTIONS", options.to_owned()));
     }
     env
+}
+
+fn check_schema_name(schema: &str) -> Result<(), Error> {
+    if store::is_valid_schema_name(schema) {
+        return Ok(());
+    }
+    let why = if store::is_reserved_schema_name(schema) {
+        "is reserved for PostgreSQL's system schemas (information_schema, pg_*)"
+    } else {
+        "is not a plain identifier"
+    };
+    Err(Error::Setup(format!(
+        "the schema name `{schema}` {why}: use 1 to 63 lowercase letters, digits and _, \
+         such as calista or my_app"
+    )))
 }
 
 fn dialect_of(url: &DatabaseUrl) -> Dialect {

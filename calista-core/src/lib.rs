@@ -126,11 +126,11 @@ pub use problem::{Problem, ProblemKind, SourceError};
 #[cfg(feature = "runtime")]
 pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
-pub use database::{Database, DatabaseOptions, postgres_lock_key};
+pub use database::{Database, DatabaseOptions, Pool, postgres_lock_key};
 #[cfg(feature = "runtime")]
 pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
 #[cfg(feature = "runtime")]
-pub use migrator::{Downgrades, Ensured, Migrator, Policy, Recovery, Report, Step};
+pub use migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
 pub use store::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 

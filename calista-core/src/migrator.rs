@@ -76,9 +76,52 @@ pub enum Ensured {
     UpToDate {
         /// The current revision.
         current: Option<Revision>,
+        /// What a person should know (also emitted as `tracing` events).
+        notices: Vec<Notice>,
     },
     /// Automatic upgrade ran.
     Upgraded(Report),
+}
+
+impl Ensured {
+    /// What a person should know: files missing from the build, a backup skipped and why.
+    /// The same notices are emitted as `tracing` events; an application without a
+    /// subscriber shows these.
+    pub fn notices(&self) -> &[Notice] {
+        match self {
+            Self::UpToDate { notices, .. } => notices,
+            Self::Upgraded(report) => &report.notices,
+        }
+    }
+}
+
+/// Something the guard or an upgrade wants a person to know; nothing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// The migrations folder holds a file this build does not include (debug builds).
+    MissingFromBuild {
+        /// The file's name.
+        file: String,
+    },
+    /// The upgrade took no backup.
+    BackupSkipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingFromBuild { file } => write!(
+                f,
+                "the migrations folder holds {file}, which this build does not include: rebuild to embed it \
+                 (add `println!(\"cargo::rerun-if-changed=migrations\");` to build.rs so that Cargo notices new files)"
+            ),
+            Self::BackupSkipped { reason } => write!(f, "backup skipped: {reason}"),
+        }
+    }
 }
 
 /// What an upgrade or downgrade did.
@@ -101,6 +144,8 @@ pub struct Report {
     /// Migrations reverted with the down SQL recorded when they were applied, because
     /// their files changed since (development).
     pub recorded_down_sql: Vec<Revision>,
+    /// What a person should know (also emitted as `tracing` events).
+    pub notices: Vec<Notice>,
 }
 
 impl Report {
@@ -114,6 +159,7 @@ impl Report {
             backup: None,
             pruned: Vec::new(),
             recorded_down_sql: Vec::new(),
+            notices: Vec::new(),
         }
     }
 }
@@ -141,6 +187,60 @@ pub enum Recovery {
     Retry,
     /// Record it as finished: it did complete.
     MarkApplied,
+}
+
+/// The one-line entry points on the application's own pool: `MIGRATIONS.ensure_schema(&pool)`
+/// and `MIGRATIONS.upgrade(&pool)`, for a `&sqlx::PgPool` or a `&sqlx::SqlitePool`.
+///
+/// They run the same guard, lock, backups and history as the `calista` program, on
+/// connections of their own: the pool and its connections' settings (`search_path`
+/// included) are left as they were. On PostgreSQL calista's tables go in the schema
+/// `calista` ([`DatabaseOptions::schema`](crate::DatabaseOptions)); the migrations run
+/// with that schema first on `search_path`, so the application's tables go there too
+/// unless its SQL names another schema. For other options, use [`Database::from_pool`]
+/// and a [`Migrator`].
+impl Migrations {
+    /// The guard, with production defaults ([`Policy::default`]): `Ok` when the schema is
+    /// up to date; a database that is behind is refused with an error that says so.
+    pub async fn ensure_schema(&self, pool: impl Into<crate::Pool>) -> Result<Ensured, Error> {
+        self.ensure_schema_with(pool, &Policy::default()).await
+    }
+
+    /// The guard under `policy`: with `auto_upgrade`, a database that is behind is
+    /// upgraded; errors carry `policy.hints`.
+    pub async fn ensure_schema_with(
+        &self,
+        pool: impl Into<crate::Pool>,
+        policy: &Policy,
+    ) -> Result<Ensured, Error> {
+        let db = Database::from_pool(pool, crate::DatabaseOptions::default())?;
+        let ensured = Migrator::new(self, &db)
+            .with_policy(policy.clone())
+            .ensure_schema()
+            .await;
+        db.close().await;
+        ensured
+    }
+
+    /// Upgrades to the newest migration, with production defaults (a backup first).
+    pub async fn upgrade(&self, pool: impl Into<crate::Pool>) -> Result<Report, Error> {
+        self.upgrade_with(pool, &Policy::default()).await
+    }
+
+    /// Upgrades to the newest migration under `policy`.
+    pub async fn upgrade_with(
+        &self,
+        pool: impl Into<crate::Pool>,
+        policy: &Policy,
+    ) -> Result<Report, Error> {
+        let db = Database::from_pool(pool, crate::DatabaseOptions::default())?;
+        let report = Migrator::new(self, &db)
+            .with_policy(policy.clone())
+            .upgrade(UpgradeTarget::Head)
+            .await;
+        db.close().await;
+        report
+    }
 }
 
 /// Applies a set of migrations to a database under a policy.
@@ -213,19 +313,21 @@ impl<'a> Migrator<'a> {
     /// The guard: `Ok` when commands may run. A database that is behind is upgraded when
     /// the policy allows it, and refused otherwise; an unsafe one is always refused.
     pub async fn ensure_schema(&self) -> Result<Ensured, Error> {
+        let mut notices = Vec::new();
         for file in self.migrations.missing_from_build() {
-            tracing::warn!(
-                file = %file,
-                "the migrations folder holds {file}, which this build does not include: rebuild to embed it \
-                 (add `println!(\"cargo::rerun-if-changed=migrations\");` to build.rs so that Cargo notices new files)"
-            );
+            let notice = Notice::MissingFromBuild { file };
+            tracing::info!("{notice}");
+            notices.push(notice);
         }
         match self.check().await? {
-            SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current }),
+            SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current, notices }),
             SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
                 if self.policy.auto_upgrade =>
             {
-                Ok(Ensured::Upgraded(self.upgrade(UpgradeTarget::Head).await?))
+                let mut report = self.upgrade(UpgradeTarget::Head).await?;
+                notices.append(&mut report.notices);
+                report.notices = notices;
+                Ok(Ensured::Upgraded(report))
             }
             state => Err(self.refusal(state)),
         }
@@ -420,7 +522,15 @@ impl<'a> Migrator<'a> {
                 break;
             };
             if first_round && plan.direction == Direction::Up {
-                report.backup = Some(self.backup(session, &state, plan.from).await?);
+                let outcome = self.backup(session, &state, plan.from).await?;
+                if let BackupOutcome::Skipped(reason) = &outcome {
+                    let notice = Notice::BackupSkipped {
+                        reason: reason.clone(),
+                    };
+                    tracing::info!("{notice}");
+                    report.notices.push(notice);
+                }
+                report.backup = Some(outcome);
             }
             if first_round && state.tables_present {
                 // A database made by an older build: our tables gain what this one writes.

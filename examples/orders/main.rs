@@ -9,7 +9,7 @@
 //! since this example opts in), then serves two handlers marked `#[calista::requires_db]`.
 
 use calista::url::DatabaseUrl;
-use calista::{App, Ensured, Migrator, Policy};
+use calista::{App, Ensured, Migrator, Policy, Pool};
 
 /// The shop's migrations, checked at build time, from `examples/orders/migrations`.
 static MIGRATIONS: calista::Migrations = calista::migrations!("examples/orders/migrations");
@@ -49,18 +49,21 @@ impl std::fmt::Display for ShopError {
 async fn place_order(customer: &str, total: f64) -> Result<(), ShopError> {
     let db = calista::db().await?;
     let sql = "INSERT INTO orders (customer, total) VALUES ($1, $2)";
-    if let Some(pool) = db.postgres_pool() {
-        calista::sqlx::query(sql)
-            .bind(customer)
-            .bind(total)
-            .execute(pool)
-            .await?;
-    } else if let Some(pool) = db.sqlite_pool() {
-        calista::sqlx::query(sql)
-            .bind(customer)
-            .bind(total)
-            .execute(pool)
-            .await?;
+    match db.pool() {
+        Pool::Postgres(pool) => {
+            calista::sqlx::query(sql)
+                .bind(customer)
+                .bind(total)
+                .execute(pool)
+                .await?;
+        }
+        Pool::Sqlite(pool) => {
+            calista::sqlx::query(sql)
+                .bind(customer)
+                .bind(total)
+                .execute(pool)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -70,18 +73,19 @@ async fn place_order(customer: &str, total: f64) -> Result<(), ShopError> {
 async fn count_orders(customer: &str) -> Result<i64, ShopError> {
     let db = calista::db().await?;
     let sql = "SELECT count(*) FROM orders WHERE customer = $1";
-    let count = if let Some(pool) = db.postgres_pool() {
-        calista::sqlx::query_scalar(sql)
-            .bind(customer)
-            .fetch_one(pool)
-            .await?
-    } else if let Some(pool) = db.sqlite_pool() {
-        calista::sqlx::query_scalar(sql)
-            .bind(customer)
-            .fetch_one(pool)
-            .await?
-    } else {
-        0
+    let count = match db.pool() {
+        Pool::Postgres(pool) => {
+            calista::sqlx::query_scalar(sql)
+                .bind(customer)
+                .fetch_one(pool)
+                .await?
+        }
+        Pool::Sqlite(pool) => {
+            calista::sqlx::query_scalar(sql)
+                .bind(customer)
+                .fetch_one(pool)
+                .await?
+        }
     };
     Ok(count)
 }
@@ -114,7 +118,7 @@ async fn main() -> Result<(), ShopError> {
         .ensure_schema()
         .await?
     {
-        Ensured::UpToDate { current } => println!("schema up to date at {}", show(current)),
+        Ensured::UpToDate { current, .. } => println!("schema up to date at {}", show(current)),
         Ensured::Upgraded(report) => {
             println!(
                 "schema upgraded {} -> {} ({} migrations)",

@@ -577,6 +577,12 @@ pub fn render_report(report: &Report, out: &Output) -> String {
             output::duration(report.total)
         ));
     }
+    for notice in &report.notices {
+        // The backup's line above says why it was skipped.
+        if !matches!(notice, calista::Notice::BackupSkipped { .. }) {
+            lines.push(format!("notice: {notice}"));
+        }
+    }
     for pruned in &report.pruned {
         lines.push(out.paint(
             Tone::Dim,

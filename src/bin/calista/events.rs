@@ -1,6 +1,7 @@
 //! `calista events …`: CALISTA's event store. These commands need the database, so they
 //! are `#[calista::requires_db]`: the schema guard runs before them, once per process.
 
+use calista::Pool;
 use calista::sqlx::{self, Row};
 use serde_json::json;
 
@@ -64,8 +65,8 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
             payload.to_string(),
             metadata.as_ref().map(|m| m.to_string()),
         );
-        let inserted: Result<(i64, i64), sqlx::Error> = if let Some(pool) = db.postgres_pool() {
-            sqlx::query(APPEND_POSTGRES)
+        let inserted: Result<(i64, i64), sqlx::Error> = match db.pool() {
+            Pool::Postgres(pool) => sqlx::query(APPEND_POSTGRES)
                 .bind(args.0)
                 .bind(args.1)
                 .bind(args.2)
@@ -74,9 +75,8 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
                 .bind(args.5)
                 .fetch_one(pool)
                 .await
-                .and_then(|row| Ok((row.try_get(0)?, i64::from(row.try_get::<i32, _>(1)?))))
-        } else if let Some(pool) = db.sqlite_pool() {
-            sqlx::query(APPEND_SQLITE)
+                .and_then(|row| Ok((row.try_get(0)?, i64::from(row.try_get::<i32, _>(1)?)))),
+            Pool::Sqlite(pool) => sqlx::query(APPEND_SQLITE)
                 .bind(args.0)
                 .bind(args.1)
                 .bind(args.2)
@@ -85,11 +85,7 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
                 .bind(args.5)
                 .fetch_one(pool)
                 .await
-                .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        } else {
-            return Err(CliError::Usage(
-                "the database is neither PostgreSQL nor SQLite".into(),
-            ));
+                .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?))),
         };
         match inserted {
             Ok(done) => break done,
@@ -117,22 +113,19 @@ pub(crate) async fn list(
     as_json: bool,
 ) -> Result<Produced, CliError> {
     let db = calista::db().await?;
-    let rows = if let Some(pool) = db.postgres_pool() {
-        sqlx::query(LIST_POSTGRES)
+    let rows = match db.pool() {
+        Pool::Postgres(pool) => sqlx::query(LIST_POSTGRES)
             .bind(stream)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
-            .and_then(|rows| rows.iter().map(event_of).collect())
-    } else if let Some(pool) = db.sqlite_pool() {
-        sqlx::query(LIST_SQLITE)
+            .and_then(|rows| rows.iter().map(event_of).collect()),
+        Pool::Sqlite(pool) => sqlx::query(LIST_SQLITE)
             .bind(stream)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
-            .and_then(|rows| rows.iter().map(event_of).collect())
-    } else {
-        Ok(Vec::new())
+            .and_then(|rows| rows.iter().map(event_of).collect()),
     };
     let events: Vec<Event> =
         rows.map_err(|e| CliError::failure("cannot read the event store", e))?;

@@ -104,11 +104,17 @@ async fn dispatch(
                     events::list(stream, limit, out.json()).await
                 }
             };
-            if let Some(calista::Ensured::Upgraded(report)) = calista::startup() {
-                out.notice(&format!(
+            match calista::startup() {
+                Some(calista::Ensured::Upgraded(report)) => out.notice(&format!(
                     "the schema was upgraded at start-up (auto-upgrade):\n{}",
                     calista::cli::render_report(report, out)
-                ));
+                )),
+                Some(ensured) => {
+                    for notice in ensured.notices() {
+                        out.notice(&format!("notice: {notice}"));
+                    }
+                }
+                None => {}
             }
             match produced? {
                 events::Produced::Text(text) => out.print(&text),
