@@ -54,6 +54,12 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
+impl From<&Pool> for Pool {
+    fn from(pool: &Pool) -> Self {
+        pool.clone()
+    }
+}
+
 impl From<PgPool> for Pool {
     fn from(pool: PgPool) -> Self {
         Self::Postgres(pool)

@@ -465,7 +465,7 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         } if version == app_version => format!(
             "the database is at revision {current}, which this build does not know, though this same version \
              ({version}) of the application applied it: its migration file was probably deleted or renamed, or \
-             --migrations points at the wrong folder. Restore the file; the database was not touched"
+             the migrations were read from the wrong folder. Restore the file; the database was not touched"
         ),
         SchemaState::Ahead {
             current,
@@ -551,5 +551,152 @@ fn capitalized(clause: &str) -> String {
 impl From<PlanRefusal> for Error {
     fn from(refusal: PlanRefusal) -> Self {
         Self::Plan(refusal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::naming::Revision;
+    use crate::plan::Corruption;
+
+    fn rev(text: &str) -> Revision {
+        Revision::parse(text).unwrap()
+    }
+
+    /// Every state the guard refuses, and the errors that carry hints.
+    fn refusals(hints: &Hints) -> Vec<String> {
+        let states = [
+            SchemaState::Behind {
+                current: Some(rev("20250101_0000")),
+                head: rev("20250102_0000"),
+                pending: 1,
+            },
+            SchemaState::Ahead {
+                current: "20260101_0000".into(),
+                applied_by: Some("2.0.0".into()),
+            },
+            SchemaState::Ahead {
+                current: "20260101_0000".into(),
+                applied_by: None,
+            },
+            SchemaState::Ahead {
+                current: "20260101_0000".into(),
+                applied_by: Some("1.0.0".into()),
+            },
+            SchemaState::Modified {
+                changed: vec![(rev("20250101_0000"), "20250101_0000_a.sql".into())],
+                missing: vec!["20250102_0000".into()],
+            },
+            SchemaState::OutOfOrder {
+                current: rev("20250103_0000"),
+                unapplied: vec![(rev("20250102_0000"), "20250102_0000_b.sql".into())],
+            },
+            SchemaState::Interrupted {
+                revision: "20250101_0000".into(),
+                summary: "a".into(),
+                started_at: "2025-01-01T00:00:00Z".into(),
+                direction: Direction::Up,
+            },
+            SchemaState::Corrupt(Corruption::NoVersionRow {
+                last_applied: "20250101_0000".into(),
+            }),
+            SchemaState::Corrupt(Corruption::SeveralVersionRows {
+                found: vec!["20250101_0000".into(), "20250102_0000".into()],
+            }),
+            SchemaState::Corrupt(Corruption::HistoryMismatch {
+                current: rev("20250101_0000"),
+            }),
+        ];
+        let mut messages: Vec<String> = states
+            .into_iter()
+            .map(|state| {
+                Error::Schema {
+                    state: Box::new(state),
+                    hints: Box::new(hints.clone()),
+                    app_version: "1.0.0".into(),
+                }
+                .to_string()
+            })
+            .collect();
+        messages.push(
+            Error::DowngradeRefused {
+                environment: "production".into(),
+                new_migration: hints.new_migration.clone(),
+                allow: hints.allow_downgrade.clone(),
+            }
+            .to_string(),
+        );
+        messages.push(
+            Error::MigrationInterrupted {
+                file: "20250101_0000_a.sql".into(),
+                recover: hints.recover.clone(),
+                source: sqlx::Error::Protocol("the server went away".into()),
+            }
+            .to_string(),
+        );
+        messages
+    }
+
+    #[test]
+    fn default_hints_name_no_program_variable_or_file_of_ours() {
+        for message in refusals(&Hints::default()) {
+            let lower = message.to_lowercase();
+            assert!(!lower.contains("calista"), "{message}");
+            assert!(!message.contains("--"), "no flag of ours: {message}");
+        }
+    }
+
+    #[test]
+    fn the_applications_hints_appear_in_its_errors() {
+        let hints = Hints {
+            upgrade: "run `shop migrate` to apply them".into(),
+            auto_upgrade: "set SHOP_MIGRATE_ON_START=1".into(),
+            new_migration: "`shop new-migration`".into(),
+            recover: "run `shop repair`".into(),
+            history: "`shop migrations`".into(),
+            allow_downgrade: "set SHOP_STAGE=dev".into(),
+        };
+        let messages = refusals(&hints);
+        assert!(messages[0].contains(
+            "1 migration is pending. Run `shop migrate` to apply them, or set SHOP_MIGRATE_ON_START=1"
+        ));
+        assert!(
+            messages[4].contains("`shop new-migration`"),
+            "{}",
+            messages[4]
+        );
+        assert!(messages[6].contains("run `shop repair`"), "{}", messages[6]);
+        assert!(messages[9].contains("`shop migrations`"), "{}", messages[9]);
+        assert!(
+            messages[10].contains("set SHOP_STAGE=dev"),
+            "{}",
+            messages[10]
+        );
+        for message in &messages {
+            assert!(!message.to_lowercase().contains("calista"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_failed_migration_says_why_once() {
+        let error = Error::Migration {
+            file: "20250101_0000_a.sql".into(),
+            direction: Direction::Up,
+            kept: None,
+            source: sqlx::Error::Protocol("relation \"gone\" does not exist".into()),
+        };
+        let text = error.to_string();
+        assert_eq!(
+            text.matches("relation \"gone\" does not exist").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.starts_with("migration 20250101_0000_a.sql failed (up): "),
+            "{text}"
+        );
     }
 }

@@ -1,0 +1,162 @@
+//! An application hands over the pool it already has: `MIGRATIONS.ensure_schema(&pool)`
+//! and `MIGRATIONS.upgrade(&pool)`, on PostgreSQL and SQLite, leave that pool as it was.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+
+mod common;
+
+use calista::{Ensured, ErrorKind, Hints, Migrations, Policy, Pool};
+use common::*;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+static MIXED: Migrations = calista::migrations!("tests/fixtures/mixed");
+
+/// The application's own pool, one connection, so every query sees the same session.
+async fn applications_pool(db: &TestDb) -> Pool {
+    match db {
+        TestDb::Sqlite { file, .. } => Pool::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(file)
+                        .create_if_missing(true),
+                )
+                .await
+                .unwrap(),
+        ),
+        TestDb::Postgres(pg) => Pool::Postgres(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&pg.url)
+                .await
+                .unwrap(),
+        ),
+    }
+}
+
+/// What the application's own connection sees: its search_path (PostgreSQL), and the
+/// tables it can name without a schema.
+async fn applications_view(pool: &Pool) -> (String, Vec<String>) {
+    match pool {
+        Pool::Postgres(pool) => {
+            let path: String = sqlx::query_scalar("SHOW search_path")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+                 WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            (path, tables)
+        }
+        Pool::Sqlite(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            (String::new(), tables)
+        }
+    }
+}
+
+/// Production defaults, without the backup (these tests are about the pool).
+fn no_backup() -> Policy {
+    Policy {
+        backup: calista::backup::BackupPolicy::Disabled {
+            reason: "a test".into(),
+        },
+        ..Policy::default()
+    }
+}
+
+both_backends! {
+    async fn upgrade_on_the_applications_pool_leaves_its_search_path_as_it_was(db: TestDb) {
+        let pool = applications_pool(&db).await;
+        let (path_before, _) = applications_view(&pool).await;
+        let report = MIXED.upgrade_with(&pool, &no_backup()).await.unwrap();
+        assert_eq!(report.steps.len(), 3);
+        let (path_after, tables) = applications_view(&pool).await;
+        assert_eq!(path_after, path_before, "the application's search_path is untouched");
+        match &pool {
+            Pool::Postgres(_) => {
+                assert_eq!(path_after, "\"$user\", public");
+                // calista's tables and the migrations' tables, all in schema `calista`.
+                assert!(tables.contains(&"calista.alembic_version".to_owned()), "{tables:?}");
+                assert!(tables.contains(&"calista.schema_history".to_owned()), "{tables:?}");
+                assert!(tables.contains(&"calista.accounts".to_owned()), "{tables:?}");
+                assert!(!tables.iter().any(|t| t.starts_with("public.")), "{tables:?}");
+            }
+            Pool::Sqlite(_) => {
+                assert!(tables.contains(&"alembic_version".to_owned()), "{tables:?}");
+                assert!(tables.contains(&"accounts".to_owned()), "{tables:?}");
+            }
+        }
+        // The pool is the application's: still open, still usable.
+        let (_, again) = applications_view(&pool).await;
+        assert_eq!(again, tables);
+        // And the guard on it now finds the schema up to date.
+        let ensured = MIXED.ensure_schema(&pool).await.unwrap();
+        assert!(matches!(ensured, Ensured::UpToDate { current: Some(_), .. }), "{ensured:?}");
+    }
+
+    async fn ensure_schema_on_the_applications_pool_refuses_behind_with_its_hint(db: TestDb) {
+        let pool = applications_pool(&db).await;
+        let mut hints = Hints::default();
+        hints.upgrade = "run `shop migrate` to apply them".into();
+        let policy = Policy { hints, ..no_backup() };
+        let error = MIXED.ensure_schema_with(&pool, &policy).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Behind);
+        let text = error.to_string();
+        assert!(text.contains("3 migrations are pending. Run `shop migrate` to apply them"), "{text}");
+        assert!(!text.to_lowercase().contains("calista"), "{text}");
+        // Refusing wrote nothing.
+        let (_, tables) = applications_view(&pool).await;
+        assert!(!tables.iter().any(|t| t.ends_with("alembic_version")), "{tables:?}");
+    }
+
+    async fn ensure_schema_with_auto_upgrade_upgrades_the_applications_database(db: TestDb) {
+        let pool = applications_pool(&db).await;
+        let policy = Policy { auto_upgrade: true, ..no_backup() };
+        let ensured = MIXED.ensure_schema_with(&pool, &policy).await.unwrap();
+        let Ensured::Upgraded(report) = &ensured else { panic!("expected an upgrade: {ensured:?}") };
+        assert_eq!(report.steps.len(), 3);
+        // The skipped backup is a notice in the result, not only a log line.
+        assert!(
+            ensured.notices().iter().any(|n| n.to_string() == "backup skipped: a test"),
+            "{:?}",
+            ensured.notices()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_the_applications_sqlite_pool_lands_beside_its_file() {
+    let db = TestDb::sqlite();
+    let pool = applications_pool(&db).await;
+    // Something to back up: the first migration, then the rest with the default policy.
+    let first = calista::Database::from_pool(&pool, calista::DatabaseOptions::default()).unwrap();
+    calista::Migrator::new(&MIXED, &first)
+        .with_policy(no_backup())
+        .upgrade(calista::UpgradeTarget::Revision(
+            calista::Revision::parse("20250101_0900").unwrap(),
+        ))
+        .await
+        .unwrap();
+    first.close().await;
+    let report = MIXED.upgrade(&pool).await.unwrap();
+    let Some(calista::backup::BackupOutcome::Taken(backup)) = &report.backup else {
+        panic!("expected a backup: {report:?}");
+    };
+    assert!(
+        backup.path.starts_with(db.scratch_dir()),
+        "{}",
+        backup.path.display()
+    );
+    assert!(backup.path.exists());
+}
