@@ -51,7 +51,15 @@
 
 extern crate self as calista;
 
-pub use calista_core::*;
+// What an embedder needs, and nothing that only the runtime's own parts use: the
+// planner, the state reads, the SQL splitter and the file format stay internal.
+pub use calista_core::{
+    App, Checksum, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction, DowngradeTarget,
+    Downgrades, Ensured, Error, ErrorKind, Hints, Migration, Migrations, Migrator, NameError,
+    Notice, Policy, Pool, Problem, ProblemKind, Recovery, Report, Revision, SchemaState, Section,
+    SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
+};
+pub use calista_core::{backup, settings, url};
 pub use calista_macros::{migrations, requires_db};
 
 #[cfg(feature = "cli")]

@@ -311,7 +311,9 @@ impl Database {
         }
     }
 
-    /// Reads the version table and the newest history row: one query, no lock.
+    /// Reads the version table and the newest history row: one query, no lock. For the
+    /// `db` commands and benchmarks; not a stable API (use [`crate::Migrator::check`]).
+    #[doc(hidden)]
     pub async fn read_state(&self) -> Result<DbState, Error> {
         self.on_guard_connection(DbState::empty, async |conn, store| {
             conn.read_state(store).await
@@ -330,7 +332,9 @@ impl Database {
         .await
     }
 
-    /// Every history row, oldest first (empty when there is no history table).
+    /// Every history row, oldest first (empty when there is no history table). For the
+    /// `db` commands and tests; not a stable API.
+    #[doc(hidden)]
     pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
         self.on_guard_connection(Vec::new, async |conn, store| conn.read_history(store).await)
             .await

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use calista::backup::{self, BackupOutcome};
-use calista::plan::HistoryRecord;
-use calista::utc::UtcDateTime;
 use calista::{
     Direction, DowngradeTarget, Migrator, Recovery, Report, Revision, SchemaState, UpgradeTarget,
-    naming,
 };
+use calista_core::naming;
+use calista_core::plan::HistoryRecord;
+use calista_core::utc::UtcDateTime;
 use serde_json::json;
 
 use super::args::DbCommand;
@@ -408,7 +408,7 @@ fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot create {}", path.display()), e))?;
     std::io::Write::write_all(
         &mut file,
-        calista::format::template(revision, summary).as_bytes(),
+        calista_core::format::template(revision, summary).as_bytes(),
     )
     .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
     out.print(&path.display().to_string());
