@@ -455,6 +455,11 @@ pub struct AppNames {
     pub env_prefix: String,
     /// The configuration file read when none is named: `myapp.toml`.
     pub config_file: String,
+    /// The SQLite file used when no database URL is set: `myapp.db` in the current folder.
+    pub default_sqlite_file: String,
+    /// The command-line flag that turns automatic upgrades on, if the application's
+    /// commands take one (the `calista` program's: `--auto-upgrade`), for hints.
+    pub auto_upgrade_flag: Option<String>,
 }
 
 impl AppNames {
@@ -475,7 +480,15 @@ impl AppNames {
             program: program.to_owned(),
             env_prefix,
             config_file: format!("{program}.toml"),
+            default_sqlite_file: format!("{program}.db"),
+            auto_upgrade_flag: None,
         }
+    }
+
+    /// Names the flag that turns automatic upgrades on, for hints.
+    pub fn with_auto_upgrade_flag(mut self, flag: &str) -> Self {
+        self.auto_upgrade_flag = Some(flag.to_owned());
+        self
     }
 
     /// Another prefix for the environment variables.
@@ -502,7 +515,10 @@ impl AppNames {
         crate::Hints {
             upgrade: format!("run `{program} db upgrade` to apply them"),
             auto_upgrade: format!(
-                "opt in to automatic upgrades with --auto-upgrade, {}=1 or `auto_upgrade = true` under [db] in {}",
+                "opt in to automatic upgrades with {}{}=1 or `auto_upgrade = true` under [db] in {}",
+                self.auto_upgrade_flag
+                    .as_ref()
+                    .map_or_else(String::new, |flag| format!("{flag}, ")),
                 self.env("AUTO_UPGRADE"),
                 self.config_file
             ),
@@ -558,9 +574,11 @@ pub fn resolve(
         .backup
         .unwrap_or_else(|| Setting::by_default(environment.value == Environment::Production));
     Ok(Settings {
-        db_url: layers
-            .db_url
-            .unwrap_or_else(|| Setting::by_default(DatabaseUrl::default_sqlite(cwd))),
+        db_url: layers.db_url.unwrap_or_else(|| {
+            Setting::by_default(DatabaseUrl::Sqlite(url::SqliteTarget::File(
+                cwd.join(&names.default_sqlite_file),
+            )))
+        }),
         auto_upgrade: layers
             .auto_upgrade
             .unwrap_or_else(|| Setting::by_default(false)),
@@ -1104,6 +1122,81 @@ mod tests {
             cause = c.source();
         }
         chain
+    }
+
+    /// Resolves for the application `myapp` in `dir`.
+    fn resolve_myapp(dir: &Path, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        resolve(
+            &AppNames::new("myapp"),
+            &Flags::default(),
+            &move |name| env.get(name).cloned(),
+            dir,
+        )
+    }
+
+    #[test]
+    fn an_application_reads_its_own_variables_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("myapp.toml"),
+            "[db]\nschema = \"shop\"\nbackup_keep = 3\n",
+        )
+        .unwrap();
+        // calista's own names mean nothing to it.
+        std::fs::write(
+            dir.path().join("calista.toml"),
+            "[db]\nschema = \"other\"\n",
+        )
+        .unwrap();
+        let settings = resolve_myapp(
+            dir.path(),
+            &[
+                ("MYAPP_DB_URL", "sqlite:///from-env.db"),
+                ("MYAPP_AUTO_UPGRADE", "yes"),
+                ("CALISTA_BACKUP_KEEP", "9"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.db_url.source.to_string(), "env MYAPP_DB_URL");
+        assert!(settings.auto_upgrade.value);
+        assert_eq!(settings.schema.value, "shop");
+        assert_eq!(settings.schema.source.to_string(), "myapp.toml [db] schema");
+        assert_eq!(settings.backup_keep.value, 3);
+        // Into what the library needs: the same schema for the database, and the policy.
+        assert_eq!(settings.database_options().schema, "shop");
+        let policy = settings.policy(&AppNames::new("myapp"));
+        assert!(policy.auto_upgrade);
+        assert_eq!(policy.hints.upgrade, "run `myapp db upgrade` to apply them");
+        assert_eq!(
+            policy.hints.auto_upgrade,
+            "opt in to automatic upgrades with MYAPP_AUTO_UPGRADE=1 or `auto_upgrade = true` under [db] in myapp.toml"
+        );
+    }
+
+    #[test]
+    fn an_applications_checks_name_its_variables_and_its_default_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = resolve_myapp(dir.path(), &[("MYAPP_BACKUP", "maybe")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("env MYAPP_BACKUP = \"maybe\" is not valid"),
+            "{error}"
+        );
+        let error = resolve_myapp(dir.path(), &[("MYAPP_CONFIG", "missing.toml")]).unwrap_err();
+        assert!(
+            error.to_string().contains("(from env MYAPP_CONFIG)"),
+            "{error}"
+        );
+        let settings = resolve_myapp(dir.path(), &[]).unwrap();
+        assert_eq!(
+            settings.db_url.value,
+            DatabaseUrl::Sqlite(url::SqliteTarget::File(dir.path().join("myapp.db")))
+        );
     }
 
     /// The error for this configuration file (and nothing else set).

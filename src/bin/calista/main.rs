@@ -8,6 +8,7 @@ mod events;
 use std::process::ExitCode;
 
 use calista::cli::{CliError, Db, DbCommand, Output, exit};
+use calista::settings::AppNames;
 use clap::Parser;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -37,7 +38,10 @@ fn main() -> ExitCode {
         out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
         return exit::exit(exit::SUCCESS);
     }
-    let db = Db::new(&MIGRATIONS, "calista").app_version(env!("CARGO_PKG_VERSION"));
+    let names = AppNames::new("calista").with_auto_upgrade_flag("--auto-upgrade");
+    let db = Db::new(&MIGRATIONS, "calista")
+        .names(names)
+        .app_version(env!("CARGO_PKG_VERSION"));
     // Before the settings: the folder is what it checks, and no database is needed.
     if let Command::Db(DbCommand::Lint) = cli.command {
         return match db.lint(&cli.global, &out) {
