@@ -2,8 +2,35 @@
 //! once per process in one or two indexed reads, and upgrades that lock, back up, and
 //! apply everything in one transaction, on PostgreSQL and SQLite.
 //!
-//! ```
+//! On the pool the application already has, one line each:
+//!
+//! ```no_run
 //! // In the application crate, with its migration files in `migrations/`:
+//! static MIGRATIONS: calista::Migrations = calista::migrations!();
+//!
+//! # async fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = calista::sqlx::PgPool::connect(url).await?; // or a SqlitePool
+//! MIGRATIONS.ensure_schema(&pool).await?; // the guard: an error when the schema is behind
+//! MIGRATIONS.upgrade(&pool).await?;       // or apply what is pending: lock, backup, history
+//! # Ok(()) }
+//! ```
+//!
+//! **Where the tables go.** On PostgreSQL calista's own tables (`alembic_version`,
+//! `schema_history`) are in the schema `calista` ([`DatabaseOptions::schema`]), and each
+//! migration runs with that schema first on `search_path`, so a table a migration creates
+//! without naming a schema is `calista.<table>`. The application's pool is left as it was
+//! (its `search_path` too): its queries name the schema, or its pool sets it. SQLite has no
+//! schemas: everything is in the database file.
+//!
+//! Errors say what to do in the application's words ([`Policy::hints`], neutral by
+//! default); [`settings`] resolves an application's own `MYAPP_*` variables and `myapp.toml`
+//! into a [`Policy`] and [`DatabaseOptions`]; with the `cli` feature, [`cli`] is the `db`
+//! command group for the application's own clap parser (`myapp db upgrade`).
+//!
+//! Handlers can instead acquire the database through `#[requires_db]`, with a policy
+//! installed at start-up:
+//!
+//! ```
 //! static MIGRATIONS: calista::Migrations = calista::migrations!();
 //!
 //! type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -21,18 +48,12 @@
 //! async fn main() -> Result<(), Error> {
 //!     let url = calista::url::DatabaseUrl::parse("sqlite:///:memory:", std::path::Path::new("."))?;
 //!
-//!     // An explicit check at start-up. Explicit by default: a database that is behind is
-//!     // refused with the command to run; this application opts in to upgrading instead.
+//!     // Explicit by default: a database that is behind is refused with what to do; this
+//!     // application opts in to upgrading instead.
 //!     let policy = calista::Policy { auto_upgrade: true, ..calista::Policy::default() };
-//!     let db = calista::Database::connect(&url, calista::DatabaseOptions::default())?;
-//!     let ensured = calista::Migrator::new(&MIGRATIONS, &db).with_policy(policy.clone()).ensure_schema().await?;
-//!     assert!(matches!(ensured, calista::Ensured::Upgraded(_)));
-//!     db.close().await;
-//!
-//!     // Handlers acquire the database through #[requires_db], with the installed policy.
-//!     // (A new in-memory database: the guard upgrades it before the handler runs.)
 //!     calista::App::new(&MIGRATIONS, url).policy(policy).install()?;
 //!     assert_eq!(count_events().await?, 0);
+//!     assert!(matches!(calista::startup(), Some(calista::Ensured::Upgraded(_))));
 //!     Ok(())
 //! }
 //! ```
@@ -47,7 +68,9 @@
 //! }
 //! ```
 //!
-//! Debug builds also warn at run time when the folder holds migrations the binary lacks.
+//! Debug builds also notice, at run time, files in the folder that the binary lacks: the
+//! guard's result carries them ([`Ensured::notices`]) and they are emitted as `tracing`
+//! events.
 
 extern crate self as calista;
 
@@ -91,6 +114,12 @@ pub mod __private {
         fn from_db_error(error: Error) -> Self {
             Err(E::from_db_error(error))
         }
+    }
+
+    /// The handler's return value for a guard error, its type inferred from the return
+    /// position (which may hold an `impl Trait` that no path can name).
+    pub fn from_db_error<R: HandlerResult>(error: Error) -> R {
+        R::from_db_error(error)
     }
 
     /// An error type that can hold the guard's error.

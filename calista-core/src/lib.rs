@@ -8,8 +8,10 @@
 //!
 //! # Where state lives
 //!
-//! On PostgreSQL, in the application's schema (default `calista`, a setting), which every
-//! connection puts first on `search_path`; on SQLite, in the main database:
+//! On PostgreSQL, in the schema `calista` (a setting: [`DatabaseOptions::schema`]), which
+//! calista's own connections put first on `search_path` (and the pool that
+//! [`Database::connect`] opens; a pool the application hands over is left as it was); on
+//! SQLite, in the main database:
 //!
 //! - `alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc
 //!   PRIMARY KEY (version_num))`, exactly as Alembic creates it;

@@ -293,7 +293,7 @@ pub enum SettingsError {
         from: Source,
     },
     /// The configuration file exists but cannot be read.
-    #[error("cannot read the configuration file {path}; it must be a readable file")]
+    #[error("cannot read the configuration file {path}: {source}; it must be a readable file")]
     ConfigUnreadable {
         /// The file, as given.
         path: PathBuf,
@@ -365,7 +365,7 @@ pub enum SettingsError {
         expected: String,
     },
     /// A database URL in none of the accepted forms.
-    #[error("the database URL from {from} is not accepted")]
+    #[error("the database URL from {from} is not accepted: {error}")]
     InvalidUrl {
         /// The flag, variable, or file and key.
         from: Source,
@@ -1114,11 +1114,15 @@ mod tests {
             Err(error) => error,
             Ok(settings) => panic!("resolved: {settings:?}"),
         };
+        // A cause the message already quotes is not repeated.
         let mut chain = error.to_string();
         let mut cause = std::error::Error::source(&error);
         while let Some(c) = cause {
-            chain.push_str("\n  caused by: ");
-            chain.push_str(&c.to_string());
+            let line = c.to_string();
+            if !chain.contains(&line) {
+                chain.push_str("\n  caused by: ");
+                chain.push_str(&line);
+            }
             cause = c.source();
         }
         chain
@@ -1814,7 +1818,8 @@ mod tests {
         };
         let message = failure_in(dir.path(), &flags, &[]);
         assert!(
-            message.starts_with("cannot read the configuration file .; it must be a readable"),
+            message.starts_with("cannot read the configuration file .: ")
+                && message.ends_with("; it must be a readable file"),
             "{message}"
         );
     }
@@ -1965,7 +1970,7 @@ mod tests {
         let message = failure_in(dir.path(), &Flags::default(), &[]);
         assert!(
             message.starts_with(
-                "the database URL from calista.toml [db] url is not accepted\n  caused by: \
+                "the database URL from calista.toml [db] url is not accepted: \
                  `sqlite:/` is not an accepted database URL"
             ) && message.contains("sqlite:////absolute/path.db"),
             "{message}"

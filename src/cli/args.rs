@@ -36,6 +36,9 @@ pub struct DbOptions {
     pub format: Format,
 
     /// More detail on stderr (-v: steps, -vv: debug)
+    ///
+    /// For the application's log subscriber: the library emits `tracing` events and
+    /// installs no subscriber.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 

@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, ItemFn, ReturnType, Stmt, Type};
+use syn::{ItemFn, ReturnType, Stmt, Type};
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match parse(args, item.clone()) {
@@ -66,27 +66,25 @@ fn generate(
         output,
     }: Handler,
 ) -> TokenStream {
-    // Errors about the return type point at it.
+    // The conversion's type is inferred from the return position, so that a return type
+    // that cannot be named in a path (`Result<impl Trait, E>`) works; an unfit type is
+    // reported on the return type.
     let convert = quote_spanned! {output.span()=>
-        <#output as ::calista::__private::HandlerResult>::from_db_error
+        ::calista::__private::from_db_error(__calista_db_error)
     };
     let acquire = if function.sig.asyncness.is_some() {
         quote!(::calista::__private::require_db().await)
     } else {
         quote!(::calista::__private::require_db_blocking())
     };
-    let original = &function.block;
-    let brace_token = original.brace_token;
-    let body = quote! {{
-        if let ::core::result::Result::Err(error) = #acquire {
-            return #convert(error);
+    // The handler's own statements follow the check in the same block: nesting its block
+    // would make a one-line body an "unnecessary braces" warning.
+    let check: Stmt = syn::parse_quote! {
+        if let ::core::result::Result::Err(__calista_db_error) = #acquire {
+            return #convert;
         }
-        #original
-    }};
-    *function.block = Block {
-        brace_token,
-        stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
     };
+    function.block.stmts.insert(0, check);
     quote!(#function)
 }
 
