@@ -83,6 +83,11 @@ pub use calista_core::{
     SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
 };
 pub use calista_core::{backup, settings, url};
+
+/// The SQL lexer the build-time checks and the no-transaction runner share; for tests, not
+/// part of the stable API.
+#[doc(hidden)]
+pub use calista_core::sql;
 pub use calista_macros::{migrations, requires_db};
 
 #[cfg(feature = "cli")]
