@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 #[derive(Debug, Clone, Default, Args)]
 #[non_exhaustive]
 pub struct DbOptions {
-    /// Configuration file [default: the application's `<name>.toml` if it exists]
+    /// Configuration file (default: the application's `<name>.toml`, if it exists)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
