@@ -439,17 +439,17 @@ impl std::fmt::Display for PlanRefusal {
             Self::UnknownTarget(revision) => {
                 write!(
                     f,
-                    "revision {revision} is not one of this build's migrations; `calista db history` lists them"
+                    "revision {revision} is not one of this build's migrations; the migration history lists them"
                 )
             }
             Self::TargetBehindCurrent { target, current } => write!(
                 f,
-                "the database is already at {current}, past {target}; to go back, use `calista db downgrade {target}` \
+                "the database is already at {current}, past {target}; to go back, downgrade to {target} \
                  (development and CI only)"
             ),
             Self::TargetAheadOfCurrent { target, current } => write!(
                 f,
-                "the database is at {}, before {target}: a downgrade only goes back; use `calista db upgrade --to {target}`",
+                "the database is at {}, before {target}: a downgrade only goes back; upgrade to {target} instead",
                 current.map_or_else(|| "base (empty)".to_owned(), |c| c.to_string())
             ),
             Self::Irreversible { file } => write!(
