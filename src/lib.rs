@@ -84,10 +84,10 @@ pub use calista_core::{
 };
 pub use calista_core::{backup, settings, url};
 
-/// The SQL lexer the build-time checks and the no-transaction runner share; for tests, not
-/// part of the stable API.
+/// The SQL lexer the build-time checks and the no-transaction runner share, the migration
+/// model's and the planner's internals: for tests, not part of the stable API.
 #[doc(hidden)]
-pub use calista_core::sql;
+pub use calista_core::{migration, plan, sql};
 pub use calista_macros::{migrations, requires_db};
 
 #[cfg(feature = "cli")]

@@ -633,7 +633,10 @@ mod tests {
             Error::MigrationInterrupted {
                 file: "20250101_0000_a.sql".into(),
                 recover: hints.recover.clone(),
-                source: sqlx::Error::Protocol("the server went away".into()),
+                source: StatementError::new(
+                    sqlx::Error::Protocol("the server went away".into()),
+                    None,
+                ),
             }
             .to_string(),
         );
@@ -686,7 +689,10 @@ mod tests {
             file: "20250101_0000_a.sql".into(),
             direction: Direction::Up,
             kept: None,
-            source: sqlx::Error::Protocol("relation \"gone\" does not exist".into()),
+            source: StatementError::new(
+                sqlx::Error::Protocol("relation \"gone\" does not exist".into()),
+                None,
+            ),
         };
         let text = error.to_string();
         assert_eq!(
