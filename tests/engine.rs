@@ -420,11 +420,16 @@ fn unchecked(files: &[(&str, &str, &str)]) -> calista::Migrations {
 }
 
 /// The error and its causes, as the program prints them.
+/// The error and its causes as the program prints them: a cause the message already
+/// quotes is not repeated.
 fn chain(error: &calista::Error) -> String {
     let mut text = error.to_string();
     let mut cause = std::error::Error::source(error);
     while let Some(source) = cause {
-        text.push_str(&format!("\n  caused by: {source}"));
+        let line = source.to_string();
+        if !text.contains(&line) {
+            text.push_str(&format!("\n  caused by: {line}"));
+        }
         cause = source.source();
     }
     text
