@@ -127,4 +127,70 @@ both_backends! {
         assert_eq!(scalar(&handle, &format!("SELECT count(*) FROM {table} WHERE down_sql IS NULL")).await, 1);
         assert_eq!(scalar(&handle, &format!("SELECT count(*) FROM {table} WHERE revision = '20250102_0000' AND down_sql IS NULL")).await, 1);
     }
+
+    async fn the_sql_script_adds_the_new_columns_to_a_released_layout_first(db: TestDb) {
+        if let TestDb::Sqlite { file, .. } = &db {
+            std::fs::File::create(file).unwrap();
+        }
+        let handle = db.open();
+        exec(&handle, &released_tables(&db)).await.unwrap();
+        let set = MigrationSet::new(&[("20250101_0000_create_a.sql", &create_table("a"))]);
+        let migrations = set.load();
+        let script = Migrator::new(&migrations, &handle)
+            .with_policy(development())
+            .upgrade_script(UpgradeTarget::Head)
+            .await
+            .unwrap();
+        handle.close().await;
+        apply_by_hand(&db, &script);
+        let handle = db.open();
+        assert_eq!(column_count(&db, &handle, "down_sql").await, 1, "{script}");
+        assert_eq!(column_count(&db, &handle, "attempts").await, 1, "{script}");
+        let table = history_table(&db);
+        assert_eq!(
+            scalar(&handle, &format!("SELECT count(*) FROM {table} WHERE down_sql = 'DROP TABLE a;'")).await,
+            1
+        );
+    }
+}
+
+/// Runs a script the way a DBA would, stopping at the first error.
+fn apply_by_hand(db: &TestDb, script: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (program, args): (&str, Vec<String>) = match db {
+        TestDb::Postgres(pg) => (
+            "psql",
+            vec![
+                "-X".into(),
+                "-q".into(),
+                "-v".into(),
+                "ON_ERROR_STOP=1".into(),
+                "-d".into(),
+                pg.url.clone(),
+            ],
+        ),
+        TestDb::Sqlite { file, .. } => {
+            ("sqlite3", vec!["-bail".into(), file.display().to_string()])
+        }
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the script failed: {}\n{script}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

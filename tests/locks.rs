@@ -110,6 +110,15 @@ async fn an_upgrade_blocked_for_a_few_seconds_succeeds_on_a_retry() {
     assert!(report.steps[0].attempts > 1, "{report:?}");
     assert!(has_extra_column(pg).await);
     assert_eq!(version(&handle).await.as_deref(), Some("20250102_0000"));
+    // schema_history records the attempts the report shows.
+    let mut conn = pg.connect().await;
+    let recorded: i32 = sqlx::query_scalar(
+        "SELECT attempts FROM calista.schema_history WHERE revision = '20250102_0000'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(i64::from(recorded), i64::from(report.steps[0].attempts));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -340,6 +340,17 @@ impl Database {
             .await
     }
 
+    /// The history columns of this build that an existing `schema_history` lacks (made by
+    /// an older build); the upgrade adds them, and so does the `--sql` script.
+    pub(crate) async fn missing_history_columns(
+        &self,
+    ) -> Result<Vec<(&'static str, &'static str)>, Error> {
+        self.on_guard_connection(Vec::new, async |conn, store| {
+            conn.missing_history_columns(store).await
+        })
+        .await
+    }
+
     /// Runs a read on the guard's connection, opening it if needed. After an error the
     /// connection may be broken: it is dropped, and the next read opens a new one.
     ///
@@ -641,6 +652,16 @@ impl GuardConnection {
         match self {
             Self::Postgres(c) => postgres::read_history(c, store).await,
             Self::Sqlite(c) => sqlite::read_history(c, store).await,
+        }
+    }
+
+    async fn missing_history_columns(
+        &mut self,
+        store: &Store,
+    ) -> Result<Vec<(&'static str, &'static str)>, Error> {
+        match self {
+            Self::Postgres(c) => postgres::missing_history_columns(c, store).await,
+            Self::Sqlite(c) => sqlite::missing_history_columns(c, store).await,
         }
     }
 }

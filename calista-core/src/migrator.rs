@@ -423,11 +423,17 @@ impl<'a> Migrator<'a> {
                 self.record(index, Direction::Up, finished, Duration::ZERO, None)
             },
         };
+        let add_columns = if state.tables_present && !plan.is_empty() {
+            self.db.missing_history_columns().await?
+        } else {
+            Vec::new()
+        };
         Ok(crate::script::render(
             self.migrations,
             self.db,
             &plan,
             !state.tables_present,
+            &add_columns,
             &recorder,
         ))
     }
@@ -693,10 +699,12 @@ impl<'a> Migrator<'a> {
 
     /// One attempt at a batch of transactional migrations: its statements, its history rows
     /// and the version row commit together, or not at all.
+    /// `number` counts the attempts (from 1); the history rows record it.
     async fn attempt_transaction(
         &self,
         session: &mut Session,
         run: &Run<'_>,
+        number: u32,
     ) -> Result<Vec<Step>, Attempt> {
         let store = self.db.store();
         let dialect = self.db.dialect();
@@ -766,13 +774,16 @@ impl<'a> Migrator<'a> {
                 }));
             }
             let duration = started.elapsed();
-            records.push(self.record(
-                index,
-                direction,
-                true,
-                duration,
-                run.backup.map(str::to_owned),
-            ));
+            records.push(NewRecord {
+                attempts: i64::from(number),
+                ..self.record(
+                    index,
+                    direction,
+                    true,
+                    duration,
+                    run.backup.map(str::to_owned),
+                )
+            });
             done.push(step(migration, duration, 1));
         }
         // Defence in depth: a migration that ended our transaction must not be recorded.
@@ -941,10 +952,10 @@ impl<'a> Migrator<'a> {
             let outcome = match watcher.as_mut() {
                 Some(watcher) => tokio::select! {
                     biased;
-                    outcome = self.attempt(session, work) => outcome,
+                    outcome = self.attempt(session, work, attempts) => outcome,
                     never = watcher.watch() => match never {},
                 },
-                None => self.attempt(session, work).await,
+                None => self.attempt(session, work, attempts).await,
             };
             let (index, wait) = match outcome {
                 Ok(value) => break Ok((value, attempts)),
@@ -985,9 +996,14 @@ impl<'a> Migrator<'a> {
     }
 
     /// One attempt at `work`.
-    async fn attempt(&self, session: &mut Session, work: &Work<'_>) -> Result<Vec<Step>, Attempt> {
+    async fn attempt(
+        &self,
+        session: &mut Session,
+        work: &Work<'_>,
+        number: u32,
+    ) -> Result<Vec<Step>, Attempt> {
         match *work {
-            Work::Transaction(run) => self.attempt_transaction(session, run).await,
+            Work::Transaction(run) => self.attempt_transaction(session, run, number).await,
             Work::Statement {
                 index,
                 script,

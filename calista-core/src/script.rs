@@ -24,12 +24,15 @@ pub(crate) struct Recorder<'a> {
     pub(crate) record: &'a dyn Fn(usize, bool) -> NewRecord,
 }
 
-/// Renders `plan` as one script. `create_tables`: the state tables do not exist yet.
+/// Renders `plan` as one script. `create_tables`: the state tables do not exist yet;
+/// `add_columns`: the history columns an older build's table lacks, added first, each on
+/// its own, as the upgrade does.
 pub(crate) fn render(
     migrations: &Migrations,
     db: &Database,
     plan: &Plan,
     create_tables: bool,
+    add_columns: &[(&str, &str)],
     recorder: &Recorder<'_>,
 ) -> String {
     let dialect = db.dialect();
@@ -50,6 +53,14 @@ pub(crate) fn render(
     if plan.is_empty() {
         out.push_str("-- Nothing to do: the database is up to date.\n");
         return out;
+    }
+    if !add_columns.is_empty() {
+        out.push_str(
+            "\n-- schema_history was made by an older build: it gains this build's columns\n",
+        );
+        for (name, definition) in add_columns {
+            statement(&mut out, &store.add_history_column(name, definition));
+        }
     }
     let mut current = plan.from.map(|r| r.to_string());
     let mut tables_pending = create_tables;

@@ -259,16 +259,8 @@ macro_rules! state_queries {
         /// transaction, so that two processes never both add one.
         pub(crate) async fn upgrade_layout(conn: &mut $conn, store: &Store) -> Result<Vec<&'static str>, Error> {
             let context = "upgrading the layout of schema_history";
-            let present: Vec<(String,)> = sqlx::query_as(sql(&store.read_added_columns))
-                .bind(store.schema.to_string())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| describe(e, context))?;
             let mut added = Vec::new();
-            for (name, definition) in crate::store::ADDED_HISTORY_COLUMNS {
-                if present.iter().any(|(p,)| p == name) {
-                    continue;
-                }
+            for (name, definition) in missing_history_columns(conn, store).await? {
                 sqlx::raw_sql(AssertSqlSafe(store.add_history_column(name, definition)))
                     .execute(&mut *conn)
                     .await
@@ -276,6 +268,23 @@ macro_rules! state_queries {
                 added.push(name);
             }
             Ok(added)
+        }
+
+        /// The history columns of this build that the table lacks (it was made by an older
+        /// build), with their definitions.
+        pub(crate) async fn missing_history_columns(
+            conn: &mut $conn,
+            store: &Store,
+        ) -> Result<Vec<(&'static str, &'static str)>, Error> {
+            let present: Vec<(String,)> = sqlx::query_as(sql(&store.read_added_columns))
+                .bind(store.schema.to_string())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "reading the layout of schema_history"))?;
+            Ok(crate::store::ADDED_HISTORY_COLUMNS
+                .into_iter()
+                .filter(|(name, _)| !present.iter().any(|(p,)| p == name))
+                .collect())
         }
 
         /// The down SQL recorded when `revision` was last applied (`None`: not recorded,
