@@ -382,8 +382,8 @@ async fn missing_pg_dump_names_the_three_remedies_and_changes_nothing() {
         message.contains("Install the PostgreSQL client"),
         "{message}"
     );
-    assert!(message.contains("pg_dump = "), "{message}");
-    assert!(message.contains("--no-backup"), "{message}");
+    assert!(message.contains("path of pg_dump"), "{message}");
+    assert!(message.contains("turn the backup off"), "{message}");
     assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
     assert!(exec(&handle, "SELECT * FROM b").await.is_err());
     assert!(

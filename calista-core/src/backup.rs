@@ -56,8 +56,10 @@ pub struct BackupOptions {
     pub restore_hint: String,
 }
 
-/// The restore command of the `calista` program.
-pub const DEFAULT_RESTORE_HINT: &str = "calista db restore";
+/// A placeholder for the application's restore command, which names no program: an
+/// application sets its own in [`BackupOptions::restore_hint`] (the `calista` program's is
+/// `calista db restore`).
+pub const DEFAULT_RESTORE_HINT: &str = "<program> db restore";
 
 impl Default for BackupOptions {
     fn default() -> Self {
@@ -98,8 +100,8 @@ pub enum BackupError {
     /// `pg_dump` is not installed or not where the setting says.
     #[error(
         "cannot back up: `{program}` was not found. Install the PostgreSQL client (for example the \
-         postgresql-client package), set its path with `pg_dump = \"/path/to/pg_dump\"` under [db] in calista.toml \
-         (or CALISTA_PG_DUMP), or skip the backup with --no-backup; nothing was changed"
+         postgresql-client package), set the path of pg_dump in the backup settings, or turn the backup off for \
+         this upgrade; nothing was changed"
     )]
     PgDumpMissing {
         /// The program looked for.
@@ -592,7 +594,7 @@ pub enum RestoreError {
     /// A PostgreSQL client program is missing.
     #[error(
         "cannot restore: `{program}` was not found. Install the PostgreSQL client (for example the \
-         postgresql-client package), or set `pg_dump` under [db] to a pg_dump whose folder also holds \
+         postgresql-client package), or set the path of pg_dump to one whose folder also holds \
          pg_restore and psql; nothing was changed"
     )]
     ToolMissing {

@@ -51,7 +51,7 @@ impl Default for Hints {
             auto_upgrade: "let the application upgrade it at start-up (the policy's automatic upgrades)"
                 .to_owned(),
             new_migration: "a new migration file".to_owned(),
-            recover: "resolve the attempt with a recovery: retry (forget the attempt; the next upgrade runs                       the migration again), or mark it applied if it did complete"
+            recover: "resolve the attempt with a recovery: retry (forget the attempt; the next upgrade runs the migration again), or mark it applied if it did complete"
                 .to_owned(),
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
@@ -87,7 +87,7 @@ pub enum Error {
     },
 
     /// The database did not answer in time.
-    #[error("no answer from {url} within {}s; check the server, the network, or raise [db] connect_timeout", .waited.as_secs())]
+    #[error("no answer from {url} within {}s; check the server, the network, or raise the connect timeout", .waited.as_secs())]
     Timeout {
         /// The URL, password redacted.
         url: String,
@@ -98,7 +98,7 @@ pub enum Error {
     /// Another process held the migration lock for longer than the lock timeout.
     #[error(
         "timed out after {:.1}s waiting for the migration lock, held by {holder}; \
-         another upgrade is probably running: wait for it, or raise [db] lock_timeout",
+         another upgrade is probably running: wait for it, or raise the lock timeout",
         .waited.as_secs_f64()
     )]
     LockTimeout {
@@ -173,12 +173,12 @@ pub enum Error {
     #[error(
         "migration {file} could not get its table locks: {attempts} attempt(s) of {:.1}s each, over {:.1}s \
          (the lock timeout), were all rolled back{}. {}; let {} finish (or end it: \
-         `SELECT pg_terminate_backend(pid)`), then run the upgrade again, or raise [db] lock_timeout",
+         `SELECT pg_terminate_backend(pid)`), then run the upgrade again, or raise the lock timeout",
         .attempt_timeout.as_secs_f64(),
         .waited.as_secs_f64(),
         if *.interrupted {
-            " after its first statements ran (it is a no-transaction migration): it is recorded as interrupted; \
-             inspect what it left, then run `calista db recover`".to_owned()
+            format!(" after its first statements ran (it is a no-transaction migration): it is recorded as interrupted; \
+             inspect what it left, then {}", .recover)
         } else {
             .kept.as_ref().map_or_else(|| ", so nothing was changed (the database has no revision)".to_owned(),
                                        |at| format!(", so nothing was changed (the database is at revision {at})"))
@@ -201,6 +201,8 @@ pub enum Error {
         blockers: Vec<Blocker>,
         /// A no-transaction migration that had run some statements: recorded as interrupted.
         interrupted: bool,
+        /// How to resolve an interrupted migration, in the application's words.
+        recover: String,
     },
 
     /// A database operation other than a migration's own SQL failed.

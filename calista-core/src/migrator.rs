@@ -904,6 +904,7 @@ impl<'a> Migrator<'a> {
                         kept,
                         blockers,
                         interrupted: position > 0,
+                        recover: self.policy.hints.recover.clone(),
                     });
                     break;
                 }
@@ -975,6 +976,7 @@ impl<'a> Migrator<'a> {
                     kept: kept.map(str::to_owned),
                     blockers: watcher.as_ref().map(|w| w.seen.clone()).unwrap_or_default(),
                     interrupted: false,
+                    recover: self.policy.hints.recover.clone(),
                 });
             }
             tracing::info!(

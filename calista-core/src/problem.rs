@@ -143,7 +143,7 @@ impl ProblemKind {
         match self {
             Self::Name(name) => name.fix(),
             Self::DuplicateRevision { .. } => {
-                "give one of them a new, later timestamp (`calista db new <summary>` writes one)".to_owned()
+                "give one of them a new, later timestamp: the current UTC time, as `YYYYMMDD_HHMM`".to_owned()
             }
             Self::UnknownMarker { .. } => "use one of `-- calista:up`, `-- calista:up postgres`, `-- calista:up sqlite`, \
                  `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`, \

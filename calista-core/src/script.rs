@@ -43,8 +43,8 @@ pub(crate) fn render(
         Dialect::Sqlite => "sqlite3 -bail <database> < <file>",
     };
     let mut out = format!(
-        "-- calista upgrade script: {} -> {} on {dialect}, generated {}\n\
-         -- `calista db upgrade` runs these statements with the migration lock, a backup and checks.\n\
+        "-- upgrade script: {} -> {} on {dialect}, generated {}\n\
+         -- The upgrade itself runs these statements with the migration lock, a backup and checks.\n\
          -- To run it by hand: {run_with}\n",
         show(plan.from),
         show(plan.to),
