@@ -275,6 +275,51 @@ fn url_with_password(scratch: &ScratchPg) -> (String, String) {
     (url, password)
 }
 
+/// `url` with `sslmode=require` added to its query.
+fn requiring_tls(url: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode=require")
+}
+
+#[test]
+fn the_program_connects_over_tls_where_the_url_requires_it() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scratch = runtime.block_on(ScratchPg::new());
+    let server_offers_tls = runtime.block_on(async {
+        let mut conn = scratch.connect().await;
+        let ssl: String = sqlx::query_scalar("SHOW ssl")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        ssl == "on"
+    });
+    let url = requiring_tls(&scratch.url);
+    let dir = tempfile::tempdir().unwrap();
+    let run = calista(
+        dir.path(),
+        &["db", "upgrade"],
+        &[("CALISTA_DB_URL", url.as_str()), ("CALISTA_ENV", "ci")],
+    );
+    // Never "built without TLS support": the program speaks TLS; whether it connects is
+    // the server's to say.
+    assert!(!run.all().contains("without TLS"), "{run:?}");
+    if server_offers_tls {
+        assert_eq!(run.code, 0, "{run:?}");
+        let current = calista(
+            dir.path(),
+            &["db", "current"],
+            &[("CALISTA_DB_URL", url.as_str())],
+        );
+        assert_eq!(current.stdout.trim(), HEAD, "{current:?}");
+    } else {
+        assert_eq!(
+            run.code, 1,
+            "a server without TLS refuses sslmode=require: {run:?}"
+        );
+    }
+    drop(scratch);
+}
+
 #[test]
 fn password_in_a_reachable_url_never_appears() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
