@@ -176,9 +176,9 @@ pub enum Error {
          `SELECT pg_terminate_backend(pid)`), then run the upgrade again, or raise the lock timeout",
         .attempt_timeout.as_secs_f64(),
         .waited.as_secs_f64(),
-        if *.interrupted {
+        if let Some(recover) = .interrupted {
             format!(" after its first statements ran (it is a no-transaction migration): it is recorded as interrupted; \
-             inspect what it left, then {}", .recover)
+             inspect what it left, then {recover}")
         } else {
             .kept.as_ref().map_or_else(|| ", so nothing was changed (the database has no revision)".to_owned(),
                                        |at| format!(", so nothing was changed (the database is at revision {at})"))
@@ -199,10 +199,9 @@ pub enum Error {
         kept: Option<String>,
         /// The sessions that held the locks, as last seen.
         blockers: Vec<Blocker>,
-        /// A no-transaction migration that had run some statements: recorded as interrupted.
-        interrupted: bool,
-        /// How to resolve an interrupted migration, in the application's words.
-        recover: String,
+        /// For a no-transaction migration that had run some statements, and so is recorded
+        /// as interrupted: how to resolve it, in the application's words.
+        interrupted: Option<Box<String>>,
     },
 
     /// A database operation other than a migration's own SQL failed.

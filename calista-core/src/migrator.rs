@@ -903,8 +903,8 @@ impl<'a> Migrator<'a> {
                         waited,
                         kept,
                         blockers,
-                        interrupted: position > 0,
-                        recover: self.policy.hints.recover.clone(),
+                        interrupted: (position > 0)
+                            .then(|| Box::new(self.policy.hints.recover.clone())),
                     });
                     break;
                 }
@@ -915,7 +915,7 @@ impl<'a> Migrator<'a> {
             }
         }
         if let Err(Error::TableLockTimeout {
-            interrupted: false, ..
+            interrupted: None, ..
         }) = &result
         {
             // Not one statement ran: forget the started record, the database is untouched.
@@ -975,8 +975,7 @@ impl<'a> Migrator<'a> {
                     waited,
                     kept: kept.map(str::to_owned),
                     blockers: watcher.as_ref().map(|w| w.seen.clone()).unwrap_or_default(),
-                    interrupted: false,
-                    recover: self.policy.hints.recover.clone(),
+                    interrupted: None,
                 });
             }
             tracing::info!(
