@@ -83,19 +83,13 @@ pub use calista_core::{
     SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
 };
 pub use calista_core::{
-    Blocker, StatementError, StatementLocation, backup, schema, settings, url, verify,
+    Blocker, StatementError, StatementLocation, backup, lint, schema, settings, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).
 #[cfg(feature = "testing")]
 pub use calista_core::testing;
 
-/// Everything else of the runtime (the planner, the SQL lexer, the file model, and
-/// `testing` when the runtime has it, as in this crate's own tests): reachable for tests and
-/// benchmarks, hidden from the documentation, not part of the stable API. The names above
-/// take precedence over these.
-#[doc(hidden)]
-pub use calista_core::*;
 pub use calista_macros::{migrations, requires_db};
 
 #[cfg(feature = "cli")]

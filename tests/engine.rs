@@ -410,7 +410,7 @@ fn unchecked(files: &[(&str, &str, &str)]) -> calista::Migrations {
             )
         })
         .collect();
-    let chains = calista::migration::chain_digests(&migrations);
+    let chains = calista_core::migration::chain_digests(&migrations);
     calista::Migrations::from_static(
         Box::leak(migrations.into_boxed_slice()),
         Box::leak(chains.into_boxed_slice()),

@@ -183,7 +183,7 @@ async fn script_matches_upgrade(by_script: TestDb, by_upgrade: TestDb, start: Op
     ));
     let history = scripted.read_history().await.unwrap();
     let upgraded_history = by_upgrade.open().read_history().await.unwrap();
-    let shape = |h: &[calista::plan::HistoryRecord]| -> Vec<_> {
+    let shape = |h: &[calista_core::plan::HistoryRecord]| -> Vec<_> {
         h.iter()
             .map(|r| (r.revision.clone(), r.finished, r.checksum, r.chain))
             .collect()
