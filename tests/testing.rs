@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Instant;
 
-use calista_core::testing::{TestDatabase, TestOptions};
 use calista::{Migrations, Migrator, SchemaState};
+use calista_core::testing::{TestDatabase, TestOptions};
 use common::*;
 
 static CALISTA: Migrations = calista::migrations!();
