@@ -2,6 +2,9 @@
 //! the same problems, in the same words, as the compile-fail cases' checked-in `.stderr`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+mod common;
+
+use common::macro_messages;
 use std::path::Path;
 
 use calista::{Migrations, ProblemKind};
@@ -21,25 +24,6 @@ const CASES: &[&str] = &[
     "not_in_transaction_block",
     "comment_only_section",
 ];
-
-/// The messages of a `.stderr`: each `error:` line with the lines that continue it, up to
-/// the ` --> ` line that points at the call.
-fn macro_messages(stderr: &str) -> Vec<String> {
-    let mut messages = Vec::new();
-    let mut current: Option<String> = None;
-    for line in stderr.lines() {
-        if let Some(message) = line.strip_prefix("error: ") {
-            messages.extend(current.replace(message.to_owned()));
-        } else if line.starts_with(" --> ") {
-            messages.extend(current.take());
-        } else if let Some(message) = current.as_mut() {
-            message.push('\n');
-            message.push_str(line);
-        }
-    }
-    messages.extend(current);
-    messages
-}
 
 #[test]
 fn from_dir_reports_the_problems_migrations_reports() {

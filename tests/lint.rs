@@ -2,6 +2,9 @@
 //! words, as the lint compile-fail cases' checked-in `.stderr`; and it exits 0 only when clean.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+mod common;
+
+use common::macro_messages;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -29,25 +32,6 @@ fn db_lint(case: &str, json: bool) -> Output {
         command.args(["--format", "json"]);
     }
     command.output().unwrap()
-}
-
-/// The messages of a `.stderr`: each `error:` line with the lines that continue it, up to
-/// the ` --> ` line that points at the call.
-fn macro_messages(stderr: &str) -> Vec<String> {
-    let mut messages = Vec::new();
-    let mut current: Option<String> = None;
-    for line in stderr.lines() {
-        if let Some(message) = line.strip_prefix("error: ") {
-            messages.extend(current.replace(message.to_owned()));
-        } else if line.starts_with(" --> ") {
-            messages.extend(current.take());
-        } else if let Some(message) = current.as_mut() {
-            message.push('\n');
-            message.push_str(line);
-        }
-    }
-    messages.extend(current);
-    messages
 }
 
 #[test]

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use calista::{Migrator, SchemaState, UpgradeTarget};
 use common::*;
@@ -29,41 +28,6 @@ fn files() -> MigrationSet {
              -- calista:down\nDROP VIEW c_with_a;\nDROP TABLE c;\n",
         ),
     ])
-}
-
-/// Runs a script the way a DBA would, stopping at the first error.
-fn apply_by_hand(db: &TestDb, script: &str) {
-    let file = db.scratch_dir().join("upgrade.sql");
-    std::fs::write(&file, script).unwrap();
-    let output = match db {
-        TestDb::Postgres(pg) => Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg.url, "-f"])
-            .arg(&file)
-            .output()
-            .unwrap(),
-        TestDb::Sqlite { file: database, .. } => {
-            let mut child = Command::new("sqlite3")
-                .arg("-bail")
-                .arg(database)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(script.as_bytes())
-                .unwrap();
-            child.wait_with_output().unwrap()
-        }
-    };
-    assert!(
-        output.status.success(),
-        "the script failed: {}\n{script}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The schema as the database's own tool dumps it, without comments and settings.

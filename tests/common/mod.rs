@@ -1,6 +1,7 @@
 //! Test support: scratch PostgreSQL databases and SQLite files.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -330,4 +331,58 @@ pub async fn hold_migration_lock(
             Box::new(conn)
         }
     }
+}
+
+/// Runs a script the way a DBA would, stopping at the first error.
+pub fn apply_by_hand(db: &TestDb, script: &str) {
+    let file = db.scratch_dir().join("upgrade.sql");
+    std::fs::write(&file, script).unwrap();
+    let output = match db {
+        TestDb::Postgres(pg) => std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &pg.url, "-f"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+        TestDb::Sqlite { file: database, .. } => {
+            let mut child = std::process::Command::new("sqlite3")
+                .arg("-bail")
+                .arg(database)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(script.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        }
+    };
+    assert!(
+        output.status.success(),
+        "the script failed: {}\n{script}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The messages of a `.stderr`: each `error:` line with the lines that continue it, up to
+/// the ` --> ` line that points at the call.
+pub fn macro_messages(stderr: &str) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut current: Option<String> = None;
+    for line in stderr.lines() {
+        if let Some(message) = line.strip_prefix("error: ") {
+            messages.extend(current.replace(message.to_owned()));
+        } else if line.starts_with(" --> ") {
+            messages.extend(current.take());
+        } else if let Some(message) = current.as_mut() {
+            message.push('\n');
+            message.push_str(line);
+        }
+    }
+    messages.extend(current);
+    messages
 }
