@@ -49,6 +49,9 @@ use crate::plan::UpgradeTarget;
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 
+mod spares;
+pub use spares::{DEFAULT_SPARES, SPARES_VARIABLE};
+
 /// Where [`TestDatabase::postgres`] finds the server.
 pub const PG_URL_VARIABLE: &str = "CALISTA_TEST_PG_URL";
 /// The server when [`PG_URL_VARIABLE`] is not set.
@@ -99,11 +102,14 @@ impl TestDatabase {
         options: TestOptions,
     ) -> Result<Self, Error> {
         let key = template_key(migrations, &options)?;
-        let template = format!("calista_tpl_{key}");
+        let template = format!("{}{key}", spares::TEMPLATE);
         let mut admin = scratch::admin(server).await?;
         ensure_postgres_template(&mut admin, server, migrations, &options, &template).await?;
         let name = scratch::unique_name("calista_test");
-        scratch::create_database(&mut admin, &name, Some(&template)).await?;
+        if !spares::claim(&mut admin, &key, &name).await? {
+            scratch::create_database(&mut admin, &name, Some(&template)).await?;
+        }
+        spares::refill(server, &template, &key);
         let _ = admin.close().await;
         let url = DatabaseUrl::Postgres(server.with_database(&name));
         let scratch = Scratch::Postgres {
@@ -176,7 +182,7 @@ impl Drop for TestDatabase {
                         .ok()?;
                     runtime.block_on(async {
                         let mut admin = scratch::admin(&server).await.ok()?;
-                        scratch::drop_database(&mut admin, &name).await.ok()
+                        spares::discard(&mut admin, &server, &name).await.ok()
                     })
                 })
                 .join();
@@ -282,7 +288,7 @@ async fn build_postgres_template(
     .execute(&mut *admin)
     .await
     .map_err(|e| describe(e, "renaming the test template"))?;
-    Ok(())
+    spares::mark_used(admin, template).await
 }
 
 /// Builds the SQLite template file unless it exists, under a lock on a file beside it.

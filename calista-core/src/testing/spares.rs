@@ -1,0 +1,359 @@
+//! Spare clones of a PostgreSQL test template, made ahead of the tests that will use them.
+//!
+//! Cloning a template costs time in proportion to its relations (PostgreSQL copies each
+//! one), so a test that cloned its own database would wait longer the more migrations the
+//! set has. Instead a background thread keeps a few *spares* per template — complete clones
+//! named `calista_spare_<key>_…` — and a test *claims* one by renaming it to its own name,
+//! which is one catalog update whatever the schema. Only one claimant's rename can succeed,
+//! so tests of several threads and processes never share a spare. A spare is visible only
+//! once its `CREATE DATABASE` has committed, so a claimed spare is always complete; spares
+//! left when the tests end are claimed by the next run.
+//!
+//! A passing test's database is renamed `calista_trash_…` (at once) and dropped by the same
+//! thread afterwards; trash that a process left when it exited is dropped by the next one.
+//! Templates record when they were last used (a comment on the database); spares of a
+//! template unused for an hour, and templates unused for a week, are dropped, so editing a
+//! migration (a new template each time) does not fill the server.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use crate::backend::postgres::describe;
+use crate::error::Error;
+use crate::scratch;
+use crate::url::PostgresUrl;
+
+/// How many spares to keep per template; `0` turns spares off.
+pub const SPARES_VARIABLE: &str = "CALISTA_TEST_SPARES";
+/// The number of spares when [`SPARES_VARIABLE`] is not set.
+pub const DEFAULT_SPARES: usize = 4;
+
+const SPARE: &str = "calista_spare_";
+const TRASH: &str = "calista_trash_";
+pub(super) const TEMPLATE: &str = "calista_tpl_";
+/// Spares of a template unused for this long are dropped.
+const SPARES_KEPT_FOR: Duration = Duration::from_secs(60 * 60);
+/// Templates unused for this long are dropped.
+const TEMPLATES_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How many listed spares a claim tries before it clones instead.
+const CLAIM_TRIES: i64 = 8;
+
+/// The spares wanted per template.
+fn wanted() -> usize {
+    std::env::var(SPARES_VARIABLE)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_SPARES)
+}
+
+/// The name prefix of `key`'s spares. Names stay within PostgreSQL's 63 bytes: the prefix,
+/// 16 characters of the key, and [`suffix`].
+fn spare_prefix(key: &str) -> String {
+    format!("{SPARE}{}_", key.get(..16).unwrap_or(key))
+}
+
+/// A suffix no other name of this or another process uses.
+fn suffix() -> String {
+    scratch::unique_name("x")
+        .trim_start_matches("x_")
+        .to_owned()
+}
+
+/// The comment that records a template's last use (seconds since the Unix epoch).
+fn used_comment(now: SystemTime) -> String {
+    let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("calista test template; last used {seconds}")
+}
+
+fn last_used(comment: Option<&str>) -> Option<SystemTime> {
+    let seconds = comment?
+        .strip_prefix("calista test template; last used ")?
+        .parse()
+        .ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+}
+
+/// Marks `template` as used now.
+pub(super) async fn mark_used(admin: &mut PgConnection, template: &str) -> Result<(), Error> {
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "COMMENT ON DATABASE \"{template}\" IS '{}'",
+        used_comment(SystemTime::now())
+    )))
+    .execute(admin)
+    .await
+    .map_err(|e| describe(e, "marking the test template as used"))?;
+    Ok(())
+}
+
+/// Renames one of `key`'s spares to `name`. `false` when none could be claimed (there are
+/// none, or other tests took each one first): the caller clones the template instead.
+pub(super) async fn claim(admin: &mut PgConnection, key: &str, name: &str) -> Result<bool, Error> {
+    if wanted() == 0 {
+        return Ok(false);
+    }
+    let spares: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname LIMIT $2",
+    )
+    .bind(spare_prefix(key))
+    .bind(CLAIM_TRIES)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(|e| describe(e, "looking for a spare test database"))?;
+    for spare in spares {
+        // Another test may have renamed (or a clean-up dropped) it since: try the next.
+        let renamed = sqlx::raw_sql(AssertSqlSafe(format!(
+            "ALTER DATABASE \"{spare}\" RENAME TO \"{name}\""
+        )))
+        .execute(&mut *admin)
+        .await;
+        if renamed.is_ok() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Asks the background thread to make spares of `template` until there are enough.
+pub(super) fn refill(server: &PostgresUrl, template: &str, key: &str) {
+    if wanted() == 0 {
+        return;
+    }
+    send(Job::Refill {
+        server: server.clone(),
+        template: template.to_owned(),
+        prefix: spare_prefix(key),
+    });
+}
+
+/// Takes a passing test's database out of use: refuses new connections, ends the test's
+/// own, and renames it to trash, which the background thread drops. Falls back to dropping
+/// it here when it cannot be renamed.
+pub(super) async fn discard(
+    admin: &mut PgConnection,
+    server: &PostgresUrl,
+    name: &str,
+) -> Result<(), Error> {
+    let trash = format!("{TRASH}{}", suffix());
+    let steps = [
+        format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"),
+        format!(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ),
+        format!("ALTER DATABASE \"{name}\" RENAME TO \"{trash}\""),
+    ];
+    for step in steps {
+        if sqlx::raw_sql(AssertSqlSafe(step))
+            .execute(&mut *admin)
+            .await
+            .is_err()
+        {
+            return scratch::drop_database(admin, name).await;
+        }
+    }
+    send(Job::Drop {
+        server: server.clone(),
+        name: trash,
+    });
+    Ok(())
+}
+
+/// Work for the background thread.
+#[derive(Debug)]
+enum Job {
+    Refill {
+        server: PostgresUrl,
+        template: String,
+        prefix: String,
+    },
+    Drop {
+        server: PostgresUrl,
+        name: String,
+    },
+}
+
+impl Job {
+    fn server(&self) -> &PostgresUrl {
+        match self {
+            Self::Refill { server, .. } | Self::Drop { server, .. } => server,
+        }
+    }
+}
+
+/// Sends a job to the background thread, starting it on first use. If the thread cannot
+/// start, nothing is lost but speed: tests clone, and trash waits for the next run.
+fn send(job: Job) {
+    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("calista-test-spares".to_owned())
+            .spawn(move || work(&receiver))
+            .ok()
+            .map(|_| sender)
+    });
+    if let Some(sender) = worker {
+        let _ = sender.send(job);
+    }
+}
+
+/// The background thread: spares first (a test may be waiting for one), then drops. It
+/// ends with the process; whatever it had not done yet, the next run does.
+fn work(receiver: &Receiver<Job>) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let mut connections: HashMap<String, PgConnection> = HashMap::new();
+    let mut pending: Vec<Job> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match receiver.recv() {
+                Ok(job) => pending.push(job),
+                Err(_) => return,
+            }
+        }
+        pending.extend(receiver.try_iter());
+        let next = pending
+            .iter()
+            .position(|job| matches!(job, Job::Refill { .. }))
+            .unwrap_or(0);
+        let job = pending.remove(next);
+        let server = job.server().clone();
+        runtime.block_on(async {
+            let admin = match connections.entry(server.expose_secret().to_owned()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let Ok(mut admin) = scratch::admin(&server).await else {
+                        return;
+                    };
+                    // Once per server and process: what earlier runs left.
+                    if let Err(e) = clean_up(&mut admin).await {
+                        tracing::debug!(error = %e, "could not clean up old test databases");
+                    }
+                    entry.insert(admin)
+                }
+            };
+            let done = match &job {
+                Job::Refill {
+                    template, prefix, ..
+                } => make_spares(admin, template, prefix).await,
+                Job::Drop { name, .. } => scratch::drop_database(admin, name).await,
+            };
+            if let Err(e) = done {
+                tracing::debug!(error = %e, "test database housekeeping failed");
+                // The connection may be what failed: the next job opens another.
+                connections.remove(server.expose_secret());
+            }
+        });
+    }
+}
+
+/// Clones `template` until it has [`wanted`] spares. Under an advisory lock, so that two
+/// processes do not both fill the same template's quota; a process that finds the lock
+/// taken leaves the work to its holder.
+async fn make_spares(admin: &mut PgConnection, template: &str, prefix: &str) -> Result<(), Error> {
+    let lock = crate::backend::postgres::lock_key(prefix);
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(lock)
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(|e| describe(e, "taking the spare databases' lock"))?;
+    if !locked {
+        return Ok(());
+    }
+    let made = async {
+        mark_used(admin, template).await?;
+        loop {
+            let spares: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)",
+            )
+            .bind(prefix)
+            .fetch_one(&mut *admin)
+            .await
+            .map_err(|e| describe(e, "counting the spare test databases"))?;
+            if usize::try_from(spares).unwrap_or(usize::MAX) >= wanted() {
+                return Ok(());
+            }
+            let spare = format!("{prefix}{}", suffix());
+            scratch::create_database(admin, &spare, Some(template)).await?;
+        }
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock)
+        .execute(&mut *admin)
+        .await;
+    made
+}
+
+/// Drops trash, spares of templates unused for an hour (or gone), and templates unused for
+/// a week.
+async fn clean_up(admin: &mut PgConnection) -> Result<(), Error> {
+    let databases: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+         WHERE starts_with(datname, 'calista_')",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(|e| describe(e, "listing old test databases"))?;
+    let now = SystemTime::now();
+    let unused_for = |comment: &Option<String>| {
+        last_used(comment.as_deref())
+            .and_then(|used| now.duration_since(used).ok())
+            .unwrap_or_default()
+    };
+    let mut fresh_spare_prefixes = Vec::new();
+    let mut drop = Vec::new();
+    for (name, comment) in &databases {
+        let Some(key) = name.strip_prefix(TEMPLATE) else {
+            continue;
+        };
+        let idle = unused_for(comment);
+        if idle > TEMPLATES_KEPT_FOR {
+            drop.push(name.clone());
+        } else if idle <= SPARES_KEPT_FOR {
+            fresh_spare_prefixes.push(spare_prefix(key));
+        }
+    }
+    for (name, _) in &databases {
+        let stale_spare =
+            name.starts_with(SPARE) && !fresh_spare_prefixes.iter().any(|p| name.starts_with(p));
+        if name.starts_with(TRASH) || stale_spare {
+            drop.push(name.clone());
+        }
+    }
+    for name in drop {
+        scratch::drop_database(admin, &name).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_use_round_trips_through_the_comment() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_764_556_800);
+        assert_eq!(last_used(Some(&used_comment(at))), Some(at));
+        assert_eq!(last_used(Some("made by hand")), None);
+        assert_eq!(last_used(None), None);
+    }
+
+    #[test]
+    fn spare_names_fit_postgres_identifiers() {
+        let key = "0123456789abcdef01234567";
+        let name = format!("{}{}", spare_prefix(key), suffix());
+        assert!(name.len() <= 63, "{name} is {} bytes", name.len());
+        assert!(name.starts_with("calista_spare_0123456789abcdef_"));
+        assert_ne!(suffix(), suffix());
+    }
+}
