@@ -140,3 +140,239 @@ fn a_failing_tests_database_is_kept() {
     assert!(kept.exists(), "{} was deleted", kept.display());
     std::fs::remove_file(kept).unwrap();
 }
+
+/// A set of its own (its own template and spares), so that other tests' claims do not
+/// interfere; and the name of its first table.
+fn own_set(tables: usize) -> (&'static Migrations, String) {
+    let unique = unique_name("s");
+    let files: Vec<(String, String)> = (0..tables)
+        .map(|i| {
+            (
+                format!("20250101_00{i:02}_create_t{i}.sql"),
+                create_table(&format!("{unique}_t{i}")),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_str()))
+        .collect();
+    let set = MigrationSet::new(&refs);
+    (Box::leak(Box::new(set.load())), format!("{unique}_t0"))
+}
+
+/// The spares of `test_db`'s template: name and oid.
+async fn spares_of(test_db: &TestDatabase) -> Vec<(String, u32)> {
+    let key = test_db.template().trim_start_matches("calista_tpl_");
+    let prefix = format!("calista_spare_{}_", &key[..16]);
+    let rows: Vec<(String, sqlx::postgres::types::Oid)> =
+        sqlx::query_as("SELECT datname::text, oid FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(prefix)
+            .fetch_all(&mut pg_admin().await)
+            .await
+            .unwrap();
+    rows.into_iter().map(|(name, oid)| (name, oid.0)).collect()
+}
+
+/// Waits (at most a minute) until `test_db`'s template has `count` spares.
+async fn wait_for_spares(test_db: &TestDatabase, count: usize) -> Vec<(String, u32)> {
+    for _ in 0..600 {
+        let spares = spares_of(test_db).await;
+        if spares.len() >= count {
+            return spares;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{} never had {count} spares", test_db.template());
+}
+
+async fn own_oid(test_db: &TestDatabase) -> u32 {
+    let pool = test_db.database().postgres_pool().unwrap();
+    let oid: sqlx::postgres::types::Oid =
+        sqlx::query_scalar("SELECT oid FROM pg_database WHERE datname = current_database()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    oid.0
+}
+
+async fn database_with_oid_exists(oid: u32) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE oid = $1)")
+        .bind(sqlx::postgres::types::Oid(oid))
+        .fetch_one(&mut pg_admin().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tests_claim_spares_made_ahead_each_its_own() {
+    let (set, table) = own_set(3);
+    let first = TestDatabase::postgres(set).await.unwrap();
+    let spares = wait_for_spares(&first, calista_core::testing::DEFAULT_SPARES).await;
+    let spare_oids: Vec<u32> = spares.iter().map(|(_, oid)| *oid).collect();
+
+    // Claimed in parallel: each test gets a different spare, at head, private to it.
+    let claims: Vec<_> = (0..spare_oids.len())
+        .map(|_| tokio::spawn(async move { TestDatabase::postgres(set).await.unwrap() }))
+        .collect();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        claimed.push(claim.await.unwrap());
+    }
+    let mut oids = Vec::new();
+    for test_db in &claimed {
+        let state = Migrator::new(set, test_db.database())
+            .check()
+            .await
+            .unwrap();
+        assert!(state.is_up_to_date(), "{state:?}");
+        oids.push(own_oid(test_db).await);
+    }
+    oids.sort_unstable();
+    oids.dedup();
+    assert_eq!(oids.len(), claimed.len(), "two tests shared a database");
+    assert!(
+        oids.iter().any(|oid| spare_oids.contains(oid)),
+        "no test claimed a spare: {oids:?} vs {spare_oids:?}"
+    );
+    exec(
+        claimed[0].database(),
+        &format!("INSERT INTO {table} (id) VALUES (1)"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(
+            claimed[1].database(),
+            &format!("SELECT count(*) FROM {table}")
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_postgres_tests_database_is_gone_at_once_and_dropped_behind_it() {
+    let test_db = TestDatabase::postgres(own_set(1).0).await.unwrap();
+    let oid = own_oid(&test_db).await;
+    let name = test_db.url().rsplit('/').next().unwrap().to_owned();
+    drop(test_db);
+    let under_its_name: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+            .bind(&name)
+            .fetch_one(&mut pg_admin().await)
+            .await
+            .unwrap();
+    assert_eq!(under_its_name, 0, "{name} is still there");
+    for _ in 0..600 {
+        if !database_with_oid_exists(oid).await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the database of oid {oid} was never dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_spares_templates_and_trash_are_cleaned_up() {
+    let mut admin = pg_admin().await;
+    // Three keys of the shape calista uses (24 hex digits), unlike any real one.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let key = |which: char| {
+        format!(
+            "{:014x}f{which}00000000",
+            u64::from(nanos) << 20 | u64::from(std::process::id())
+        )
+    };
+    let day = 24 * 60 * 60;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let comment =
+        |seconds_ago: u64| format!("calista test template; last used {}", now - seconds_ago);
+    // (name, comment, whether the clean-up must drop it)
+    let databases = [
+        (
+            format!("calista_tpl_{}", key('a')),
+            Some(comment(8 * day)),
+            true,
+        ),
+        (
+            format!("calista_tpl_{}", key('b')),
+            Some(comment(2 * 60 * 60)),
+            false,
+        ),
+        (format!("calista_spare_{}_1", &key('b')[..16]), None, true),
+        (
+            format!("calista_tpl_{}", key('c')),
+            Some(comment(60)),
+            false,
+        ),
+        (format!("calista_spare_{}_1", &key('c')[..16]), None, false),
+        (format!("calista_spare_{}_1", &key('d')[..16]), None, true),
+        (format!("calista_trash_{}", key('e')), None, true),
+    ];
+    for (name, comment, _) in &databases {
+        exec_admin(&mut admin, &format!("CREATE DATABASE \"{name}\"")).await;
+        if let Some(comment) = comment {
+            exec_admin(
+                &mut admin,
+                &format!("COMMENT ON DATABASE \"{name}\" IS '{comment}'"),
+            )
+            .await;
+        }
+    }
+    // The clean-up runs once per server URL and process: this URL is new to the process.
+    let url = format!(
+        "{}?application_name=calista_cleanup_{}",
+        pg_admin_url(),
+        key('x')
+    );
+    let calista::url::DatabaseUrl::Postgres(server) =
+        calista::url::DatabaseUrl::parse(&url, std::path::Path::new(".")).unwrap()
+    else {
+        panic!("not a PostgreSQL URL");
+    };
+    let (set, _) = own_set(1);
+    drop(
+        TestDatabase::postgres_on(set, &server, TestOptions::default())
+            .await
+            .unwrap(),
+    );
+    let exists = |name: String| async move {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+        )
+        .bind(name)
+        .fetch_one(&mut pg_admin().await)
+        .await
+        .unwrap()
+    };
+    for _ in 0..600 {
+        let mut gone = true;
+        for (name, _, dropped) in &databases {
+            if *dropped {
+                gone &= !exists(name.clone()).await;
+            }
+        }
+        if gone {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (name, _, dropped) in &databases {
+        assert_eq!(!exists(name.clone()).await, *dropped, "{name}");
+        exec_admin(&mut admin, &format!("DROP DATABASE IF EXISTS \"{name}\"")).await;
+    }
+}
+
+async fn exec_admin(admin: &mut sqlx::PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(admin)
+        .await
+        .unwrap();
+}

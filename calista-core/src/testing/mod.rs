@@ -72,6 +72,7 @@ pub struct TestOptions {
 pub struct TestDatabase {
     db: Database,
     scratch: Scratch,
+    template: String,
 }
 
 #[derive(Debug)]
@@ -117,7 +118,11 @@ impl TestDatabase {
             name,
         };
         let db = Database::connect(&url, options.database)?;
-        Ok(Self { db, scratch })
+        Ok(Self {
+            db,
+            scratch,
+            template,
+        })
     }
 
     /// A SQLite file at head, in the temporary folder.
@@ -145,6 +150,7 @@ impl TestDatabase {
         Ok(Self {
             db,
             scratch: Scratch::Sqlite { file },
+            template: template.display().to_string(),
         })
     }
 
@@ -156,6 +162,12 @@ impl TestDatabase {
     /// Its URL, password redacted.
     pub fn url(&self) -> &str {
         self.db.url()
+    }
+
+    /// What it was made from: the PostgreSQL template database's name, or the SQLite
+    /// template file's path.
+    pub fn template(&self) -> &str {
+        &self.template
     }
 }
 
