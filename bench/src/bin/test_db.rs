@@ -83,21 +83,35 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
         let apply_reps = if n >= 1000 { reps.min(3) } else { reps };
 
         // PostgreSQL. The first call builds the template (once per set, not counted).
-        drop(TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?);
-        let (mut floor, mut testing, mut apply) = (Vec::new(), Vec::new(), Vec::new());
+        let first = TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?;
+        let template = first.template().to_owned();
+        drop(first);
+        let (mut floor, mut testing, mut clone, mut apply) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..reps {
+            // Each figure on a quiet server: the spares made, the trash dropped.
+            settle(&server, &template).await?;
             floor.push(pg_floor(&server, i).await?);
+            settle(&server, &template).await?;
             let started = Instant::now();
             let test_db =
                 TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?;
             ready(test_db.database()).await?;
             testing.push(started.elapsed());
             drop(test_db);
+            settle(&server, &template).await?;
+            clone.push(pg_clone(&server, &template, i).await?);
             if i < apply_reps {
+                settle(&server, &template).await?;
                 apply.push(pg_apply(&server, &migrations, i).await?);
             }
         }
         row("PostgreSQL", n, &floor, &testing, &apply);
+        println!(
+            "|  |  | (no spare ready: a clone of the template) | {} | {:.2}× |  |  |",
+            show(median(clone.clone())),
+            median(clone).as_secs_f64() / median(floor.clone()).as_secs_f64()
+        );
 
         // SQLite.
         drop(TestDatabase::sqlite(&migrations).await?);
@@ -175,6 +189,54 @@ async fn pg_floor(server: &PostgresUrl, i: usize) -> Result<Duration> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;
+    let db = Database::connect(
+        &DatabaseUrl::Postgres(server.with_database(&name)),
+        DatabaseOptions::default(),
+    )?;
+    ready(&db).await?;
+    let elapsed = started.elapsed();
+    db.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(elapsed)
+}
+
+/// Waits until the background work of `calista::testing` is done: the template's spares
+/// made (as many as it keeps) and no trash left to drop.
+async fn settle(server: &PostgresUrl, template: &str) -> Result<()> {
+    let key = template.trim_start_matches("calista_tpl_");
+    let prefix = format!("calista_spare_{}_", key.get(..16).unwrap_or(key));
+    let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    for _ in 0..6000 {
+        let (spares, trash): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE starts_with(datname, $1)), \
+                    count(*) FILTER (WHERE starts_with(datname, 'calista_trash_')) \
+             FROM pg_database",
+        )
+        .bind(&prefix)
+        .fetch_one(&mut admin)
+        .await?;
+        if usize::try_from(spares)? >= calista::testing::DEFAULT_SPARES && trash == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the spares were not made within two minutes".into())
+}
+
+/// What a test waits for when no spare is ready: a clone of the template.
+async fn pg_clone(server: &PostgresUrl, template: &str, i: usize) -> Result<Duration> {
+    let name = format!("calista_bench_clone_{}_{i}", std::process::id());
+    let started = Instant::now();
+    let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE {template}"
+    )))
+    .execute(&mut admin)
+    .await?;
     let db = Database::connect(
         &DatabaseUrl::Postgres(server.with_database(&name)),
         DatabaseOptions::default(),

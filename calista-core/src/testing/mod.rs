@@ -104,14 +104,15 @@ impl TestDatabase {
     ) -> Result<Self, Error> {
         let key = template_key(migrations, &options)?;
         let template = format!("{}{key}", spares::TEMPLATE);
-        let mut admin = scratch::admin(server).await?;
-        ensure_postgres_template(&mut admin, server, migrations, &options, &template).await?;
         let name = scratch::unique_name("calista_test");
-        if !spares::claim(&mut admin, &key, &name).await? {
+        // A spare exists only once its template does: claiming one needs no other check.
+        if !spares::claim(server, &key, &name).await {
+            let mut admin = scratch::admin(server).await?;
+            ensure_postgres_template(&mut admin, server, migrations, &options, &template).await?;
             scratch::create_database(&mut admin, &name, Some(&template)).await?;
+            let _ = admin.close().await;
         }
         spares::refill(server, &template, &key);
-        let _ = admin.close().await;
         let url = DatabaseUrl::Postgres(server.with_database(&name));
         let scratch = Scratch::Postgres {
             server: server.clone(),
@@ -193,8 +194,11 @@ impl Drop for TestDatabase {
                         .build()
                         .ok()?;
                     runtime.block_on(async {
+                        if spares::discard(&server, &name).await {
+                            return Some(());
+                        }
                         let mut admin = scratch::admin(&server).await.ok()?;
-                        spares::discard(&mut admin, &server, &name).await.ok()
+                        scratch::drop_database(&mut admin, &name).await.ok()
                     })
                 })
                 .join();

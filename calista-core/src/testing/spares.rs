@@ -18,10 +18,10 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, PgConnection};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::postgres::describe;
 use crate::error::Error;
@@ -90,16 +90,28 @@ pub(super) async fn mark_used(admin: &mut PgConnection, template: &str) -> Resul
     Ok(())
 }
 
-/// Renames one of `key`'s spares to `name`. `false` when none could be claimed (there are
-/// none, or other tests took each one first): the caller clones the template instead.
-pub(super) async fn claim(admin: &mut PgConnection, key: &str, name: &str) -> Result<bool, Error> {
+/// Renames one of `key`'s spares to `name`, on the background thread's connection (a
+/// test opens no connection of its own for it). `false` when none could be claimed (there
+/// are none, other tests took each one first, or the thread cannot reach the server): the
+/// caller then clones the template itself.
+pub(super) async fn claim(server: &PostgresUrl, key: &str, name: &str) -> bool {
     if wanted() == 0 {
-        return Ok(false);
+        return false;
     }
+    let (reply, claimed) = oneshot::channel();
+    let job = Fast::Claim {
+        prefix: spare_prefix(key),
+        name: name.to_owned(),
+        reply,
+    };
+    send(server, Job::Fast(job)) && claimed.await.unwrap_or(false)
+}
+
+async fn claim_on(admin: &mut PgConnection, prefix: &str, name: &str) -> Result<bool, Error> {
     let spares: Vec<String> = sqlx::query_scalar(
         "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname LIMIT $2",
     )
-    .bind(spare_prefix(key))
+    .bind(prefix)
     .bind(CLAIM_TRIES)
     .fetch_all(&mut *admin)
     .await
@@ -123,21 +135,28 @@ pub(super) fn refill(server: &PostgresUrl, template: &str, key: &str) {
     if wanted() == 0 {
         return;
     }
-    send(Job::Refill {
-        server: server.clone(),
-        template: template.to_owned(),
-        prefix: spare_prefix(key),
-    });
+    send(
+        server,
+        Job::Slow(Slow::Refill {
+            template: template.to_owned(),
+            prefix: spare_prefix(key),
+        }),
+    );
 }
 
 /// Takes a passing test's database out of use: refuses new connections, ends the test's
-/// own, and renames it to trash, which the background thread drops. Falls back to dropping
-/// it here when it cannot be renamed.
-pub(super) async fn discard(
-    admin: &mut PgConnection,
-    server: &PostgresUrl,
-    name: &str,
-) -> Result<(), Error> {
+/// own, and renames it to trash, which the background thread drops later. `false` when
+/// that could not be done; the caller then drops the database itself.
+pub(super) async fn discard(server: &PostgresUrl, name: &str) -> bool {
+    let (reply, discarded) = oneshot::channel();
+    let job = Fast::Discard {
+        name: name.to_owned(),
+        reply,
+    };
+    send(server, Job::Fast(job)) && discarded.await.unwrap_or(false)
+}
+
+async fn discard_on(admin: &mut PgConnection, name: &str) -> Result<String, Error> {
     let trash = format!("{TRASH}{}", suffix());
     let steps = [
         format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"),
@@ -148,111 +167,169 @@ pub(super) async fn discard(
         format!("ALTER DATABASE \"{name}\" RENAME TO \"{trash}\""),
     ];
     for step in steps {
-        if sqlx::raw_sql(AssertSqlSafe(step))
+        sqlx::raw_sql(AssertSqlSafe(step))
             .execute(&mut *admin)
             .await
-            .is_err()
-        {
-            return scratch::drop_database(admin, name).await;
-        }
+            .map_err(|e| describe(e, &format!("setting the test database {name} aside")))?;
     }
-    send(Job::Drop {
-        server: server.clone(),
-        name: trash,
-    });
-    Ok(())
+    Ok(trash)
 }
 
-/// Work for the background thread.
+/// Work for the background thread: what a test waits for, and what nobody waits for.
 #[derive(Debug)]
 enum Job {
-    Refill {
-        server: PostgresUrl,
-        template: String,
+    Fast(Fast),
+    Slow(Slow),
+}
+
+#[derive(Debug)]
+enum Fast {
+    Claim {
         prefix: String,
-    },
-    Drop {
-        server: PostgresUrl,
         name: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Discard {
+        name: String,
+        reply: oneshot::Sender<bool>,
     },
 }
 
-impl Job {
-    fn server(&self) -> &PostgresUrl {
-        match self {
-            Self::Refill { server, .. } | Self::Drop { server, .. } => server,
-        }
-    }
+#[derive(Debug)]
+enum Slow {
+    Refill { template: String, prefix: String },
+    Drop { name: String },
 }
 
-/// Sends a job to the background thread, starting it on first use. If the thread cannot
-/// start, nothing is lost but speed: tests clone, and trash waits for the next run.
-fn send(job: Job) {
-    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
+type Queue<T> = mpsc::UnboundedSender<(PostgresUrl, T)>;
+
+/// Sends a job to the background thread, starting it on first use. `false` if the thread
+/// could not start: then nothing is lost but speed (tests clone and drop themselves).
+fn send(server: &PostgresUrl, job: Job) -> bool {
+    static WORKER: OnceLock<Option<(Queue<Fast>, Queue<Slow>)>> = OnceLock::new();
     let worker = WORKER.get_or_init(|| {
-        let (sender, receiver) = mpsc::channel();
+        let (fast, fast_jobs) = mpsc::unbounded_channel();
+        let (slow, slow_jobs) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("calista-test-spares".to_owned())
-            .spawn(move || work(&receiver))
+            .spawn(move || work(fast_jobs, slow_jobs))
             .ok()
-            .map(|_| sender)
+            .map(|_| (fast, slow))
     });
-    if let Some(sender) = worker {
-        let _ = sender.send(job);
+    let Some((fast, slow)) = worker else {
+        return false;
+    };
+    let server = server.clone();
+    match job {
+        Job::Fast(job) => fast.send((server, job)).is_ok(),
+        Job::Slow(job) => slow.send((server, job)).is_ok(),
     }
 }
 
-/// The background thread: spares first (a test may be waiting for one), then drops. It
-/// ends with the process; whatever it had not done yet, the next run does.
-fn work(receiver: &Receiver<Job>) {
+/// The background thread: two lanes, each with its own connection per server, so that a
+/// claim is never queued behind a clone. It ends with the process; what it had not done
+/// yet, the next run does.
+fn work(
+    fast: mpsc::UnboundedReceiver<(PostgresUrl, Fast)>,
+    slow: mpsc::UnboundedReceiver<(PostgresUrl, Slow)>,
+) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
         return;
     };
-    let mut connections: HashMap<String, PgConnection> = HashMap::new();
-    let mut pending: Vec<Job> = Vec::new();
+    runtime.block_on(async {
+        tokio::join!(fast_lane(fast), slow_lane(slow));
+    });
+}
+
+/// Claims and discards: a test is waiting for each.
+async fn fast_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Fast)>) {
+    let mut connections = Connections::default();
+    while let Some((server, job)) = jobs.recv().await {
+        let Some(admin) = connections.get(&server, false).await else {
+            // Dropping the reply tells the test to do the work itself.
+            continue;
+        };
+        let outcome = match job {
+            Fast::Claim {
+                prefix,
+                name,
+                reply,
+            } => {
+                let claimed = claim_on(admin, &prefix, &name).await;
+                let _ = reply.send(matches!(claimed, Ok(true)));
+                claimed.map(drop)
+            }
+            Fast::Discard { name, reply } => {
+                let discarded = discard_on(admin, &name).await;
+                let _ = reply.send(discarded.is_ok());
+                discarded.map(|trash| {
+                    send(&server, Job::Slow(Slow::Drop { name: trash }));
+                })
+            }
+        };
+        connections.forget_on_error(&server, outcome);
+    }
+}
+
+/// Spares first (a test may soon want one), then drops.
+async fn slow_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Slow)>) {
+    let mut connections = Connections::default();
+    let mut pending: Vec<(PostgresUrl, Slow)> = Vec::new();
     loop {
         if pending.is_empty() {
-            match receiver.recv() {
-                Ok(job) => pending.push(job),
-                Err(_) => return,
+            match jobs.recv().await {
+                Some(job) => pending.push(job),
+                None => return,
             }
         }
-        pending.extend(receiver.try_iter());
+        while let Ok(job) = jobs.try_recv() {
+            pending.push(job);
+        }
         let next = pending
             .iter()
-            .position(|job| matches!(job, Job::Refill { .. }))
+            .position(|(_, job)| matches!(job, Slow::Refill { .. }))
             .unwrap_or(0);
-        let job = pending.remove(next);
-        let server = job.server().clone();
-        runtime.block_on(async {
-            let admin = match connections.entry(server.expose_secret().to_owned()) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    let Ok(mut admin) = scratch::admin(&server).await else {
-                        return;
-                    };
-                    // Once per server and process: what earlier runs left.
-                    if let Err(e) = clean_up(&mut admin).await {
-                        tracing::debug!(error = %e, "could not clean up old test databases");
-                    }
-                    entry.insert(admin)
+        let (server, job) = pending.remove(next);
+        let Some(admin) = connections.get(&server, true).await else {
+            continue;
+        };
+        let outcome = match &job {
+            Slow::Refill { template, prefix } => make_spares(admin, template, prefix).await,
+            Slow::Drop { name } => scratch::drop_database(admin, name).await,
+        };
+        connections.forget_on_error(&server, outcome);
+    }
+}
+
+/// A lane's connections, one per server URL.
+#[derive(Default)]
+struct Connections(HashMap<String, PgConnection>);
+
+impl Connections {
+    /// The connection to `server`, opened on first use; then, if `clean`, what earlier
+    /// runs left on that server is cleaned up.
+    async fn get(&mut self, server: &PostgresUrl, clean: bool) -> Option<&mut PgConnection> {
+        match self.0.entry(server.expose_secret().to_owned()) {
+            Entry::Occupied(entry) => Some(entry.into_mut()),
+            Entry::Vacant(entry) => {
+                let mut admin = scratch::admin(server).await.ok()?;
+                if clean && let Err(e) = clean_up(&mut admin).await {
+                    tracing::debug!(error = %e, "could not clean up old test databases");
                 }
-            };
-            let done = match &job {
-                Job::Refill {
-                    template, prefix, ..
-                } => make_spares(admin, template, prefix).await,
-                Job::Drop { name, .. } => scratch::drop_database(admin, name).await,
-            };
-            if let Err(e) = done {
-                tracing::debug!(error = %e, "test database housekeeping failed");
-                // The connection may be what failed: the next job opens another.
-                connections.remove(server.expose_secret());
+                Some(entry.insert(admin))
             }
-        });
+        }
+    }
+
+    /// After a failure, the connection may be what failed: the next job opens another.
+    fn forget_on_error(&mut self, server: &PostgresUrl, outcome: Result<(), Error>) {
+        if let Err(e) = outcome {
+            tracing::debug!(error = %e, "test database housekeeping failed");
+            self.0.remove(server.expose_secret());
+        }
     }
 }
 
