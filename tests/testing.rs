@@ -376,3 +376,80 @@ async fn exec_admin(admin: &mut sqlx::PgConnection, sql: &str) {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tests_claim_spare_files_made_ahead_each_its_own() {
+    use std::os::unix::fs::MetadataExt;
+    let (set, table) = own_set(3);
+    let first = TestDatabase::sqlite(set).await.unwrap();
+    let key = first
+        .template()
+        .rsplit("calista_tpl_")
+        .next()
+        .unwrap()
+        .trim_end_matches(".db")
+        .to_owned();
+    let prefix = format!("calista_spare_{}_", &key[..16]);
+    let spare_inodes = || -> Vec<u64> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&prefix) && name.ends_with(".db")
+            })
+            .map(|e| e.metadata().unwrap().ino())
+            .collect()
+    };
+    let mut spares = spare_inodes();
+    for _ in 0..600 {
+        if spares.len() >= calista_core::testing::DEFAULT_SPARES {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        spares = spare_inodes();
+    }
+    assert!(
+        spares.len() >= calista_core::testing::DEFAULT_SPARES,
+        "{spares:?}"
+    );
+
+    let claims: Vec<_> = (0..spares.len())
+        .map(|_| tokio::spawn(async move { TestDatabase::sqlite(set).await.unwrap() }))
+        .collect();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        claimed.push(claim.await.unwrap());
+    }
+    let mut inodes = Vec::new();
+    for test_db in &claimed {
+        let state = Migrator::new(set, test_db.database())
+            .check()
+            .await
+            .unwrap();
+        assert!(state.is_up_to_date(), "{state:?}");
+        let file = test_db.database().sqlite_file().unwrap();
+        inodes.push(std::fs::metadata(file).unwrap().ino());
+    }
+    assert!(
+        inodes.iter().any(|inode| spares.contains(inode)),
+        "no test claimed a spare"
+    );
+    inodes.sort_unstable();
+    inodes.dedup();
+    assert_eq!(inodes.len(), claimed.len(), "two tests shared a file");
+    exec(
+        claimed[0].database(),
+        &format!("INSERT INTO {table} (id) VALUES (1)"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(
+            claimed[1].database(),
+            &format!("SELECT count(*) FROM {table}")
+        )
+        .await,
+        0
+    );
+}

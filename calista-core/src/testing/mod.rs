@@ -49,6 +49,7 @@ use crate::plan::UpgradeTarget;
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 
+mod spare_files;
 mod spares;
 pub use spares::{DEFAULT_SPARES, SPARES_VARIABLE};
 
@@ -134,16 +135,20 @@ impl TestDatabase {
     /// A SQLite file made as `options` say.
     pub async fn sqlite_with(migrations: &Migrations, options: TestOptions) -> Result<Self, Error> {
         let key = template_key(migrations, &options)?;
-        let template = std::env::temp_dir().join(format!("calista_tpl_{key}.db"));
-        ensure_sqlite_template(migrations, &options, &template).await?;
+        let template = std::env::temp_dir().join(format!("{}{key}.db", spares::TEMPLATE));
         let file = scratch::sqlite_path("calista_test");
-        std::fs::copy(&template, &file).map_err(|e| {
-            Error::Setup(format!(
-                "cannot copy the template {} to {}: {e}",
-                template.display(),
-                file.display()
-            ))
-        })?;
+        // A spare exists only once its template does: claiming one needs no other check.
+        if !spare_files::claim(&key, &file) {
+            ensure_sqlite_template(migrations, &options, &template).await?;
+            std::fs::copy(&template, &file).map_err(|e| {
+                Error::Setup(format!(
+                    "cannot copy the template {} to {}: {e}",
+                    template.display(),
+                    file.display()
+                ))
+            })?;
+        }
+        spare_files::refill(&template, &key);
         let db = Database::connect(
             &DatabaseUrl::Sqlite(SqliteTarget::File(file.clone())),
             options.database,

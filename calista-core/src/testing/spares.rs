@@ -33,18 +33,18 @@ pub const SPARES_VARIABLE: &str = "CALISTA_TEST_SPARES";
 /// The number of spares when [`SPARES_VARIABLE`] is not set.
 pub const DEFAULT_SPARES: usize = 4;
 
-const SPARE: &str = "calista_spare_";
+pub(super) const SPARE: &str = "calista_spare_";
 const TRASH: &str = "calista_trash_";
 pub(super) const TEMPLATE: &str = "calista_tpl_";
 /// Spares of a template unused for this long are dropped.
-const SPARES_KEPT_FOR: Duration = Duration::from_secs(60 * 60);
+pub(super) const SPARES_KEPT_FOR: Duration = Duration::from_secs(60 * 60);
 /// Templates unused for this long are dropped.
-const TEMPLATES_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(super) const TEMPLATES_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How many listed spares a claim tries before it clones instead.
 const CLAIM_TRIES: i64 = 8;
 
 /// The spares wanted per template.
-fn wanted() -> usize {
+pub(super) fn wanted() -> usize {
     std::env::var(SPARES_VARIABLE)
         .ok()
         .and_then(|v| v.trim().parse().ok())
@@ -53,12 +53,12 @@ fn wanted() -> usize {
 
 /// The name prefix of `key`'s spares. Names stay within PostgreSQL's 63 bytes: the prefix,
 /// 16 characters of the key, and [`suffix`].
-fn spare_prefix(key: &str) -> String {
+pub(super) fn spare_prefix(key: &str) -> String {
     format!("{SPARE}{}_", key.get(..16).unwrap_or(key))
 }
 
 /// A suffix no other name of this or another process uses.
-fn suffix() -> String {
+pub(super) fn suffix() -> String {
     scratch::unique_name("x")
         .trim_start_matches("x_")
         .to_owned()

@@ -1,0 +1,196 @@
+//! Spare copies of a SQLite test template, the file counterpart of [`super::spares`]: a
+//! background thread keeps a few complete copies (`calista_spare_<key>_….db`, written under
+//! a `.partial` name and renamed when complete), and a test claims one by renaming it to
+//! its own name; a rename succeeds for one claimant only. Templates record their last use
+//! in their modification time; spares of a template unused for an hour, templates unused
+//! for a week and `.partial` files an hour old are deleted.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Sender};
+use std::time::SystemTime;
+
+use super::spares::{
+    SPARE, SPARES_KEPT_FOR, TEMPLATE, TEMPLATES_KEPT_FOR, spare_prefix, suffix, wanted,
+};
+use crate::scratch;
+
+/// How many listed spares a claim tries before it copies instead.
+const CLAIM_TRIES: usize = 8;
+
+fn folder() -> PathBuf {
+    std::env::temp_dir()
+}
+
+/// `key`'s spares in the temporary folder.
+fn spares_of(prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(folder()) else {
+        return Vec::new();
+    };
+    let mut spares: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(prefix) && name.ends_with(".db"))
+        })
+        .collect();
+    spares.sort();
+    spares
+}
+
+/// Renames one of `key`'s spare files to `file`. `false` when none could be claimed: the
+/// caller copies the template itself.
+pub(super) fn claim(key: &str, file: &Path) -> bool {
+    if wanted() == 0 {
+        return false;
+    }
+    spares_of(&spare_prefix(key))
+        .into_iter()
+        .take(CLAIM_TRIES)
+        // Another test may have taken it since: try the next.
+        .any(|spare| fs::rename(spare, file).is_ok())
+}
+
+/// Asks the background thread to copy `template` until it has enough spares.
+pub(super) fn refill(template: &Path, key: &str) {
+    if wanted() == 0 {
+        return;
+    }
+    static WORKER: OnceLock<Option<Sender<(PathBuf, String)>>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (sender, jobs) = mpsc::channel::<(PathBuf, String)>();
+        std::thread::Builder::new()
+            .name("calista-test-spare-files".to_owned())
+            .spawn(move || {
+                clean_up(SystemTime::now());
+                while let Ok((template, prefix)) = jobs.recv() {
+                    if let Err(e) = make_spares(&template, &prefix) {
+                        tracing::debug!(error = %e, "could not copy a spare test database");
+                    }
+                }
+            })
+            .ok()
+            .map(|_| sender)
+    });
+    if let Some(sender) = worker {
+        let _ = sender.send((template.to_owned(), spare_prefix(key)));
+    }
+}
+
+/// Copies `template` until it has [`wanted`] spares, under a lock on a file beside them,
+/// so that two processes do not both fill the quota; a process that finds it locked
+/// leaves the work to the holder.
+fn make_spares(template: &Path, prefix: &str) -> std::io::Result<()> {
+    let lock = File::create(folder().join(format!("{prefix}lock")))?;
+    if lock.try_lock().is_err() {
+        return Ok(());
+    }
+    // The template's last use, for the clean-up.
+    File::options()
+        .write(true)
+        .open(template)?
+        .set_modified(SystemTime::now())?;
+    while spares_of(prefix).len() < wanted() {
+        let name = format!("{prefix}{}", suffix());
+        let partial = folder().join(format!("{name}.partial"));
+        fs::copy(template, &partial)?;
+        fs::rename(&partial, folder().join(format!("{name}.db")))?;
+    }
+    Ok(())
+}
+
+/// Deletes spares of templates unused for an hour (or gone), templates unused for a week,
+/// and `.partial` copies an hour old (a process ended while copying).
+fn clean_up(now: SystemTime) {
+    let Ok(entries) = fs::read_dir(folder()) else {
+        return;
+    };
+    let files: Vec<(String, SystemTime)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            Some((name, modified))
+        })
+        .filter(|(name, _)| name.starts_with("calista_"))
+        .collect();
+    let idle = |modified: SystemTime| now.duration_since(modified).unwrap_or_default();
+    let mut fresh = Vec::new();
+    for (name, modified) in &files {
+        let Some(key) = name
+            .strip_prefix(TEMPLATE)
+            .and_then(|rest| rest.strip_suffix(".db"))
+        else {
+            continue;
+        };
+        if idle(*modified) > TEMPLATES_KEPT_FOR {
+            scratch::remove_sqlite(&folder().join(name));
+        } else if idle(*modified) <= SPARES_KEPT_FOR {
+            fresh.push(spare_prefix(key));
+        }
+    }
+    for (name, modified) in &files {
+        let stale_spare = name.starts_with(SPARE)
+            && (name.ends_with(".db") || name.ends_with("_lock"))
+            && !fresh.iter().any(|prefix| name.starts_with(prefix));
+        let stale_partial = name.ends_with(".partial") && idle(*modified) > SPARES_KEPT_FOR;
+        if stale_spare || stale_partial {
+            let _ = fs::remove_file(folder().join(name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests may panic: that is how they fail.
+
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn old_spares_templates_and_partial_copies_are_deleted() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(60 * 60);
+        let unique = format!("{:08x}", std::process::id());
+        let key = |which: char| format!("{unique}{which}fffffff00000000");
+        // (file, last modified, whether the clean-up must delete it)
+        let files = [
+            (
+                format!("{TEMPLATE}{}.db", key('a')),
+                now - 8 * 24 * hour,
+                true,
+            ),
+            (format!("{TEMPLATE}{}.db", key('b')), now - 2 * hour, false),
+            (format!("{}1.db", spare_prefix(&key('b'))), now, true),
+            (format!("{TEMPLATE}{}.db", key('c')), now, false),
+            (
+                format!("{}1.db", spare_prefix(&key('c'))),
+                now - 2 * hour,
+                false,
+            ),
+            (format!("{}1.db", spare_prefix(&key('d'))), now, true),
+            (
+                format!("{}2.partial", spare_prefix(&key('c'))),
+                now - 2 * hour,
+                true,
+            ),
+            (format!("{}3.partial", spare_prefix(&key('c'))), now, false),
+        ];
+        for (name, modified, _) in &files {
+            File::create(folder().join(name))
+                .unwrap()
+                .set_modified(*modified)
+                .unwrap();
+        }
+        clean_up(now);
+        for (name, _, deleted) in &files {
+            let path = folder().join(name);
+            assert_eq!(!path.exists(), *deleted, "{name}");
+            let _ = fs::remove_file(path);
+        }
+    }
+}
