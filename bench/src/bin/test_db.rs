@@ -107,16 +107,16 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
             }
         }
         row("PostgreSQL", n, &floor, &testing, &apply);
-        println!(
-            "|  |  | (no spare ready: a clone of the template) | {} | {:.2}× |  |  |",
-            show(median(clone.clone())),
-            median(clone).as_secs_f64() / median(floor.clone()).as_secs_f64()
-        );
+        side_row("no spare ready: a clone of the template", &clone, &floor);
 
         // SQLite.
-        drop(TestDatabase::sqlite(&migrations).await?);
-        let (mut floor, mut testing, mut apply) = (Vec::new(), Vec::new(), Vec::new());
+        let first = TestDatabase::sqlite(&migrations).await?;
+        let template = first.template().to_owned();
+        drop(first);
+        let (mut floor, mut testing, mut copy, mut open, mut apply) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..reps {
+            settle_files(&template).await?;
             let file = dir.path().join(format!("floor_{i}.db"));
             let started = Instant::now();
             std::fs::File::create(&file)?;
@@ -128,13 +128,38 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
             floor.push(started.elapsed());
             db.close().await;
 
+            settle_files(&template).await?;
             let started = Instant::now();
             let test_db = TestDatabase::sqlite(&migrations).await?;
             ready(test_db.database()).await?;
             testing.push(started.elapsed());
             drop(test_db);
 
+            settle_files(&template).await?;
+            let file = dir.path().join(format!("open_{i}.db"));
+            std::fs::copy(&template, &file)?;
+            let started = Instant::now();
+            let db = Database::connect(
+                &DatabaseUrl::Sqlite(SqliteTarget::File(file)),
+                DatabaseOptions::default(),
+            )?;
+            ready(&db).await?;
+            open.push(started.elapsed());
+            db.close().await;
+
+            let file = dir.path().join(format!("copy_{i}.db"));
+            let started = Instant::now();
+            std::fs::copy(&template, &file)?;
+            let db = Database::connect(
+                &DatabaseUrl::Sqlite(SqliteTarget::File(file)),
+                DatabaseOptions::default(),
+            )?;
+            ready(&db).await?;
+            copy.push(started.elapsed());
+            db.close().await;
+
             if i < apply_reps {
+                settle_files(&template).await?;
                 let file = dir.path().join(format!("apply_{i}.db"));
                 let started = Instant::now();
                 let db = Database::connect(
@@ -151,6 +176,12 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
             }
         }
         row("SQLite", n, &floor, &testing, &apply);
+        side_row("no spare ready: a copy of the template", &copy, &floor);
+        side_row(
+            "for comparison: opening a database at head that exists",
+            &open,
+            &floor,
+        );
     }
     Ok(())
 }
@@ -172,6 +203,16 @@ fn row(backend: &str, n: usize, floor: &[Duration], testing: &[Duration], apply:
     );
 }
 
+/// A figure beside the main ones, with its ratio to the floor.
+fn side_row(what: &str, samples: &[Duration], floor: &[Duration]) {
+    let (samples, floor) = (median(samples.to_vec()), median(floor.to_vec()));
+    println!(
+        "|  |  | ({what}) | {} | {:.2}× |  |  |",
+        show(samples),
+        samples.as_secs_f64() / floor.as_secs_f64()
+    );
+}
+
 /// The test's first query: the database is ready when it answers.
 async fn ready(db: &Database) -> Result<()> {
     if let Some(pool) = db.postgres_pool() {
@@ -184,8 +225,10 @@ async fn ready(db: &Database) -> Result<()> {
 
 async fn pg_floor(server: &PostgresUrl, i: usize) -> Result<Duration> {
     let name = format!("calista_bench_floor_{}_{i}", std::process::id());
-    let started = Instant::now();
+    // The server connection that creates databases is open before the clock starts, for
+    // every way: `#[sqlx::test]` keeps one per process, and so does `calista::testing`.
     let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    let started = Instant::now();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;
@@ -227,11 +270,37 @@ async fn settle(server: &PostgresUrl, template: &str) -> Result<()> {
     Err("the spares were not made within two minutes".into())
 }
 
+/// Waits until the SQLite template's spare copies are made.
+async fn settle_files(template: &str) -> Result<()> {
+    let key = template
+        .rsplit("calista_tpl_")
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".db");
+    let prefix = format!("calista_spare_{}_", key.get(..16).unwrap_or(key));
+    for _ in 0..6000 {
+        let spares = std::fs::read_dir(std::env::temp_dir())?
+            .filter_map(std::result::Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&prefix) && name.ends_with(".db")
+            })
+            .count();
+        if spares >= calista::testing::DEFAULT_SPARES {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the spare files were not made within two minutes".into())
+}
+
 /// What a test waits for when no spare is ready: a clone of the template.
 async fn pg_clone(server: &PostgresUrl, template: &str, i: usize) -> Result<Duration> {
     let name = format!("calista_bench_clone_{}_{i}", std::process::id());
-    let started = Instant::now();
+    // The server connection that creates databases is open before the clock starts, for
+    // every way: `#[sqlx::test]` keeps one per process, and so does `calista::testing`.
     let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    let started = Instant::now();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {name} TEMPLATE {template}"
     )))
@@ -254,8 +323,10 @@ async fn pg_clone(server: &PostgresUrl, template: &str, i: usize) -> Result<Dura
 
 async fn pg_apply(server: &PostgresUrl, migrations: &Migrations, i: usize) -> Result<Duration> {
     let name = format!("calista_bench_apply_{}_{i}", std::process::id());
-    let started = Instant::now();
+    // The server connection that creates databases is open before the clock starts, for
+    // every way: `#[sqlx::test]` keeps one per process, and so does `calista::testing`.
     let mut admin = PgConnection::connect(server.expose_secret()).await?;
+    let started = Instant::now();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;
