@@ -22,13 +22,26 @@
 //! The migrations run once per set, not once per test: the first test builds a *template*
 //! keyed by the set's chained digest at the target revision (and the schema name) — a
 //! PostgreSQL database `calista_tpl_<key>`, a SQLite file `calista_tpl_<key>.db` in the
-//! temporary folder — and every test clones it (`CREATE DATABASE … TEMPLATE`, or a file
-//! copy). Editing, adding or removing a migration changes the key, so a stale template is
-//! never used. The template is built under a lock that holds across threads, test binaries
-//! and processes: a PostgreSQL advisory lock on the server, an exclusive lock on a file
-//! beside the SQLite template; it is built under another name and renamed when complete,
-//! so a build that was interrupted is never cloned. Old templates are left on the server
-//! (drop them with `DROP DATABASE`, or delete the files) — each is one database.
+//! temporary folder. Editing, adding or removing a migration changes the key, so a stale
+//! template is never used. The template is built under a lock that holds across threads,
+//! test binaries and processes (a PostgreSQL advisory lock on the server, an exclusive lock
+//! on a file beside the SQLite template), under another name, renamed when complete, so a
+//! build that was interrupted is never used.
+//!
+//! Copying a template still costs time in proportion to its tables and indexes, so a
+//! background thread keeps [`DEFAULT_SPARES`] complete copies of each template in use
+//! ([`SPARES_VARIABLE`] sets how many; `0` turns them off): databases
+//! `calista_spare_<key>_…` made with `CREATE DATABASE … TEMPLATE`, or files of that name.
+//! A test *claims* one by renaming it to its own name — one catalog update, or one file
+//! rename, whatever the schema; a rename succeeds for one claimant only, so tests of
+//! several threads and test binaries never share one. A test that finds no spare copies
+//! the template itself. Spares left when the tests end serve the next run.
+//!
+//! A passing test's PostgreSQL database is renamed `calista_trash_…` at once and dropped
+//! behind it. What earlier runs left is cleaned up when the background thread starts:
+//! trash, spares of templates unused for an hour, and templates unused for a week (a
+//! template's last use is recorded in a comment on it, or in the file's modification
+//! time). A failed test's database is kept, under its own name, until you drop it.
 //!
 //! PostgreSQL is reached through `CALISTA_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), or the URL given to
