@@ -92,12 +92,21 @@ pub use calista_core::testing;
 
 pub use calista_macros::{migrations, requires_db};
 
+#[cfg(feature = "testing")]
+#[doc(inline)]
+pub use calista_macros::test;
+
 #[cfg(feature = "cli")]
 pub mod cli;
 
 /// Used by code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "testing")]
+    pub use calista_core::testing::{
+        Backend as TestBackend, TestDatabase, run_test, run_test_postgres_pool,
+        run_test_sqlite_pool,
+    };
     pub use calista_core::{
         Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
     };
