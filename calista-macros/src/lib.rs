@@ -30,36 +30,8 @@ pub fn requires_db(args: TokenStream, item: TokenStream) -> TokenStream {
     requires_db::expand(args.into(), item.into()).into()
 }
 
-/// An async test that takes a fresh database at head of the application's migrations
-/// (`calista::test`, with calista's `testing` feature).
-///
-/// The argument's type chooses the backend: `sqlx::PgPool` (PostgreSQL, on the server of
-/// `CALISTA_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
-/// `sqlx::SqlitePool` (a file in the temporary folder), or
-/// `&calista::testing::TestDatabase` (both: two tests, `<name>::postgres` and
-/// `<name>::sqlite`, in a module of the function's name). `revision = "YYYYMMDD_HHMM"`
-/// stops the database at that revision instead of head. The function returns `()` or
-/// `Result<(), E>` with `E: Debug`.
-///
-/// Each test runs on a multi-thread tokio runtime of its own. A passing test's database is
-/// dropped; when the body panics or returns `Err`, the test fails and its database is
-/// kept, its URL printed.
-///
-/// ```ignore
-/// static MIGRATIONS: calista::Migrations = calista::migrations!();
-///
-/// #[calista::test(MIGRATIONS)]
-/// async fn orders_start_empty(pool: calista::sqlx::SqlitePool) -> Result<(), calista::sqlx::Error> {
-///     let n: i64 = calista::sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&pool).await?;
-///     assert_eq!(n, 0);
-///     Ok(())
-/// }
-///
-/// #[calista::test(MIGRATIONS, revision = "20250101_0000")]
-/// async fn before_the_index(db: &calista::testing::TestDatabase) {
-///     assert!(db.url().contains("calista_test"));
-/// }
-/// ```
+/// (This attribute is used through the `calista` crate, as `#[calista::test]`, with its
+/// `testing` feature.)
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), item.into()).into()
