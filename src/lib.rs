@@ -92,12 +92,55 @@ pub use calista_core::testing;
 
 pub use calista_macros::{migrations, requires_db};
 
+/// An async test that takes a fresh database at head of the application's migrations
+/// (feature `testing`).
+///
+/// The argument's type chooses the backend: `sqlx::PgPool` (PostgreSQL, on the server of
+/// `CALISTA_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
+/// `sqlx::SqlitePool` (a file in the temporary folder), or [`&TestDatabase`] for both: two
+/// tests, `<name>::postgres` and `<name>::sqlite`, in a module of the function's name.
+/// `revision = "YYYYMMDD_HHMM"` stops the database at that revision. The function returns
+/// `()` or `Result<(), E>` with `E: Debug`.
+///
+/// Each test runs on a multi-thread tokio runtime of its own. A passing test's database is
+/// dropped; when the body panics or returns `Err`, the test fails and the database is
+/// kept, its URL printed. Mistakes in its use are build errors that say what to write.
+///
+/// ```
+/// use calista::sqlx;
+///
+/// static MIGRATIONS: calista::Migrations = calista::migrations!();
+///
+/// #[calista::test(MIGRATIONS)]
+/// async fn events_start_empty(pool: sqlx::SqlitePool) -> Result<(), sqlx::Error> {
+///     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(&pool).await?;
+///     assert_eq!(n, 0);
+///     Ok(())
+/// }
+///
+/// #[calista::test(MIGRATIONS, revision = "20250826_1030")]
+/// async fn before_the_stream_index(db: &calista::testing::TestDatabase) {
+///     let state = calista::Migrator::new(&MIGRATIONS, db.database()).check().await.unwrap();
+///     assert!(matches!(state, calista::SchemaState::Behind { pending: 1, .. }));
+/// }
+/// # fn main() {}
+/// ```
+///
+/// [`&TestDatabase`]: testing::TestDatabase
+#[cfg(feature = "testing")]
+pub use calista_macros::test;
+
 #[cfg(feature = "cli")]
 pub mod cli;
 
 /// Used by code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "testing")]
+    pub use calista_core::testing::{
+        Backend as TestBackend, TestDatabase, run_test, run_test_postgres_pool,
+        run_test_sqlite_pool,
+    };
     pub use calista_core::{
         Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
     };

@@ -1,5 +1,6 @@
 //! Compile-time checks: every rule of the migration file format, and every misuse of
-//! `#[requires_db]`, is a build error with a checked-in message; valid uses build and run.
+//! `#[requires_db]` and `#[calista::test]`, is a build error with a checked-in message;
+//! valid uses build and run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 use std::fs;
@@ -46,4 +47,6 @@ fn macros_reject_mistakes_at_compile_time() {
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/requires_db_fail/*.rs");
     cases.pass("tests/ui/requires_db_pass/*.rs");
+    cases.compile_fail("tests/ui/test_attr_fail/*.rs");
+    cases.pass("tests/ui/test_attr_pass/*.rs");
 }

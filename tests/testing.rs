@@ -1,14 +1,13 @@
 //! `calista::testing`: a database per test, cloned from a template built once per set.
-//! (Reached through calista-core, whose `testing` feature this crate's tests turn on; an
-//! application reaches the same module as `calista::testing` with the `testing` feature.)
+//! (The package's dev-dependency on itself turns its `testing` feature on for its tests.)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
 mod common;
 
 use std::time::Instant;
 
+use calista::testing::{TestDatabase, TestOptions};
 use calista::{Migrations, Migrator, SchemaState};
-use calista_core::testing::{TestDatabase, TestOptions};
 use common::*;
 
 static CALISTA: Migrations = calista::migrations!();

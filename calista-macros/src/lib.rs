@@ -1,11 +1,12 @@
 //! Procedural macros of CALISTA schema migrations. Use them through the `calista` crate:
-//! `calista::migrations!()` and `#[calista::requires_db]`.
+//! `calista::migrations!()`, `#[calista::requires_db]` and `#[calista::test]`.
 
 use proc_macro::TokenStream;
 
 mod errors;
 mod migrations;
 mod requires_db;
+mod test_attr;
 
 /// Embeds a folder of migration files as a `calista::Migrations`, checked at build time.
 ///
@@ -27,4 +28,11 @@ pub fn migrations(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn requires_db(args: TokenStream, item: TokenStream) -> TokenStream {
     requires_db::expand(args.into(), item.into()).into()
+}
+
+/// (This attribute is used through the `calista` crate, as `#[calista::test]`, with its
+/// `testing` feature.)
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }

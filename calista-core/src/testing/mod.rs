@@ -47,6 +47,12 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), or the URL given to
 //! [`TestDatabase::postgres_on`]; the role needs `CREATEDB`.
 
+mod run;
+
+pub use run::{Backend, TestOutcome};
+#[doc(hidden)]
+pub use run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
+
 use std::path::{Path, PathBuf};
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};

@@ -1,0 +1,4 @@
+#[calista::test(MIGRATIONS)]
+struct Orders;
+
+fn main() {}
