@@ -121,6 +121,11 @@ pub enum DbCommand {
             hide_env_values = true
         )]
         pg_url: Option<String>,
+        /// A folder of `<revision>.sql` files (e.g. 20250101_0000.sql): SQL run right after
+        /// that revision's up, on both dialects; the rows it inserts must survive every later
+        /// revision's up and down
+        #[arg(long, value_name = "DIR")]
+        seed: Option<PathBuf>,
     },
     /// Resolve a no-transaction migration that was interrupted.
     Recover {
