@@ -10,6 +10,10 @@
 //! -- calista:allow drop-column -- legacy_flag is unread since release 4.2
 //! ```
 //!
+//! The same directive, as `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`,
+//! acknowledges a difference between the dialects' schemas ([`DialectDifference`]), which
+//! `calista db verify` checks; the build checks its form only.
+//!
 //! squawk (a PostgreSQL linter, `squawk-linter` on crates.io) was evaluated as a
 //! dependency and not taken: it reads PostgreSQL only, with its own parser (about 127,000
 //! lines of Rust and 40 crates in its tree, built into every `migrations!()` build), and
@@ -35,9 +39,10 @@ pub struct Allow<'a> {
 }
 
 /// The word of the allow directive that acknowledges a difference between the dialects'
-/// schemas, which `calista db verify` checks: `-- calista:allow dialect-difference
-/// <table>[.<column>] -- <reason>`. It is not a lint rule: the lint cannot see schemas, so
-/// the build checks its form but cannot know whether it is used (see `calista::verify`).
+/// schemas, which `calista db verify` checks:
+/// `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`. It is not a lint
+/// rule: the lint cannot see schemas, so the build checks its form but cannot know whether
+/// it is used (see `calista::verify`).
 pub const DIALECT_DIFFERENCE: &str = "dialect-difference";
 
 /// One `-- calista:allow dialect-difference <table>[.<column>] -- <reason>` directive: a

@@ -252,8 +252,8 @@ impl std::fmt::Display for Finding {
                 write!(
                     f,
                     "{file}: on {dialect}, up then down does not give back the rows of {table} \
-                     ({removed_count} removed, {added_count} added; - removed by the up or the down, \
-                     + left behind):"
+                     ({removed_count} removed, {added_count} added; - there before the up and gone after \
+                     the down, + there only after the down):"
                 )?;
                 let shown = |sign: char, rows: &[String], count: usize| {
                     let mut lines: Vec<String> =
