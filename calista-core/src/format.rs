@@ -68,7 +68,7 @@ struct Body {
     no_transaction: bool,
     irreversible: bool,
     lock_timeout: Option<Duration>,
-    /// `(line, rule)` of each valid allow directive.
+    /// `(line, rule)` of each valid lint allow directive.
     allows: Vec<(u32, lint::Rule)>,
 }
 
@@ -154,23 +154,46 @@ fn allow_text(line: &str) -> &str {
     words.strip_prefix("allow").unwrap_or_default()
 }
 
-/// The allow directives of a file that [`parse_file`] accepted (see
+/// The well-formed allow directives of a file, with their lines, up to the first section.
+fn allowed(text: &str) -> impl Iterator<Item = (u32, lint::Allowed<'_>)> {
+    text.lines()
+        .map(|line| (line, classify(line)))
+        .take_while(|(_, marker)| !matches!(marker, Some(Ok(Marker::Section(..)))))
+        .enumerate()
+        .filter(|(_, (_, marker))| matches!(marker, Some(Ok(Marker::Allow))))
+        .filter_map(|(index, (line, _))| {
+            let allowed = lint::parse_allow(allow_text(line)).ok()?;
+            Some((u32::try_from(index + 1).unwrap_or(u32::MAX), allowed))
+        })
+}
+
+/// The lint allow directives of a file that [`parse_file`] accepted (see
 /// [`Migration::allows`]).
 pub(crate) fn allows(text: &str) -> Vec<lint::Allow<'_>> {
-    let mut found = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        match classify(line) {
-            Some(Ok(Marker::Section(..))) => break,
-            Some(Ok(Marker::Allow)) => {
-                if let Ok((rule, reason)) = lint::parse_allow(allow_text(line)) {
-                    let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
-                    found.push(lint::Allow { rule, reason, line });
-                }
+    allowed(text)
+        .filter_map(|(line, allowed)| match allowed {
+            lint::Allowed::Rule(rule, reason) => Some(lint::Allow { rule, reason, line }),
+            lint::Allowed::DialectDifference(..) => None,
+        })
+        .collect()
+}
+
+/// The `dialect-difference` allow directives of a file that [`parse_file`] accepted (see
+/// [`Migration::dialect_differences`]).
+pub(crate) fn dialect_differences(text: &str) -> Vec<lint::DialectDifference<'_>> {
+    allowed(text)
+        .filter_map(|(line, allowed)| match allowed {
+            lint::Allowed::DialectDifference(table, column, reason) => {
+                Some(lint::DialectDifference {
+                    table,
+                    column,
+                    reason,
+                    line,
+                })
             }
-            _ => {}
-        }
-    }
-    found
+            lint::Allowed::Rule(..) => None,
+        })
+        .collect()
 }
 
 fn is_comment_or_blank(line: &str) -> bool {
@@ -276,7 +299,9 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
             Some(Ok(Marker::Irreversible)) => body.irreversible = true,
             Some(Ok(Marker::LockTimeout(timeout))) => body.lock_timeout = Some(timeout),
             Some(Ok(Marker::Allow)) => match lint::parse_allow(allow_text(line)) {
-                Ok((rule, _)) => body.allows.push((number, rule)),
+                Ok(lint::Allowed::Rule(rule, _)) => body.allows.push((number, rule)),
+                // Whether it is used is known only when `calista db verify` compares schemas.
+                Ok(lint::Allowed::DialectDifference(..)) => {}
                 Err(error) => {
                     report(Some(number), allow_problem(error));
                     ok = false;
@@ -329,10 +354,16 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
 fn allow_problem(error: lint::AllowError) -> ProblemKind {
     match error {
         lint::AllowError::UnknownRule(name) => ProblemKind::UnknownAllowRule {
-            suggestion: lint::Rule::suggest(&name),
+            suggestion: lint::suggest_allow(&name),
             name,
         },
         lint::AllowError::NoReason(rule) => ProblemKind::AllowWithoutReason { rule },
+        lint::AllowError::DialectDifferenceTarget(target) => {
+            ProblemKind::BadDialectDifference { target }
+        }
+        lint::AllowError::DialectDifferenceNoReason(target) => {
+            ProblemKind::DialectDifferenceWithoutReason { target }
+        }
     }
 }
 
@@ -789,7 +820,7 @@ mod tests {
             [
                 ProblemKind::UnknownAllowRule {
                     name: "drop-colum".into(),
-                    suggestion: Some(lint::Rule::DropColumn)
+                    suggestion: Some("drop-column")
                 },
                 ProblemKind::Lint {
                     rule: lint::Rule::DropColumn,
@@ -825,6 +856,102 @@ mod tests {
                     rule: lint::Rule::DropTable
                 }
             )
+        );
+    }
+
+    #[test]
+    fn a_dialect_difference_is_read_apart_from_the_lint_allows_and_never_unused_at_build() {
+        let text = format!(
+            "-- calista:allow dialect-difference t.c -- SQLite keeps it as text\n\
+             -- calista:allow drop-column -- c is unread\n\
+             -- calista:allow dialect-difference t -- also the table\n{DROPS_A_COLUMN}"
+        );
+        let m = parse(&text).unwrap();
+        assert_eq!(
+            m.dialect_differences(),
+            [
+                lint::DialectDifference {
+                    table: "t",
+                    column: Some("c"),
+                    reason: "SQLite keeps it as text",
+                    line: 1
+                },
+                lint::DialectDifference {
+                    table: "t",
+                    column: None,
+                    reason: "also the table",
+                    line: 3
+                },
+            ]
+        );
+        assert_eq!(
+            m.allows()
+                .iter()
+                .map(|a| (a.rule, a.line))
+                .collect::<Vec<_>>(),
+            [(lint::Rule::DropColumn, 2)]
+        );
+        // After the first section it is a directive out of place, like any other.
+        assert!(matches!(
+            problems(&format!(
+                "{DROPS_A_COLUMN}-- calista:allow dialect-difference t -- late\n"
+            ))
+            .first(),
+            Some(ProblemKind::DirectiveAfterSection { .. })
+        ));
+    }
+
+    #[test]
+    fn a_malformed_dialect_difference_is_an_error_at_its_line_saying_the_form() {
+        let file = |allow: &str| {
+            format!(
+                "-- a comment\n{allow}\n-- calista:up\nCREATE TABLE t (id INT);\n-- calista:down\nDROP TABLE t;\n"
+            )
+        };
+        let cases = [
+            (
+                "-- calista:allow dialect-difference -- why",
+                ProblemKind::BadDialectDifference { target: "".into() },
+                "`-- calista:allow dialect-difference` names no table or column",
+            ),
+            (
+                "-- calista:allow dialect-difference a.b.c -- why",
+                ProblemKind::BadDialectDifference {
+                    target: "a.b.c".into(),
+                },
+                "`-- calista:allow dialect-difference a.b.c` names no table or column",
+            ),
+            (
+                "-- calista:allow dialect-difference t.c",
+                ProblemKind::DialectDifferenceWithoutReason {
+                    target: "t.c".into(),
+                },
+                "`-- calista:allow dialect-difference t.c` gives no reason",
+            ),
+        ];
+        for (allow, kind, message) in cases {
+            let all = parse_file(NAME, NAME, file(allow).as_bytes()).unwrap_err();
+            assert_eq!(all.len(), 1, "{all:?}");
+            assert_eq!((all[0].line, &all[0].kind), (Some(2), &kind));
+            let shown = all[0].to_string();
+            assert!(
+                shown.starts_with(&format!("{NAME}:2: {message}")),
+                "{shown}"
+            );
+            assert!(
+                shown.contains(
+                    "fix: write `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`"
+                ),
+                "{shown}"
+            );
+        }
+        let typo = problems(&file("-- calista:allow dialect-diference t -- why"));
+        assert_eq!(
+            typo,
+            [ProblemKind::UnknownAllowRule {
+                name: "dialect-diference".into(),
+                suggestion: Some("dialect-difference")
+            }]
         );
     }
 

@@ -317,6 +317,14 @@ impl Migration {
         crate::format::allows(&self.text)
     }
 
+    /// The differences between the dialects' schemas this migration acknowledges, each with
+    /// its reason: its `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`
+    /// directives, which `calista db verify` ([`verify`](crate::verify)) applies from this
+    /// revision on.
+    pub fn dialect_differences(&self) -> Vec<crate::lint::DialectDifference<'_>> {
+        crate::format::dialect_differences(&self.text)
+    }
+
     /// The revision id, `YYYYMMDD_HHMM`.
     pub fn revision(&self) -> Revision {
         self.revision

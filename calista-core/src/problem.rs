@@ -97,8 +97,18 @@ pub enum ProblemKind {
     UnknownAllowRule {
         /// The name as written.
         name: String,
-        /// The rule probably meant.
-        suggestion: Option<Rule>,
+        /// The rule (or `dialect-difference`) probably meant.
+        suggestion: Option<&'static str>,
+    },
+    /// `-- calista:allow dialect-difference` that names no `<table>` or `<table>.<column>`.
+    BadDialectDifference {
+        /// What it names, as written (may be empty).
+        target: String,
+    },
+    /// `-- calista:allow dialect-difference <target>` without `-- <reason>`.
+    DialectDifferenceWithoutReason {
+        /// The table or column it names.
+        target: String,
     },
     /// An allow directive without `-- <reason>`.
     AllowWithoutReason {
@@ -179,6 +189,11 @@ impl ProblemKind {
             Self::AllowWithoutReason { rule } => {
                 format!("say why it is safe: `-- calista:allow {rule} -- <reason>`")
             }
+            Self::BadDialectDifference { .. } | Self::DialectDifferenceWithoutReason { .. } => {
+                "write `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`, e.g. \
+                 `-- calista:allow dialect-difference documents.body -- the full-text index is PostgreSQL's alone`"
+                    .to_owned()
+            }
             Self::UnusedAllow { .. } => "remove the line: no statement of this file breaks that rule".to_owned(),
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
@@ -253,6 +268,20 @@ impl fmt::Display for ProblemKind {
             Self::AllowWithoutReason { rule } => write!(
                 f,
                 "`-- calista:allow {rule}` gives no reason; an acknowledged finding must say why it is safe"
+            ),
+            Self::BadDialectDifference { target } if target.is_empty() => write!(
+                f,
+                "`-- calista:allow dialect-difference` names no table or column"
+            ),
+            Self::BadDialectDifference { target } => write!(
+                f,
+                "`-- calista:allow dialect-difference {target}` names no table or column: \
+                 a table is a plain name, a column `<table>.<column>`"
+            ),
+            Self::DialectDifferenceWithoutReason { target } => write!(
+                f,
+                "`-- calista:allow dialect-difference {target}` gives no reason; an acknowledged \
+                 difference must say why the dialects may differ"
             ),
             Self::UnusedAllow { rule } => write!(
                 f,

@@ -109,8 +109,9 @@ pub enum DbCommand {
     /// Revert the newest migration with the down SQL it was applied with, then apply its
     /// file as it is now: for editing an unreleased migration. Development and CI only.
     Redo,
-    /// Check the migrations on scratch databases: each down restores the schema its up
-    /// found, and PostgreSQL and SQLite build the same logical schema. Exit 0 only when clean.
+    /// Check the migrations on scratch databases: each down restores the schema and the rows
+    /// its up found, and PostgreSQL and SQLite build the same logical schema. Exit 0 only
+    /// when clean.
     Verify {
         /// A PostgreSQL server to create the scratch database on (and drop it after), e.g.
         /// postgresql://postgres@localhost/postgres; the role needs CREATEDB
@@ -121,6 +122,11 @@ pub enum DbCommand {
             hide_env_values = true
         )]
         pg_url: Option<String>,
+        /// A folder of `<revision>.sql` files (e.g. 20250101_0000.sql): SQL run right after
+        /// that revision's up, on both dialects; the rows it inserts must survive every later
+        /// revision's up and down
+        #[arg(long, value_name = "DIR")]
+        seed: Option<PathBuf>,
     },
     /// Resolve a no-transaction migration that was interrupted.
     Recover {

@@ -27,7 +27,9 @@ pub(crate) async fn run(
         DbCommand::Lint => lint(context, out),
         DbCommand::New { summary } => new(&summary, context, out),
         DbCommand::Backups => backups(context, out),
-        DbCommand::Verify { pg_url } => super::verify::run(pg_url, context, out).await,
+        DbCommand::Verify { pg_url, seed } => {
+            super::verify::run(pg_url, seed.as_deref(), context, out).await
+        }
         command => {
             let db = context.database()?;
             let result = with_database(command, context, &db, out).await;

@@ -1,7 +1,10 @@
 //! `calista db verify`: the stairway and the comparison of dialects, on scratch databases.
 
+use std::path::Path;
+
+use calista::Revision;
 use calista::url::DatabaseUrl;
-use calista::verify::{VerifyOptions, VerifyReport, verify};
+use calista::verify::{Seed, VerifyOptions, VerifyReport, verify};
 
 use super::context::Context;
 use super::exit::CliError;
@@ -10,6 +13,7 @@ use super::output::{Output, Tone};
 /// Runs the checks; an error (exit 1) when anything was found.
 pub(crate) async fn run(
     pg_url: Option<String>,
+    seed_dir: Option<&Path>,
     context: &Context,
     out: &Output,
 ) -> Result<(), CliError> {
@@ -32,9 +36,14 @@ pub(crate) async fn run(
         }
         Err(e) => return Err(CliError::Usage(format!("--pg-url: {e}"))),
     };
+    let seeds = match seed_dir {
+        Some(dir) => read_seeds(dir, context)?,
+        None => Vec::new(),
+    };
     let options = VerifyOptions {
         postgres: Some(server),
         schema: Some(context.database_options().schema),
+        seeds,
     };
     let report = verify(context.migrations(), &options).await?;
     if out.json() {
@@ -58,6 +67,47 @@ pub(crate) async fn run(
     }
 }
 
+/// The seeds of `--seed DIR`: one `<revision>.sql` file per revision of the set, nothing
+/// else; anything else is a usage error that says the form.
+fn read_seeds(dir: &Path, context: &Context) -> Result<Vec<Seed>, CliError> {
+    const FORM: &str = "name each seed file `<revision>.sql` (e.g. `20250101_0000.sql`), after the \
+                        revision whose up it follows, and keep nothing else in the folder";
+    let usage = |what: String| CliError::Usage(format!("--seed {}: {what}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| usage(format!("cannot read the folder: {e}")))?;
+    let mut seeds = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| usage(format!("cannot read the folder: {e}")))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let revision = name
+            .strip_suffix(".sql")
+            .and_then(|stem| Revision::parse(stem).ok())
+            .filter(|_| path.is_file());
+        let Some(revision) = revision else {
+            return Err(usage(format!("`{name}` is not a seed file; {FORM}")));
+        };
+        if !context
+            .migrations()
+            .iter()
+            .any(|m| m.revision() == revision)
+        {
+            return Err(usage(format!(
+                "`{name}`: no migration has revision {revision}; {FORM}"
+            )));
+        }
+        let sql = std::fs::read_to_string(&path)
+            .map_err(|e| usage(format!("cannot read `{name}` as UTF-8 text: {e}")))?;
+        seeds.push(Seed {
+            after: revision,
+            name: path.display().to_string(),
+            sql,
+        });
+    }
+    seeds.sort_by_key(|seed| seed.after);
+    Ok(seeds)
+}
+
 fn render(report: &VerifyReport, out: &Output) -> String {
     let mut lines = Vec::new();
     let dialects = report.dialects.join(" and ");
@@ -77,10 +127,15 @@ fn render(report: &VerifyReport, out: &Output) -> String {
     }
     if report.is_clean() {
         lines.push(format!(
-            "{} {} revision{} on {dialects}: every down restores the schema its up found{}",
+            "{} {} revision{} on {dialects}{}: every down restores the schema and the rows its up found{}",
             out.paint(Tone::Good, "verified:"),
             report.revisions,
             if report.revisions == 1 { "" } else { "s" },
+            match report.seeds {
+                0 => String::new(),
+                1 => ", 1 seed".to_owned(),
+                n => format!(", {n} seeds"),
+            },
             if report.dialects_compared {
                 ", and both dialects build the same logical schema"
             } else {

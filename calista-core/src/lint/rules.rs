@@ -116,13 +116,7 @@ impl Rule {
     /// The rule whose name is closest to `name`, for "did you mean" (a typo of a few
     /// letters, or a name that contains it or that it contains).
     pub fn suggest(name: &str) -> Option<Rule> {
-        let name = name.to_ascii_lowercase();
-        Rule::ALL
-            .into_iter()
-            .map(|r| (edit_distance(&name, r.name()), r))
-            .filter(|&(d, r)| d <= 3 || r.name().contains(&name) || name.contains(r.name()))
-            .min_by_key(|&(d, _)| d)
-            .map(|(_, r)| r)
+        closest(name, Rule::ALL.map(Rule::name)).and_then(Rule::from_name)
     }
 
     /// What the rule protects.
@@ -259,6 +253,21 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The name among `candidates` closest to `name`: a typo of a few letters, or a name that
+/// contains it or that it contains.
+pub(crate) fn closest<const N: usize>(
+    name: &str,
+    candidates: [&'static str; N],
+) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&name, c), c))
+        .filter(|&(d, c)| d <= 3 || c.contains(&name) || name.contains(c))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
 }
 
 /// Levenshtein distance, for suggestions among a few short names.
