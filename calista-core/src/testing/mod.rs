@@ -104,16 +104,7 @@ enum Scratch {
 impl TestDatabase {
     /// A PostgreSQL database at head, on the server of `CALISTA_TEST_PG_URL`.
     pub async fn postgres(migrations: &Migrations) -> Result<Self, Error> {
-        let text = std::env::var(PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
-        let server = match DatabaseUrl::parse(&text, Path::new(".")) {
-            Ok(DatabaseUrl::Postgres(server)) => server,
-            _ => {
-                return Err(Error::Setup(format!(
-                    "{PG_URL_VARIABLE} must be a PostgreSQL URL such as {DEFAULT_PG_URL}"
-                )));
-            }
-        };
-        Self::postgres_on(migrations, &server, TestOptions::default()).await
+        Self::postgres_on(migrations, &run::server_from_env()?, TestOptions::default()).await
     }
 
     /// A PostgreSQL database on `server`, made as `options` say.

@@ -40,7 +40,7 @@ impl TestDatabase {
 }
 
 /// The test server: `CALISTA_TEST_PG_URL`, or the default.
-fn server_from_env() -> Result<PostgresUrl, Error> {
+pub(super) fn server_from_env() -> Result<PostgresUrl, Error> {
     let text = std::env::var(PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
     match DatabaseUrl::parse(&text, Path::new(".")) {
         Ok(DatabaseUrl::Postgres(server)) => Ok(server),
