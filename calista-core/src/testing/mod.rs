@@ -250,10 +250,22 @@ fn policy() -> Policy {
     }
 }
 
-fn target(options: &TestOptions) -> UpgradeTarget {
-    options
+/// Upgrades the template being built at `url` to the target revision.
+async fn upgrade(
+    url: &DatabaseUrl,
+    migrations: &Migrations,
+    options: &TestOptions,
+) -> Result<(), Error> {
+    let db = Database::connect(url, options.database.clone())?;
+    let target = options
         .revision
-        .map_or(UpgradeTarget::Head, UpgradeTarget::Revision)
+        .map_or(UpgradeTarget::Head, UpgradeTarget::Revision);
+    let upgraded = Migrator::new(migrations, &db)
+        .with_policy(policy())
+        .upgrade(target)
+        .await;
+    db.close().await;
+    upgraded.map(drop)
 }
 
 /// Builds the PostgreSQL template unless it exists, under an advisory lock on the server.
@@ -299,14 +311,12 @@ async fn build_postgres_template(
     let building = format!("{template}_building");
     scratch::drop_database(admin, &building).await?;
     scratch::create_database(admin, &building, None).await?;
-    let url = DatabaseUrl::Postgres(server.with_database(&building));
-    let db = Database::connect(&url, options.database.clone())?;
-    let upgraded = Migrator::new(migrations, &db)
-        .with_policy(policy())
-        .upgrade(target(options))
-        .await;
-    db.close().await;
-    upgraded?;
+    upgrade(
+        &DatabaseUrl::Postgres(server.with_database(&building)),
+        migrations,
+        options,
+    )
+    .await?;
     // The template's connections are closed; the server may not have seen them go yet.
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
         .bind(&building)
@@ -356,14 +366,12 @@ async fn ensure_sqlite_template(
         }
         let building = template.with_extension("building");
         scratch::remove_sqlite(&building);
-        let url = DatabaseUrl::Sqlite(SqliteTarget::File(building.clone()));
-        let db = Database::connect(&url, options.database.clone())?;
-        let upgraded = Migrator::new(migrations, &db)
-            .with_policy(policy())
-            .upgrade(target(options))
-            .await;
-        db.close().await;
-        upgraded?;
+        upgrade(
+            &DatabaseUrl::Sqlite(SqliteTarget::File(building.clone())),
+            migrations,
+            options,
+        )
+        .await?;
         // An empty set writes nothing; the template is then an empty file.
         if !building.exists() {
             std::fs::File::create(&building).map_err(|e| setup("create", e))?;

@@ -1,7 +1,8 @@
 //! Spare copies of a SQLite test template, the file counterpart of [`super::spares`]: a
-//! background thread keeps a few complete copies (`calista_spare_<key>_….db`, written under
-//! a `.partial` name and renamed when complete), and a test claims one by renaming it to
-//! its own name; a rename succeeds for one claimant only. Templates record their last use
+//! background thread keeps a few complete copies in numbered slots
+//! (`calista_spare_<key>_<n>.db`, written under a `.partial` name and renamed into the slot
+//! when complete), and a test claims one by renaming it to its own name; a rename succeeds
+//! for one claimant only. Templates record their last use
 //! in their modification time; spares of a template unused for an hour, templates unused
 //! for a week and `.partial` files an hour old are deleted.
 
@@ -16,42 +17,22 @@ use super::spares::{
 };
 use crate::scratch;
 
-/// How many listed spares a claim tries before it copies instead.
-const CLAIM_TRIES: usize = 8;
-
 fn folder() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// `key`'s spares in the temporary folder.
-fn spares_of(prefix: &str) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(folder()) else {
-        return Vec::new();
-    };
-    let mut spares: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with(prefix) && name.ends_with(".db"))
-        })
-        .collect();
-    spares.sort();
-    spares
+/// Spare `slot` of the template whose spares start with `prefix`. Spares sit in numbered
+/// slots, so that a claim tries a few names instead of listing the temporary folder.
+fn slot(prefix: &str, slot: usize) -> PathBuf {
+    folder().join(format!("{prefix}{slot}.db"))
 }
 
 /// Renames one of `key`'s spare files to `file`. `false` when none could be claimed: the
 /// caller copies the template itself.
 pub(super) fn claim(key: &str, file: &Path) -> bool {
-    if wanted() == 0 {
-        return false;
-    }
-    spares_of(&spare_prefix(key))
-        .into_iter()
-        .take(CLAIM_TRIES)
-        // Another test may have taken it since: try the next.
-        .any(|spare| fs::rename(spare, file).is_ok())
+    let prefix = spare_prefix(key);
+    // A slot that is empty, or that another test emptied first, fails the rename.
+    (0..wanted()).any(|n| fs::rename(slot(&prefix, n), file).is_ok())
 }
 
 /// Asks the background thread to copy `template` until it has enough spares.
@@ -93,11 +74,14 @@ fn make_spares(template: &Path, prefix: &str) -> std::io::Result<()> {
         .write(true)
         .open(template)?
         .set_modified(SystemTime::now())?;
-    while spares_of(prefix).len() < wanted() {
-        let name = format!("{prefix}{}", suffix());
-        let partial = folder().join(format!("{name}.partial"));
+    for n in 0..wanted() {
+        let spare = slot(prefix, n);
+        if spare.exists() {
+            continue;
+        }
+        let partial = folder().join(format!("{prefix}{}.partial", suffix()));
         fs::copy(template, &partial)?;
-        fs::rename(&partial, folder().join(format!("{name}.db")))?;
+        fs::rename(&partial, spare)?;
     }
     Ok(())
 }
