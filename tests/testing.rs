@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use calista::testing::{TestDatabase, TestOptions};
+use calista::testing::{Backend, TestDatabase, TestOptions};
 use calista::{Migrations, Migrator, SchemaState};
 use common::*;
 
@@ -207,33 +207,49 @@ async fn database_with_oid_exists(oid: u32) -> bool {
 async fn postgres_tests_claim_spares_made_ahead_each_its_own() {
     let (set, table) = own_set(3);
     let first = TestDatabase::postgres(set).await.unwrap();
-    let spares = wait_for_spares(&first, calista_core::testing::DEFAULT_SPARES).await;
+    let spares = wait_for_spares(&first, calista::testing::DEFAULT_SPARES).await;
     let spare_oids: Vec<u32> = spares.iter().map(|(_, oid)| *oid).collect();
 
-    // Claimed in parallel: each test gets a different spare, at head, private to it.
-    let claims: Vec<_> = (0..spare_oids.len())
-        .map(|_| tokio::spawn(async move { TestDatabase::postgres(set).await.unwrap() }))
+    let claimed = claim_in_parallel(set, &table, Backend::Postgres, spare_oids.len()).await;
+    let mut oids = Vec::new();
+    for test_db in &claimed {
+        oids.push(own_oid(test_db).await);
+    }
+    assert!(
+        oids.iter().any(|oid| spare_oids.contains(oid)),
+        "no test claimed a spare: {oids:?} vs {spare_oids:?}"
+    );
+    oids.sort_unstable();
+    oids.dedup();
+    assert_eq!(oids.len(), claimed.len(), "two tests shared a database");
+}
+
+/// `count` test databases made at once: each is at head and private to its test.
+async fn claim_in_parallel(
+    set: &'static Migrations,
+    table: &str,
+    backend: Backend,
+    count: usize,
+) -> Vec<TestDatabase> {
+    let claims: Vec<_> = (0..count)
+        .map(|_| {
+            tokio::spawn(async move {
+                TestDatabase::on(backend, set, TestOptions::default())
+                    .await
+                    .unwrap()
+            })
+        })
         .collect();
     let mut claimed = Vec::new();
     for claim in claims {
-        claimed.push(claim.await.unwrap());
-    }
-    let mut oids = Vec::new();
-    for test_db in &claimed {
+        let test_db = claim.await.unwrap();
         let state = Migrator::new(set, test_db.database())
             .check()
             .await
             .unwrap();
         assert!(state.is_up_to_date(), "{state:?}");
-        oids.push(own_oid(test_db).await);
+        claimed.push(test_db);
     }
-    oids.sort_unstable();
-    oids.dedup();
-    assert_eq!(oids.len(), claimed.len(), "two tests shared a database");
-    assert!(
-        oids.iter().any(|oid| spare_oids.contains(oid)),
-        "no test claimed a spare: {oids:?} vs {spare_oids:?}"
-    );
     exec(
         claimed[0].database(),
         &format!("INSERT INTO {table} (id) VALUES (1)"),
@@ -248,6 +264,7 @@ async fn postgres_tests_claim_spares_made_ahead_each_its_own() {
         .await,
         0
     );
+    claimed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,53 +419,31 @@ async fn sqlite_tests_claim_spare_files_made_ahead_each_its_own() {
     };
     let mut spares = spare_inodes();
     for _ in 0..600 {
-        if spares.len() >= calista_core::testing::DEFAULT_SPARES {
+        if spares.len() >= calista::testing::DEFAULT_SPARES {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         spares = spare_inodes();
     }
     assert!(
-        spares.len() >= calista_core::testing::DEFAULT_SPARES,
+        spares.len() >= calista::testing::DEFAULT_SPARES,
         "{spares:?}"
     );
 
-    let claims: Vec<_> = (0..spares.len())
-        .map(|_| tokio::spawn(async move { TestDatabase::sqlite(set).await.unwrap() }))
+    let claimed = claim_in_parallel(set, &table, Backend::Sqlite, spares.len()).await;
+    let inodes: Vec<u64> = claimed
+        .iter()
+        .map(|test_db| {
+            let file = test_db.database().sqlite_file().unwrap();
+            std::fs::metadata(file).unwrap().ino()
+        })
         .collect();
-    let mut claimed = Vec::new();
-    for claim in claims {
-        claimed.push(claim.await.unwrap());
-    }
-    let mut inodes = Vec::new();
-    for test_db in &claimed {
-        let state = Migrator::new(set, test_db.database())
-            .check()
-            .await
-            .unwrap();
-        assert!(state.is_up_to_date(), "{state:?}");
-        let file = test_db.database().sqlite_file().unwrap();
-        inodes.push(std::fs::metadata(file).unwrap().ino());
-    }
     assert!(
         inodes.iter().any(|inode| spares.contains(inode)),
         "no test claimed a spare"
     );
-    inodes.sort_unstable();
-    inodes.dedup();
-    assert_eq!(inodes.len(), claimed.len(), "two tests shared a file");
-    exec(
-        claimed[0].database(),
-        &format!("INSERT INTO {table} (id) VALUES (1)"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        scalar(
-            claimed[1].database(),
-            &format!("SELECT count(*) FROM {table}")
-        )
-        .await,
-        0
-    );
+    let mut distinct = inodes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), claimed.len(), "two tests shared a file");
 }

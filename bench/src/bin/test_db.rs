@@ -91,7 +91,7 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
         for i in 0..reps {
             // Each figure on a quiet server: the spares made, the trash dropped.
             settle(&server, &template).await?;
-            floor.push(pg_floor(&server, i).await?);
+            floor.push(pg_timed(&server, Made::Empty, i).await?);
             settle(&server, &template).await?;
             let started = Instant::now();
             let test_db =
@@ -100,10 +100,10 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
             testing.push(started.elapsed());
             drop(test_db);
             settle(&server, &template).await?;
-            clone.push(pg_clone(&server, &template, i).await?);
+            clone.push(pg_timed(&server, Made::Clone(&template), i).await?);
             if i < apply_reps {
                 settle(&server, &template).await?;
-                apply.push(pg_apply(&server, &migrations, i).await?);
+                apply.push(pg_timed(&server, Made::Applied(&migrations), i).await?);
             }
         }
         row("PostgreSQL", n, &floor, &testing, &apply);
@@ -223,30 +223,6 @@ async fn ready(db: &Database) -> Result<()> {
     Ok(())
 }
 
-async fn pg_floor(server: &PostgresUrl, i: usize) -> Result<Duration> {
-    let name = format!("calista_bench_floor_{}_{i}", std::process::id());
-    // The server connection that creates databases is open before the clock starts, for
-    // every way: `#[sqlx::test]` keeps one per process, and so does `calista::testing`.
-    let mut admin = PgConnection::connect(server.expose_secret()).await?;
-    let started = Instant::now();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await?;
-    let db = Database::connect(
-        &DatabaseUrl::Postgres(server.with_database(&name)),
-        DatabaseOptions::default(),
-    )?;
-    ready(&db).await?;
-    let elapsed = started.elapsed();
-    db.close().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
-    Ok(elapsed)
-}
-
 /// Waits until the background work of `calista::testing` is done: the template's spares
 /// made (as many as it keeps) and no trash left to drop.
 async fn settle(server: &PostgresUrl, template: &str) -> Result<()> {
@@ -294,50 +270,40 @@ async fn settle_files(template: &str) -> Result<()> {
     Err("the spare files were not made within two minutes".into())
 }
 
-/// What a test waits for when no spare is ready: a clone of the template.
-async fn pg_clone(server: &PostgresUrl, template: &str, i: usize) -> Result<Duration> {
-    let name = format!("calista_bench_clone_{}_{i}", std::process::id());
-    // The server connection that creates databases is open before the clock starts, for
-    // every way: `#[sqlx::test]` keeps one per process, and so does `calista::testing`.
-    let mut admin = PgConnection::connect(server.expose_secret()).await?;
-    let started = Instant::now();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE {name} TEMPLATE {template}"
-    )))
-    .execute(&mut admin)
-    .await?;
-    let db = Database::connect(
-        &DatabaseUrl::Postgres(server.with_database(&name)),
-        DatabaseOptions::default(),
-    )?;
-    ready(&db).await?;
-    let elapsed = started.elapsed();
-    db.close().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
-    Ok(elapsed)
+/// How a database is made in [`pg_timed`].
+enum Made<'a> {
+    /// An empty `CREATE DATABASE`: the floor.
+    Empty,
+    /// A clone of the template: what a test waits for when no spare is ready.
+    Clone(&'a str),
+    /// An empty database, then every migration: `#[sqlx::test]`'s way.
+    Applied(&'a Migrations),
 }
 
-async fn pg_apply(server: &PostgresUrl, migrations: &Migrations, i: usize) -> Result<Duration> {
-    let name = format!("calista_bench_apply_{}_{i}", std::process::id());
+/// The time until a database made as `made` says answers a query.
+async fn pg_timed(server: &PostgresUrl, made: Made<'_>, i: usize) -> Result<Duration> {
+    let name = format!("calista_bench_{}_{i}", std::process::id());
+    let create = match made {
+        Made::Clone(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        Made::Empty | Made::Applied(_) => format!("CREATE DATABASE {name}"),
+    };
     // The server connection that creates databases is open before the clock starts, for
     // every way: `#[sqlx::test]` keeps one per process, and so does `calista::testing`.
     let mut admin = PgConnection::connect(server.expose_secret()).await?;
     let started = Instant::now();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
         .execute(&mut admin)
         .await?;
     let db = Database::connect(
         &DatabaseUrl::Postgres(server.with_database(&name)),
         DatabaseOptions::default(),
     )?;
-    Migrator::new(migrations, &db)
-        .with_policy(policy())
-        .upgrade(UpgradeTarget::Head)
-        .await?;
+    if let Made::Applied(migrations) = made {
+        Migrator::new(migrations, &db)
+            .with_policy(policy())
+            .upgrade(UpgradeTarget::Head)
+            .await?;
+    }
     ready(&db).await?;
     let elapsed = started.elapsed();
     db.close().await;
