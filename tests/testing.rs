@@ -447,3 +447,114 @@ async fn sqlite_tests_claim_spare_files_made_ahead_each_its_own() {
     distinct.dedup();
     assert_eq!(distinct.len(), claimed.len(), "two tests shared a file");
 }
+
+/// Set by the parent of [`child_makes_test_databases`]: the folder of the set to use.
+const CHILD_SET: &str = "CALISTA_TEST_CHILD_SET";
+
+#[test]
+fn several_test_binaries_share_a_sets_template_and_spares_safely() {
+    let files: Vec<(String, String)> = (0..5)
+        .map(|i| {
+            let table = format!("{}_t{i}", unique_name("p"));
+            (
+                format!("20250101_00{i:02}_create_t{i}.sql"),
+                create_table(&table),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_str()))
+        .collect();
+    let set = MigrationSet::new(&refs);
+    // Three processes at once, each making three databases on each backend at once; the
+    // template is built by whichever comes first, the others wait for it.
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "child_makes_test_databases",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env(CHILD_SET, set.dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut oids = Vec::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "a child failed:\n{text}");
+        oids.extend(
+            text.lines()
+                .filter_map(|line| line.strip_prefix("postgres oid: "))
+                .map(|oid| oid.trim().parse::<u32>().unwrap()),
+        );
+    }
+    assert_eq!(oids.len(), 9, "{oids:?}");
+    oids.sort_unstable();
+    oids.dedup();
+    assert_eq!(oids.len(), 9, "two processes' tests shared a database");
+}
+
+/// One process of [`several_test_binaries_share_a_sets_template_and_spares_safely`]: its
+/// databases are at head, and each holds only the row this test wrote in it, while the
+/// other processes write theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by several_test_binaries_share_a_sets_template_and_spares_safely"]
+async fn child_makes_test_databases() {
+    let Ok(dir) = std::env::var(CHILD_SET) else {
+        return;
+    };
+    let set: &'static Migrations = Box::leak(Box::new(Migrations::from_dir(&dir).unwrap()));
+    let table = set.as_slice()[0]
+        .text()
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .to_owned();
+    let made: Vec<_> = [Backend::Postgres, Backend::Sqlite]
+        .into_iter()
+        .flat_map(|backend| std::iter::repeat_n(backend, 3))
+        .map(|backend| {
+            tokio::spawn(async move {
+                TestDatabase::on(backend, set, TestOptions::default())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut databases = Vec::new();
+    for test_db in made {
+        let test_db = test_db.await.unwrap();
+        let state = Migrator::new(set, test_db.database())
+            .check()
+            .await
+            .unwrap();
+        assert!(state.is_up_to_date(), "{state:?}");
+        exec(
+            test_db.database(),
+            &format!("INSERT INTO {table} (id) VALUES (1)"),
+        )
+        .await
+        .unwrap();
+        databases.push(test_db);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for test_db in &databases {
+        let rows = scalar(test_db.database(), &format!("SELECT count(*) FROM {table}")).await;
+        assert_eq!(rows, 1, "{} holds another test's row", test_db.url());
+        if test_db.database().postgres_pool().is_some() {
+            println!("postgres oid: {}", own_oid(test_db).await);
+        }
+    }
+}
