@@ -80,19 +80,7 @@ async fn a_test_database_can_stop_at_a_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_tests_on_both_backends_share_the_sets_template_safely() {
-    let files: Vec<(String, String)> = (0..20)
-        .map(|i| {
-            (
-                format!("20250101_{:02}{:02}_create_t{i}.sql", i / 60, i % 60),
-                create_table(&format!("t{i}")),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, b)| (n.as_str(), b.as_str()))
-        .collect();
-    let set = MigrationSet::new(&refs);
+    let set = tables_set("", 20);
     let migrations: &'static Migrations = Box::leak(Box::new(set.load()));
     let started = Instant::now();
     let tasks: Vec<_> = (0..6)
@@ -140,15 +128,13 @@ fn a_failing_tests_database_is_kept() {
     std::fs::remove_file(kept).unwrap();
 }
 
-/// A set of its own (its own template and spares), so that other tests' claims do not
-/// interfere; and the name of its first table.
-fn own_set(tables: usize) -> (&'static Migrations, String) {
-    let unique = unique_name("s");
-    let files: Vec<(String, String)> = (0..tables)
+/// `count` migrations (at most 60), each creating a table `<prefix>t<i>`.
+fn tables_set(prefix: &str, count: usize) -> MigrationSet {
+    let files: Vec<(String, String)> = (0..count)
         .map(|i| {
             (
                 format!("20250101_00{i:02}_create_t{i}.sql"),
-                create_table(&format!("{unique}_t{i}")),
+                create_table(&format!("{prefix}t{i}")),
             )
         })
         .collect();
@@ -156,8 +142,15 @@ fn own_set(tables: usize) -> (&'static Migrations, String) {
         .iter()
         .map(|(n, b)| (n.as_str(), b.as_str()))
         .collect();
-    let set = MigrationSet::new(&refs);
-    (Box::leak(Box::new(set.load())), format!("{unique}_t0"))
+    MigrationSet::new(&refs)
+}
+
+/// A set of its own (its own template and spares), so that other tests' claims do not
+/// interfere; and the name of its first table.
+fn own_set(tables: usize) -> (&'static Migrations, String) {
+    let prefix = format!("{}_", unique_name("s"));
+    let set = tables_set(&prefix, tables);
+    (Box::leak(Box::new(set.load())), format!("{prefix}t0"))
 }
 
 /// The spares of `test_db`'s template: name and oid.
@@ -224,15 +217,14 @@ async fn postgres_tests_claim_spares_made_ahead_each_its_own() {
     assert_eq!(oids.len(), claimed.len(), "two tests shared a database");
 }
 
-/// `count` test databases made at once: each is at head and private to its test.
-async fn claim_in_parallel(
+/// A test database on each of `backends`, all made at once; each is at head.
+async fn made_at_once(
     set: &'static Migrations,
-    table: &str,
-    backend: Backend,
-    count: usize,
+    backends: impl IntoIterator<Item = Backend>,
 ) -> Vec<TestDatabase> {
-    let claims: Vec<_> = (0..count)
-        .map(|_| {
+    let made: Vec<_> = backends
+        .into_iter()
+        .map(|backend| {
             tokio::spawn(async move {
                 TestDatabase::on(backend, set, TestOptions::default())
                     .await
@@ -240,16 +232,27 @@ async fn claim_in_parallel(
             })
         })
         .collect();
-    let mut claimed = Vec::new();
-    for claim in claims {
-        let test_db = claim.await.unwrap();
+    let mut databases = Vec::new();
+    for test_db in made {
+        let test_db = test_db.await.unwrap();
         let state = Migrator::new(set, test_db.database())
             .check()
             .await
             .unwrap();
         assert!(state.is_up_to_date(), "{state:?}");
-        claimed.push(test_db);
+        databases.push(test_db);
     }
+    databases
+}
+
+/// `count` test databases made at once: each is at head and private to its test.
+async fn claim_in_parallel(
+    set: &'static Migrations,
+    table: &str,
+    backend: Backend,
+    count: usize,
+) -> Vec<TestDatabase> {
+    let claimed = made_at_once(set, std::iter::repeat_n(backend, count)).await;
     exec(
         claimed[0].database(),
         &format!("INSERT INTO {table} (id) VALUES (1)"),
@@ -453,20 +456,7 @@ const CHILD_SET: &str = "CALISTA_TEST_CHILD_SET";
 
 #[test]
 fn several_test_binaries_share_a_sets_template_and_spares_safely() {
-    let files: Vec<(String, String)> = (0..5)
-        .map(|i| {
-            let table = format!("{}_t{i}", unique_name("p"));
-            (
-                format!("20250101_00{i:02}_create_t{i}.sql"),
-                create_table(&table),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, b)| (n.as_str(), b.as_str()))
-        .collect();
-    let set = MigrationSet::new(&refs);
+    let set = tables_set(&format!("{}_", unique_name("p")), 5);
     // Three processes at once, each making three databases on each backend at once; the
     // template is built by whichever comes first, the others wait for it.
     let children: Vec<_> = (0..3)
@@ -522,32 +512,17 @@ async fn child_makes_test_databases() {
         .nth(4)
         .unwrap()
         .to_owned();
-    let made: Vec<_> = [Backend::Postgres, Backend::Sqlite]
+    let backends = [Backend::Postgres, Backend::Sqlite]
         .into_iter()
-        .flat_map(|backend| std::iter::repeat_n(backend, 3))
-        .map(|backend| {
-            tokio::spawn(async move {
-                TestDatabase::on(backend, set, TestOptions::default())
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut databases = Vec::new();
-    for test_db in made {
-        let test_db = test_db.await.unwrap();
-        let state = Migrator::new(set, test_db.database())
-            .check()
-            .await
-            .unwrap();
-        assert!(state.is_up_to_date(), "{state:?}");
+        .flat_map(|backend| std::iter::repeat_n(backend, 3));
+    let databases = made_at_once(set, backends).await;
+    for test_db in &databases {
         exec(
             test_db.database(),
             &format!("INSERT INTO {table} (id) VALUES (1)"),
         )
         .await
         .unwrap();
-        databases.push(test_db);
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     for test_db in &databases {
