@@ -213,13 +213,10 @@ impl Migrations {
         pool: impl Into<crate::Pool>,
         policy: &Policy,
     ) -> Result<Ensured, Error> {
-        let db = Database::from_pool(pool, crate::DatabaseOptions::default())?;
-        let ensured = Migrator::new(self, &db)
-            .with_policy(policy.clone())
-            .ensure_schema()
-            .await;
-        db.close().await;
-        ensured
+        self.on_pool(pool, policy, async |migrator| {
+            migrator.ensure_schema().await
+        })
+        .await
     }
 
     /// Upgrades to the newest migration, with production defaults (a backup first).
@@ -233,13 +230,24 @@ impl Migrations {
         pool: impl Into<crate::Pool>,
         policy: &Policy,
     ) -> Result<Report, Error> {
+        self.on_pool(pool, policy, async |migrator| {
+            migrator.upgrade(UpgradeTarget::Head).await
+        })
+        .await
+    }
+
+    /// Runs `work` with a [`Migrator`] under `policy` on a handle around `pool`, closed
+    /// after (which leaves the pool itself open).
+    async fn on_pool<T>(
+        &self,
+        pool: impl Into<crate::Pool>,
+        policy: &Policy,
+        work: impl AsyncFnOnce(&Migrator<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let db = Database::from_pool(pool, crate::DatabaseOptions::default())?;
-        let report = Migrator::new(self, &db)
-            .with_policy(policy.clone())
-            .upgrade(UpgradeTarget::Head)
-            .await;
+        let done = work(&Migrator::new(self, &db).with_policy(policy.clone())).await;
         db.close().await;
-        report
+        done
     }
 }
 
