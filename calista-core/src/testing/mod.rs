@@ -202,7 +202,7 @@ impl Drop for TestDatabase {
             Scratch::Postgres { server, name } => {
                 let (server, name) = (server.clone(), name.clone());
                 // Drop may run inside a runtime or outside one: a thread of its own runs the
-                // async work. WITH (FORCE) ends the test's pool connections.
+                // async work. Both ways end the test's pool connections first.
                 let dropped = std::thread::spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Sender};
 use std::time::SystemTime;
 
 use super::spares::{
-    SPARE, SPARES_KEPT_FOR, TEMPLATE, TEMPLATES_KEPT_FOR, spare_prefix, suffix, wanted,
+    Marked, SPARE, SPARES_KEPT_FOR, TEMPLATE, TEMPLATES_KEPT_FOR, spare_prefix, suffix, wanted,
 };
 use crate::scratch;
 
@@ -47,9 +47,21 @@ pub(super) fn refill(template: &Path, key: &str) {
             .name("calista-test-spare-files".to_owned())
             .spawn(move || {
                 clean_up(SystemTime::now());
-                while let Ok((template, prefix)) = jobs.recv() {
-                    if let Err(e) = make_spares(&template, &prefix) {
-                        tracing::debug!(error = %e, "could not copy a spare test database");
+                let mut marked = Marked::default();
+                while let Ok(job) = jobs.recv() {
+                    // Refills waiting for the same template are one refill.
+                    let mut waiting = vec![job];
+                    for job in jobs.try_iter() {
+                        if !waiting.contains(&job) {
+                            waiting.push(job);
+                        }
+                    }
+                    for (template, prefix) in waiting {
+                        let done = mark_used(&template, &mut marked)
+                            .and_then(|()| make_spares(&template, &prefix));
+                        if let Err(e) = done {
+                            tracing::debug!(error = %e, "could not copy a spare test database");
+                        }
                     }
                 }
             })
@@ -61,6 +73,18 @@ pub(super) fn refill(template: &Path, key: &str) {
     }
 }
 
+/// Records the template's use in its modification time, for the clean-up (at most once a
+/// minute per process).
+fn mark_used(template: &Path, marked: &mut Marked) -> std::io::Result<()> {
+    if !marked.due(&template.to_string_lossy()) {
+        return Ok(());
+    }
+    File::options()
+        .write(true)
+        .open(template)?
+        .set_modified(SystemTime::now())
+}
+
 /// Copies `template` until it has [`wanted`] spares, under a lock on a file beside them,
 /// so that two processes do not both fill the quota; a process that finds it locked
 /// leaves the work to the holder.
@@ -69,11 +93,6 @@ fn make_spares(template: &Path, prefix: &str) -> std::io::Result<()> {
     if lock.try_lock().is_err() {
         return Ok(());
     }
-    // The template's last use, for the clean-up.
-    File::options()
-        .write(true)
-        .open(template)?
-        .set_modified(SystemTime::now())?;
     for n in 0..wanted() {
         let spare = slot(prefix, n);
         if spare.exists() {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, PgConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +40,8 @@ pub(super) const TEMPLATE: &str = "calista_tpl_";
 pub(super) const SPARES_KEPT_FOR: Duration = Duration::from_secs(60 * 60);
 /// Templates unused for this long are dropped.
 pub(super) const TEMPLATES_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How often a process records that it still uses a template.
+const MARK_EVERY: Duration = Duration::from_secs(60);
 /// How many listed spares a claim tries before it clones instead.
 const CLAIM_TRIES: i64 = 8;
 
@@ -195,7 +197,7 @@ enum Fast {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum Slow {
     Refill { template: String, prefix: String },
     Drop { name: String },
@@ -278,6 +280,7 @@ async fn fast_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Fast)>) {
 async fn slow_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Slow)>) {
     let mut connections = Connections::default();
     let mut pending: Vec<(PostgresUrl, Slow)> = Vec::new();
+    let mut marked = Marked::default();
     loop {
         if pending.is_empty() {
             match jobs.recv().await {
@@ -286,7 +289,10 @@ async fn slow_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Slow)>) {
             }
         }
         while let Ok(job) = jobs.try_recv() {
-            pending.push(job);
+            // A refill already waiting does the work of another for the same template.
+            if !pending.contains(&job) {
+                pending.push(job);
+            }
         }
         let next = pending
             .iter()
@@ -297,10 +303,39 @@ async fn slow_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Slow)>) {
             continue;
         };
         let outcome = match &job {
-            Slow::Refill { template, prefix } => make_spares(admin, template, prefix).await,
+            Slow::Refill { template, prefix } => {
+                let marked = if marked.due(template) {
+                    mark_used(admin, template).await
+                } else {
+                    Ok(())
+                };
+                match marked {
+                    Ok(()) => make_spares(admin, template, prefix).await,
+                    Err(e) => Err(e),
+                }
+            }
             Slow::Drop { name } => scratch::drop_database(admin, name).await,
         };
         connections.forget_on_error(&server, outcome);
+    }
+}
+
+/// When this process last recorded each template's use: at most once a minute, which is
+/// precise enough for a clean-up that counts in hours.
+#[derive(Default)]
+pub(super) struct Marked(HashMap<String, Instant>);
+
+impl Marked {
+    /// Whether `template`'s use is to be recorded now (and, if so, it counts as recorded).
+    pub(super) fn due(&mut self, template: &str) -> bool {
+        let now = Instant::now();
+        match self.0.get(template) {
+            Some(at) if now.duration_since(*at) < MARK_EVERY => false,
+            _ => {
+                self.0.insert(template.to_owned(), now);
+                true
+            }
+        }
     }
 }
 
@@ -347,7 +382,6 @@ async fn make_spares(admin: &mut PgConnection, template: &str, prefix: &str) -> 
         return Ok(());
     }
     let made = async {
-        mark_used(admin, template).await?;
         loop {
             let spares: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)",
@@ -423,6 +457,14 @@ mod tests {
         assert_eq!(last_used(Some(&used_comment(at))), Some(at));
         assert_eq!(last_used(Some("made by hand")), None);
         assert_eq!(last_used(None), None);
+    }
+
+    #[test]
+    fn a_templates_use_is_recorded_once_a_minute_at_most() {
+        let mut marked = Marked::default();
+        assert!(marked.due("calista_tpl_a"));
+        assert!(!marked.due("calista_tpl_a"));
+        assert!(marked.due("calista_tpl_b"));
     }
 
     #[test]
