@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::rules::{Category, Rule};
 use crate::migration::{Dialect, Direction, Section, Span, section_view};
-use crate::sql::{Statement, Token, TokenKind, statements};
+use crate::sql::{Token, TokenKind, statements};
 
 /// One finding: a rule a statement breaks, where, and what to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +157,7 @@ fn lint_section(section: &Section<'_>, created: &mut Created, out: &mut Vec<Find
                 continue;
             }
             let (line, _) = section.line_col(at.unwrap_or(statement.offset));
-            let subject = subject.unwrap_or_else(|| shown(&statement));
+            let subject = subject.unwrap_or_else(|| statement.shown());
             let finding = Finding {
                 line,
                 rule,
@@ -532,16 +532,6 @@ fn split_top_level<'t, 'a>(tokens: &'t [&'t Token<'a>]) -> Vec<&'t [&'t Token<'a
     }
     parts.push(&tokens[start..]);
     parts
-}
-
-/// The statement as messages show it: its first line, shortened.
-fn shown(statement: &Statement<'_>) -> String {
-    const MAX: usize = 80;
-    let line = statement.first_line();
-    match line.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -129,12 +129,12 @@ fn problem(
 ) -> Option<ProblemKind> {
     if is_transaction_control(statement) {
         return Some(ProblemKind::TransactionControl {
-            statement: shown(statement),
+            statement: statement.shown(),
         });
     }
     if !no_transaction && cannot_run_in_transaction(statement, dialect) {
         return Some(ProblemKind::NotInTransactionBlock {
-            statement: shown(statement),
+            statement: statement.shown(),
         });
     }
     None
@@ -183,16 +183,6 @@ fn cannot_run_in_transaction(statement: &Statement<'_>, dialect: Dialect) -> boo
                 .all(|t| t.is_keyword("CLUSTER") || t.is_keyword("VERBOSE")),
             _ => false,
         },
-    }
-}
-
-/// The statement as messages show it: its first line, shortened.
-fn shown(statement: &Statement<'_>) -> String {
-    const MAX: usize = 80;
-    let line = statement.first_line();
-    match line.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line.to_owned(),
     }
 }
 

@@ -50,6 +50,16 @@ impl<'a> Statement<'a> {
     pub fn first_line(&self) -> &'a str {
         self.text.lines().next().unwrap_or_default().trim_end()
     }
+
+    /// The statement as messages show it: its first line, shortened to 80 characters.
+    pub fn shown(&self) -> String {
+        const MAX: usize = 80;
+        let line = self.first_line();
+        match line.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_owned(),
+        }
+    }
 }
 
 /// The statements of `script` in `dialect`, in order; comment-only and empty ones are left
