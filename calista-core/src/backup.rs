@@ -1324,11 +1324,28 @@ mod tls {
             .arg(root.join("log"))
             .args(["-w", "start"]));
         let _cluster = Cluster { data: data.clone() };
-        run(Command::new("psql")
-            .args(["-X", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "postgres", "-p", &port.to_string()])
-            .arg("-h")
-            .arg(root)
-            .args(["-c", "CREATE SCHEMA calista; CREATE TABLE calista.t (x integer); INSERT INTO calista.t VALUES (1), (2);"]));
+        // psql on the cluster's socket, running `sql`.
+        let psql = |sql: &str| {
+            let mut command = Command::new("psql");
+            command
+                .args([
+                    "-X",
+                    "-At",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-p", &port.to_string(), "-h"])
+                .arg(root)
+                .args(["-c", sql]);
+            command
+        };
+        run(&mut psql(
+            "CREATE SCHEMA calista; CREATE TABLE calista.t (x integer); INSERT INTO calista.t VALUES (1), (2);",
+        ));
 
         let url = |query: &str| {
             let text = format!("postgres://postgres@localhost:{port}/postgres?{query}");
@@ -1370,43 +1387,15 @@ mod tls {
         }
 
         // The restore's pg_restore and psql connect the same way.
-        run(Command::new("psql")
-            .args([
-                "-X",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-p",
-                &port.to_string(),
-            ])
-            .arg("-h")
-            .arg(root)
-            .args([
-                "-c",
-                "DELETE FROM calista.t; CREATE TABLE calista.later (y integer);",
-            ]));
+        run(&mut psql(
+            "DELETE FROM calista.t; CREATE TABLE calista.later (y integer);",
+        ));
         let db = crate::Database::connect(&url(&tls), crate::DatabaseOptions::default()).unwrap();
         restore(&db, &backup.path, &options).await.unwrap();
-        let count = Command::new("psql")
-            .args([
-                "-X",
-                "-At",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-p",
-                &port.to_string(),
-            ])
-            .arg("-h")
-            .arg(root)
-            .args([
-                "-c",
-                "SELECT count(*) FROM calista.t; SELECT to_regclass('calista.later') IS NULL;",
-            ])
-            .output()
-            .unwrap();
+        let count =
+            psql("SELECT count(*) FROM calista.t; SELECT to_regclass('calista.later') IS NULL;")
+                .output()
+                .unwrap();
         assert_eq!(String::from_utf8_lossy(&count.stdout), "2\nt\n");
         let refused =
             crate::Database::connect(&url(&wrong_ca), crate::DatabaseOptions::default()).unwrap();
