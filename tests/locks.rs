@@ -77,6 +77,26 @@ async fn at_first_revision(files: &MigrationSet) -> TestDb {
     db
 }
 
+/// Ends `blocker`'s transaction after `after`, from a task; the task returns the connection.
+fn released_after(
+    mut blocker: PgConnection,
+    after: Duration,
+) -> tokio::task::JoinHandle<PgConnection> {
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
+        blocker
+    })
+}
+
+/// A handle on `db` whose upgrades give up after `budget` of lock waits.
+fn with_lock_timeout(db: &TestDb, budget: Duration) -> calista::Database {
+    db.open_with(DatabaseOptions {
+        lock_timeout: budget,
+        ..DatabaseOptions::default()
+    })
+}
+
 fn quick(attempt: Duration) -> calista::Policy {
     calista::Policy {
         lock_attempt_timeout: attempt,
@@ -89,16 +109,9 @@ async fn an_upgrade_blocked_for_a_few_seconds_succeeds_on_a_retry() {
     let files = set("");
     let db = at_first_revision(&files).await;
     let pg = scratch(&db);
-    let (mut blocker, _) = reader_in_a_transaction(pg, "busy-reader").await;
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
-        blocker
-    });
-    let handle = db.open_with(DatabaseOptions {
-        lock_timeout: Duration::from_secs(30),
-        ..DatabaseOptions::default()
-    });
+    let (blocker, _) = reader_in_a_transaction(pg, "busy-reader").await;
+    let release = released_after(blocker, Duration::from_secs(3));
+    let handle = with_lock_timeout(&db, Duration::from_secs(30));
     let migrations = files.load();
     let report = Migrator::new(&migrations, &handle)
         .with_policy(quick(Duration::from_millis(500)))
@@ -128,10 +141,7 @@ async fn a_blocker_that_never_ends_gives_a_lock_timeout_naming_it_and_nothing_ch
     let db = at_first_revision(&files).await;
     let pg = scratch(&db);
     let (blocker, pid) = reader_in_a_transaction(pg, "stuck-report").await;
-    let handle = db.open_with(DatabaseOptions {
-        lock_timeout: Duration::from_secs(3),
-        ..DatabaseOptions::default()
-    });
+    let handle = with_lock_timeout(&db, Duration::from_secs(3));
     let migrations = files.load();
     let started = Instant::now();
     let err = Migrator::new(&migrations, &handle)
@@ -228,10 +238,7 @@ async fn a_concurrent_reader_waits_no_longer_than_about_one_attempt() {
     let db = at_first_revision(&files).await;
     let pg = scratch(&db);
     let (mut blocker, _) = reader_in_a_transaction(pg, "long-report").await;
-    let handle = db.open_with(DatabaseOptions {
-        lock_timeout: Duration::from_secs(30),
-        ..DatabaseOptions::default()
-    });
+    let handle = with_lock_timeout(&db, Duration::from_secs(30));
     let migrations = files.load();
     let upgrade = tokio::spawn(async move {
         let result = Migrator::new(&migrations, &handle)
@@ -308,16 +315,9 @@ async fn a_no_transaction_statement_is_retried_until_its_lock_is_free() {
     let files = no_transaction_set();
     let db = at_first_revision(&files).await;
     let pg = scratch(&db);
-    let (mut blocker, _) = reader_in_a_transaction(pg, "busy-reader").await;
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
-        blocker
-    });
-    let handle = db.open_with(DatabaseOptions {
-        lock_timeout: Duration::from_secs(30),
-        ..DatabaseOptions::default()
-    });
+    let (blocker, _) = reader_in_a_transaction(pg, "busy-reader").await;
+    let release = released_after(blocker, Duration::from_secs(2));
+    let handle = with_lock_timeout(&db, Duration::from_secs(30));
     let migrations = files.load();
     let report = Migrator::new(&migrations, &handle)
         .with_policy(development())
@@ -349,10 +349,7 @@ async fn a_no_transaction_migration_whose_first_statement_never_gets_its_lock_le
     let db = at_first_revision(&files).await;
     let pg = scratch(&db);
     let (blocker, pid) = reader_in_a_transaction(pg, "stuck-report").await;
-    let handle = db.open_with(DatabaseOptions {
-        lock_timeout: Duration::from_secs(2),
-        ..DatabaseOptions::default()
-    });
+    let handle = with_lock_timeout(&db, Duration::from_secs(2));
     let migrations = files.load();
     let migrator = Migrator::new(&migrations, &handle).with_policy(development());
     let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
