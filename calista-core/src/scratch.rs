@@ -13,13 +13,18 @@ use crate::url::PostgresUrl;
 
 /// A name no other scratch database of this or another process uses: `prefix_pid_n_nanos`.
 pub(crate) fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", unique_suffix())
+}
+
+/// What makes a [`unique_name`] unique: `pid_n_nanos`.
+pub(crate) fn unique_suffix() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!(
-        "{prefix}_{}_{}_{nanos}",
+        "{}_{}_{nanos}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Sender};
 use std::time::SystemTime;
 
 use super::spares::{
-    Marked, SPARE, SPARES_KEPT_FOR, TEMPLATE, TEMPLATES_KEPT_FOR, spare_prefix, suffix, wanted,
+    Marked, SPARE, SPARES_KEPT_FOR, TEMPLATE, TEMPLATES_KEPT_FOR, spare_prefix, wanted,
 };
 use crate::scratch;
 
@@ -98,7 +98,7 @@ fn make_spares(template: &Path, prefix: &str) -> std::io::Result<()> {
         if spare.exists() {
             continue;
         }
-        let partial = folder().join(format!("{prefix}{}.partial", suffix()));
+        let partial = folder().join(format!("{prefix}{}.partial", scratch::unique_suffix()));
         fs::copy(template, &partial)?;
         fs::rename(&partial, spare)?;
     }

@@ -54,16 +54,9 @@ pub(super) fn wanted() -> usize {
 }
 
 /// The name prefix of `key`'s spares. Names stay within PostgreSQL's 63 bytes: the prefix,
-/// 16 characters of the key, and [`suffix`].
+/// 16 characters of the key, and [`scratch::unique_suffix`].
 pub(super) fn spare_prefix(key: &str) -> String {
     format!("{SPARE}{}_", key.get(..16).unwrap_or(key))
-}
-
-/// A suffix no other name of this or another process uses.
-pub(super) fn suffix() -> String {
-    scratch::unique_name("x")
-        .trim_start_matches("x_")
-        .to_owned()
 }
 
 /// The comment that records a template's last use (seconds since the Unix epoch).
@@ -159,7 +152,7 @@ pub(super) async fn discard(server: &PostgresUrl, name: &str) -> bool {
 }
 
 async fn discard_on(admin: &mut PgConnection, name: &str) -> Result<String, Error> {
-    let trash = format!("{TRASH}{}", suffix());
+    let trash = format!("{TRASH}{}", scratch::unique_suffix());
     let steps = [
         format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"),
         format!(
@@ -393,7 +386,7 @@ async fn make_spares(admin: &mut PgConnection, template: &str, prefix: &str) -> 
             if usize::try_from(spares).unwrap_or(usize::MAX) >= wanted() {
                 return Ok(());
             }
-            let spare = format!("{prefix}{}", suffix());
+            let spare = format!("{prefix}{}", scratch::unique_suffix());
             scratch::create_database(admin, &spare, Some(template)).await?;
         }
     }
@@ -470,9 +463,9 @@ mod tests {
     #[test]
     fn spare_names_fit_postgres_identifiers() {
         let key = "0123456789abcdef01234567";
-        let name = format!("{}{}", spare_prefix(key), suffix());
+        let name = format!("{}{}", spare_prefix(key), scratch::unique_suffix());
         assert!(name.len() <= 63, "{name} is {} bytes", name.len());
         assert!(name.starts_with("calista_spare_0123456789abcdef_"));
-        assert_ne!(suffix(), suffix());
+        assert_ne!(scratch::unique_suffix(), scratch::unique_suffix());
     }
 }
