@@ -14,10 +14,10 @@
 
 use std::time::Duration;
 
-use crate::lint;
 use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
 use crate::problem::{Problem, ProblemKind};
+use crate::sql::lint;
 
 /// Parses one migration file: its name and its contents.
 ///
@@ -367,7 +367,7 @@ fn allow_problem(error: lint::AllowError) -> ProblemKind {
     }
 }
 
-/// Applies the lint (see [`crate::lint`]): each finding no allow directive acknowledges is
+/// Applies the lint (see [`crate::sql::lint`]): each finding no allow directive acknowledges is
 /// reported, and so is each allow directive that acknowledges nothing. `false` when
 /// anything was reported.
 fn check_lint(text: &str, body: &Body, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> bool {

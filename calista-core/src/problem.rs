@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use crate::lint::Rule;
 use crate::migration::Dialect;
 use crate::naming::{NameError, Revision};
+use crate::sql::lint::Rule;
 
 /// One violation of the migration file rules, in one file (or the folder itself).
 #[derive(Debug, Clone, PartialEq, Eq)]

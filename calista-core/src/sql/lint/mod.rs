@@ -2,7 +2,7 @@
 //! run on one of the two dialects (DESIGN §4.1; each rule in `docs/LINT.md`).
 //!
 //! It runs inside the one parser ([`crate::format::parse_file`]), on the tokens of the one
-//! lexer ([`crate::sql`]), so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
+//! lexer ([`crate::sql`](super)), so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
 //! report the same findings, as build errors and as run-time problems. A finding is
 //! acknowledged, with a reason, by a directive before the first section:
 //!
