@@ -69,6 +69,51 @@ impl Token<'_> {
     }
 }
 
+/// Keywords to look for in raw text before lexing it: a check that can only fire on one of
+/// them skips the text that holds none, which keeps `migrations!()` fast on a thousand files.
+#[derive(Debug)]
+pub(crate) struct Keywords {
+    words: &'static [&'static str],
+    shortest: usize,
+    longest: usize,
+}
+
+impl Keywords {
+    /// The set of `words`, each of ASCII letters only (so that a word token is one run).
+    pub(crate) const fn new(words: &'static [&'static str]) -> Self {
+        let (mut shortest, mut longest, mut i) = (usize::MAX, 0, 0);
+        while i < words.len() {
+            let length = words[i].len();
+            if length < shortest {
+                shortest = length;
+            }
+            if length > longest {
+                longest = length;
+            }
+            i += 1;
+        }
+        Keywords {
+            words,
+            shortest,
+            longest,
+        }
+    }
+
+    /// Whether `text` holds one of the words, in any case, as a run of ASCII letters
+    /// (in a string or comment too). The lexer reads a word token only where such a run
+    /// is, so `false` means no token of `text` is one of the words.
+    pub(crate) fn in_text(&self, text: &str) -> bool {
+        text.as_bytes()
+            .split(|b| !b.is_ascii_alphabetic())
+            .filter(|run| (self.shortest..=self.longest).contains(&run.len()))
+            .any(|run| {
+                self.words
+                    .iter()
+                    .any(|w| run.eq_ignore_ascii_case(w.as_bytes()))
+            })
+    }
+}
+
 /// The tokens of `text` in `dialect`, in order, covering all of it.
 ///
 /// ```
@@ -511,6 +556,20 @@ mod tests {
             );
             assert!(tokens(text, dialect).any(|t| t.kind == Word && t.text == "café"));
         }
+    }
+
+    #[test]
+    fn keyword_sets_find_whole_runs_of_letters_of_any_length_in_the_set() {
+        const SET: Keywords = Keywords::new(&["END", "CONCURRENTLY"]);
+        assert_eq!((SET.shortest, SET.longest), (3, 12));
+        assert!(SET.in_text("x;\nend"));
+        assert!(SET.in_text("SELECT $1end"));
+        assert!(SET.in_text("create index concurrently ix"));
+        assert!(!SET.in_text("SELECT legend, ending, weekend_x FROM t"));
+        // A word token is found whatever punctuation, quotes or comments surround it.
+        let text = "a.end;(concurrently)'x'--c";
+        assert!(SET.in_text(text));
+        assert!(tokens(text, Postgres).any(|t| t.is_keyword("END")));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod statements;
 pub(crate) mod checks;
 pub mod lint;
 
+pub(crate) use lexer::Keywords;
 pub use lexer::{Token, TokenKind, Tokens, tokens};
 pub use statements::{Statement, statements};
 

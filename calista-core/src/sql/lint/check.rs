@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::rules::{Category, Rule};
 use crate::migration::{Dialect, Direction, Section, Span, section_view};
-use crate::sql::{Token, TokenKind, statements};
+use crate::sql::{Keywords, Token, TokenKind, statements};
 
 /// One finding: a rule a statement breaks, where, and what to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
     // in order, to learn which tables the migration creates.
     let up_may_break = sections
         .iter()
-        .any(|s| s.direction() == Direction::Up && mentions_any(s.sql(), DANGER_WORDS));
+        .any(|s| s.direction() == Direction::Up && DANGER_WORDS.in_text(s.sql()));
     for section in &sections {
         let up = section.direction() == Direction::Up;
         let shared = section.dialect().is_none();
@@ -39,49 +39,34 @@ pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
     findings
 }
 
-/// The words a data-loss or lock rule starts from; an up section without any of them (as a
-/// run of letters, anywhere) breaks none, and is not lexed.
-const DANGER_WORDS: &[&[u8]] = &[
-    b"DROP",
-    b"TRUNCATE",
-    b"DELETE",
-    b"UPDATE",
-    b"ALTER",
-    b"INDEX",
-    b"VACUUM",
-    b"CLUSTER",
-    b"REINDEX",
-    b"CASCADE",
+/// The words a data-loss or lock rule starts from; an up section without any of them
+/// breaks none, and is not lexed.
+const DANGER_WORDS: Keywords = Keywords::new(&[
+    "DROP", "TRUNCATE", "DELETE", "UPDATE", "ALTER", "INDEX", "VACUUM", "CLUSTER", "REINDEX",
+    "CASCADE",
+]);
+
+/// Words that are PostgreSQL's alone, wherever they stand.
+const POSTGRES_WORDS: &[&str] = &[
+    "JSONB",
+    "SERIAL",
+    "BIGSERIAL",
+    "SMALLSERIAL",
+    "ILIKE",
+    "CONCURRENTLY",
 ];
 
-/// The words a portability rule looks for.
-const PORTABILITY_WORDS: &[&[u8]] = &[
-    b"JSONB",
-    b"SERIAL",
-    b"BIGSERIAL",
-    b"SMALLSERIAL",
-    b"ILIKE",
-    b"CONCURRENTLY",
-    b"USING",
-    b"SCHEMA",
-    b"AUTOINCREMENT",
-    b"PRAGMA",
-    b"ROWID",
+/// The words the other portability rules start from.
+const PORTABILITY_WORDS: [Keywords; 2] = [
+    Keywords::new(POSTGRES_WORDS),
+    Keywords::new(&["USING", "SCHEMA", "AUTOINCREMENT", "PRAGMA", "ROWID"]),
 ];
-
-/// Whether `sql` holds one of `words` as a run of ASCII letters. Any word token the lexer
-/// reads as one of them is such a run, so `false` means no rule looking for them applies.
-fn mentions_any(sql: &str, words: &[&[u8]]) -> bool {
-    sql.as_bytes()
-        .split(|b| !b.is_ascii_alphabetic())
-        .filter(|run| (4..=13).contains(&run.len()))
-        .any(|run| words.iter().any(|w| run.eq_ignore_ascii_case(w)))
-}
 
 /// Whether a shared section may break a portability rule: a portability word, or a `:`
 /// (casts), `$` (dollar quotes) or `.` (schema-qualified names).
 fn may_be_unportable(sql: &str) -> bool {
-    sql.bytes().any(|b| matches!(b, b':' | b'$' | b'.')) || mentions_any(sql, PORTABILITY_WORDS)
+    sql.bytes().any(|b| matches!(b, b':' | b'$' | b'.'))
+        || PORTABILITY_WORDS.iter().any(|words| words.in_text(sql))
 }
 
 /// Tables (`t`) created and columns (`t.c`) added by the up sections read so far, per
@@ -359,14 +344,6 @@ fn adds_a_volatile_default(action: &[&Token<'_>]) -> bool {
 
 /// PostgreSQL-only and SQLite-only constructs in a statement of a shared section.
 fn unportable(tokens: &[&Token<'_>], hits: &mut Vec<Hit>) {
-    const POSTGRES_WORDS: &[&str] = &[
-        "JSONB",
-        "SERIAL",
-        "BIGSERIAL",
-        "SMALLSERIAL",
-        "ILIKE",
-        "CONCURRENTLY",
-    ];
     const INDEX_METHODS: &[&str] = &["GIN", "GIST", "BRIN", "SPGIST", "HASH"];
     /// Words after which a table name stands; a dot in it names a schema.
     const BEFORE_A_TABLE: &[&str] = &[

@@ -27,6 +27,10 @@ pub use rules::{Category, Rule};
 
 pub(crate) use check::lint;
 
+/// Where the rules are documented, each with why it matters and the safe way: messages link
+/// it by URL (the workspace's `repository`), never by a path in a checkout.
+pub const DOCS_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/LINT.md");
+
 /// One `-- calista:allow <rule> -- <reason>` directive: a finding acknowledged, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allow<'a> {
