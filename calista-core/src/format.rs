@@ -24,6 +24,18 @@ use crate::sql::lint;
 /// Every problem in the file is reported, including one with the name and others in
 /// the body. `file` is how the file is shown in problems (e.g. `migrations/<name>`).
 pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, Vec<Problem>> {
+    parse_file_in(&mut lint::Declared::default(), file, name, contents)
+}
+
+/// [`parse_file`] for the next file of a folder, read in revision order: `declared` holds
+/// what the folder's earlier files declared, which some lint rules need (see
+/// [`lint`]), and learns what this one declares.
+pub(crate) fn parse_file_in(
+    declared: &mut lint::Declared,
+    file: &str,
+    name: &str,
+    contents: &[u8],
+) -> Result<Migration, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut report = |line: Option<u32>, kind| problems.push(Problem::new(file, line, kind));
 
@@ -41,7 +53,7 @@ pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, 
     let text = std::str::from_utf8(contents)
         .map_err(|_| report(None, ProblemKind::NotUtf8))
         .ok();
-    let body = text.and_then(|text| parse_body(text, &mut report));
+    let body = text.and_then(|text| parse_body(text, declared, &mut report));
     match (parsed_name, body, text) {
         (Some(name), Some(body), Some(text)) if problems.is_empty() => {
             let migration = Migration::new(
@@ -249,7 +261,11 @@ const BYTE_ORDER_MARK: &str = "\u{feff}";
 /// Reads the body in place: sections are spans of the text, which keeps its line endings
 /// (and its byte-order mark, if any: it is skipped, not removed, so that the spans still
 /// index the text `migrations!()` embeds).
-fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> Option<Body> {
+fn parse_body(
+    text: &str,
+    declared: &mut lint::Declared,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> Option<Body> {
     let mut body = Body {
         spans: Vec::new(),
         no_transaction: false,
@@ -347,7 +363,7 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         ok = false;
     }
     ok &= check_statements(text, &body, report);
-    ok &= check_lint(text, &body, report);
+    ok &= check_lint(text, &body, declared, report);
     ok.then_some(body)
 }
 
@@ -370,9 +386,14 @@ fn allow_problem(error: lint::AllowError) -> ProblemKind {
 /// Applies the lint (see [`crate::sql::lint`]): each finding no allow directive acknowledges is
 /// reported, and so is each allow directive that acknowledges nothing. `false` when
 /// anything was reported.
-fn check_lint(text: &str, body: &Body, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> bool {
+fn check_lint(
+    text: &str,
+    body: &Body,
+    declared: &mut lint::Declared,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> bool {
     let mut ok = true;
-    let findings = lint::lint(text, &body.spans);
+    let findings = lint::lint(text, &body.spans, declared);
     for finding in &findings {
         if !body.allows.iter().any(|&(_, rule)| rule == finding.rule) {
             report(

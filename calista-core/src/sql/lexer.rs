@@ -76,26 +76,30 @@ pub(crate) struct Keywords {
     words: &'static [&'static str],
     shortest: usize,
     longest: usize,
+    /// Bit `n` is set when a word starts with the `n`th letter of the alphabet.
+    initials: u32,
 }
 
 impl Keywords {
     /// The set of `words`, each of ASCII letters only (so that a word token is one run).
     pub(crate) const fn new(words: &'static [&'static str]) -> Self {
-        let (mut shortest, mut longest, mut i) = (usize::MAX, 0, 0);
+        let (mut shortest, mut longest, mut initials, mut i) = (usize::MAX, 0, 0, 0);
         while i < words.len() {
-            let length = words[i].len();
-            if length < shortest {
-                shortest = length;
+            let word = words[i].as_bytes();
+            if word.len() < shortest {
+                shortest = word.len();
             }
-            if length > longest {
-                longest = length;
+            if word.len() > longest {
+                longest = word.len();
             }
+            initials |= initial(word[0]);
             i += 1;
         }
         Keywords {
             words,
             shortest,
             longest,
+            initials,
         }
     }
 
@@ -103,15 +107,40 @@ impl Keywords {
     /// (in a string or comment too). The lexer reads a word token only where such a run
     /// is, so `false` means no token of `text` is one of the words.
     pub(crate) fn in_text(&self, text: &str) -> bool {
-        text.as_bytes()
-            .split(|b| !b.is_ascii_alphabetic())
-            .filter(|run| (self.shortest..=self.longest).contains(&run.len()))
-            .any(|run| {
-                self.words
+        // A plain loop: the macro's build runs this code unoptimised, on every section.
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            if !bytes[at].is_ascii_alphabetic() {
+                at += 1;
+                continue;
+            }
+            let start = at;
+            while at < bytes.len() && bytes[at].is_ascii_alphabetic() {
+                at += 1;
+            }
+            let length = at - start;
+            if length >= self.shortest
+                && length <= self.longest
+                && self.initials & initial(bytes[start]) != 0
+            {
+                let run = &bytes[start..at];
+                if self
+                    .words
                     .iter()
                     .any(|w| run.eq_ignore_ascii_case(w.as_bytes()))
-            })
+                {
+                    return true;
+                }
+            }
+        }
+        false
     }
+}
+
+/// The bit of a letter's place in the alphabet, in either case.
+const fn initial(letter: u8) -> u32 {
+    1 << ((letter.to_ascii_lowercase().wrapping_sub(b'a')) % 32)
 }
 
 /// The tokens of `text` in `dialect`, in order, covering all of it.
@@ -562,6 +591,7 @@ mod tests {
     fn keyword_sets_find_whole_runs_of_letters_of_any_length_in_the_set() {
         const SET: Keywords = Keywords::new(&["END", "CONCURRENTLY"]);
         assert_eq!((SET.shortest, SET.longest), (3, 12));
+        assert!(!SET.in_text("SELECT begin, commit FROM x"));
         assert!(SET.in_text("x;\nend"));
         assert!(SET.in_text("SELECT $1end"));
         assert!(SET.in_text("create index concurrently ix"));

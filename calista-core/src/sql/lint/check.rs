@@ -1,8 +1,8 @@
 //! The rules applied to a migration's sections, statement by statement.
 
-use std::collections::HashSet;
-
+use super::read::{self, Tokens, has, kw};
 use super::rules::{Category, Rule};
+use super::state::{Declared, ThisMigration};
 use crate::migration::{Dialect, Direction, Section, Span, section_view};
 use crate::sql::{Keywords, Token, TokenKind, statements};
 
@@ -17,22 +17,28 @@ pub(crate) struct Finding {
     pub(crate) subject: String,
 }
 
-/// The findings of every section of a file, in file order.
-pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
-    let mut created = Created::default();
+/// The findings of every section of a file, in file order. `declared` holds what the
+/// folder's earlier migrations declared, and learns what this one declares (a file that is
+/// not linted should still be read, so that later files know its columns and functions).
+pub(crate) fn lint(text: &str, spans: &[Span], declared: &mut Declared) -> Vec<Finding> {
+    declared.next_migration();
+    let mut this = ThisMigration::default();
     let mut findings = Vec::new();
     let sections: Vec<Section<'_>> = spans.iter().map(|&s| section_view(text, s)).collect();
-    // Up sections are read only if one of them may break a rule; they are then all read,
-    // in order, to learn which tables the migration creates.
+    // Up sections are read only if one of them may break a rule (they are then all read,
+    // in order, to learn what the migration creates), or to learn what a section declares
+    // for the migrations after it.
     let up_may_break = sections
         .iter()
         .any(|s| s.direction() == Direction::Up && DANGER_WORDS.in_text(s.sql()));
     for section in &sections {
         let up = section.direction() == Direction::Up;
-        let shared = section.dialect().is_none();
-        let portability_may_break = shared && may_be_unportable(section.sql());
-        if (up && up_may_break) || portability_may_break {
-            lint_section(section, &mut created, &mut findings);
+        let declares = up
+            && section.dialect() != Some(Dialect::Sqlite)
+            && DECLARING_WORDS.in_text(section.sql());
+        let portability_may_break = section.dialect().is_none() && may_be_unportable(section.sql());
+        if (up && up_may_break) || declares || portability_may_break {
+            lint_section(section, &mut this, declared, &mut findings);
         }
     }
     findings.sort_by_key(|f| f.line);
@@ -40,11 +46,15 @@ pub(crate) fn lint(text: &str, spans: &[Span]) -> Vec<Finding> {
 }
 
 /// The words a data-loss or lock rule starts from; an up section without any of them
-/// breaks none, and is not lexed.
+/// breaks none.
 const DANGER_WORDS: Keywords = Keywords::new(&[
     "DROP", "TRUNCATE", "DELETE", "UPDATE", "ALTER", "INDEX", "VACUUM", "CLUSTER", "REINDEX",
     "CASCADE",
 ]);
+
+/// The words of the statements that declare what later migrations' rules need (tables and
+/// their columns, functions).
+const DECLARING_WORDS: Keywords = Keywords::new(&["TABLE", "FUNCTION"]);
 
 /// Words that are PostgreSQL's alone, wherever they stand.
 const POSTGRES_WORDS: &[&str] = &[
@@ -65,26 +75,10 @@ const PORTABILITY_WORDS: [Keywords; 2] = [
 /// Whether a shared section may break a portability rule: a portability word, or a `:`
 /// (casts), `$` (dollar quotes) or `.` (schema-qualified names).
 fn may_be_unportable(sql: &str) -> bool {
-    sql.bytes().any(|b| matches!(b, b':' | b'$' | b'.'))
+    sql.contains(':')
+        || sql.contains('$')
+        || sql.contains('.')
         || PORTABILITY_WORDS.iter().any(|words| words.in_text(sql))
-}
-
-/// Tables (`t`) created and columns (`t.c`) added by the up sections read so far, per
-/// dialect: the migration owns them, so nobody reads them yet, and nothing in them can be
-/// lost or kept waiting.
-#[derive(Default)]
-struct Created {
-    postgres: HashSet<String>,
-    sqlite: HashSet<String>,
-}
-
-impl Created {
-    fn of(&mut self, dialect: Dialect) -> &mut HashSet<String> {
-        match dialect {
-            Dialect::Postgres => &mut self.postgres,
-            Dialect::Sqlite => &mut self.sqlite,
-        }
-    }
 }
 
 /// What a section is: which rule categories apply to it.
@@ -104,7 +98,12 @@ impl Context {
     }
 }
 
-fn lint_section(section: &Section<'_>, created: &mut Created, out: &mut Vec<Finding>) {
+fn lint_section(
+    section: &Section<'_>,
+    this: &mut ThisMigration,
+    declared: &mut Declared,
+    out: &mut Vec<Finding>,
+) {
     use Dialect::{Postgres, Sqlite};
     let dialects: &[Dialect] = match section.dialect() {
         Some(Postgres) => &[Postgres],
@@ -125,14 +124,13 @@ fn lint_section(section: &Section<'_>, created: &mut Created, out: &mut Vec<Find
     for statement in statements(section.sql(), lexed_as) {
         let tokens: Vec<&Token<'_>> = statement.significant().collect();
         let mut hits = Vec::new();
-        let is_new = |name: &str| {
-            dialects.iter().all(|&d| match d {
-                Postgres => created.postgres.contains(name),
-                Sqlite => created.sqlite.contains(name),
-            })
-        };
         if context.up {
-            dangerous(&tokens, &is_new, &mut hits);
+            let known = Known {
+                this,
+                dialects,
+                declared,
+            };
+            dangerous(&tokens, &known, &mut hits);
         }
         if context.shared {
             unportable(&tokens, &mut hits);
@@ -153,15 +151,30 @@ fn lint_section(section: &Section<'_>, created: &mut Created, out: &mut Vec<Find
             }
         }
         if context.up {
-            let new = created_table(&tokens)
-                .into_iter()
-                .chain(added_columns(&tokens));
-            for name in new {
-                for &d in dialects {
-                    created.of(d).insert(name.clone());
-                }
+            this.learn(dialects, &tokens);
+            if context.on_postgres {
+                declared.learn(&tokens);
             }
         }
+    }
+}
+
+/// What the rules may know about the names a statement touches.
+struct Known<'k> {
+    this: &'k ThisMigration,
+    dialects: &'k [Dialect],
+    declared: &'k Declared,
+}
+
+impl Known<'_> {
+    /// Whether the migration created relation `name` earlier, on every dialect it runs on.
+    fn new_relation(&self, name: &str) -> bool {
+        self.this.relation(self.dialects, name)
+    }
+
+    /// Whether the migration added `table.column` earlier (or created `table`).
+    fn new_column(&self, table: &str, column: &str) -> bool {
+        self.this.column(self.dialects, table, column)
     }
 }
 
@@ -169,136 +182,135 @@ fn lint_section(section: &Section<'_>, created: &mut Created, out: &mut Vec<Find
 /// statement).
 type Hit = (Rule, Option<usize>, Option<String>);
 
-/// Data loss and lock rules: what a statement does to existing tables.
-fn dangerous(tokens: &[&Token<'_>], is_new: &dyn Fn(&str) -> bool, hits: &mut Vec<Hit>) {
-    let kw = |i: usize, k: &str| tokens.get(i).is_some_and(|t| t.is_keyword(k));
+/// Data loss and lock rules: what a statement does to what existed before the migration.
+fn dangerous(tokens: Tokens<'_, '_>, known: &Known<'_>, hits: &mut Vec<Hit>) {
     let mut hit = |rule| hits.push((rule, None, None));
-    let has = |k: &str| tokens.iter().any(|t| t.is_keyword(k));
-    let starts = |k: &str| kw(0, k);
-    if (starts("DROP") || starts("TRUNCATE") || starts("ALTER")) && cascades(tokens) {
+    let verb = read::verb(tokens);
+    let starts = |k: &str| kw(tokens, verb, k);
+    if (starts("DROP") || starts("TRUNCATE") || starts("ALTER")) && read::cascades(tokens) {
         hit(Rule::DropCascade);
     }
-    if starts("DROP") && kw(1, "TABLE") {
-        let names = names_from(tokens, skip_if_exists(tokens, 2));
-        if !names.iter().all(|n| is_new(n)) {
+    if starts("DROP") && kw(tokens, 1, "TABLE") {
+        let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
+        if !names.iter().all(|n| known.this.may_drop(known.dialects, n)) {
             hit(Rule::DropTable);
         }
-    } else if starts("DROP") && kw(1, "SCHEMA") {
+    } else if starts("DROP") && kw(tokens, 1, "SCHEMA") {
         hit(Rule::DropSchema);
     } else if starts("TRUNCATE") {
-        let mut at = 1 + usize::from(kw(1, "TABLE"));
-        at += usize::from(kw(at, "ONLY"));
-        if !names_from(tokens, at).iter().all(|n| is_new(n)) {
+        let mut at = 1 + usize::from(kw(tokens, 1, "TABLE"));
+        at += usize::from(kw(tokens, at, "ONLY"));
+        if !read::names_from(tokens, at)
+            .iter()
+            .all(|n| known.new_relation(n))
+        {
             hit(Rule::Truncate);
         }
-    } else if starts("DELETE") && kw(1, "FROM") {
-        let at = 2 + usize::from(kw(2, "ONLY"));
-        if !top_level_where(tokens) && !name_at(tokens, at).is_some_and(|(n, _)| is_new(&n)) {
+    } else if starts("DELETE") && kw(tokens, verb + 1, "FROM") {
+        let at = verb + 2 + usize::from(kw(tokens, verb + 2, "ONLY"));
+        let table = read::name_at(tokens, at);
+        if !read::has_where(tokens, verb) && !table.is_some_and(|(t, _)| known.new_relation(&t)) {
             hit(Rule::DeleteWithoutWhere);
         }
     } else if starts("UPDATE") {
-        let at = 1 + usize::from(kw(1, "ONLY"));
-        if !top_level_where(tokens) && !name_at(tokens, at).is_some_and(|(n, _)| is_new(&n)) {
+        if !read::has_where(tokens, verb) && !sets_only_new_columns(tokens, verb, known) {
             hit(Rule::UpdateWithoutWhere);
         }
-    } else if starts("CREATE") && (kw(1, "INDEX") || kw(1, "UNIQUE") && kw(2, "INDEX")) {
+    } else if starts("CREATE")
+        && (kw(tokens, 1, "INDEX") || kw(tokens, 1, "UNIQUE") && kw(tokens, 2, "INDEX"))
+    {
         let on = tokens.iter().position(|t| t.is_keyword("ON"));
-        let table = on.and_then(|on| name_at(tokens, on + 1 + usize::from(kw(on + 1, "ONLY"))));
-        if !has("CONCURRENTLY") && !table.is_some_and(|(n, _)| is_new(&n)) {
+        let table = on
+            .and_then(|on| read::name_at(tokens, on + 1 + usize::from(kw(tokens, on + 1, "ONLY"))));
+        if !has(tokens, "CONCURRENTLY") && !table.is_some_and(|(n, _)| known.new_relation(&n)) {
             hit(Rule::IndexWithoutConcurrently);
         }
-    } else if starts("VACUUM") && has("FULL") || starts("CLUSTER") {
+    } else if starts("VACUUM") && has(tokens, "FULL") || starts("CLUSTER") {
         hit(Rule::RewriteTable);
-    } else if starts("REINDEX") && !has("CONCURRENTLY") {
+    } else if starts("REINDEX") && !has(tokens, "CONCURRENTLY") {
         hit(Rule::ReindexWithoutConcurrently);
-    } else if starts("ALTER") && kw(1, "TABLE") {
-        let mut at = skip_if_exists(tokens, 2);
-        at += usize::from(kw(at, "ONLY"));
-        let Some((table, after)) = name_at(tokens, at) else {
-            return;
-        };
-        if is_new(&table) {
+    } else if let Some((table, actions)) = read::alter_table(tokens) {
+        if known.new_relation(&table) {
             return;
         }
-        for action in split_top_level(&tokens[after..]) {
-            let column_is_new = |at| {
-                name_at(action, skip_if_exists(action, at))
-                    .is_some_and(|(c, _)| is_new(&format!("{table}.{c}")))
-            };
-            let at = if kw_in(action, 1, "COLUMN") { 2 } else { 1 };
-            if kw_in(action, 0, "DROP") && column_is_new(at) {
-                continue;
-            }
-            alter_table_action(action, &mut hit);
+        for action in actions {
+            alter_table_action(&table, action, known, &mut hit);
         }
     }
 }
 
-fn kw_in(tokens: &[&Token<'_>], i: usize, keyword: &str) -> bool {
-    tokens.get(i).is_some_and(|t| t.is_keyword(keyword))
+/// Whether an `UPDATE` only fills columns the migration added (or a table it created): no
+/// value from before is overwritten.
+fn sets_only_new_columns(tokens: Tokens<'_, '_>, verb: usize, known: &Known<'_>) -> bool {
+    read::update_targets(tokens, verb).is_some_and(|(table, columns)| {
+        known.new_relation(&table)
+            || !columns.is_empty() && columns.iter().all(|c| known.new_column(&table, c))
+    })
 }
 
-/// `ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] c …, …`: each `t.c`.
-fn added_columns(tokens: &[&Token<'_>]) -> Vec<String> {
-    if !(kw_in(tokens, 0, "ALTER") && kw_in(tokens, 1, "TABLE")) {
-        return Vec::new();
-    }
-    let mut at = skip_if_exists(tokens, 2);
-    at += usize::from(kw_in(tokens, at, "ONLY"));
-    let Some((table, after)) = name_at(tokens, at) else {
-        return Vec::new();
-    };
-    split_top_level(&tokens[after..])
-        .into_iter()
-        .filter(|action| kw_in(action, 0, "ADD") && !kw_in(action, 1, "CONSTRAINT"))
-        .filter_map(|action| {
-            let mut at = if kw_in(action, 1, "COLUMN") { 2 } else { 1 };
-            if kw_in(action, at, "IF") {
-                at += 3;
-            }
-            name_at(action, at).map(|(c, _)| format!("{table}.{c}"))
-        })
-        .collect()
-}
-
-/// One action of `ALTER TABLE t …`, up to its comma.
-fn alter_table_action(action: &[&Token<'_>], hit: &mut impl FnMut(Rule)) {
-    let kw = |i: usize, k: &str| action.get(i).is_some_and(|t| t.is_keyword(k));
-    let has = |k: &str| action.iter().any(|t| t.is_keyword(k));
-    let not_valid = action
-        .windows(2)
-        .any(|w| w[0].is_keyword("NOT") && w[1].is_keyword("VALID"));
-    if kw(0, "ADD") {
-        let at = if kw(1, "CONSTRAINT") { 3 } else { 1 };
-        if kw(at, "FOREIGN") || kw(at, "CHECK") {
-            if !not_valid {
-                hit(Rule::ConstraintWithoutNotValid);
-            }
-        } else if !(kw(at, "PRIMARY") || kw(at, "UNIQUE") || kw(at, "EXCLUDE")) {
-            // A column: ADD [COLUMN] [IF NOT EXISTS] name type …
-            if has("REFERENCES") || has("CHECK") {
-                hit(Rule::ConstraintWithoutNotValid);
-            }
-            if adds_a_volatile_default(action) {
-                hit(Rule::VolatileDefault);
-            }
+/// One action of `ALTER TABLE table …`, up to its comma, on a table that existed before.
+fn alter_table_action(
+    table: &str,
+    action: Tokens<'_, '_>,
+    known: &Known<'_>,
+    hit: &mut impl FnMut(Rule),
+) {
+    let column = || read::action_column(action).map(|(c, _)| c);
+    if read::adds_a_column(action) {
+        // ADD [COLUMN] [IF NOT EXISTS] name type …
+        if has(action, "REFERENCES") || has(action, "CHECK") {
+            hit(Rule::ConstraintWithoutNotValid);
         }
-    } else if kw(0, "DROP") && !kw(1, "CONSTRAINT") {
-        hit(Rule::DropColumn);
-    } else if kw(0, "ALTER") {
-        let at = if kw(1, "COLUMN") { 3 } else { 2 };
-        if kw(at, "TYPE") || kw(at, "SET") && kw(at + 1, "DATA") && kw(at + 2, "TYPE") {
+        if adds_a_volatile_default(action, known.declared) {
+            hit(Rule::VolatileDefault);
+        }
+        if has(action, "PRIMARY") || has(action, "UNIQUE") {
+            hit(Rule::UniqueWithoutUsingIndex);
+        }
+    } else if kw(action, 0, "ADD") {
+        let at = if kw(action, 1, "CONSTRAINT") { 3 } else { 1 };
+        if (kw(action, at, "FOREIGN") || kw(action, at, "CHECK")) && !read::not_valid(action) {
+            hit(Rule::ConstraintWithoutNotValid);
+        } else if (kw(action, at, "PRIMARY") || kw(action, at, "UNIQUE"))
+            && !read::uses_an_index(action)
+        {
+            hit(Rule::UniqueWithoutUsingIndex);
+        }
+    } else if kw(action, 0, "DROP") && !kw(action, 1, "CONSTRAINT") {
+        if !column().is_some_and(|c| known.new_column(table, &c)) {
+            hit(Rule::DropColumn);
+        }
+    } else if let Some((column, new_type)) = read::type_change(action) {
+        if !widens(known.declared.string_type(table, &column), new_type) {
             hit(Rule::ChangeColumnType);
-        } else if kw(at, "SET") && kw(at + 1, "NOT") && kw(at + 2, "NULL") {
+        }
+    } else if kw(action, 0, "ALTER") {
+        let sets_not_null = action
+            .windows(3)
+            .any(|w| w[0].is_keyword("SET") && w[1].is_keyword("NOT") && w[2].is_keyword("NULL"));
+        if sets_not_null && !column().is_some_and(|c| known.declared.proves_not_null(table, &c)) {
             hit(Rule::SetNotNull);
         }
-    } else if kw(0, "RENAME") {
-        if kw(1, "TO") {
+    } else if kw(action, 0, "RENAME") {
+        if kw(action, 1, "TO") {
             hit(Rule::RenameTable);
-        } else if !kw(1, "CONSTRAINT") {
+        } else if !kw(action, 1, "CONSTRAINT")
+            && !column().is_some_and(|c| known.new_column(table, &c))
+        {
             hit(Rule::RenameColumn);
         }
     }
+}
+
+/// Whether `ALTER COLUMN … TYPE new` only widens a string column whose type the folder
+/// declared (`varchar(n)` to a longer `varchar`, to `varchar` or to `text`): PostgreSQL then
+/// neither rewrites the table nor checks a row, and no value changes. An unknown old type,
+/// another type, `COLLATE` or `USING` is not known to be safe.
+fn widens(old: Option<read::StringType>, new: Tokens<'_, '_>) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    read::string_type(new).is_some_and(|(new_type, after)| after == new.len() && old.fits(new_type))
 }
 
 /// Functions PostgreSQL marks volatile that a default might call; `now()` and
@@ -328,22 +340,28 @@ const SERIAL_TYPES: &[&str] = &[
 ];
 
 /// Whether an `ADD COLUMN` gives existing rows values PostgreSQL must compute row by row:
-/// a volatile default, a serial type, or a generated (stored or identity) column.
-fn adds_a_volatile_default(action: &[&Token<'_>]) -> bool {
+/// a default calling a volatile function (one of PostgreSQL's, or one the folder declared
+/// without `IMMUTABLE` or `STABLE`), a serial type, or a generated (stored or identity)
+/// column. A function the folder does not declare and the list does not name is taken as
+/// stable.
+fn adds_a_volatile_default(action: Tokens<'_, '_>, declared: &Declared) -> bool {
     let serial_or_generated = action
         .iter()
         .any(|t| t.is_keyword("GENERATED") || SERIAL_TYPES.iter().any(|s| t.is_keyword(s)));
     let default = action.iter().position(|t| t.is_keyword("DEFAULT"));
     let volatile = default.is_some_and(|d| {
-        action[d + 1..]
-            .windows(2)
-            .any(|w| w[1].text == "(" && VOLATILE_FUNCTIONS.iter().any(|f| w[0].is_keyword(f)))
+        action[d + 1..].windows(2).any(|w| {
+            w[1].text == "("
+                && w[0].kind == TokenKind::Word
+                && (VOLATILE_FUNCTIONS.iter().any(|f| w[0].is_keyword(f))
+                    || declared.volatile(&w[0].text.to_lowercase()))
+        })
     });
     serial_or_generated || volatile
 }
 
 /// PostgreSQL-only and SQLite-only constructs in a statement of a shared section.
-fn unportable(tokens: &[&Token<'_>], hits: &mut Vec<Hit>) {
+fn unportable(tokens: Tokens<'_, '_>, hits: &mut Vec<Hit>) {
     const INDEX_METHODS: &[&str] = &["GIN", "GIST", "BRIN", "SPGIST", "HASH"];
     /// Words after which a table name stands; a dot in it names a schema.
     const BEFORE_A_TABLE: &[&str] = &[
@@ -377,7 +395,7 @@ fn unportable(tokens: &[&Token<'_>], hits: &mut Vec<Hit>) {
                 {
                     postgres(token, format!("USING {}", method.text.to_ascii_uppercase()));
                 } else if BEFORE_A_TABLE.iter().any(|k| token.is_keyword(k))
-                    && let Some((_, after)) = name_at(tokens, i + 1)
+                    && let Some((_, after)) = read::name_at(tokens, i + 1)
                     && after > i + 2
                 {
                     let written: String = tokens[i + 1..after].iter().map(|t| t.text).collect();
@@ -411,113 +429,19 @@ fn unportable(tokens: &[&Token<'_>], hits: &mut Vec<Hit>) {
     }
 }
 
-/// `CREATE [GLOBAL|LOCAL] [TEMP|TEMPORARY|UNLOGGED] TABLE [IF NOT EXISTS] name`: the name.
-fn created_table(tokens: &[&Token<'_>]) -> Option<String> {
-    if !tokens.first()?.is_keyword("CREATE") {
-        return None;
-    }
-    let table = tokens.iter().take(4).position(|t| t.is_keyword("TABLE"))?;
-    let mut at = table + 1;
-    if tokens.get(at).is_some_and(|t| t.is_keyword("IF")) {
-        at += 3;
-    }
-    name_at(tokens, at).map(|(name, _)| name)
-}
-
-/// Skips `IF EXISTS` at `at`.
-fn skip_if_exists(tokens: &[&Token<'_>], at: usize) -> usize {
-    let is_if = tokens.get(at).is_some_and(|t| t.is_keyword("IF"));
-    if is_if { at + 2 } else { at }
-}
-
-/// The (possibly qualified) name at `at`, as the server folds it, without its schema; and
-/// the index after it.
-fn name_at(tokens: &[&Token<'_>], at: usize) -> Option<(String, usize)> {
-    let mut i = at;
-    loop {
-        let token = tokens.get(i)?;
-        let name = match token.kind {
-            TokenKind::Word => token.text.to_lowercase(),
-            TokenKind::QuotedIdent => {
-                let inner = token.text.get(1..token.text.len().saturating_sub(1));
-                inner.unwrap_or_default().to_owned()
-            }
-            _ => return None,
-        };
-        i += 1;
-        if tokens.get(i).is_some_and(|t| t.text == ".")
-            && tokens
-                .get(i + 1)
-                .is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
-        {
-            i += 1;
-        } else {
-            return Some((name, i));
-        }
-    }
-}
-
-/// The comma-separated names from `at` (`DROP TABLE a, b CASCADE`).
-fn names_from(tokens: &[&Token<'_>], mut at: usize) -> Vec<String> {
-    let mut names = Vec::new();
-    while let Some((name, after)) = name_at(tokens, at) {
-        names.push(name);
-        if tokens.get(after).is_some_and(|t| t.text == ",") {
-            at = after + 1;
-        } else {
-            break;
-        }
-    }
-    names
-}
-
-/// Whether `WHERE` bounds the statement itself (not only a subquery in it).
-fn top_level_where(tokens: &[&Token<'_>]) -> bool {
-    let mut depth = 0usize;
-    tokens.iter().any(|t| {
-        match t.text {
-            "(" => depth += 1,
-            ")" => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        depth == 0 && t.is_keyword("WHERE")
-    })
-}
-
-/// Whether a `CASCADE` drops dependents (not `ON DELETE CASCADE` in a foreign key).
-fn cascades(tokens: &[&Token<'_>]) -> bool {
-    tokens.windows(2).any(|w| {
-        w[1].is_keyword("CASCADE") && !(w[0].is_keyword("DELETE") || w[0].is_keyword("UPDATE"))
-    })
-}
-
-/// The tokens split at commas outside parentheses.
-fn split_top_level<'t, 'a>(tokens: &'t [&'t Token<'a>]) -> Vec<&'t [&'t Token<'a>]> {
-    let mut parts = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, t) in tokens.iter().enumerate() {
-        match t.text {
-            "(" => depth += 1,
-            ")" => depth = depth.saturating_sub(1),
-            "," if depth == 0 => {
-                parts.push(&tokens[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&tokens[start..]);
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::migration::span_kind;
 
-    /// The rules broken by `sql` in one section of the given kind.
-    fn rules_in(direction: Direction, dialect: Option<Dialect>, sql: &str) -> Vec<Rule> {
+    /// The rules broken by `sql` in one section of the given kind, after the migrations
+    /// `declared` has read.
+    fn rules_after(
+        declared: &mut Declared,
+        direction: Direction,
+        dialect: Option<Dialect>,
+        sql: &str,
+    ) -> Vec<Rule> {
         let file = format!("-- calista:x\n{sql}\n");
         let span = (
             span_kind(direction, dialect),
@@ -525,7 +449,34 @@ mod tests {
             13,
             u32::try_from(file.len()).unwrap_or(0),
         );
-        lint(&file, &[span]).into_iter().map(|f| f.rule).collect()
+        lint(&file, &[span], declared)
+            .into_iter()
+            .map(|f| f.rule)
+            .collect()
+    }
+
+    /// The rules broken by `sql` in one section of the given kind.
+    fn rules_in(direction: Direction, dialect: Option<Dialect>, sql: &str) -> Vec<Rule> {
+        rules_after(&mut Declared::default(), direction, dialect, sql)
+    }
+
+    /// The rules each migration of a folder breaks (each one a PostgreSQL up section), read
+    /// in order.
+    fn folder(migrations: &[&str]) -> Vec<Vec<Rule>> {
+        let mut declared = Declared::default();
+        migrations
+            .iter()
+            .map(|sql| rules_after(&mut declared, Direction::Up, Some(Dialect::Postgres), sql))
+            .collect()
+    }
+
+    /// The rules the last of `migrations` breaks, after the others.
+    fn last_of(migrations: &[&str]) -> Vec<Rule> {
+        folder(migrations).pop().unwrap_or_default()
+    }
+
+    fn sqlite(sql: &str) -> Vec<Rule> {
+        rules_in(Direction::Up, Some(Dialect::Sqlite), sql)
     }
 
     fn up(sql: &str) -> Vec<Rule> {
@@ -665,6 +616,377 @@ mod tests {
     }
 
     #[test]
+    fn widening_a_string_column_the_folder_declared_is_silent() {
+        let create = "CREATE TABLE accounts (id bigint, email VARCHAR(100), note text, code char(4), tags varchar(10)[]);";
+        for widening in [
+            "ALTER TABLE accounts ALTER COLUMN email TYPE varchar(255)",
+            "ALTER TABLE accounts ALTER COLUMN email TYPE VARCHAR(100)",
+            "ALTER TABLE accounts ALTER email SET DATA TYPE text",
+            "ALTER TABLE accounts ALTER COLUMN email TYPE character varying",
+            "ALTER TABLE accounts ALTER COLUMN note TYPE varchar",
+            "ALTER TABLE public.accounts ALTER COLUMN email TYPE text, ALTER COLUMN note TYPE text",
+        ] {
+            assert_eq!(last_of(&[create, widening]), [], "{widening}");
+            // The same migration declaring the column counts as much as an earlier one.
+            assert_eq!(up(&format!("{create}\n{widening};")), [], "{widening}");
+        }
+        for other in [
+            "ALTER TABLE accounts ALTER COLUMN email TYPE varchar(50)",
+            "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(255)",
+            "ALTER TABLE accounts ALTER COLUMN id TYPE text",
+            "ALTER TABLE accounts ALTER COLUMN code TYPE text",
+            "ALTER TABLE accounts ALTER COLUMN tags TYPE text[]",
+            "ALTER TABLE accounts ALTER COLUMN email TYPE text USING lower(email)",
+            "ALTER TABLE accounts ALTER COLUMN email TYPE text COLLATE \"C\"",
+            "ALTER TABLE accounts ALTER COLUMN email TYPE citext",
+            "ALTER TABLE accounts ALTER COLUMN unknown TYPE text",
+            "ALTER TABLE others ALTER COLUMN email TYPE text",
+            "ALTER TABLE accounts ALTER COLUMN email TYPE text, ALTER COLUMN id TYPE int",
+        ] {
+            assert_eq!(
+                last_of(&[create, other]),
+                [Rule::ChangeColumnType],
+                "{other}"
+            );
+        }
+        // What the folder did to the column since counts: a narrowing, a rename, a drop.
+        let narrowed = "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(20);";
+        let then = "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(30)";
+        assert_eq!(
+            folder(&[create, narrowed, then]),
+            [vec![], vec![Rule::ChangeColumnType], vec![]]
+        );
+        let renamed = "ALTER TABLE accounts RENAME COLUMN email TO mail;\nALTER TABLE accounts RENAME TO users;";
+        assert_eq!(
+            last_of(&[
+                create,
+                renamed,
+                "ALTER TABLE users ALTER COLUMN mail TYPE text"
+            ]),
+            []
+        );
+        assert_eq!(
+            last_of(&[
+                create,
+                renamed,
+                "ALTER TABLE accounts ALTER COLUMN email TYPE text"
+            ]),
+            [Rule::ChangeColumnType]
+        );
+        let recreated =
+            "DROP TABLE accounts;\nCREATE TABLE accounts AS SELECT * FROM old_accounts;";
+        assert_eq!(
+            last_of(&[
+                create,
+                recreated,
+                "ALTER TABLE accounts ALTER COLUMN email TYPE text"
+            ]),
+            [Rule::ChangeColumnType]
+        );
+        let added = "ALTER TABLE users ADD COLUMN IF NOT EXISTS nick varchar(8);";
+        assert_eq!(
+            last_of(&[
+                added,
+                "ALTER TABLE users ALTER COLUMN nick TYPE varchar(16)"
+            ]),
+            []
+        );
+        // Declared in a SQLite section only: unknown to PostgreSQL's rules.
+        let mut declared = Declared::default();
+        rules_after(&mut declared, Direction::Up, Some(Dialect::Sqlite), create);
+        assert_eq!(
+            rules_after(
+                &mut declared,
+                Direction::Up,
+                Some(Dialect::Postgres),
+                "ALTER TABLE accounts ALTER COLUMN email TYPE text"
+            ),
+            [Rule::ChangeColumnType]
+        );
+    }
+
+    #[test]
+    fn an_index_of_any_relation_created_earlier_in_the_migration_is_silent() {
+        for create in [
+            "CREATE MATERIALIZED VIEW totals AS SELECT customer, sum(total) FROM orders GROUP BY 1",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS app.totals AS SELECT 1 AS customer",
+            "CREATE TABLE totals AS SELECT customer FROM orders",
+            "CREATE UNLOGGED TABLE totals (customer int)",
+            "CREATE TEMPORARY TABLE totals (customer int)",
+            "CREATE TABLE totals PARTITION OF all_totals FOR VALUES IN (2025)",
+            "CREATE TABLE staging (customer int);\nALTER TABLE staging RENAME TO totals",
+        ] {
+            for index in [
+                "CREATE INDEX ix_totals ON totals (customer)",
+                "CREATE UNIQUE INDEX IF NOT EXISTS ix_totals ON ONLY app.totals (customer)",
+            ] {
+                assert_eq!(up(&format!("{create};\n{index};")), [], "{create}; {index}");
+            }
+        }
+        // Created by an earlier migration, or existing and renamed: it may hold rows.
+        assert_eq!(
+            last_of(&[
+                "CREATE MATERIALIZED VIEW totals AS SELECT 1 AS customer;",
+                "CREATE INDEX ix_totals ON totals (customer)"
+            ]),
+            [Rule::IndexWithoutConcurrently]
+        );
+        assert_eq!(
+            up(
+                "ALTER TABLE orders RENAME TO totals;\nCREATE INDEX ix_totals ON totals (customer);"
+            ),
+            [Rule::RenameTable, Rule::IndexWithoutConcurrently]
+        );
+        assert_eq!(
+            up("CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);\nCREATE INDEX ix ON p (a);"),
+            [Rule::IndexWithoutConcurrently]
+        );
+    }
+
+    #[test]
+    fn sqlite_copy_and_rebuild_loses_no_row() {
+        let rebuilds = [
+            // SQLite's documented procedure: a new table, the rows, the old one dropped.
+            "CREATE TABLE new_devices (uuid TEXT NOT NULL, user_uuid TEXT NOT NULL, PRIMARY KEY (uuid, user_uuid));\n\
+             INSERT INTO new_devices SELECT * FROM devices;\n\
+             DROP TABLE devices;\n\
+             ALTER TABLE new_devices RENAME TO devices;\n\
+             CREATE INDEX ix_devices_user ON devices (user_uuid);",
+            // The old table renamed aside, a new one under its name, the rows copied back.
+            "ALTER TABLE ciphers RENAME TO old_ciphers;\n\
+             CREATE TABLE ciphers (uuid TEXT PRIMARY KEY, name TEXT);\n\
+             INSERT INTO ciphers (uuid, name) SELECT uuid, name FROM old_ciphers;\n\
+             DROP TABLE old_ciphers;",
+            // The rows out to a temporary table and back.
+            "CREATE TEMPORARY TABLE devices_backup (uuid TEXT, user_uuid TEXT);\n\
+             INSERT INTO devices_backup SELECT uuid, user_uuid FROM devices;\n\
+             DROP TABLE devices;\n\
+             CREATE TABLE devices (uuid TEXT, user_uuid TEXT, PRIMARY KEY (uuid, user_uuid));\n\
+             INSERT INTO devices SELECT uuid, user_uuid FROM devices_backup ORDER BY uuid;\n\
+             DROP TABLE devices_backup;",
+            "CREATE TABLE totals AS SELECT * FROM orders;\nDROP TABLE orders;",
+        ];
+        for rebuild in rebuilds {
+            assert_eq!(sqlite(rebuild), [], "{rebuild}");
+            // On PostgreSQL too no row is lost (renaming the old table aside is still a
+            // rename the running release may notice).
+            assert!(!shared(rebuild).contains(&Rule::DropTable), "{rebuild}");
+        }
+        for loses in [
+            "DROP TABLE devices;",
+            "INSERT INTO new_devices SELECT * FROM devices WHERE user_uuid IS NOT NULL;\nDROP TABLE devices;",
+            "INSERT OR IGNORE INTO new_devices SELECT * FROM devices;\nDROP TABLE devices;",
+            "INSERT INTO new_devices SELECT DISTINCT * FROM devices;\nDROP TABLE devices;",
+            "INSERT INTO new_devices SELECT d.* FROM devices d JOIN users u ON u.uuid = d.user_uuid;\nDROP TABLE devices;",
+            "CREATE VIEW devices_view AS SELECT * FROM devices;\nDROP TABLE devices;",
+            // The copy, dropped in turn: the rows are gone after all.
+            "CREATE TABLE devices_backup (uuid TEXT);\nINSERT INTO devices_backup SELECT uuid FROM devices;\n\
+             DROP TABLE devices;\nDROP TABLE devices_backup;",
+        ] {
+            assert_eq!(sqlite(loses), [Rule::DropTable], "{loses}");
+        }
+    }
+
+    #[test]
+    fn columns_added_earlier_in_the_migration_may_be_renamed_filled_and_dropped() {
+        let add =
+            "ALTER TABLE posts ADD COLUMN featured boolean, ADD COLUMN IF NOT EXISTS rank int;";
+        for fine in [
+            "UPDATE posts SET featured = sticky",
+            "UPDATE ONLY posts AS p SET featured = true, rank = (SELECT count(*) FROM likes l WHERE l.post = p.id)",
+            "UPDATE posts SET (featured, rank) = (true, 0)",
+            "ALTER TABLE posts RENAME COLUMN featured TO pinned",
+            "ALTER TABLE posts RENAME rank TO score",
+            "ALTER TABLE posts DROP COLUMN rank",
+        ] {
+            assert_eq!(up(&format!("{add}\n{fine};")), [], "{fine}");
+            assert_eq!(sqlite(&format!("{add}\n{fine};")), [], "{fine}");
+        }
+        assert_eq!(
+            up(&format!(
+                "{add}\nALTER TABLE posts RENAME featured TO pinned;\nUPDATE posts SET pinned = true;"
+            )),
+            []
+        );
+        for fires in [
+            (
+                "UPDATE posts SET featured = true, title = ''",
+                Rule::UpdateWithoutWhere,
+            ),
+            ("UPDATE posts SET title = ''", Rule::UpdateWithoutWhere),
+            ("UPDATE other SET featured = true", Rule::UpdateWithoutWhere),
+            (
+                "ALTER TABLE posts RENAME COLUMN title TO headline",
+                Rule::RenameColumn,
+            ),
+        ] {
+            assert_eq!(
+                up(&format!("{add}\n{};", fires.0)),
+                [fires.1],
+                "{}",
+                fires.0
+            );
+        }
+        // Added by an earlier migration: the release running may read it.
+        assert_eq!(
+            last_of(&[add, "ALTER TABLE posts RENAME COLUMN featured TO pinned"]),
+            [Rule::RenameColumn]
+        );
+    }
+
+    #[test]
+    fn the_documented_safe_way_to_set_not_null_is_silent() {
+        let check = "ALTER TABLE orders ADD CONSTRAINT ck_customer_nn CHECK (customer_id IS NOT NULL) NOT VALID;";
+        let validate = "ALTER TABLE orders VALIDATE CONSTRAINT ck_customer_nn;";
+        let set = "ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;";
+        let drop = "ALTER TABLE orders DROP CONSTRAINT ck_customer_nn;";
+        let next = format!("{validate}\n{set}\n{drop}");
+        assert_eq!(folder(&[check, &next]), [vec![], vec![]]);
+        assert_eq!(folder(&[check, validate, set]), [vec![], vec![], vec![]]);
+        // Unnamed, PostgreSQL names it <table>_<column>_check.
+        let unnamed = "ALTER TABLE orders ADD CHECK ((customer_id IS NOT NULL)) NOT VALID;";
+        let next_unnamed = "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_check;\n\
+                            ALTER TABLE orders ALTER customer_id SET NOT NULL;";
+        assert_eq!(last_of(&[unnamed, next_unnamed]), []);
+        for (before, now) in [
+            // Never validated.
+            (check, set.to_owned()),
+            // Validated in the migration that added it: the scan ran under its lock.
+            ("SELECT 1;", format!("{check}\n{validate}\n{set}")),
+            // A check of another column, or of more than nullness.
+            (check, "ALTER TABLE orders VALIDATE CONSTRAINT ck_customer_nn;\nALTER TABLE orders ALTER COLUMN total SET NOT NULL;".to_owned()),
+            (
+                "ALTER TABLE orders ADD CONSTRAINT ck CHECK (customer_id IS NOT NULL AND total > 0) NOT VALID;",
+                "ALTER TABLE orders VALIDATE CONSTRAINT ck;\nALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;".to_owned(),
+            ),
+            // Dropped before the SET NOT NULL.
+            (check, format!("{validate}\n{drop}\n{set}")),
+        ] {
+            assert_eq!(last_of(&[before, &now]), [Rule::SetNotNull], "{before} / {now}");
+        }
+    }
+
+    #[test]
+    fn a_default_calling_a_volatile_function_of_the_folder_rewrites_the_table() {
+        let functions = "CREATE FUNCTION make_code() RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\n\
+                         CREATE OR REPLACE FUNCTION app.fixed_code() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'x' $$;\n\
+                         CREATE FUNCTION today_code() RETURNS text STABLE LANGUAGE sql AS 'SELECT now()::text';";
+        let add = |default: &str| {
+            format!("ALTER TABLE t ADD COLUMN code text NOT NULL DEFAULT {default}")
+        };
+        assert_eq!(
+            last_of(&[functions, &add("make_code()")]),
+            [Rule::VolatileDefault]
+        );
+        assert_eq!(
+            last_of(&[functions, &add("'c-' || app.make_code ()")]),
+            [Rule::VolatileDefault]
+        );
+        for fine in [
+            "fixed_code()",
+            "today_code()",
+            "now()",
+            "lower('X')",
+            "'make_code()'",
+            "unknown_function()",
+        ] {
+            assert_eq!(last_of(&[functions, &add(fine)]), [], "{fine}");
+        }
+        // Within one migration, and changed by ALTER FUNCTION.
+        assert_eq!(
+            up(&format!("{functions}\n{};", add("make_code()"))),
+            [Rule::VolatileDefault]
+        );
+        assert_eq!(
+            last_of(&[
+                functions,
+                "ALTER FUNCTION make_code() STABLE;",
+                &add("make_code()")
+            ]),
+            []
+        );
+        assert_eq!(
+            last_of(&[
+                functions,
+                "ALTER FUNCTION fixed_code() VOLATILE;",
+                &add("fixed_code()")
+            ]),
+            [Rule::VolatileDefault]
+        );
+        // ALTER COLUMN … SET DEFAULT does not touch existing rows.
+        assert_eq!(
+            last_of(&[
+                functions,
+                "ALTER TABLE t ALTER COLUMN code SET DEFAULT make_code()"
+            ]),
+            []
+        );
+    }
+
+    #[test]
+    fn with_delete_and_update_need_a_where_of_their_own() {
+        for (sql, rule) in [
+            (
+                "WITH old AS (SELECT id FROM sessions WHERE expired) DELETE FROM sessions",
+                Rule::DeleteWithoutWhere,
+            ),
+            (
+                "WITH RECURSIVE x AS (SELECT 1) UPDATE accounts SET plan = 'free'",
+                Rule::UpdateWithoutWhere,
+            ),
+            (
+                "with d as (delete from a where true returning *) update b set n = 0",
+                Rule::UpdateWithoutWhere,
+            ),
+        ] {
+            assert_eq!(up(sql), [rule], "{sql}");
+            assert_eq!(sqlite(sql), [rule], "{sql}");
+        }
+        for fine in [
+            "WITH old AS (SELECT id FROM sessions) DELETE FROM sessions WHERE id IN (SELECT id FROM old)",
+            "WITH x AS (SELECT 1) UPDATE accounts SET plan = 'free' WHERE plan IS NULL",
+            "WITH moved AS (DELETE FROM queue WHERE done RETURNING *) INSERT INTO archive SELECT * FROM moved",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            assert_eq!(up(fine), [], "{fine}");
+        }
+    }
+
+    #[test]
+    fn a_unique_or_primary_key_constraint_builds_its_index_under_lock_unless_given_one() {
+        for sql in [
+            "ALTER TABLE devices ADD PRIMARY KEY (uuid, user_uuid)",
+            "ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email)",
+            "ALTER TABLE accounts ADD UNIQUE NULLS NOT DISTINCT (email)",
+            "ALTER TABLE accounts ADD CONSTRAINT k UNIQUE (email) USING INDEX TABLESPACE fast",
+            "ALTER TABLE accounts DROP COLUMN id, ADD PRIMARY KEY (email)",
+            "ALTER TABLE accounts ADD COLUMN handle text UNIQUE",
+        ] {
+            let found = up(sql);
+            assert!(
+                found.contains(&Rule::UniqueWithoutUsingIndex),
+                "{sql}: {found:?}"
+            );
+        }
+        assert_eq!(
+            up(
+                "ALTER TABLE accounts ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+            ),
+            [Rule::VolatileDefault, Rule::UniqueWithoutUsingIndex]
+        );
+        for fine in [
+            "ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE USING INDEX ux_accounts_email",
+            "ALTER TABLE devices ADD CONSTRAINT devices_pkey PRIMARY KEY USING INDEX ux_devices",
+            "CREATE TABLE t (a int);\nALTER TABLE t ADD PRIMARY KEY (a);",
+            "ALTER TABLE accounts ADD CONSTRAINT c EXCLUDE USING gist (during WITH &&)",
+        ] {
+            assert_eq!(up(fine), [], "{fine}");
+        }
+        // SQLite has no such ALTER TABLE, and the lock is PostgreSQL's.
+        assert_eq!(sqlite("ALTER TABLE devices ADD PRIMARY KEY (uuid)"), []);
+    }
+
+    #[test]
     fn a_shared_section_is_exempt_only_for_tables_created_on_both_dialects() {
         let file = "-- calista:up postgres\nCREATE TABLE t (a int);\n-- calista:up sqlite\nCREATE TABLE t (a int);\n\
                     -- calista:up\nCREATE INDEX ix ON t (a);\nCREATE INDEX iu ON u (a);\n";
@@ -689,7 +1011,7 @@ mod tests {
                 u32::try_from(file.len()).unwrap_or(0),
             ),
         ];
-        let found = lint(file, &spans);
+        let found = lint(file, &spans, &mut Declared::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             (found[0].line, found[0].rule),
@@ -770,7 +1092,7 @@ mod tests {
                     13,
                     u32::try_from(file.len()).unwrap_or(0),
                 );
-                let found: Vec<_> = lint(&file, &[span])
+                let found: Vec<_> = lint(&file, &[span], &mut Declared::default())
                     .into_iter()
                     .filter(|f| f.rule.category() == Category::Portability)
                     .map(|f| (f.rule, f.subject))
@@ -810,7 +1132,7 @@ mod tests {
             14,
             u32::try_from(file.len()).unwrap_or(0),
         );
-        let found = lint(file, &[span]);
+        let found = lint(file, &[span], &mut Declared::default());
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].line, found[0].rule), (4, Rule::PostgresOnly));
     }

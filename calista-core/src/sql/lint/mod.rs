@@ -21,11 +21,14 @@
 //! rules exist here; the rules below are written on calista's lexer.
 
 mod check;
+mod read;
 mod rules;
+mod state;
 
 pub use rules::{Category, Rule};
 
 pub(crate) use check::lint;
+pub(crate) use state::Declared;
 
 /// Where the rules are documented, each with why it matters and the safe way: messages link
 /// it by URL (the workspace's `repository`), never by a path in a checkout.
