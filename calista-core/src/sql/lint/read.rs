@@ -192,16 +192,18 @@ pub(super) fn action_column(action: Tokens<'_, '_>) -> Option<(String, usize)> {
     name_at(action, at)
 }
 
+/// The words a table constraint starts with, in `ALTER TABLE … ADD` and `CREATE TABLE (…)`.
+const CONSTRAINTS: &[&str] = &[
+    "CONSTRAINT",
+    "PRIMARY",
+    "UNIQUE",
+    "CHECK",
+    "FOREIGN",
+    "EXCLUDE",
+];
+
 /// Whether an `ADD` action adds a column (not a constraint).
 pub(super) fn adds_a_column(action: Tokens<'_, '_>) -> bool {
-    const CONSTRAINTS: &[&str] = &[
-        "CONSTRAINT",
-        "PRIMARY",
-        "UNIQUE",
-        "CHECK",
-        "FOREIGN",
-        "EXCLUDE",
-    ];
     kw(action, 0, "ADD") && !CONSTRAINTS.iter().any(|c| kw(action, 1, c))
 }
 
@@ -261,7 +263,7 @@ pub(super) fn created_columns<'t, 'a>(
     let close = past_group(tokens, after)?;
     let columns = split_top_level(&tokens[after + 1..close - 1])
         .into_iter()
-        .filter(|element| !adds_a_column_constraint(element))
+        .filter(|element| !is_table_constraint(element))
         .filter_map(|element| {
             let (column, at) = name_at(element, 0)?;
             Some((column, &element[at..]))
@@ -271,17 +273,8 @@ pub(super) fn created_columns<'t, 'a>(
 }
 
 /// Whether an element of a `CREATE TABLE` list is a table constraint or `LIKE`, not a column.
-fn adds_a_column_constraint(element: Tokens<'_, '_>) -> bool {
-    const NOT_COLUMNS: &[&str] = &[
-        "CONSTRAINT",
-        "PRIMARY",
-        "UNIQUE",
-        "CHECK",
-        "FOREIGN",
-        "EXCLUDE",
-        "LIKE",
-    ];
-    NOT_COLUMNS.iter().any(|c| kw(element, 0, c))
+fn is_table_constraint(element: Tokens<'_, '_>) -> bool {
+    kw(element, 0, "LIKE") || CONSTRAINTS.iter().any(|c| kw(element, 0, c))
 }
 
 /// A string column's type, as far as widening it goes: `varchar(n)` (and `character
