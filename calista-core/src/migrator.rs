@@ -1228,7 +1228,7 @@ impl Attempt {
     /// The failure of one of calista's own statements, a lock wait if it was one.
     fn from_own(error: Error, index: usize, wait: Duration) -> Self {
         match &error {
-            Error::Database { source, .. } if postgres::is_lock_wait(source) => {
+            Error::Database { source, .. } if postgres::is_lock_wait(source.database_error()) => {
                 Self::LockWait { index, wait }
             }
             _ => Self::Failed(error),

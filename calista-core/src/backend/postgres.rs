@@ -63,10 +63,7 @@ pub(crate) async fn connect(
 ) -> Result<PgConnection, Error> {
     match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(Error::Connect {
-            url: shown_url.to_owned(),
-            source,
-        }),
+        Ok(Err(source)) => Err(Error::connect(shown_url, source)),
         Err(_) => Err(Error::Timeout {
             url: shown_url.to_owned(),
             waited: timeout,
