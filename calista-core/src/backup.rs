@@ -1455,6 +1455,95 @@ mod tests {
         }
     }
 
+    /// pg_dump's words (PostgreSQL 12 to 17) and what each is told as.
+    #[test]
+    fn pg_dump_failures_are_told_by_what_pg_dump_said() {
+        let cases = [
+            (
+                "pg_dump: error: could not write to output file: No space left on device",
+                "NoSpace",
+            ),
+            (
+                "pg_dump: error: could not close output file: Disk quota exceeded",
+                "NoSpace",
+            ),
+            (
+                "pg_dump: error: could not open output file \"/b/x.dump.partial\": Permission denied",
+                "FolderNotPermitted",
+            ),
+            (
+                "pg_dump: error: could not open output file \"/b/x.dump.partial\": Read-only file system",
+                "FolderReadOnly",
+            ),
+            (
+                "pg_dump: error: query failed: ERROR:  permission denied for table a\n\
+                 pg_dump: detail: Query was: LOCK TABLE calista.a IN ACCESS SHARE MODE",
+                "RoleLacksPrivilege",
+            ),
+            (
+                "pg_dump: error: query failed: ERROR:  permission denied for schema calista",
+                "RoleLacksPrivilege",
+            ),
+            (
+                "pg_dump: error: aborting because of server version mismatch\n\
+                 pg_dump: detail: server version: 16.4; pg_dump version: 15.20",
+                "PgDumpOlderThanServer",
+            ),
+            (
+                "pg_dump: error: server version: 16.1; pg_dump version: 14.2\n\
+                 pg_dump: error: aborting because of server version mismatch",
+                "PgDumpOlderThanServer",
+            ),
+            // A socket this user may not open is a connection refused, not the folder.
+            (
+                "pg_dump: error: connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: \
+                 Permission denied\n\tIs the server running locally and accepting connections on that socket?",
+                "PgDumpCannotConnect",
+            ),
+            (
+                "pg_dump: error: connection to server at \"db\" (10.0.0.1), port 5432 failed: FATAL:  \
+                 password authentication failed for user \"app\"",
+                "PgDumpCannotConnect",
+            ),
+            (
+                "pg_dump: error: connection to database \"app\" failed: could not connect to server: \
+                 Connection refused",
+                "PgDumpCannotConnect",
+            ),
+            // The server's disk full, not the backup folder's.
+            (
+                "pg_dump: error: query failed: ERROR:  could not write to file \
+                 \"base/pgsql_tmp/pgsql_tmp1.0\": No space left on device",
+                "PgDumpFailed",
+            ),
+            ("", "PgDumpFailed"),
+        ];
+        for (stderr, expected) in cases {
+            let error =
+                pg_dump_failure(Path::new("/b"), "calista", "exit status: 1".into(), stderr);
+            let variant = format!("{error:?}");
+            assert!(variant.starts_with(expected), "{stderr:?}: {variant}");
+            assert!(
+                error.to_string().starts_with("cannot back up into /b: "),
+                "{error}"
+            );
+            let said = std::error::Error::source(&error).map(ToString::to_string);
+            let expected_said = if stderr.is_empty() {
+                "pg_dump printed nothing on stderr"
+            } else {
+                stderr
+            };
+            assert_eq!(said.as_deref(), Some(expected_said));
+        }
+    }
+
+    #[test]
+    fn pg_dump_is_quoted_by_its_last_lines() {
+        let text = "a\n\nb\nc\nd\ne\nf\n";
+        assert_eq!(last_lines(text, 5), "…\nb\nc\nd\ne\nf");
+        assert_eq!(last_lines("only\n", 5), "only");
+    }
+
     #[test]
     fn restore_commands_quote_paths_for_the_shell() {
         assert_eq!(
