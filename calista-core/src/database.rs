@@ -736,7 +736,7 @@ impl Session {
         if let Err(e) =
             each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await)
         {
-            tracing::debug!(error = %e, "rollback");
+            tracing::debug!(error = %crate::error::with_causes(&e), "rollback");
         }
     }
 

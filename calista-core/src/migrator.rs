@@ -761,7 +761,7 @@ impl<'a> Migrator<'a> {
                 // A connection lost with the failure cannot be asked; the server rolls back
                 // what it had, so the failure is reported as it is.
                 let intact = session.transaction_intact(begun).await.unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, "cannot check the transaction after a failure");
+                    tracing::debug!(error = %crate::error::with_causes(&e), "cannot check the transaction after a failure");
                     true
                 });
                 return Err(Attempt::Failed(if intact {

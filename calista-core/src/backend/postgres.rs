@@ -170,7 +170,7 @@ impl Watcher {
                         .collect();
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot watch for blocking sessions");
+                    tracing::debug!(error = %crate::error::ServerMessage::of(&e), "cannot watch for blocking sessions");
                     return std::future::pending().await;
                 }
             }
@@ -246,7 +246,7 @@ impl Session {
         match unlocked {
             Ok(_) => Some(self.conn),
             Err(e) => {
-                tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
+                tracing::warn!(error = %crate::error::ServerMessage::of(&e), "could not release the migration lock; closing the connection releases it");
                 let _ = self.conn.close().await;
                 None
             }
