@@ -987,7 +987,7 @@ async fn pg_dump_refused_by_the_database_names_the_roles_privileges() {
     let message = err.to_string();
     assert!(
         message.contains(&format!(
-            "cannot back up into {}: the database role may not read everything in schema calista",
+            "cannot back up into {}: the database role lacks a privilege that pg_dump needs to read schema calista",
             dir.display()
         )),
         "{message}"

@@ -140,9 +140,9 @@ pub enum BackupError {
     },
     /// The database role lacks a privilege that `pg_dump` needs to read the schema.
     #[error(
-        "cannot back up into {dir}: the database role may not read everything in schema {schema}, which \
-         pg_dump must. Grant it USAGE on the schema and SELECT on the schema's tables and sequences (or back up \
-         as their owner), or turn the backup off for this upgrade; nothing was changed in the database"
+        "cannot back up into {dir}: the database role lacks a privilege that pg_dump needs to read schema \
+         {schema}. Grant it USAGE on the schema and SELECT on the schema's tables and sequences (or back up as \
+         their owner), or turn the backup off for this upgrade; nothing was changed in the database"
     )]
     RoleLacksPrivilege {
         /// The backup folder.
