@@ -392,29 +392,74 @@ async fn missing_pg_dump_names_the_three_remedies_and_changes_nothing() {
     );
 }
 
+/// An upgrade on PostgreSQL whose backup ran `pg_dump` and failed.
+struct FailedDump {
+    /// Held so that the database outlives the checks.
+    _db: TestDb,
+    handle: calista::Database,
+    /// The backup folder (not made before the backup).
+    dir: PathBuf,
+    err: calista::Error,
+}
+
+impl FailedDump {
+    /// Seeds a database at FIRST, then upgrades it with pg_dump stood in for by a script
+    /// whose last lines are `body`.
+    async fn run(body: &str) -> Self {
+        let db = TestDb::postgres().await;
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        let scratch = db.scratch_dir();
+        let fake = fake_pg_dump(&scratch, body);
+        let dir = scratch.join("b");
+        let err = Migrator::new(&loaded, &handle)
+            .with_policy(with_backups(&dir, 10, Some(fake)))
+            .upgrade(UpgradeTarget::Head)
+            .await
+            .unwrap_err();
+        Self {
+            _db: db,
+            handle,
+            dir,
+            err,
+        }
+    }
+
+    /// The message starts with "cannot back up into <folder>: `what`".
+    fn assert_says(&self, what: &str) {
+        let message = self.err.to_string();
+        let expected = format!("cannot back up into {}: {what}", self.dir.display());
+        assert!(message.starts_with(&expected), "{message}");
+        assert!(
+            message.ends_with("nothing was changed in the database"),
+            "{message}"
+        );
+    }
+
+    /// Nothing changed: the database at FIRST, and the folder made for the backup removed.
+    async fn assert_nothing_changed(&self) {
+        assert_eq!(
+            version(&self.handle).await.as_deref(),
+            Some("20250101_0000")
+        );
+        assert!(
+            !self.dir.exists(),
+            "the folder made for the backup is removed"
+        );
+    }
+}
+
 #[tokio::test]
 async fn failing_pg_dump_reports_its_stderr_and_changes_nothing() {
-    let db = TestDb::postgres().await;
-    let loaded = set().load();
-    let handle = seeded(&db, &loaded).await;
-    let scratch = db.scratch_dir();
-    let fake = fake_pg_dump(
-        &scratch,
-        "echo 'pg_dump: error: aborting because of server version mismatch' >&2\nexit 1",
-    );
-    let err = Migrator::new(&loaded, &handle)
-        .with_policy(with_backups(&scratch.join("b"), 10, Some(fake)))
-        .upgrade(UpgradeTarget::Head)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("server version mismatch"), "{err}");
-    assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
-    assert!(
-        calista::backup::list(&scratch.join("b"))
-            .unwrap()
-            .is_empty(),
-        "no partial file is left"
-    );
+    let failed = FailedDump::run(
+        "echo 'pg_dump: error: aborting because of server version mismatch' >&2\n\
+         echo 'pg_dump: detail: server version: 16.4; pg_dump version: 15.20' >&2\nexit 1",
+    )
+    .await;
+    let message = with_causes(&failed.err);
+    assert!(message.contains("server version mismatch"), "{message}");
+    failed.assert_says("pg_dump is older than the server");
+    failed.assert_nothing_changed().await;
 }
 
 /// Runs the program with a file-size limit, as on a full disk: writes beyond it fail.
@@ -583,22 +628,10 @@ async fn databases_of_one_name_sharing_a_backup_folder_never_prune_each_other() 
 async fn every_leftover_of_a_killed_backup_is_removed_by_the_next_one() {
     let db = TestDb::sqlite();
     let loaded = set().load();
-    let handle = seeded(&db, &loaded).await;
     let dir = db.scratch_dir().join("backups");
-    let policy = with_backups(&dir, 10, None);
-    let report = Migrator::new(&loaded, &handle)
-        .with_policy(policy.clone())
-        .upgrade(UpgradeTarget::Revision(rev("20250102_0000")))
-        .await
-        .unwrap();
     // `app-<identity>-`: the name this database's backups start with.
-    let name = taken(&report.backup)
-        .path
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let prefix = &name[..name.find("-2025").unwrap() + 1];
+    let (handle, prefix) = at_second_with_a_backup(&db, &loaded, &dir).await;
+    let policy = with_backups(&dir, 10, None);
     let killed = format!("{prefix}20250102_0000-20200101T000000.000Z.sqlite3");
     let others = "app-ffffffff-20250102_0000-20200101T000000.000Z.sqlite3";
     let leftovers = [".partial", ".partial-journal", ".partial-wal"];
@@ -721,4 +754,296 @@ fn a_damaged_sqlite_file_is_replaced_by_its_backup() {
         "20250826_1030",
         "{current:?}"
     );
+}
+
+/// A small file system of its own (a tmpfs) mounted on a new folder, and unmounted when
+/// dropped: a backup folder whose disk really fills up, or is really read-only.
+///
+/// Mounting needs root (CAP_SYS_ADMIN), as the tests run in CI; elsewhere these tests fail
+/// saying so, rather than pass without having run. Nothing without root gives a real full
+/// disk: a file-size limit fails with EFBIG, not ENOSPC, and `/dev/full` is not a folder.
+#[cfg(target_os = "linux")]
+struct SmallDisk {
+    point: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+#[cfg(target_os = "linux")]
+impl SmallDisk {
+    /// A disk of `kib` KiB; `read_only` mounts it so.
+    fn mount(kib: u32, read_only: bool) -> Self {
+        let parent = tempfile::tempdir().unwrap();
+        let point = parent.path().join("disk");
+        std::fs::create_dir(&point).unwrap();
+        let mode = if read_only { "ro," } else { "" };
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("{mode}size={kib}k,mode=0755")])
+            .arg("calista-test")
+            .arg(&point)
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Self {
+                point,
+                _parent: parent,
+            },
+            other => panic!(
+                "this test needs a disk that really fills up: it mounts a {kib} KiB tmpfs, which needs root \
+                 (CAP_SYS_ADMIN). Run the tests as root (or in a container allowed to mount); mount said: {other:?}"
+            ),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.point
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.point).output();
+    }
+}
+
+/// The names and sizes of the files in a folder, sorted.
+fn folder_contents(dir: &Path) -> Vec<(String, u64)> {
+    let mut found: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, entry.metadata().unwrap().len())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// About 6 MB of rows in table a that no compression shrinks much: more than SQLite's page
+/// cache, so that its copy spills to disk and journals, and more than pg_dump compresses
+/// into a small disk.
+async fn fill_table_a(db: &TestDb, handle: &calista::Database) {
+    let sql = match db {
+        TestDb::Sqlite { .. } => {
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             INSERT INTO a (id, note) SELECT 1000 + i, hex(randomblob(1000)) FROM n"
+        }
+        TestDb::Postgres(_) => {
+            "INSERT INTO a (id, note) SELECT 1000 + i, \
+             (SELECT string_agg(md5(random()::text || i || j), '') FROM generate_series(1, 63) AS j) \
+             FROM generate_series(1, 3000) AS i"
+        }
+    };
+    exec(handle, sql).await.unwrap();
+}
+
+/// The upgrade to head failed before any change: still at SECOND, no table c, table a as
+/// it was.
+async fn nothing_changed(handle: &calista::Database, rows_in_a: i64) {
+    assert_eq!(version(handle).await.as_deref(), Some("20250102_0000"));
+    assert!(exec(handle, "SELECT * FROM c").await.is_err());
+    assert_eq!(scalar(handle, "SELECT count(*) FROM a").await, rows_in_a);
+}
+
+/// Seeds the database and upgrades it to SECOND with a backup into `dir`, which returns
+/// the name that this database's backups start with.
+async fn at_second_with_a_backup(
+    db: &TestDb,
+    loaded: &calista::Migrations,
+    dir: &Path,
+) -> (calista::Database, String) {
+    let handle = seeded(db, loaded).await;
+    let report = Migrator::new(loaded, &handle)
+        .with_policy(with_backups(dir, 10, None))
+        .upgrade(UpgradeTarget::Revision(rev("20250102_0000")))
+        .await
+        .unwrap();
+    let name = taken(&report.backup)
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let prefix = name[..name.find("-20250101_0000-").unwrap() + 1].to_owned();
+    (handle, prefix)
+}
+
+#[cfg(target_os = "linux")]
+mod full_disk {
+    use super::*;
+
+    both_backends! {
+        async fn a_backup_into_a_full_disk_leaves_the_folder_as_it_was_and_says_why(db: TestDb) {
+            let loaded = set().load();
+            let disk = SmallDisk::mount(1024, false);
+            let dir = disk.path();
+            // A backup that fits, then rows that do not.
+            let (handle, prefix) = at_second_with_a_backup(&db, &loaded, dir).await;
+            fill_table_a(&db, &handle).await;
+            let rows = scalar(&handle, "SELECT count(*) FROM a").await;
+            std::fs::write(dir.join("notes.txt"), b"kept").unwrap();
+            let before = folder_contents(dir);
+            // A leftover of an interrupted backup of this database, which any backup removes.
+            let extension = if matches!(db, TestDb::Sqlite { .. }) { "sqlite3" } else { "dump" };
+            let leftover = format!("{prefix}20250102_0000-20200101T000000.000Z.{extension}.partial-journal");
+            std::fs::write(dir.join(&leftover), b"x").unwrap();
+
+            let err = Migrator::new(&loaded, &handle)
+                .with_policy(with_backups(dir, 10, None))
+                .upgrade(UpgradeTarget::Head)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), calista::ErrorKind::Failure);
+            let message = err.to_string();
+            assert!(message.contains(&format!("cannot back up into {}", dir.display())), "{message}");
+            assert!(message.contains("no space left on its disk") && message.contains("Free space there"), "{message}");
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(!message.contains("version"), "a full disk is not a pg_dump too old: {message}");
+            // What the system said, once, as the cause.
+            let said = match db {
+                TestDb::Sqlite { .. } => "database or disk is full",
+                TestDb::Postgres(_) => "No space left on device",
+            };
+            let chain = with_causes(&err);
+            assert_eq!(chain.matches(said).count(), 1, "{chain}");
+            assert!(!message.contains(said), "the cause is only in source(): {message}");
+
+            assert_eq!(folder_contents(dir), before, "no partial file, no journal; the leftover is gone");
+            nothing_changed(&handle, rows).await;
+        }
+
+        async fn a_backup_into_a_read_only_folder_says_so_and_changes_nothing(db: TestDb) {
+            let loaded = set().load();
+            let roomy = db.scratch_dir().join("backups");
+            let (handle, _) = at_second_with_a_backup(&db, &loaded, &roomy).await;
+            let disk = SmallDisk::mount(64, true);
+            let err = Migrator::new(&loaded, &handle)
+                .with_policy(with_backups(disk.path(), 10, None))
+                .upgrade(UpgradeTarget::Head)
+                .await
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(&format!("cannot back up into {}: it is on a read-only file system", disk.path().display())), "{message}");
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(with_causes(&err).contains("Read-only file system"), "{err:?}");
+            assert!(folder_contents(disk.path()).is_empty());
+            nothing_changed(&handle, 50).await;
+        }
+
+        async fn a_backup_into_a_folder_this_user_may_not_write_says_so_and_changes_nothing(db: TestDb) {
+            let loaded = set().load();
+            let roomy = db.scratch_dir().join("backups");
+            let (handle, _) = at_second_with_a_backup(&db, &loaded, &roomy).await;
+            // Root may write anywhere, except in an immutable folder.
+            let disk = SmallDisk::mount(64, false);
+            let locked = disk.path().join("locked");
+            std::fs::create_dir(&locked).unwrap();
+            let chattr = Command::new("chattr").arg("+i").arg(&locked).output();
+            assert!(
+                matches!(&chattr, Ok(output) if output.status.success()),
+                "this test makes a folder no one may write with `chattr +i` (e2fsprogs): {chattr:?}"
+            );
+            let err = Migrator::new(&loaded, &handle)
+                .with_policy(with_backups(&locked, 10, None))
+                .upgrade(UpgradeTarget::Head)
+                .await
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(&format!("cannot back up into {}: this user may not write there", locked.display())), "{message}");
+            assert!(message.contains("Give it write access"), "{message}");
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(folder_contents(&locked).is_empty());
+            nothing_changed(&handle, 50).await;
+        }
+    }
+}
+
+/// A database role that may read calista's tables but not the application's: pg_dump is
+/// refused, and the error says that the role lacks a privilege, not that the folder does.
+#[tokio::test]
+async fn pg_dump_refused_by_the_database_names_the_roles_privileges() {
+    let db = TestDb::postgres().await;
+    let loaded = set().load();
+    let owner = seeded(&db, &loaded).await;
+    owner.close().await;
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let role = LoginRole::new(
+        pg,
+        "GRANT USAGE ON SCHEMA calista TO {role}; \
+         GRANT SELECT ON calista.alembic_version, calista.schema_history TO {role}",
+    )
+    .await;
+    let url = calista::url::DatabaseUrl::parse(&role.url(pg), Path::new("/")).unwrap();
+    let handle = calista::Database::connect(&url, calista::DatabaseOptions::default()).unwrap();
+    let dir = db.scratch_dir().join("backups");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = Migrator::new(&loaded, &handle)
+        .with_policy(with_backups(&dir, 10, None))
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "cannot back up into {}: the database role lacks a privilege that pg_dump needs to read schema calista",
+            dir.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("Grant it USAGE on the schema and SELECT"),
+        "{message}"
+    );
+    assert!(!message.contains("may not write there"), "{message}");
+    let chain = with_causes(&err);
+    assert_eq!(
+        chain.matches("permission denied for table a").count(),
+        1,
+        "{chain}"
+    );
+    assert!(folder_contents(&dir).is_empty());
+    let owner = db.open();
+    assert_eq!(version(&owner).await.as_deref(), Some("20250101_0000"));
+}
+
+/// pg_dump that cannot reach the server the upgrade reached (here: another port).
+#[tokio::test]
+async fn pg_dump_that_cannot_connect_says_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let failed = FailedDump::run(&format!("exec pg_dump \"$@\" --port={closed}")).await;
+    failed.assert_says("pg_dump could not connect to the database");
+    assert!(
+        with_causes(&failed.err).contains("Connection refused"),
+        "{:?}",
+        failed.err
+    );
+    failed.assert_nothing_changed().await;
+}
+
+/// A failure calista cannot name is shown in pg_dump's words: its last lines, once.
+#[tokio::test]
+async fn any_other_pg_dump_failure_shows_its_last_lines_once() {
+    let lines: Vec<String> = (1..=8)
+        .map(|i| format!("pg_dump: warning: line {i}"))
+        .collect();
+    let failed = FailedDump::run(&format!("printf '{}\\n' >&2\nexit 3", lines.join("\\n"))).await;
+    failed.assert_says("pg_dump failed (exit status: 3)");
+    let message = failed.err.to_string();
+    assert!(
+        !message.contains("line 8"),
+        "the words are the cause: {message}"
+    );
+    assert!(!message.contains("version"), "{message}");
+    let chain = with_causes(&failed.err);
+    assert!(!chain.contains("warning: line 3"), "{chain}");
+    for shown in &lines[3..] {
+        assert_eq!(chain.matches(shown.as_str()).count(), 1, "{chain}");
+    }
+    failed.assert_nothing_changed().await;
 }

@@ -130,7 +130,7 @@ pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, Pool, postgres_lock_key};
 #[cfg(feature = "runtime")]
-pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
+pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
 #[cfg(feature = "runtime")]
 pub use migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]

@@ -213,7 +213,7 @@ async fn status(
             map.extend(fields.clone());
         }
         if let (Err(e), Some(map)) = (&checked, value.as_object_mut()) {
-            map.insert("error".into(), json!(out.scrub(&e.to_string())));
+            map.insert("error".into(), json!(out.error_line(e)));
         }
         out.print_json(&value);
     } else {

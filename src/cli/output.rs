@@ -111,6 +111,15 @@ impl Output {
         let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(&text));
     }
 
+    /// An error and its causes on one line, joined by ": ", secrets redacted: for a JSON
+    /// value.
+    pub fn error_line(&self, error: &dyn std::error::Error) -> String {
+        let chain: Vec<String> = std::iter::successors(Some(error), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
+        self.scrub(&chain.join(": "))
+    }
+
     /// Prints the error and returns its exit code.
     pub fn fail(&self, error: &super::CliError) -> std::process::ExitCode {
         self.error(error);
