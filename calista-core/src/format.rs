@@ -1017,6 +1017,96 @@ mod tests {
         );
     }
 
+    const IMPORTED: &str =
+        "-- calista:imported refinery 11 siphash13:42 -- later/V11__drop memo.sql";
+
+    #[test]
+    fn an_imported_file_is_not_linted_and_says_where_it_came_from() {
+        assert!(parse(DROPS_A_COLUMN).is_err());
+        let m = parse(&format!("{IMPORTED}\n{DROPS_A_COLUMN}")).unwrap();
+        assert_eq!(
+            m.imported().map(|i| (i.origin, i.source.to_owned())),
+            Some((
+                crate::origin::Origin::Refinery {
+                    version: 11,
+                    checksum: 42
+                },
+                "later/V11__drop memo.sql".to_owned()
+            ))
+        );
+        assert_eq!(
+            parse(
+                DROPS_A_COLUMN
+                    .replace("DROP COLUMN c", "ADD COLUMN c INT")
+                    .as_str()
+            )
+            .unwrap()
+            .imported(),
+            None
+        );
+    }
+
+    #[test]
+    fn an_imported_file_still_follows_every_structural_rule() {
+        assert_eq!(
+            problems(&format!(
+                "{IMPORTED}\n-- calista:up postgres\nCOMMIT;\n-- calista:down\nSELECT 1;\n"
+            )),
+            [
+                ProblemKind::MissingUp {
+                    dialect: Dialect::Sqlite
+                },
+                ProblemKind::TransactionControl {
+                    statement: "COMMIT".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_imported_directive_is_an_error_at_its_line_saying_the_form() {
+        let text = format!(
+            "-- a comment\n-- calista:imported sqlx 20230101120000 -- a.sql\n{DROPS_A_COLUMN}"
+        );
+        let all = parse_file(NAME, NAME, text.as_bytes()).unwrap_err();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].line, &all[0].kind),
+            (
+                Some(2),
+                &ProblemKind::BadImported {
+                    text: "-- calista:imported sqlx 20230101120000 -- a.sql".into(),
+                    error: OriginError::NoChecksum(crate::origin::Tool::Sqlx)
+                }
+            )
+        );
+        let shown = all[0].to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{NAME}:2: `-- calista:imported sqlx 20230101120000 -- a.sql` gives no checksum"
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "fix: write `-- calista:imported <tool> <version> [<checksum>] -- <source file>`"
+            ),
+            "{shown}"
+        );
+        // A second one, or one after the first section, is an error too.
+        assert_eq!(
+            problems(&format!("{IMPORTED}\n{IMPORTED}\n{DROPS_A_COLUMN}")),
+            [ProblemKind::BadImported {
+                text: IMPORTED.into(),
+                error: OriginError::Repeated
+            }]
+        );
+        assert!(matches!(
+            problems(&format!("{DROPS_A_COLUMN}{IMPORTED}\n")).first(),
+            Some(ProblemKind::DirectiveAfterSection { .. })
+        ));
+    }
+
     #[test]
     fn template_fails_until_the_sql_is_written() {
         let revision = Revision::parse("20261124_0405").unwrap();

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use super::{Found, ImportProblem, ImportProblemKind, Key, SourceMigration, Sql};
+use super::{Found, ImportProblem, ImportProblemKind, Key, Note, SourceMigration, Sql};
 use crate::migration::Dialect;
 use crate::sql::{self, Statement, TokenKind};
 
@@ -61,11 +61,19 @@ pub(super) fn read(
     }
     for up in ups {
         let down = downs.remove(&up.id);
+        // Without a downgrade file every revision is irreversible, which needs no note.
+        let notes = match (&down, downgrade) {
+            (None, Some(_)) => vec![Note::NoDown],
+            _ => Vec::new(),
+        };
         let no_transaction = up.no_transaction || down.as_ref().is_some_and(|d| d.no_transaction);
         found.migrations.push(SourceMigration {
             key: Key::Alembic(up.id.clone()),
             source: upgrade_name.clone(),
-            files: files.clone(),
+            files: files
+                .iter()
+                .map(|file| format!("{file} ({})", up.id))
+                .collect(),
             description: String::new(),
             date: None,
             up: Sql {
@@ -77,7 +85,7 @@ pub(super) fn read(
                 at: None,
             }),
             no_transaction,
-            notes: Vec::new(),
+            notes,
         });
     }
     let mut unknown: Vec<_> = downs.into_keys().collect();

@@ -45,6 +45,7 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
             continue;
         };
         let mut files = vec![up_name.clone()];
+        let mut notes = Vec::new();
         let down_path = path.join("down.sql");
         let down = if down_path.is_file() {
             let down_name = format!("{name}/down.sql");
@@ -57,10 +58,10 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
                 at: Some((down_name, 1)),
             })
         } else {
+            notes.push(Note::NoDown);
             None
         };
         let metadata_path = path.join("metadata.toml");
-        let mut notes = Vec::new();
         let no_transaction = if metadata_path.is_file() {
             let metadata_name = format!("{name}/metadata.toml");
             let Some((_, text)) = read_text(&metadata_path, &metadata_name, &mut found.problems)

@@ -168,7 +168,8 @@ pub enum Note {
     /// The down SQL holds no statement: reverting it never undid anything, so it is
     /// imported as irreversible.
     EmptyDown,
-    /// There is no down SQL: it is imported as irreversible.
+    /// The tool's down file for it is missing (where the tool has one for the others): it
+    /// is imported as irreversible.
     NoDown,
     /// The tool ran it outside a transaction, so calista runs it alone, one statement at
     /// a time (`-- calista:no-transaction`).
@@ -191,7 +192,7 @@ impl fmt::Display for Note {
             Self::EmptyDown => {
                 f.write_str("its down SQL holds no statement: imported as irreversible")
             }
-            Self::NoDown => f.write_str("it has no down SQL: imported as irreversible"),
+            Self::NoDown => f.write_str("it has no down file: imported as irreversible"),
             Self::NoTransaction => {
                 f.write_str("it ran outside a transaction: imported as `-- calista:no-transaction`")
             }

@@ -48,10 +48,7 @@ pub(super) fn file(tool: Tool, migration: &SourceMigration, dialect: SourceDiale
             None
         }
         Some(down) => Some(down),
-        None => {
-            notes.push(Note::NoDown);
-            None
-        }
+        None => None,
     };
     if up_is_empty {
         notes.push(Note::EmptyUp);

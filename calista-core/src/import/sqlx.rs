@@ -9,8 +9,8 @@ use std::path::Path;
 use sha2::{Digest, Sha384};
 
 use super::{
-    Found, ImportProblem, ImportProblemKind, Key, Skipped, SourceMigration, Sql, folder, read_text,
-    timestamp,
+    Found, ImportProblem, ImportProblemKind, Key, Note, Skipped, SourceMigration, Sql, folder,
+    read_text, timestamp,
 };
 
 /// What sqlx reads a file as.
@@ -104,7 +104,13 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
                     ImportProblemKind::DownWithoutUp,
                 ));
             }
-            (Some((_, up)), down) => found.migrations.push(migration(number, up, down)),
+            (Some((kind, up)), down) => {
+                let mut migration = migration(number, up, down);
+                if kind == Kind::Up && migration.down.is_none() {
+                    migration.notes.push(Note::NoDown);
+                }
+                found.migrations.push(migration);
+            }
             (None, None) => {}
         }
     }
