@@ -327,7 +327,7 @@ impl Migration {
 
     /// Where the migration came from, when `calista db import` wrote it from another tool's
     /// migrations: its `-- calista:imported` directive, read from the file's text (which
-    /// `migrations!()` embeds), so `calista db adopt` can find the other tool's record of it.
+    /// `migrations!()` embeds), to find the other tool's record of it in a database.
     pub fn imported(&self) -> Option<crate::origin::Imported<'_>> {
         crate::format::imported(&self.text)
     }

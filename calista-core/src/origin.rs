@@ -1,8 +1,9 @@
 //! Where an imported migration came from: the `-- calista:imported` directive.
 //!
 //! `calista db import` writes one into every file it makes from another tool's migrations,
-//! so that `calista db adopt` can find the row that tool keeps for it and compare checksums
-//! where the tool kept one, and so that the lint leaves history that already ran alone:
+//! so that a database that tool manages can be matched with the files (its row for each
+//! migration found, checksums compared where the tool kept one; DESIGN §12), and so that
+//! the lint leaves history that already ran alone:
 //!
 //! ```sql
 //! -- calista:imported sqlx 20230101120000 sha384:<96 hex digits> -- 20230101120000_create_users.sql
@@ -290,7 +291,7 @@ impl fmt::Display for OriginError {
             }
             Self::NoChecksum(tool) => write!(
                 f,
-                "gives no checksum; {tool} keeps one, and `db adopt` compares it"
+                "gives no checksum; {tool} keeps one for every migration, to compare with"
             ),
             Self::BadChecksum(Tool::Sqlx, found) => write!(
                 f,

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{
-    Found, ImportProblem, ImportProblemKind, Key, Note, Skipped, SourceMigration, Sql, folder,
-    read_text, timestamp,
+    Found, ImportProblem, ImportProblemKind, Key, Note, Skipped, SourceLine, SourceMigration, Sql,
+    folder, read_text, timestamp,
 };
 
 pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
@@ -55,7 +55,7 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
             files.push(down_name.clone());
             Some(Sql {
                 text,
-                at: Some((down_name, 1)),
+                at: SourceLine::first(&down_name),
             })
         } else {
             notes.push(Note::NoDown);
@@ -95,7 +95,7 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
             date: timestamp(&version),
             up: Sql {
                 text: up,
-                at: Some((up_name, 1)),
+                at: SourceLine::first(&up_name),
             },
             down,
             no_transaction,

@@ -16,7 +16,7 @@
 //!   minute at a time from [`ImportRequest::start`], or, when a dated migration follows,
 //!   count back from it, so they sort before it.
 //! - carries `-- calista:imported <tool> <version> [<checksum>] -- <source file>`
-//!   ([`crate::origin`]): what `calista db adopt` needs to find the tool's record of it and
+//!   ([`crate::origin`]): what it takes to find the tool's record of it in a database and
 //!   compare checksums where the tool keeps one. The lint skips such files: they are
 //!   history that already ran in production.
 //! - puts the source's SQL in the sections of the dialect it was written for
@@ -508,9 +508,28 @@ struct SourceMigration {
 #[derive(Debug, Clone)]
 struct Sql {
     text: String,
-    /// The source file and the line of it the text's first line is, when the text is
-    /// copied verbatim from one file.
-    at: Option<(String, u32)>,
+    /// Where the text's first line is, when the text is copied verbatim from one file.
+    at: Option<SourceLine>,
+}
+
+/// A line of a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SourceLine {
+    file: String,
+    line: u32,
+}
+
+impl SourceLine {
+    fn first(file: &str) -> Option<Self> {
+        Self::at(file, 1)
+    }
+
+    fn at(file: &str, line: u32) -> Option<Self> {
+        Some(Self {
+            file: file.to_owned(),
+            line,
+        })
+    }
 }
 
 /// What the tool records for a migration, owned ([`Origin`] borrows).

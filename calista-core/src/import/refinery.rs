@@ -9,8 +9,8 @@ use std::path::Path;
 use siphasher::sip::SipHasher13;
 
 use super::{
-    Found, ImportProblem, ImportProblemKind, Key, Skipped, SourceMigration, Sql, folder, read_text,
-    timestamp,
+    Found, ImportProblem, ImportProblemKind, Key, Skipped, SourceLine, SourceMigration, Sql,
+    folder, read_text, timestamp,
 };
 
 /// A file name as refinery reads it: `^([UV])(\d+(\.\d+)?)__(\w+)\.(sql|rs)$`.
@@ -118,7 +118,7 @@ fn walk(
             date: timestamp(name.version),
             up: Sql {
                 text: sql,
-                at: Some((shown, 1)),
+                at: SourceLine::first(&shown),
             },
             down: None,
             no_transaction: false,

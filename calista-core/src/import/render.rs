@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{ImportProblem, ImportProblemKind, Note, SourceDialect, SourceMigration, Sql, Tool};
+use super::{
+    ImportProblem, ImportProblemKind, Note, SourceDialect, SourceLine, SourceMigration, Sql, Tool,
+};
 use crate::migration::{Dialect, Direction};
 use crate::origin::Imported;
 use crate::problem::Problem;
@@ -12,8 +14,15 @@ use crate::sql;
 pub(super) struct Rendered {
     pub(super) text: String,
     pub(super) notes: Vec<Note>,
-    /// `(first line, last line)` in the file of each copied text, with where it came from.
-    copies: Vec<(u32, u32, Option<(String, u32)>)>,
+    /// Each copied text.
+    copies: Vec<Copied>,
+}
+
+/// The lines of the file that SQL copied from a source fills, and where it came from.
+struct Copied {
+    first: u32,
+    last: u32,
+    from: Option<SourceLine>,
 }
 
 impl Rendered {
@@ -21,13 +30,12 @@ impl Rendered {
     /// is in SQL copied from one.
     pub(super) fn locate(&self, source: &str, problem: Problem) -> ImportProblem {
         let copied = problem.line.and_then(|line| {
-            self.copies
+            let copy = self
+                .copies
                 .iter()
-                .find(|(first, last, _)| (*first..=*last).contains(&line))
-                .and_then(|(first, _, at)| {
-                    let (file, start) = at.as_ref()?;
-                    Some((file.clone(), start + (line - first)))
-                })
+                .find(|copy| (copy.first..=copy.last).contains(&line))?;
+            let from = copy.from.as_ref()?;
+            Some((from.file.clone(), from.line + (line - copy.first)))
         });
         let (file, line) = match copied {
             Some((file, line)) => (file, Some(line)),
@@ -81,7 +89,11 @@ pub(super) fn file(tool: Tool, migration: &SourceMigration, dialect: SourceDiale
         out.line(&marker(direction, dialect.dialect()));
         let first = out.next_line();
         out.text(&sql.text);
-        copies.push((first, out.next_line() - 1, sql.at.clone()));
+        copies.push(Copied {
+            first,
+            last: out.next_line() - 1,
+            from: sql.at.clone(),
+        });
         if empty {
             out.line(&format!(
                 "SELECT 1; -- the {tool} migration holds no statement"

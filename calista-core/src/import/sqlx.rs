@@ -9,8 +9,8 @@ use std::path::Path;
 use sha2::{Digest, Sha384};
 
 use super::{
-    Found, ImportProblem, ImportProblemKind, Key, Note, Skipped, SourceMigration, Sql, folder,
-    read_text, timestamp,
+    Found, ImportProblem, ImportProblemKind, Key, Note, Skipped, SourceLine, SourceMigration, Sql,
+    folder, read_text, timestamp,
 };
 
 /// What sqlx reads a file as.
@@ -19,6 +19,13 @@ enum Kind {
     Simple,
     Up,
     Down,
+}
+
+/// The files of one version: the simple or up file, and the down file.
+#[derive(Default)]
+struct Pair {
+    up: Option<(Kind, File)>,
+    down: Option<File>,
 }
 
 /// One file of a migration.
@@ -32,8 +39,8 @@ struct File {
 
 pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
     let mut found = Found::default();
-    // version -> (simple or up file, down file), in sqlx's order (by version).
-    let mut by_version: BTreeMap<i64, (Option<(Kind, File)>, Option<File>)> = BTreeMap::new();
+    // In sqlx's order: by version.
+    let mut by_version: BTreeMap<i64, Pair> = BTreeMap::new();
     for (name, path) in folder(dir)? {
         if !path.is_file() {
             found.skipped.push(Skipped {
@@ -84,8 +91,8 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
         let name = file.name.clone();
         let slot = by_version.entry(number).or_default();
         let duplicate = match kind {
-            Kind::Down => slot.1.replace(file),
-            Kind::Simple | Kind::Up => slot.0.replace((kind, file)).map(|(_, file)| file),
+            Kind::Down => slot.down.replace(file),
+            Kind::Simple | Kind::Up => slot.up.replace((kind, file)).map(|(_, file)| file),
         };
         if let Some(other) = duplicate {
             found.problems.push(ImportProblem::new(
@@ -95,7 +102,7 @@ pub(super) fn read(dir: &Path) -> std::io::Result<Found> {
             ));
         }
     }
-    for (number, (up, down)) in by_version {
+    for (number, Pair { up, down }) in by_version {
         match (up, down) {
             (Some((Kind::Simple, _)), Some(down)) | (None, Some(down)) => {
                 found.problems.push(ImportProblem::new(
@@ -152,7 +159,7 @@ fn sql(file: &File) -> (Sql, bool) {
     };
     let sql = Sql {
         text,
-        at: Some((file.name.clone(), first_line)),
+        at: SourceLine::at(&file.name, first_line),
     };
     (sql, no_transaction)
 }
