@@ -3,7 +3,7 @@
 //! Two steps. [`plan`] reads the other tool's migrations (a folder for sqlx, diesel and
 //! refinery; the SQL that `alembic upgrade --sql` renders for Alembic) and returns the files
 //! it would write, or every source file that cannot be imported, each with why and what to
-//! do. It writes nothing. [`write`] then writes the planned files into a migrations folder,
+//! do. It writes nothing. [`write()`] then writes the planned files into a migrations folder,
 //! refusing to overwrite anything.
 //!
 //! Every planned file:
@@ -27,7 +27,7 @@
 //!   `-- calista:no-transaction` where the tool ran it outside a transaction.
 //!
 //! Every planned file is checked with the parser `migrations!()` uses before anything is
-//! written, so what [`write`] writes is a folder [`Migrations::from_dir`](crate::Migrations::from_dir)
+//! written, so what [`write()`] writes is a folder [`Migrations::from_dir`](crate::Migrations::from_dir)
 //! accepts.
 
 mod alembic;
