@@ -82,6 +82,7 @@ pub mod format;
 pub mod lint;
 pub mod migration;
 pub mod naming;
+pub mod origin;
 pub mod plan;
 pub mod problem;
 pub mod source;
@@ -99,6 +100,8 @@ pub mod backup;
 mod database;
 #[cfg(feature = "runtime")]
 mod error;
+#[cfg(feature = "runtime")]
+pub mod import;
 #[cfg(feature = "runtime")]
 mod migrator;
 #[cfg(feature = "runtime")]
