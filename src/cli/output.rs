@@ -64,6 +64,13 @@ impl Output {
         }
     }
 
+    /// Whether stderr carries colour: it is a terminal and `NO_COLOR` is unset or empty.
+    /// An application's own log lines on stderr follow it, so that they agree with the
+    /// notices and errors written here.
+    pub fn colour_stderr(&self) -> bool {
+        self.colour_err
+    }
+
     /// Whether results are JSON.
     pub fn json(&self) -> bool {
         self.format == Format::Json

@@ -1,4 +1,5 @@
-//! Test support: scratch PostgreSQL databases and SQLite files.
+//! Test support: scratch PostgreSQL databases and SQLite files. The program's tests
+//! (`calista-cli/tests`) include this module by path, so both packages share one copy.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;

@@ -2,6 +2,7 @@
 //! SQL recorded when each migration was applied.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use calista::{DowngradeTarget, ErrorKind, Migrator, SchemaState, UpgradeTarget};

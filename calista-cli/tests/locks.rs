@@ -3,6 +3,7 @@
 //! blocks it; meanwhile the application's queries wait no longer than about one attempt.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! SQLite files and PostgreSQL databases.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -105,7 +106,7 @@ both_backends! {
         assert_eq!(state["state"], "up to date");
         // A folder whose applied migration was edited: unsafe.
         let edited = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap() {
+        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")).unwrap() {
             let entry = entry.unwrap();
             let mut text = std::fs::read_to_string(entry.path()).unwrap();
             if entry.file_name().to_string_lossy().contains("stream_index") {
@@ -251,6 +252,17 @@ fn default_database_is_a_sqlite_file_in_the_current_directory() {
         "{run:?}"
     );
     assert_eq!(calista(dir.path(), &["db", "check"], &[]).code, 0);
+}
+
+#[test]
+fn log_lines_and_output_carry_no_colour_when_not_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty NO_COLOR counts as unset: only the terminal test is left to say no.
+    let run = calista(dir.path(), &["-vv", "db", "upgrade"], &[("NO_COLOR", "")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("INFO"), "no log line to check: {run:?}");
+    assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
+    assert!(!run.stdout.contains('\x1b'), "{:?}", run.stdout);
 }
 
 /// `url`'s user and `host[:port]`, and its password if it has one.

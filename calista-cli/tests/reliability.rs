@@ -5,6 +5,7 @@
 //! `CALISTA_CRASH_TRIALS` sets the number of kill trials per backend (default 20).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};

@@ -3,6 +3,7 @@
 //! guard then agrees the database is up to date.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;
@@ -145,14 +146,16 @@ async fn script_matches_upgrade(by_script: TestDb, by_upgrade: TestDb, start: Op
         Migrator::new(&set, &scripted).check().await.unwrap(),
         SchemaState::UpToDate { .. }
     ));
-    let history = scripted.read_history().await.unwrap();
-    let upgraded_history = by_upgrade.open().read_history().await.unwrap();
-    let shape = |h: &[calista_core::plan::HistoryRecord]| -> Vec<_> {
+    let histories = [
+        scripted.read_history().await.unwrap(),
+        by_upgrade.open().read_history().await.unwrap(),
+    ];
+    let [history, upgraded_history] = histories.map(|h| {
         h.iter()
             .map(|r| (r.revision.clone(), r.finished, r.checksum, r.chain))
-            .collect()
-    };
-    assert_eq!(shape(&history), shape(&upgraded_history));
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(history, upgraded_history);
     assert_eq!(version(&scripted).await.as_deref(), Some("20250103_0000"));
 }
 

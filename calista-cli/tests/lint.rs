@@ -2,6 +2,7 @@
 //! words, as the lint compile-fail cases' checked-in `.stderr`; and it exits 0 only when clean.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::macro_messages;
@@ -17,7 +18,7 @@ const FAILING: &[&str] = &[
 ];
 
 fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui/fixtures")
 }
 
 /// `calista db lint` run in the fixtures folder, so that files are named `<case>/<file>`.
@@ -36,7 +37,7 @@ fn db_lint(case: &str, json: bool) -> Output {
 
 #[test]
 fn db_lint_reports_what_the_macro_reports_on_the_same_folder() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fail");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui/fail");
     for case in FAILING {
         let stderr = std::fs::read_to_string(root.join(format!("{case}.stderr"))).unwrap();
         let expected: Vec<String> = macro_messages(&stderr)

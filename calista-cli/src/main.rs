@@ -17,7 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use args::{Cli, Command, ConfigCommand, EventsCommand};
 
 /// CALISTA's own migrations, embedded at build time.
-static MIGRATIONS: calista::Migrations = calista::migrations!();
+static MIGRATIONS: calista::Migrations = calista::migrations!("../migrations");
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -32,8 +32,8 @@ fn main() -> ExitCode {
             });
         }
     };
-    init_logging(cli.global.verbose, cli.global.quiet);
     let mut out = Output::new(cli.global.format, cli.global.quiet);
+    init_logging(cli.global.verbose, cli.global.quiet, out.colour_stderr());
     if let Command::Version = cli.command {
         out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
         return exit::exit(exit::SUCCESS);
@@ -129,8 +129,9 @@ async fn dispatch(
     }
 }
 
-/// Notices from the library (`tracing` events) go to stderr: warnings by default.
-fn init_logging(verbose: u8, quiet: bool) {
+/// Notices from the library (`tracing` events) go to stderr: warnings by default, in
+/// colour when the program's own notices and errors are.
+fn init_logging(verbose: u8, quiet: bool, colour: bool) {
     let level = match (quiet, verbose) {
         (true, _) => LevelFilter::ERROR,
         (false, 0) => LevelFilter::WARN,
@@ -143,6 +144,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_default(LevelFilter::ERROR);
     let format = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .without_time()
         .with_target(false)
         .compact();

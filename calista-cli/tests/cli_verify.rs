@@ -1,6 +1,7 @@
 //! `calista db verify` end to end: the real binary, scratch databases it makes itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! restorable row for row; and every failure stops the upgrade with the database untouched.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -484,7 +485,7 @@ fn calista_with_file_limit(dir: &Path, kib: u32, args: &str, url: &str) -> std::
 async fn full_disk_during_backup_stops_the_upgrade_before_any_change() {
     let db = TestDb::sqlite();
     let handle = db.open();
-    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let calista_set = calista::Migrations::from_dir(&migrations).unwrap();
     Migrator::new(&calista_set, &handle)
         .with_policy(development())
