@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 fn fixture(tool: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/import")
+        .join("../tests/fixtures/import")
         .join(tool)
 }
 
