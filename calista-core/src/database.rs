@@ -131,11 +131,8 @@ impl Database {
         let shown_url = url.to_string();
         let (pool, inner) = match url {
             DatabaseUrl::Postgres(pg) => {
-                let base =
-                    PgConnectOptions::from_str(pg.expose_secret()).map_err(|e| Error::Connect {
-                        url: shown_url.clone(),
-                        source: e,
-                    })?;
+                let base = PgConnectOptions::from_str(pg.expose_secret())
+                    .map_err(|e| Error::connect(shown_url.clone(), e))?;
                 let database = pg
                     .database()
                     .unwrap_or_else(|| base.get_username().to_owned());
@@ -153,21 +150,17 @@ impl Database {
                 )
             }
             DatabaseUrl::Sqlite(target) => {
-                let (base, file) =
-                    match target {
-                        SqliteTarget::File(path) => (
-                            SqliteConnectOptions::new().filename(path),
-                            Some(path.clone()),
-                        ),
-                        SqliteTarget::Memory => {
-                            let memory = SqliteConnectOptions::from_str("sqlite::memory:")
-                                .map_err(|e| Error::Connect {
-                                    url: shown_url.clone(),
-                                    source: e,
-                                })?;
-                            (memory, None)
-                        }
-                    };
+                let (base, file) = match target {
+                    SqliteTarget::File(path) => (
+                        SqliteConnectOptions::new().filename(path),
+                        Some(path.clone()),
+                    ),
+                    SqliteTarget::Memory => {
+                        let memory = SqliteConnectOptions::from_str("sqlite::memory:")
+                            .map_err(|e| Error::connect(shown_url.clone(), e))?;
+                        (memory, None)
+                    }
+                };
                 let connect = sqlite::connect_options(base, options.lock_timeout);
                 let mut pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
@@ -559,10 +552,7 @@ impl Database {
             source if self.dialect() == Dialect::Sqlite => {
                 sqlite::describe(source, "opening the database")
             }
-            source => Error::Connect {
-                url: self.shown_url.clone(),
-                source,
-            },
+            source => Error::connect(self.shown_url.clone(), source),
         }
     }
 }
@@ -746,7 +736,7 @@ impl Session {
         if let Err(e) =
             each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await)
         {
-            tracing::debug!(error = %e, "rollback");
+            tracing::debug!(error = %crate::error::with_causes(&e), "rollback");
         }
     }
 

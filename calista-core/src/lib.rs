@@ -81,6 +81,7 @@
 pub mod format;
 pub mod migration;
 pub mod naming;
+pub mod origin;
 pub mod plan;
 pub mod problem;
 pub mod source;
@@ -98,6 +99,8 @@ pub mod backup;
 mod database;
 #[cfg(feature = "runtime")]
 mod error;
+#[cfg(feature = "runtime")]
+pub mod import;
 #[cfg(feature = "runtime")]
 mod migrator;
 #[cfg(feature = "runtime")]
@@ -130,7 +133,7 @@ pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, Pool, postgres_lock_key};
 #[cfg(feature = "runtime")]
-pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
+pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
 #[cfg(feature = "runtime")]
 pub use migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]

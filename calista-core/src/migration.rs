@@ -325,6 +325,13 @@ impl Migration {
         crate::format::dialect_differences(&self.text)
     }
 
+    /// Where the migration came from, when `calista db import` wrote it from another tool's
+    /// migrations: its `-- calista:imported` directive, read from the file's text (which
+    /// `migrations!()` embeds), to find the other tool's record of it in a database.
+    pub fn imported(&self) -> Option<crate::origin::Imported<'_>> {
+        crate::format::imported(&self.text)
+    }
+
     /// The revision id, `YYYYMMDD_HHMM`.
     pub fn revision(&self) -> Revision {
         self.revision

@@ -761,7 +761,7 @@ impl<'a> Migrator<'a> {
                 // A connection lost with the failure cannot be asked; the server rolls back
                 // what it had, so the failure is reported as it is.
                 let intact = session.transaction_intact(begun).await.unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, "cannot check the transaction after a failure");
+                    tracing::debug!(error = %crate::error::with_causes(&e), "cannot check the transaction after a failure");
                     true
                 });
                 return Err(Attempt::Failed(if intact {
@@ -1228,7 +1228,7 @@ impl Attempt {
     /// The failure of one of calista's own statements, a lock wait if it was one.
     fn from_own(error: Error, index: usize, wait: Duration) -> Self {
         match &error {
-            Error::Database { source, .. } if postgres::is_lock_wait(source) => {
+            Error::Database { source, .. } if postgres::is_lock_wait(source.database_error()) => {
                 Self::LockWait { index, wait }
             }
             _ => Self::Failed(error),

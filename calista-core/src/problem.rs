@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::migration::Dialect;
 use crate::naming::{NameError, Revision};
+use crate::origin::{OriginError, Tool};
 use crate::sql::lint::{DOCS_URL, Rule};
 
 /// One violation of the migration file rules, in one file (or the folder itself).
@@ -110,6 +111,14 @@ pub enum ProblemKind {
         /// The table or column it names.
         target: String,
     },
+    /// A `-- calista:imported` directive that does not read as
+    /// `<tool> <version> [<checksum>] -- <source file>`.
+    BadImported {
+        /// The line as written.
+        text: String,
+        /// What is wrong with it.
+        error: OriginError,
+    },
     /// An allow directive without `-- <reason>`.
     AllowWithoutReason {
         /// The rule it names.
@@ -157,7 +166,8 @@ impl ProblemKind {
             }
             Self::UnknownMarker { .. } => "use one of `-- calista:up`, `-- calista:up postgres`, `-- calista:up sqlite`, \
                  `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`, \
-                 `-- calista:lock-timeout <duration>`, `-- calista:allow <rule> -- <reason>`"
+                 `-- calista:lock-timeout <duration>`, `-- calista:allow <rule> -- <reason>`, \
+                 `-- calista:imported <tool> <version> [<checksum>] -- <source file>`"
                 .to_owned(),
             Self::BadLockTimeout { .. } => "write a whole number of milliseconds, seconds or minutes, more than zero \
                  and at most 60m, e.g. `-- calista:lock-timeout 30s` (or `500ms`, `2m`)"
@@ -196,6 +206,19 @@ impl ProblemKind {
                     .to_owned()
             }
             Self::UnusedAllow { .. } => "remove the line: no statement of this file breaks that rule".to_owned(),
+            Self::BadImported { error, .. } => match error {
+                OriginError::Repeated => "keep the one line that names where the migration came from".to_owned(),
+                _ => {
+                    let example = match error.tool() {
+                        Some(tool) => format!("`{}`", tool.example()),
+                        None => Tool::ALL.map(|tool| format!("`{}`", tool.example())).join(", "),
+                    };
+                    format!(
+                        "write `-- calista:imported <tool> <version> [<checksum>] -- <source file>` as \
+                         `calista db import` does, e.g. {example}"
+                    )
+                }
+            },
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
                 dialect.marker_word()
@@ -288,6 +311,7 @@ impl fmt::Display for ProblemKind {
                 f,
                 "`-- calista:allow {rule}` acknowledges nothing: no statement of this file breaks {rule}"
             ),
+            Self::BadImported { text, error } => write!(f, "`{text}` {error}"),
             Self::MissingUp { dialect } => write!(f, "no up SQL for {dialect}"),
             Self::MissingDown { dialect } => {
                 write!(

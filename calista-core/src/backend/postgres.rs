@@ -63,10 +63,7 @@ pub(crate) async fn connect(
 ) -> Result<PgConnection, Error> {
     match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(Error::Connect {
-            url: shown_url.to_owned(),
-            source,
-        }),
+        Ok(Err(source)) => Err(Error::connect(shown_url, source)),
         Err(_) => Err(Error::Timeout {
             url: shown_url.to_owned(),
             waited: timeout,
@@ -173,7 +170,7 @@ impl Watcher {
                         .collect();
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot watch for blocking sessions");
+                    tracing::debug!(error = %crate::error::ServerMessage::of(&e), "cannot watch for blocking sessions");
                     return std::future::pending().await;
                 }
             }
@@ -249,7 +246,7 @@ impl Session {
         match unlocked {
             Ok(_) => Some(self.conn),
             Err(e) => {
-                tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
+                tracing::warn!(error = %crate::error::ServerMessage::of(&e), "could not release the migration lock; closing the connection releases it");
                 let _ = self.conn.close().await;
                 None
             }
