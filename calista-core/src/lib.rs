@@ -79,7 +79,6 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod format;
-pub mod lint;
 pub mod migration;
 pub mod naming;
 pub mod origin;
@@ -127,6 +126,7 @@ pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section
 pub use naming::{NameError, Revision};
 pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
 pub use problem::{Problem, ProblemKind, SourceError};
+pub use sql::lint;
 
 #[cfg(feature = "runtime")]
 pub use app::{App, db, require_db, require_db_blocking, startup};
