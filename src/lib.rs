@@ -27,32 +27,32 @@
 //! into a [`Policy`] and [`DatabaseOptions`]; with the `cli` feature, [`cli`] is the `db`
 //! command group for the application's own clap parser (`myapp db upgrade`).
 //!
-//! Handlers can instead acquire the database through `#[requires_db]`, with a policy
-//! installed at start-up:
+//! Command handlers can instead be marked `#[requires_db]`: the guard runs before the
+//! body, once per process, on the pool the application handed over at start-up, and a
+//! refusal returns through the handler's own error type:
 //!
 //! ```
+//! use calista::sqlx::{self, SqlitePool};
+//!
 //! static MIGRATIONS: calista::Migrations = calista::migrations!();
 //!
 //! type Error = Box<dyn std::error::Error + Send + Sync>;
 //!
 //! /// A handler that needs the database: the guard runs before its body, once per process.
 //! #[calista::requires_db]
-//! async fn count_events() -> Result<i64, Error> {
-//!     let calista::Pool::Sqlite(pool) = calista::db().await?.pool() else {
-//!         return Err("this example uses SQLite".into());
-//!     };
-//!     Ok(calista::sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await?)
+//! async fn count_events(pool: &SqlitePool) -> Result<i64, Error> {
+//!     Ok(sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await?)
 //! }
 //!
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> Result<(), Error> {
-//!     let url = calista::url::DatabaseUrl::parse("sqlite:///:memory:", std::path::Path::new("."))?;
+//!     let pool = SqlitePool::connect("sqlite::memory:").await?; // the application's one pool
 //!
 //!     // Explicit by default: a database that is behind is refused with what to do; this
 //!     // application opts in to upgrading instead.
 //!     let policy = calista::Policy { auto_upgrade: true, ..calista::Policy::default() };
-//!     calista::App::new(&MIGRATIONS, url).policy(policy).install()?;
-//!     assert_eq!(count_events().await?, 0);
+//!     calista::App::from_pool(&MIGRATIONS, &pool).policy(policy).install()?;
+//!     assert_eq!(count_events(&pool).await?, 0);
 //!     assert!(matches!(calista::startup(), Some(calista::Ensured::Upgraded(_))));
 //!     Ok(())
 //! }
