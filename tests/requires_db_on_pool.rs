@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use calista::{App, DatabaseOptions, Ensured, ErrorKind, Migrations, Policy};
 use common::*;
 use sqlx::{PgPool, SqlitePool};
@@ -68,20 +66,11 @@ fn no_backup() -> Policy {
     }
 }
 
-/// Runs one ignored test of this binary as a child with `CHILD=value`; whether it passed,
-/// and its output.
+/// Runs one ignored test of this binary as a child with `CHILD=value`.
 fn run_child(name: &str, value: &str) -> (bool, String) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--ignored", "--nocapture"])
-        .env(CHILD, value)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_ignored_tests(&[name, "--exact"], |command| {
+        command.env(CHILD, value);
+    })
 }
 
 /// On an in-memory SQLite pool, which no other pool can reach: the guard can only have

@@ -8,7 +8,6 @@
 mod common;
 
 use std::error::Error;
-use std::process::Command;
 
 use calista::testing::TestDatabase;
 use calista::{Migrations, Migrator, SchemaState};
@@ -55,20 +54,9 @@ async fn a_test_database_argument_runs_on_both_backends(db: &TestDatabase) {
 
 /// Runs one ignored test of this binary as a child; its exit and its whole output.
 fn run_child(filter: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([filter, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_ignored_tests(&[filter, "--test-threads=1"], |command| {
+        command.env(CHILD, "1").envs(env.iter().copied());
+    })
 }
 
 /// The URLs that the output names after `marker`.

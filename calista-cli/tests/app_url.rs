@@ -5,12 +5,16 @@
 //! relative to it), and they must meet in one file.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use calista::cli::{Db, DbArgs};
 use calista::sqlx::{self, SqlitePool};
 use clap::{Parser, Subcommand};
+use common::run_ignored_tests;
 
 static MIGRATIONS: calista::Migrations = calista::migrations!("../migrations");
 
@@ -56,26 +60,14 @@ async fn child_application_on_its_url() {
     pool.close().await;
 }
 
-/// Runs the child application in `dir` with `MYAPP_DB_URL=url`; its success and output.
+/// Runs the child application in `dir` with `MYAPP_DB_URL=url`.
 fn run_application(dir: &Path, url: &str) -> (bool, String) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_application_on_its_url",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .current_dir(dir)
-        .env(URL_VARIABLE, url)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_ignored_tests(&["child_application_on_its_url", "--exact"], |command| {
+        command
+            .current_dir(dir)
+            .env(URL_VARIABLE, url)
+            .env("NO_COLOR", "1");
+    })
 }
 
 /// The SQLite files in `dir` and its folders.

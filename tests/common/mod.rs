@@ -462,3 +462,22 @@ impl Drop for LoginRole {
         }
     }
 }
+
+/// Runs ignored tests of this test binary in a child process, with `args` (a filter,
+/// `--exact`, …) and set up by `configure` (its variables, its folder): whether they
+/// passed, and all they printed.
+pub fn run_ignored_tests(
+    args: &[&str],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (bool, String) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(args).args(["--ignored", "--nocapture"]);
+    configure(&mut command);
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
