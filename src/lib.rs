@@ -96,16 +96,20 @@ pub use calista_macros::{migrations, requires_db};
 /// An async test that takes a fresh database at head of the application's migrations
 /// (feature `testing`).
 ///
-/// The argument's type chooses the backend: `sqlx::PgPool` (PostgreSQL, on the server of
-/// `CALISTA_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
-/// `sqlx::SqlitePool` (a file in the temporary folder), or [`&TestDatabase`] for both: two
-/// tests, `<name>::postgres` and `<name>::sqlite`, in a module of the function's name.
-/// `revision = "YYYYMMDD_HHMM"` stops the database at that revision. The function returns
-/// `()` or `Result<(), E>` with `E: Debug`.
+/// The argument's type chooses the backend: `sqlx::PgPool` (PostgreSQL, on the crate's
+/// test server: `MYAPP_TEST_PG_URL` for the crate `myapp`, else `CALISTA_TEST_PG_URL`, else
+/// `postgres://postgres@127.0.0.1:5432/postgres`), `sqlx::SqlitePool` (a file in the
+/// temporary folder), or [`&TestDatabase`] for both: two tests, `<name>::postgres` and
+/// `<name>::sqlite`, in a module of the function's name, where
+/// [`any_pool()`](testing::TestDatabase::any_pool) runs one SQL text on either.
+/// `revision = "YYYYMMDD_HHMM"` stops the database at that revision; `prefix = "myapp"`
+/// starts the names of its databases and files, and of its server variable (default: the
+/// crate's name). The function returns `()` or `Result<(), E>` with `E: Debug`.
 ///
 /// Each test runs on a multi-thread tokio runtime of its own. A passing test's database is
-/// dropped; when the body panics or returns `Err`, the test fails and the database is
-/// kept, its URL printed. Mistakes in its use are build errors that say what to write.
+/// dropped; when the body panics or returns `Err`, the test fails (its panic pointing at
+/// the test) and the database is kept, its URL printed. Mistakes in its use are build
+/// errors that say what to write.
 ///
 /// ```
 /// use calista::sqlx;
