@@ -738,7 +738,8 @@ impl<'a> Migrator<'a> {
         for (position, &index) in run.steps.iter().enumerate() {
             let migration = &self.migrations.as_slice()[index];
             let wanted = self.lock_wait(index);
-            if wanted != wait {
+            // SQLite has no per-attempt lock wait to set: it waits in its busy handler.
+            if wanted != wait && dialect == Dialect::Postgres {
                 session
                     .run_own(
                         &[store.set_lock_wait(Scope::Transaction, wanted)],
