@@ -78,11 +78,11 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod engine;
 pub mod format;
 pub mod lint;
 pub mod migration;
 pub mod naming;
-pub mod plan;
 pub mod problem;
 pub mod source;
 pub mod sql;
@@ -100,15 +100,9 @@ mod database;
 #[cfg(feature = "runtime")]
 mod error;
 #[cfg(feature = "runtime")]
-mod migrator;
-#[cfg(feature = "runtime")]
-mod redo;
-#[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
 mod scratch;
-#[cfg(feature = "runtime")]
-mod script;
 #[cfg(feature = "runtime")]
 pub mod settings;
 #[cfg(feature = "runtime")]
@@ -120,6 +114,7 @@ pub mod url;
 #[cfg(feature = "runtime")]
 pub mod verify;
 
+pub use engine::plan;
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};
 pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
@@ -130,9 +125,9 @@ pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseOptions, Pool, postgres_lock_key};
 #[cfg(feature = "runtime")]
-pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
+pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
-pub use migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
+pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
 #[cfg(feature = "runtime")]
 pub use store::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 

@@ -122,7 +122,7 @@ pub(crate) fn render(
                         }
                         let budget = db.options().lock_timeout;
                         for part in sql_split::statements(&script, dialect) {
-                            match crate::migrator::concurrent_wait(part, budget) {
+                            match crate::engine::migrator::concurrent_wait(part, budget) {
                                 Some(once) => {
                                     statement(&mut out, &store.set_lock_wait(Scope::Session, once));
                                     statement(&mut out, part);

@@ -12,9 +12,9 @@
 use std::time::Instant;
 
 use crate::database::Session;
+use crate::engine::migrator::{Downgrades, Migrator, Report, current_of, step};
 use crate::error::{Error, StatementError};
 use crate::migration::Direction;
-use crate::migrator::{Downgrades, Migrator, Report, current_of, step};
 use crate::naming::Revision;
 use crate::plan::{self, Assessment, DowngradeTarget, SchemaState, TransactionMode};
 

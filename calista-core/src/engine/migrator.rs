@@ -425,7 +425,7 @@ impl<'a> Migrator<'a> {
             target,
             self.policy.transaction_mode,
         )?;
-        let recorder = crate::script::Recorder {
+        let recorder = crate::engine::script::Recorder {
             lock_wait: &|index| self.lock_wait(index),
             record: &|index, finished| {
                 self.record(index, Direction::Up, finished, Duration::ZERO, None)
@@ -436,7 +436,7 @@ impl<'a> Migrator<'a> {
         } else {
             Vec::new()
         };
-        Ok(crate::script::render(
+        Ok(crate::engine::script::render(
             self.migrations,
             self.db,
             &plan,
