@@ -86,7 +86,6 @@ pub mod naming;
 pub mod problem;
 pub mod source;
 pub mod sql;
-pub mod sql_split;
 pub mod utc;
 
 #[cfg(feature = "runtime")]
@@ -105,8 +104,6 @@ pub mod schema;
 mod scratch;
 #[cfg(feature = "runtime")]
 pub mod settings;
-#[cfg(feature = "runtime")]
-mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "runtime")]
@@ -123,13 +120,14 @@ pub use problem::{Problem, ProblemKind, SourceError};
 #[cfg(feature = "runtime")]
 pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
-pub use database::{Database, DatabaseOptions, Pool, postgres_lock_key};
+pub use database::{
+    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, is_reserved_schema_name, is_valid_schema_name,
+    postgres_lock_key,
+};
 #[cfg(feature = "runtime")]
 pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
 pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
-#[cfg(feature = "runtime")]
-pub use store::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

@@ -1,15 +1,22 @@
-//! The engine: what the guard, upgrades and downgrades do, written once for every backend.
+//! The engine: what the guard, upgrades and downgrades do, written once over
+//! [`Backend`](crate::backend::Backend).
 //!
 //! - [`plan`] is pure: `(migrations, database state) -> plan or refusal`.
-//! - `migrator` runs plans against a database under the migration lock.
+//! - `program` compiles a plan into the steps the database sees: one list, which `run`
+//!   executes (with its retries, checks and records) and `script` prints (`db upgrade --sql`).
+//! - `migrator` is the public [`Migrator`](crate::Migrator): the guard, the lock, the rounds
+//!   of an upgrade or downgrade, backups, recovery.
 //! - `redo` is the development edit loop.
-//! - `script` prints an upgrade as `db upgrade --sql` shows it.
 
 pub mod plan;
 
 #[cfg(feature = "runtime")]
 pub(crate) mod migrator;
 #[cfg(feature = "runtime")]
+mod program;
+#[cfg(feature = "runtime")]
 mod redo;
 #[cfg(feature = "runtime")]
-pub(crate) mod script;
+mod run;
+#[cfg(feature = "runtime")]
+mod script;

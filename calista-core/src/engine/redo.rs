@@ -1,31 +1,29 @@
 //! The development edit loop: reverting migrations with the down SQL recorded when they
 //! were applied, so that editing the newest, unreleased migration needs no hand repair.
 //!
-//! - [`Migrator::redo`] reverts the newest applied migration with its recorded down SQL
-//!   and applies its file as it is now, in one transaction.
-//! - [`Migrator::downgrade`] of a migration whose file changed since it was applied (the
-//!   guard's "modified") reverts it with the recorded down SQL, and its [`Report`] says so
-//!   in [`Report::recorded_down_sql`].
+//! - [`Migrator::redo`](crate::Migrator::redo) reverts the newest applied migration with its
+//!   recorded down SQL and applies its file as it is now, in one transaction.
+//! - [`Migrator::downgrade`](crate::Migrator::downgrade) of a migration whose file changed
+//!   since it was applied (the guard's "modified") reverts it with the recorded down SQL, and
+//!   its [`Report`] says so in [`Report::recorded_down_sql`].
 //!
 //! Both are refused in production, like every downgrade.
 
 use std::time::Instant;
 
+use super::migrator::{Engine, Report, current_of};
+use super::plan::{self, Assessment, DowngradeTarget, SchemaState, TransactionMode};
+use super::program::{Begin, Op, Program, Row};
+use super::run::Runner;
+use crate::backend::Backend;
 use crate::database::Session;
-use crate::engine::migrator::{Downgrades, Migrator, Report, current_of, step};
-use crate::error::{Error, StatementError};
+use crate::error::Error;
 use crate::migration::Direction;
 use crate::naming::Revision;
-use crate::plan::{self, Assessment, DowngradeTarget, SchemaState, TransactionMode};
 
-impl Migrator<'_> {
-    /// Reverts the newest applied migration with the down SQL recorded when it was applied
-    /// (the file's own down SQL when none was recorded and the file is unchanged), then
-    /// applies the file as it is now; one transaction (development and CI only). The
-    /// report's `steps` hold the migration applied again; `recorded_down_sql` names it when
-    /// the recorded SQL was used because the file had changed.
-    pub async fn redo(&self) -> Result<Report, Error> {
-        self.refuse_in_production()?;
+impl<B: Backend> Engine<'_, B> {
+    /// [`Migrator::redo`](crate::Migrator::redo).
+    pub(crate) async fn redo(&self) -> Result<Report, Error> {
         let started = Instant::now();
         let mut report = Report::new(Direction::Up);
         self.locked(&mut report, started, async |session, report| {
@@ -35,25 +33,18 @@ impl Migrator<'_> {
         Ok(report)
     }
 
-    fn refuse_in_production(&self) -> Result<(), Error> {
-        match &self.policy().downgrades {
-            Downgrades::Refused { environment } => Err(Error::DowngradeRefused {
-                environment: environment.clone(),
-                new_migration: self.policy().hints.new_migration.clone(),
-                allow: self.policy().hints.allow_downgrade.clone(),
-            }),
-            Downgrades::Allowed => Ok(()),
-        }
-    }
-
-    async fn redo_locked(&self, session: &mut Session, report: &mut Report) -> Result<(), Error> {
+    async fn redo_locked(
+        &self,
+        session: &mut Session<'_, B>,
+        report: &mut Report,
+    ) -> Result<(), Error> {
         let (current, changed) = self.position_under_lock(session).await?;
         let Some(index) = current else {
             return Err(Error::Setup(
                 "nothing to redo: no migration is applied".to_owned(),
             ));
         };
-        let migration = &self.migrations.as_slice()[index];
+        let migration = self.migration(index);
         if migration.no_transaction() || migration.irreversible() {
             return Err(Error::Setup(format!(
                 "{} is {}, which redo cannot revert and apply in one transaction",
@@ -68,27 +59,32 @@ impl Migrator<'_> {
         let revision = migration.revision();
         report.from = Some(revision);
         report.to = Some(revision);
-        session.begin_write().await?;
-        session.upgrade_layout(self.db.store()).await?;
-        let mut records = Vec::new();
-        self.revert(session, &[index], &changed, report, &mut records)
-            .await?;
+        let mut ops = self.begin_edit(session, Some(revision)).await?;
+        ops.extend(self.reverts(session, &[index], &changed, report).await?);
         // The file as it is now.
-        let started = Instant::now();
-        session
-            .run_migration(&migration.script(Direction::Up, self.db.dialect()))
-            .await
-            .map_err(|(_, error)| Error::Migration {
-                file: migration.file_name(),
+        ops.push(Op::Migrate {
+            index,
+            direction: Direction::Up,
+            recorded: None,
+        });
+        ops.push(Op::RecordHistory(vec![
+            Row {
+                index,
+                direction: Direction::Down,
+                finished: true,
+            },
+            Row {
+                index,
                 direction: Direction::Up,
-                kept: Some(revision.to_string()),
-                source: StatementError::new(error, None),
-            })?;
-        let duration = started.elapsed();
-        records.push(self.record(index, Direction::Up, true, duration, None));
-        report.steps = vec![step(migration, duration, 1)];
-        session.insert_history(self.db.store(), &records).await?;
-        session.commit().await
+                finished: true,
+            },
+        ]));
+        ops.push(Op::Commit);
+        let program = Program {
+            direction: Direction::Up,
+            ops,
+        };
+        Runner::new(self, session, report, None).run(&program).await
     }
 
     /// A downgrade through migrations some of whose files changed since they were applied
@@ -100,14 +96,14 @@ impl Migrator<'_> {
         started: Instant,
     ) -> Result<Report, Error> {
         let mut report = Report::new(Direction::Down);
+        let migrations = self.migrator.migrations;
         self.locked(&mut report, started, async |session, report| {
             let (current, changed_now) = self.position_under_lock(session).await?;
-            let plan =
-                plan::plan_downgrade(self.migrations, current, target, TransactionMode::All)?;
+            let plan = plan::plan_downgrade(migrations, current, target, TransactionMode::All)?;
             let steps: Vec<usize> = plan.steps().collect();
             let reverted: Vec<Revision> = steps
                 .iter()
-                .map(|&i| self.migrations.as_slice()[i].revision())
+                .map(|&i| self.migration(i).revision())
                 .collect();
             if let Some(kept) = changed_now.iter().find(|r| !reverted.contains(r)) {
                 return Err(Error::Setup(format!(
@@ -115,31 +111,34 @@ impl Migrator<'_> {
                      restore its file, or downgrade below it"
                 )));
             }
-            if let Some(&alone) = steps
-                .iter()
-                .find(|&&i| self.migrations.as_slice()[i].no_transaction())
-            {
+            if let Some(&alone) = steps.iter().find(|&&i| self.migration(i).no_transaction()) {
                 return Err(Error::Setup(format!(
                     "{} is a no-transaction migration and a migration to revert changed since it was applied: \
                      restore the changed file first",
-                    self.migrations.as_slice()[alone].file_name()
+                    self.migration(alone).file_name()
                 )));
             }
             (report.from, report.to) = (plan.from, plan.to);
-            session.begin_write().await?;
-            session.upgrade_layout(self.db.store()).await?;
-            let mut records = Vec::new();
-            self.revert(session, &steps, &changed_now, report, &mut records)
-                .await?;
-            session.insert_history(self.db.store(), &records).await?;
-            let (from, to) = (
-                plan.from.map(|r| r.to_string()),
-                plan.to.map(|r| r.to_string()),
-            );
-            session
-                .set_version(self.db.store(), from.as_deref(), to.as_deref())
-                .await?;
-            session.commit().await
+            let mut ops = self.begin_edit(session, plan.from).await?;
+            ops.extend(self.reverts(session, &steps, &changed_now, report).await?);
+            let rows = steps.iter().map(|&index| Row {
+                index,
+                direction: Direction::Down,
+                finished: true,
+            });
+            ops.push(Op::RecordHistory(rows.collect()));
+            ops.push(Op::MoveVersion {
+                from: plan.from.map(|r| r.to_string()),
+                to: plan.to.map(|r| r.to_string()),
+            });
+            ops.push(Op::Commit);
+            let program = Program {
+                direction: Direction::Down,
+                ops,
+            };
+            Runner::new(self, session, report, None)
+                .run(&program)
+                .await
         })
         .await?;
         Ok(report)
@@ -149,85 +148,93 @@ impl Migrator<'_> {
     /// changed; any other unsafe state is refused.
     async fn position_under_lock(
         &self,
-        session: &mut Session,
+        session: &mut Session<'_, B>,
     ) -> Result<(Option<usize>, Vec<Revision>), Error> {
-        let store = self.db.store();
-        session.lock_round().await?;
-        let state = session.read_state(store).await?;
-        let verdict = match plan::assess(self.migrations, &state) {
+        let migrations = self.migrator.migrations;
+        session.begin_round().await?;
+        let state = self.backend().read_state(session.conn()).await?;
+        let verdict = match plan::assess(migrations, &state) {
             Assessment::Decided(verdict) => verdict,
             Assessment::NeedsHistory => {
-                let history = session.read_history(store).await?;
-                plan::diagnose(self.migrations, current_of(&state), &history)
+                let history = self.backend().read_history(session.conn()).await?;
+                plan::diagnose(migrations, current_of(&state), &history)
             }
         };
         let current = Revision::parse(current_of(&state))
             .ok()
-            .and_then(|r| self.migrations.position(r));
+            .and_then(|r| migrations.position(r));
         match verdict {
-            SchemaState::UpToDate { current } | SchemaState::Behind { current, .. } => Ok((
-                current.and_then(|c| self.migrations.position(c)),
-                Vec::new(),
-            )),
+            SchemaState::UpToDate { current } | SchemaState::Behind { current, .. } => {
+                Ok((current.and_then(|c| migrations.position(c)), Vec::new()))
+            }
             SchemaState::Modified { changed, missing }
                 if missing.is_empty() && current.is_some() =>
             {
                 Ok((current, changed.into_iter().map(|(r, _)| r).collect()))
             }
-            other => Err(self.refusal(other)),
+            other => Err(self.migrator.refusal(other)),
         }
     }
 
-    /// Runs the down SQL of each migration at `steps` (newest first) in the open
-    /// transaction: the recorded SQL for those in `changed`, else the file's.
-    async fn revert(
+    /// The first steps of an edit's transaction, from revision `from`: it opens, and our
+    /// tables of an older build gain this build's layout in it.
+    async fn begin_edit(
         &self,
-        session: &mut Session,
+        session: &mut Session<'_, B>,
+        from: Option<Revision>,
+    ) -> Result<Vec<Op>, Error> {
+        let mut ops = vec![
+            Op::Batch {
+                from: from.map(|r| r.to_string()),
+                alone: None,
+            },
+            Op::Begin(Begin::Write),
+        ];
+        let missing = self
+            .backend()
+            .missing_history_columns(session.conn())
+            .await?;
+        ops.extend(missing.into_iter().map(Op::AddHistoryColumn));
+        Ok(ops)
+    }
+
+    /// The steps that run the down SQL of each migration at `steps` (newest first) in the
+    /// open transaction: the recorded SQL for those in `changed`, else the file's.
+    async fn reverts(
+        &self,
+        session: &mut Session<'_, B>,
         steps: &[usize],
         changed: &[Revision],
         report: &mut Report,
-        records: &mut Vec<crate::backend::NewRecord>,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Op>, Error> {
+        let mut ops = Vec::new();
         for &index in steps {
-            let migration = &self.migrations.as_slice()[index];
+            let migration = self.migration(index);
             let revision = migration.revision();
-            let edited = changed.contains(&revision);
-            let recorded = session
-                .read_down_sql(self.db.store(), &revision.to_string())
-                .await?;
-            let down = match (edited, recorded) {
-                (true, Some(sql)) => {
-                    report.recorded_down_sql.push(revision);
-                    tracing::info!(file = %migration.file_name(), "reverted with the down SQL recorded when it was applied");
-                    sql
-                }
-                (true, None) => {
+            let recorded = if changed.contains(&revision) {
+                let recorded = self
+                    .backend()
+                    .read_down_sql(session.conn(), &revision.to_string())
+                    .await?;
+                let Some(sql) = recorded else {
                     return Err(Error::Setup(format!(
                         "{} changed since it was applied, by a build that did not record its down SQL: \
                          restore the file as it was to revert it, or undo its changes by hand",
                         migration.file_name()
                     )));
-                }
-                (false, _) => migration
-                    .script(Direction::Down, self.db.dialect())
-                    .into_owned(),
+                };
+                report.recorded_down_sql.push(revision);
+                tracing::info!(file = %migration.file_name(), "reverted with the down SQL recorded when it was applied");
+                Some(sql)
+            } else {
+                None
             };
-            let started = Instant::now();
-            session
-                .run_migration(&down)
-                .await
-                .map_err(|(_, error)| Error::Migration {
-                    file: migration.file_name(),
-                    direction: Direction::Down,
-                    kept: Some(revision.to_string()),
-                    source: StatementError::new(error, None),
-                })?;
-            let duration = started.elapsed();
-            records.push(self.record(index, Direction::Down, true, duration, None));
-            if report.direction == Direction::Down {
-                report.steps.push(step(migration, duration, 1));
-            }
+            ops.push(Op::Migrate {
+                index,
+                direction: Direction::Down,
+                recorded,
+            });
         }
-        Ok(())
+        Ok(ops)
     }
 }
