@@ -597,13 +597,13 @@ pub fn resolve(
             .unwrap_or_else(|| Setting::by_default(TransactionMode::All)),
         lock_timeout: layers
             .lock_timeout
-            .unwrap_or_else(|| Setting::by_default(Duration::from_secs(60))),
+            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_LOCK_TIMEOUT)),
         lock_attempt_timeout: layers
             .lock_attempt_timeout
             .unwrap_or_else(|| Setting::by_default(DEFAULT_LOCK_ATTEMPT_TIMEOUT)),
         connect_timeout: layers
             .connect_timeout
-            .unwrap_or_else(|| Setting::by_default(Duration::from_secs(10))),
+            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_CONNECT_TIMEOUT)),
         config_file: file.map(|file| file.shown),
     })
 }
