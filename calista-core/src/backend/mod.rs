@@ -722,9 +722,22 @@ where
         })
     }
 
-    /// Runs SQL as sent and returns the rows it gave; on failure, also how many of its
-    /// statements completed before the one that failed (the driver reports each one's end).
-    pub(crate) async fn run_counted(
+    /// [`Backend::run`]: SQL as sent; on failure, also how many of its statements completed
+    /// before the one that failed (the driver reports each one's end). Rows are not kept.
+    pub(crate) async fn run(conn: &mut B::Conn, sql: &str) -> Result<(), (usize, sqlx::Error)> {
+        let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(&mut *conn);
+        let mut done = 0;
+        while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+            match result {
+                Ok(_) => done += 1,
+                Err(error) => return Err((done, error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`Queries::run`], keeping the rows the statements give.
+    pub(crate) async fn fetch(
         conn: &mut B::Conn,
         sql: &str,
     ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, (usize, sqlx::Error)> {

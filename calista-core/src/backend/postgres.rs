@@ -333,7 +333,7 @@ impl Backend for Postgres {
     }
 
     async fn run(&self, conn: &mut PgConnection, sql: &str) -> Result<(), (usize, sqlx::Error)> {
-        Queries::<Self>::run_counted(conn, sql).await.map(drop)
+        Queries::<Self>::run(conn, sql).await
     }
 
     async fn begin_attempt(
@@ -346,7 +346,7 @@ impl Backend for Postgres {
         } else {
             format!("{statements};\nSELECT txid_current()")
         };
-        let rows = Queries::<Self>::run_counted(conn, &sql).await?;
+        let rows = Queries::<Self>::fetch(conn, &sql).await?;
         match rows.last() {
             Some(row) => row.try_get(0).map_err(|e| (0, e)),
             None => Err((0, sqlx::Error::RowNotFound)),

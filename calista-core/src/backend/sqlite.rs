@@ -306,7 +306,7 @@ impl Backend for Sqlite {
         conn: &mut SqliteConnection,
         sql: &str,
     ) -> Result<(), (usize, sqlx::Error)> {
-        Queries::<Self>::run_counted(conn, sql).await.map(drop)
+        Queries::<Self>::run(conn, sql).await
     }
 
     async fn begin_attempt(
