@@ -23,7 +23,7 @@ fn build_binaries() -> Result<PathBuf> {
     command
         .args(["build", "--quiet", "--manifest-path"])
         .arg(&manifest)
-        .args(["-p", "calista", "--bin", "calista"])
+        .args(["-p", "calista-cli", "--bin", "calista"])
         .args(["-p", "calista-bench", "--bin", "floor-check"])
         .env("CARGO_TARGET_DIR", target);
     match folder.file_name().and_then(|name| name.to_str()) {

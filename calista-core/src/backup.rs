@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use sqlx::{ConnectOptions, Connection};
 
+use crate::error::{DriverError, ServerMessage};
 use crate::utc::UtcDateTime;
 
 /// The file extension of SQLite backups.
@@ -93,64 +94,193 @@ pub struct Backup {
     pub restore_command: String,
 }
 
-/// A backup that could not be taken; the upgrade stops before changing anything.
+/// A backup that could not be taken. The upgrade stops before changing anything, and the
+/// backup folder is left as it was (less the leftovers of earlier interrupted backups,
+/// which every backup removes first). Each message names the folder and says what to do;
+/// what the system, SQLite or `pg_dump` said is the error's [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackupError {
+    /// The disk of the backup folder is full (or the user's quota on it is spent).
+    #[error(
+        "cannot back up into {dir}: there is no space left on its disk. Free space there, set the backup folder \
+         elsewhere, or turn the backup off for this upgrade; nothing was changed in the database"
+    )]
+    NoSpace {
+        /// The backup folder.
+        dir: PathBuf,
+        /// What the system, SQLite or pg_dump said.
+        #[source]
+        source: Cause,
+    },
+    /// This user may not write in the backup folder.
+    #[error(
+        "cannot back up into {dir}: this user may not write there (permission denied). Give it write access \
+         to the folder, set the backup folder elsewhere, or turn the backup off for this upgrade; nothing was \
+         changed in the database"
+    )]
+    FolderNotPermitted {
+        /// The backup folder.
+        dir: PathBuf,
+        /// What the system, SQLite or pg_dump said.
+        #[source]
+        source: Cause,
+    },
+    /// The backup folder is on a read-only file system.
+    #[error(
+        "cannot back up into {dir}: it is on a read-only file system. Set the backup folder elsewhere, or turn \
+         the backup off for this upgrade; nothing was changed in the database"
+    )]
+    FolderReadOnly {
+        /// The backup folder.
+        dir: PathBuf,
+        /// What the system, SQLite or pg_dump said.
+        #[source]
+        source: Cause,
+    },
+    /// The database role lacks a privilege that `pg_dump` needs to read the schema.
+    #[error(
+        "cannot back up into {dir}: the database role lacks a privilege that pg_dump needs to read schema \
+         {schema}. Grant it USAGE on the schema and SELECT on the schema's tables and sequences (or back up as \
+         their owner), or turn the backup off for this upgrade; nothing was changed in the database"
+    )]
+    RoleLacksPrivilege {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The schema being dumped.
+        schema: String,
+        /// What pg_dump said.
+        #[source]
+        source: Cause,
+    },
+    /// `pg_dump` is older than the server, and refuses to dump it.
+    #[error(
+        "cannot back up into {dir}: pg_dump is older than the server, and refuses to dump it. Install a \
+         pg_dump of the server's major version or newer and set its path in the backup settings, or turn the \
+         backup off for this upgrade; nothing was changed in the database"
+    )]
+    PgDumpOlderThanServer {
+        /// The backup folder.
+        dir: PathBuf,
+        /// What pg_dump said.
+        #[source]
+        source: Cause,
+    },
+    /// `pg_dump` could not connect, though the upgrade's own connection did.
+    #[error(
+        "cannot back up into {dir}: pg_dump could not connect to the database. Check that the server accepts \
+         pg_dump's connection as it accepts the application's (the URL's host, port and TLS settings, the \
+         server's pg_hba.conf), or turn the backup off for this upgrade; nothing was changed in the database"
+    )]
+    PgDumpCannotConnect {
+        /// The backup folder.
+        dir: PathBuf,
+        /// What pg_dump said.
+        #[source]
+        source: Cause,
+    },
+    /// `pg_dump` failed for another reason.
+    #[error(
+        "cannot back up into {dir}: pg_dump failed ({status}). Fix what it reports, or turn the backup off for \
+         this upgrade; nothing was changed in the database"
+    )]
+    PgDumpFailed {
+        /// The backup folder.
+        dir: PathBuf,
+        /// Its exit status.
+        status: String,
+        /// The last lines pg_dump printed.
+        #[source]
+        source: Cause,
+    },
     /// `pg_dump` is not installed or not where the setting says.
     #[error(
-        "cannot back up: `{program}` was not found. Install the PostgreSQL client (for example the \
+        "cannot back up into {dir}: `{program}` was not found. Install the PostgreSQL client (for example the \
          postgresql-client package), set the path of pg_dump in the backup settings, or turn the backup off for \
-         this upgrade; nothing was changed"
+         this upgrade; nothing was changed in the database"
     )]
     PgDumpMissing {
+        /// The backup folder.
+        dir: PathBuf,
         /// The program looked for.
         program: String,
     },
-    /// `pg_dump` ran and failed.
+    /// `pg_dump` is there but could not be started.
     #[error(
-        "cannot back up: pg_dump failed ({status}): {stderr}. A server newer than pg_dump is a common cause: \
-         install a pg_dump of the server's version or newer; nothing was changed"
+        "cannot back up into {dir}: cannot run `{program}`. Check that it is pg_dump and that this user may \
+         run it, set the path of pg_dump in the backup settings, or turn the backup off for this upgrade; \
+         nothing was changed in the database"
     )]
-    PgDumpFailed {
-        /// Its exit status.
-        status: String,
-        /// What it printed on stderr (trimmed).
-        stderr: String,
+    PgDumpNotRunnable {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The program.
+        program: String,
+        /// Why it did not start.
+        #[source]
+        source: io::Error,
     },
-    /// The backup folder or file could not be written.
+    /// SQLite failed for another reason.
     #[error(
-        "cannot back up: cannot write {path}; check that the folder is writable and the disk has room, or set [db] backup_dir; nothing was changed"
+        "cannot back up into {dir}: SQLite failed while {doing}. Turn the backup off for this upgrade if it \
+         keeps failing; nothing was changed in the database"
+    )]
+    Sqlite {
+        /// The backup folder.
+        dir: PathBuf,
+        /// What it was doing: reading the database, writing or checking the copy.
+        doing: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: DriverError,
+    },
+    /// The backup folder or file could not be written, for another reason.
+    #[error(
+        "cannot back up: cannot write {path}. Check that the backup folder is a folder this user may write, \
+         set it elsewhere, or turn the backup off for this upgrade; nothing was changed in the database"
     )]
     Write {
         /// The file or folder.
         path: PathBuf,
-        /// The cause.
+        /// What the system said.
         #[source]
         source: io::Error,
     },
-    /// SQLite could not write the copy.
-    #[error(
-        "cannot back up: SQLite could not write the copy {path} (disk full, or the folder not writable?); nothing was changed"
-    )]
-    Sqlite {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: sqlx::Error,
-    },
     /// The copy was written but does not pass SQLite's integrity check.
     #[error(
-        "cannot back up: the copy {path} failed its integrity check ({detail}); it was deleted and nothing was changed"
+        "cannot back up into {dir}: the copy failed its integrity check ({detail}); it was deleted and nothing \
+         was changed in the database"
     )]
     Corrupt {
-        /// The file.
-        path: PathBuf,
+        /// The backup folder.
+        dir: PathBuf,
         /// What the check said.
         detail: String,
     },
 }
+
+/// What the system, SQLite or `pg_dump` said when a backup failed: an [`io::Error`], a
+/// [`DriverError`], or pg_dump's last lines on stderr.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// The last lines `pg_dump` printed on stderr, its password hidden.
+#[derive(Debug)]
+struct PgDumpSaid(String);
+
+impl std::fmt::Display for PgDumpSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("pg_dump printed nothing on stderr")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+impl std::error::Error for PgDumpSaid {}
+
+/// How many of pg_dump's last lines a failure shows: its error and the detail after it.
+const PG_DUMP_LINES: usize = 5;
 
 /// What is backed up.
 #[derive(Debug, Clone)]
@@ -245,18 +375,44 @@ fn file_name(database: &str, revision: Option<&str>, at: UtcDateTime, extension:
     )
 }
 
-/// Takes a backup of a database at `revision`.
+/// Takes a backup of a database at `revision`. On failure the folder is left as it was:
+/// the partial file, whatever SQLite wrote beside it, and the folders made for it are
+/// removed.
 pub(crate) async fn take(
     source: &Source<'_>,
     revision: Option<&str>,
     options: &BackupOptions,
 ) -> Result<Backup, BackupError> {
     let dir = backup_dir(source, options);
-    fs::create_dir_all(&dir).map_err(|e| BackupError::Write {
-        path: dir.clone(),
-        source: e,
-    })?;
-    remove_stale_partials(&dir, &source.database_name());
+    let made = make_folder(&dir)?;
+    let taken = write_backup(source, revision, options, &dir).await;
+    if taken.is_err() {
+        // Innermost first; a folder that is not empty is someone else's and stays.
+        for folder in made.iter().rev() {
+            let _ = fs::remove_dir(folder);
+        }
+    }
+    taken
+}
+
+/// Creates `dir` and its missing parents; returns those it created, outermost first.
+fn make_folder(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    fs::create_dir_all(dir).map_err(|e| io_failure(dir, dir, e))?;
+    Ok(missing.into_iter().rev().collect())
+}
+
+async fn write_backup(
+    source: &Source<'_>,
+    revision: Option<&str>,
+    options: &BackupOptions,
+    dir: &Path,
+) -> Result<Backup, BackupError> {
+    remove_stale_partials(dir, &source.database_name());
     let path = dir.join(file_name(
         &source.database_name(),
         revision,
@@ -264,31 +420,24 @@ pub(crate) async fn take(
         source.extension(),
     ));
     let partial = PathBuf::from(format!("{}{PARTIAL}", path.display()));
-    create_private_file(&partial)?;
+    create_private_file(&partial).map_err(|e| io_failure(dir, &partial, e))?;
     let written = match source {
-        Source::Sqlite { file } => sqlite_copy(file, &partial).await,
+        Source::Sqlite { file } => sqlite_copy(file, &partial, dir).await,
         Source::Postgres {
             connection_args,
             env,
             schema,
             ..
-        } => pg_dump(connection_args, env, schema, &partial, options).await,
+        } => pg_dump(connection_args, env, schema, &partial, dir, options).await,
     };
-    let finished = written.and_then(|()| {
-        fs::rename(&partial, &path).map_err(|e| BackupError::Write {
-            path: path.clone(),
-            source: e,
-        })
-    });
+    let finished =
+        written.and_then(|()| fs::rename(&partial, &path).map_err(|e| io_failure(dir, &path, e)));
     if let Err(e) = finished {
-        let _ = fs::remove_file(&partial);
+        remove_partial(&partial);
         return Err(e);
     }
     let size = fs::metadata(&path)
-        .map_err(|e| BackupError::Write {
-            path: path.clone(),
-            source: e,
-        })?
+        .map_err(|e| io_failure(dir, &path, e))?
         .len();
     let restore_command = format!(
         "{} {}",
@@ -300,6 +449,18 @@ pub(crate) async fn take(
         size,
         restore_command,
     })
+}
+
+/// What SQLite writes beside a database file while it writes it: the rollback journal,
+/// or the WAL and its index. A copy that fails part-way can leave its journal behind.
+const SQLITE_SIDE_FILES: [&str; 3] = ["-journal", "-wal", "-shm"];
+
+/// Deletes a backup that failed: the partial file and whatever SQLite wrote beside it.
+fn remove_partial(partial: &Path) {
+    let _ = fs::remove_file(partial);
+    for side in SQLITE_SIDE_FILES {
+        let _ = fs::remove_file(format!("{}{side}", partial.display()));
+    }
 }
 
 /// Deletes what killed backups of `database` left behind: the `.partial` file and
@@ -322,24 +483,76 @@ fn remove_stale_partials(dir: &Path, database: &str) {
 }
 
 /// Creates an empty file readable by its owner only; the backup is then written into it.
-fn create_private_file(path: &Path) -> Result<(), BackupError> {
+fn create_private_file(path: &Path) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|e| BackupError::Write {
-            path: path.to_owned(),
-            source: e,
-        })
+    options.open(path).map(drop)
 }
 
-async fn sqlite_copy(file: &Path, target: &Path) -> Result<(), BackupError> {
-    let sqlite_error = |source| BackupError::Sqlite {
-        path: target.to_owned(),
-        source,
+/// The causes of a failure that lie with the backup folder, whoever reported them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FolderFault {
+    NoSpace,
+    NotPermitted,
+    ReadOnly,
+}
+
+impl FolderFault {
+    fn error(self, dir: &Path, source: Cause) -> BackupError {
+        let dir = dir.to_owned();
+        match self {
+            Self::NoSpace => BackupError::NoSpace { dir, source },
+            Self::NotPermitted => BackupError::FolderNotPermitted { dir, source },
+            Self::ReadOnly => BackupError::FolderReadOnly { dir, source },
+        }
+    }
+}
+
+/// A failure to write `path` in the backup folder `dir`, by its cause.
+fn io_failure(dir: &Path, path: &Path, error: io::Error) -> BackupError {
+    let fault = match error.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => FolderFault::NoSpace,
+        io::ErrorKind::PermissionDenied => FolderFault::NotPermitted,
+        io::ErrorKind::ReadOnlyFilesystem => FolderFault::ReadOnly,
+        _ => {
+            return BackupError::Write {
+                path: path.to_owned(),
+                source: error,
+            };
+        }
+    };
+    fault.error(dir, Box::new(error))
+}
+
+/// A failure of SQLite while writing the copy into `dir`, by its result code.
+fn sqlite_write_failure(dir: &Path, error: sqlx::Error) -> BackupError {
+    let fault = match sqlite_primary_code(&error) {
+        // SQLITE_FULL: SQLite's word for ENOSPC.
+        Some(13) => FolderFault::NoSpace,
+        // SQLITE_PERM
+        Some(3) => FolderFault::NotPermitted,
+        // SQLITE_READONLY
+        Some(8) => FolderFault::ReadOnly,
+        _ => {
+            return BackupError::Sqlite {
+                dir: dir.to_owned(),
+                doing: "writing the copy",
+                source: error.into(),
+            };
+        }
+    };
+    fault.error(dir, Box::new(DriverError::from(error)))
+}
+
+async fn sqlite_copy(file: &Path, target: &Path, dir: &Path) -> Result<(), BackupError> {
+    let failed = |doing| {
+        move |source: sqlx::Error| BackupError::Sqlite {
+            dir: dir.to_owned(),
+            doing,
+            source: source.into(),
+        }
     };
     // A connection of its own: VACUUM cannot run inside the migration's transaction, and
     // while that transaction has written nothing yet, this copy sees the state before it.
@@ -349,20 +562,20 @@ async fn sqlite_copy(file: &Path, target: &Path) -> Result<(), BackupError> {
         .log_statements(tracing::log::LevelFilter::Trace);
     let mut conn = sqlx::SqliteConnection::connect_with(&options)
         .await
-        .map_err(sqlite_error)?;
+        .map_err(failed("opening the database"))?;
     let copied = sqlx::query("VACUUM INTO ?1")
         .bind(target.to_string_lossy().into_owned())
         .execute(&mut conn)
         .await;
     let _ = conn.close().await;
-    copied.map_err(sqlite_error)?;
+    copied.map_err(|e| sqlite_write_failure(dir, e))?;
 
     let check = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(target)
         .read_only(true);
     let mut conn = sqlx::SqliteConnection::connect_with(&check)
         .await
-        .map_err(sqlite_error)?;
+        .map_err(failed("opening the copy to check it"))?;
     let verdict: Result<String, _> = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&mut conn)
         .await;
@@ -370,12 +583,12 @@ async fn sqlite_copy(file: &Path, target: &Path) -> Result<(), BackupError> {
     match verdict {
         Ok(ok) if ok == "ok" => Ok(()),
         Ok(detail) => Err(BackupError::Corrupt {
-            path: target.to_owned(),
+            dir: dir.to_owned(),
             detail,
         }),
         Err(e) => Err(BackupError::Corrupt {
-            path: target.to_owned(),
-            detail: e.to_string(),
+            dir: dir.to_owned(),
+            detail: ServerMessage::of(&e).to_string(),
         }),
     }
 }
@@ -385,6 +598,7 @@ async fn pg_dump(
     env: &[(&'static str, String)],
     schema: &str,
     target: &Path,
+    dir: &Path,
     options: &BackupOptions,
 ) -> Result<(), BackupError> {
     let program = options
@@ -400,6 +614,9 @@ async fn pg_dump(
         .args(connection_args)
         .env_remove("PGPASSWORD")
         .envs(env.iter().map(|(k, v)| (k, v)))
+        // Its own messages in English, which `pg_dump_failure` reads.
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -408,24 +625,100 @@ async fn pg_dump(
         Ok(output) => output,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(BackupError::PgDumpMissing {
+                dir: dir.to_owned(),
                 program: program.display().to_string(),
             });
         }
-        Err(e) => {
-            return Err(BackupError::Write {
-                path: program,
-                source: e,
+        Err(source) => {
+            return Err(BackupError::PgDumpNotRunnable {
+                dir: dir.to_owned(),
+                program: program.display().to_string(),
+                source,
             });
         }
     };
     if output.status.success() {
-        Ok(())
-    } else {
-        Err(BackupError::PgDumpFailed {
-            status: output.status.to_string(),
-            stderr: hide_password(&String::from_utf8_lossy(&output.stderr), env),
-        })
+        return Ok(());
     }
+    let stderr = hide_password(&String::from_utf8_lossy(&output.stderr), env);
+    Err(pg_dump_failure(
+        dir,
+        schema,
+        output.status.to_string(),
+        &stderr,
+    ))
+}
+
+/// What failed when pg_dump did, from what it printed: its own messages (in English, as it
+/// runs with `LC_MESSAGES=C`) and the server's it quotes after `ERROR:` (in the server's
+/// language; in another, they are shown as pg_dump's words only).
+fn pg_dump_failure(dir: &Path, schema: &str, status: String, stderr: &str) -> BackupError {
+    let said: Cause = Box::new(PgDumpSaid(last_lines(stderr, PG_DUMP_LINES)));
+    let dir_owned = dir.to_owned();
+    let lines = || stderr.lines();
+    if stderr.contains("server version mismatch") {
+        return BackupError::PgDumpOlderThanServer {
+            dir: dir_owned,
+            source: said,
+        };
+    }
+    if lines().any(|line| {
+        (line.contains("connection to server") || line.contains("connection to database"))
+            && line.contains("failed")
+    }) {
+        return BackupError::PgDumpCannotConnect {
+            dir: dir_owned,
+            source: said,
+        };
+    }
+    if lines().any(|line| {
+        line.contains("ERROR:  permission denied for ")
+            || line.contains("ERROR:  must be owner of ")
+    }) {
+        return BackupError::RoleLacksPrivilege {
+            dir: dir_owned,
+            schema: schema.to_owned(),
+            source: said,
+        };
+    }
+    // pg_dump's own lines about its output file, not the server's (whose disk may be the
+    // full one): the system's words for ENOSPC, EDQUOT, EACCES, EPERM and EROFS.
+    let fault = lines()
+        .filter(|line| !line.contains("ERROR:"))
+        .find_map(|line| {
+            [
+                ("No space left on device", FolderFault::NoSpace),
+                ("Disk quota exceeded", FolderFault::NoSpace),
+                ("Permission denied", FolderFault::NotPermitted),
+                ("Operation not permitted", FolderFault::NotPermitted),
+                ("Read-only file system", FolderFault::ReadOnly),
+            ]
+            .into_iter()
+            .find(|(words, _)| line.contains(words))
+            .map(|(_, fault)| fault)
+        });
+    match fault {
+        Some(fault) => fault.error(dir, said),
+        None => BackupError::PgDumpFailed {
+            dir: dir_owned,
+            status,
+            source: said,
+        },
+    }
+}
+
+/// The last `count` lines of `text` that say something, marked when earlier ones are cut.
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let kept = &lines[lines.len().saturating_sub(count)..];
+    let mut shown = kept.join("\n");
+    if kept.len() < lines.len() {
+        shown.insert_str(0, "…\n");
+    }
+    shown
 }
 
 /// A path as one word of a POSIX shell: as it is when that is safe, else in single quotes.
@@ -629,9 +922,9 @@ pub enum RestoreError {
     Sqlite {
         /// What it was doing.
         doing: &'static str,
-        /// The cause.
+        /// What SQLite said.
         #[source]
-        source: sqlx::Error,
+        source: DriverError,
     },
 }
 
@@ -695,7 +988,12 @@ async fn restore_sqlite(
     backup: &Path,
     lock_wait: Duration,
 ) -> Result<(), RestoreError> {
-    let sqlite_error = |doing| move |source| RestoreError::Sqlite { doing, source };
+    let sqlite_error = |doing| {
+        move |source: sqlx::Error| RestoreError::Sqlite {
+            doing,
+            source: source.into(),
+        }
+    };
     // The backup first: a file that is not a sound SQLite database changes nothing.
     let read_only = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(backup)
@@ -720,7 +1018,7 @@ async fn restore_sqlite(
             return Err(RestoreError::NotABackup {
                 path: backup.to_owned(),
                 backend: "SQLite",
-                detail: e.to_string(),
+                detail: ServerMessage::of(&e).to_string(),
             });
         }
     }
@@ -799,7 +1097,7 @@ async fn hold_exclusively(
         .await
         .map_err(|source| RestoreError::Sqlite {
             doing: "opening the database",
-            source,
+            source: source.into(),
         })?;
     for (sql, doing) in [
         ("SELECT count(*) FROM sqlite_master", "reading the database"),
@@ -823,7 +1121,10 @@ async fn hold_exclusively(
                     ),
                 }
             } else {
-                RestoreError::Sqlite { doing, source: e }
+                RestoreError::Sqlite {
+                    doing,
+                    source: e.into(),
+                }
             });
         }
     }
@@ -844,11 +1145,16 @@ async fn hold_exclusively(
 
 /// SQLITE_CORRUPT (11) or SQLITE_NOTADB (26): the file is not a sound database.
 fn is_damaged(error: &sqlx::Error) -> bool {
+    matches!(sqlite_primary_code(error), Some(11 | 26))
+}
+
+/// A SQLite error's primary result code (its extended code's low byte).
+fn sqlite_primary_code(error: &sqlx::Error) -> Option<i32> {
     error
         .as_database_error()
         .and_then(|e| e.code())
         .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 11 | 26))
+        .map(|code| code & 0xff)
 }
 
 /// A client program beside the configured `pg_dump`, or on `PATH`.
@@ -1149,6 +1455,95 @@ mod tests {
         }
     }
 
+    /// pg_dump's words (PostgreSQL 12 to 17) and what each is told as.
+    #[test]
+    fn pg_dump_failures_are_told_by_what_pg_dump_said() {
+        let cases = [
+            (
+                "pg_dump: error: could not write to output file: No space left on device",
+                "NoSpace",
+            ),
+            (
+                "pg_dump: error: could not close output file: Disk quota exceeded",
+                "NoSpace",
+            ),
+            (
+                "pg_dump: error: could not open output file \"/b/x.dump.partial\": Permission denied",
+                "FolderNotPermitted",
+            ),
+            (
+                "pg_dump: error: could not open output file \"/b/x.dump.partial\": Read-only file system",
+                "FolderReadOnly",
+            ),
+            (
+                "pg_dump: error: query failed: ERROR:  permission denied for table a\n\
+                 pg_dump: detail: Query was: LOCK TABLE calista.a IN ACCESS SHARE MODE",
+                "RoleLacksPrivilege",
+            ),
+            (
+                "pg_dump: error: query failed: ERROR:  permission denied for schema calista",
+                "RoleLacksPrivilege",
+            ),
+            (
+                "pg_dump: error: aborting because of server version mismatch\n\
+                 pg_dump: detail: server version: 16.4; pg_dump version: 15.20",
+                "PgDumpOlderThanServer",
+            ),
+            (
+                "pg_dump: error: server version: 16.1; pg_dump version: 14.2\n\
+                 pg_dump: error: aborting because of server version mismatch",
+                "PgDumpOlderThanServer",
+            ),
+            // A socket this user may not open is a connection refused, not the folder.
+            (
+                "pg_dump: error: connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: \
+                 Permission denied\n\tIs the server running locally and accepting connections on that socket?",
+                "PgDumpCannotConnect",
+            ),
+            (
+                "pg_dump: error: connection to server at \"db\" (10.0.0.1), port 5432 failed: FATAL:  \
+                 password authentication failed for user \"app\"",
+                "PgDumpCannotConnect",
+            ),
+            (
+                "pg_dump: error: connection to database \"app\" failed: could not connect to server: \
+                 Connection refused",
+                "PgDumpCannotConnect",
+            ),
+            // The server's disk full, not the backup folder's.
+            (
+                "pg_dump: error: query failed: ERROR:  could not write to file \
+                 \"base/pgsql_tmp/pgsql_tmp1.0\": No space left on device",
+                "PgDumpFailed",
+            ),
+            ("", "PgDumpFailed"),
+        ];
+        for (stderr, expected) in cases {
+            let error =
+                pg_dump_failure(Path::new("/b"), "calista", "exit status: 1".into(), stderr);
+            let variant = format!("{error:?}");
+            assert!(variant.starts_with(expected), "{stderr:?}: {variant}");
+            assert!(
+                error.to_string().starts_with("cannot back up into /b: "),
+                "{error}"
+            );
+            let said = std::error::Error::source(&error).map(ToString::to_string);
+            let expected_said = if stderr.is_empty() {
+                "pg_dump printed nothing on stderr"
+            } else {
+                stderr
+            };
+            assert_eq!(said.as_deref(), Some(expected_said));
+        }
+    }
+
+    #[test]
+    fn pg_dump_is_quoted_by_its_last_lines() {
+        let text = "a\n\nb\nc\nd\ne\nf\n";
+        assert_eq!(last_lines(text, 5), "…\nb\nc\nd\ne\nf");
+        assert_eq!(last_lines("only\n", 5), "only");
+    }
+
     #[test]
     fn restore_commands_quote_paths_for_the_shell() {
         assert_eq!(
@@ -1382,7 +1777,7 @@ mod tls {
             (no_client_cert.as_str(), "certificate"),
             ("sslmode=disable", "no encryption"),
         ] {
-            let error = backup_with(query).await.unwrap_err().to_string();
+            let error = crate::error::with_causes(&backup_with(query).await.unwrap_err());
             assert!(error.contains(why), "{query}: {error}");
         }
 

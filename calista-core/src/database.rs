@@ -133,11 +133,8 @@ impl Database {
         let shown_url = url.to_string();
         let (pool, kind) = match url {
             DatabaseUrl::Postgres(pg) => {
-                let base =
-                    PgConnectOptions::from_str(pg.expose_secret()).map_err(|e| Error::Connect {
-                        url: shown_url.clone(),
-                        source: e,
-                    })?;
+                let base = PgConnectOptions::from_str(pg.expose_secret())
+                    .map_err(|e| Error::connect(shown_url.clone(), e))?;
                 let database = pg
                     .database()
                     .unwrap_or_else(|| base.get_username().to_owned());
@@ -157,21 +154,17 @@ impl Database {
                 (Pool::Postgres(pool), Kind::Postgres(handle))
             }
             DatabaseUrl::Sqlite(target) => {
-                let (base, file) =
-                    match target {
-                        SqliteTarget::File(path) => (
-                            SqliteConnectOptions::new().filename(path),
-                            Some(path.clone()),
-                        ),
-                        SqliteTarget::Memory => {
-                            let memory = SqliteConnectOptions::from_str("sqlite::memory:")
-                                .map_err(|e| Error::Connect {
-                                    url: shown_url.clone(),
-                                    source: e,
-                                })?;
-                            (memory, None)
-                        }
-                    };
+                let (base, file) = match target {
+                    SqliteTarget::File(path) => (
+                        SqliteConnectOptions::new().filename(path),
+                        Some(path.clone()),
+                    ),
+                    SqliteTarget::Memory => {
+                        let memory = SqliteConnectOptions::from_str("sqlite::memory:")
+                            .map_err(|e| Error::connect(shown_url.clone(), e))?;
+                        (memory, None)
+                    }
+                };
                 let in_memory = file.is_none();
                 let backend = Sqlite::new(
                     base,
@@ -527,7 +520,7 @@ impl<B: Backend> Handle<B> {
             return self.close(held).await;
         }
         if let Err(e) = self.backend.release_lock(held.conn()).await {
-            tracing::warn!(error = %e, "could not release the migration lock; closing the connection releases it");
+            tracing::warn!(error = %crate::error::with_causes(&e), "could not release the migration lock; closing the connection releases it");
             return self.close(held).await;
         }
         match held {
@@ -609,7 +602,7 @@ impl<B: Backend> Session<'_, B> {
     /// Rolls back whatever is open; errors are only logged (there may be nothing open).
     pub(crate) async fn rollback(&mut self) {
         if let Err((_, e)) = self.backend.run(self.held.conn(), "ROLLBACK").await {
-            tracing::debug!(error = %e, "rollback");
+            tracing::debug!(error = %crate::error::ServerMessage::of(&e), "rollback");
         }
         self.in_transaction = false;
     }

@@ -75,15 +75,13 @@ pub enum Error {
     },
 
     /// The database could not be reached.
-    #[error(
-        "cannot connect to {url}: {source}; check that the server is running and the URL is right"
-    )]
+    #[error("cannot connect to {url}; check that the server is running and the URL is right")]
     Connect {
         /// The URL, password redacted.
         url: String,
-        /// The driver's error.
+        /// What the driver or the server said.
         #[source]
-        source: sqlx::Error,
+        source: DriverError,
     },
 
     /// The database did not answer in time.
@@ -205,13 +203,13 @@ pub enum Error {
     },
 
     /// A database operation other than a migration's own SQL failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Database {
         /// What we were doing, and what to check.
         context: String,
-        /// The database's error.
+        /// What the driver or the database said.
         #[source]
-        source: sqlx::Error,
+        source: DriverError,
     },
 
     /// A downgrade outside development and CI.
@@ -263,7 +261,9 @@ impl Error {
             Self::Schema { .. } => ErrorKind::Unsafe,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
-            Self::Database { source, .. } if crate::backend::sqlite::is_lock_wait(source) => {
+            Self::Database { source, .. }
+                if crate::backend::sqlite::is_lock_wait(source.database_error()) =>
+            {
                 ErrorKind::LockTimeout
             }
             // The SQL failed: a failure, which also leaves the state interrupted.
@@ -288,9 +288,140 @@ impl Error {
     pub(crate) fn database(context: impl Into<String>, source: sqlx::Error) -> Self {
         Self::Database {
             context: context.into(),
-            source,
+            source: source.into(),
         }
     }
+
+    pub(crate) fn connect(url: impl Into<String>, source: sqlx::Error) -> Self {
+        Self::Connect {
+            url: url.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// What the database driver reported: for an error the database returned, its message with
+/// PostgreSQL's DETAIL and HINT, never the server's own source file, line and routine.
+/// sqlx's `Display` of a PostgreSQL error ends in " at line N" of the server's C source,
+/// which reads like a line of the user's file, and its `Debug` shows file and routine too;
+/// this type shows neither, and is the cause of every error that carries a driver error.
+pub struct DriverError(sqlx::Error);
+
+impl DriverError {
+    /// The driver's error, for programs that inspect it (its SQLSTATE, its kind).
+    pub fn database_error(&self) -> &sqlx::Error {
+        &self.0
+    }
+}
+
+impl From<sqlx::Error> for DriverError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(error)
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", ServerMessage::of(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = ServerMessage::of(&self.0);
+        f.debug_struct("DriverError")
+            .field("message", &shown.message)
+            .field("code", &shown.code)
+            .field("detail", &shown.detail)
+            .field("hint", &shown.hint)
+            .finish()
+    }
+}
+
+/// Its text is whole: the driver's error inside adds nothing but the server's source line.
+impl std::error::Error for DriverError {}
+
+/// A driver error as a person reads it: the one place that decides what of a server's
+/// error is shown (message, code, DETAIL, HINT) and what never is (the server's source
+/// file, line and routine).
+pub(crate) struct ServerMessage {
+    /// The database's message, or the driver's own text for an error that did not come
+    /// from the database (a refused connection, a TLS failure).
+    pub(crate) message: String,
+    /// The SQLSTATE (PostgreSQL) or result code (SQLite).
+    pub(crate) code: Option<String>,
+    /// PostgreSQL's DETAIL.
+    pub(crate) detail: Option<String>,
+    /// PostgreSQL's HINT.
+    pub(crate) hint: Option<String>,
+    /// Whether it came from PostgreSQL (its code is a SQLSTATE).
+    pub(crate) postgres: bool,
+}
+
+impl ServerMessage {
+    pub(crate) fn of(error: &sqlx::Error) -> Self {
+        let Some(db) = error.as_database_error() else {
+            return Self {
+                message: error.to_string(),
+                code: None,
+                detail: None,
+                hint: None,
+                postgres: false,
+            };
+        };
+        let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+        Self {
+            message: db.message().to_owned(),
+            code: db.code().map(|c| c.into_owned()),
+            detail: pg.and_then(|e| e.detail()).map(str::to_owned),
+            hint: pg.and_then(|e| e.hint()).map(str::to_owned),
+            postgres: pg.is_some(),
+        }
+    }
+}
+
+/// The message, then DETAIL and HINT on lines of their own.
+impl std::fmt::Display for ServerMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_server_message(
+            f,
+            &self.message,
+            None,
+            self.detail.as_deref(),
+            self.hint.as_deref(),
+        )
+    }
+}
+
+/// How a database's message is written everywhere: the message, its code when given
+/// (`(SQLSTATE 42P07)`), then DETAIL and HINT on lines of their own.
+fn write_server_message(
+    f: &mut std::fmt::Formatter<'_>,
+    message: &str,
+    code: Option<(&str, &str)>,
+    detail: Option<&str>,
+    hint: Option<&str>,
+) -> std::fmt::Result {
+    f.write_str(message)?;
+    if let Some((name, code)) = code {
+        write!(f, " ({name} {code})")?;
+    }
+    if let Some(detail) = detail {
+        write!(f, "\n    DETAIL: {detail}")?;
+    }
+    if let Some(hint) = hint {
+        write!(f, "\n    HINT: {hint}")?;
+    }
+    Ok(())
+}
+
+/// An error and each of its causes, joined by ": ", for one line of text (a log field, a
+/// JSON value, a panic message) where a program cannot show the causes apart.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// A session that held a lock an upgrade waited for (never its query text).
@@ -367,18 +498,18 @@ pub struct StatementError {
     pub advice: Option<&'static str>,
     /// `SQLSTATE` or `SQLite code`: how the code is named.
     code_name: &'static str,
-    error: sqlx::Error,
+    error: DriverError,
 }
 
 impl StatementError {
     pub(crate) fn new(error: sqlx::Error, location: Option<StatementLocation>) -> Box<Self> {
-        let (message, code) = match error.as_database_error() {
-            Some(db) => (db.message().to_owned(), db.code().map(|c| c.into_owned())),
-            None => (error.to_string(), None),
-        };
-        let pg = error
-            .as_database_error()
-            .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>());
+        let ServerMessage {
+            message,
+            code,
+            detail,
+            hint,
+            postgres,
+        } = ServerMessage::of(&error);
         let advice = match code.as_deref() {
             // active_sql_transaction: CREATE INDEX CONCURRENTLY, VACUUM, … in a transaction.
             Some("25001") => Some(
@@ -390,38 +521,30 @@ impl StatementError {
         Box::new(Self {
             location,
             message,
-            detail: pg.and_then(|e| e.detail()).map(str::to_owned),
-            hint: pg.and_then(|e| e.hint()).map(str::to_owned),
+            detail,
+            hint,
             code,
             advice,
-            code_name: if pg.is_some() {
-                "SQLSTATE"
-            } else {
-                "SQLite code"
-            },
-            error,
+            code_name: if postgres { "SQLSTATE" } else { "SQLite code" },
+            error: DriverError(error),
         })
     }
 
     /// The driver's error, for programs that inspect it.
     pub fn database_error(&self) -> &sqlx::Error {
-        &self.error
+        self.error.database_error()
     }
 }
 
 impl std::fmt::Display for StatementError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(code) = &self.code {
-            write!(f, " ({} {code})", self.code_name)?;
-        }
-        if let Some(detail) = &self.detail {
-            write!(f, "\n    DETAIL: {detail}")?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(f, "\n    HINT: {hint}")?;
-        }
-        Ok(())
+        write_server_message(
+            f,
+            &self.message,
+            self.code.as_deref().map(|code| (self.code_name, code)),
+            self.detail.as_deref(),
+            self.hint.as_deref(),
+        )
     }
 }
 

@@ -14,16 +14,29 @@
 
 use std::time::Duration;
 
-use crate::lint;
 use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
+use crate::origin::{Imported, OriginError};
 use crate::problem::{Problem, ProblemKind};
+use crate::sql::lint;
 
 /// Parses one migration file: its name and its contents.
 ///
 /// Every problem in the file is reported, including one with the name and others in
 /// the body. `file` is how the file is shown in problems (e.g. `migrations/<name>`).
 pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, Vec<Problem>> {
+    parse_file_in(&mut lint::Declared::default(), file, name, contents)
+}
+
+/// [`parse_file`] for the next file of a folder, read in revision order: `declared` holds
+/// what the folder's earlier files declared, which some lint rules need (see
+/// [`lint`]), and learns what this one declares.
+pub(crate) fn parse_file_in(
+    declared: &mut lint::Declared,
+    file: &str,
+    name: &str,
+    contents: &[u8],
+) -> Result<Migration, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut report = |line: Option<u32>, kind| problems.push(Problem::new(file, line, kind));
 
@@ -41,7 +54,7 @@ pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, 
     let text = std::str::from_utf8(contents)
         .map_err(|_| report(None, ProblemKind::NotUtf8))
         .ok();
-    let body = text.and_then(|text| parse_body(text, &mut report));
+    let body = text.and_then(|text| parse_body(text, declared, &mut report));
     match (parsed_name, body, text) {
         (Some(name), Some(body), Some(text)) if problems.is_empty() => {
             let migration = Migration::new(
@@ -70,6 +83,8 @@ struct Body {
     lock_timeout: Option<Duration>,
     /// `(line, rule)` of each valid lint allow directive.
     allows: Vec<(u32, lint::Rule)>,
+    /// Whether a `-- calista:imported` line says the file is another tool's history.
+    imported: bool,
 }
 
 /// What a `-- calista:` line says.
@@ -81,6 +96,9 @@ enum Marker {
     LockTimeout(Duration),
     /// `-- calista:allow <rule> -- <reason>`, read by [`allow_text`].
     Allow,
+    /// `-- calista:imported <tool> <version> [<checksum>] -- <source file>`, read by
+    /// [`directive_text`].
+    Imported,
 }
 
 /// Reads a line that looks like a marker: `Some(Ok)` for a known one, `Some(Err)` for a
@@ -120,6 +138,7 @@ fn classify(line: &str) -> Option<Result<Marker, ProblemKind>> {
             value: words[1..].join(" "),
         }),
         ["allow", ..] => Ok(Marker::Allow),
+        ["imported", ..] => Ok(Marker::Imported),
         _ => Err(unknown()),
     })
 }
@@ -145,13 +164,28 @@ pub fn parse_lock_timeout(text: &str) -> Option<Duration> {
 
 /// What follows `calista:allow` on an allow line: `<rule> -- <reason>`.
 fn allow_text(line: &str) -> &str {
+    directive_text(line, "allow")
+}
+
+/// What follows `calista:<word>` on a directive line.
+fn directive_text<'a>(line: &'a str, word: &str) -> &'a str {
     let comment = line
         .trim()
         .strip_prefix("--")
         .unwrap_or_default()
         .trim_start();
     let words = comment.get(8..).unwrap_or_default().trim_start();
-    words.strip_prefix("allow").unwrap_or_default()
+    words.strip_prefix(word).unwrap_or_default()
+}
+
+/// The `-- calista:imported` directive of a file that [`parse_file`] accepted (see
+/// [`Migration::imported`]).
+pub(crate) fn imported(text: &str) -> Option<Imported<'_>> {
+    text.lines()
+        .map(|line| (line, classify(line)))
+        .take_while(|(_, marker)| !matches!(marker, Some(Ok(Marker::Section(..)))))
+        .find(|(_, marker)| matches!(marker, Some(Ok(Marker::Imported))))
+        .and_then(|(line, _)| Imported::parse(directive_text(line, "imported")).ok())
 }
 
 /// The well-formed allow directives of a file, with their lines, up to the first section.
@@ -249,13 +283,18 @@ const BYTE_ORDER_MARK: &str = "\u{feff}";
 /// Reads the body in place: sections are spans of the text, which keeps its line endings
 /// (and its byte-order mark, if any: it is skipped, not removed, so that the spans still
 /// index the text `migrations!()` embeds).
-fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> Option<Body> {
+fn parse_body(
+    text: &str,
+    declared: &mut lint::Declared,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> Option<Body> {
     let mut body = Body {
         spans: Vec::new(),
         no_transaction: false,
         irreversible: false,
         lock_timeout: None,
         allows: Vec::new(),
+        imported: false,
     };
     let mut open: Option<OpenSection> = None;
     let mut sql_before_marker_reported = false;
@@ -307,6 +346,20 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
                     ok = false;
                 }
             },
+            Some(Ok(Marker::Imported)) => {
+                let parsed = Imported::parse(directive_text(line, "imported"));
+                let error = match parsed {
+                    Ok(_) if body.imported => Some(OriginError::Repeated),
+                    Ok(_) => None,
+                    Err(error) => Some(error),
+                };
+                body.imported = true;
+                if let Some(error) = error {
+                    let text = line.trim().to_owned();
+                    report(Some(number), ProblemKind::BadImported { text, error });
+                    ok = false;
+                }
+            }
             None if open.is_some() || is_comment_or_blank(line) => {}
             None => {
                 if !sql_before_marker_reported {
@@ -347,7 +400,7 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         ok = false;
     }
     ok &= check_statements(text, &body, report);
-    ok &= check_lint(text, &body, report);
+    ok &= check_lint(text, &body, declared, report);
     ok.then_some(body)
 }
 
@@ -367,12 +420,25 @@ fn allow_problem(error: lint::AllowError) -> ProblemKind {
     }
 }
 
-/// Applies the lint (see [`crate::lint`]): each finding no allow directive acknowledges is
+/// Applies the lint (see [`crate::sql::lint`]): each finding no allow directive acknowledges is
 /// reported, and so is each allow directive that acknowledges nothing. `false` when
 /// anything was reported.
-fn check_lint(text: &str, body: &Body, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> bool {
+///
+/// A file that another tool already ran (`-- calista:imported`) is not linted: it is
+/// history, applied in production before calista knew it, and no finding could change it.
+/// The structural rules of the format still apply to it, and the lint still reads it, for
+/// what it declares (tables, columns, functions) that later migrations' rules need.
+fn check_lint(
+    text: &str,
+    body: &Body,
+    declared: &mut lint::Declared,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> bool {
+    let findings = lint::lint(text, &body.spans, declared);
+    if body.imported {
+        return true;
+    }
     let mut ok = true;
-    let findings = lint::lint(text, &body.spans);
     for finding in &findings {
         if !body.allows.iter().any(|&(_, rule)| rule == finding.rule) {
             report(
@@ -971,6 +1037,96 @@ mod tests {
                 },
             ]
         );
+    }
+
+    const IMPORTED: &str =
+        "-- calista:imported refinery 11 siphash13:42 -- later/V11__drop memo.sql";
+
+    #[test]
+    fn an_imported_file_is_not_linted_and_says_where_it_came_from() {
+        assert!(parse(DROPS_A_COLUMN).is_err());
+        let m = parse(&format!("{IMPORTED}\n{DROPS_A_COLUMN}")).unwrap();
+        assert_eq!(
+            m.imported().map(|i| (i.origin, i.source.to_owned())),
+            Some((
+                crate::origin::Origin::Refinery {
+                    version: 11,
+                    checksum: 42
+                },
+                "later/V11__drop memo.sql".to_owned()
+            ))
+        );
+        assert_eq!(
+            parse(
+                DROPS_A_COLUMN
+                    .replace("DROP COLUMN c", "ADD COLUMN c INT")
+                    .as_str()
+            )
+            .unwrap()
+            .imported(),
+            None
+        );
+    }
+
+    #[test]
+    fn an_imported_file_still_follows_every_structural_rule() {
+        assert_eq!(
+            problems(&format!(
+                "{IMPORTED}\n-- calista:up postgres\nCOMMIT;\n-- calista:down\nSELECT 1;\n"
+            )),
+            [
+                ProblemKind::MissingUp {
+                    dialect: Dialect::Sqlite
+                },
+                ProblemKind::TransactionControl {
+                    statement: "COMMIT".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_imported_directive_is_an_error_at_its_line_saying_the_form() {
+        let text = format!(
+            "-- a comment\n-- calista:imported sqlx 20230101120000 -- a.sql\n{DROPS_A_COLUMN}"
+        );
+        let all = parse_file(NAME, NAME, text.as_bytes()).unwrap_err();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].line, &all[0].kind),
+            (
+                Some(2),
+                &ProblemKind::BadImported {
+                    text: "-- calista:imported sqlx 20230101120000 -- a.sql".into(),
+                    error: OriginError::NoChecksum(crate::origin::Tool::Sqlx)
+                }
+            )
+        );
+        let shown = all[0].to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{NAME}:2: `-- calista:imported sqlx 20230101120000 -- a.sql` gives no checksum"
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "fix: write `-- calista:imported <tool> <version> [<checksum>] -- <source file>`"
+            ),
+            "{shown}"
+        );
+        // A second one, or one after the first section, is an error too.
+        assert_eq!(
+            problems(&format!("{IMPORTED}\n{IMPORTED}\n{DROPS_A_COLUMN}")),
+            [ProblemKind::BadImported {
+                text: IMPORTED.into(),
+                error: OriginError::Repeated
+            }]
+        );
+        assert!(matches!(
+            problems(&format!("{DROPS_A_COLUMN}{IMPORTED}\n")).first(),
+            Some(ProblemKind::DirectiveAfterSection { .. })
+        ));
     }
 
     #[test]

@@ -80,9 +80,9 @@
 
 mod engine;
 pub mod format;
-pub mod lint;
 pub mod migration;
 pub mod naming;
+pub mod origin;
 pub mod problem;
 pub mod source;
 pub mod sql;
@@ -98,6 +98,8 @@ pub mod backup;
 mod database;
 #[cfg(feature = "runtime")]
 mod error;
+#[cfg(feature = "runtime")]
+pub mod import;
 #[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
@@ -116,6 +118,7 @@ pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section
 pub use naming::{NameError, Revision};
 pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
 pub use problem::{Problem, ProblemKind, SourceError};
+pub use sql::lint;
 
 #[cfg(feature = "runtime")]
 pub use app::{App, db, require_db, require_db_blocking, startup};
@@ -127,7 +130,7 @@ pub use database::{
 #[cfg(feature = "runtime")]
 pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
-pub use error::{Blocker, Error, ErrorKind, Hints, StatementError, StatementLocation};
+pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use crate::lint::Rule;
 use crate::migration::Dialect;
 use crate::naming::{NameError, Revision};
+use crate::origin::{OriginError, Tool};
+use crate::sql::lint::{DOCS_URL, Rule};
 
 /// One violation of the migration file rules, in one file (or the folder itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +111,14 @@ pub enum ProblemKind {
         /// The table or column it names.
         target: String,
     },
+    /// A `-- calista:imported` directive that does not read as
+    /// `<tool> <version> [<checksum>] -- <source file>`.
+    BadImported {
+        /// The line as written.
+        text: String,
+        /// What is wrong with it.
+        error: OriginError,
+    },
     /// An allow directive without `-- <reason>`.
     AllowWithoutReason {
         /// The rule it names.
@@ -157,7 +166,8 @@ impl ProblemKind {
             }
             Self::UnknownMarker { .. } => "use one of `-- calista:up`, `-- calista:up postgres`, `-- calista:up sqlite`, \
                  `-- calista:down` (optionally with a dialect), `-- calista:no-transaction`, `-- calista:irreversible`, \
-                 `-- calista:lock-timeout <duration>`, `-- calista:allow <rule> -- <reason>`"
+                 `-- calista:lock-timeout <duration>`, `-- calista:allow <rule> -- <reason>`, \
+                 `-- calista:imported <tool> <version> [<checksum>] -- <source file>`"
                 .to_owned(),
             Self::BadLockTimeout { .. } => "write a whole number of milliseconds, seconds or minutes, more than zero \
                  and at most 60m, e.g. `-- calista:lock-timeout 30s` (or `500ms`, `2m`)"
@@ -182,9 +192,10 @@ impl ProblemKind {
                 rule.safe_way()
             ),
             Self::UnknownAllowRule { suggestion, .. } => match suggestion {
-                Some(rule) => format!("did you mean `{rule}`? The rules are listed in docs/LINT.md"),
-                None => "name one of the rules listed in docs/LINT.md, e.g. `-- calista:allow drop-column -- <reason>`"
-                    .to_owned(),
+                Some(rule) => format!("did you mean `{rule}`? The rules are listed at {DOCS_URL}"),
+                None => format!(
+                    "name one of the rules listed at {DOCS_URL}, e.g. `-- calista:allow drop-column -- <reason>`"
+                ),
             },
             Self::AllowWithoutReason { rule } => {
                 format!("say why it is safe: `-- calista:allow {rule} -- <reason>`")
@@ -195,6 +206,19 @@ impl ProblemKind {
                     .to_owned()
             }
             Self::UnusedAllow { .. } => "remove the line: no statement of this file breaks that rule".to_owned(),
+            Self::BadImported { error, .. } => match error {
+                OriginError::Repeated => "keep the one line that names where the migration came from".to_owned(),
+                _ => {
+                    let example = match error.tool() {
+                        Some(tool) => format!("`{}`", tool.example()),
+                        None => Tool::ALL.map(|tool| format!("`{}`", tool.example())).join(", "),
+                    };
+                    format!(
+                        "write `-- calista:imported <tool> <version> [<checksum>] -- <source file>` as \
+                         `calista db import` does, e.g. {example}"
+                    )
+                }
+            },
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
                 dialect.marker_word()
@@ -287,6 +311,7 @@ impl fmt::Display for ProblemKind {
                 f,
                 "`-- calista:allow {rule}` acknowledges nothing: no statement of this file breaks {rule}"
             ),
+            Self::BadImported { text, error } => write!(f, "`{text}` {error}"),
             Self::MissingUp { dialect } => write!(f, "no up SQL for {dialect}"),
             Self::MissingDown { dialect } => {
                 write!(
@@ -330,3 +355,35 @@ impl fmt::Display for SourceError {
 }
 
 impl std::error::Error for SourceError {}
+
+/// Levenshtein distance, for "did you mean" among a few short names (lint rules, settings
+/// keys).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("drop-tabel", "drop-table"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("lock_timeout", "lock_timeout"), 0);
+        assert_eq!(edit_distance("café", "cafe"), 1);
+    }
+}

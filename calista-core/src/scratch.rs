@@ -34,10 +34,7 @@ pub(crate) fn unique_suffix() -> String {
 pub(crate) async fn admin(server: &PostgresUrl) -> Result<PgConnection, Error> {
     PgConnection::connect(server.expose_secret())
         .await
-        .map_err(|source| Error::Connect {
-            url: server.to_string(),
-            source,
-        })
+        .map_err(|source| Error::connect(server.to_string(), source))
 }
 
 /// `CREATE DATABASE name [TEMPLATE template]`; both names come from [`unique_name`] or

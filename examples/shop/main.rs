@@ -3,9 +3,9 @@
 //! (`--db-url`, `SHOP_DB_URL`, `[db] url` in `shop.toml`) and its words in every hint.
 //!
 //! ```sh
-//! cargo run --example shop -- db status
-//! cargo run --example shop -- db upgrade
-//! cargo run --example shop -- order ada 42.50
+//! cargo run --example shop --features cli -- db status
+//! cargo run --example shop --features cli -- db upgrade
+//! cargo run --example shop --features cli -- order ada 42.50
 //! ```
 
 use std::process::ExitCode;

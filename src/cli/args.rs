@@ -90,6 +90,9 @@ pub enum DbCommand {
     /// Check a migrations folder as the build does, lint included (never connects);
     /// exit 0 only when clean.
     Lint,
+    /// Write calista migration files from another tool's migrations (sqlx, diesel, refinery,
+    /// Alembic), in their order and with their dates; never overwrites (never connects).
+    Import(ImportArgs),
     /// Write a new migration file named with the current UTC time.
     New {
         /// Short summary: lowercase words joined by underscores, e.g. add_user_email.
@@ -141,6 +144,59 @@ pub enum DbCommand {
         #[arg(long)]
         mark_applied: bool,
     },
+}
+
+/// `db import`: which tool's migrations, where, and for which dialect.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct ImportArgs {
+    /// The tool that wrote the migrations
+    #[arg(long = "from", value_enum, value_name = "TOOL")]
+    pub tool: ImportTool,
+    /// Its migrations folder; for Alembic, the file `alembic upgrade base:head --sql` wrote
+    #[arg(value_name = "SRC")]
+    pub source: PathBuf,
+    /// The dialect the SQL was written for: its sections get the SQL; the other dialect's
+    /// fail on purpose until written (`both`: shared sections)
+    #[arg(long, value_enum)]
+    pub dialect: ImportDialect,
+    /// Where to write the files (default: --migrations DIR, else ./migrations)
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    /// The revision id (YYYYMMDD_HHMM) of the first migration without a date of its own
+    /// (refinery, Alembic, sqlx's integer versions); each next one is a minute later
+    #[arg(long, value_name = "REV")]
+    pub start: Option<String>,
+    /// Alembic: the file `alembic downgrade head:base --sql` wrote, for the down sections
+    /// (without it, every revision is irreversible)
+    #[arg(long, value_name = "FILE")]
+    pub alembic_downgrade: Option<PathBuf>,
+}
+
+/// A tool `db import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum ImportTool {
+    /// sqlx: `<version>_<description>.sql`, or `.up.sql` and `.down.sql`.
+    Sqlx,
+    /// diesel: `<version>_<name>/up.sql`, `down.sql`, `metadata.toml`.
+    Diesel,
+    /// refinery: `V<version>__<name>.sql`.
+    Refinery,
+    /// Alembic: the SQL `alembic upgrade --sql` renders.
+    Alembic,
+}
+
+/// The dialect imported SQL was written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum ImportDialect {
+    /// PostgreSQL only.
+    Postgres,
+    /// SQLite only.
+    Sqlite,
+    /// Both: the SQL goes into shared sections.
+    Both,
 }
 
 /// The `db` command group with its options: what an application puts in its own parser,

@@ -25,6 +25,7 @@ pub(crate) async fn run(
     match command {
         DbCommand::Heads => heads(context, out),
         DbCommand::Lint => lint(context, out),
+        DbCommand::Import(args) => super::import::run(&args, Some(context.migrations_dir()), out),
         DbCommand::New { summary } => new(&summary, context, out),
         DbCommand::Backups => backups(context, out),
         DbCommand::Verify { pg_url, seed } => {
@@ -133,6 +134,7 @@ async fn with_database(
         | DbCommand::New { .. }
         | DbCommand::Backups
         | DbCommand::Verify { .. }
+        | DbCommand::Import(_)
         | DbCommand::Lint => Ok(()),
     }
 }
@@ -213,7 +215,7 @@ async fn status(
             map.extend(fields.clone());
         }
         if let (Err(e), Some(map)) = (&checked, value.as_object_mut()) {
-            map.insert("error".into(), json!(out.scrub(&e.to_string())));
+            map.insert("error".into(), json!(out.error_line(e)));
         }
         out.print_json(&value);
     } else {

@@ -39,6 +39,7 @@ mod args;
 mod context;
 mod db;
 pub mod exit;
+mod import;
 mod lint;
 mod output;
 mod redo;
@@ -46,7 +47,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-pub use args::{DbArgs, DbCommand, DbOptions, Format};
+pub use args::{DbArgs, DbCommand, DbOptions, Format, ImportArgs, ImportDialect, ImportTool};
 pub use context::Context;
 pub use db::render_report;
 pub use exit::CliError;
@@ -98,6 +99,12 @@ impl Db {
                 Err(error) => out.fail(&error),
             };
         }
+        if let DbCommand::Import(import) = &args.command {
+            return match self.import(import, &args.options, &out) {
+                Ok(()) => exit::exit(exit::SUCCESS),
+                Err(error) => out.fail(&error),
+            };
+        }
         let context = match self.context(&args.options) {
             Ok(context) => context,
             Err(error) => return out.fail(&error),
@@ -113,6 +120,17 @@ impl Db {
     /// else `./migrations`), without settings or a database.
     pub fn lint(&self, options: &DbOptions, out: &Output) -> Result<(), CliError> {
         lint::run(options.migrations.clone(), out)
+    }
+
+    /// `db import`: another tool's migrations as calista files, written into `--into DIR`
+    /// (else the migrations folder), without settings or a database.
+    pub fn import(
+        &self,
+        args: &ImportArgs,
+        options: &DbOptions,
+        out: &Output,
+    ) -> Result<(), CliError> {
+        import::run(args, options.migrations.clone(), out)
     }
 
     /// Resolves the settings for the options given (never connects).

@@ -64,6 +64,13 @@ impl Output {
         }
     }
 
+    /// Whether stderr carries colour: it is a terminal and `NO_COLOR` is unset or empty.
+    /// An application's own log lines on stderr follow it, so that they agree with the
+    /// notices and errors written here.
+    pub fn colour_stderr(&self) -> bool {
+        self.colour_err
+    }
+
     /// Whether results are JSON.
     pub fn json(&self) -> bool {
         self.format == Format::Json
@@ -109,6 +116,15 @@ impl Output {
             cause = source.source();
         }
         let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(&text));
+    }
+
+    /// An error and its causes on one line, joined by ": ", secrets redacted: for a JSON
+    /// value.
+    pub fn error_line(&self, error: &dyn std::error::Error) -> String {
+        let chain: Vec<String> = std::iter::successors(Some(error), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
+        self.scrub(&chain.join(": "))
     }
 
     /// Prints the error and returns its exit code.

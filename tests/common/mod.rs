@@ -1,4 +1,5 @@
-//! Test support: scratch PostgreSQL databases and SQLite files.
+//! Test support: scratch PostgreSQL databases and SQLite files. The program's tests
+//! (`calista-cli/tests`) include this module by path, so both packages share one copy.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -67,12 +68,7 @@ impl ScratchPg {
     /// Creates a fresh, empty database.
     pub async fn new() -> Self {
         let name = unique_name("calista_test");
-        let mut admin = pg_admin().await;
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create scratch database");
-        admin.close().await.ok();
+        as_admin(&format!("CREATE DATABASE {name}")).await;
         Self {
             url: with_database(&pg_admin_url(), &name),
             name,
@@ -89,28 +85,42 @@ impl ScratchPg {
 
 impl Drop for ScratchPg {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside or outside a runtime: do the async work on a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&pg_admin_url()).await.ok()?;
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = apart(async move {
+            let mut admin = PgConnection::connect(&pg_admin_url()).await.ok()?;
+            admin.execute(sqlx::AssertSqlSafe(drop)).await.ok()
+        });
+        if dropped.is_none() {
             eprintln!("note: could not drop scratch database {}", self.name);
         }
     }
+}
+
+/// Runs one statement on the server's maintenance database, or fails the test.
+async fn as_admin(sql: &str) {
+    let mut admin = pg_admin().await;
+    admin
+        .execute(sqlx::AssertSqlSafe(sql.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    admin.close().await.ok();
+}
+
+/// Runs `work` to its end on a thread and runtime of its own: a `Drop` may run inside a
+/// runtime or outside one.
+fn apart<T: Send + 'static>(
+    work: impl std::future::Future<Output = Option<T>> + Send + 'static,
+) -> Option<T> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?
+            .block_on(work)
+    })
+    .join()
+    .ok()
+    .flatten()
 }
 
 /// A scratch database of either backend, for tests that run on both.
@@ -365,4 +375,70 @@ pub fn macro_messages(stderr: &str) -> Vec<String> {
     }
     messages.extend(current);
     messages
+}
+
+/// An error and its causes, joined by ": ", as a program that shows the whole chain prints
+/// it: each error says what happened once, and its cause is the next in the chain.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// A login role of the test server, with no privileges but those a test grants, dropped
+/// (with everything granted to it in `database`) when the guard is.
+pub struct LoginRole {
+    /// Its name.
+    pub name: String,
+    database: String,
+}
+
+impl LoginRole {
+    /// Creates the role; `grants` run in `database` (as the admin) and name it `{role}`.
+    pub async fn new(database: &ScratchPg, grants: &str) -> Self {
+        let name = unique_name("calista_role");
+        as_admin(&format!("CREATE ROLE {name} LOGIN")).await;
+        let mut conn = database.connect().await;
+        conn.execute(sqlx::AssertSqlSafe(grants.replace("{role}", &name)))
+            .await
+            .expect("grant");
+        Self {
+            name,
+            database: database.url.clone(),
+        }
+    }
+
+    /// The URL of `database` as this role, with no password (the test server trusts
+    /// local connections).
+    pub fn url(&self, database: &ScratchPg) -> String {
+        let url = &database.url;
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let host_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+        let host_start = url[start..host_end]
+            .rfind('@')
+            .map_or(start, |i| start + i + 1);
+        format!("{}{}@{}", &url[..start], self.name, &url[host_start..])
+    }
+}
+
+impl Drop for LoginRole {
+    fn drop(&mut self) {
+        let (name, database) = (self.name.clone(), self.database.clone());
+        // What was granted to it goes first: a role with privileges cannot be dropped.
+        let dropped = apart(async move {
+            let mut conn = PgConnection::connect(&database).await.ok()?;
+            conn.execute(sqlx::AssertSqlSafe(format!("DROP OWNED BY {name}")))
+                .await
+                .ok()?;
+            let mut admin = PgConnection::connect(&pg_admin_url()).await.ok()?;
+            admin
+                .execute(sqlx::AssertSqlSafe(format!("DROP ROLE {name}")))
+                .await
+                .ok()
+        });
+        if dropped.is_none() {
+            eprintln!("note: could not drop the test role {}", self.name);
+        }
+    }
 }

@@ -209,10 +209,7 @@ impl Backend for Postgres {
 
     async fn connect(&self) -> Result<PgConnection, Error> {
         let url = &self.shown_url;
-        let failed = |source| Error::Connect {
-            url: url.clone(),
-            source,
-        };
+        let failed = |source| Error::connect(url.clone(), source);
         super::connect_within(&self.connect, self.connect_timeout, url, failed).await
     }
 
@@ -598,7 +595,7 @@ impl Watch for Watcher {
                         .collect();
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot watch for blocking sessions");
+                    tracing::debug!(error = %crate::error::ServerMessage::of(&e), "cannot watch for blocking sessions");
                     return std::future::pending().await;
                 }
             }

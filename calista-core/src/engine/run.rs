@@ -521,7 +521,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             .same_transaction(self.session.conn(), mark)
             .await
             .unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "cannot check the transaction after a failure");
+                tracing::debug!(error = %crate::error::with_causes(&e), "cannot check the transaction after a failure");
                 true
             });
         Err(Attempt::Failed(if intact {

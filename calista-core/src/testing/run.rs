@@ -2,6 +2,7 @@
 //! body, and its outcome. A body that panics or returns `Err` fails the test while the
 //! database is still held, so [`TestDatabase`]'s drop keeps it and prints its URL.
 
+use std::any::Any;
 use std::fmt::Debug;
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use sqlx::{PgPool, SqlitePool};
 
 use super::{DEFAULT_PG_URL, PG_URL_VARIABLE, TestDatabase, TestOptions};
 use crate::database::Database;
-use crate::error::Error;
+use crate::error::{Error, ServerMessage, with_causes};
 use crate::migration::Migrations;
 use crate::naming::Revision;
 use crate::url::{DatabaseUrl, PostgresUrl};
@@ -51,7 +52,8 @@ pub(super) fn server_from_env() -> Result<PostgresUrl, Error> {
 }
 
 /// What a test function may return: `()`, or `Result<(), E>` where `E: Debug` (as for a
-/// plain `#[test]`); an `Err` fails the test with the error's `Debug` form.
+/// plain `#[test]`); an `Err` fails the test with the error's `Debug` form, except that a
+/// database driver's error (`sqlx::Error`, also boxed) shows what the database said.
 #[diagnostic::on_unimplemented(
     message = "a `#[calista::test]` function returns `()` or `Result<(), E>` with `E: Debug`, not `{Self}`",
     label = "not `()` or `Result<(), E>`",
@@ -68,9 +70,27 @@ impl TestOutcome for () {
     }
 }
 
-impl<E: Debug> TestOutcome for Result<(), E> {
+impl<E: Debug + 'static> TestOutcome for Result<(), E> {
     fn failure(self) -> Option<String> {
-        self.err().map(|error| format!("{error:?}"))
+        self.err().map(|error| shown(&error))
+    }
+}
+
+/// A test's error in its `Debug` form; a driver error as the database's message instead,
+/// since its `Debug` form ends in the server's own source file, line and routine.
+fn shown<E: Debug + 'static>(error: &E) -> String {
+    let any: &dyn Any = error;
+    let driver = any.downcast_ref::<sqlx::Error>().or_else(|| {
+        any.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+            .and_then(|e| e.downcast_ref::<sqlx::Error>())
+            .or_else(|| {
+                any.downcast_ref::<Box<dyn std::error::Error>>()
+                    .and_then(|e| e.downcast_ref::<sqlx::Error>())
+            })
+    });
+    match driver {
+        Some(driver) => ServerMessage::of(driver).to_string(),
+        None => format!("{error:?}"),
     }
 }
 
@@ -174,6 +194,7 @@ fn parse_revision(text: &str) -> Revision {
 /// to start one.
 fn setup_failure(backend: Backend, error: &Error) -> String {
     let unreachable = matches!(error, Error::Connect { .. } | Error::Timeout { .. });
+    let error = with_causes(error);
     if backend == Backend::Postgres && unreachable {
         format!(
             "cannot make the test database: {error}\n\

@@ -24,7 +24,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::postgres::describe;
-use crate::error::Error;
+use crate::error::{Error, with_causes};
 use crate::scratch;
 use crate::url::PostgresUrl;
 
@@ -345,7 +345,7 @@ impl Connections {
             Entry::Vacant(entry) => {
                 let mut admin = scratch::admin(server).await.ok()?;
                 if clean && let Err(e) = clean_up(&mut admin).await {
-                    tracing::debug!(error = %e, "could not clean up old test databases");
+                    tracing::debug!(error = %with_causes(&e), "could not clean up old test databases");
                 }
                 Some(entry.insert(admin))
             }
@@ -355,7 +355,7 @@ impl Connections {
     /// After a failure, the connection may be what failed: the next job opens another.
     fn forget_on_error(&mut self, server: &PostgresUrl, outcome: Result<(), Error>) {
         if let Err(e) = outcome {
-            tracing::debug!(error = %e, "test database housekeeping failed");
+            tracing::debug!(error = %with_causes(&e), "test database housekeeping failed");
             self.0.remove(server.expose_secret());
         }
     }

@@ -58,7 +58,7 @@ use sqlx::AssertSqlSafe;
 use crate::backup::BackupPolicy;
 use crate::database::{Database, DatabaseOptions};
 use crate::engine::migrator::{Downgrades, Migrator, Policy};
-use crate::error::Error;
+use crate::error::{Error, with_causes};
 use crate::migration::{Dialect, Migration, Migrations};
 use crate::naming::Revision;
 use crate::plan::{DowngradeTarget, UpgradeTarget};
@@ -362,7 +362,7 @@ pub async fn verify(
         let url = DatabaseUrl::Postgres(server.with_database(&name));
         let outcome = run_on(migrations, &url, options).await;
         if let Err(e) = scratch::drop_database(&mut admin, &name).await {
-            tracing::warn!(error = %e, database = %name, "could not drop the scratch database");
+            tracing::warn!(error = %with_causes(&e), database = %name, "could not drop the scratch database");
         }
         outcome.map(Some)
     };
@@ -577,17 +577,6 @@ fn step_or_err(error: Error, finding: impl FnOnce(Error) -> Finding) -> Result<F
         }
         other => Err(other),
     }
-}
-
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// One `-- calista:allow dialect-difference` directive, from the migration at index `at`.

@@ -1,0 +1,155 @@
+//! The `calista` program: CALISTA's own commands (`events`, `config`, `version`) and the
+//! library's `db` group, built on the public API like any application embedding it.
+
+mod args;
+mod config;
+mod events;
+
+use std::process::ExitCode;
+
+use calista::cli::{CliError, Db, DbCommand, Output, exit};
+use calista::settings::AppNames;
+use clap::Parser;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use args::{Cli, Command, ConfigCommand, EventsCommand};
+
+/// CALISTA's own migrations, embedded at build time.
+static MIGRATIONS: calista::Migrations = calista::migrations!("../migrations");
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are successes; anything else is a usage error.
+            return exit::exit(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            });
+        }
+    };
+    let mut out = Output::new(cli.global.format, cli.global.quiet);
+    init_logging(cli.global.verbose, cli.global.quiet, out.colour_stderr());
+    if let Command::Version = cli.command {
+        out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
+        return exit::exit(exit::SUCCESS);
+    }
+    let names = AppNames::new("calista").with_auto_upgrade_flag("--auto-upgrade");
+    let db = Db::new(&MIGRATIONS, "calista")
+        .names(names)
+        .app_version(env!("CARGO_PKG_VERSION"));
+    // Before the settings: the folder is what it checks, and no database is needed.
+    if let Command::Db(DbCommand::Lint) = cli.command {
+        return match db.lint(&cli.global, &out) {
+            Ok(()) => exit::exit(exit::SUCCESS),
+            Err(error) => out.fail(&error),
+        };
+    }
+    let context = match db.context(&cli.global) {
+        Ok(context) => context,
+        Err(error) => return out.fail(&error),
+    };
+    context.protect(&mut out);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return out.fail(&CliError::failure("cannot start the async runtime", e));
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, &db, &context, &out)) {
+        Ok(()) => exit::exit(exit::SUCCESS),
+        Err(error) => out.fail(&error),
+    }
+}
+
+async fn dispatch(
+    command: Command,
+    db: &Db,
+    context: &calista::cli::Context,
+    out: &Output,
+) -> Result<(), CliError> {
+    match command {
+        Command::Version => Ok(()),
+        Command::Config(ConfigCommand::Show) => {
+            config::show(context, out);
+            Ok(())
+        }
+        Command::Db(command) => db.execute(command, context, out).await,
+        Command::Events(command) => {
+            calista::App::new(context.migrations(), context.url().clone())
+                .options(context.database_options())
+                .policy(context.policy())
+                .install()?;
+            let produced = match command {
+                EventsCommand::Append {
+                    stream,
+                    event_type,
+                    payload,
+                    stream_type,
+                    metadata,
+                } => {
+                    let event = events::NewEvent {
+                        stream,
+                        stream_type,
+                        event_type,
+                        payload,
+                        metadata,
+                    };
+                    events::append(event, out.json()).await
+                }
+                EventsCommand::List { stream, limit } => {
+                    events::list(stream, limit, out.json()).await
+                }
+            };
+            match calista::startup() {
+                Some(calista::Ensured::Upgraded(report)) => out.notice(&format!(
+                    "the schema was upgraded at start-up (auto-upgrade):\n{}",
+                    calista::cli::render_report(report, out)
+                )),
+                Some(ensured) => {
+                    for notice in ensured.notices() {
+                        out.notice(&format!("notice: {notice}"));
+                    }
+                }
+                None => {}
+            }
+            match produced? {
+                events::Produced::Text(text) => out.print(&text),
+                events::Produced::Json(value) => out.print_json(&value),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Notices from the library (`tracing` events) go to stderr: warnings by default, in
+/// colour when the program's own notices and errors are.
+fn init_logging(verbose: u8, quiet: bool, colour: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::INFO,
+        (false, _) => LevelFilter::DEBUG,
+    };
+    let targets = Targets::new()
+        .with_target("calista", level)
+        .with_target("calista_core", level)
+        .with_default(LevelFilter::ERROR);
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .without_time()
+        .with_target(false)
+        .compact();
+    let _ = tracing_subscriber::registry()
+        .with(targets)
+        .with(format)
+        .try_init();
+}

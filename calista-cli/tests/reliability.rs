@@ -1,0 +1,597 @@
+//! Reliability: processes killed at random moments of an upgrade, connections terminated by
+//! the server, many processes at once, and hostile input. Each asserts the user-facing
+//! outcome and that nothing was lost.
+//!
+//! `CALISTA_CRASH_TRIALS` sets the number of kill trials per backend (default 20).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Migrations with a slow data-filling step, so a kill lands at different points: before
+/// the lock, during the backup, inside the migrations, around the commit.
+fn slow_set() -> MigrationSet {
+    MigrationSet::new(&[
+        (
+            "20250101_0000_create_fill.sql",
+            "-- calista:up\nCREATE TABLE fill (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);\n-- calista:down\nDROP TABLE fill;\n",
+        ),
+        (
+            "20250102_0000_fill_rows.sql",
+            "-- calista:up postgres\nINSERT INTO fill (id, payload) SELECT g, md5(g::text) FROM generate_series(1, 200000) AS g;\n\
+             -- calista:up sqlite\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)\n\
+             INSERT INTO fill (id, payload) SELECT x, hex(randomblob(16)) FROM c;\n\
+             -- calista:down\nDELETE FROM fill;\n",
+        ),
+        (
+            "20250103_0000_index_fill.sql",
+            "-- calista:allow index-without-concurrently -- a test table\n-- calista:up\nCREATE INDEX ix_fill_payload ON fill (payload);\n-- calista:down\nDROP INDEX ix_fill_payload;\n",
+        ),
+        ("20250104_0000_create_done.sql", &create_table("done")),
+    ])
+}
+
+const START: &str = "20250101_0000";
+const HEAD: &str = "20250104_0000";
+
+fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("CALISTA_DB_URL", db.url_text())
+        .env("NO_COLOR", "1");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("CALISTA_DB_URL", db.url_text())
+        .envs(env.iter().copied());
+    command
+}
+
+fn output(command: &mut Command) -> Output {
+    command.output().expect("run calista")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Brings a database to `START`, with the first migration's table in place.
+fn upgrade_to_start(dir: &Path, db: &TestDb, folder: &str) {
+    let done = output(&mut calista(
+        dir,
+        db,
+        &["--migrations", folder, "db", "upgrade", "--to", START],
+        &[],
+    ));
+    assert!(done.status.success(), "{}", text(&done));
+}
+
+/// A small deterministic generator, seeded from the clock; the seed is in failure messages.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+fn trials() -> usize {
+    std::env::var("CALISTA_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+async fn at_revision(db: &TestDb) -> Option<String> {
+    let handle = db.open();
+    let v = version(&handle).await;
+    handle.close().await;
+    v
+}
+
+/// Whether an upgrade holds the migration lock now, looked at from outside: the advisory
+/// lock in `pg_locks`, or SQLite's write lock (a `BEGIN IMMEDIATE` that must not wait).
+async fn migration_lock_is_held(db: &TestDb) -> bool {
+    use sqlx::Connection;
+    match db {
+        TestDb::Postgres(pg) => {
+            let mut conn = pg.connect().await;
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
+            )
+            .bind(calista::postgres_lock_key("calista"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.ok();
+            held
+        }
+        TestDb::Sqlite { file, .. } => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(file)
+                .busy_timeout(Duration::ZERO);
+            let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options).await else {
+                return true;
+            };
+            let held = sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .is_err();
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+            conn.close().await.ok();
+            held
+        }
+    }
+}
+
+/// Kills `calista db upgrade` at random moments; the database must always be at its old
+/// revision or its new one, whole, and the next upgrade must succeed. Every other trial
+/// waits until the upgrade holds the migration lock before its random delay, and each
+/// trial looks, just before the kill, whether the lock is held: enough kills must land
+/// mid-upgrade for the test to mean anything.
+async fn kill_trials(make: impl AsyncFn() -> TestDb) {
+    let set = slow_set();
+    let folder = set.dir.path().display().to_string();
+    let args = ["--migrations", folder.as_str(), "db", "upgrade"];
+    let mut rng = Lcg(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64));
+    let seed = rng.0;
+
+    // How long a whole upgrade takes here, to spread the kills over it.
+    let calibration = make().await;
+    let dir = calibration.scratch_dir();
+    upgrade_to_start(&dir, &calibration, &folder);
+    let started = Instant::now();
+    let full = output(&mut calista(&dir, &calibration, &args, &[]));
+    assert!(full.status.success(), "{}", text(&full));
+    let span = started.elapsed().as_millis() as u64 + 50;
+
+    let mut outcomes = (0, 0);
+    let mut landed = 0;
+    for trial in 0..trials() {
+        let db = make().await;
+        let dir = db.scratch_dir();
+        // Start from a database with data, so the backup is part of what a kill can hit.
+        upgrade_to_start(&dir, &db, &folder);
+        let delay = Duration::from_millis(rng.next() % span);
+        let mut child: Child = calista(&dir, &db, &args, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let spawned = Instant::now();
+        if trial % 2 == 1 {
+            while !migration_lock_is_held(&db).await
+                && spawned.elapsed() < Duration::from_millis(span)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        std::thread::sleep(delay.saturating_sub(spawned.elapsed()));
+        let mid_upgrade = child.try_wait().unwrap().is_none() && migration_lock_is_held(&db).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        if mid_upgrade {
+            landed += 1;
+        }
+
+        let revision = at_revision(&db).await;
+        let context =
+            format!("trial {trial}, kill after {delay:?} (seed {seed}), revision {revision:?}");
+        match revision.as_deref() {
+            Some(START) => outcomes.0 += 1,
+            Some(HEAD) => outcomes.1 += 1,
+            other => panic!("the database is between revisions ({other:?}): {context}"),
+        }
+        let handle = db.open();
+        if revision.as_deref() == Some(HEAD) {
+            assert_eq!(
+                scalar(&handle, "SELECT count(*) FROM fill").await,
+                200_000,
+                "{context}"
+            );
+        } else {
+            assert_eq!(
+                scalar(&handle, "SELECT count(*) FROM fill").await,
+                0,
+                "{context}"
+            );
+        }
+        if handle.sqlite_pool().is_some() {
+            assert_eq!(
+                scalar(
+                    &handle,
+                    "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"
+                )
+                .await,
+                1,
+                "{context}"
+            );
+        }
+        handle.close().await;
+        let again = output(&mut calista(&dir, &db, &args, &[]));
+        assert!(
+            again.status.success(),
+            "the next upgrade fails after {context}: {}",
+            text(&again)
+        );
+        assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD), "{context}");
+    }
+    eprintln!(
+        "kill trials: {} ended at the old revision, {} at the new one, 0 in between; \
+         {landed} killed while the upgrade held the migration lock",
+        outcomes.0, outcomes.1
+    );
+    assert!(
+        landed * 4 >= trials(),
+        "only {landed} of {} kills landed mid-upgrade (seed {seed})",
+        trials()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_killed_at_random_moments_is_old_or_new_never_between() {
+    kill_trials(async || TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upgrade_killed_at_random_moments_is_old_or_new_never_between() {
+    kill_trials(async || TestDb::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_revision() {
+    let db = TestDb::postgres().await;
+    let set = slow_set();
+    let folder = set.dir.path().display().to_string();
+    let dir = db.scratch_dir();
+    upgrade_to_start(&dir, &db, &folder);
+    let child = calista(&dir, &db, &["--migrations", &folder, "db", "upgrade"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let mut admin = pg_admin().await;
+    // Wait until the upgrade is inside its slow step, then end its session from the server.
+    let mut terminated = false;
+    for _ in 0..400 {
+        let killed: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name LIKE 'calista migrate%' AND query LIKE '%INSERT INTO fill%' AND state = 'active'",
+        )
+        .bind(&pg.name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        if !killed.is_empty() {
+            terminated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        terminated,
+        "the upgrade's session was never seen running its slow step"
+    );
+    let result = child.wait_with_output().unwrap();
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert!(
+        text(&result).contains("20250102_0000_fill_rows.sql"),
+        "{}",
+        text(&result)
+    );
+    assert_eq!(at_revision(&db).await.as_deref(), Some(START));
+    // The lock went with the session: the next upgrade does not wait for it.
+    let again = output(&mut calista(
+        &dir,
+        &db,
+        &["--migrations", &folder, "db", "upgrade"],
+        &[("CALISTA_LOCK_TIMEOUT", "5")],
+    ));
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD));
+}
+
+both_backends! {
+    async fn thirty_two_processes_with_auto_upgrade_apply_each_migration_once(db: TestDb) {
+        let dir = db.scratch_dir();
+        let children: Vec<Child> = (0..32)
+            .map(|_| calista(&dir, &db, &["--auto-upgrade", "events", "list"], &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+            .collect();
+        for child in children {
+            let result = child.wait_with_output().unwrap();
+            assert!(result.status.success(), "{}", text(&result));
+            assert!(String::from_utf8_lossy(&result.stdout).contains("no events"));
+        }
+        let handle = db.open();
+        assert_eq!(handle.read_history().await.unwrap().len(), 2, "each migration applied exactly once");
+        assert_eq!(version(&handle).await.as_deref(), Some("20250826_1045"));
+    }
+
+    async fn up_to_date_processes_never_wait_for_the_migration_lock(db: TestDb) {
+        let dir = db.scratch_dir();
+        assert!(output(&mut calista(&dir, &db, &["db", "upgrade"], &[])).status.success());
+        // Another process holds the migration lock, as a long upgrade would…
+        let holder = hold_migration_lock(&db, "lock-holder-test").await;
+        // …and thirty-two processes that find nothing to do all run, with a lock timeout
+        // that would fail any one of them that waited.
+        let children: Vec<Child> = (0..32)
+            .map(|_| calista(&dir, &db, &["--auto-upgrade", "events", "list"], &[("CALISTA_LOCK_TIMEOUT", "1")]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+            .collect();
+        for child in children {
+            let result = child.wait_with_output().unwrap();
+            assert!(result.status.success(), "{}", text(&result));
+        }
+        let upgrade = output(&mut calista(&dir, &db, &["db", "upgrade", "--to", "20250826_1045"], &[("CALISTA_LOCK_TIMEOUT", "1")]));
+        assert!(upgrade.status.success(), "nothing pending: no lock needed: {}", text(&upgrade));
+        drop(holder);
+    }
+}
+
+#[tokio::test]
+async fn role_without_create_privilege_gets_a_clear_error_and_nothing_changes() {
+    let db = TestDb::postgres().await;
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let role = unique_name("calista_limited");
+    let mut admin = pg_admin().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = pg
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let dir = db.scratch_dir();
+    let mut command = calista(&dir, &db, &["db", "upgrade"], &[]);
+    command.env("CALISTA_DB_URL", &url);
+    let result = output(&mut command);
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert!(
+        text(&result).contains("lacks a privilege") && text(&result).contains("CREATE"),
+        "{}",
+        text(&result)
+    );
+    let handle = db.open();
+    assert_eq!(
+        scalar(
+            &handle,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'calista'"
+        )
+        .await,
+        0
+    );
+    handle.close().await;
+    drop(db);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
+    let db = TestDb::sqlite();
+    let dir = db.scratch_dir();
+    assert!(
+        output(&mut calista(
+            &dir,
+            &db,
+            &["db", "upgrade", "--to", "20250826_1030"],
+            &[]
+        ))
+        .status
+        .success()
+    );
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
+    let before = std::fs::read(file).unwrap();
+    // Immutable: not even root may write it (permission bits do not stop root).
+    let locked = Command::new("chattr")
+        .arg("+i")
+        .arg(file)
+        .status()
+        .expect("chattr (e2fsprogs) is needed for this test");
+    assert!(
+        locked.success(),
+        "chattr +i failed: the test folder's filesystem must support it"
+    );
+    let result = output(&mut calista(
+        &dir,
+        &db,
+        &["db", "upgrade"],
+        &[("CALISTA_BACKUP", "0")],
+    ));
+    let _ = Command::new("chattr").arg("-i").arg(file).status();
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert!(text(&result).contains("read-only"), "{}", text(&result));
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        before,
+        "the file is unchanged"
+    );
+}
+
+#[tokio::test]
+async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
+    let db = TestDb::sqlite();
+    let TestDb::Sqlite { file, .. } = &db else {
+        unreachable!()
+    };
+    let garbage = b"this is a text file, not a SQLite database\n".repeat(200);
+    std::fs::write(file, &garbage).unwrap();
+    for args in [
+        &["db", "status"][..],
+        &["db", "upgrade"],
+        &["events", "list"],
+    ] {
+        let result = output(&mut calista(&db.scratch_dir(), &db, args, &[]));
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {}", text(&result));
+        assert!(
+            text(&result).contains("not a SQLite database"),
+            "{args:?}: {}",
+            text(&result)
+        );
+    }
+    assert_eq!(std::fs::read(file).unwrap(), garbage);
+}
+
+#[cfg(unix)]
+#[test]
+fn migration_folder_with_a_symlink_loop_or_a_dangling_link_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("m");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("20250101_0000_ok.sql"), create_table("a")).unwrap();
+    std::os::unix::fs::symlink(
+        "20250102_0000_loop.sql",
+        folder.join("20250102_0000_loop.sql"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("nowhere.sql", folder.join("20250103_0000_dangling.sql")).unwrap();
+    let db = TestDb::sqlite();
+    let result = output(&mut calista(
+        dir.path(),
+        &db,
+        &["--migrations", "m", "db", "upgrade"],
+        &[],
+    ));
+    assert_eq!(result.status.code(), Some(2), "{}", text(&result));
+    let message = text(&result);
+    assert!(
+        message.contains("20250102_0000_loop.sql")
+            && message.contains("20250103_0000_dangling.sql"),
+        "{message}"
+    );
+    assert!(
+        !db.scratch_dir().join("app.db").exists(),
+        "nothing was created"
+    );
+}
+
+/// A server that accepts connections and never answers.
+#[test]
+fn silent_server_is_a_bounded_wait() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for stream in listener.incoming().take(4) {
+            kept.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgres://calista:s3cr3t-pw@127.0.0.1:{port}/x?sslmode=disable");
+    let result = Command::new(env!("CARGO_BIN_EXE_calista"))
+        .current_dir(dir.path())
+        .args(["db", "status"])
+        .env("CALISTA_DB_URL", &url)
+        .env("CALISTA_CONNECT_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert!(
+        text(&result).contains("no answer") && text(&result).contains("within 1s"),
+        "{}",
+        text(&result)
+    );
+    assert!(!text(&result).contains("s3cr3t-pw"));
+    drop(held);
+}
+
+/// A server that asks for a password and refuses it, as PostgreSQL does for a wrong one.
+#[test]
+fn wrong_password_error_never_shows_the_password() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = refuse_password(&mut stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgresql://calista:s3cr3t-pw@127.0.0.1:{port}/x?sslmode=disable");
+    for args in [
+        &["db", "status"][..],
+        &["db", "upgrade"],
+        &["events", "list"],
+    ] {
+        let result = Command::new(env!("CARGO_BIN_EXE_calista"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("CALISTA_DB_URL", &url)
+            .output()
+            .unwrap();
+        assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+        assert!(
+            text(&result).contains("password authentication failed"),
+            "{}",
+            text(&result)
+        );
+        assert!(!text(&result).contains("s3cr3t-pw"), "{}", text(&result));
+    }
+}
+
+/// The PostgreSQL protocol, as far as refusing a cleartext password.
+fn refuse_password(stream: &mut std::net::TcpStream) -> std::io::Result<()> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length)?;
+    let mut startup = vec![0u8; (u32::from_be_bytes(length) as usize).saturating_sub(4)];
+    stream.read_exact(&mut startup)?;
+    // AuthenticationCleartextPassword.
+    stream.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3])?;
+    let mut header = [0u8; 5];
+    stream.read_exact(&mut header)?;
+    let mut password = vec![
+        0u8;
+        (u32::from_be_bytes([header[1], header[2], header[3], header[4]])
+            as usize)
+            .saturating_sub(4)
+    ];
+    stream.read_exact(&mut password)?;
+    let mut fields = Vec::new();
+    for (code, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "28P01"),
+        (b'M', "password authentication failed for user \"calista\""),
+    ] {
+        fields.push(code);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&(u32::try_from(fields.len() + 4).unwrap_or(0)).to_be_bytes());
+    message.extend_from_slice(&fields);
+    stream.write_all(&message)
+}
