@@ -106,9 +106,18 @@ pub(crate) async fn run(
         return Ok(());
     }
     let failing = codes.iter().filter(|c| **c != exit::SUCCESS).count();
+    let next = if report.count(Outcome::Behind) > 0 {
+        format!(
+            "; `{} db upgrade --targets {}` applies what is pending",
+            context.names().program,
+            file.display()
+        )
+    } else {
+        String::new()
+    };
     Err(CliError::Fleet {
         summary: format!(
-            "{failing} of {} targets {} ({}); each is listed above",
+            "{failing} of {} targets {} ({}); each is listed above{next}",
             report.targets.len(),
             match command {
                 Command::Check => "are not up to date",
@@ -214,16 +223,16 @@ impl Display {
         };
         match self {
             Self::Bar { bar, tally } => {
+                if target_code(command, report) != exit::SUCCESS {
+                    bar.println(out.scrub(&line(report, command, out)));
+                }
                 *tally.entry(report.outcome).or_default() += 1;
                 let message: Vec<String> = tally
                     .iter()
                     .map(|(outcome, n)| format!("{n} {}", outcome.name()))
                     .collect();
-                bar.set_message(message.join(", "));
-                if target_code(command, report) != exit::SUCCESS {
-                    bar.println(out.scrub(&line(report, command, out)));
-                }
                 bar.inc(1);
+                bar.set_message(message.join(", "));
             }
             Self::Lines { width } => out.notice(&format!(
                 "[{done:>width$}/{total}] {}",
@@ -243,6 +252,8 @@ impl Display {
 /// One target on one line: outcome, target, and what happened.
 fn line(report: &TargetReport, command: Command, out: &Output) -> String {
     let what = match (&report.error, report.outcome) {
+        // What the guard's refusal says at length, the summary says once.
+        (Some(_), Outcome::Behind) => state_detail(report),
         (Some(_), _) if command == Command::Status && report.state.is_some() => {
             state_detail(report)
         }
@@ -310,10 +321,11 @@ fn problem(report: &TargetReport, out: &Output) -> String {
         .target
         .line()
         .map_or_else(String::new, |n| format!(" (line {n})"));
-    let error = report
-        .error
-        .as_ref()
-        .map_or_else(String::new, |e| out.error_line(e));
+    let error = match (&report.error, report.outcome) {
+        (Some(_), Outcome::Behind) => state_detail(report),
+        (Some(error), _) => out.error_line(error),
+        (None, _) => String::new(),
+    };
     format!(
         "{} {}{at}: {error}",
         out.paint(Tone::Bad, &format!("{}:", report.outcome.name())),

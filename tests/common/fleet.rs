@@ -73,6 +73,14 @@ impl Fleet {
         }
     }
 
+    /// A connection to the scratch database (without TLS, which costs more than the
+    /// queries of a check).
+    pub async fn connect(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&without_tls(&self.pg.url))
+            .await
+            .expect("connect to the fleet's database")
+    }
+
     /// Every target, schemas first.
     pub fn members(&self) -> Vec<Member> {
         self.schemas
@@ -105,7 +113,7 @@ impl Fleet {
 
     /// Back to nothing: the schemas dropped, the files deleted.
     pub async fn reset(&self) {
-        let mut conn = self.pg.connect().await;
+        let mut conn = self.connect().await;
         for schema in &self.schemas {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE"
@@ -127,7 +135,7 @@ impl Fleet {
     pub async fn applied(&self, member: &Member) -> Applied {
         match member {
             Member::Schema(schema) => {
-                let mut conn = self.pg.connect().await;
+                let mut conn = self.connect().await;
                 let present: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
                      WHERE table_schema = $1 AND table_name = 'schema_history')",
@@ -225,7 +233,7 @@ impl Fleet {
 
     /// Advisory locks held in the scratch database now.
     pub async fn advisory_locks(&self) -> i64 {
-        let mut conn = self.pg.connect().await;
+        let mut conn = self.connect().await;
         let held = sqlx::query_scalar(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
              AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
