@@ -370,3 +370,23 @@ async fn targets_are_refused_with_sql_a_db_url_or_a_shard_that_does_not_exist() 
     assert_eq!(alone.code, 2, "--jobs without --targets: {alone:?}");
     assert!(!fleet.files[0].exists(), "nothing ran");
 }
+
+#[test]
+fn help_states_how_a_fleet_picks_its_exit_code() {
+    for args in [
+        &["--help"][..],
+        &["db", "upgrade", "--help"],
+        &["db", "check", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_calista"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {text}");
+        assert!(
+            text.contains("most severe of the targets' own codes, in this order: 2, 1, 4, 5, 3"),
+            "{args:?}: {text}"
+        );
+    }
+}
