@@ -294,6 +294,20 @@ both_backends! {
         assert!(exec(&handle, "SELECT * FROM b").await.is_err());
     }
 
+    async fn a_migration_with_its_own_lock_timeout_upgrades_on_either_backend(db: TestDb) {
+        // `-- calista:lock-timeout` is PostgreSQL's per-attempt wait; SQLite waits in its busy
+        // handler and has no such setting to send, so the directive changes nothing there.
+        let set = MigrationSet::new(&[
+            (A, &create_table("a")),
+            (B, &format!("-- calista:lock-timeout 5s\n{}", create_table("b"))),
+            (C, &create_table("c")),
+        ]).load();
+        let handle = db.open();
+        let report = Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+        assert_eq!(report.steps.len(), 3);
+        assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
+    }
+
     async fn lock_timeout_names_the_holder(db: TestDb) {
         let set = abc().load();
         let handle = db.open();

@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use crate::database::{Database, DatabaseOptions};
+use crate::engine::migrator::{Ensured, Migrator, Policy};
 use crate::error::Error;
 use crate::migration::Migrations;
-use crate::migrator::{Ensured, Migrator, Policy};
 use crate::url::DatabaseUrl;
 
 /// What the guard needs: the migrations, where the database is, and the policy.

@@ -1,21 +1,33 @@
-//! The database handle: a connection pool for the application, and dedicated, locked
-//! connections for migrating.
+//! The database handle: a connection pool for the application, the connection the guard's
+//! reads reuse, and dedicated, locked connections for migrating ([`Session`]).
+//!
+//! This is the one place that looks at which backend a handle is ([`Kind`]); everything
+//! past it is written once over [`Backend`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use tokio::sync::Mutex;
 
-use crate::backend::{NewRecord, postgres, sqlite};
+use crate::backend::{Backend, Held, LockScope, Postgres, Sqlite, postgres};
 use crate::backup;
+use crate::engine::plan::{DbState, HistoryRecord};
 use crate::error::Error;
 use crate::migration::Dialect;
-use crate::plan::{DbState, HistoryRecord};
-use crate::store::{self, Store};
 use crate::url::{DatabaseUrl, SqliteTarget};
+
+/// The default schema of CALISTA's tables on PostgreSQL.
+pub const DEFAULT_SCHEMA: &str = "calista";
+
+/// The longest wait for a connection, by default.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest wait for the migration lock (and, on SQLite, for any lock), by default.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to reach a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +45,9 @@ pub struct DatabaseOptions {
 impl Default for DatabaseOptions {
     fn default() -> Self {
         Self {
-            schema: store::DEFAULT_SCHEMA.to_owned(),
-            connect_timeout: Duration::from_secs(10),
-            lock_timeout: Duration::from_secs(60),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
             max_connections: 5,
         }
     }
@@ -95,26 +107,16 @@ pub struct Database {
     pool: Pool,
     /// Whether [`Database::close`] closes the pool: not the application's.
     owns_pool: bool,
-    inner: Inner,
-    /// The connection the guard's reads reuse (see `open_guard_connection`).
-    guard: Arc<tokio::sync::Mutex<Option<GuardConnection>>>,
-    store: Arc<Store>,
+    kind: Kind,
     shown_url: String,
     options: DatabaseOptions,
 }
 
+/// Which backend a [`Database`] is, with its side of the handle.
 #[derive(Debug, Clone)]
-enum Inner {
-    Postgres {
-        connect: PgConnectOptions,
-        password: Option<String>,
-        database: String,
-    },
-    Sqlite {
-        connect: SqliteConnectOptions,
-        /// `None` for an in-memory database.
-        file: Option<PathBuf>,
-    },
+enum Kind {
+    Postgres(Handle<Postgres>),
+    Sqlite(Handle<Sqlite>),
 }
 
 impl Database {
@@ -129,7 +131,7 @@ impl Database {
         }
         check_schema_name(&options.schema)?;
         let shown_url = url.to_string();
-        let (pool, inner) = match url {
+        let (pool, kind) = match url {
             DatabaseUrl::Postgres(pg) => {
                 let base = PgConnectOptions::from_str(pg.expose_secret())
                     .map_err(|e| Error::connect(shown_url.clone(), e))?;
@@ -140,14 +142,16 @@ impl Database {
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout)
                     .connect_lazy_with(postgres::pool_options(base.clone(), &options.schema));
-                (
-                    Pool::Postgres(pool),
-                    Inner::Postgres {
-                        connect: base,
-                        password: pg.password(),
-                        database,
-                    },
-                )
+                let backend = Postgres::new(
+                    base,
+                    pg.password(),
+                    database,
+                    &options.schema,
+                    options.connect_timeout,
+                    shown_url.clone(),
+                );
+                let handle = Handle::new(backend, pool.clone(), &options);
+                (Pool::Postgres(pool), Kind::Postgres(handle))
             }
             DatabaseUrl::Sqlite(target) => {
                 let (base, file) = match target {
@@ -161,29 +165,33 @@ impl Database {
                         (memory, None)
                     }
                 };
-                let connect = sqlite::connect_options(base, options.lock_timeout);
+                let in_memory = file.is_none();
+                let backend = Sqlite::new(
+                    base,
+                    file,
+                    options.lock_timeout,
+                    options.connect_timeout,
+                    shown_url.clone(),
+                );
                 let mut pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout);
-                if file.is_none() {
+                if in_memory {
                     // An in-memory database lives while a connection to it is open: keep one.
                     pool = pool
                         .min_connections(1)
                         .idle_timeout(None)
                         .max_lifetime(None);
                 }
-                (
-                    Pool::Sqlite(pool.connect_lazy_with(connect.clone())),
-                    Inner::Sqlite { connect, file },
-                )
+                let pool = pool.connect_lazy_with(backend.connect_options().clone());
+                let handle = Handle::new(backend, pool.clone(), &options);
+                (Pool::Sqlite(pool), Kind::Sqlite(handle))
             }
         };
         Ok(Self {
             pool,
             owns_pool: true,
-            inner,
-            guard: Arc::default(),
-            store: Arc::new(Store::new(dialect_of(url), &options.schema)),
+            kind,
             shown_url,
             options,
         })
@@ -202,7 +210,7 @@ impl Database {
     pub fn from_pool(pool: impl Into<Pool>, options: DatabaseOptions) -> Result<Self, Error> {
         check_schema_name(&options.schema)?;
         let pool = pool.into();
-        let (inner, dialect, shown_url) = match &pool {
+        let (kind, shown_url) = match &pool {
             Pool::Postgres(pool) => {
                 let connect = (*pool.connect_options()).clone();
                 let database = connect
@@ -215,12 +223,16 @@ impl Database {
                     connect.get_host(),
                     connect.get_port()
                 );
-                let inner = Inner::Postgres {
+                let backend = Postgres::new(
                     connect,
-                    password: None,
+                    None,
                     database,
-                };
-                (inner, Dialect::Postgres, shown_url)
+                    &options.schema,
+                    options.connect_timeout,
+                    shown_url.clone(),
+                );
+                let handle = Handle::new(backend, pool.clone(), &options);
+                (Kind::Postgres(handle), shown_url)
             }
             Pool::Sqlite(pool) => {
                 let base = (*pool.connect_options()).clone();
@@ -233,17 +245,22 @@ impl Database {
                 } else {
                     format!("sqlite://{}", name.display())
                 };
-                let connect = sqlite::connect_options(base, options.lock_timeout);
                 let file = (!in_memory).then_some(name);
-                (Inner::Sqlite { connect, file }, Dialect::Sqlite, shown_url)
+                let backend = Sqlite::new(
+                    base,
+                    file,
+                    options.lock_timeout,
+                    options.connect_timeout,
+                    shown_url.clone(),
+                );
+                let handle = Handle::new(backend, pool.clone(), &options);
+                (Kind::Sqlite(handle), shown_url)
             }
         };
         Ok(Self {
             pool,
             owns_pool: false,
-            inner,
-            guard: Arc::default(),
-            store: Arc::new(Store::new(dialect, &options.schema)),
+            kind,
             shown_url,
             options,
         })
@@ -252,8 +269,8 @@ impl Database {
     /// The password `pg_dump` uses for backups of a PostgreSQL pool handed over with
     /// [`Database::from_pool`] (passed through the environment, never the command line).
     pub fn with_backup_password(mut self, password: impl Into<String>) -> Self {
-        if let Inner::Postgres { password: slot, .. } = &mut self.inner {
-            *slot = Some(password.into());
+        if let Kind::Postgres(handle) = &mut self.kind {
+            Arc::make_mut(&mut handle.backend).set_backup_password(password.into());
         }
         self
     }
@@ -265,7 +282,10 @@ impl Database {
 
     /// PostgreSQL or SQLite.
     pub fn dialect(&self) -> Dialect {
-        self.store.dialect
+        match &self.kind {
+            Kind::Postgres(_) => Postgres::DIALECT,
+            Kind::Sqlite(_) => Sqlite::DIALECT,
+        }
     }
 
     /// The URL, password redacted.
@@ -298,9 +318,9 @@ impl Database {
 
     /// The SQLite file, if this is a SQLite file database.
     pub fn sqlite_file(&self) -> Option<&Path> {
-        match &self.inner {
-            Inner::Sqlite { file, .. } => file.as_deref(),
-            Inner::Postgres { .. } => None,
+        match &self.kind {
+            Kind::Sqlite(handle) => handle.backend.file(),
+            Kind::Postgres(_) => None,
         }
     }
 
@@ -308,109 +328,29 @@ impl Database {
     /// `db` commands and benchmarks; not a stable API (use [`crate::Migrator::check`]).
     #[doc(hidden)]
     pub async fn read_state(&self) -> Result<DbState, Error> {
-        self.on_guard_connection(DbState::empty, async |conn, store| {
-            conn.read_state(store).await
-        })
-        .await
-    }
-
-    /// The guard's hot read: like [`Database::read_state`], with only the revision,
-    /// completion and chained digest of the newest history row; `None` when that cannot
-    /// settle the state.
-    pub(crate) async fn read_state_brief(&self) -> Result<Option<DbState>, Error> {
-        self.on_guard_connection(
-            || Some(DbState::empty()),
-            async |conn, store| conn.read_state_brief(store).await,
-        )
-        .await
+        match &self.kind {
+            Kind::Postgres(handle) => handle.read_state().await,
+            Kind::Sqlite(handle) => handle.read_state().await,
+        }
     }
 
     /// Every history row, oldest first (empty when there is no history table). For the
     /// `db` commands and tests; not a stable API.
     #[doc(hidden)]
     pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
-        self.on_guard_connection(Vec::new, async |conn, store| conn.read_history(store).await)
-            .await
-    }
-
-    /// The history columns of this build that an existing `schema_history` lacks (made by
-    /// an older build); the upgrade adds them, and so does the `--sql` script.
-    pub(crate) async fn missing_history_columns(
-        &self,
-    ) -> Result<Vec<(&'static str, &'static str)>, Error> {
-        self.on_guard_connection(Vec::new, async |conn, store| {
-            conn.missing_history_columns(store).await
-        })
-        .await
-    }
-
-    /// Runs a read on the guard's connection, opening it if needed. After an error the
-    /// connection may be broken: it is dropped, and the next read opens a new one.
-    ///
-    /// A SQLite file that does not exist yet is an empty database: opening a connection
-    /// would create it just by looking, so the read answers `when_no_file()` instead. The
-    /// file is only looked for when no connection is open, which spares a held connection's
-    /// reads a system call each.
-    async fn on_guard_connection<T>(
-        &self,
-        when_no_file: impl FnOnce() -> T,
-        read: impl AsyncFnOnce(&mut GuardConnection, &Store) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let mut slot = self.guard.lock().await;
-        let mut conn = match slot.take() {
-            Some(conn) => conn,
-            None if self.sqlite_file_missing() => return Ok(when_no_file()),
-            None => self.open_guard_connection().await?,
-        };
-        let result = read(&mut conn, &self.store).await;
-        if result.is_ok() {
-            *slot = Some(conn);
+        match &self.kind {
+            Kind::Postgres(handle) => handle.read_history().await,
+            Kind::Sqlite(handle) => handle.read_history().await,
         }
-        result
     }
 
     /// Closes the connection the guard's reads reuse; the next read opens a new one.
     /// Applications that check once at start-up call this after, so they do not keep an
     /// idle connection (the process-wide [`crate::App`] does).
     pub async fn close_guard_connection(&self) {
-        let conn = self.guard.lock().await.take();
-        match conn {
-            Some(GuardConnection::Postgres(c)) => {
-                let _ = sqlx::Connection::close(c).await;
-            }
-            Some(GuardConnection::Sqlite(c)) => {
-                let _ = sqlx::Connection::close(c).await;
-            }
-            None => {}
-        }
-    }
-
-    fn sqlite_file_missing(&self) -> bool {
-        matches!(&self.inner, Inner::Sqlite { file: Some(file), .. } if !file.exists())
-    }
-
-    /// The guard reads on a connection of its own, kept between reads: a pooled connection
-    /// is pinged on its way back to the pool, which would double the cost of a check.
-    async fn open_guard_connection(&self) -> Result<GuardConnection, Error> {
-        match &self.inner {
-            Inner::Postgres { connect, .. } => {
-                let options = postgres::connect_options(connect.clone(), &self.options.schema);
-                let conn =
-                    postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
-                        .await?;
-                Ok(GuardConnection::Postgres(conn))
-            }
-            Inner::Sqlite { connect, .. } => {
-                let opening = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(connect);
-                match tokio::time::timeout(self.options.connect_timeout, opening).await {
-                    Ok(Ok(conn)) => Ok(GuardConnection::Sqlite(conn)),
-                    Ok(Err(e)) => Err(sqlite::describe(e, "opening the database")),
-                    Err(_) => Err(Error::Timeout {
-                        url: self.shown_url.clone(),
-                        waited: self.options.connect_timeout,
-                    }),
-                }
-            }
+        match &self.kind {
+            Kind::Postgres(handle) => handle.close_guard_connection().await,
+            Kind::Sqlite(handle) => handle.close_guard_connection().await,
         }
     }
 
@@ -426,179 +366,271 @@ impl Database {
         }
     }
 
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// A dedicated connection holding the migration lock (SQLite: opened; the lock is
-    /// taken by each batch's `BEGIN IMMEDIATE`).
-    pub(crate) async fn session(&self) -> Result<Session, Error> {
-        // The guard's connection, when open, becomes the session's: no second connection.
-        let reuse = self.guard.lock().await.take();
-        match &self.inner {
-            Inner::Postgres { connect, .. } => {
-                let conn = match reuse {
-                    Some(GuardConnection::Postgres(conn)) => conn,
-                    _ => {
-                        let options =
-                            postgres::connect_options(connect.clone(), &self.options.schema);
-                        postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
-                            .await?
-                    }
-                };
-                let session =
-                    postgres::Session::lock(conn, &self.options.schema, self.options.lock_timeout)
-                        .await?;
-                Ok(Session::Postgres(session))
-            }
-            Inner::Sqlite { file: None, .. } => {
-                // In memory: the pool's connection is the database.
-                let Pool::Sqlite(pool) = &self.pool else {
-                    return Err(Error::Setup(
-                        "a SQLite database without a SQLite pool".into(),
-                    ));
-                };
-                let conn = pool.acquire().await.map_err(|e| self.acquire_error(e))?;
-                Ok(Session::SqliteMemory(conn))
-            }
-            Inner::Sqlite { connect, .. } => {
-                let reuse = match reuse {
-                    Some(GuardConnection::Sqlite(conn)) => Some(conn),
-                    _ => None,
-                };
-                Ok(Session::Sqlite(
-                    sqlite::Session::open(connect, self.options.lock_timeout, reuse).await?,
-                ))
-            }
+    /// Runs `work` on this database's backend.
+    pub(crate) async fn on_backend<W: OnBackend>(&self, work: W) -> W::Output {
+        match &self.kind {
+            Kind::Postgres(handle) => work.on(handle).await,
+            Kind::Sqlite(handle) => work.on(handle).await,
         }
-    }
-
-    /// Ends a session. After success its connection (lock released) serves the guard's
-    /// reads again; after a failure it is closed, whatever state it was left in.
-    pub(crate) async fn end_session(&self, session: Session, succeeded: bool) {
-        let back = if succeeded {
-            session.release().await
-        } else {
-            session.close().await
-        };
-        if let Some(conn) = back {
-            let mut slot = self.guard.lock().await;
-            if slot.is_none() {
-                *slot = Some(conn);
-            }
-        }
-    }
-
-    /// A second connection that watches who blocks `session` while it waits for a table
-    /// lock (PostgreSQL); `None` on SQLite, or when it cannot be opened (the upgrade goes on).
-    pub(crate) async fn lock_watcher(&self, session: &mut Session) -> Option<postgres::Watcher> {
-        let (Inner::Postgres { connect, .. }, Session::Postgres(s)) = (&self.inner, session) else {
-            return None;
-        };
-        let pid = postgres::backend_pid(&mut s.conn).await.ok()?;
-        let options = postgres::connect_options(connect.clone(), &self.options.schema);
-        let conn = postgres::connect(&options, self.options.connect_timeout, &self.shown_url)
-            .await
-            .ok()?;
-        Some(postgres::Watcher::new(conn, pid))
     }
 
     /// What a backup of this database reads, or why there can be none.
     pub(crate) fn backup_source(&self) -> Result<backup::Source<'_>, &'static str> {
-        match &self.inner {
-            Inner::Sqlite {
-                file: Some(file), ..
-            } => Ok(backup::Source::Sqlite { file }),
-            Inner::Sqlite { file: None, .. } => Err("the database is in memory"),
-            Inner::Postgres {
-                connect,
-                password,
-                database,
-                ..
-            } => {
-                let host = match connect.get_socket() {
-                    Some(socket) => socket.display().to_string(),
-                    None => connect.get_host().to_owned(),
-                };
-                let port = connect.get_port();
-                let connection_args = vec![
-                    format!("--host={host}"),
-                    format!("--port={port}"),
-                    format!("--username={}", connect.get_username()),
-                    format!("--dbname={database}"),
-                ];
-                let mut env = Vec::new();
-                if let Some(password) = password {
-                    env.push(("PGPASSWORD", password.clone()));
-                }
-                env.extend(postgres_client_tls(connect));
-                Ok(backup::Source::Postgres {
-                    connection_args,
-                    env,
-                    database: database.clone(),
-                    server: format!("{host}:{port}/{database}"),
-                    schema: &self.options.schema,
-                })
-            }
-        }
-    }
-
-    fn acquire_error(&self, error: sqlx::Error) -> Error {
-        match error {
-            sqlx::Error::PoolTimedOut => Error::Timeout {
-                url: self.shown_url.clone(),
-                waited: self.options.connect_timeout,
-            },
-            source if self.dialect() == Dialect::Sqlite => {
-                sqlite::describe(source, "opening the database")
-            }
-            source => Error::connect(self.shown_url.clone(), source),
+        match &self.kind {
+            Kind::Postgres(handle) => Ok(handle.backend.backup_source()),
+            Kind::Sqlite(handle) => handle.backend.backup_source(),
         }
     }
 }
 
-/// The TLS settings sqlx connects with (from the URL, or from the PG* variables it read
-/// itself), as the environment of `pg_dump`, `pg_restore` and `psql`: they then connect as
-/// the application does. Certificates given inline (not as files) cannot be passed on.
-fn postgres_client_tls(connect: &PgConnectOptions) -> Vec<(&'static str, String)> {
-    use sqlx::ConnectOptions;
-    use sqlx::postgres::PgSslMode;
-    let mode = match connect.get_ssl_mode() {
-        PgSslMode::Disable => "disable",
-        PgSslMode::Allow => "allow",
-        PgSslMode::Prefer => "prefer",
-        PgSslMode::Require => "require",
-        PgSslMode::VerifyCa => "verify-ca",
-        PgSslMode::VerifyFull => "verify-full",
-    };
-    let mut env = vec![("PGSSLMODE", mode.to_owned())];
-    // sqlx shows its certificate files as `file: PATH` in the URL it rebuilds.
-    let rebuilt = connect.to_url_lossy();
-    for (key, value) in rebuilt.query_pairs() {
-        let variable = match &*key {
-            "sslrootcert" => "PGSSLROOTCERT",
-            "sslcert" => "PGSSLCERT",
-            "sslkey" => "PGSSLKEY",
-            _ => continue,
-        };
-        if let Some(path) = value.strip_prefix("file: ") {
-            env.push((variable, path.to_owned()));
+/// Work written once over [`Backend`], which [`Database::on_backend`] runs on the
+/// database's.
+pub(crate) trait OnBackend {
+    type Output;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output;
+}
+
+/// One backend's side of a [`Database`]: the backend, the pool, and the connection the
+/// guard's reads reuse.
+#[derive(Debug)]
+pub(crate) struct Handle<B: Backend> {
+    pub(crate) backend: Arc<B>,
+    pool: sqlx::Pool<B::Db>,
+    /// The connection the guard's reads reuse: a pooled connection is pinged on its way
+    /// back to the pool, which would double the cost of a check.
+    guard: Arc<Mutex<Option<B::Conn>>>,
+    /// The longest wait for the migration lock.
+    lock_timeout: Duration,
+}
+
+impl<B: Backend> Clone for Handle<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            pool: self.pool.clone(),
+            guard: Arc::clone(&self.guard),
+            lock_timeout: self.lock_timeout,
         }
     }
-    if let Some(name) = connect.get_application_name() {
-        env.push(("PGAPPNAME", name.to_owned()));
+}
+
+impl<B: Backend> Handle<B> {
+    fn new(backend: B, pool: sqlx::Pool<B::Db>, options: &DatabaseOptions) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            pool,
+            guard: Arc::default(),
+            lock_timeout: options.lock_timeout,
+        }
     }
-    if let Some(options) = connect.get_options() {
-        env.push(("PGOPTIONS", options.to_owned()));
+
+    /// [`Database::read_state`].
+    pub(crate) async fn read_state(&self) -> Result<DbState, Error> {
+        self.on_guard_connection(DbState::empty, async |conn| {
+            self.backend.read_state(conn).await
+        })
+        .await
     }
-    env
+
+    /// The guard's hot read ([`Backend::read_state_brief`]).
+    pub(crate) async fn read_state_brief(&self) -> Result<Option<DbState>, Error> {
+        self.on_guard_connection(
+            || Some(DbState::empty()),
+            async |conn| self.backend.read_state_brief(conn).await,
+        )
+        .await
+    }
+
+    /// [`Database::read_history`].
+    pub(crate) async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
+        self.on_guard_connection(Vec::new, async |conn| self.backend.read_history(conn).await)
+            .await
+    }
+
+    /// The history columns of this build that an existing `schema_history` lacks (made by
+    /// an older build); the upgrade adds them, and so does the `--sql` script.
+    pub(crate) async fn missing_history_columns(
+        &self,
+    ) -> Result<Vec<crate::backend::HistoryColumn>, Error> {
+        self.on_guard_connection(Vec::new, async |conn| {
+            self.backend.missing_history_columns(conn).await
+        })
+        .await
+    }
+
+    /// Runs a read on the guard's connection, opening it if needed. After an error the
+    /// connection may be broken: it is dropped, and the next read opens a new one.
+    ///
+    /// A database that does not exist yet reads as `when_absent()`: opening a connection
+    /// would create it just by looking. It is only looked for when no connection is open,
+    /// which spares a held connection's reads a system call each.
+    async fn on_guard_connection<T>(
+        &self,
+        when_absent: impl FnOnce() -> T,
+        read: impl AsyncFnOnce(&mut B::Conn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut slot = self.guard.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None if self.backend.is_absent() => return Ok(when_absent()),
+            None => self.backend.connect().await?,
+        };
+        let result = read(&mut conn).await;
+        if result.is_ok() {
+            *slot = Some(conn);
+        }
+        result
+    }
+
+    /// [`Database::close_guard_connection`].
+    async fn close_guard_connection(&self) {
+        let conn = self.guard.lock().await.take();
+        if let Some(conn) = conn {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+
+    /// A dedicated connection for migrating, holding the migration lock where the session
+    /// holds it (where the lock is a transaction, each round takes it:
+    /// [`Session::begin_round`]). The guard's connection, when open, becomes the session's:
+    /// no second connection.
+    pub(crate) async fn session(&self) -> Result<Session<'_, B>, Error> {
+        let reuse = self.guard.lock().await.take();
+        let mut held = self.backend.open_session(reuse, &self.pool).await?;
+        if B::LOCK_SCOPE == LockScope::Session
+            && let Err(e) = self.backend.take_lock(held.conn(), self.lock_timeout).await
+        {
+            self.close(held).await;
+            return Err(e);
+        }
+        Ok(Session {
+            backend: &self.backend,
+            held,
+            in_transaction: false,
+            lock_timeout: self.lock_timeout,
+        })
+    }
+
+    /// Ends a session. After success its lock is released and its connection serves the
+    /// guard's reads again; after a failure it is closed, whatever state it was left in,
+    /// which ends its transaction and its lock.
+    pub(crate) async fn end_session(&self, session: Session<'_, B>, succeeded: bool) {
+        let mut held = session.held;
+        if !succeeded {
+            return self.close(held).await;
+        }
+        if let Err(e) = self.backend.release_lock(held.conn()).await {
+            tracing::warn!(error = %crate::error::with_causes(&e), "could not release the migration lock; closing the connection releases it");
+            return self.close(held).await;
+        }
+        match held {
+            Held::Own(conn) => {
+                let mut slot = self.guard.lock().await;
+                if slot.is_none() {
+                    *slot = Some(conn);
+                }
+            }
+            // Back to the pool: with no transaction left open on it.
+            pooled @ Held::Pooled(_) => self.close(pooled).await,
+        }
+    }
+
+    /// Closes a session's connection; one of the pool's goes back to it, rolled back.
+    async fn close(&self, held: Held<B>) {
+        match held {
+            Held::Own(conn) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Held::Pooled(mut conn) => {
+                let _ = self.backend.run(&mut conn, "ROLLBACK").await;
+            }
+        }
+    }
+}
+
+/// A connection reserved for migrating: it holds the migration lock, or, where the lock is
+/// a transaction, takes it with each transaction.
+pub(crate) struct Session<'h, B: Backend> {
+    pub(crate) backend: &'h B,
+    held: Held<B>,
+    /// Whether a transaction is open on it.
+    in_transaction: bool,
+    lock_timeout: Duration,
+}
+
+impl<B: Backend> Session<'_, B> {
+    pub(crate) fn conn(&mut self) -> &mut B::Conn {
+        self.held.conn()
+    }
+
+    /// Whether a transaction is open on it.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// Notes that a transaction was opened, or ended, by statements sent on it.
+    pub(crate) fn set_in_transaction(&mut self, open: bool) {
+        self.in_transaction = open;
+    }
+
+    /// Starts a round of work under the lock, before the state is read. Where the lock is
+    /// a transaction, takes it: the round's write transaction. Where the session holds it,
+    /// nothing: the state is read outside a transaction, so a missing table cannot abort one.
+    pub(crate) async fn begin_round(&mut self) -> Result<(), Error> {
+        match B::LOCK_SCOPE {
+            LockScope::Transaction => self.take_lock().await,
+            LockScope::Session => Ok(()),
+        }
+    }
+
+    /// Takes the lock that is a transaction, opening it.
+    pub(crate) async fn take_lock(&mut self) -> Result<(), Error> {
+        self.backend
+            .take_lock(self.held.conn(), self.lock_timeout)
+            .await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Ends a round that wrote nothing: rolls back the round's transaction, if it has one.
+    pub(crate) async fn end_read_round(&mut self) {
+        if self.in_transaction {
+            self.rollback().await;
+        }
+    }
+
+    /// Rolls back whatever is open; errors are only logged (there may be nothing open).
+    pub(crate) async fn rollback(&mut self) {
+        if let Err((_, e)) = self.backend.run(self.held.conn(), "ROLLBACK").await {
+            tracing::debug!(error = %crate::error::ServerMessage::of(&e), "rollback");
+        }
+        self.in_transaction = false;
+    }
+}
+
+/// Whether a schema name can hold an application's tables: a plain identifier
+/// (`[a-z_][a-z0-9_]{0,62}`) that is not one PostgreSQL reserves (see
+/// [`is_reserved_schema_name`]).
+pub fn is_valid_schema_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && name.len() <= 63
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && !is_reserved_schema_name(name)
+}
+
+/// Whether PostgreSQL keeps a schema name for itself: `information_schema`, and every
+/// name starting with `pg_` (`pg_catalog`, `pg_toast`, `pg_temp_3`, …), which
+/// `CREATE SCHEMA` refuses or, worse, which already hold the system's tables.
+pub fn is_reserved_schema_name(name: &str) -> bool {
+    name == "information_schema" || name.starts_with("pg_")
 }
 
 fn check_schema_name(schema: &str) -> Result<(), Error> {
-    if store::is_valid_schema_name(schema) {
+    if is_valid_schema_name(schema) {
         return Ok(());
     }
-    let why = if store::is_reserved_schema_name(schema) {
+    let why = if is_reserved_schema_name(schema) {
         "is reserved for PostgreSQL's system schemas (information_schema, pg_*)"
     } else {
         "is not a plain identifier"
@@ -609,270 +641,30 @@ fn check_schema_name(schema: &str) -> Result<(), Error> {
     )))
 }
 
-fn dialect_of(url: &DatabaseUrl) -> Dialect {
-    match url {
-        DatabaseUrl::Postgres(_) => Dialect::Postgres,
-        DatabaseUrl::Sqlite(_) => Dialect::Sqlite,
-    }
-}
-
-/// The guard's own connection.
-#[derive(Debug)]
-enum GuardConnection {
-    Postgres(sqlx::PgConnection),
-    Sqlite(sqlx::SqliteConnection),
-}
-
-impl GuardConnection {
-    async fn read_state(&mut self, store: &Store) -> Result<DbState, Error> {
-        match self {
-            Self::Postgres(c) => postgres::read_state(c, store).await,
-            Self::Sqlite(c) => sqlite::read_state(c, store).await,
-        }
-    }
-
-    async fn read_state_brief(&mut self, store: &Store) -> Result<Option<DbState>, Error> {
-        match self {
-            Self::Postgres(c) => postgres::read_state_brief(c, store).await,
-            Self::Sqlite(c) => sqlite::read_state_brief(c, store).await,
-        }
-    }
-
-    async fn read_history(&mut self, store: &Store) -> Result<Vec<HistoryRecord>, Error> {
-        match self {
-            Self::Postgres(c) => postgres::read_history(c, store).await,
-            Self::Sqlite(c) => sqlite::read_history(c, store).await,
-        }
-    }
-
-    async fn missing_history_columns(
-        &mut self,
-        store: &Store,
-    ) -> Result<Vec<(&'static str, &'static str)>, Error> {
-        match self {
-            Self::Postgres(c) => postgres::missing_history_columns(c, store).await,
-            Self::Sqlite(c) => sqlite::missing_history_columns(c, store).await,
-        }
-    }
-}
-
-/// A connection reserved for migrating, holding (PostgreSQL) or able to take (SQLite)
-/// the migration lock.
-pub(crate) enum Session {
-    Postgres(postgres::Session),
-    Sqlite(sqlite::Session),
-    SqliteMemory(sqlx::pool::PoolConnection<sqlx::Sqlite>),
-}
-
-/// Runs the same call on whichever backend a session is: `each!(session, conn, db => db::f(conn, …))`.
-macro_rules! each {
-    ($session:expr, $conn:ident, $db:ident => $call:expr) => {
-        match $session {
-            Session::Postgres(s) => {
-                use postgres as $db;
-                let $conn = &mut s.conn;
-                $call
-            }
-            Session::Sqlite(s) => {
-                use sqlite as $db;
-                let $conn = &mut s.conn;
-                $call
-            }
-            Session::SqliteMemory(c) => {
-                use sqlite as $db;
-                let $conn = &mut **c;
-                $call
-            }
-        }
-    };
-}
-
-impl Session {
-    /// Starts a round of work under the lock, before the state is read. SQLite: takes the
-    /// write lock (`BEGIN IMMEDIATE`). PostgreSQL: nothing, the advisory lock is held and
-    /// the state is read outside a transaction, so a missing table cannot abort one.
-    pub(crate) async fn lock_round(&mut self) -> Result<(), Error> {
-        match self {
-            Self::Postgres(_) => Ok(()),
-            Self::Sqlite(_) | Self::SqliteMemory(_) => self.begin().await,
-        }
-    }
-
-    /// After the state is read: opens the write transaction (PostgreSQL; SQLite has it).
-    pub(crate) async fn begin_write(&mut self) -> Result<(), Error> {
-        match self {
-            Self::Postgres(_) => self.begin().await,
-            Self::Sqlite(_) | Self::SqliteMemory(_) => Ok(()),
-        }
-    }
-
-    /// Starts a transaction; on SQLite this takes the write lock (`BEGIN IMMEDIATE`).
-    pub(crate) async fn begin(&mut self) -> Result<(), Error> {
-        match self {
-            Self::Postgres(s) => {
-                postgres::run_control(&mut s.conn, "BEGIN", "starting a transaction").await
-            }
-            Self::Sqlite(s) => s.begin().await,
-            Self::SqliteMemory(c) => {
-                sqlite::run_control(c, "BEGIN IMMEDIATE", "starting a transaction").await
-            }
-        }
-    }
-
-    pub(crate) async fn commit(&mut self) -> Result<(), Error> {
-        each!(self, conn, db => db::run_control(conn, "COMMIT", "committing the migration transaction").await)
-    }
-
-    /// Ends a round that wrote nothing: SQLite's round holds a transaction (its lock),
-    /// PostgreSQL's none.
-    pub(crate) async fn end_read_round(&mut self) {
-        if !matches!(self, Self::Postgres(_)) {
-            self.rollback().await;
-        }
-    }
-
-    /// Rolls back whatever is open; errors are only logged (there may be nothing open).
-    pub(crate) async fn rollback(&mut self) {
-        if let Err(e) =
-            each!(self, conn, db => db::run_control(conn, "ROLLBACK", "rolling back").await)
-        {
-            tracing::debug!(error = %crate::error::with_causes(&e), "rollback");
-        }
-    }
-
-    pub(crate) async fn read_state(&mut self, store: &Store) -> Result<DbState, Error> {
-        each!(self, conn, db => db::read_state(conn, store).await)
-    }
-
-    pub(crate) async fn read_history(
-        &mut self,
-        store: &Store,
-    ) -> Result<Vec<HistoryRecord>, Error> {
-        each!(self, conn, db => db::read_history(conn, store).await)
-    }
-
-    pub(crate) async fn is_empty(&mut self, store: &Store) -> Result<bool, Error> {
-        each!(self, conn, db => db::is_empty(conn, store).await)
-    }
-
-    pub(crate) async fn create_tables(&mut self, store: &Store) -> Result<(), Error> {
-        each!(self, conn, db => db::create_tables(conn, store).await)
-    }
-
-    pub(crate) async fn upgrade_layout(
-        &mut self,
-        store: &Store,
-    ) -> Result<Vec<&'static str>, Error> {
-        each!(self, conn, db => db::upgrade_layout(conn, store).await)
-    }
-
-    pub(crate) async fn read_down_sql(
-        &mut self,
-        store: &Store,
-        revision: &str,
-    ) -> Result<Option<String>, Error> {
-        each!(self, conn, db => db::read_down_sql(conn, store, revision).await)
-    }
-
-    pub(crate) async fn insert_history(
-        &mut self,
-        store: &Store,
-        records: &[NewRecord],
-    ) -> Result<(), Error> {
-        each!(self, conn, db => db::insert_history(conn, store, records).await)
-    }
-
-    pub(crate) async fn finish_started(
-        &mut self,
-        store: &Store,
-        duration_ms: i64,
-    ) -> Result<bool, Error> {
-        each!(self, conn, db => db::finish_started(conn, store, duration_ms).await)
-    }
-
-    pub(crate) async fn delete_started(&mut self, store: &Store) -> Result<bool, Error> {
-        each!(self, conn, db => db::delete_started(conn, store).await)
-    }
-
-    pub(crate) async fn set_version(
-        &mut self,
-        store: &Store,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<(), Error> {
-        each!(self, conn, db => db::set_version(conn, store, from, to).await)
-    }
-
-    /// Runs a migration's SQL as sent; on failure, also how many statements completed.
-    pub(crate) async fn run_migration(&mut self, script: &str) -> Result<(), (usize, sqlx::Error)> {
-        each!(self, conn, db => db::run_counted(conn, script).await)
-    }
-
-    /// Runs statements of calista's own in one round trip.
-    pub(crate) async fn run_own(
-        &mut self,
-        statements: &[String],
-        context: &str,
-    ) -> Result<(), Error> {
-        each!(self, conn, db => db::run_own(conn, statements, context).await)
-    }
-
-    /// Opens an attempt's migration transaction (PostgreSQL: `BEGIN` and `statements`, the
-    /// transaction's settings; SQLite: the round's transaction is open already) and returns
-    /// what [`Session::transaction_intact`] compares.
-    pub(crate) async fn begin_attempt(
-        &mut self,
-        statements: &[String],
-    ) -> Result<Option<i64>, Error> {
-        match self {
-            Self::Postgres(s) => postgres::begin_attempt(&mut s.conn, statements)
-                .await
-                .map(Some),
-            Self::Sqlite(_) | Self::SqliteMemory(_) => Ok(None),
-        }
-    }
-
-    /// Whether the transaction begun by [`Session::begin_attempt`] is still open, or the
-    /// migration's SQL ended it.
-    pub(crate) async fn transaction_intact(&mut self, begun: Option<i64>) -> Result<bool, Error> {
-        match (self, begun) {
-            (Self::Postgres(s), Some(begun)) => {
-                postgres::transaction_check(&mut s.conn, begun).await
-            }
-            (Self::Postgres(_), None) => Ok(true),
-            (Self::Sqlite(s), _) => sqlite::transaction_open(&mut s.conn).await,
-            (Self::SqliteMemory(c), _) => sqlite::transaction_open(c).await,
-        }
-    }
-
-    /// Releases the lock; returns the connection when it can serve again.
-    async fn release(self) -> Option<GuardConnection> {
-        match self {
-            Self::Postgres(s) => s.release().await.map(GuardConnection::Postgres),
-            Self::Sqlite(s) => Some(GuardConnection::Sqlite(s.release())),
-            Self::SqliteMemory(mut c) => {
-                // Back to the pool: make sure no transaction is left open on it.
-                let _ = sqlite::run_control(&mut c, "ROLLBACK", "rolling back").await;
-                None
-            }
-        }
-    }
-
-    /// Closes the connection, which ends its transaction and lock.
-    async fn close(self) -> Option<GuardConnection> {
-        match self {
-            Self::Postgres(s) => s.close().await,
-            Self::Sqlite(s) => s.close().await,
-            Self::SqliteMemory(mut c) => {
-                let _ = sqlite::run_control(&mut c, "ROLLBACK", "rolling back").await;
-            }
-        }
-        None
-    }
-}
-
 /// The PostgreSQL advisory lock key that upgrades of `schema` hold, for operators who
 /// want to see who holds it: `SELECT * FROM pg_locks WHERE locktype = 'advisory'`.
 pub fn postgres_lock_key(schema: &str) -> i64 {
     postgres::lock_key(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(is_valid_schema_name("calista"));
+        assert!(is_valid_schema_name("_app_2"));
+        for bad in [
+            "",
+            "Calista",
+            "2app",
+            "a-b",
+            "a\"b",
+            "a;drop",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_valid_schema_name(bad), "{bad}");
+        }
+    }
 }

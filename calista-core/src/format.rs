@@ -14,17 +14,29 @@
 
 use std::time::Duration;
 
-use crate::lint;
 use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
 use crate::origin::{Imported, OriginError};
 use crate::problem::{Problem, ProblemKind};
+use crate::sql::lint;
 
 /// Parses one migration file: its name and its contents.
 ///
 /// Every problem in the file is reported, including one with the name and others in
 /// the body. `file` is how the file is shown in problems (e.g. `migrations/<name>`).
 pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, Vec<Problem>> {
+    parse_file_in(&mut lint::Declared::default(), file, name, contents)
+}
+
+/// [`parse_file`] for the next file of a folder, read in revision order: `declared` holds
+/// what the folder's earlier files declared, which some lint rules need (see
+/// [`lint`]), and learns what this one declares.
+pub(crate) fn parse_file_in(
+    declared: &mut lint::Declared,
+    file: &str,
+    name: &str,
+    contents: &[u8],
+) -> Result<Migration, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut report = |line: Option<u32>, kind| problems.push(Problem::new(file, line, kind));
 
@@ -42,7 +54,7 @@ pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, 
     let text = std::str::from_utf8(contents)
         .map_err(|_| report(None, ProblemKind::NotUtf8))
         .ok();
-    let body = text.and_then(|text| parse_body(text, &mut report));
+    let body = text.and_then(|text| parse_body(text, declared, &mut report));
     match (parsed_name, body, text) {
         (Some(name), Some(body), Some(text)) if problems.is_empty() => {
             let migration = Migration::new(
@@ -271,7 +283,11 @@ const BYTE_ORDER_MARK: &str = "\u{feff}";
 /// Reads the body in place: sections are spans of the text, which keeps its line endings
 /// (and its byte-order mark, if any: it is skipped, not removed, so that the spans still
 /// index the text `migrations!()` embeds).
-fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> Option<Body> {
+fn parse_body(
+    text: &str,
+    declared: &mut lint::Declared,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> Option<Body> {
     let mut body = Body {
         spans: Vec::new(),
         no_transaction: false,
@@ -384,7 +400,7 @@ fn parse_body(text: &str, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> 
         ok = false;
     }
     ok &= check_statements(text, &body, report);
-    ok &= check_lint(text, &body, report);
+    ok &= check_lint(text, &body, declared, report);
     ok.then_some(body)
 }
 
@@ -404,19 +420,25 @@ fn allow_problem(error: lint::AllowError) -> ProblemKind {
     }
 }
 
-/// Applies the lint (see [`crate::lint`]): each finding no allow directive acknowledges is
+/// Applies the lint (see [`crate::sql::lint`]): each finding no allow directive acknowledges is
 /// reported, and so is each allow directive that acknowledges nothing. `false` when
 /// anything was reported.
 ///
 /// A file that another tool already ran (`-- calista:imported`) is not linted: it is
 /// history, applied in production before calista knew it, and no finding could change it.
-/// The structural rules of the format still apply to it.
-fn check_lint(text: &str, body: &Body, report: &mut impl FnMut(Option<u32>, ProblemKind)) -> bool {
+/// The structural rules of the format still apply to it, and the lint still reads it, for
+/// what it declares (tables, columns, functions) that later migrations' rules need.
+fn check_lint(
+    text: &str,
+    body: &Body,
+    declared: &mut lint::Declared,
+    report: &mut impl FnMut(Option<u32>, ProblemKind),
+) -> bool {
+    let findings = lint::lint(text, &body.spans, declared);
     if body.imported {
         return true;
     }
     let mut ok = true;
-    let findings = lint::lint(text, &body.spans);
     for finding in &findings {
         if !body.allows.iter().any(|&(_, rule)| rule == finding.rule) {
             report(

@@ -78,16 +78,14 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod engine;
 pub mod format;
-pub mod lint;
 pub mod migration;
 pub mod naming;
 pub mod origin;
-pub mod plan;
 pub mod problem;
 pub mod source;
 pub mod sql;
-pub mod sql_split;
 pub mod utc;
 
 #[cfg(feature = "runtime")]
@@ -105,19 +103,11 @@ pub mod fleet;
 #[cfg(feature = "runtime")]
 pub mod import;
 #[cfg(feature = "runtime")]
-mod migrator;
-#[cfg(feature = "runtime")]
-mod redo;
-#[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
 mod scratch;
 #[cfg(feature = "runtime")]
-mod script;
-#[cfg(feature = "runtime")]
 pub mod settings;
-#[cfg(feature = "runtime")]
-mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "runtime")]
@@ -125,21 +115,24 @@ pub mod url;
 #[cfg(feature = "runtime")]
 pub mod verify;
 
+pub use engine::plan;
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};
 pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
 pub use problem::{Problem, ProblemKind, SourceError};
+pub use sql::lint;
 
 #[cfg(feature = "runtime")]
 pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
-pub use database::{Database, DatabaseOptions, Pool, postgres_lock_key};
+pub use database::{
+    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, is_reserved_schema_name, is_valid_schema_name,
+    postgres_lock_key,
+};
+#[cfg(feature = "runtime")]
+pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
 pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
-#[cfg(feature = "runtime")]
-pub use migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
-#[cfg(feature = "runtime")]
-pub use store::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

@@ -313,7 +313,7 @@ impl Migration {
     /// The lint findings this migration acknowledges, each with its reason: its
     /// `-- calista:allow <rule> -- <reason>` directives, read from the file's text (which
     /// `migrations!()` embeds, so they travel with the binary).
-    pub fn allows(&self) -> Vec<crate::lint::Allow<'_>> {
+    pub fn allows(&self) -> Vec<crate::sql::lint::Allow<'_>> {
         crate::format::allows(&self.text)
     }
 
@@ -321,7 +321,7 @@ impl Migration {
     /// its reason: its `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`
     /// directives, which `calista db verify` ([`verify`](crate::verify)) applies from this
     /// revision on.
-    pub fn dialect_differences(&self) -> Vec<crate::lint::DialectDifference<'_>> {
+    pub fn dialect_differences(&self) -> Vec<crate::sql::lint::DialectDifference<'_>> {
         crate::format::dialect_differences(&self.text)
     }
 

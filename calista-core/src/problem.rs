@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use crate::lint::Rule;
 use crate::migration::Dialect;
 use crate::naming::{NameError, Revision};
 use crate::origin::{OriginError, Tool};
+use crate::sql::lint::{DOCS_URL, Rule};
 
 /// One violation of the migration file rules, in one file (or the folder itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,9 +192,10 @@ impl ProblemKind {
                 rule.safe_way()
             ),
             Self::UnknownAllowRule { suggestion, .. } => match suggestion {
-                Some(rule) => format!("did you mean `{rule}`? The rules are listed in docs/LINT.md"),
-                None => "name one of the rules listed in docs/LINT.md, e.g. `-- calista:allow drop-column -- <reason>`"
-                    .to_owned(),
+                Some(rule) => format!("did you mean `{rule}`? The rules are listed at {DOCS_URL}"),
+                None => format!(
+                    "name one of the rules listed at {DOCS_URL}, e.g. `-- calista:allow drop-column -- <reason>`"
+                ),
             },
             Self::AllowWithoutReason { rule } => {
                 format!("say why it is safe: `-- calista:allow {rule} -- <reason>`")
@@ -354,3 +355,35 @@ impl fmt::Display for SourceError {
 }
 
 impl std::error::Error for SourceError {}
+
+/// Levenshtein distance, for "did you mean" among a few short names (lint rules, settings
+/// keys).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("drop-tabel", "drop-table"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("lock_timeout", "lock_timeout"), 0);
+        assert_eq!(edit_distance("café", "cafe"), 1);
+    }
+}

@@ -591,19 +591,19 @@ pub fn resolve(
         pg_dump: optional(layers.pg_dump),
         schema: layers
             .schema
-            .unwrap_or_else(|| Setting::by_default(crate::store::DEFAULT_SCHEMA.to_owned())),
+            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_SCHEMA.to_owned())),
         transaction_mode: layers
             .transaction_mode
             .unwrap_or_else(|| Setting::by_default(TransactionMode::All)),
         lock_timeout: layers
             .lock_timeout
-            .unwrap_or_else(|| Setting::by_default(Duration::from_secs(60))),
+            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_LOCK_TIMEOUT)),
         lock_attempt_timeout: layers
             .lock_attempt_timeout
             .unwrap_or_else(|| Setting::by_default(DEFAULT_LOCK_ATTEMPT_TIMEOUT)),
         connect_timeout: layers
             .connect_timeout
-            .unwrap_or_else(|| Setting::by_default(Duration::from_secs(10))),
+            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_CONNECT_TIMEOUT)),
         config_file: file.map(|file| file.shown),
     })
 }
@@ -834,14 +834,14 @@ fn transaction_mode(raw: &Raw<'_>) -> Result<TransactionMode, Mismatch> {
 
 fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
     let name = text(raw, "a string holding a schema name")?.trim();
-    if crate::store::is_reserved_schema_name(name) {
+    if crate::database::is_reserved_schema_name(name) {
         return Err(Mismatch::Value(
             "a schema of the application's own: information_schema and names starting with \
              pg_ are reserved for PostgreSQL's system schemas (use calista or my_app)"
                 .to_owned(),
         ));
     }
-    if crate::store::is_valid_schema_name(name) {
+    if crate::database::is_valid_schema_name(name) {
         Ok(name.to_owned())
     } else {
         Err(Mismatch::Value(
@@ -1052,28 +1052,10 @@ fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&
     let limit = (name.chars().count() / 3).clamp(1, 3);
     known
         .into_iter()
-        .map(|candidate| (distance(candidate, &name), candidate))
+        .map(|candidate| (crate::problem::edit_distance(candidate, &name), candidate))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, candidate)| candidate)
-}
-
-/// Edit distance (Levenshtein), for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(above + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

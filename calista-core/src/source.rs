@@ -61,6 +61,9 @@ pub fn read_dir(dir: &Path, shown_as: &str) -> Result<Vec<SourceFile>, SourceErr
     names.sort();
 
     let mut files = Vec::new();
+    // The names sort in revision order, the order in which the lint learns what each
+    // migration declares.
+    let mut declared = crate::sql::lint::Declared::default();
     for os_name in names {
         let shown = format!("{shown_as}/{}", os_name.to_string_lossy());
         let Some(name) = os_name.to_str() else {
@@ -78,7 +81,8 @@ pub fn read_dir(dir: &Path, shown_as: &str) -> Result<Vec<SourceFile>, SourceErr
                 problems.push(Problem::new(shown, None, ProblemKind::Subfolder))
             }
             Ok(_) => match fs::read(&path) {
-                Ok(contents) => match format::parse_file(&shown, name, &contents) {
+                Ok(contents) => match format::parse_file_in(&mut declared, &shown, name, &contents)
+                {
                     Ok(migration) => files.push(SourceFile { path, migration }),
                     Err(found) => problems.extend(found),
                 },
@@ -227,6 +231,48 @@ mod tests {
             ProblemKind::DuplicateRevision { .. }
         ));
         assert_eq!(problems[3].1, ProblemKind::Subfolder);
+    }
+
+    #[test]
+    fn the_lint_knows_what_the_folders_earlier_migrations_declared() {
+        let create = "-- calista:up postgres\nCREATE TABLE t (name VARCHAR(20));\n\
+                      -- calista:up sqlite\nCREATE TABLE t (name TEXT);\n-- calista:down\nDROP TABLE t;\n";
+        let change = |to: &str| {
+            format!(
+                "-- calista:irreversible\n-- calista:up postgres\nALTER TABLE t ALTER COLUMN name TYPE {to};\n\
+                 -- calista:up sqlite\nSELECT 1;\n"
+            )
+        };
+        let widens = folder(&[
+            ("20250901_0000_create.sql", create),
+            ("20250902_0000_widen.sql", &change("VARCHAR(200)")),
+        ]);
+        assert_eq!(read_dir(widens.path(), "m").map(|f| f.len()).ok(), Some(2));
+        // Alone, the old type is unknown; after a narrowing, the widening is a narrowing.
+        for files in [
+            vec![("20250902_0000_widen.sql", change("VARCHAR(200)"))],
+            vec![
+                ("20250901_0000_create.sql", create.to_owned()),
+                ("20250902_0000_widen.sql", change("VARCHAR(10)")),
+            ],
+        ] {
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, b)| (*n, b.as_str())).collect();
+            let dir = folder(&files);
+            let problems = kinds(read_dir(dir.path(), "m").unwrap_err());
+            assert!(
+                matches!(
+                    problems.as_slice(),
+                    [(
+                        _,
+                        ProblemKind::Lint {
+                            rule: crate::sql::lint::Rule::ChangeColumnType,
+                            ..
+                        }
+                    )]
+                ),
+                "{problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use calista_core::format::parse_file;
 use calista_core::naming::{self, Revision};
-use calista_core::{Dialect, Direction, sql_split};
+use calista_core::{Dialect, Direction, sql};
 use proptest::prelude::*;
 
 /// A marker line in any case, with typos, spaces and dialects, or plain text.
@@ -125,9 +125,9 @@ proptest! {
         statements in proptest::collection::vec("[a-z ]{1,20}('[a-z;]*')?", 1..10),
         garbage in any::<String>(),
     ) {
-        let _ = sql_split::statements(&garbage, Dialect::Postgres);
+        let _ = sql::statements(&garbage, Dialect::Postgres);
         let script = statements.iter().map(|s| format!("{s};")).collect::<String>();
-        let split = sql_split::statements(&script, Dialect::Postgres);
+        let split: Vec<&str> = sql::statements(&script, Dialect::Postgres).into_iter().map(|s| s.text).collect();
         let expected: Vec<&str> = statements.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
         prop_assert_eq!(split, expected);
     }

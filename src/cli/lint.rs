@@ -1,4 +1,4 @@
-//! `calista db lint`: the build's checks and lint (docs/LINT.md) on a folder, without
+//! `calista db lint`: the build's checks and lint ([`calista::lint`]) on a folder, without
 //! building and without a database.
 
 use std::path::PathBuf;
@@ -35,9 +35,10 @@ pub(crate) fn run(dir: Option<PathBuf>, out: &Output) -> Result<(), CliError> {
         .count();
     Err(CliError::Usage(format!(
         "{} problem(s) in {}, {findings} of them lint findings: fix them, or acknowledge a finding with \
-         `-- calista:allow <rule> -- <reason>` (see docs/LINT.md)",
+         `-- calista:allow <rule> -- <reason>` (see {})",
         problems.len(),
-        dir.display()
+        dir.display(),
+        calista::lint::DOCS_URL
     )))
 }
 

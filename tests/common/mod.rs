@@ -8,30 +8,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, Executor, PgConnection};
 
-/// Where tests find PostgreSQL when `CALISTA_TEST_PG_URL` is not set.
-pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Where tests find PostgreSQL when `CALISTA_TEST_PG_URL` is not set: the library's.
+pub use calista::testing::DEFAULT_PG_URL;
 
-/// The URL of the server's maintenance database, from `CALISTA_TEST_PG_URL`.
+/// The URL of the server's maintenance database, from `CALISTA_TEST_PG_URL`, as the
+/// library's test databases read it.
 pub fn pg_admin_url() -> String {
-    std::env::var("CALISTA_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
+    std::env::var(calista::testing::PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
 }
 
-/// `url` with its database name replaced.
+/// `url` with its database name replaced, as the library's URLs do it.
 pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{}", &base[..path_start], database);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
+    match calista::url::DatabaseUrl::parse(url, std::path::Path::new("/")) {
+        Ok(calista::url::DatabaseUrl::Postgres(server)) => {
+            server.with_database(database).expose_secret().to_owned()
+        }
+        _ => panic!("not a PostgreSQL URL: {url}"),
     }
-    out
 }
 
 /// A name no other test (or test process) uses.
@@ -217,25 +210,12 @@ pub async fn exec(db: &calista::Database, sql: &str) -> Result<(), String> {
     done.map_err(|e| e.to_string())
 }
 
-/// The revision in alembic_version, or None.
+/// The revision in alembic_version, or None, as the library reads it.
 pub async fn version(db: &calista::Database) -> Option<String> {
-    let table = if db.postgres_pool().is_some() {
-        "calista.alembic_version"
-    } else {
-        "alembic_version"
-    };
-    let sql = sqlx::AssertSqlSafe(format!("SELECT version_num FROM {table}"));
-    if let Some(pool) = db.postgres_pool() {
-        sqlx::query_scalar(sql)
-            .fetch_optional(pool)
-            .await
-            .expect("version")
-    } else {
-        sqlx::query_scalar(sql)
-            .fetch_optional(db.sqlite_pool().expect("sqlite"))
-            .await
-            .expect("version")
-    }
+    let state = db.read_state().await.expect("version");
+    state
+        .versions
+        .and_then(|versions| versions.into_iter().next())
 }
 
 /// A folder of migration files written by a test.

@@ -1,12 +1,324 @@
-//! Database access: the connection pool, locked migration sessions, and the queries on the
-//! version and history tables, for PostgreSQL and SQLite.
+//! Database access, one trait for both backends: [`Backend`] is everything the engine asks
+//! of a database — the reads and writes of the version and history tables, the migration
+//! lock, each attempt's transaction and the check that it is still the same one, lock waits,
+//! blockers and what an error means — implemented once in `postgres.rs` and once in
+//! `sqlite.rs`, each with its own SQL. The engine is written once over the trait, and
+//! `Database` is the one place that looks at which backend a handle is.
+//!
+//! The queries both backends run the same way but for their SQL text (the state reads, our
+//! bound statements) are written once below, in [`Queries`].
 
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
-use crate::migration::{Checksum, Direction};
-use crate::plan::HistoryRecord;
-use crate::store::Value;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
+use crate::engine::plan::{DbState, HistoryRecord};
+use crate::error::{Blocker, Error};
+use crate::migration::{Checksum, Dialect, Direction};
+
+pub(crate) use postgres::Postgres;
+pub(crate) use sqlite::Sqlite;
+
+/// What the engine asks of a database; see the module's documentation.
+///
+/// Where the backends differ in kind rather than in SQL, the difference is a constant with a
+/// name that says what it means ([`Backend::LOCK_SCOPE`],
+/// [`Backend::MULTI_STATEMENT_QUERY_IS_ONE_TRANSACTION`]).
+pub(crate) trait Backend: Sized + Send + Sync + 'static {
+    /// sqlx's database type.
+    type Db: sqlx::Database<Connection = Self::Conn>;
+    /// A connection.
+    type Conn: sqlx::Connection<Database = Self::Db> + std::fmt::Debug;
+    /// What tells the transaction an attempt began from any later one: taken when the
+    /// attempt begins, compared before its records are written.
+    type Mark: Copy + Send + Sync;
+    /// Watches who blocks a migration waiting for a lock; `Infallible` where nothing can.
+    type Watcher: Watch;
+
+    /// Which sections of a migration file run here.
+    const DIALECT: Dialect;
+    /// How long the migration lock is held.
+    const LOCK_SCOPE: LockScope;
+    /// The statement that opens a write transaction.
+    const BEGIN: &'static str;
+    /// Whether the server runs a query of several statements as one implicit transaction,
+    /// where statements such as `CREATE INDEX CONCURRENTLY` are refused: a no-transaction
+    /// migration is then sent one statement at a time.
+    const MULTI_STATEMENT_QUERY_IS_ONE_TRANSACTION: bool;
+    /// History rows written per multi-row `INSERT`.
+    const HISTORY_ROWS_PER_INSERT: usize;
+    /// How a person runs a script of ours by hand, stopping at the first error.
+    const RUN_BY_HAND: &'static str;
+
+    // Connections.
+
+    /// Opens a connection of calista's own (the guard's reads, the lock, migrations).
+    async fn connect(&self) -> Result<Self::Conn, Error>;
+
+    /// The connection a migration session runs on: `reuse` (the guard's) when given, else
+    /// one of its own, or the pool's where the database lives in it.
+    async fn open_session(
+        &self,
+        reuse: Option<Self::Conn>,
+        pool: &sqlx::Pool<Self::Db>,
+    ) -> Result<Held<Self>, Error>;
+
+    /// Whether the database does not exist yet (a SQLite file not made yet): it reads as
+    /// empty, and the guard does not connect, which would create it just by looking.
+    fn is_absent(&self) -> bool;
+
+    // The state: reads.
+
+    /// The guard's hot read, one query: the version row with the revision, completion and
+    /// chained digest of the newest history row. `None` when that does not settle the state
+    /// (no version row, or several): the caller reads everything.
+    async fn read_state_brief(&self, conn: &mut Self::Conn) -> Result<Option<DbState>, Error>;
+
+    /// The version rows (at most two) and the newest history row, in one query.
+    async fn read_state(&self, conn: &mut Self::Conn) -> Result<DbState, Error>;
+
+    /// Every history row, oldest first (none when there is no history table).
+    async fn read_history(&self, conn: &mut Self::Conn) -> Result<Vec<HistoryRecord>, Error>;
+
+    /// The columns of this build's history layout that the table lacks (it was made by an
+    /// older build).
+    async fn missing_history_columns(
+        &self,
+        conn: &mut Self::Conn,
+    ) -> Result<Vec<HistoryColumn>, Error>;
+
+    /// Whether the database holds no tables at all (PostgreSQL: in the schema).
+    async fn is_empty(&self, conn: &mut Self::Conn) -> Result<bool, Error>;
+
+    /// The down SQL recorded when `revision` was last applied (`None`: not recorded, e.g.
+    /// applied by an older build).
+    async fn read_down_sql(
+        &self,
+        conn: &mut Self::Conn,
+        revision: &str,
+    ) -> Result<Option<String>, Error>;
+
+    // The state: our statements, run with their values bound and printed with them inlined.
+
+    /// Creates the schema (PostgreSQL) and both tables, if missing: statements in one text.
+    fn create_tables(&self) -> &str;
+    /// `ALTER TABLE` adding one of this build's history columns.
+    fn add_history_column(&self, column: HistoryColumn) -> String;
+    /// `INSERT` of `rows` history rows at once, each with [`NewRecord::values`].
+    fn insert_history(&self, rows: usize) -> SqlStr;
+    /// `INSERT` of the version row: the revision.
+    fn insert_version(&self) -> SqlStr;
+    /// `UPDATE` of the version row: the new revision, then the old one.
+    fn update_version(&self) -> SqlStr;
+    /// `DELETE` of the version row: the revision.
+    fn delete_version(&self) -> SqlStr;
+    /// Marks the newest history row finished if it is a started one: the duration in ms.
+    fn finish_started(&self) -> SqlStr;
+    /// Deletes the newest history row if it is a started one.
+    fn delete_started(&self) -> SqlStr;
+
+    /// What a migration needs around it, for a transaction (`SET LOCAL`) or for the
+    /// session of a no-transaction migration (`SET`): how long one attempt waits for a table
+    /// lock, and the application's schema first on `search_path`.
+    fn migration_settings(&self, scope: Scope, lock_wait: Duration) -> Vec<String>;
+    /// One attempt's wait for a lock, from here on; `None` where the backend has no such
+    /// setting.
+    fn lock_wait_setting(&self, scope: Scope, lock_wait: Duration) -> Option<String>;
+    /// Undoes [`Backend::migration_settings`] for the session.
+    fn reset_migration_settings(&self) -> &'static [&'static str];
+
+    /// Runs one of our statements with its values bound; returns the rows it changed.
+    async fn execute(&self, conn: &mut Self::Conn, statement: Bound) -> Result<u64, sqlx::Error>;
+
+    /// Runs SQL as sent (a migration's, or statements of ours) in one round trip; on failure,
+    /// also how many of its statements completed before the one that failed.
+    async fn run(&self, conn: &mut Self::Conn, sql: &str) -> Result<(), (usize, sqlx::Error)>;
+
+    // Transactions.
+
+    /// Runs `statements` (which open the attempt's transaction, or continue the one open)
+    /// and takes the attempt's [`Backend::Mark`], in one round trip. On failure, also how
+    /// many of the statements completed.
+    async fn begin_attempt(
+        &self,
+        conn: &mut Self::Conn,
+        statements: &str,
+    ) -> Result<Self::Mark, (usize, sqlx::Error)>;
+
+    /// Whether the transaction an attempt began is still the one open: a migration's
+    /// `COMMIT` or `ROLLBACK` would have ended it, and what followed ran in another one, or in
+    /// none. An aborted transaction (after a failed statement) is still it.
+    async fn same_transaction(
+        &self,
+        conn: &mut Self::Conn,
+        mark: Self::Mark,
+    ) -> Result<bool, Error>;
+
+    // The migration lock.
+
+    /// Takes the migration lock, waiting at most `timeout` (polling, never blocked inside a
+    /// statement where the backend allows): for the session, or, when the lock is a
+    /// transaction, by opening it.
+    async fn take_lock(&self, conn: &mut Self::Conn, timeout: Duration) -> Result<(), Error>;
+
+    /// Releases a lock held by the session (nothing when the lock is a transaction).
+    async fn release_lock(&self, conn: &mut Self::Conn) -> Result<(), Error>;
+
+    /// Who holds the migration lock, for the message of a lock that could not be taken.
+    async fn lock_holder(&self, conn: &mut Self::Conn) -> String;
+
+    // Errors.
+
+    /// Whether a table lock was not granted within one attempt's wait, so that the attempt
+    /// can be rolled back and tried again.
+    fn is_retryable_lock_wait(error: &sqlx::Error) -> bool;
+
+    /// A table or schema of ours is missing.
+    fn is_missing_table(error: &sqlx::Error) -> bool;
+
+    /// Where in the text sent the server says the error is: a character position from 1.
+    fn error_position(error: &sqlx::Error) -> Option<usize>;
+
+    /// A database error with what we were doing and, for the common causes, what to do.
+    fn describe(error: sqlx::Error, context: &str) -> Error;
+
+    // Blockers.
+
+    /// Starts watching who blocks `conn` while it waits for a table lock; `None` when the
+    /// backend cannot tell, or the watching cannot start (the migration goes on).
+    async fn watch_blockers(&self, conn: &mut Self::Conn) -> Option<Self::Watcher>;
+}
+
+/// Opens a connection with `options`, waiting at most `timeout`; a failure to connect is
+/// told by `failed`, a timeout names `shown_url`.
+async fn connect_within<C: sqlx::Connection>(
+    options: &C::Options,
+    timeout: Duration,
+    shown_url: &str,
+    failed: impl FnOnce(sqlx::Error) -> Error,
+) -> Result<C, Error> {
+    match tokio::time::timeout(timeout, C::connect_with(options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(_) => Err(Error::Timeout {
+            url: shown_url.to_owned(),
+            waited: timeout,
+        }),
+    }
+}
+
+/// How long the migration lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockScope {
+    /// The session holds it from when it is taken until it releases it (PostgreSQL's
+    /// advisory lock): the state is read, and every transaction runs, under it.
+    Session,
+    /// The lock is a write transaction (SQLite's `BEGIN IMMEDIATE`): each transaction takes
+    /// it again, and its end releases it.
+    Transaction,
+}
+
+/// Where a setting holds: the transaction, or the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Transaction,
+    Session,
+}
+
+impl Scope {
+    /// The command that sets a value for this scope.
+    pub(crate) fn set(self) -> &'static str {
+        match self {
+            Self::Transaction => "SET LOCAL",
+            Self::Session => "SET",
+        }
+    }
+}
+
+/// Watches, from a connection of its own, which sessions block a migration while it waits
+/// for a lock, so that giving up can name them.
+pub(crate) trait Watch: Send {
+    /// Looks for as long as it is polled; never returns.
+    async fn watch(&mut self) -> Infallible;
+    /// The blockers last seen.
+    fn seen(&self) -> Vec<Blocker>;
+    /// Closes its connection.
+    async fn close(self);
+}
+
+/// Nothing to watch.
+impl Watch for Infallible {
+    async fn watch(&mut self) -> Infallible {
+        *self
+    }
+
+    fn seen(&self) -> Vec<Blocker> {
+        match *self {}
+    }
+
+    async fn close(self) {}
+}
+
+/// The connection of a migration session: one of its own, or one of the pool's (a SQLite
+/// database in memory lives in the pool's connection).
+pub(crate) enum Held<B: Backend> {
+    Own(B::Conn),
+    Pooled(sqlx::pool::PoolConnection<B::Db>),
+}
+
+impl<B: Backend> Held<B> {
+    pub(crate) fn conn(&mut self) -> &mut B::Conn {
+        match self {
+            Self::Own(conn) => conn,
+            Self::Pooled(conn) => conn,
+        }
+    }
+}
+
+/// A column `schema_history` gained after the first release: a database made by an older
+/// build gets it in place, once, under the migration lock. Older builds name the columns
+/// they read and write, so they keep working with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HistoryColumn {
+    /// The down SQL of the dialect, as it was when the migration was applied: what
+    /// `db redo` and the downgrade of an edited migration run.
+    DownSql,
+    /// How many attempts the migration's transaction took (lock-wait retries).
+    Attempts,
+}
+
+impl HistoryColumn {
+    /// Every column added since the first release, in the order they were added.
+    pub(crate) const ALL: [Self; 2] = [Self::DownSql, Self::Attempts];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::DownSql => "down_sql",
+            Self::Attempts => "attempts",
+        }
+    }
+
+    /// Its definition, as `CREATE TABLE` has it on both backends.
+    pub(crate) fn definition(self) -> &'static str {
+        match self {
+            Self::DownSql => "TEXT NULL",
+            Self::Attempts => "INTEGER NOT NULL DEFAULT 1",
+        }
+    }
+
+    /// The columns of [`HistoryColumn::ALL`] whose names are not in `present`.
+    fn missing_from(present: &[String]) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|column| !present.iter().any(|name| name == column.name()))
+            .collect()
+    }
+}
 
 /// A history row about to be written.
 #[derive(Debug, Clone)]
@@ -27,9 +339,8 @@ pub(crate) struct NewRecord {
 }
 
 impl NewRecord {
-    /// The values of [`crate::store::Store::insert_history`]'s columns, in order: bound by
-    /// the upgrade, written as literals by the script.
-    pub(crate) fn values(&self) -> [Value; 11] {
+    /// The values of [`Backend::insert_history`]'s columns, in order.
+    fn values(&self) -> [Value; HISTORY_INSERT_WIDTH] {
         let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::Text);
         [
             Value::Text(self.revision.clone()),
@@ -47,24 +358,421 @@ impl NewRecord {
     }
 }
 
+/// The history columns [`Backend::insert_history`] writes, in the order of
+/// [`NewRecord::values`].
+const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup, \
+     down_sql, attempts";
+
+/// How many values a history row binds.
+const HISTORY_INSERT_WIDTH: usize = 11;
+
+/// `INSERT` of `rows` history rows into `table`, with parameters written by `placeholder`
+/// (`$n` or `?n`) from 1.
+fn insert_history_sql(table: &str, rows: usize, placeholder: fn(usize) -> String) -> SqlStr {
+    let width = HISTORY_INSERT_WIDTH;
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let columns: Vec<String> = (1..=width).map(|n| placeholder(row * width + n)).collect();
+            format!("({})", columns.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} ({HISTORY_INSERT_COLUMNS}) VALUES {}",
+        values.join(", ")
+    );
+    AssertSqlSafe(sql).into_sql_str()
+}
+
+/// A value one of our statements binds, or the script writes as a literal: both run the
+/// same statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Text(String),
+    Null,
+    Bool(bool),
+    Int(i64),
+}
+
+impl Value {
+    /// The value as a SQL literal.
+    fn literal(&self) -> String {
+        match self {
+            Self::Text(text) => format!("'{}'", text.replace('\'', "''")),
+            Self::Null => "NULL".to_owned(),
+            Self::Bool(true) => "TRUE".to_owned(),
+            Self::Bool(false) => "FALSE".to_owned(),
+            Self::Int(n) => n.to_string(),
+        }
+    }
+}
+
+/// One of our statements with the values it binds.
+#[derive(Debug, Clone)]
+pub(crate) struct Bound {
+    pub(crate) sql: SqlStr,
+    pub(crate) values: Vec<Value>,
+}
+
+impl Bound {
+    pub(crate) fn new(sql: SqlStr, values: Vec<Value>) -> Self {
+        Self { sql, values }
+    }
+
+    /// The statement with its values written as literals, for the script. Our SQL holds no
+    /// string literal, so every `$n` / `?n` in it is a parameter.
+    pub(crate) fn inlined(&self) -> String {
+        let mut out = self.sql.as_str().to_owned();
+        // The highest first, so that `$1` does not eat the start of `$10`.
+        for (index, value) in self.values.iter().enumerate().rev() {
+            for marker in ["$", "?"] {
+                out = out.replace(&format!("{marker}{}", index + 1), &value.literal());
+            }
+        }
+        out
+    }
+
+    /// The `INSERT`s of history rows, many per statement.
+    pub(crate) fn history<B: Backend>(backend: &B, records: &[NewRecord]) -> Vec<Self> {
+        records
+            .chunks(B::HISTORY_ROWS_PER_INSERT)
+            .map(|chunk| {
+                let values = chunk.iter().flat_map(NewRecord::values).collect();
+                Self::new(backend.insert_history(chunk.len()), values)
+            })
+            .collect()
+    }
+
+    /// Marks the newest history row, a started one, finished after `duration_ms`.
+    pub(crate) fn finish_started<B: Backend>(backend: &B, duration_ms: i64) -> Self {
+        Self::new(backend.finish_started(), vec![Value::Int(duration_ms)])
+    }
+
+    /// Deletes the newest history row if it is a started one.
+    pub(crate) fn delete_started<B: Backend>(backend: &B) -> Self {
+        Self::new(backend.delete_started(), Vec::new())
+    }
+
+    /// The statement that moves the version row from one revision to another (`None`: no
+    /// row); nothing when both are `None`.
+    pub(crate) fn version<B: Backend>(
+        backend: &B,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Option<Self> {
+        Some(match (from, to) {
+            (None, None) => return None,
+            (None, Some(to)) => Self::new(backend.insert_version(), vec![Value::Text(to)]),
+            (Some(from), Some(to)) => Self::new(
+                backend.update_version(),
+                vec![Value::Text(to), Value::Text(from)],
+            ),
+            (Some(from), None) => Self::new(backend.delete_version(), vec![Value::Text(from)]),
+        })
+    }
+}
+
+/// The SQL of the state reads, which both backends run the same way (see [`Queries`]).
+#[derive(Debug, Clone)]
+pub(crate) struct StateSql {
+    /// The version rows (at most two) beside the newest history row, in one row each.
+    pub(crate) state: SqlStr,
+    /// Whether `alembic_version` and `schema_history` exist: two booleans.
+    pub(crate) probe_tables: SqlStr,
+    /// At most two version rows.
+    pub(crate) versions: SqlStr,
+    /// The newest history row.
+    pub(crate) last: SqlStr,
+    /// Every history row, oldest first.
+    pub(crate) history: SqlStr,
+}
+
+/// The queries both backends run the same way but for their SQL text, written once over
+/// sqlx's traits; each backend's [`Backend`] methods call them with its own SQL.
+pub(crate) struct Queries<B>(PhantomData<B>);
+
+impl<B: Backend> Queries<B>
+where
+    <B::Db as sqlx::Database>::Arguments: sqlx::IntoArguments<B::Db>,
+    for<'c> &'c mut B::Conn: sqlx::Executor<'c, Database = B::Db>,
+    usize: sqlx::ColumnIndex<<B::Db as sqlx::Database>::Row>,
+    for<'r> Option<String>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
+    for<'r> Option<bool>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
+    for<'r> Option<i64>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
+    for<'r> bool: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
+    for<'r> i64: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
+    for<'r> String: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
+    for<'r> Option<String>: sqlx::Encode<'r, B::Db>,
+{
+    /// The columns of a history row, from column `first`, before they are checked.
+    fn raw_record(
+        row: &<B::Db as sqlx::Database>::Row,
+        first: usize,
+    ) -> Result<RawRecord, sqlx::Error> {
+        use sqlx::Row;
+        Ok(RawRecord {
+            revision: row.try_get(first)?,
+            summary: row.try_get(first + 1)?,
+            direction: row.try_get(first + 2)?,
+            finished: row.try_get(first + 3)?,
+            checksum: row.try_get(first + 4)?,
+            chain: row.try_get(first + 5)?,
+            applied_at: row.try_get(first + 6)?,
+            duration_ms: row.try_get(first + 7)?,
+            app_version: row.try_get(first + 8)?,
+            backup: row.try_get(first + 9)?,
+        })
+    }
+
+    /// [`Backend::read_state`].
+    pub(crate) async fn read_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
+        use sqlx::Row;
+        let context = "reading the migration state";
+        match sqlx::query(sql.state.clone()).fetch_all(&mut *conn).await {
+            Ok(rows) => {
+                let mut versions = Vec::new();
+                let mut last = None;
+                for row in &rows {
+                    let version: Option<String> =
+                        row.try_get(0).map_err(|e| B::describe(e, context))?;
+                    let raw = Self::raw_record(row, 1).map_err(|e| B::describe(e, context))?;
+                    versions.extend(version);
+                    last = raw.into_record();
+                }
+                Ok(DbState {
+                    versions: Some(versions),
+                    last,
+                    tables_present: true,
+                })
+            }
+            Err(e) if B::is_missing_table(&e) => Self::read_partial_state(conn, sql).await,
+            Err(e) => Err(B::describe(e, context)),
+        }
+    }
+
+    /// The guard's hot read from `rows` of (version rows counted, the version, and the
+    /// revision, completion and chained digest of the newest history row); see
+    /// [`Backend::read_state_brief`]. A missing table is what the full read would find out,
+    /// found out now.
+    pub(crate) async fn read_state_brief(
+        conn: &mut B::Conn,
+        sql: &StateSql,
+        rows: Result<Vec<<B::Db as sqlx::Database>::Row>, sqlx::Error>,
+    ) -> Result<Option<DbState>, Error> {
+        use sqlx::Row;
+        let context = "reading the migration state";
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) if B::is_missing_table(&e) => {
+                return Self::read_partial_state(conn, sql).await.map(Some);
+            }
+            Err(e) => return Err(B::describe(e, context)),
+        };
+        let [row] = rows.as_slice() else {
+            return Ok(None);
+        };
+        let decoded = (|| {
+            let version_rows: i64 = row.try_get(0)?;
+            let version: Option<String> = row.try_get(1)?;
+            let raw = RawRecord {
+                revision: row.try_get(2)?,
+                finished: row.try_get(3)?,
+                chain: row.try_get(4)?,
+                ..RawRecord::default()
+            };
+            Ok::<_, sqlx::Error>((version_rows, version, raw))
+        })();
+        Ok(match decoded.map_err(|e| B::describe(e, context))? {
+            (1, Some(version), raw) => Some(DbState {
+                versions: Some(vec![version]),
+                last: raw.into_record(),
+                tables_present: true,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The state when one table or both are missing: an empty database, or one made by
+    /// another tool (Alembic creates only `alembic_version`).
+    async fn read_partial_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
+        use sqlx::Row;
+        let context = "checking which migration tables exist";
+        let describe = |e| B::describe(e, context);
+        let probe = sqlx::query(sql.probe_tables.clone())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(describe)?;
+        let has_versions: bool = probe.try_get(0).map_err(describe)?;
+        let has_history: bool = probe.try_get(1).map_err(describe)?;
+        let versions = if has_versions {
+            let rows = sqlx::query(sql.versions.clone())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(describe)?;
+            let versions: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
+            Some(versions.map_err(describe)?)
+        } else {
+            None
+        };
+        let last = if has_history {
+            let row = sqlx::query(sql.last.clone())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(describe)?;
+            match row {
+                Some(row) => Self::raw_record(&row, 0).map_err(describe)?.into_record(),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(DbState {
+            versions,
+            last,
+            tables_present: has_versions && has_history,
+        })
+    }
+
+    /// [`Backend::read_history`].
+    pub(crate) async fn read_history(
+        conn: &mut B::Conn,
+        sql: &StateSql,
+    ) -> Result<Vec<HistoryRecord>, Error> {
+        let context = "reading schema_history";
+        match sqlx::query(sql.history.clone()).fetch_all(&mut *conn).await {
+            Ok(rows) => rows
+                .iter()
+                .map(|row| Self::raw_record(row, 0).map(RawRecord::into_record))
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()
+                .map_err(|e| B::describe(e, context)),
+            Err(e) if B::is_missing_table(&e) => Ok(Vec::new()),
+            Err(e) => Err(B::describe(e, context)),
+        }
+    }
+
+    /// [`Backend::missing_history_columns`], from a query of the names of the table's
+    /// columns among [`HistoryColumn::ALL`] (binding `schema` when given).
+    pub(crate) async fn missing_history_columns(
+        conn: &mut B::Conn,
+        present_columns: SqlStr,
+        schema: Option<&str>,
+    ) -> Result<Vec<HistoryColumn>, Error> {
+        use sqlx::Row;
+        let describe = |e| B::describe(e, "reading the layout of schema_history");
+        let mut query = sqlx::query(present_columns);
+        if let Some(schema) = schema {
+            query = query.bind(schema.to_owned());
+        }
+        let rows = query.fetch_all(&mut *conn).await.map_err(describe)?;
+        let present: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
+        Ok(HistoryColumn::missing_from(&present.map_err(describe)?))
+    }
+
+    /// [`Backend::is_empty`], from a query of whether any table exists (binding `values`).
+    pub(crate) async fn is_empty(
+        conn: &mut B::Conn,
+        any_table: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<bool, Error> {
+        let any = Self::fetch_value::<bool>(conn, any_table, values)
+            .await
+            .map_err(|e| B::describe(e, "checking whether the database is empty"))?;
+        Ok(any == Some(false))
+    }
+
+    /// [`Backend::read_down_sql`], from a query binding the revision.
+    pub(crate) async fn read_down_sql(
+        conn: &mut B::Conn,
+        sql: SqlStr,
+        revision: &str,
+    ) -> Result<Option<String>, Error> {
+        let values = vec![Value::Text(revision.to_owned())];
+        Self::fetch_value::<Option<String>>(conn, sql, values)
+            .await
+            .map(Option::flatten)
+            .map_err(|e| B::describe(e, "reading the recorded down SQL from schema_history"))
+    }
+
+    /// One row's first column, from a query binding `values`.
+    async fn fetch_value<T>(
+        conn: &mut B::Conn,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        for<'r> T: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
+    {
+        use sqlx::Row;
+        let row = Self::bind(sqlx::query(sql), values)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| row.try_get(0)).transpose()
+    }
+
+    /// The query of one of our statements, its values bound.
+    pub(crate) fn bind(
+        query: sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments>,
+        values: Vec<Value>,
+    ) -> sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments> {
+        values.into_iter().fold(query, |query, value| match value {
+            Value::Text(text) => query.bind(text),
+            Value::Null => query.bind(None::<String>),
+            Value::Bool(on) => query.bind(on),
+            Value::Int(n) => query.bind(n),
+        })
+    }
+
+    /// [`Backend::run`]: SQL as sent; on failure, also how many of its statements completed
+    /// before the one that failed (the driver reports each one's end). Rows are not kept.
+    pub(crate) async fn run(conn: &mut B::Conn, sql: &str) -> Result<(), (usize, sqlx::Error)> {
+        let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(&mut *conn);
+        let mut done = 0;
+        while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+            match result {
+                Ok(_) => done += 1,
+                Err(error) => return Err((done, error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`Queries::run`], keeping the rows the statements give.
+    pub(crate) async fn fetch(
+        conn: &mut B::Conn,
+        sql: &str,
+    ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, (usize, sqlx::Error)> {
+        use sqlx::Either;
+        let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut *conn);
+        let (mut done, mut rows) = (0, Vec::new());
+        while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+            match result {
+                Ok(Either::Left(_)) => done += 1,
+                Ok(Either::Right(row)) => rows.push(row),
+                Err(error) => return Err((done, error)),
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// The columns of a history row as read, before they are checked.
 #[derive(Default)]
-pub(crate) struct RawRecord {
-    pub(crate) revision: Option<String>,
-    pub(crate) summary: Option<String>,
-    pub(crate) direction: Option<String>,
-    pub(crate) finished: Option<bool>,
-    pub(crate) checksum: Option<String>,
-    pub(crate) chain: Option<String>,
-    pub(crate) applied_at: Option<String>,
-    pub(crate) duration_ms: Option<i64>,
-    pub(crate) app_version: Option<String>,
-    pub(crate) backup: Option<String>,
+struct RawRecord {
+    revision: Option<String>,
+    summary: Option<String>,
+    direction: Option<String>,
+    finished: Option<bool>,
+    checksum: Option<String>,
+    chain: Option<String>,
+    applied_at: Option<String>,
+    duration_ms: Option<i64>,
+    app_version: Option<String>,
+    backup: Option<String>,
 }
 
 impl RawRecord {
     /// The record, or `None` when the row is the empty side of an outer join.
-    pub(crate) fn into_record(self) -> Option<HistoryRecord> {
+    fn into_record(self) -> Option<HistoryRecord> {
         Some(HistoryRecord {
             revision: self.revision?,
             summary: self.summary.unwrap_or_default(),
@@ -84,318 +792,60 @@ impl RawRecord {
     }
 }
 
-/// The queries on the version and history tables, the same on every backend but for the
-/// connection type: expanded once in each backend module, which provides
-/// `is_missing_table(&sqlx::Error) -> bool` and `describe(&sqlx::Error, &str) -> Error`.
-macro_rules! state_queries {
-    ($conn:ty, $row:ty) => {
-        use std::sync::Arc;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        use sqlx::{AssertSqlSafe, Row};
-
-        use crate::backend::{NewRecord, RawRecord};
-        use crate::error::Error;
-        use crate::plan::{DbState, HistoryRecord};
-        use crate::store::{Store, history_insert_chunk};
-
-        fn raw_record(row: &$row, first: usize) -> Result<RawRecord, sqlx::Error> {
-            Ok(RawRecord {
-                revision: row.try_get(first)?,
-                summary: row.try_get(first + 1)?,
-                direction: row.try_get(first + 2)?,
-                finished: row.try_get(first + 3)?,
-                checksum: row.try_get(first + 4)?,
-                chain: row.try_get(first + 5)?,
-                applied_at: row.try_get(first + 6)?,
-                duration_ms: row.try_get(first + 7)?,
-                app_version: row.try_get(first + 8)?,
-                backup: row.try_get(first + 9)?,
-            })
-        }
-
-        fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-            AssertSqlSafe(Arc::clone(text))
-        }
-
-        /// The guard's read: one query, the version rows and the newest history row.
-        pub(crate) async fn read_state(conn: &mut $conn, store: &Store) -> Result<DbState, Error> {
-            match sqlx::query(sql(&store.read_state)).fetch_all(&mut *conn).await {
-                Ok(rows) => {
-                    let mut versions = Vec::new();
-                    let mut last = None;
-                    for row in &rows {
-                        let decoded = row
-                            .try_get::<Option<String>, _>(0)
-                            .and_then(|version| Ok((version, raw_record(row, 1)?)))
-                            .map_err(|e| describe(e, "reading the migration state"))?;
-                        versions.extend(decoded.0);
-                        last = decoded.1.into_record();
+    #[test]
+    fn inlined_statements_quote_every_value() {
+        let statement = Bound::new(
+            SqlStr::from_static(
+                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            ),
+            (1..=11)
+                .map(|n| {
+                    if n == 1 {
+                        Value::Text("it's".into())
+                    } else {
+                        Value::Int(n)
                     }
-                    Ok(DbState { versions: Some(versions), last, tables_present: true })
-                }
-                Err(e) if is_missing_table(&e) => read_partial_state(conn, store).await,
-                Err(e) => Err(describe(e, "reading the migration state")),
-            }
-        }
+                })
+                .collect(),
+        );
+        assert!(
+            statement
+                .inlined()
+                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"),
+            "{}",
+            statement.inlined()
+        );
+        let update = Bound::new(
+            SqlStr::from_static(
+                "UPDATE alembic_version SET version_num = ?1 WHERE version_num = ?2",
+            ),
+            vec![Value::Text("b".into()), Value::Null],
+        );
+        assert_eq!(
+            update.inlined(),
+            "UPDATE alembic_version SET version_num = 'b' WHERE version_num = NULL"
+        );
+    }
 
-        /// The guard's hot read: the version row with the newest history row's revision,
-        /// completion and chained digest. `None` when that does not settle the state (no
-        /// version row, or several): the caller reads everything.
-        pub(crate) async fn read_state_brief(conn: &mut $conn, store: &Store) -> Result<Option<DbState>, Error> {
-            let context = "reading the migration state";
-            let query = sqlx::query(sql(&store.read_state_brief));
-            // SQLite's query is one row (see `Store::read_state_brief`), which its driver
-            // hands over without waking again to look for a second.
-            let rows = match store.dialect {
-                crate::migration::Dialect::Sqlite => query.fetch_optional(&mut *conn).await.map(Vec::from_iter),
-                crate::migration::Dialect::Postgres => query.fetch_all(&mut *conn).await,
-            };
-            let rows = match rows {
-                Ok(rows) => rows,
-                // A table is missing (an empty database, or one Alembic made): what the
-                // full read would find out, found out now.
-                Err(e) if is_missing_table(&e) => return read_partial_state(conn, store).await.map(Some),
-                Err(e) => return Err(describe(e, context)),
-            };
-            let decode = |row: &$row| {
-                let version_rows: i64 = row.try_get(0)?;
-                let version: Option<String> = row.try_get(1)?;
-                let raw = RawRecord {
-                    revision: row.try_get(2)?,
-                    finished: row.try_get(3)?,
-                    chain: row.try_get(4)?,
-                    ..RawRecord::default()
-                };
-                Ok::<_, sqlx::Error>((version_rows, version, raw))
-            };
-            Ok(match rows.as_slice() {
-                [row] => match decode(row).map_err(|e| describe(e, context))? {
-                    (1, Some(version), raw) => Some(DbState {
-                        versions: Some(vec![version]),
-                        last: raw.into_record(),
-                        tables_present: true,
-                    }),
-                    _ => None,
-                },
-                _ => None,
-            })
-        }
-
-        /// The state when one table or both are missing: an empty database, or one made
-        /// by another tool (Alembic creates only `alembic_version`).
-        async fn read_partial_state(conn: &mut $conn, store: &Store) -> Result<DbState, Error> {
-            let context = "checking which migration tables exist";
-            let (has_versions, has_history): (bool, bool) = sqlx::query_as(sql(&store.probe_tables))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| describe(e, context))?;
-            let versions = if has_versions {
-                let rows: Vec<(String,)> = sqlx::query_as(sql(&store.read_versions))
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(|e| describe(e, context))?;
-                Some(rows.into_iter().map(|(v,)| v).collect())
-            } else {
-                None
-            };
-            let last = if has_history {
-                let row = sqlx::query(sql(&store.read_last))
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(|e| describe(e, context))?;
-                match row {
-                    Some(row) => raw_record(&row, 0).map_err(|e| describe(e, context))?.into_record(),
-                    None => None,
-                }
-            } else {
-                None
-            };
-            Ok(DbState { versions, last, tables_present: has_versions && has_history })
-        }
-
-        /// Every history row, oldest first.
-        pub(crate) async fn read_history(conn: &mut $conn, store: &Store) -> Result<Vec<HistoryRecord>, Error> {
-            let context = "reading schema_history";
-            match sqlx::query(sql(&store.read_history)).fetch_all(&mut *conn).await {
-                Ok(rows) => rows
-                    .iter()
-                    .map(|row| raw_record(row, 0).map(RawRecord::into_record))
-                    .filter_map(Result::transpose)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| describe(e, context)),
-                Err(e) if is_missing_table(&e) => Ok(Vec::new()),
-                Err(e) => Err(describe(e, context)),
-            }
-        }
-
-        /// Creates the schema (PostgreSQL) and both tables, if missing.
-        pub(crate) async fn create_tables(conn: &mut $conn, store: &Store) -> Result<(), Error> {
-            // One round trip for the three statements.
-            sqlx::raw_sql(sql(&store.create_tables))
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| describe(e, "creating the migration tables"))?;
-            Ok(())
-        }
-
-        /// Writes history rows, many per statement.
-        pub(crate) async fn insert_history(
-            conn: &mut $conn,
-            store: &Store,
-            records: &[NewRecord],
-        ) -> Result<(), Error> {
-            for chunk in records.chunks(history_insert_chunk(store.dialect)) {
-                let mut query = sqlx::query(AssertSqlSafe(store.insert_history(chunk.len())));
-                for record in chunk {
-                    query = bind_record(query, record);
-                }
-                query.execute(&mut *conn).await.map_err(|e| describe(e, "writing schema_history"))?;
-            }
-            Ok(())
-        }
-
-        /// Adds the history columns a database made by an older build lacks; returns the
-        /// names of those it added. Runs under the migration lock, inside the write
-        /// transaction, so that two processes never both add one.
-        pub(crate) async fn upgrade_layout(conn: &mut $conn, store: &Store) -> Result<Vec<&'static str>, Error> {
-            let context = "upgrading the layout of schema_history";
-            let mut added = Vec::new();
-            for (name, definition) in missing_history_columns(conn, store).await? {
-                sqlx::raw_sql(AssertSqlSafe(store.add_history_column(name, definition)))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| describe(e, context))?;
-                added.push(name);
-            }
-            Ok(added)
-        }
-
-        /// The history columns of this build that the table lacks (it was made by an older
-        /// build), with their definitions.
-        pub(crate) async fn missing_history_columns(
-            conn: &mut $conn,
-            store: &Store,
-        ) -> Result<Vec<(&'static str, &'static str)>, Error> {
-            let present: Vec<(String,)> = sqlx::query_as(sql(&store.read_added_columns))
-                .bind(store.schema.to_string())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| describe(e, "reading the layout of schema_history"))?;
-            Ok(crate::store::ADDED_HISTORY_COLUMNS
-                .into_iter()
-                .filter(|(name, _)| !present.iter().any(|(p,)| p == name))
-                .collect())
-        }
-
-        /// The down SQL recorded when `revision` was last applied (`None`: not recorded,
-        /// e.g. applied by an older build).
-        pub(crate) async fn read_down_sql(conn: &mut $conn, store: &Store, revision: &str) -> Result<Option<String>, Error> {
-            let row: Option<(Option<String>,)> = sqlx::query_as(sql(&store.read_down_sql))
-                .bind(revision.to_owned())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(|e| describe(e, "reading the recorded down SQL from schema_history"))?;
-            Ok(row.and_then(|(down,)| down))
-        }
-
-        /// Marks the newest row finished, if it is a started one; returns whether it was.
-        pub(crate) async fn finish_started(conn: &mut $conn, store: &Store, duration_ms: i64) -> Result<bool, Error> {
-            let done = sqlx::query(sql(&store.finish_started))
-                .bind(duration_ms)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| describe(e, "writing schema_history"))?;
-            Ok(done.rows_affected() == 1)
-        }
-
-        /// Whether the database holds no tables at all (PostgreSQL: in the schema).
-        pub(crate) async fn is_empty(conn: &mut $conn, store: &Store) -> Result<bool, Error> {
-            let any: bool = sqlx::query_scalar(sql(&store.any_table))
-                .bind(store.schema.to_string())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| describe(e, "checking whether the database is empty"))?;
-            Ok(!any)
-        }
-
-        /// Deletes the newest row if it is an unfinished one; returns whether it did.
-        pub(crate) async fn delete_started(conn: &mut $conn, store: &Store) -> Result<bool, Error> {
-            let done = sqlx::query(sql(&store.delete_started))
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| describe(e, "writing schema_history"))?;
-            Ok(done.rows_affected() == 1)
-        }
-
-        /// Moves `alembic_version` from one revision to another (`None`: no row).
-        pub(crate) async fn set_version(
-            conn: &mut $conn,
-            store: &Store,
-            from: Option<&str>,
-            to: Option<&str>,
-        ) -> Result<(), Error> {
-            let query = match (from, to) {
-                (None, None) => return Ok(()),
-                (None, Some(to)) => sqlx::query(sql(&store.insert_version)).bind(to.to_owned()),
-                (Some(from), Some(to)) => {
-                    sqlx::query(sql(&store.update_version)).bind(to.to_owned()).bind(from.to_owned())
-                }
-                (Some(from), None) => sqlx::query(sql(&store.delete_version)).bind(from.to_owned()),
-            };
-            let done = query.execute(&mut *conn).await.map_err(|e| describe(e, "writing alembic_version"))?;
-            if done.rows_affected() == 1 {
-                Ok(())
-            } else {
-                Err(describe(
-                    sqlx::Error::RowNotFound,
-                    "alembic_version changed under the migration lock (edited by hand?); the transaction was rolled back",
-                ))
-            }
-        }
-
-        fn bind_record<'q>(
-            query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-            record: &NewRecord,
-        ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments> {
-            record.values().into_iter().fold(query, |query, value| match value {
-                crate::store::Value::Text(text) => query.bind(text),
-                crate::store::Value::Null => query.bind(None::<String>),
-                crate::store::Value::Bool(on) => query.bind(on),
-                crate::store::Value::Int(n) => query.bind(n),
-            })
-        }
-
-        /// Runs a migration's SQL as sent; on failure, also how many of its statements
-        /// completed before the one that failed (the driver reports each one's end).
-        pub(crate) async fn run_counted(conn: &mut $conn, script: &str) -> Result<(), (usize, sqlx::Error)> {
-            let mut results = sqlx::raw_sql(AssertSqlSafe(script)).execute_many(&mut *conn);
-            let mut done = 0;
-            while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
-                match result {
-                    Ok(_) => done += 1,
-                    Err(error) => return Err((done, error)),
-                }
-            }
-            Ok(())
-        }
-
-        /// Runs statements of our own (settings, `BEGIN`, …) in one round trip.
-        pub(crate) async fn run_own(conn: &mut $conn, statements: &[String], context: &str) -> Result<(), Error> {
-            if statements.is_empty() {
-                return Ok(());
-            }
-            sqlx::raw_sql(AssertSqlSafe(statements.join(";\n")))
-                .execute(&mut *conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| describe(e, context))
-        }
-
-        /// Runs a fixed statement such as `BEGIN` or `COMMIT`.
-        pub(crate) async fn run_control(conn: &mut $conn, statement: &'static str, context: &str) -> Result<(), Error> {
-            sqlx::raw_sql(statement).execute(&mut *conn).await.map(|_| ()).map_err(|e| describe(e, context))
-        }
-    };
+    #[test]
+    fn multi_row_insert_numbers_every_parameter() {
+        let sql = insert_history_sql("\"app\".schema_history", 2, |n| format!("${n}"));
+        assert!(
+            sql.as_str()
+                .starts_with("INSERT INTO \"app\".schema_history (revision, ")
+        );
+        assert!(
+            sql.as_str()
+                .ends_with("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
+        );
+        assert!(
+            insert_history_sql("schema_history", 1, |n| format!("?{n}"))
+                .as_str()
+                .contains("(?1, ?2")
+        );
+    }
 }
-
-pub(crate) use state_queries;

@@ -1,26 +1,480 @@
-//! PostgreSQL: connections with the schema on `search_path`, the advisory migration lock,
-//! each attempt's transaction (opened with its settings, checked before it is recorded), and
-//! the watcher that sees who blocks an attempt waiting for a table lock.
+//! PostgreSQL: calista's tables in a schema of their own, connections that say who they
+//! are, the advisory migration lock held by the session, each attempt's transaction opened
+//! with its settings and recognised by its transaction id, and the watcher that sees who
+//! blocks an attempt waiting for a table lock.
 
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
-type DB = sqlx::Postgres;
+use super::{
+    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, StateSql, Value, Watch,
+};
+use crate::backup;
+use crate::engine::plan::{DbState, HistoryRecord};
+use crate::error::{Blocker, Error};
+use crate::migration::Dialect;
 
-super::state_queries!(PgConnection, PgRow);
-
-/// Undefined table, or undefined schema.
-fn is_missing_table(error: &sqlx::Error) -> bool {
-    matches!(sql_state(error).as_deref(), Some("42P01" | "3F000"))
+/// A PostgreSQL database, calista's tables in `schema`.
+#[derive(Debug, Clone)]
+pub(crate) struct Postgres {
+    /// calista's own connections: the application's options, with the schema first on
+    /// `search_path` and an application name that lock messages show.
+    connect: PgConnectOptions,
+    /// The application's options (its URL's, or its pool's), which backups follow.
+    base: PgConnectOptions,
+    /// The password backups pass to `pg_dump` through the environment.
+    password: Option<String>,
+    /// The database's name.
+    database: String,
+    schema: String,
+    connect_timeout: Duration,
+    /// The URL, password redacted, for connection errors.
+    shown_url: String,
+    sql: Sql,
 }
 
-fn sql_state(error: &sqlx::Error) -> Option<String> {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .map(|c| c.into_owned())
+/// The statements on our tables, with the schema written in (a validated identifier, quoted).
+#[derive(Debug, Clone)]
+struct Sql {
+    state: StateSql,
+    brief: SqlStr,
+    create_tables: String,
+    history_table: String,
+    insert_version: SqlStr,
+    update_version: SqlStr,
+    delete_version: SqlStr,
+    finish_started: SqlStr,
+    delete_started: SqlStr,
+    read_down_sql: SqlStr,
+}
+
+impl Sql {
+    fn new(schema: &str) -> Self {
+        let p = format!("\"{schema}\".");
+        let sql = |text: String| AssertSqlSafe(text).into_sql_str();
+        let history_columns = "revision, summary, direction, finished, checksum, chain, \
+             to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS applied_at, \
+             duration_ms, app_version, backup";
+        let versions = format!("SELECT version_num FROM {p}alembic_version LIMIT 2");
+        let last =
+            format!("SELECT {history_columns} FROM {p}schema_history ORDER BY id DESC LIMIT 1");
+        Self {
+            state: StateSql {
+                // One query: at most two version rows beside the newest history row.
+                state: sql(format!(
+                    "SELECT v.version_num, h.* FROM (SELECT 1 AS one) AS o \
+                     LEFT JOIN ({versions}) AS v ON 1 = 1 \
+                     LEFT JOIN ({last}) AS h ON 1 = 1"
+                )),
+                probe_tables: sql(format!(
+                    "SELECT to_regclass('{p}alembic_version') IS NOT NULL, \
+                     to_regclass('{p}schema_history') IS NOT NULL"
+                )),
+                versions: sql(versions),
+                last: sql(last),
+                history: sql(format!(
+                    "SELECT {history_columns} FROM {p}schema_history ORDER BY id"
+                )),
+            },
+            // A row per version row, at most two: PostgreSQL sends a second row for nothing
+            // but runs an aggregate slower, and the ordered subquery is one backward index scan.
+            brief: sql(format!(
+                "SELECT 1::BIGINT, v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
+                 LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
+                 ON 1 = 1 LIMIT 2"
+            )),
+            // The schema and both tables, in one round trip. The version table is exactly
+            // the one Alembic creates, so tools that read it keep working.
+            create_tables: format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+CREATE TABLE IF NOT EXISTS {p}alembic_version (version_num VARCHAR(32) NOT NULL, \
+CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+CREATE TABLE IF NOT EXISTS {p}schema_history (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_schema_history PRIMARY KEY,
+    revision    VARCHAR(32)  NOT NULL,
+    summary     VARCHAR(200) NOT NULL,
+    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
+    finished    BOOLEAN      NOT NULL,
+    checksum    CHAR(64)     NOT NULL,
+    chain       CHAR(64)     NULL,
+    applied_at  TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp(),
+    duration_ms BIGINT       NOT NULL,
+    app_version VARCHAR(64)  NOT NULL,
+    backup      TEXT         NULL,
+    down_sql    TEXT         NULL,
+    attempts    INTEGER      NOT NULL DEFAULT 1
+)"
+            ),
+            history_table: format!("{p}schema_history"),
+            insert_version: sql(format!(
+                "INSERT INTO {p}alembic_version (version_num) VALUES ($1)"
+            )),
+            update_version: sql(format!(
+                "UPDATE {p}alembic_version SET version_num = $1 WHERE version_num = $2"
+            )),
+            delete_version: sql(format!(
+                "DELETE FROM {p}alembic_version WHERE version_num = $1"
+            )),
+            finish_started: sql(format!(
+                "UPDATE {p}schema_history SET finished = TRUE, duration_ms = $1 \
+                 WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished"
+            )),
+            delete_started: sql(format!(
+                "DELETE FROM {p}schema_history WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished"
+            )),
+            read_down_sql: sql(format!(
+                "SELECT down_sql FROM {p}schema_history WHERE revision = $1 AND direction = 'up' \
+                 ORDER BY id DESC LIMIT 1"
+            )),
+        }
+    }
+}
+
+impl Postgres {
+    /// The database `base` connects to, calista's tables in `schema` (a valid schema name).
+    pub(crate) fn new(
+        base: PgConnectOptions,
+        password: Option<String>,
+        database: String,
+        schema: &str,
+        connect_timeout: Duration,
+        shown_url: String,
+    ) -> Self {
+        let connect = with_schema(base.clone(), schema)
+            .application_name(&format!("calista migrate (pid {})", std::process::id()));
+        Self {
+            connect,
+            base,
+            password,
+            database,
+            schema: schema.to_owned(),
+            connect_timeout,
+            shown_url,
+            sql: Sql::new(schema),
+        }
+    }
+
+    /// The password `pg_dump` uses for backups.
+    pub(crate) fn set_backup_password(&mut self, password: String) {
+        self.password = Some(password);
+    }
+
+    /// What a backup of the schema reads: the application's connection, as `pg_dump`'s
+    /// arguments (no password) and environment (the password, the TLS settings).
+    pub(crate) fn backup_source(&self) -> backup::Source<'_> {
+        let base = &self.base;
+        let host = match base.get_socket() {
+            Some(socket) => socket.display().to_string(),
+            None => base.get_host().to_owned(),
+        };
+        let port = base.get_port();
+        let database = &self.database;
+        let connection_args = vec![
+            format!("--host={host}"),
+            format!("--port={port}"),
+            format!("--username={}", base.get_username()),
+            format!("--dbname={database}"),
+        ];
+        let mut env = Vec::new();
+        if let Some(password) = &self.password {
+            env.push(("PGPASSWORD", password.clone()));
+        }
+        env.extend(client_tls(base));
+        backup::Source::Postgres {
+            connection_args,
+            env,
+            database: database.clone(),
+            server: format!("{host}:{port}/{database}"),
+            schema: &self.schema,
+        }
+    }
+}
+
+impl Backend for Postgres {
+    type Db = sqlx::Postgres;
+    type Conn = PgConnection;
+    /// The transaction's id (`txid_current()`).
+    type Mark = i64;
+    type Watcher = Watcher;
+
+    const DIALECT: Dialect = Dialect::Postgres;
+    const LOCK_SCOPE: LockScope = LockScope::Session;
+    const BEGIN: &'static str = "BEGIN";
+    const MULTI_STATEMENT_QUERY_IS_ONE_TRANSACTION: bool = true;
+    /// Each statement is a round trip: many rows each, far below the 65535 parameters.
+    const HISTORY_ROWS_PER_INSERT: usize = 100;
+    const RUN_BY_HAND: &'static str = "psql -v ON_ERROR_STOP=1 -f <file>";
+
+    async fn connect(&self) -> Result<PgConnection, Error> {
+        let url = &self.shown_url;
+        let failed = |source| Error::connect(url.clone(), source);
+        super::connect_within(&self.connect, self.connect_timeout, url, failed).await
+    }
+
+    async fn open_session(
+        &self,
+        reuse: Option<PgConnection>,
+        _pool: &sqlx::PgPool,
+    ) -> Result<Held<Self>, Error> {
+        match reuse {
+            Some(conn) => Ok(Held::Own(conn)),
+            None => self.connect().await.map(Held::Own),
+        }
+    }
+
+    fn is_absent(&self) -> bool {
+        false
+    }
+
+    async fn read_state_brief(&self, conn: &mut PgConnection) -> Result<Option<DbState>, Error> {
+        let rows = sqlx::query(self.sql.brief.clone())
+            .fetch_all(&mut *conn)
+            .await;
+        Queries::<Self>::read_state_brief(conn, &self.sql.state, rows).await
+    }
+
+    async fn read_state(&self, conn: &mut PgConnection) -> Result<DbState, Error> {
+        Queries::<Self>::read_state(conn, &self.sql.state).await
+    }
+
+    async fn read_history(&self, conn: &mut PgConnection) -> Result<Vec<HistoryRecord>, Error> {
+        Queries::<Self>::read_history(conn, &self.sql.state).await
+    }
+
+    async fn missing_history_columns(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<HistoryColumn>, Error> {
+        let present = SqlStr::from_static(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'schema_history' \
+             AND column_name IN ('down_sql', 'attempts')",
+        );
+        Queries::<Self>::missing_history_columns(conn, present, Some(&self.schema)).await
+    }
+
+    async fn is_empty(&self, conn: &mut PgConnection) -> Result<bool, Error> {
+        let any_table =
+            SqlStr::from_static("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1)");
+        let schema = vec![Value::Text(self.schema.clone())];
+        Queries::<Self>::is_empty(conn, any_table, schema).await
+    }
+
+    async fn read_down_sql(
+        &self,
+        conn: &mut PgConnection,
+        revision: &str,
+    ) -> Result<Option<String>, Error> {
+        Queries::<Self>::read_down_sql(conn, self.sql.read_down_sql.clone(), revision).await
+    }
+
+    fn create_tables(&self) -> &str {
+        &self.sql.create_tables
+    }
+
+    fn add_history_column(&self, column: HistoryColumn) -> String {
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            self.sql.history_table,
+            column.name(),
+            column.definition()
+        )
+    }
+
+    fn insert_history(&self, rows: usize) -> SqlStr {
+        super::insert_history_sql(&self.sql.history_table, rows, |n| format!("${n}"))
+    }
+
+    fn insert_version(&self) -> SqlStr {
+        self.sql.insert_version.clone()
+    }
+
+    fn update_version(&self) -> SqlStr {
+        self.sql.update_version.clone()
+    }
+
+    fn delete_version(&self) -> SqlStr {
+        self.sql.delete_version.clone()
+    }
+
+    fn finish_started(&self) -> SqlStr {
+        self.sql.finish_started.clone()
+    }
+
+    fn delete_started(&self) -> SqlStr {
+        self.sql.delete_started.clone()
+    }
+
+    /// `SET LOCAL` inside the transaction (never a startup parameter, which poolers refuse),
+    /// so the application's own connections are left as they are.
+    fn migration_settings(&self, scope: Scope, lock_wait: Duration) -> Vec<String> {
+        vec![
+            lock_wait_setting(scope, lock_wait),
+            format!("{} search_path = \"{}\", public", scope.set(), self.schema),
+        ]
+    }
+
+    fn lock_wait_setting(&self, scope: Scope, lock_wait: Duration) -> Option<String> {
+        Some(lock_wait_setting(scope, lock_wait))
+    }
+
+    fn reset_migration_settings(&self) -> &'static [&'static str] {
+        &["RESET lock_timeout", "RESET search_path"]
+    }
+
+    async fn execute(&self, conn: &mut PgConnection, statement: Bound) -> Result<u64, sqlx::Error> {
+        let query = Queries::<Self>::bind(sqlx::query(statement.sql), statement.values);
+        Ok(query.execute(conn).await?.rows_affected())
+    }
+
+    async fn run(&self, conn: &mut PgConnection, sql: &str) -> Result<(), (usize, sqlx::Error)> {
+        Queries::<Self>::run(conn, sql).await
+    }
+
+    async fn begin_attempt(
+        &self,
+        conn: &mut PgConnection,
+        statements: &str,
+    ) -> Result<i64, (usize, sqlx::Error)> {
+        let sql = if statements.is_empty() {
+            "SELECT txid_current()".to_owned()
+        } else {
+            format!("{statements};\nSELECT txid_current()")
+        };
+        let rows = Queries::<Self>::fetch(conn, &sql).await?;
+        match rows.last() {
+            Some(row) => row.try_get(0).map_err(|e| (0, e)),
+            None => Err((0, sqlx::Error::RowNotFound)),
+        }
+    }
+
+    async fn same_transaction(&self, conn: &mut PgConnection, begun: i64) -> Result<bool, Error> {
+        match sqlx::query_scalar::<_, i64>("SELECT txid_current()")
+            .fetch_one(&mut *conn)
+            .await
+        {
+            Ok(id) => Ok(id == begun),
+            // in_failed_sql_transaction: our transaction, aborted by the failed statement.
+            Err(e) if sql_state(&e).as_deref() == Some("25P02") => Ok(true),
+            Err(e) => Err(describe(
+                e,
+                "checking that the migration transaction is still open",
+            )),
+        }
+    }
+
+    /// Polls `pg_try_advisory_lock` so that a waiting process never sits inside a
+    /// statement: a blocked `pg_advisory_lock` would make the holder's
+    /// `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
+    async fn take_lock(&self, conn: &mut PgConnection, timeout: Duration) -> Result<(), Error> {
+        let key = lock_key(&self.schema);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| describe(e, "taking the migration lock"))?;
+            if taken {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                let holder = self.lock_holder(conn).await;
+                return Err(Error::LockTimeout { holder, waited });
+            }
+            tracing::debug!(
+                waited_ms = waited.as_millis() as u64,
+                "waiting for the migration lock"
+            );
+            tokio::time::sleep(pause.min(timeout - waited)).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Closing the connection would release the lock too (the server drops a session's
+    /// advisory locks when it ends).
+    async fn release_lock(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(lock_key(&self.schema))
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(|e| describe(e, "releasing the migration lock"))
+    }
+
+    async fn lock_holder(&self, conn: &mut PgConnection) -> String {
+        let bits = u64::from_ne_bytes(lock_key(&self.schema).to_ne_bytes());
+        let (high, low) = (
+            i64::try_from(bits >> 32).unwrap_or(0),
+            i64::try_from(bits & 0xffff_ffff).unwrap_or(0),
+        );
+        // (pid, application name, client address)
+        type Holder = (i32, Option<String>, Option<String>);
+        let holder: Result<Option<Holder>, _> = sqlx::query_as(
+            "SELECT l.pid, a.application_name, a.client_addr::text FROM pg_locks l \
+             LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+             AND l.objsubid = 1 AND l.granted \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
+        )
+        .bind(high)
+        .bind(low)
+        .fetch_optional(conn)
+        .await;
+        match holder {
+            Ok(Some((pid, app, addr))) => {
+                let app = app
+                    .filter(|a| !a.is_empty())
+                    .map_or_else(String::new, |a| format!(", application '{a}'"));
+                let addr =
+                    addr.map_or_else(|| " on a local socket".to_owned(), |a| format!(" from {a}"));
+                format!("PostgreSQL backend pid {pid}{app}{addr}")
+            }
+            Ok(None) => "another session (it released the lock just now)".to_owned(),
+            Err(_) => "another session (pg_locks could not be read)".to_owned(),
+        }
+    }
+
+    /// lock_not_available: `lock_timeout` ran out.
+    fn is_retryable_lock_wait(error: &sqlx::Error) -> bool {
+        sql_state(error).as_deref() == Some("55P03")
+    }
+
+    /// Undefined table, or undefined schema.
+    fn is_missing_table(error: &sqlx::Error) -> bool {
+        matches!(sql_state(error).as_deref(), Some("42P01" | "3F000"))
+    }
+
+    fn error_position(error: &sqlx::Error) -> Option<usize> {
+        let error = error
+            .as_database_error()?
+            .try_downcast_ref::<PgDatabaseError>()?;
+        match error.position() {
+            Some(PgErrorPosition::Original(position)) => Some(position),
+            _ => None,
+        }
+    }
+
+    fn describe(error: sqlx::Error, context: &str) -> Error {
+        describe(error, context)
+    }
+
+    async fn watch_blockers(&self, conn: &mut PgConnection) -> Option<Watcher> {
+        let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(conn)
+            .await
+            .ok()?;
+        let conn = self.connect().await.ok()?;
+        Some(Watcher {
+            conn,
+            pid,
+            seen: Vec::new(),
+        })
+    }
 }
 
 /// A database error with what we were doing and, for the common causes, what to do.
@@ -37,15 +491,24 @@ pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
     Error::database(format!("PostgreSQL error while {context}{advice}"), error)
 }
 
-/// Options for calista's own connection (the guard's reads and upgrades): the application
-/// name that lock-timeout messages show, with the process id, and the schema first on
-/// `search_path`, so migrations create their tables there.
-pub(crate) fn connect_options(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
-    with_schema(base, schema)
-        .application_name(&format!("calista migrate (pid {})", std::process::id()))
+fn sql_state(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
 }
 
-/// Options for the application's pool.
+/// `SET [LOCAL] lock_timeout = '2000ms'`: one attempt's wait for a lock.
+fn lock_wait_setting(scope: Scope, lock_wait: Duration) -> String {
+    format!(
+        "{} lock_timeout = '{}ms'",
+        scope.set(),
+        lock_wait.as_millis().max(1)
+    )
+}
+
+/// Options for the pool [`crate::Database::connect`] opens for the application: the
+/// schema first on `search_path`, and an application name.
 pub(crate) fn pool_options(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
     with_schema(base, schema).application_name(&format!("calista app (pid {})", std::process::id()))
 }
@@ -55,95 +518,57 @@ fn with_schema(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 
-/// Opens a connection, waiting at most `timeout`.
-pub(crate) async fn connect(
-    options: &PgConnectOptions,
-    timeout: Duration,
-    shown_url: &str,
-) -> Result<PgConnection, Error> {
-    match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(Error::connect(shown_url, source)),
-        Err(_) => Err(Error::Timeout {
-            url: shown_url.to_owned(),
-            waited: timeout,
-        }),
+/// The TLS settings sqlx connects with (from the URL, or from the PG* variables it read
+/// itself), as the environment of `pg_dump`, `pg_restore` and `psql`: they then connect as
+/// the application does. Certificates given inline (not as files) cannot be passed on.
+fn client_tls(connect: &PgConnectOptions) -> Vec<(&'static str, String)> {
+    use sqlx::postgres::PgSslMode;
+    let mode = match connect.get_ssl_mode() {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    };
+    let mut env = vec![("PGSSLMODE", mode.to_owned())];
+    // sqlx shows its certificate files as `file: PATH` in the URL it rebuilds.
+    let rebuilt = connect.to_url_lossy();
+    for (key, value) in rebuilt.query_pairs() {
+        let variable = match &*key {
+            "sslrootcert" => "PGSSLROOTCERT",
+            "sslcert" => "PGSSLCERT",
+            "sslkey" => "PGSSLKEY",
+            _ => continue,
+        };
+        if let Some(path) = value.strip_prefix("file: ") {
+            env.push((variable, path.to_owned()));
+        }
     }
-}
-
-/// Opens a migration transaction with `statements` (`BEGIN` and its settings) and returns
-/// the transaction's id, which [`transaction_check`] compares later: one round trip.
-pub(crate) async fn begin_attempt(
-    conn: &mut PgConnection,
-    statements: &[String],
-) -> Result<i64, Error> {
-    let context = "starting the migration transaction";
-    let mut text = statements.join(";\n");
-    text.push_str(";\nSELECT txid_current()");
-    let rows = sqlx::raw_sql(AssertSqlSafe(text))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| describe(e, context))?;
-    let id = rows.last().map(|row| row.try_get::<i64, _>(0));
-    match id {
-        Some(Ok(id)) => Ok(id),
-        Some(Err(e)) => Err(describe(e, context)),
-        None => Err(describe(sqlx::Error::RowNotFound, context)),
+    if let Some(name) = connect.get_application_name() {
+        env.push(("PGAPPNAME", name.to_owned()));
     }
-}
-
-/// Whether the transaction `begun` (from [`begin_attempt`]) is still the one open: a
-/// migration's `COMMIT` or `ROLLBACK` would have ended it, and what follows would run in a
-/// new one, or in none. An aborted transaction (after a failed statement) is still it.
-pub(crate) async fn transaction_check(conn: &mut PgConnection, begun: i64) -> Result<bool, Error> {
-    match sqlx::query_scalar::<_, i64>("SELECT txid_current()")
-        .fetch_one(&mut *conn)
-        .await
-    {
-        Ok(id) => Ok(id == begun),
-        // in_failed_sql_transaction: our transaction, aborted by the failed statement.
-        Err(e) if sql_state(&e).as_deref() == Some("25P02") => Ok(true),
-        Err(e) => Err(describe(
-            e,
-            "checking that the migration transaction is still open",
-        )),
+    if let Some(options) = connect.get_options() {
+        env.push(("PGOPTIONS", options.to_owned()));
     }
-}
-
-/// A lock was not granted within `lock_timeout` (lock_not_available).
-pub(crate) fn is_lock_wait(error: &sqlx::Error) -> bool {
-    sql_state(error).as_deref() == Some("55P03")
-}
-
-/// This connection's server process id.
-pub(crate) async fn backend_pid(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(conn)
-        .await
+    env
 }
 
 /// Watches, from a second connection, which sessions block a migration's connection while
-/// it waits for a lock, so that giving up can name them.
+/// it waits for a lock.
+#[derive(Debug)]
 pub(crate) struct Watcher {
     conn: PgConnection,
     /// The migration connection's server process id.
     pid: i32,
     /// The blockers last seen.
-    pub(crate) seen: Vec<crate::error::Blocker>,
+    seen: Vec<Blocker>,
 }
 
-impl Watcher {
-    pub(crate) fn new(conn: PgConnection, pid: i32) -> Self {
-        Self {
-            conn,
-            pid,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Looks every 200 ms for as long as it is polled; never returns. A failed look stops
-    /// the watching (the migration goes on; the message will say less).
-    pub(crate) async fn watch(&mut self) -> std::convert::Infallible {
+impl Watch for Watcher {
+    /// Looks every 200 ms. A failed look stops the watching (the migration goes on; the
+    /// message will say less).
+    async fn watch(&mut self) -> std::convert::Infallible {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             // (pid, application name, seconds its transaction has been open); never the query.
@@ -160,7 +585,7 @@ impl Watcher {
                 Ok(rows) => {
                     self.seen = rows
                         .into_iter()
-                        .map(|(pid, application, age)| crate::error::Blocker {
+                        .map(|(pid, application, age)| Blocker {
                             pid,
                             application,
                             transaction_age: age
@@ -177,7 +602,11 @@ impl Watcher {
         }
     }
 
-    pub(crate) async fn close(self) {
+    fn seen(&self) -> Vec<Blocker> {
+        self.seen.clone()
+    }
+
+    async fn close(self) {
         let _ = self.conn.close().await;
     }
 }
@@ -190,107 +619,6 @@ pub(crate) fn lock_key(schema: &str) -> i64 {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
     i64::from_ne_bytes(hash.to_ne_bytes())
-}
-
-/// A dedicated connection that holds the migration lock.
-pub(crate) struct Session {
-    pub(crate) conn: PgConnection,
-    key: i64,
-}
-
-impl Session {
-    /// Connects and takes the lock, polling `pg_try_advisory_lock` so that a waiting
-    /// process never sits inside a statement: a blocked `pg_advisory_lock` would make the
-    /// holder's `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
-    pub(crate) async fn lock(
-        mut conn: PgConnection,
-        schema: &str,
-        lock_timeout: Duration,
-    ) -> Result<Self, Error> {
-        let key = lock_key(schema);
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            let taken: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(key)
-                .fetch_one(&mut conn)
-                .await;
-            match taken {
-                Ok(true) => return Ok(Self { conn, key }),
-                Ok(false) => {}
-                Err(e) => return Err(describe(e, "taking the migration lock")),
-            }
-            let waited = started.elapsed();
-            if waited >= lock_timeout {
-                let holder = lock_holder(&mut conn, key).await;
-                let _ = conn.close().await;
-                return Err(Error::LockTimeout { holder, waited });
-            }
-            tracing::debug!(
-                waited_ms = waited.as_millis() as u64,
-                "waiting for the migration lock"
-            );
-            tokio::time::sleep(pause.min(lock_timeout - waited)).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
-        }
-    }
-
-    /// Releases the lock and gives the connection back for reuse. Closing the connection
-    /// would release the lock too (the server drops a session's advisory locks when it
-    /// ends), which is what happens if the session is dropped without this call.
-    pub(crate) async fn release(mut self) -> Option<PgConnection> {
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(self.key)
-            .execute(&mut self.conn)
-            .await;
-        match unlocked {
-            Ok(_) => Some(self.conn),
-            Err(e) => {
-                tracing::warn!(error = %crate::error::ServerMessage::of(&e), "could not release the migration lock; closing the connection releases it");
-                let _ = self.conn.close().await;
-                None
-            }
-        }
-    }
-
-    /// Releases the lock by closing the connection: after a failure it may be in any state.
-    pub(crate) async fn close(self) {
-        let _ = self.conn.close().await;
-    }
-}
-
-/// Who holds the advisory lock, for the timeout message.
-async fn lock_holder(conn: &mut PgConnection, key: i64) -> String {
-    let bits = u64::from_ne_bytes(key.to_ne_bytes());
-    let (high, low) = (
-        i64::try_from(bits >> 32).unwrap_or(0),
-        i64::try_from(bits & 0xffff_ffff).unwrap_or(0),
-    );
-    // (pid, application name, client address)
-    type Holder = (i32, Option<String>, Option<String>);
-    let holder: Result<Option<Holder>, _> = sqlx::query_as(
-        "SELECT l.pid, a.application_name, a.client_addr::text FROM pg_locks l \
-         LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
-         AND l.objsubid = 1 AND l.granted \
-         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
-    )
-    .bind(high)
-    .bind(low)
-    .fetch_optional(conn)
-    .await;
-    match holder {
-        Ok(Some((pid, app, addr))) => {
-            let app = app
-                .filter(|a| !a.is_empty())
-                .map_or_else(String::new, |a| format!(", application '{a}'"));
-            let addr =
-                addr.map_or_else(|| " on a local socket".to_owned(), |a| format!(" from {a}"));
-            format!("PostgreSQL backend pid {pid}{app}{addr}")
-        }
-        Ok(None) => "another session (it released the lock just now)".to_owned(),
-        Err(_) => "another session (pg_locks could not be read)".to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! transaction control is refused in both kinds, and statements that the server refuses
 //! inside a transaction block are refused in transactional migrations.
 
+use super::Keywords;
 use super::statements::{Statement, statements};
 use crate::migration::Dialect;
 use crate::problem::ProblemKind;
@@ -28,7 +29,7 @@ pub(crate) fn check_section(
 ) -> SectionFindings {
     use Dialect::{Postgres, Sqlite};
     let sql = file.get(start..end).unwrap_or_default();
-    if !mentions_a_checked_keyword(sql) {
+    if !CHECKED_KEYWORDS.in_text(sql) {
         // Nothing to split: only whether a statement exists, which the first token tells.
         let has_statement = |d| super::tokens(sql, d).any(|t| !t.is_trivia() && t.text != ";");
         let no_statement = match dialect {
@@ -74,33 +75,24 @@ pub(crate) fn check_section(
 
 /// The words the rules below look for; a section without any of them (as a run of letters,
 /// anywhere, even in a string or comment) cannot break them, and is not split at all.
-const CHECKED_KEYWORDS: &[&[u8]] = &[
-    b"ABORT",
-    b"BEGIN",
-    b"CLUSTER",
-    b"COMMIT",
-    b"CONCURRENTLY",
-    b"DATABASE",
-    b"DISCARD",
-    b"END",
-    b"PREPARE",
-    b"REINDEX",
-    b"ROLLBACK",
-    b"START",
-    b"SUBSCRIPTION",
-    b"SYSTEM",
-    b"TABLESPACE",
-    b"VACUUM",
-];
-
-/// Whether `sql` holds one of [`CHECKED_KEYWORDS`] as a run of ASCII letters. Any word
-/// token the lexer reads as one of them is such a run, so `false` means no rule applies.
-fn mentions_a_checked_keyword(sql: &str) -> bool {
-    sql.as_bytes()
-        .split(|b| !b.is_ascii_alphabetic())
-        .filter(|run| (3..=12).contains(&run.len()))
-        .any(|run| CHECKED_KEYWORDS.iter().any(|k| run.eq_ignore_ascii_case(k)))
-}
+const CHECKED_KEYWORDS: Keywords = Keywords::new(&[
+    "ABORT",
+    "BEGIN",
+    "CLUSTER",
+    "COMMIT",
+    "CONCURRENTLY",
+    "DATABASE",
+    "DISCARD",
+    "END",
+    "PREPARE",
+    "REINDEX",
+    "ROLLBACK",
+    "START",
+    "SUBSCRIPTION",
+    "SYSTEM",
+    "TABLESPACE",
+    "VACUUM",
+]);
 
 /// Whether both dialects split `sql` into the same statements with the same words: none
 /// of the characters whose meaning differs (`$`, `` ` ``, `[`, `]`, `\\`, `?`, `:`, `@`,
@@ -323,11 +315,9 @@ mod tests {
 
     #[test]
     fn sections_without_a_checked_keyword_are_not_split() {
-        assert!(!mentions_a_checked_keyword(
-            "CREATE TABLE t (a int); INSERT INTO t VALUES (1);"
-        ));
-        assert!(mentions_a_checked_keyword("SELECT $1end"));
-        assert!(mentions_a_checked_keyword("x;\nvacuum"));
+        assert!(!CHECKED_KEYWORDS.in_text("CREATE TABLE t (a int); INSERT INTO t VALUES (1);"));
+        assert!(CHECKED_KEYWORDS.in_text("SELECT $1end"));
+        assert!(CHECKED_KEYWORDS.in_text("x;\nvacuum"));
         let found = check_section("-- c\n;", 0, 6, None, false);
         assert!(found.no_statement);
         assert!(!check_section("SELECT 1", 0, 8, None, false).no_statement);

@@ -69,6 +69,80 @@ impl Token<'_> {
     }
 }
 
+/// Keywords to look for in raw text before lexing it: a check that can only fire on one of
+/// them skips the text that holds none, which keeps `migrations!()` fast on a thousand files.
+#[derive(Debug)]
+pub(crate) struct Keywords {
+    words: &'static [&'static str],
+    shortest: usize,
+    longest: usize,
+    /// Bit `n` is set when a word starts with the `n`th letter of the alphabet.
+    initials: u32,
+}
+
+impl Keywords {
+    /// The set of `words`, each of ASCII letters only (so that a word token is one run).
+    pub(crate) const fn new(words: &'static [&'static str]) -> Self {
+        let (mut shortest, mut longest, mut initials, mut i) = (usize::MAX, 0, 0, 0);
+        while i < words.len() {
+            let word = words[i].as_bytes();
+            if word.len() < shortest {
+                shortest = word.len();
+            }
+            if word.len() > longest {
+                longest = word.len();
+            }
+            initials |= initial(word[0]);
+            i += 1;
+        }
+        Keywords {
+            words,
+            shortest,
+            longest,
+            initials,
+        }
+    }
+
+    /// Whether `text` holds one of the words, in any case, as a run of ASCII letters
+    /// (in a string or comment too). The lexer reads a word token only where such a run
+    /// is, so `false` means no token of `text` is one of the words.
+    pub(crate) fn in_text(&self, text: &str) -> bool {
+        // A plain loop: the macro's build runs this code unoptimised, on every section.
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            if !bytes[at].is_ascii_alphabetic() {
+                at += 1;
+                continue;
+            }
+            let start = at;
+            while at < bytes.len() && bytes[at].is_ascii_alphabetic() {
+                at += 1;
+            }
+            let length = at - start;
+            if length >= self.shortest
+                && length <= self.longest
+                && self.initials & initial(bytes[start]) != 0
+            {
+                let run = &bytes[start..at];
+                if self
+                    .words
+                    .iter()
+                    .any(|w| run.eq_ignore_ascii_case(w.as_bytes()))
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The bit of a letter's place in the alphabet, in either case.
+const fn initial(letter: u8) -> u32 {
+    1 << ((letter.to_ascii_lowercase().wrapping_sub(b'a')) % 32)
+}
+
 /// The tokens of `text` in `dialect`, in order, covering all of it.
 ///
 /// ```
@@ -511,6 +585,21 @@ mod tests {
             );
             assert!(tokens(text, dialect).any(|t| t.kind == Word && t.text == "café"));
         }
+    }
+
+    #[test]
+    fn keyword_sets_find_whole_runs_of_letters_of_any_length_in_the_set() {
+        const SET: Keywords = Keywords::new(&["END", "CONCURRENTLY"]);
+        assert_eq!((SET.shortest, SET.longest), (3, 12));
+        assert!(!SET.in_text("SELECT begin, commit FROM x"));
+        assert!(SET.in_text("x;\nend"));
+        assert!(SET.in_text("SELECT $1end"));
+        assert!(SET.in_text("create index concurrently ix"));
+        assert!(!SET.in_text("SELECT legend, ending, weekend_x FROM t"));
+        // A word token is found whatever punctuation, quotes or comments surround it.
+        let text = "a.end;(concurrently)'x'--c";
+        assert!(SET.in_text(text));
+        assert!(tokens(text, Postgres).any(|t| t.is_keyword("END")));
     }
 
     #[test]

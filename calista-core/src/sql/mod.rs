@@ -2,7 +2,7 @@
 //!
 //! One lexer (std only, also built without the `runtime` feature) serves the
 //! no-transaction splitter, the build-time checks of `migrations!()` and
-//! [`Migrations::from_dir`](crate::Migrations::from_dir), and the lint.
+//! [`Migrations::from_dir`](crate::Migrations::from_dir), and the [`lint`].
 //!
 //! - [`tokens`] reads text into [`Token`]s: words, numbers, strings (`'…'`, PostgreSQL's
 //!   `E'…'`), dollar-quoted strings (PostgreSQL), quoted identifiers (`"…"`, and SQLite's
@@ -27,7 +27,9 @@ mod lexer;
 mod statements;
 
 pub(crate) mod checks;
+pub mod lint;
 
+pub(crate) use lexer::Keywords;
 pub use lexer::{Token, TokenKind, Tokens, tokens};
 pub use statements::{Statement, statements};
 

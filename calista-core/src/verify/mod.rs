@@ -57,9 +57,9 @@ use sqlx::AssertSqlSafe;
 
 use crate::backup::BackupPolicy;
 use crate::database::{Database, DatabaseOptions};
+use crate::engine::migrator::{Downgrades, Migrator, Policy};
 use crate::error::{Error, with_causes};
 use crate::migration::{Dialect, Migration, Migrations};
-use crate::migrator::{Downgrades, Migrator, Policy};
 use crate::naming::Revision;
 use crate::plan::{DowngradeTarget, UpgradeTarget};
 use crate::schema::{Difference, Schema, SchemaDiff};

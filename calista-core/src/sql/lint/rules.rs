@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::problem::edit_distance;
+
 /// What a [`Rule`] protects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -51,6 +53,8 @@ pub enum Rule {
     RewriteTable,
     /// `REINDEX` without `CONCURRENTLY`.
     ReindexWithoutConcurrently,
+    /// `ADD PRIMARY KEY` or `ADD … UNIQUE` without `USING INDEX`.
+    UniqueWithoutUsingIndex,
     /// `ALTER TABLE … RENAME TO`.
     RenameTable,
     /// `ALTER TABLE … RENAME COLUMN`.
@@ -63,7 +67,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order `docs/LINT.md` lists them.
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::DropTable,
         Rule::DropColumn,
         Rule::DropSchema,
@@ -78,6 +82,7 @@ impl Rule {
         Rule::VolatileDefault,
         Rule::RewriteTable,
         Rule::ReindexWithoutConcurrently,
+        Rule::UniqueWithoutUsingIndex,
         Rule::RenameTable,
         Rule::RenameColumn,
         Rule::PostgresOnly,
@@ -101,6 +106,7 @@ impl Rule {
             Rule::VolatileDefault => "volatile-default",
             Rule::RewriteTable => "rewrite-table",
             Rule::ReindexWithoutConcurrently => "reindex-without-concurrently",
+            Rule::UniqueWithoutUsingIndex => "unique-without-using-index",
             Rule::RenameTable => "rename-table",
             Rule::RenameColumn => "rename-column",
             Rule::PostgresOnly => "postgres-only",
@@ -136,6 +142,7 @@ impl Rule {
             | Rule::VolatileDefault
             | Rule::RewriteTable
             | Rule::ReindexWithoutConcurrently
+            | Rule::UniqueWithoutUsingIndex
             | Rule::RenameTable
             | Rule::RenameColumn => Category::Locks,
             Rule::PostgresOnly | Rule::SqliteOnly => Category::Portability,
@@ -178,6 +185,9 @@ impl Rule {
             }
             Rule::ReindexWithoutConcurrently => {
                 "rebuilds the index under a lock that blocks writes (and reads that use it) on PostgreSQL"
+            }
+            Rule::UniqueWithoutUsingIndex => {
+                "builds the unique index of a primary key or unique constraint under an ACCESS EXCLUSIVE lock on PostgreSQL, blocking reads and writes until it is done"
             }
             Rule::RenameTable => {
                 "renames a table: the release still running queries the old name and fails as soon as the migration commits"
@@ -233,6 +243,9 @@ impl Rule {
             Rule::ReindexWithoutConcurrently => {
                 "use `REINDEX … CONCURRENTLY` in a `-- calista:up postgres` section of a `-- calista:no-transaction` migration"
             }
+            Rule::UniqueWithoutUsingIndex => {
+                "build the index first with `CREATE UNIQUE INDEX CONCURRENTLY` (in a `-- calista:no-transaction` migration), then attach it in a later one: `ALTER TABLE t ADD CONSTRAINT c UNIQUE USING INDEX ix` (or `PRIMARY KEY USING INDEX ix`)"
+            }
             Rule::RenameTable => {
                 "create the new table (or a view under the new name), move the application over in one release, then drop the old name in a later one"
             }
@@ -268,24 +281,6 @@ pub(crate) fn closest<const N: usize>(
         .filter(|&(d, c)| d <= 3 || c.contains(&name) || name.contains(c))
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, for suggestions among a few short names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! run on one of the two dialects (DESIGN §4.1; each rule in `docs/LINT.md`).
 //!
 //! It runs inside the one parser ([`crate::format::parse_file`]), on the tokens of the one
-//! lexer ([`crate::sql`]), so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
-//! report the same findings, as build errors and as run-time problems. A finding is
+//! lexer ([`crate::sql`](super)), so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
+//! report the same findings, as build errors and as run-time problems. It reads a folder in
+//! revision order and remembers what earlier migrations declared (string column types,
+//! functions' volatility, `NOT NULL` checks), which some rules need; what the folder does
+//! not show never silences a rule. A finding is
 //! acknowledged, with a reason, by a directive before the first section:
 //!
 //! ```sql
@@ -21,11 +24,18 @@
 //! rules exist here; the rules below are written on calista's lexer.
 
 mod check;
+mod read;
 mod rules;
+mod state;
 
 pub use rules::{Category, Rule};
 
 pub(crate) use check::lint;
+pub(crate) use state::Declared;
+
+/// Where the rules are documented, each with why it matters and the safe way: messages link
+/// it by URL (the workspace's `repository`), never by a path in a checkout.
+pub const DOCS_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/LINT.md");
 
 /// One `-- calista:allow <rule> -- <reason>` directive: a finding acknowledged, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,705 @@
+//! Reading the parts of a statement the rules need: names, `ALTER TABLE` actions, column
+//! types, copies of rows, function declarations. Each reader takes a statement's
+//! significant tokens and answers `None` (or nothing) for any form it does not know, so that
+//! a rule that depends on it stays on the safe side.
+
+use crate::sql::{Token, TokenKind};
+
+/// A statement's significant tokens, or a part of them.
+pub(super) type Tokens<'t, 'a> = &'t [&'t Token<'a>];
+
+/// Whether the token at `i` is the word `keyword`.
+pub(super) fn kw(tokens: Tokens<'_, '_>, i: usize, keyword: &str) -> bool {
+    tokens.get(i).is_some_and(|t| t.is_keyword(keyword))
+}
+
+/// Whether any token is the word `keyword`.
+pub(super) fn has(tokens: Tokens<'_, '_>, keyword: &str) -> bool {
+    tokens.iter().any(|t| t.is_keyword(keyword))
+}
+
+/// Whether the token at `i` is the punctuation `text`.
+fn punct(tokens: Tokens<'_, '_>, i: usize, text: &str) -> bool {
+    tokens
+        .get(i)
+        .is_some_and(|t| t.kind == TokenKind::Punct && t.text == text)
+}
+
+/// Skips `IF EXISTS` at `at`.
+pub(super) fn skip_if_exists(tokens: Tokens<'_, '_>, at: usize) -> usize {
+    if kw(tokens, at, "IF") && kw(tokens, at + 1, "EXISTS") {
+        at + 2
+    } else {
+        at
+    }
+}
+
+/// Skips `IF NOT EXISTS` at `at`.
+pub(super) fn skip_if_not_exists(tokens: Tokens<'_, '_>, at: usize) -> usize {
+    if kw(tokens, at, "IF") && kw(tokens, at + 1, "NOT") {
+        at + 3
+    } else {
+        at
+    }
+}
+
+/// The (possibly qualified) name at `at`, as the server folds it, without its schema; and
+/// the index after it.
+pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+    let mut i = at;
+    loop {
+        let token = tokens.get(i)?;
+        let name = match token.kind {
+            TokenKind::Word => token.text.to_lowercase(),
+            TokenKind::QuotedIdent => {
+                let inner = token.text.get(1..token.text.len().saturating_sub(1));
+                inner.unwrap_or_default().to_owned()
+            }
+            _ => return None,
+        };
+        i += 1;
+        if punct(tokens, i, ".")
+            && tokens
+                .get(i + 1)
+                .is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
+        {
+            i += 1;
+        } else {
+            return Some((name, i));
+        }
+    }
+}
+
+/// The comma-separated names from `at` (`DROP TABLE a, b CASCADE`).
+pub(super) fn names_from(tokens: Tokens<'_, '_>, mut at: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Some((name, after)) = name_at(tokens, at) {
+        names.push(name);
+        if punct(tokens, after, ",") {
+            at = after + 1;
+        } else {
+            break;
+        }
+    }
+    names
+}
+
+/// The index just past the parenthesised group that opens at `at` (which must be `(`).
+fn past_group(tokens: Tokens<'_, '_>, at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate().skip(at) {
+        match t.text {
+            "(" => depth += 1,
+            ")" => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        if depth == 0 {
+            return None;
+        }
+    }
+    None
+}
+
+/// The tokens split at commas outside parentheses.
+pub(super) fn split_top_level<'t, 'a>(tokens: Tokens<'t, 'a>) -> Vec<Tokens<'t, 'a>> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        match t.text {
+            "(" => depth += 1,
+            ")" => depth = depth.saturating_sub(1),
+            "," if depth == 0 => {
+                parts.push(&tokens[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&tokens[start..]);
+    parts
+}
+
+/// The index of each token outside parentheses, in order.
+fn top_level<'t>(tokens: Tokens<'t, '_>) -> impl Iterator<Item = usize> + 't {
+    let mut depth = 0usize;
+    tokens.iter().enumerate().filter_map(move |(i, t)| {
+        let at_top = depth == 0 && t.text != "(";
+        match t.text {
+            "(" => depth += 1,
+            ")" => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at_top.then_some(i)
+    })
+}
+
+/// Whether a top-level token from `from` on is the word `keyword`.
+fn top_level_keyword(tokens: Tokens<'_, '_>, from: usize, keyword: &str) -> bool {
+    top_level(tokens).any(|i| i >= from && tokens[i].is_keyword(keyword))
+}
+
+/// Where the statement's own verb is: 0, or for `WITH … AS (…) DELETE …` the verb after the
+/// common table expressions.
+pub(super) fn verb(tokens: Tokens<'_, '_>) -> usize {
+    if !kw(tokens, 0, "WITH") {
+        return 0;
+    }
+    const VERBS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES"];
+    top_level(tokens)
+        .skip(1)
+        .find(|&i| VERBS.iter().any(|v| tokens[i].is_keyword(v)))
+        .unwrap_or(0)
+}
+
+/// Whether `WHERE` bounds the statement whose verb is at `verb` (not only a subquery in it).
+pub(super) fn has_where(tokens: Tokens<'_, '_>, verb: usize) -> bool {
+    top_level_keyword(tokens, verb, "WHERE")
+}
+
+/// Whether a `CASCADE` drops dependents (not `ON DELETE CASCADE` in a foreign key).
+pub(super) fn cascades(tokens: Tokens<'_, '_>) -> bool {
+    tokens.windows(2).any(|w| {
+        w[1].is_keyword("CASCADE") && !(w[0].is_keyword("DELETE") || w[0].is_keyword("UPDATE"))
+    })
+}
+
+/// `ALTER TABLE [IF EXISTS] [ONLY] t action, …`: the table and its actions.
+pub(super) fn alter_table<'t, 'a>(tokens: Tokens<'t, 'a>) -> Option<(String, Vec<Tokens<'t, 'a>>)> {
+    if !(kw(tokens, 0, "ALTER") && kw(tokens, 1, "TABLE")) {
+        return None;
+    }
+    let mut at = skip_if_exists(tokens, 2);
+    at += usize::from(kw(tokens, at, "ONLY"));
+    let (table, after) = name_at(tokens, at)?;
+    Some((table, split_top_level(&tokens[after..])))
+}
+
+/// Where the column name of an `ADD`, `DROP`, `ALTER` or `RENAME` action stands: after the
+/// optional `COLUMN` (and for `ADD`, `IF NOT EXISTS`; for `DROP`, `IF EXISTS`).
+pub(super) fn action_column(action: Tokens<'_, '_>) -> Option<(String, usize)> {
+    let at = if kw(action, 1, "COLUMN") { 2 } else { 1 };
+    let at = if kw(action, 0, "ADD") {
+        skip_if_not_exists(action, at)
+    } else {
+        skip_if_exists(action, at)
+    };
+    name_at(action, at)
+}
+
+/// The words a table constraint starts with, in `ALTER TABLE … ADD` and `CREATE TABLE (…)`.
+const CONSTRAINTS: &[&str] = &[
+    "CONSTRAINT",
+    "PRIMARY",
+    "UNIQUE",
+    "CHECK",
+    "FOREIGN",
+    "EXCLUDE",
+];
+
+/// Whether an `ADD` action adds a column (not a constraint).
+pub(super) fn adds_a_column(action: Tokens<'_, '_>) -> bool {
+    kw(action, 0, "ADD") && !CONSTRAINTS.iter().any(|c| kw(action, 1, c))
+}
+
+/// What a `CREATE` statement creates that rows live in or are read from: a table of any
+/// kind (temporary, unlogged, foreign, a partition, `AS SELECT`), a view or a materialized
+/// view. Its name.
+pub(super) fn created_relation(tokens: Tokens<'_, '_>) -> Option<String> {
+    creation(tokens).map(|c| c.name)
+}
+
+/// A `CREATE … TABLE` or `CREATE … VIEW` statement's name, whether it is a table, and the
+/// index after the name.
+pub(super) struct Creation {
+    pub(super) name: String,
+    table: bool,
+    after: usize,
+}
+
+pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
+    const MODIFIERS: &[&str] = &[
+        "OR",
+        "REPLACE",
+        "GLOBAL",
+        "LOCAL",
+        "TEMP",
+        "TEMPORARY",
+        "UNLOGGED",
+        "FOREIGN",
+        "MATERIALIZED",
+        "RECURSIVE",
+    ];
+    if !kw(tokens, 0, "CREATE") {
+        return None;
+    }
+    let mut at = 1;
+    while MODIFIERS.iter().any(|m| kw(tokens, at, m)) {
+        at += 1;
+    }
+    let table = kw(tokens, at, "TABLE");
+    if !(table || kw(tokens, at, "VIEW")) {
+        return None;
+    }
+    let (name, after) = name_at(tokens, skip_if_not_exists(tokens, at + 1))?;
+    Some(Creation { name, table, after })
+}
+
+/// `CREATE … TABLE t (col type …, …)`: the table and each column with its type's tokens.
+/// `None` for a table whose columns are not written out (`AS`, `PARTITION OF`, `OF type`).
+pub(super) fn created_columns<'t, 'a>(
+    tokens: Tokens<'t, 'a>,
+    creation: &Creation,
+) -> Option<Vec<(String, Tokens<'t, 'a>)>> {
+    let after = creation.after;
+    if !creation.table || !punct(tokens, after, "(") {
+        return None;
+    }
+    let close = past_group(tokens, after)?;
+    let columns = split_top_level(&tokens[after + 1..close - 1])
+        .into_iter()
+        .filter(|element| !is_table_constraint(element))
+        .filter_map(|element| {
+            let (column, at) = name_at(element, 0)?;
+            Some((column, &element[at..]))
+        })
+        .collect();
+    Some(columns)
+}
+
+/// Whether an element of a `CREATE TABLE` list is a table constraint or `LIKE`, not a column.
+fn is_table_constraint(element: Tokens<'_, '_>) -> bool {
+    kw(element, 0, "LIKE") || CONSTRAINTS.iter().any(|c| kw(element, 0, c))
+}
+
+/// A string column's type, as far as widening it goes: `varchar(n)` (and `character
+/// varying(n)`) holds at most `n` characters; `text` and `varchar` without a length hold any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StringType {
+    /// At most this many characters.
+    Bounded(u32),
+    /// Any string.
+    Unbounded,
+}
+
+impl StringType {
+    /// Whether every value of `self` fits `wider` unchanged: PostgreSQL then changes the
+    /// type without rewriting the table or checking a row.
+    pub(super) fn fits(self, wider: StringType) -> bool {
+        match (self, wider) {
+            (_, StringType::Unbounded) => true,
+            (StringType::Bounded(n), StringType::Bounded(m)) => n <= m,
+            (StringType::Unbounded, StringType::Bounded(_)) => false,
+        }
+    }
+}
+
+/// The string type a column's type tokens begin with, and the index after it; `None` for any
+/// other type (arrays of strings and `char(n)`, which pads, included).
+pub(super) fn string_type(tokens: Tokens<'_, '_>) -> Option<(StringType, usize)> {
+    let at = if kw(tokens, 0, "VARCHAR") || kw(tokens, 0, "TEXT") {
+        1
+    } else if (kw(tokens, 0, "CHARACTER") || kw(tokens, 0, "CHAR")) && kw(tokens, 1, "VARYING") {
+        2
+    } else {
+        return None;
+    };
+    let (string, after) = if kw(tokens, 0, "TEXT") {
+        (StringType::Unbounded, at)
+    } else if punct(tokens, at, "(") {
+        let length = tokens.get(at + 1).filter(|t| t.kind == TokenKind::Number)?;
+        if !punct(tokens, at + 2, ")") {
+            return None;
+        }
+        (StringType::Bounded(length.text.parse().ok()?), at + 3)
+    } else {
+        (StringType::Unbounded, at)
+    };
+    if punct(tokens, after, "[") || kw(tokens, after, "ARRAY") {
+        return None;
+    }
+    Some((string, after))
+}
+
+/// `ALTER [COLUMN] c [SET DATA] TYPE …`: the column and the new type's tokens (to the end of
+/// the action: `COLLATE` and `USING` included).
+pub(super) fn type_change<'t, 'a>(action: Tokens<'t, 'a>) -> Option<(String, Tokens<'t, 'a>)> {
+    if !kw(action, 0, "ALTER") {
+        return None;
+    }
+    let (column, at) = action_column(action)?;
+    if kw(action, at, "TYPE") {
+        Some((column, &action[at + 1..]))
+    } else if kw(action, at, "SET") && kw(action, at + 1, "DATA") && kw(action, at + 2, "TYPE") {
+        Some((column, &action[at + 3..]))
+    } else {
+        None
+    }
+}
+
+/// `CHECK (c IS NOT NULL)` at `at` (the word `CHECK`): the column.
+pub(super) fn not_null_check(tokens: Tokens<'_, '_>, at: usize) -> Option<String> {
+    if !kw(tokens, at, "CHECK") {
+        return None;
+    }
+    let end = past_group(tokens, at + 1)?;
+    let mut inner = &tokens[at + 1..end];
+    while inner.len() >= 2
+        && inner[0].text == "("
+        && inner[inner.len() - 1].text == ")"
+        && past_group(inner, 0) == Some(inner.len())
+    {
+        inner = &inner[1..inner.len() - 1];
+    }
+    let (column, after) = name_at(inner, 0)?;
+    let rest = &inner[after..];
+    let is_not_null = rest.len() == 3
+        && rest[0].is_keyword("IS")
+        && rest[1].is_keyword("NOT")
+        && rest[2].is_keyword("NULL");
+    (after == 1 && is_not_null).then_some(column)
+}
+
+/// Whether an action ends in `NOT VALID`.
+pub(super) fn not_valid(action: Tokens<'_, '_>) -> bool {
+    action
+        .windows(2)
+        .any(|w| w[0].is_keyword("NOT") && w[1].is_keyword("VALID"))
+}
+
+/// Whether an action attaches an existing index (`… USING INDEX ix`, not `USING INDEX
+/// TABLESPACE`, which only says where a new one goes).
+pub(super) fn uses_an_index(action: Tokens<'_, '_>) -> bool {
+    action.windows(3).any(|w| {
+        w[0].is_keyword("USING") && w[1].is_keyword("INDEX") && !w[2].is_keyword("TABLESPACE")
+    })
+}
+
+/// `INSERT INTO y [(cols)] SELECT … FROM x` or `CREATE TABLE y AS SELECT … FROM x`, copying
+/// every row of `x`: `(y, x)`. Nothing for a copy that can leave rows behind or merge them
+/// (`WHERE`, a join, `GROUP BY`, `DISTINCT`, `LIMIT`, a set operation, `ON CONFLICT`,
+/// SQLite's `INSERT OR IGNORE`).
+pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
+    let (target, select) = if kw(tokens, 0, "INSERT") && kw(tokens, 1, "INTO") {
+        let (target, mut at) = name_at(tokens, 2)?;
+        if punct(tokens, at, "(") {
+            at = past_group(tokens, at)?;
+        }
+        (target, at)
+    } else {
+        // A view holds no rows: only a table made `AS SELECT` is a copy.
+        let created = creation(tokens).filter(|c| c.table)?;
+        if !kw(tokens, created.after, "AS") {
+            return None;
+        }
+        (created.name, created.after + 1)
+    };
+    if kw(tokens, select, "TABLE") {
+        let (source, after) = name_at(tokens, select + 1)?;
+        return (after == tokens.len()).then_some((target, source));
+    }
+    if !kw(tokens, select, "SELECT") || kw(tokens, select + 1, "DISTINCT") {
+        return None;
+    }
+    const LOSSY: &[&str] = &[
+        "WHERE",
+        "JOIN",
+        "GROUP",
+        "HAVING",
+        "LIMIT",
+        "OFFSET",
+        "FETCH",
+        "UNION",
+        "EXCEPT",
+        "INTERSECT",
+        "CONFLICT",
+        "WITH",
+    ];
+    let from = top_level(tokens).find(|&i| i > select && tokens[i].is_keyword("FROM"))?;
+    let (source, after) = name_at(tokens, from + 1)?;
+    let lossy = top_level(tokens)
+        .filter(|&i| i >= after)
+        .any(|i| tokens[i].text == "," || LOSSY.iter().any(|k| tokens[i].is_keyword(k)));
+    (!lossy).then_some((target, source))
+}
+
+/// `UPDATE [ONLY] t [[AS] alias] SET a = …, (b, c) = …`: the table and the columns it sets.
+pub(super) fn update_targets(tokens: Tokens<'_, '_>, verb: usize) -> Option<(String, Vec<String>)> {
+    let at = verb + 1 + usize::from(kw(tokens, verb + 1, "ONLY"));
+    let (table, _) = name_at(tokens, at)?;
+    let set = top_level(tokens).find(|&i| i > at && tokens[i].is_keyword("SET"))?;
+    let end = top_level(tokens)
+        .find(|&i| {
+            i > set
+                && ["FROM", "WHERE", "RETURNING"]
+                    .iter()
+                    .any(|k| tokens[i].is_keyword(k))
+        })
+        .unwrap_or(tokens.len());
+    let mut columns = Vec::new();
+    for assignment in split_top_level(&tokens[set + 1..end]) {
+        if punct(assignment, 0, "(") {
+            let close = past_group(assignment, 0)?;
+            columns.extend(names_from(&assignment[1..close - 1], 0));
+        } else {
+            columns.push(name_at(assignment, 0)?.0);
+        }
+    }
+    Some((table, columns))
+}
+
+/// How often a function's result may change, as `CREATE FUNCTION` declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Volatility {
+    /// `IMMUTABLE` or `STABLE`: one value per statement at most, which an `ADD COLUMN`
+    /// default stores once.
+    Stable,
+    /// `VOLATILE`, PostgreSQL's default: a value per row, which rewrites the table.
+    Volatile,
+}
+
+/// `CREATE [OR REPLACE] FUNCTION f(…) … [IMMUTABLE|STABLE|VOLATILE] …` or `ALTER FUNCTION
+/// f(…) …`: the name and the volatility it declares (`CREATE` without a marker: volatile;
+/// `ALTER` without one: `None`, unchanged).
+pub(super) fn function_volatility(tokens: Tokens<'_, '_>) -> Option<(String, Option<Volatility>)> {
+    let creates = kw(tokens, 0, "CREATE");
+    let at = if creates && kw(tokens, 1, "OR") && kw(tokens, 2, "REPLACE") {
+        3
+    } else {
+        1
+    };
+    if !((creates || kw(tokens, 0, "ALTER")) && kw(tokens, at, "FUNCTION")) {
+        return None;
+    }
+    let (name, after) = name_at(tokens, at + 1)?;
+    let after = if punct(tokens, after, "(") {
+        past_group(tokens, after)?
+    } else {
+        after
+    };
+    // The body is one string token, so its words are not seen; a `BEGIN ATOMIC` body is
+    // where the clauses end.
+    let clauses = tokens[after..]
+        .iter()
+        .take_while(|t| !t.is_keyword("BEGIN") && !t.is_keyword("RETURN"));
+    let mut declared = None;
+    for token in clauses {
+        if token.is_keyword("IMMUTABLE") || token.is_keyword("STABLE") {
+            declared = Some(Volatility::Stable);
+        } else if token.is_keyword("VOLATILE") {
+            declared = Some(Volatility::Volatile);
+        }
+    }
+    let volatility = match declared {
+        None if creates => Some(Volatility::Volatile),
+        other => other,
+    };
+    Some((name, volatility))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::Dialect;
+    use crate::sql::statements;
+
+    /// Calls `read` on the significant tokens of `sql`'s first statement.
+    fn with<R>(sql: &str, read: impl Fn(Tokens<'_, '_>) -> R) -> R {
+        let found = statements(sql, Dialect::Postgres);
+        let tokens: Vec<&Token<'_>> = found[0].significant().collect();
+        read(&tokens)
+    }
+
+    #[test]
+    fn relations_of_every_kind_are_created() {
+        for (sql, name) in [
+            ("CREATE TABLE IF NOT EXISTS app.t (a int)", "t"),
+            ("CREATE UNLOGGED TABLE t AS SELECT 1", "t"),
+            ("CREATE TEMP TABLE t (a int)", "t"),
+            (
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS mv AS SELECT 1",
+                "mv",
+            ),
+            ("create or replace view v as select 1", "v"),
+            ("CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1)", "p1"),
+            ("CREATE FOREIGN TABLE f (a int) SERVER s", "f"),
+            ("CREATE TABLE \"Odd\" (a int)", "Odd"),
+        ] {
+            assert_eq!(with(sql, created_relation).as_deref(), Some(name), "{sql}");
+        }
+        for sql in [
+            "CREATE INDEX ix ON t (a)",
+            "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+        ] {
+            assert_eq!(with(sql, created_relation), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn string_types_and_their_bounds() {
+        use StringType::{Bounded, Unbounded};
+        for (sql, expected) in [
+            ("SELECT varchar(40)", Some(Bounded(40))),
+            (
+                "SELECT character varying (255) NOT NULL",
+                Some(Bounded(255)),
+            ),
+            ("SELECT CHAR VARYING", Some(Unbounded)),
+            ("SELECT text", Some(Unbounded)),
+            ("SELECT varchar", Some(Unbounded)),
+            ("SELECT text[]", None),
+            ("SELECT varchar(10) ARRAY", None),
+            ("SELECT char(10)", None),
+            ("SELECT citext", None),
+            ("SELECT bigint", None),
+        ] {
+            let found = with(sql, |t| string_type(&t[1..]).map(|(s, _)| s));
+            assert_eq!(found, expected, "{sql}");
+        }
+        assert!(Bounded(40).fits(Bounded(40)));
+        assert!(Bounded(40).fits(Bounded(255)));
+        assert!(Bounded(40).fits(Unbounded));
+        assert!(Unbounded.fits(Unbounded));
+        assert!(!Bounded(255).fits(Bounded(40)));
+        assert!(!Unbounded.fits(Bounded(10_000)));
+    }
+
+    #[test]
+    fn create_table_columns_are_read_with_their_types() {
+        let columns = with(
+            "CREATE TABLE t (id int PRIMARY KEY, \"Name\" varchar(10) NOT NULL, CONSTRAINT c CHECK (id > 0), body text)",
+            |t| {
+                let creation = creation(t)?;
+                let columns = created_columns(t, &creation)?;
+                let names: Vec<String> = columns.into_iter().map(|(c, _)| c).collect();
+                Some((creation.name, names))
+            },
+        );
+        assert_eq!(
+            columns,
+            Some((
+                "t".to_owned(),
+                vec!["id".into(), "Name".into(), "body".into()]
+            ))
+        );
+        assert_eq!(
+            with("CREATE TABLE t AS SELECT a FROM u", |t| created_columns(
+                t,
+                &creation(t)?
+            )
+            .map(|c| c.len())),
+            None
+        );
+    }
+
+    #[test]
+    fn not_null_checks_are_told_from_other_checks() {
+        for (sql, column) in [
+            ("CHECK (c IS NOT NULL)", Some("c")),
+            ("CHECK ((\"C\" IS NOT NULL))", Some("C")),
+            ("CHECK (c IS NOT NULL AND d > 0)", None),
+            ("CHECK (c IS NULL)", None),
+            ("CHECK (t.c IS NOT NULL)", None),
+        ] {
+            let found = with(&format!("SELECT {sql}"), |t| not_null_check(t, 1));
+            assert_eq!(found.as_deref(), column, "{sql}");
+        }
+    }
+
+    #[test]
+    fn whole_copies_are_told_from_partial_ones() {
+        for (sql, copy) in [
+            ("INSERT INTO n SELECT * FROM o", Some(("n", "o"))),
+            (
+                "INSERT INTO n (a, b) SELECT a, lower(b) FROM o ORDER BY a",
+                Some(("n", "o")),
+            ),
+            ("CREATE TABLE n AS SELECT * FROM o", Some(("n", "o"))),
+            ("CREATE TEMP TABLE n AS TABLE o", Some(("n", "o"))),
+            ("CREATE VIEW n AS SELECT * FROM o", None),
+            ("INSERT INTO n SELECT * FROM o WHERE a > 0", None),
+            ("INSERT INTO n SELECT * FROM o JOIN p ON o.id = p.id", None),
+            ("INSERT INTO n SELECT * FROM o, p", None),
+            ("INSERT INTO n SELECT DISTINCT a FROM o", None),
+            ("INSERT INTO n SELECT a FROM o GROUP BY a", None),
+            ("INSERT INTO n SELECT * FROM o ON CONFLICT DO NOTHING", None),
+            ("INSERT OR IGNORE INTO n SELECT * FROM o", None),
+            ("INSERT INTO n VALUES (1)", None),
+            ("INSERT INTO n SELECT * FROM o UNION SELECT * FROM p", None),
+        ] {
+            let found = with(sql, whole_copy);
+            let expected = copy.map(|(a, b): (&str, &str)| (a.to_owned(), b.to_owned()));
+            assert_eq!(found, expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn update_targets_are_the_columns_set() {
+        let found = with(
+            "UPDATE ONLY t AS x SET a = (SELECT 1 FROM u WHERE u.b = x.b), (b, c) = (1, 2) FROM v WHERE true",
+            |t| update_targets(t, 0),
+        );
+        assert_eq!(
+            found,
+            Some(("t".to_owned(), vec!["a".into(), "b".into(), "c".into()]))
+        );
+        let with_cte = "WITH d AS (SELECT 1) UPDATE t SET a = 1";
+        assert_eq!(with(with_cte, verb), 7);
+        assert_eq!(
+            with(with_cte, |t| update_targets(t, verb(t))),
+            Some(("t".to_owned(), vec!["a".into()]))
+        );
+    }
+
+    #[test]
+    fn functions_declare_their_volatility() {
+        use Volatility::{Stable, Volatile};
+        for (sql, expected) in [
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$",
+                Some(Volatile),
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION app.f(a int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT a'",
+                Some(Stable),
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql STABLE BEGIN ATOMIC SELECT 1; END",
+                Some(Stable),
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN volatile_thing()",
+                Some(Volatile),
+            ),
+            ("ALTER FUNCTION f() STABLE", Some(Stable)),
+            ("ALTER FUNCTION f(int) OWNER TO x", None),
+        ] {
+            let found = with(sql, function_volatility);
+            assert_eq!(found, Some(("f".to_owned(), expected)), "{sql}");
+        }
+        assert_eq!(
+            with("CREATE PROCEDURE f() AS 'x'", function_volatility),
+            None
+        );
+    }
+
+    #[test]
+    fn using_index_is_told_from_an_index_tablespace() {
+        for (sql, uses) in [
+            ("ADD CONSTRAINT k PRIMARY KEY USING INDEX ix", true),
+            ("ADD UNIQUE USING INDEX ix", true),
+            (
+                "ADD CONSTRAINT k UNIQUE (a) USING INDEX TABLESPACE fast",
+                false,
+            ),
+            ("ADD PRIMARY KEY (a)", false),
+        ] {
+            assert_eq!(with(sql, uses_an_index), uses, "{sql}");
+        }
+    }
+}

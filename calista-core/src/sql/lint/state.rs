@@ -1,0 +1,395 @@
+//! What the lint knows while it reads a folder: what the migration being read created,
+//! added and copied so far (per dialect), and what the folder's migrations declared before
+//! it (on PostgreSQL, where the rules that need it apply).
+
+use std::collections::{HashMap, HashSet};
+
+use super::read::{self, StringType, Tokens, Volatility, kw};
+use crate::migration::Dialect;
+
+/// What the up sections of one migration, read so far, created, added or copied on one
+/// dialect: the migration owns it, so nobody reads it yet and nothing in it can be lost.
+#[derive(Debug, Default)]
+pub(super) struct Owned {
+    /// Relations created (tables of any kind, views, materialized views).
+    relations: HashSet<String>,
+    /// Columns added to a table that existed before, as `(table, column)`.
+    columns: HashSet<(String, String)>,
+    /// Relations whose rows were all copied into another one.
+    copied: HashSet<String>,
+    /// Relations created here that received the rows of one that was not.
+    holding: HashSet<String>,
+}
+
+impl Owned {
+    fn relation(&self, name: &str) -> bool {
+        self.relations.contains(name)
+    }
+
+    fn column(&self, table: &str, column: &str) -> bool {
+        self.relation(table)
+            || self
+                .columns
+                .contains(&(table.to_owned(), column.to_owned()))
+    }
+
+    /// Whether dropping `name` loses no row: its rows were copied whole into another table
+    /// (SQLite's copy-and-rebuild), or it was created here and holds no row from before.
+    fn may_drop(&self, name: &str) -> bool {
+        self.copied.contains(name) || self.relation(name) && !self.holding.contains(name)
+    }
+
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Created(name) => {
+                self.holding.remove(name);
+                self.copied.remove(name);
+                self.relations.insert(name.clone());
+            }
+            Change::Copied { target, source } => {
+                let from_before = !self.relation(source) || self.holding.contains(source);
+                if self.relation(target) && from_before {
+                    self.holding.insert(target.clone());
+                }
+                self.copied.insert(source.clone());
+            }
+            Change::Dropped(name) => {
+                self.relations.remove(name);
+                self.holding.remove(name);
+            }
+            Change::RenamedTable { from, to } => self.rename_table(from, to),
+            Change::RenamedColumn { table, from, to } => {
+                if self.column(table, from) {
+                    self.columns.remove(&(table.clone(), from.clone()));
+                    self.columns.insert((table.clone(), to.clone()));
+                }
+            }
+            Change::AddedColumn { table, column } => {
+                self.columns.insert((table.clone(), column.clone()));
+            }
+        }
+    }
+
+    fn rename_table(&mut self, from: &str, to: &str) {
+        for set in [&mut self.relations, &mut self.copied, &mut self.holding] {
+            if set.remove(from) {
+                set.insert(to.to_owned());
+            } else {
+                set.remove(to);
+            }
+        }
+        let moved: Vec<_> = self
+            .columns
+            .iter()
+            .filter(|(table, _)| table == from)
+            .cloned()
+            .collect();
+        for (table, column) in moved {
+            self.columns.remove(&(table, column.clone()));
+            self.columns.insert((to.to_owned(), column));
+        }
+    }
+}
+
+/// What a statement does to the relations and columns a migration owns.
+#[derive(Debug)]
+enum Change {
+    Created(String),
+    Copied {
+        target: String,
+        source: String,
+    },
+    Dropped(String),
+    RenamedTable {
+        from: String,
+        to: String,
+    },
+    RenamedColumn {
+        table: String,
+        from: String,
+        to: String,
+    },
+    AddedColumn {
+        table: String,
+        column: String,
+    },
+}
+
+/// What `tokens` (a statement) creates, copies, drops, renames or adds, in order.
+fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if kw(tokens, 0, "CREATE") {
+        if let Some(name) = read::created_relation(tokens) {
+            changes.push(Change::Created(name));
+        }
+    } else if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
+        let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
+        changes.extend(names.into_iter().map(Change::Dropped));
+    } else if let Some((table, actions)) = read::alter_table(tokens) {
+        for action in actions {
+            if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
+                if let Some((to, _)) = read::name_at(action, 2) {
+                    let from = table.clone();
+                    changes.push(Change::RenamedTable { from, to });
+                }
+            } else if kw(action, 0, "RENAME") && !kw(action, 1, "CONSTRAINT") {
+                let renamed = read::action_column(action)
+                    .and_then(|(from, at)| Some((from, read::name_at(action, at + 1)?.0)));
+                if let Some((from, to)) = renamed {
+                    let table = table.clone();
+                    changes.push(Change::RenamedColumn { table, from, to });
+                }
+            } else if read::adds_a_column(action)
+                && let Some((column, _)) = read::action_column(action)
+            {
+                let table = table.clone();
+                changes.push(Change::AddedColumn { table, column });
+            }
+        }
+    }
+    if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT"))
+        && let Some((target, source)) = read::whole_copy(tokens)
+    {
+        changes.push(Change::Copied { target, source });
+    }
+    changes
+}
+
+/// What one migration owns, per dialect; a name counts as the migration's only if it is on
+/// every dialect the statement runs on.
+#[derive(Debug, Default)]
+pub(super) struct ThisMigration {
+    postgres: Owned,
+    sqlite: Owned,
+}
+
+impl ThisMigration {
+    fn on(&self, dialect: Dialect) -> &Owned {
+        match dialect {
+            Dialect::Postgres => &self.postgres,
+            Dialect::Sqlite => &self.sqlite,
+        }
+    }
+
+    /// Whether the migration created relation `name` on each of `dialects`.
+    pub(super) fn relation(&self, dialects: &[Dialect], name: &str) -> bool {
+        dialects.iter().all(|&d| self.on(d).relation(name))
+    }
+
+    /// Whether the migration added `table.column` (or created `table`) on each of `dialects`.
+    pub(super) fn column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects.iter().all(|&d| self.on(d).column(table, column))
+    }
+
+    /// Whether dropping table `name` loses no row on any of `dialects`.
+    pub(super) fn may_drop(&self, dialects: &[Dialect], name: &str) -> bool {
+        dialects.iter().all(|&d| self.on(d).may_drop(name))
+    }
+
+    /// Learns from a statement of an up section that runs on `dialects`.
+    pub(super) fn learn(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+        for change in changes(tokens) {
+            for &dialect in dialects {
+                match dialect {
+                    Dialect::Postgres => self.postgres.apply(&change),
+                    Dialect::Sqlite => self.sqlite.apply(&change),
+                }
+            }
+        }
+    }
+}
+
+/// What the folder's migrations declared on PostgreSQL, read in order up to the statement
+/// being checked: string columns' types, functions' volatility, and checks that prove a
+/// column holds no null. A rule that needs something not here stays on the safe side
+/// (fires): the lint reads migrations, not the database.
+#[derive(Debug, Default)]
+pub(crate) struct Declared {
+    /// Each table's columns of a string type (columns of other types are absent).
+    strings: HashMap<String, HashMap<String, StringType>>,
+    /// Each function's volatility, as last declared (by name: overloads share it).
+    functions: HashMap<String, Volatility>,
+    /// Each table's `CHECK (c IS NOT NULL)` constraints.
+    not_null_checks: HashMap<String, Vec<NotNullCheck>>,
+    /// The migration being read, counted from 1.
+    migration: u32,
+}
+
+/// A `CHECK (column IS NOT NULL)` constraint, and the migrations that added and validated it.
+#[derive(Debug)]
+struct NotNullCheck {
+    name: String,
+    column: String,
+    added: u32,
+    validated: Option<u32>,
+}
+
+impl Declared {
+    /// Starts reading the folder's next migration.
+    pub(super) fn next_migration(&mut self) {
+        self.migration += 1;
+    }
+
+    /// The string type of `table.column`, if the folder declared it one.
+    pub(super) fn string_type(&self, table: &str, column: &str) -> Option<StringType> {
+        self.strings.get(table)?.get(column).copied()
+    }
+
+    /// Whether the folder declared function `name` volatile (`CREATE FUNCTION` without
+    /// `IMMUTABLE` or `STABLE`).
+    pub(super) fn volatile(&self, name: &str) -> bool {
+        self.functions.get(name) == Some(&Volatility::Volatile)
+    }
+
+    /// Whether a valid `CHECK (column IS NOT NULL)` on `table` lets `SET NOT NULL` skip its
+    /// scan, without a scan under this migration's lock: the check was added `NOT VALID` and
+    /// validated in a later migration, or validated in this one after an earlier one added
+    /// it.
+    pub(super) fn proves_not_null(&self, table: &str, column: &str) -> bool {
+        self.not_null_checks.get(table).is_some_and(|checks| {
+            checks.iter().any(|check| {
+                check.column == column
+                    && check
+                        .validated
+                        .is_some_and(|at| at != self.migration || check.added != self.migration)
+            })
+        })
+    }
+
+    /// Learns what one statement of an up section that runs on PostgreSQL declares.
+    pub(super) fn learn(&mut self, tokens: Tokens<'_, '_>) {
+        if !(kw(tokens, 0, "CREATE") || kw(tokens, 0, "ALTER") || kw(tokens, 0, "DROP")) {
+            return;
+        }
+        if let Some((name, volatility)) = read::function_volatility(tokens) {
+            if let Some(volatility) = volatility {
+                self.functions.insert(name, volatility);
+            }
+            return;
+        }
+        if let Some(creation) = read::creation(tokens) {
+            let columns = read::created_columns(tokens, &creation).map(|columns| {
+                columns
+                    .into_iter()
+                    .filter_map(|(column, ty)| Some((column, read::string_type(ty)?.0)))
+                    .collect()
+            });
+            self.not_null_checks.remove(&creation.name);
+            self.strings
+                .insert(creation.name, columns.unwrap_or_default());
+            return;
+        }
+        if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
+            for name in read::names_from(tokens, read::skip_if_exists(tokens, 2)) {
+                self.strings.remove(&name);
+                self.not_null_checks.remove(&name);
+            }
+            return;
+        }
+        let Some((table, actions)) = read::alter_table(tokens) else {
+            return;
+        };
+        for action in actions {
+            self.learn_action(&table, action);
+        }
+    }
+
+    fn learn_action(&mut self, table: &str, action: Tokens<'_, '_>) {
+        if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
+            let Some((to, _)) = read::name_at(action, 2) else {
+                return;
+            };
+            let strings = self.strings.remove(table);
+            let checks = self.not_null_checks.remove(table);
+            self.strings.insert(to.clone(), strings.unwrap_or_default());
+            self.not_null_checks.insert(to, checks.unwrap_or_default());
+        } else if kw(action, 0, "ADD") {
+            self.learn_addition(table, action);
+        } else if kw(action, 0, "VALIDATE") && kw(action, 1, "CONSTRAINT") {
+            let Some((name, _)) = read::name_at(action, 2) else {
+                return;
+            };
+            let migration = self.migration;
+            let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
+            for check in checks.filter(|c| c.name == name) {
+                check.validated = Some(migration);
+            }
+        } else if kw(action, 0, "DROP") && kw(action, 1, "CONSTRAINT") {
+            let at = read::skip_if_exists(action, 2);
+            if let (Some((name, _)), Some(checks)) = (
+                read::name_at(action, at),
+                self.not_null_checks.get_mut(table),
+            ) {
+                checks.retain(|c| c.name != name);
+            }
+        } else if kw(action, 0, "DROP") {
+            if let Some((column, _)) = read::action_column(action) {
+                self.set_type(table, column, None);
+            }
+        } else if let Some((column, new)) = read::type_change(action) {
+            let string = read::string_type(new).map(|(s, _)| s);
+            self.set_type(table, column, string);
+        } else if kw(action, 0, "RENAME") && !kw(action, 1, "CONSTRAINT") {
+            let Some((from, at)) = read::action_column(action) else {
+                return;
+            };
+            let Some((to, _)) = read::name_at(action, at + 1) else {
+                return;
+            };
+            let string = self.strings.get_mut(table).and_then(|c| c.remove(&from));
+            self.set_type(table, to.clone(), string);
+            let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
+            for check in checks.filter(|c| c.column == from) {
+                check.column.clone_from(&to);
+            }
+        }
+    }
+
+    /// `ADD [COLUMN] c type …`, or `ADD [CONSTRAINT name] CHECK (c IS NOT NULL) [NOT VALID]`.
+    fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>) {
+        if read::adds_a_column(action) {
+            if let Some((column, at)) = read::action_column(action) {
+                let string = read::string_type(&action[at..]).map(|(s, _)| s);
+                self.set_type(table, column, string);
+            }
+            return;
+        }
+        let named = kw(action, 1, "CONSTRAINT");
+        let check_at = if named { 3 } else { 1 };
+        let Some(column) = read::not_null_check(action, check_at) else {
+            return;
+        };
+        let name = match read::name_at(action, 2).filter(|_| named) {
+            Some((name, _)) => name,
+            // PostgreSQL's name for an unnamed column check.
+            None => format!("{table}_{column}_check"),
+        };
+        let migration = self.migration;
+        let validated = (!read::not_valid(action)).then_some(migration);
+        self.not_null_checks
+            .entry(table.to_owned())
+            .or_default()
+            .push(NotNullCheck {
+                name,
+                column,
+                added: migration,
+                validated,
+            });
+    }
+
+    fn set_type(&mut self, table: &str, column: String, string: Option<StringType>) {
+        match string {
+            Some(string) => {
+                self.strings
+                    .entry(table.to_owned())
+                    .or_default()
+                    .insert(column, string);
+            }
+            None => {
+                if let Some(columns) = self.strings.get_mut(table) {
+                    columns.remove(&column);
+                }
+            }
+        }
+    }
+}
