@@ -29,7 +29,7 @@
 //!
 //! **What it costs.** A target that is up to date costs the guard's check: one query, no
 //! lock. Only a target that is behind is upgraded (lock, re-check, backup, apply). At most
-//! [`FleetOptions::jobs`] targets are worked on at once; on PostgreSQL each uses one
+//! `FleetOptions::jobs` targets are worked on at once; on PostgreSQL each uses one
 //! connection (two while it waits for a table lock, and `pg_dump`'s while it backs up), so
 //! when targets share a server it sees at most about twice `jobs` connections from a run.
 
