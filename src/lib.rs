@@ -25,7 +25,8 @@
 //! Errors say what to do in the application's words ([`Policy::hints`], neutral by
 //! default); [`settings`] resolves an application's own `MYAPP_*` variables and `myapp.toml`
 //! into a [`Policy`] and [`DatabaseOptions`]; with the `cli` feature, [`cli`] is the `db`
-//! command group for the application's own clap parser (`myapp db upgrade`).
+//! command group for the application's own clap parser (`myapp db upgrade`); [`fleet`] checks
+//! or upgrades many databases (or a schema per tenant) in one call, each with its own lock.
 //!
 //! Command handlers can instead be marked `#[requires_db]`: the guard runs before the
 //! body, once per process, on the pool the application handed over at start-up, and a
@@ -83,8 +84,8 @@ pub use calista_core::{
     SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
 };
 pub use calista_core::{
-    Blocker, DriverError, StatementError, StatementLocation, backup, import, lint, origin, schema,
-    settings, url, verify,
+    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import, lint, origin,
+    schema, settings, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).

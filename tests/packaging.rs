@@ -11,7 +11,7 @@ use std::process::Command;
 /// What only the program compiles.
 const PROGRAM_ONLY: &[&str] = &["tracing-subscriber", "ulid"];
 /// What the `db` command group compiles.
-const CLI: &[&str] = &["clap", "serde_json"];
+const CLI: &[&str] = &["clap", "indicatif", "serde_json"];
 /// A TLS implementation, chosen through sqlx's features.
 const TLS: &[&str] = &[
     "rustls",

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Parts (`--only`): `a` apply, `b` check, `e` where the time of a check goes, `c`
-//! process, `d` build. `--sizes` sets N; `--sessions N` the sessions of `b` and `e`, and
+//! process, `d` build, and, only when asked for, `g` a fleet (`--fleet-targets N`, default
+//! 1000; `--jobs J`, default the program's). `--sizes` sets N; `--sessions N` the sessions of `b` and `e`, and
 //! `--show-sessions` prints each session's medians on stderr; `--gap-us N` sets the idle
 //! time before each call of `b` and `e` (default 200; 0 for back-to-back calls). `--profile
 //! sqlite:check:20000` runs only a loop of one check, for a profiler (see check.rs).
@@ -23,6 +24,7 @@ mod apply;
 mod check;
 mod compile;
 mod db;
+mod fleet;
 mod machine;
 mod process;
 mod sets;
@@ -46,8 +48,12 @@ struct Options {
     sessions: Option<usize>,
     /// `--gap-us N`: idle time before each call of B (0: back to back).
     gap_us: u64,
-    /// `--backends sqlite,postgres`: the backends of A, B and e.
+    /// `--backends sqlite,postgres`: the backends of A, B, e and G.
     backends: Vec<Backend>,
+    /// `--fleet-targets N`: the targets of G.
+    fleet_targets: usize,
+    /// `--jobs J`: the targets at once of G.
+    jobs: usize,
 }
 
 impl Options {
@@ -75,6 +81,8 @@ fn options() -> Result<Options> {
         sessions: None,
         gap_us: 200,
         backends: vec![Backend::Sqlite, Backend::Postgres],
+        fleet_targets: 1000,
+        jobs: calista::fleet::DEFAULT_JOBS,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -111,6 +119,15 @@ fn options() -> Result<Options> {
                         other => Err(format!("--backends takes sqlite and postgres, not {other}")),
                     })
                     .collect::<std::result::Result<_, _>>()?;
+            }
+            "--fleet-targets" => {
+                options.fleet_targets = args
+                    .next()
+                    .ok_or("--fleet-targets takes a number")?
+                    .parse()?;
+            }
+            "--jobs" => {
+                options.jobs = args.next().ok_or("--jobs takes a number")?.parse()?;
             }
             "--show-sessions" => check::SHOW_SESSIONS.store(true, Ordering::Relaxed),
             "--profile" => {
@@ -181,6 +198,9 @@ async fn main() -> Result<()> {
     }
     if options.only.contains('d') {
         figures.build = Some(bench_build(&options)?);
+    }
+    if options.only.contains('g') {
+        bench_fleet(&options).await?;
     }
     println!("\nLoad average at the end: {}.", machine::load());
     targets(&figures);
@@ -398,6 +418,62 @@ fn bench_build(options: &Options) -> Result<(Samples, Samples)> {
         ratio(ours.median(), theirs.median())
     );
     Ok((ours, theirs))
+}
+
+async fn bench_fleet(options: &Options) -> Result<()> {
+    let (targets, jobs) = (options.fleet_targets, options.jobs);
+    let binary = process::build_binaries()?.join("calista");
+    let set = tempfile::tempdir()?;
+    sets::write_calista(set.path(), fleet::MIGRATIONS)?;
+    println!(
+        "\n### G. a fleet: {targets} targets, {} migrations each, {jobs} at once (one run each)\n",
+        fleet::MIGRATIONS
+    );
+    println!(
+        "| backend | work | `--targets`, `--jobs {jobs}` | shell loop | `xargs -P {jobs}` | loop / `--targets` | xargs / `--targets` | `--targets` per target | load average after |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &backend in &options.backends {
+        let fleet = fleet::Fleet::new(backend, targets).await?;
+        let mut times: Vec<(fleet::Work, Vec<Duration>)> = Vec::new();
+        let mut upgrade = Vec::new();
+        for runner in fleet::Runner::ALL {
+            fleet.empty().await?;
+            eprintln!(
+                "G: {} {runner:?} upgrade of {targets} targets",
+                backend.name()
+            );
+            upgrade.push(fleet.run(&binary, set.path(), runner, fleet::Work::Upgrade, jobs)?);
+        }
+        times.push((fleet::Work::Upgrade, upgrade));
+        for work in [fleet::Work::Check, fleet::Work::NoOpUpgrade] {
+            let mut row = Vec::new();
+            for runner in fleet::Runner::ALL {
+                eprintln!(
+                    "G: {} {runner:?} {work:?} of {targets} targets",
+                    backend.name()
+                );
+                row.push(fleet.run(&binary, set.path(), runner, work, jobs)?);
+            }
+            times.push((work, row));
+        }
+        for (work, row) in &times {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                fleet.backend().name(),
+                work.name(),
+                show(row[0]),
+                show(row[1]),
+                show(row[2]),
+                ratio(row[1], row[0]),
+                ratio(row[2], row[0]),
+                show(row[0] / u32::try_from(fleet.targets().max(1)).unwrap_or(u32::MAX)),
+                machine::load()
+            );
+        }
+        fleet.drop_now().await;
+    }
+    Ok(())
 }
 
 fn x(a: Duration, b: Duration) -> f64 {

@@ -12,7 +12,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// Builds the `calista` program and the floor program in the profile and target folder
 /// of this benchmark, so that one `cargo run --release -p calista-bench` is enough; returns
 /// the folder that holds them.
-fn build_binaries() -> Result<PathBuf> {
+pub(crate) fn build_binaries() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let folder = exe.parent().ok_or("the benchmark has no folder")?;
     let target = folder

@@ -13,6 +13,8 @@ Exit codes:
   3  schema behind: the guard refused, or `db check` found pending migrations
   4  schema unsafe: ahead of this build, modified, out of order, interrupted
   5  the migration lock timed out, or a migration's table locks did (PostgreSQL)
+With --targets FILE (db upgrade, check, status): 0 when every target succeeded, else the
+most severe of the targets' own codes, in this order: 2, 1, 4, 5, 3.
 
 Settings come from flags, then the environment (CALISTA_DB_URL, CALISTA_AUTO_UPGRADE, CALISTA_BACKUP,
 CALISTA_CONFIG, ...), then calista.toml, then defaults;

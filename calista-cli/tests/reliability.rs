@@ -82,19 +82,6 @@ fn upgrade_to_start(dir: &Path, db: &TestDb, folder: &str) {
     assert!(done.status.success(), "{}", text(&done));
 }
 
-/// A small deterministic generator, seeded from the clock; the seed is in failure messages.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
-
 fn trials() -> usize {
     std::env::var("CALISTA_CRASH_TRIALS")
         .ok()
@@ -154,9 +141,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     let set = slow_set();
     let folder = set.dir.path().display().to_string();
     let args = ["--migrations", folder.as_str(), "db", "upgrade"];
-    let mut rng = Lcg(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64));
+    let mut rng = Lcg::from_clock();
     let seed = rng.0;
 
     // How long a whole upgrade takes here, to spread the kills over it.

@@ -99,6 +99,8 @@ mod database;
 #[cfg(feature = "runtime")]
 mod error;
 #[cfg(feature = "runtime")]
+pub mod fleet;
+#[cfg(feature = "runtime")]
 pub mod import;
 #[cfg(feature = "runtime")]
 pub mod schema;

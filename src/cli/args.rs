@@ -68,8 +68,11 @@ pub enum DbCommand {
         #[arg(long, value_name = "REV")]
         to: Option<String>,
         /// Print the SQL that would run, version-table statements included; change nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "targets")]
         sql: bool,
+        /// Many databases at once.
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Revert migrations: to a revision, `-1` (one step) or `base`. Development and CI only.
     Downgrade {
@@ -80,13 +83,21 @@ pub enum DbCommand {
     /// Print the database's current revision.
     Current,
     /// Reachability, backend, URL, current and head revisions, pending count, state.
-    Status,
+    Status {
+        /// Many databases at once.
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
     /// Every revision, applied or not, and when.
     History,
     /// The head revision of the migrations.
     Heads,
     /// Exit 0 only when the schema is up to date (for CI and health checks).
-    Check,
+    Check {
+        /// Many databases at once.
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
     /// Check a migrations folder as the build does, lint included (never connects);
     /// exit 0 only when clean.
     Lint,
@@ -144,6 +155,52 @@ pub enum DbCommand {
         #[arg(long)]
         mark_applied: bool,
     },
+}
+
+impl DbCommand {
+    /// The fleet options of a command that takes them, when `--targets` is given.
+    pub(crate) fn fleet(&self) -> Option<&FleetArgs> {
+        match self {
+            Self::Upgrade { fleet, .. } | Self::Check { fleet } | Self::Status { fleet }
+                if fleet.targets.is_some() =>
+            {
+                Some(fleet)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Many databases at once, for `db upgrade`, `db check` and `db status`: `--targets FILE`.
+#[derive(Debug, Clone, Default, Args)]
+#[non_exhaustive]
+pub struct FleetArgs {
+    /// Run on every database in FILE instead of the configured one: a database URL and
+    /// optionally a schema name a line (`#` comments)
+    ///
+    /// Each target keeps its own migration lock, backup and history (a schema per tenant: the
+    /// schema holds calista's tables and the migrations' objects); one that fails does not stop
+    /// the others. Bad lines are reported, by number, before anything runs. The end is a
+    /// summary (or, with --format json, one record per target). Running the same file again
+    /// finishes what is left. Exit code: 0 when every target succeeded; otherwise the most
+    /// severe of the targets' own codes, in this order: 2, 1, 4, 5, 3.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+
+    /// With --targets: how many targets at once [default: 8]
+    ///
+    /// On PostgreSQL each target being worked on uses one connection (two while it waits for a
+    /// table lock, plus pg_dump's while it backs up): targets on one server see up to about twice
+    /// N connections from this run.
+    #[arg(long, value_name = "N", requires = "targets", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
+
+    /// With --targets: only share I of N (I from 0), e.g. --shard $(JOB_COMPLETION_INDEX)/4
+    ///
+    /// A target's share is a hash of its own line (URL without password, and schema), so
+    /// editing other lines never moves it; the N shares are disjoint and cover the file.
+    #[arg(long, value_name = "I/N", requires = "targets")]
+    pub shard: Option<crate::fleet::Shard>,
 }
 
 /// `db import`: which tool's migrations, where, and for which dialect.

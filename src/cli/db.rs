@@ -31,6 +31,7 @@ pub(crate) async fn run(
         DbCommand::Verify { pg_url, seed } => {
             super::verify::run(pg_url, seed.as_deref(), context, out).await
         }
+        command if command.fleet().is_some() => super::fleet::run(&command, context, out).await,
         command => {
             let db = context.database()?;
             let result = with_database(command, context, &db, out).await;
@@ -48,11 +49,8 @@ async fn with_database(
 ) -> Result<(), CliError> {
     let migrator = Migrator::new(context.migrations(), db).with_policy(context.policy());
     match command {
-        DbCommand::Upgrade { to, sql } => {
-            let target = match to {
-                Some(text) => UpgradeTarget::Revision(parse_revision(&text)?),
-                None => UpgradeTarget::Head,
-            };
+        DbCommand::Upgrade { to, sql, .. } => {
+            let target = upgrade_target(to.as_deref())?;
             if sql {
                 out.print(migrator.upgrade_script(target).await?.trim_end());
             } else {
@@ -86,9 +84,9 @@ async fn with_database(
             }
             Ok(())
         }
-        DbCommand::Status => status(context, db, &migrator, out).await,
+        DbCommand::Status { .. } => status(context, db, &migrator, out).await,
         DbCommand::History => history(context, db, out).await,
-        DbCommand::Check => {
+        DbCommand::Check { .. } => {
             let state = migrator.check().await?;
             let head = context
                 .migrations()
@@ -599,6 +597,14 @@ pub fn render_report(report: &Report, out: &Output) -> String {
 /// A revision for people; `base` for none.
 pub(crate) fn show(revision: Option<Revision>) -> String {
     revision.map_or_else(|| "base".to_owned(), |r| r.to_string())
+}
+
+/// `--to REV`, or the head.
+pub(crate) fn upgrade_target(to: Option<&str>) -> Result<UpgradeTarget, CliError> {
+    Ok(match to {
+        Some(text) => UpgradeTarget::Revision(parse_revision(text)?),
+        None => UpgradeTarget::Head,
+    })
 }
 
 fn parse_revision(text: &str) -> Result<Revision, CliError> {

@@ -17,6 +17,34 @@ pub const UNSAFE: u8 = 4;
 /// The migration lock timed out.
 pub const LOCK_TIMEOUT: u8 = 5;
 
+/// How a run on many targets (`--targets`) picks its code when not every target succeeded:
+/// the first of these that any target exited with. From "the command itself is wrong"
+/// through "something broke" and "a person must look" to "try again later" and "run the
+/// upgrade", so that a script acts on the worst.
+pub const FLEET_SEVERITY: [u8; 5] = [USAGE, FAILURE, UNSAFE, LOCK_TIMEOUT, BEHIND];
+
+/// The code of a run on many targets, from each target's own: 0 when all are 0, else the
+/// most severe by [`FLEET_SEVERITY`].
+pub fn fleet_code(codes: impl IntoIterator<Item = u8>) -> u8 {
+    let codes: Vec<u8> = codes.into_iter().collect();
+    FLEET_SEVERITY
+        .into_iter()
+        .find(|code| codes.contains(code))
+        .or_else(|| codes.into_iter().find(|code| *code != SUCCESS))
+        .unwrap_or(SUCCESS)
+}
+
+/// The code of an error of the runtime.
+pub fn code_of(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Behind => BEHIND,
+        ErrorKind::Unsafe => UNSAFE,
+        ErrorKind::LockTimeout => LOCK_TIMEOUT,
+        ErrorKind::Usage => USAGE,
+        _ => FAILURE,
+    }
+}
+
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,6 +55,17 @@ pub enum CliError {
     /// A setting is wrong.
     #[error(transparent)]
     Settings(#[from] calista::settings::SettingsError),
+    /// The targets file (`--targets`) cannot be used; nothing ran.
+    #[error(transparent)]
+    Targets(#[from] calista::fleet::TargetsError),
+    /// Not every target of a fleet succeeded; each is reported already.
+    #[error("{summary}")]
+    Fleet {
+        /// How many did not, and how.
+        summary: String,
+        /// The most severe of the targets' codes ([`fleet_code`]).
+        code: u8,
+    },
     /// The command line asks for something that cannot be done.
     #[error("{0}")]
     Usage(String),
@@ -56,14 +95,9 @@ impl CliError {
     /// The exit code, decided here and nowhere else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Calista(error) => match error.kind() {
-                ErrorKind::Behind => BEHIND,
-                ErrorKind::Unsafe => UNSAFE,
-                ErrorKind::LockTimeout => LOCK_TIMEOUT,
-                ErrorKind::Usage => USAGE,
-                _ => FAILURE,
-            },
-            Self::Settings(_) | Self::Usage(_) => USAGE,
+            Self::Calista(error) => code_of(error.kind()),
+            Self::Fleet { code, .. } => *code,
+            Self::Settings(_) | Self::Targets(_) | Self::Usage(_) => USAGE,
             Self::Failure { .. } => FAILURE,
         }
     }
@@ -72,4 +106,20 @@ impl CliError {
 /// Turns a code into the process's exit status.
 pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_exits_with_its_most_severe_target_code() {
+        assert_eq!(fleet_code([]), SUCCESS);
+        assert_eq!(fleet_code([SUCCESS, SUCCESS]), SUCCESS);
+        assert_eq!(fleet_code([SUCCESS, BEHIND]), BEHIND);
+        assert_eq!(fleet_code([BEHIND, LOCK_TIMEOUT, SUCCESS]), LOCK_TIMEOUT);
+        assert_eq!(fleet_code([LOCK_TIMEOUT, UNSAFE, BEHIND]), UNSAFE);
+        assert_eq!(fleet_code([UNSAFE, FAILURE]), FAILURE);
+        assert_eq!(fleet_code([FAILURE, USAGE, UNSAFE]), USAGE);
+    }
 }

@@ -39,6 +39,7 @@ mod args;
 mod context;
 mod db;
 pub mod exit;
+mod fleet;
 mod import;
 mod lint;
 mod output;
@@ -47,7 +48,9 @@ mod verify;
 
 use std::process::ExitCode;
 
-pub use args::{DbArgs, DbCommand, DbOptions, Format, ImportArgs, ImportDialect, ImportTool};
+pub use args::{
+    DbArgs, DbCommand, DbOptions, FleetArgs, Format, ImportArgs, ImportDialect, ImportTool,
+};
 pub use context::Context;
 pub use db::render_report;
 pub use exit::CliError;

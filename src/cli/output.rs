@@ -71,6 +71,11 @@ impl Output {
         self.colour_err
     }
 
+    /// Whether notices are dropped (`--quiet`).
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Whether results are JSON.
     pub fn json(&self) -> bool {
         self.format == Format::Json

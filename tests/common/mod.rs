@@ -464,3 +464,27 @@ pub fn run_ignored_tests(
     );
     (output.status.success(), text)
 }
+
+/// A small deterministic generator for tests that pick random moments; print its seed with
+/// every failure, so a failing run can be replayed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// Seeded from the clock.
+    pub fn from_clock() -> Self {
+        Self(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        )
+    }
+
+    /// The next value (31 bits).
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
