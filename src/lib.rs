@@ -28,32 +28,32 @@
 //! command group for the application's own clap parser (`myapp db upgrade`); [`fleet`] checks
 //! or upgrades many databases (or a schema per tenant) in one call, each with its own lock.
 //!
-//! Handlers can instead acquire the database through `#[requires_db]`, with a policy
-//! installed at start-up:
+//! Command handlers can instead be marked `#[requires_db]`: the guard runs before the
+//! body, once per process, on the pool the application handed over at start-up, and a
+//! refusal returns through the handler's own error type:
 //!
 //! ```
+//! use calista::sqlx::{self, SqlitePool};
+//!
 //! static MIGRATIONS: calista::Migrations = calista::migrations!();
 //!
 //! type Error = Box<dyn std::error::Error + Send + Sync>;
 //!
 //! /// A handler that needs the database: the guard runs before its body, once per process.
 //! #[calista::requires_db]
-//! async fn count_events() -> Result<i64, Error> {
-//!     let calista::Pool::Sqlite(pool) = calista::db().await?.pool() else {
-//!         return Err("this example uses SQLite".into());
-//!     };
-//!     Ok(calista::sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await?)
+//! async fn count_events(pool: &SqlitePool) -> Result<i64, Error> {
+//!     Ok(sqlx::query_scalar("SELECT count(*) FROM event_store").fetch_one(pool).await?)
 //! }
 //!
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> Result<(), Error> {
-//!     let url = calista::url::DatabaseUrl::parse("sqlite:///:memory:", std::path::Path::new("."))?;
+//!     let pool = SqlitePool::connect("sqlite::memory:").await?; // the application's one pool
 //!
 //!     // Explicit by default: a database that is behind is refused with what to do; this
 //!     // application opts in to upgrading instead.
 //!     let policy = calista::Policy { auto_upgrade: true, ..calista::Policy::default() };
-//!     calista::App::new(&MIGRATIONS, url).policy(policy).install()?;
-//!     assert_eq!(count_events().await?, 0);
+//!     calista::App::from_pool(&MIGRATIONS, &pool).policy(policy).install()?;
+//!     assert_eq!(count_events(&pool).await?, 0);
 //!     assert!(matches!(calista::startup(), Some(calista::Ensured::Upgraded(_))));
 //!     Ok(())
 //! }
@@ -97,16 +97,20 @@ pub use calista_macros::{migrations, requires_db};
 /// An async test that takes a fresh database at head of the application's migrations
 /// (feature `testing`).
 ///
-/// The argument's type chooses the backend: `sqlx::PgPool` (PostgreSQL, on the server of
-/// `CALISTA_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
-/// `sqlx::SqlitePool` (a file in the temporary folder), or [`&TestDatabase`] for both: two
-/// tests, `<name>::postgres` and `<name>::sqlite`, in a module of the function's name.
-/// `revision = "YYYYMMDD_HHMM"` stops the database at that revision. The function returns
-/// `()` or `Result<(), E>` with `E: Debug`.
+/// The argument's type chooses the backend: `sqlx::PgPool` (PostgreSQL, on the crate's
+/// test server: `MYAPP_TEST_PG_URL` for the crate `myapp`, else `CALISTA_TEST_PG_URL`, else
+/// `postgres://postgres@127.0.0.1:5432/postgres`), `sqlx::SqlitePool` (a file in the
+/// temporary folder), or [`&TestDatabase`] for both: two tests, `<name>::postgres` and
+/// `<name>::sqlite`, in a module of the function's name, where
+/// [`any_pool()`](testing::TestDatabase::any_pool) runs one SQL text on either.
+/// `revision = "YYYYMMDD_HHMM"` stops the database at that revision; `prefix = "myapp"`
+/// starts the names of its databases and files, and of its server variable (default: the
+/// crate's name). The function returns `()` or `Result<(), E>` with `E: Debug`.
 ///
 /// Each test runs on a multi-thread tokio runtime of its own. A passing test's database is
-/// dropped; when the body panics or returns `Err`, the test fails and the database is
-/// kept, its URL printed. Mistakes in its use are build errors that say what to write.
+/// dropped; when the body panics or returns `Err`, the test fails (its panic pointing at
+/// the test) and the database is kept, its URL printed. Mistakes in its use are build
+/// errors that say what to write.
 ///
 /// ```
 /// use calista::sqlx;

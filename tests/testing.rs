@@ -533,3 +533,126 @@ async fn child_makes_test_databases() {
         }
     }
 }
+
+/// Set by the parent of [`child_runs_a_projects_tests`]: the project's name.
+const CHILD_PROJECT: &str = "CALISTA_TEST_CHILD_PROJECT";
+
+/// The spares kept per template in this process.
+fn spares_wanted() -> usize {
+    std::env::var(calista::testing::SPARES_VARIABLE)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(calista::testing::DEFAULT_SPARES)
+}
+
+/// What the project whose names start with `prefix` left: its databases and its files in
+/// the temporary folder, by name.
+async fn left_by(prefix: &str) -> (Vec<String>, Vec<String>) {
+    let mut databases: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(format!("{prefix}_"))
+            .fetch_all(&mut pg_admin().await)
+            .await
+            .unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(&format!("{prefix}_")))
+        .collect();
+    databases.sort();
+    files.sort();
+    (databases, files)
+}
+
+/// One `cargo test` run of a project: three tests on each backend, which pass. It ends
+/// once the background work is done (the spares made, the trash dropped), as a longer run
+/// would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by repeated_runs_leave_a_bounded_set_named_by_the_project"]
+async fn child_runs_a_projects_tests() {
+    let (Ok(project), Ok(dir)) = (std::env::var(CHILD_PROJECT), std::env::var(CHILD_SET)) else {
+        return;
+    };
+    let set: &'static Migrations = Box::leak(Box::new(Migrations::from_dir(&dir).unwrap()));
+    let options = TestOptions {
+        project: calista::testing::TestProject::new(&project),
+        ..TestOptions::default()
+    };
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        for _ in 0..3 {
+            let test_db = TestDatabase::on(backend, set, options.clone())
+                .await
+                .unwrap();
+            assert!(test_db.url().contains(&format!("{project}_test_")));
+            drop(test_db);
+        }
+    }
+    for _ in 0..600 {
+        let (databases, files) = left_by(&project).await;
+        let count = |names: &[String], part: &str, end: &str| {
+            names
+                .iter()
+                .filter(|n| n.contains(part) && n.ends_with(end))
+                .count()
+        };
+        let settled = count(&databases, "_spare_", "") == spares_wanted()
+            && count(&databases, "_trash_", "") == 0
+            && count(&files, "_spare_", ".db") == spares_wanted()
+            && count(&files, "", ".partial") == 0;
+        if settled {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the spares were never made, or the trash never dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_runs_leave_a_bounded_set_named_by_the_project() {
+    // A project of its own (a prefix of at most 12 characters), so that what it counts is
+    // only what its runs left.
+    let project: String = unique_name("r").replace('_', "").chars().take(12).collect();
+    let set = tables_set(&format!("{}_", unique_name("b")), 3);
+    let run = || {
+        let (passed, output) =
+            run_ignored_tests(&["child_runs_a_projects_tests", "--exact"], |command| {
+                command
+                    .env(CHILD_PROJECT, &project)
+                    .env(CHILD_SET, set.dir.path());
+            });
+        assert!(passed, "{output}");
+    };
+    run();
+    let first = left_by(&project).await;
+    run();
+    let second = left_by(&project).await;
+    // Whatever is left is removed, whether the assertions hold or not.
+    let (databases, files) = (second.0.clone(), second.1.clone());
+    let cleaned = async {
+        let mut admin = pg_admin().await;
+        for name in databases.iter().chain(&first.0) {
+            exec_admin(&mut admin, &format!("DROP DATABASE IF EXISTS \"{name}\"")).await;
+        }
+        for name in files.iter().chain(&first.1) {
+            let _ = std::fs::remove_file(std::env::temp_dir().join(name));
+        }
+    };
+
+    // What the README says is left: per template, the template and its spares; in the
+    // temporary folder also the template's lock file and the spares' lock file.
+    let wanted = spares_wanted();
+    let template = |name: &&String| name.starts_with(&format!("{project}_tpl_"));
+    let spare = |name: &&String| name.starts_with(&format!("{project}_spare_"));
+    let expected = (
+        first.0.iter().filter(template).count() == 1
+            && first.0.iter().filter(spare).count() == wanted
+            && first.0.len() == 1 + wanted,
+        first.1.iter().filter(template).count() == 2
+            && first.1.iter().filter(spare).count() == wanted + 1
+            && first.1.len() == wanted + 3,
+    );
+    let no_more = second.0.len() <= first.0.len() && second.1.len() <= first.1.len();
+    cleaned.await;
+    assert_eq!(expected, (true, true), "after one run: {first:?}");
+    assert!(no_more, "after one run: {first:?}\nafter two: {second:?}");
+}

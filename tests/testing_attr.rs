@@ -8,7 +8,6 @@
 mod common;
 
 use std::error::Error;
-use std::process::Command;
 
 use calista::testing::TestDatabase;
 use calista::{Migrations, Migrator, SchemaState};
@@ -55,20 +54,9 @@ async fn a_test_database_argument_runs_on_both_backends(db: &TestDatabase) {
 
 /// Runs one ignored test of this binary as a child; its exit and its whole output.
 fn run_child(filter: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([filter, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_ignored_tests(&[filter, "--test-threads=1"], |command| {
+        command.env(CHILD, "1").envs(env.iter().copied());
+    })
 }
 
 /// The URLs that the output names after `marker`.
@@ -101,6 +89,15 @@ async fn drop_pg_database(name: &str) {
 
 const KEPT: &str = "its database is kept: ";
 
+/// The line of this file that holds `text`.
+fn line_of(text: &str) -> usize {
+    include_str!("testing_attr.rs")
+        .lines()
+        .position(|line| line.contains(text))
+        .unwrap()
+        + 1
+}
+
 #[calista::test(CALISTA)]
 #[ignore = "run by a_test_that_returns_err_fails_and_keeps_its_database"]
 async fn child_returns_err(pool: sqlx::SqlitePool) -> Result<(), String> {
@@ -120,6 +117,12 @@ fn a_test_that_returns_err_fails_and_keeps_its_database() {
     assert!(!passed, "{output}");
     assert!(
         output.contains("the test returned an error: \"the orders do not add up\""),
+        "{output}"
+    );
+    // The panic points at the test, not at calista's runner.
+    let line = line_of("async fn child_returns_err(");
+    assert!(
+        output.contains(&format!("panicked at tests/testing_attr.rs:{line}:")),
         "{output}"
     );
     let kept = urls_after(&output, KEPT);
@@ -220,4 +223,76 @@ fn an_unreachable_server_fails_the_test_saying_how_to_start_one() {
         output.contains("point CALISTA_TEST_PG_URL at a server"),
         "{output}"
     );
+}
+
+#[calista::test(CALISTA, prefix = "shop")]
+#[ignore = "run by an_applications_tests_read_its_own_server_variable_and_name_it"]
+async fn child_of_the_shop_on_a_closed_port(pool: sqlx::PgPool) {
+    if std::env::var_os(CHILD).is_some() {
+        pool.close().await;
+    }
+}
+
+#[test]
+fn an_applications_tests_read_its_own_server_variable_and_name_it() {
+    let closed = "postgres://postgres@127.0.0.1:9/postgres";
+    // Its own variable wins over calista's.
+    let (passed, output) = run_child(
+        "child_of_the_shop_on_a_closed_port",
+        &[
+            ("SHOP_TEST_PG_URL", closed),
+            ("CALISTA_TEST_PG_URL", &pg_admin_url()),
+        ],
+    );
+    assert!(!passed, "{output}");
+    assert!(
+        output.contains("cannot make the test database: cannot connect to"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "point SHOP_TEST_PG_URL at a server where this role may create databases \
+             (without it: CALISTA_TEST_PG_URL, then postgres://postgres@127.0.0.1:5432/postgres)"
+        ),
+        "{output}"
+    );
+    // Without it, calista's variable is read, and the message still names the shop's.
+    let (passed, output) = run_child(
+        "child_of_the_shop_on_a_closed_port",
+        &[("SHOP_TEST_PG_URL", ""), ("CALISTA_TEST_PG_URL", closed)],
+    );
+    assert!(!passed, "{output}");
+    assert!(
+        output.contains("point SHOP_TEST_PG_URL at a server"),
+        "{output}"
+    );
+}
+
+#[calista::test(CALISTA, prefix = "shop")]
+async fn a_prefix_names_the_test_databases(db: &TestDatabase) {
+    assert!(db.url().contains("/shop_test_"), "{}", db.url());
+    assert!(db.template().contains("shop_tpl_"), "{}", db.template());
+}
+
+#[calista::test(CALISTA)]
+async fn one_sql_text_runs_on_either_backend(db: &TestDatabase) -> Result<(), sqlx::Error> {
+    let pool = db.any_pool();
+    sqlx::query("INSERT INTO stream_index (kind, key, stream_id) VALUES ($1, $2, $3)")
+        .bind("customer")
+        .bind("ada")
+        .bind("s-1")
+        .execute(pool)
+        .await?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, key FROM stream_index WHERE stream_id = $1")
+            .bind("s-1")
+            .fetch_all(pool)
+            .await?;
+    assert_eq!(rows, [("customer".to_owned(), "ada".to_owned())]);
+    // The typed pool sees the same database.
+    assert_eq!(
+        scalar(db.database(), "SELECT count(*) FROM stream_index").await,
+        1
+    );
+    Ok(())
 }

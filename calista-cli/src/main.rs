@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use calista::cli::{CliError, Db, DbCommand, Output, exit};
 use calista::settings::AppNames;
+use calista::url::UrlConvention;
 use clap::Parser;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -38,7 +39,10 @@ fn main() -> ExitCode {
         out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
         return exit::exit(exit::SUCCESS);
     }
-    let names = AppNames::new("calista").with_auto_upgrade_flag("--auto-upgrade");
+    // ADR-0004: CALISTA's users' URLs keep the meaning they have had since Alembic.
+    let names = AppNames::new("calista")
+        .with_auto_upgrade_flag("--auto-upgrade")
+        .with_url_convention(UrlConvention::SqlAlchemy);
     let db = Db::new(&MIGRATIONS, "calista")
         .names(names)
         .app_version(env!("CARGO_PKG_VERSION"));

@@ -3,19 +3,32 @@
 
 use std::sync::OnceLock;
 
-use crate::database::{Database, DatabaseOptions};
+use crate::database::{Database, DatabaseOptions, Pool};
 use crate::engine::migrator::{Ensured, Migrator, Policy};
 use crate::error::Error;
 use crate::migration::Migrations;
 use crate::url::DatabaseUrl;
 
-/// What the guard needs: the migrations, where the database is, and the policy.
+/// What the guard needs: the migrations, the database, and the policy.
+///
+/// An application hands over the pool it already has ([`App::from_pool`]), so that its
+/// handlers and the guard share one pool; a program without a pool of its own names the
+/// database by URL ([`App::new`]) and calista opens one.
 #[derive(Debug, Clone)]
 pub struct App {
     migrations: &'static Migrations,
-    url: DatabaseUrl,
+    database: Source,
     options: DatabaseOptions,
     policy: Policy,
+}
+
+/// Where the process's database handle comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The application's pool, used as it is and never closed by calista.
+    Pool(Pool),
+    /// A URL, for which calista opens a pool of its own.
+    Url(DatabaseUrl),
 }
 
 static APP: OnceLock<App> = OnceLock::new();
@@ -23,17 +36,32 @@ static DATABASE: OnceLock<Database> = OnceLock::new();
 static GUARD: tokio::sync::OnceCell<Ensured> = tokio::sync::OnceCell::const_new();
 
 impl App {
-    /// An application with production defaults.
+    /// An application on the pool it already has (`&PgPool` or `&SqlitePool`), with
+    /// production defaults. The guard runs once per process on that pool, with the same
+    /// lock, backups and history as `MIGRATIONS.ensure_schema(&pool)`; the pool is left as
+    /// it was (calista reads, locks and migrates on connections of its own), and
+    /// [`db`]`().pool()` is that same pool.
+    pub fn from_pool(migrations: &'static Migrations, pool: impl Into<Pool>) -> Self {
+        Self::with(migrations, Source::Pool(pool.into()))
+    }
+
+    /// A program without a pool of its own (the `calista` program): calista opens one on
+    /// `url` when the first handle is acquired, with production defaults.
     pub fn new(migrations: &'static Migrations, url: DatabaseUrl) -> Self {
+        Self::with(migrations, Source::Url(url))
+    }
+
+    fn with(migrations: &'static Migrations, database: Source) -> Self {
         Self {
             migrations,
-            url,
+            database,
             options: DatabaseOptions::default(),
             policy: Policy::default(),
         }
     }
 
-    /// Sets how the database is reached.
+    /// Sets how the database is reached (the schema of calista's tables; for a URL, the
+    /// timeouts and pool size).
     pub fn options(mut self, options: DatabaseOptions) -> Self {
         self.options = options;
         self
@@ -54,13 +82,21 @@ impl App {
             )
         })
     }
+
+    /// A handle on the database: around the application's pool, or on a pool of its own.
+    fn open(&self) -> Result<Database, Error> {
+        match &self.database {
+            Source::Pool(pool) => Database::from_pool(pool, self.options.clone()),
+            Source::Url(url) => Database::connect(url, self.options.clone()),
+        }
+    }
 }
 
 fn app() -> Result<&'static App, Error> {
     APP.get().ok_or_else(|| {
         Error::Setup(
-            "no application installed: call calista::App::new(&MIGRATIONS, url).install() at start-up, \
-             before the first #[requires_db] handler runs"
+            "no application installed: call calista::App::from_pool(&MIGRATIONS, &pool).install() \
+             at start-up, before the first #[requires_db] handler runs"
                 .into(),
         )
     })
@@ -73,7 +109,7 @@ pub async fn db() -> Result<&'static Database, Error> {
     let database = match DATABASE.get() {
         Some(database) => database,
         None => {
-            let database = Database::connect(&app.url, app.options.clone())?;
+            let database = app.open()?;
             DATABASE.get_or_init(|| database)
         }
     };
@@ -114,8 +150,9 @@ pub fn require_db_blocking() -> Result<(), Error> {
                         Error::Setup(format!("cannot start a runtime for the schema guard: {e}"))
                     })?;
                 runtime.block_on(async {
-                    // A database of this runtime only: connections die with the runtime.
-                    let database = Database::connect(&app.url, app.options.clone())?;
+                    // A handle of this runtime only: the connections calista opens die with
+                    // the runtime (an application's pool stays open).
+                    let database = app.open()?;
                     let ensured = Migrator::new(app.migrations, &database)
                         .with_policy(app.policy.clone())
                         .ensure_schema()

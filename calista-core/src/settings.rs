@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::plan::TransactionMode;
-use crate::url::{self, DatabaseUrl, UrlError};
+use crate::url::{self, DatabaseUrl, UrlConvention, UrlError};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -460,6 +460,9 @@ pub struct AppNames {
     /// The command-line flag that turns automatic upgrades on, if the application's
     /// commands take one (the `calista` program's: `--auto-upgrade`), for hints.
     pub auto_upgrade_flag: Option<String>,
+    /// How its SQLite URLs are read: as its own sqlx pool reads them (the default), or,
+    /// for the `calista` program, as SQLAlchemy does ([`UrlConvention`]).
+    pub url_convention: UrlConvention,
 }
 
 impl AppNames {
@@ -482,7 +485,15 @@ impl AppNames {
             config_file: format!("{program}.toml"),
             default_sqlite_file: format!("{program}.db"),
             auto_upgrade_flag: None,
+            url_convention: UrlConvention::Sqlx,
         }
+    }
+
+    /// Reads SQLite URLs by another convention than sqlx's: the `calista` program keeps
+    /// SQLAlchemy's, which its users' URLs have always had.
+    pub fn with_url_convention(mut self, convention: UrlConvention) -> Self {
+        self.url_convention = convention;
+        self
     }
 
     /// Names the flag that turns automatic upgrades on, for hints.
@@ -551,16 +562,18 @@ pub fn resolve(
     let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
     let file = ConfigFile::find(names, flags, &env, cwd)?;
 
-    let from_flags = Layer::from_flags(flags, cwd)?;
+    let convention = names.url_convention;
+    let from_flags = Layer::from_flags(flags, cwd, convention)?;
     let from_env = Layer::read(
         |key| {
             let variable = names.env(key.env);
             Some((Raw::Text(env(&variable)?), Source::Env(variable)))
         },
         cwd,
+        convention,
     )?;
     let from_file = match &file {
-        Some(file) => Layer::read(|key| file.get(key), &file.dir)?,
+        Some(file) => Layer::read(|key| file.get(key), &file.dir, convention)?,
         None => Layer::default(),
     };
     let layers = [from_flags, from_env, from_file]
@@ -650,15 +663,20 @@ struct Layer {
 }
 
 impl Layer {
-    fn from_flags(flags: &Flags, cwd: &Path) -> Result<Self, SettingsError> {
+    fn from_flags(
+        flags: &Flags,
+        cwd: &Path,
+        convention: UrlConvention,
+    ) -> Result<Self, SettingsError> {
         let db_url = match &flags.db_url {
             Some(text) => {
                 let from = Source::Flag("--db-url");
-                let value =
-                    DatabaseUrl::parse(text, cwd).map_err(|error| SettingsError::InvalidUrl {
+                let value = DatabaseUrl::parse_as(text, cwd, convention).map_err(|error| {
+                    SettingsError::InvalidUrl {
                         from: from.clone(),
                         error,
-                    })?;
+                    }
+                })?;
                 Some(Setting {
                     value,
                     source: from,
@@ -685,9 +703,10 @@ impl Layer {
     fn read<'a>(
         get: impl Fn(&Key) -> Option<(Raw<'a>, Source)>,
         base: &Path,
+        convention: UrlConvention,
     ) -> Result<Self, SettingsError> {
         Ok(Self {
-            db_url: read(get(&DB_URL), |raw| database_url(raw, base))?,
+            db_url: read(get(&DB_URL), |raw| database_url(raw, base, convention))?,
             auto_upgrade: read(get(&AUTO_UPGRADE), boolean)?,
             environment: read(get(&ENVIRONMENT), environment)?,
             backup: read(get(&BACKUP), boolean)?,
@@ -787,9 +806,13 @@ fn text<'a>(raw: &'a Raw<'_>, expected_type: &'static str) -> Result<&'a str, Mi
     }
 }
 
-fn database_url(raw: &Raw<'_>, base: &Path) -> Result<DatabaseUrl, Mismatch> {
+fn database_url(
+    raw: &Raw<'_>,
+    base: &Path,
+    convention: UrlConvention,
+) -> Result<DatabaseUrl, Mismatch> {
     let text = text(raw, "a string holding a database URL")?;
-    DatabaseUrl::parse(text, base).map_err(Mismatch::Url)
+    DatabaseUrl::parse_as(text, base, convention).map_err(Mismatch::Url)
 }
 
 fn boolean(raw: &Raw<'_>) -> Result<bool, Mismatch> {
@@ -1082,12 +1105,9 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        resolve(
-            &AppNames::new("calista"),
-            flags,
-            &move |name| env.get(name).cloned(),
-            dir,
-        )
+        // The `calista` program's names: its URLs keep SQLAlchemy's meaning.
+        let names = AppNames::new("calista").with_url_convention(UrlConvention::SqlAlchemy);
+        resolve(&names, flags, &move |name| env.get(name).cloned(), dir)
     }
 
     /// The error's message and every cause, as the program prints them.
@@ -1183,6 +1203,35 @@ mod tests {
             settings.db_url.value,
             DatabaseUrl::Sqlite(url::SqliteTarget::File(dir.path().join("myapp.db")))
         );
+    }
+
+    #[test]
+    fn an_applications_database_url_means_what_it_means_to_its_sqlx_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url_of = |text: &str| resolve_myapp(dir.path(), &[("MYAPP_DB_URL", text)]);
+        let file = |path: PathBuf| DatabaseUrl::Sqlite(url::SqliteTarget::File(path));
+        for (text, expected) in [
+            ("sqlite://second.db", dir.path().join("second.db")),
+            ("sqlite:second.db?mode=rwc", dir.path().join("second.db")),
+            (
+                "sqlite:///var/lib/myapp.db",
+                PathBuf::from("/var/lib/myapp.db"),
+            ),
+        ] {
+            assert_eq!(url_of(text).unwrap().db_url.value, file(expected), "{text}");
+        }
+        // In the file, a relative path is relative to the file's folder, as every path there.
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(conf.join("myapp.toml"), "[db]\nurl = \"sqlite://app.db\"\n").unwrap();
+        let config = conf.join("myapp.toml").display().to_string();
+        let settings = resolve_myapp(dir.path(), &[("MYAPP_CONFIG", &config)]).unwrap();
+        assert_eq!(settings.db_url.value, file(conf.join("app.db")));
+        // A slip from SQLAlchemy's spelling is refused, naming the variable and sqlx's forms.
+        let message = url_of("sqlite:///:memory:").unwrap_err().to_string();
+        assert!(message.contains("env MYAPP_DB_URL"), "{message}");
+        assert!(message.contains("sqlite::memory:"), "{message}");
+        assert!(message.contains("sqlite://relative/path.db"), "{message}");
     }
 
     /// The error for this configuration file (and nothing else set).

@@ -1,12 +1,37 @@
-//! Database URLs, in the forms CALISTA users already have (with their SQLAlchemy meaning),
-//! and their redaction: a password never reaches output, logs or errors.
+//! Database URLs and their redaction: a password never reaches output, logs or errors.
+//!
+//! # One URL, one database
+//!
+//! An application gives the same URL to its own sqlx pool and to calista, so a SQLite URL
+//! must name the same file for both. sqlx and SQLAlchemy read some strings differently,
+//! and each reader of a URL says which convention it follows ([`UrlConvention`]):
+//!
+//! | URL | [`Sqlx`](UrlConvention::Sqlx): applications | [`SqlAlchemy`](UrlConvention::SqlAlchemy): the `calista` program |
+//! |---|---|---|
+//! | `sqlite://data.db` | `data.db`, relative | refused (a host) |
+//! | `sqlite:data.db` | `data.db`, relative | `data.db`, relative |
+//! | `sqlite:///var/data.db` | `/var/data.db`, absolute | `var/data.db`, relative |
+//! | `sqlite:////var/data.db`, `sqlite:/var/data.db` | `/var/data.db` | `/var/data.db` |
+//! | `sqlite::memory:` | in memory | in memory |
+//! | `sqlite:///:memory:` | refused: to sqlx, the file `/:memory:` | in memory |
+//! | `sqlite://` | refused: to sqlx, a temporary file per connection | in memory |
+//! | `sqlite://data.db?mode=rwc` | `data.db` (sqlx's `mode=rw`, `rwc`, `memory`; `cache=`) | refused: no parameters |
+//!
+//! An application's settings read URLs as sqlx does ([`DatabaseUrl::parse`]): the file
+//! that `SqlitePool::connect(url)` opens is the one calista opens. The `calista` program
+//! keeps the meaning its users' URLs have had since Alembic (ADR-0004). Where sqlx's
+//! reading differs from SQLAlchemy's and is almost certainly a slip (`sqlite:///:memory:`,
+//! an empty path), the URL is refused with both readings and the spelling that says what
+//! was meant, never resolved silently. A relative path is relative to the folder given to
+//! the parser (settings give the current folder for a variable or a flag, and the file's
+//! folder for a configuration file).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Every accepted form with an example, one per line, for error messages.
-pub const ACCEPTED_FORMS: &str = concat!(
+/// The program's accepted forms with an example, one per line, for error messages.
+const SQLALCHEMY_FORMS: &str = concat!(
     "  postgresql://user:password@host:5432/dbname  ",
     "(also postgresql+psycopg://, postgresql+psycopg2://, postgres://)\n",
     "  sqlite:///relative/path.db                   (three slashes: a relative path)\n",
@@ -14,6 +39,41 @@ pub const ACCEPTED_FORMS: &str = concat!(
     "  sqlite:path.db or sqlite:/absolute/path.db   (short form)\n",
     "  sqlite:///:memory: or sqlite://              (in memory)",
 );
+
+/// sqlx's forms, one per line, for error messages.
+const SQLX_FORMS: &str = concat!(
+    "  postgres://user:password@host:5432/dbname    (also postgresql://)\n",
+    "  sqlite://relative/path.db or sqlite:relative/path.db\n",
+    "  sqlite:///absolute/path.db                   (three slashes: an absolute path)\n",
+    "  sqlite::memory:                              (in memory)\n",
+    "  sqlite://path.db?mode=rwc                    (sqlx's mode=rw, rwc or memory; cache=)",
+);
+
+/// How SQLite URLs are read where sqlx and SQLAlchemy differ (the [module](self) has the
+/// table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UrlConvention {
+    /// As `SqlitePool::connect(url)` reads it: `sqlite://data.db` and `sqlite:data.db` are
+    /// relative, `sqlite:///var/data.db` is absolute, `sqlite::memory:` is in memory, and
+    /// sqlx's `mode` and `cache` parameters are accepted. Every application's, by default.
+    #[default]
+    Sqlx,
+    /// As SQLAlchemy and Alembic read it, the `calista` program's (ADR-0004):
+    /// `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:`,
+    /// `sqlite:path.db`, and no parameters.
+    SqlAlchemy,
+}
+
+impl UrlConvention {
+    /// Every accepted form with an example, one per line.
+    pub fn accepted_forms(self) -> &'static str {
+        match self {
+            Self::Sqlx => SQLX_FORMS,
+            Self::SqlAlchemy => SQLALCHEMY_FORMS,
+        }
+    }
+}
 
 /// Where the database is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +107,8 @@ pub struct UrlError {
     shown: String,
     /// What is wrong with it, with the masked parts masked here too.
     reason: String,
+    /// Whose forms the message lists.
+    convention: UrlConvention,
 }
 
 impl UrlError {
@@ -56,7 +118,16 @@ impl UrlError {
         for secret in hidden.iter().filter(|s| !s.is_empty()) {
             reason = reason.replace(secret.as_str(), "***");
         }
-        Self { shown, reason }
+        Self {
+            shown,
+            reason,
+            convention: UrlConvention::default(),
+        }
+    }
+
+    fn listing(mut self, convention: UrlConvention) -> Self {
+        self.convention = convention;
+        self
     }
 }
 
@@ -144,81 +215,22 @@ impl fmt::Display for UrlError {
                 self.shown, self.reason
             )?;
         }
-        write!(f, "; write one of:\n{ACCEPTED_FORMS}")
+        write!(f, "; write one of:\n{}", self.convention.accepted_forms())
     }
 }
 
 impl std::error::Error for UrlError {}
 
 impl DatabaseUrl {
-    /// Parses a URL; a relative SQLite path is relative to `cwd`.
+    /// Parses a URL as the application's own sqlx pool reads it
+    /// ([`UrlConvention::Sqlx`]); a relative SQLite path is relative to `cwd`.
     pub fn parse(text: &str, cwd: &Path) -> Result<Self, UrlError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(UrlError::new(text, "it is empty"));
-        }
-        if let Some(rest) = strip_prefix_ignoring_case(text, "sqlite:") {
-            return parse_sqlite(text, rest, cwd).map(Self::Sqlite);
-        }
-        let Some((scheme, rest)) = text.split_once("://") else {
-            return Err(UrlError::new(
-                text,
-                "it does not start with postgresql:// or sqlite: (a SQLite file is written \
-                 sqlite:///file.db)",
-            ));
-        };
-        let is_scheme = scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
-        if !is_scheme {
-            // What comes before `://` is no scheme (`postgres:u:pw@h://…`): not shown.
-            return Err(UrlError::new(
-                text,
-                "it does not start with postgresql:// or sqlite: (a SQLite file is written \
-                 sqlite:///file.db)",
-            ));
-        }
-        let scheme = scheme.to_ascii_lowercase();
-        match scheme.as_str() {
-            "postgresql" | "postgres" | "postgresql+psycopg" | "postgresql+psycopg2" => {
-                let url = format!("postgres://{rest}");
-                let parsed = PostgresUrl { url };
-                if parsed.parts().path.contains(['@', ':']) {
-                    // `postgresql:///user:pw@host/db` is a database named `user:pw@host/db`
-                    // to a URL parser; no one means that.
-                    return Err(UrlError::new(
-                        text,
-                        "its database name holds `:` or `@`, so a user or password is in the \
-                         wrong place: they go right after `://` (in a name, write %3A and %40)",
-                    ));
-                }
-                let PostgresUrl { url } = parsed;
-                // sqlx decides what it can connect with; a URL it cannot read is a setting
-                // error now, not a connection error later.
-                sqlx::postgres::PgConnectOptions::from_str(&url).map_err(|e| {
-                    UrlError::new(
-                        text,
-                        format!("sqlx cannot read it ({})", redact(&e.to_string())),
-                    )
-                })?;
-                Ok(Self::Postgres(PostgresUrl { url }))
-            }
-            "mysql" | "mariadb" | "mssql" | "oracle" => Err(UrlError::new(
-                text,
-                format!("{scheme} is not supported: CALISTA runs on PostgreSQL and SQLite"),
-            )),
-            _ if scheme.starts_with("postgresql+") => Err(UrlError::new(
-                text,
-                format!(
-                    "the driver `{}` is not one CALISTA reads; write postgresql://",
-                    &scheme["postgresql+".len()..]
-                ),
-            )),
-            _ => Err(UrlError::new(
-                text,
-                format!("the scheme `{scheme}` is unknown"),
-            )),
-        }
+        Self::parse_as(text, cwd, UrlConvention::Sqlx)
+    }
+
+    /// Parses a URL read by `convention`; a relative SQLite path is relative to `cwd`.
+    pub fn parse_as(text: &str, cwd: &Path, convention: UrlConvention) -> Result<Self, UrlError> {
+        parse_url(text, cwd, convention).map_err(|error| error.listing(convention))
     }
 
     /// The default when nothing is configured: `calista.db` in `cwd`.
@@ -232,6 +244,82 @@ impl DatabaseUrl {
             Self::Postgres(_) => "PostgreSQL",
             Self::Sqlite(_) => "SQLite",
         }
+    }
+}
+
+/// [`DatabaseUrl::parse_as`], before its error is given the convention's forms.
+fn parse_url(text: &str, cwd: &Path, convention: UrlConvention) -> Result<DatabaseUrl, UrlError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(UrlError::new(text, "it is empty"));
+    }
+    if let Some(rest) = strip_prefix_ignoring_case(text, "sqlite:") {
+        let target = match convention {
+            UrlConvention::Sqlx => parse_sqlite_as_sqlx(text, cwd),
+            UrlConvention::SqlAlchemy => parse_sqlite(text, rest, cwd),
+        };
+        return target.map(DatabaseUrl::Sqlite);
+    }
+    let no_scheme = match convention {
+        UrlConvention::Sqlx => {
+            "it does not start with postgres:// or sqlite: (a SQLite file is written \
+             sqlite://file.db)"
+        }
+        UrlConvention::SqlAlchemy => {
+            "it does not start with postgresql:// or sqlite: (a SQLite file is written \
+             sqlite:///file.db)"
+        }
+    };
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(UrlError::new(text, no_scheme));
+    };
+    let is_scheme = scheme
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
+    if !is_scheme {
+        // What comes before `://` is no scheme (`postgres:u:pw@h://…`): not shown.
+        return Err(UrlError::new(text, no_scheme));
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "postgresql" | "postgres" | "postgresql+psycopg" | "postgresql+psycopg2" => {
+            let url = format!("postgres://{rest}");
+            let parsed = PostgresUrl { url };
+            if parsed.parts().path.contains(['@', ':']) {
+                // `postgresql:///user:pw@host/db` is a database named `user:pw@host/db`
+                // to a URL parser; no one means that.
+                return Err(UrlError::new(
+                    text,
+                    "its database name holds `:` or `@`, so a user or password is in the \
+                     wrong place: they go right after `://` (in a name, write %3A and %40)",
+                ));
+            }
+            let PostgresUrl { url } = parsed;
+            // sqlx decides what it can connect with; a URL it cannot read is a setting
+            // error now, not a connection error later.
+            sqlx::postgres::PgConnectOptions::from_str(&url).map_err(|e| {
+                UrlError::new(
+                    text,
+                    format!("sqlx cannot read it ({})", redact(&e.to_string())),
+                )
+            })?;
+            Ok(DatabaseUrl::Postgres(PostgresUrl { url }))
+        }
+        "mysql" | "mariadb" | "mssql" | "oracle" => Err(UrlError::new(
+            text,
+            format!("{scheme} is not supported: CALISTA runs on PostgreSQL and SQLite"),
+        )),
+        _ if scheme.starts_with("postgresql+") => Err(UrlError::new(
+            text,
+            format!(
+                "the driver `{}` is not one CALISTA reads; write postgresql://",
+                &scheme["postgresql+".len()..]
+            ),
+        )),
+        _ => Err(UrlError::new(
+            text,
+            format!("the scheme `{scheme}` is unknown"),
+        )),
     }
 }
 
@@ -257,7 +345,8 @@ fn parse_sqlite(text: &str, rest: &str, cwd: &Path) -> Result<SqliteTarget, UrlE
             UrlError::new(
                 text,
                 "a SQLite URL has no host; write three slashes before a relative path, four \
-                 before an absolute one",
+                 before an absolute one (URLs are read here as SQLAlchemy reads them; sqlx \
+                 would read sqlite://data.db as a relative path)",
             )
         })?,
         None => rest,
@@ -271,6 +360,101 @@ fn parse_sqlite(text: &str, rest: &str, cwd: &Path) -> Result<SqliteTarget, UrlE
             "the file name is missing (an in-memory database is sqlite:///:memory:)",
         ));
     }
+    sqlite_file(text, path, cwd).map(SqliteTarget::File)
+}
+
+/// A SQLite URL as sqlx's `SqliteConnectOptions::from_str` reads it: `sqlite:` in
+/// lowercase, any `//` after it, the path up to the first `?`, then sqlx's parameters.
+fn parse_sqlite_as_sqlx(text: &str, cwd: &Path) -> Result<SqliteTarget, UrlError> {
+    if !text.starts_with("sqlite:") {
+        return Err(UrlError::new(
+            text,
+            "sqlx reads the scheme only in lowercase (it would open a file of that name); \
+             write sqlite:",
+        ));
+    }
+    // As sqlx does: `sqlite://`, then `sqlite:`, trimmed as often as they repeat.
+    let rest = text
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(path, query)| (path, Some(query)));
+    let memory_mode = sqlx_parameters(text, query.unwrap_or_default())?;
+    if memory_mode || path == ":memory:" {
+        return Ok(SqliteTarget::Memory);
+    }
+    if path.is_empty() {
+        return Err(UrlError::new(
+            text,
+            "it names no file: sqlx would open a temporary database of its own for each \
+             connection, SQLAlchemy (and the calista program) one in memory; write \
+             sqlite::memory: for an in-memory database, or name the file (sqlite://data.db)",
+        ));
+    }
+    let file = sqlite_file(text, path, cwd)?;
+    if file.file_name().is_some_and(|name| name == ":memory:") {
+        return Err(UrlError::new(
+            text,
+            "to sqlx this is a file named `:memory:`, to SQLAlchemy (and the calista program) \
+             an in-memory database; write sqlite::memory: for an in-memory database",
+        ));
+    }
+    Ok(SqliteTarget::File(file))
+}
+
+/// Checks sqlx's SQLite parameters and says whether they ask for an in-memory database.
+/// Those that would make calista open the file otherwise than the application does
+/// (read-only, another VFS) are refused: calista writes its tables and the migrations.
+fn sqlx_parameters(text: &str, query: &str) -> Result<bool, UrlError> {
+    let mut memory = false;
+    // As `url::form_urlencoded::parse` splits them, which sqlx uses.
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (form_decode(key), form_decode(value));
+        match (key.as_str(), value.as_str()) {
+            ("mode", "rw" | "rwc") | ("cache", "private" | "shared") => {}
+            ("immutable", "false" | "0") => {}
+            ("mode", "memory") => memory = true,
+            ("mode", "ro") | ("immutable", "true" | "1") => {
+                return Err(UrlError::new(
+                    text,
+                    format!(
+                        "`{key}={value}` opens the file read-only, and calista writes its \
+                         tables and the migrations there: give it the same URL without it"
+                    ),
+                ));
+            }
+            ("vfs", _) => {
+                return Err(UrlError::new(
+                    text,
+                    "calista opens SQLite files through SQLite's default VFS, whose locks the \
+                     application's connections must share: remove vfs=",
+                ));
+            }
+            ("mode" | "cache" | "immutable", _) => {
+                return Err(UrlError::new(
+                    text,
+                    format!("sqlx takes no value {value:?} for `{key}`"),
+                ));
+            }
+            _ => {
+                return Err(UrlError::new(
+                    text,
+                    format!(
+                        "sqlx knows no SQLite parameter `{key}` (it reads mode, cache, \
+                         immutable and vfs)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(memory)
+}
+
+/// The file a SQLite URL's path names: %-escapes decoded, relative to `cwd` unless
+/// absolute (and `//x`, which sqlx opens as `/x`, as `/x`).
+fn sqlite_file(text: &str, path: &str, cwd: &Path) -> Result<PathBuf, UrlError> {
     if path.ends_with('/') {
         return Err(UrlError::new(
             text,
@@ -283,11 +467,11 @@ fn parse_sqlite(text: &str, rest: &str, cwd: &Path) -> Result<SqliteTarget, UrlE
         return Err(UrlError::new(text, "the path holds a NUL character"));
     }
     let path = Path::new(&decoded);
-    Ok(SqliteTarget::File(if path.is_absolute() {
-        path.to_owned()
+    Ok(if path.is_absolute() {
+        Path::new("/").join(decoded.trim_start_matches('/'))
     } else {
         cwd.join(path)
-    }))
+    })
 }
 
 impl PostgresUrl {
@@ -353,17 +537,15 @@ impl PostgresUrl {
         }
     }
 
-    /// The last value of a query parameter, decoded as a form (`+` is a space), as sqlx does.
+    /// The last value of a query parameter, decoded as a form, as sqlx does.
     fn query_value(&self, key: &str) -> Option<String> {
-        let decode =
-            |s: &str| String::from_utf8_lossy(&percent_decode(&s.replace('+', " "))).into_owned();
         self.parts()
             .query
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-            .filter(|(k, _)| decode(k) == key)
-            .map(|(_, v)| decode(v))
+            .filter(|(k, _)| form_decode(k) == key)
+            .map(|(_, v)| form_decode(v))
             .next_back()
     }
 }
@@ -390,14 +572,11 @@ impl fmt::Display for PostgresUrl {
         }
         f.write_str(parts.path)?;
         if !parts.query.is_empty() {
-            let decode = |s: &str| {
-                String::from_utf8_lossy(&percent_decode(&s.replace('+', " "))).into_owned()
-            };
             let pairs: Vec<String> = parts
                 .query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if decode(key) == "password" => format!("{key}=***"),
+                    Some((key, _)) if form_decode(key) == "password" => format!("{key}=***"),
                     _ => pair.to_owned(),
                 })
                 .collect();
@@ -514,6 +693,11 @@ fn redact_password_parameters(text: &str) -> String {
     out
 }
 
+/// A query's key or value decoded as a form: `+` is a space, then `%XX` escapes.
+fn form_decode(text: &str) -> String {
+    String::from_utf8_lossy(&percent_decode(&text.replace('+', " "))).into_owned()
+}
+
 /// Decodes `%XX` escapes; anything else, a malformed escape included, is kept as it is
 /// (as Python's `unquote` and the `url` crate do).
 fn percent_decode(text: &str) -> Vec<u8> {
@@ -551,8 +735,9 @@ mod tests {
 
     const CWD: &str = "/srv/app";
 
+    /// As the `calista` program reads it.
     fn parse(text: &str) -> Result<DatabaseUrl, UrlError> {
-        DatabaseUrl::parse(text, Path::new(CWD))
+        DatabaseUrl::parse_as(text, Path::new(CWD), UrlConvention::SqlAlchemy)
     }
 
     fn sqlite_file(text: &str) -> PathBuf {
@@ -671,6 +856,217 @@ mod tests {
         assert_eq!(sqlite_file("sqlite:/abs/x.db"), Path::new("/abs/x.db"));
     }
 
+    /// What a reader makes of a SQLite URL.
+    #[derive(Debug)]
+    enum Reading {
+        File(&'static str),
+        Memory,
+        Refused(&'static str),
+    }
+
+    fn check(text: &str, convention: UrlConvention, expected: &Reading) {
+        let parsed = DatabaseUrl::parse_as(text, Path::new(CWD), convention);
+        match (expected, &parsed) {
+            (Reading::File(file), Ok(DatabaseUrl::Sqlite(SqliteTarget::File(path)))) => {
+                assert_eq!(path, Path::new(file), "{text} read by {convention:?}");
+            }
+            (Reading::Memory, Ok(DatabaseUrl::Sqlite(SqliteTarget::Memory))) => {}
+            (Reading::Refused(why), Err(error)) => {
+                let message = error.to_string();
+                assert!(message.contains(why), "{text} by {convention:?}: {message}");
+                assert!(
+                    message.ends_with(convention.accepted_forms()),
+                    "{text} by {convention:?} lists its forms: {message}"
+                );
+            }
+            _ => panic!("{text} read by {convention:?}: expected {expected:?}, got {parsed:?}"),
+        }
+    }
+
+    /// Each SQLite form as an application reads it (as sqlx does) and as the `calista`
+    /// program reads it (as SQLAlchemy does), in the folder `/srv/app`.
+    #[test]
+    fn each_sqlite_form_read_by_sqlx_and_by_sqlalchemy() {
+        use Reading::{File, Memory, Refused};
+        let table = [
+            // (URL, an application's reading, the program's reading)
+            (
+                "sqlite://data.db",
+                File("/srv/app/data.db"),
+                Refused("has no host"),
+            ),
+            (
+                "sqlite:data.db",
+                File("/srv/app/data.db"),
+                File("/srv/app/data.db"),
+            ),
+            (
+                "sqlite://./data.db",
+                File("/srv/app/data.db"),
+                Refused("has no host"),
+            ),
+            (
+                "sqlite://db/orders.db",
+                File("/srv/app/db/orders.db"),
+                Refused("has no host"),
+            ),
+            (
+                "sqlite:///var/app.db",
+                File("/var/app.db"),
+                File("/srv/app/var/app.db"),
+            ),
+            (
+                "sqlite:////var/app.db",
+                File("/var/app.db"),
+                File("/var/app.db"),
+            ),
+            (
+                "sqlite:/var/app.db",
+                File("/var/app.db"),
+                File("/var/app.db"),
+            ),
+            (
+                "sqlite://my%20data.db",
+                File("/srv/app/my data.db"),
+                Refused("has no host"),
+            ),
+            (
+                "sqlite://second.db?mode=rwc",
+                File("/srv/app/second.db"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite:x.db?mode=rw&cache=shared",
+                File("/srv/app/x.db"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite:x.db?immutable=false",
+                File("/srv/app/x.db"),
+                Refused("?parameters"),
+            ),
+            ("sqlite::memory:", Memory, Memory),
+            ("sqlite://:memory:", Memory, Refused("has no host")),
+            ("sqlite://?mode=memory", Memory, Refused("?parameters")),
+            ("sqlite://x.db?mode=memory", Memory, Refused("?parameters")),
+            (
+                "sqlite:///:memory:",
+                Refused("a file named `:memory:`"),
+                Memory,
+            ),
+            (
+                "sqlite:/:memory:",
+                Refused("a file named `:memory:`"),
+                File("/:memory:"),
+            ),
+            ("sqlite://", Refused("it names no file"), Memory),
+            (
+                "sqlite:",
+                Refused("it names no file"),
+                Refused("the file name is missing"),
+            ),
+            (
+                "sqlite://?cache=shared",
+                Refused("it names no file"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite://x.db?mode=ro",
+                Refused("read-only"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite://x.db?immutable=1",
+                Refused("read-only"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite://x.db?vfs=unix-dotfile",
+                Refused("default VFS"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite://x.db?mode=fast",
+                Refused("no value \"fast\" for `mode`"),
+                Refused("?parameters"),
+            ),
+            (
+                "sqlite://x.db?timeout=5",
+                Refused("no SQLite parameter `timeout`"),
+                Refused("?parameters"),
+            ),
+            (
+                "SQLite://x.db",
+                Refused("lowercase"),
+                Refused("has no host"),
+            ),
+            (
+                "SQLite:///x.db",
+                Refused("lowercase"),
+                File("/srv/app/x.db"),
+            ),
+            (
+                "sqlite://data/",
+                Refused("names a folder"),
+                Refused("has no host"),
+            ),
+            ("sqlite://x%FF.db", Refused("UTF-8"), Refused("has no host")),
+            ("sqlite:x%00.db", Refused("NUL"), Refused("NUL")),
+            (
+                "calista.db",
+                Refused("sqlite://file.db"),
+                Refused("sqlite:///file.db"),
+            ),
+        ];
+        for (text, application, program) in &table {
+            check(text, UrlConvention::Sqlx, application);
+            check(text, UrlConvention::SqlAlchemy, program);
+        }
+        // The library's `parse` is an application's.
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/app.db", Path::new(CWD)),
+            Ok(DatabaseUrl::Sqlite(SqliteTarget::File(
+                "/var/app.db".into()
+            )))
+        );
+    }
+
+    /// Every SQLite URL an application's reading accepts names what sqlx itself opens.
+    #[test]
+    fn an_applications_reading_is_what_sqlx_opens() {
+        for text in [
+            "sqlite://data.db",
+            "sqlite:data.db",
+            "sqlite://./data.db",
+            "sqlite://db/orders.db",
+            "sqlite:///var/app.db",
+            "sqlite:////var/app.db",
+            "sqlite:/var/app.db",
+            "sqlite://my%20data.db",
+            "sqlite://a%3Fb%23c.db",
+            "sqlite://second.db?mode=rwc",
+            "sqlite:x.db?mode=rw&cache=shared",
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+            "sqlite://x.db?mode=memory",
+        ] {
+            let sqlx = sqlx::sqlite::SqliteConnectOptions::from_str(text)
+                .unwrap_or_else(|e| panic!("{text}: sqlx refuses it: {e}"));
+            let ours = DatabaseUrl::parse(text, Path::new(CWD));
+            // sqlx keeps this to itself but for its `Debug` form.
+            let in_memory = format!("{sqlx:?}").contains("in_memory: true");
+            match ours {
+                Ok(DatabaseUrl::Sqlite(SqliteTarget::Memory)) => assert!(in_memory, "{text}"),
+                Ok(DatabaseUrl::Sqlite(SqliteTarget::File(path))) => {
+                    assert!(!in_memory, "{text}");
+                    assert_eq!(path, Path::new(CWD).join(sqlx.get_filename()), "{text}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn memory_forms_are_in_memory() {
         for memory in [
@@ -727,11 +1123,14 @@ mod tests {
             "/tmp/tab\there.db",
         ] {
             let target = DatabaseUrl::Sqlite(SqliteTarget::File(PathBuf::from(path)));
-            assert_eq!(
-                DatabaseUrl::parse(&target.to_string(), Path::new("/elsewhere")),
-                Ok(target.clone()),
-                "{path} shown as {target}"
-            );
+            // A file is shown with an absolute path, which both conventions read alike.
+            for convention in [UrlConvention::SqlAlchemy, UrlConvention::Sqlx] {
+                assert_eq!(
+                    DatabaseUrl::parse_as(&target.to_string(), Path::new("/elsewhere"), convention),
+                    Ok(target.clone()),
+                    "{path} shown as {target}, read by {convention:?}"
+                );
+            }
         }
         assert_eq!(
             DatabaseUrl::Sqlite(SqliteTarget::File("/var/x.db".into())).to_string(),

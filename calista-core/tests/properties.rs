@@ -214,7 +214,9 @@ mod urls {
         #[test]
         fn url_parser_and_redaction_never_panic(text in any::<String>(), prefix in prop::sample::select(vec!["", "postgres://", "postgresql+psycopg://", "sqlite:", "sqlite:///", "sqlite:////"])) {
             let text = format!("{prefix}{text}");
-            let _ = DatabaseUrl::parse(&text, Path::new("/app"));
+            for convention in [url::UrlConvention::Sqlx, url::UrlConvention::SqlAlchemy] {
+                let _ = DatabaseUrl::parse_as(&text, Path::new("/app"), convention);
+            }
             let _ = url::redact(&text);
         }
 

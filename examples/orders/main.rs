@@ -1,15 +1,19 @@
-//! A small shop that embeds CALISTA's migrations for its own schema.
+//! A small shop that embeds CALISTA's migrations for its own schema, on its one pool.
 //!
 //! ```sh
-//! cargo run --example orders                                   # a SQLite file in the temp folder
-//! ORDERS_DB_URL=postgres://postgres@127.0.0.1/shop cargo run --example orders
+//! cargo run --example orders                                      # a SQLite file in the temp folder
+//! ORDERS_DB_URL=sqlite://orders.db cargo run --example orders    # the URL as sqlx reads it
 //! ```
 //!
-//! It checks the schema explicitly at start-up with `Migrator::ensure_schema` (upgrading,
-//! since this example opts in), then serves two handlers marked `#[calista::requires_db]`.
+//! It opens its pool, checks the schema explicitly at start-up with
+//! `MIGRATIONS.ensure_schema_with(&pool, …)` (upgrading, since this example opts in), then
+//! hands the same pool to `App::from_pool` and serves two handlers marked
+//! `#[calista::requires_db]`, which query it. A `PgPool` is handed over the same way.
 
-use calista::url::DatabaseUrl;
-use calista::{App, Ensured, Migrator, Policy, Pool};
+use std::str::FromStr;
+
+use calista::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use calista::{App, Ensured, Policy};
 
 /// The shop's migrations, checked at build time, from `examples/orders/migrations`.
 static MIGRATIONS: calista::Migrations = calista::migrations!("examples/orders/migrations");
@@ -19,7 +23,6 @@ static MIGRATIONS: calista::Migrations = calista::migrations!("examples/orders/m
 enum ShopError {
     Db(calista::Error),
     Query(calista::sqlx::Error),
-    Url(calista::url::UrlError),
 }
 
 impl From<calista::Error> for ShopError {
@@ -39,54 +42,28 @@ impl std::fmt::Display for ShopError {
         match self {
             Self::Db(e) => write!(f, "{e}"),
             Self::Query(e) => write!(f, "query failed: {e}"),
-            Self::Url(e) => write!(f, "{e}"),
         }
     }
 }
 
 /// Records an order.
 #[calista::requires_db]
-async fn place_order(customer: &str, total: f64) -> Result<(), ShopError> {
-    let db = calista::db().await?;
-    let sql = "INSERT INTO orders (customer, total) VALUES ($1, $2)";
-    match db.pool() {
-        Pool::Postgres(pool) => {
-            calista::sqlx::query(sql)
-                .bind(customer)
-                .bind(total)
-                .execute(pool)
-                .await?;
-        }
-        Pool::Sqlite(pool) => {
-            calista::sqlx::query(sql)
-                .bind(customer)
-                .bind(total)
-                .execute(pool)
-                .await?;
-        }
-    }
+async fn place_order(pool: &SqlitePool, customer: &str, total: f64) -> Result<(), ShopError> {
+    calista::sqlx::query("INSERT INTO orders (customer, total) VALUES ($1, $2)")
+        .bind(customer)
+        .bind(total)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
 /// How many orders a customer has.
 #[calista::requires_db]
-async fn count_orders(customer: &str) -> Result<i64, ShopError> {
-    let db = calista::db().await?;
-    let sql = "SELECT count(*) FROM orders WHERE customer = $1";
-    let count = match db.pool() {
-        Pool::Postgres(pool) => {
-            calista::sqlx::query_scalar(sql)
-                .bind(customer)
-                .fetch_one(pool)
-                .await?
-        }
-        Pool::Sqlite(pool) => {
-            calista::sqlx::query_scalar(sql)
-                .bind(customer)
-                .fetch_one(pool)
-                .await?
-        }
-    };
+async fn count_orders(pool: &SqlitePool, customer: &str) -> Result<i64, ShopError> {
+    let count = calista::sqlx::query_scalar("SELECT count(*) FROM orders WHERE customer = $1")
+        .bind(customer)
+        .fetch_one(pool)
+        .await?;
     Ok(count)
 }
 
@@ -97,27 +74,23 @@ fn show(revision: Option<calista::Revision>) -> String {
 #[tokio::main]
 async fn main() -> Result<(), ShopError> {
     let default = format!(
-        "sqlite:///{}",
+        "sqlite://{}",
         std::env::temp_dir()
             .join("calista-orders-example.db")
             .display()
     );
-    let text = std::env::var("ORDERS_DB_URL").unwrap_or(default);
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let url = DatabaseUrl::parse(&text, &cwd).map_err(ShopError::Url)?;
+    let url = std::env::var("ORDERS_DB_URL").unwrap_or(default);
+    // The shop's one pool; calista reads and migrates the same file.
+    let options = SqliteConnectOptions::from_str(&url)?.create_if_missing(true);
+    let pool = SqlitePoolOptions::new().connect_with(options).await?;
     println!("database: {url}");
 
     // Explicit check at start-up; this example opts in to upgrading (a shop's own choice).
-    let db = calista::Database::connect(&url, calista::DatabaseOptions::default())?;
     let policy = Policy {
         auto_upgrade: true,
         ..Policy::default()
     };
-    match Migrator::new(&MIGRATIONS, &db)
-        .with_policy(policy.clone())
-        .ensure_schema()
-        .await?
-    {
+    match MIGRATIONS.ensure_schema_with(&pool, &policy).await? {
         Ensured::UpToDate { current, .. } => println!("schema up to date at {}", show(current)),
         Ensured::Upgraded(report) => {
             println!(
@@ -129,12 +102,14 @@ async fn main() -> Result<(), ShopError> {
         }
         _ => {}
     }
-    db.close().await;
 
-    // From here on, handlers acquire the database through #[requires_db].
-    App::new(&MIGRATIONS, url).policy(policy).install()?;
-    place_order("ada", 42.5).await?;
-    place_order("ada", 7.0).await?;
-    println!("ada has {} orders", count_orders("ada").await?);
+    // From here on, handlers acquire the database through #[requires_db], on this pool.
+    App::from_pool(&MIGRATIONS, &pool)
+        .policy(policy)
+        .install()?;
+    place_order(&pool, "ada", 42.5).await?;
+    place_order(&pool, "ada", 7.0).await?;
+    println!("ada has {} orders", count_orders(&pool, "ada").await?);
+    pool.close().await;
     Ok(())
 }

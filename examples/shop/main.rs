@@ -10,9 +10,11 @@
 
 use std::process::ExitCode;
 
+use calista::Ensured;
 use calista::cli::{Db, DbArgs};
 use calista::settings::{AppNames, Flags};
-use calista::{Ensured, Pool};
+use calista::sqlx::{self, SqlitePool, sqlite::SqliteConnectOptions};
+use calista::url::{DatabaseUrl, SqliteTarget};
 use clap::{Parser, Subcommand};
 
 /// The shop's migrations, checked at build time.
@@ -58,15 +60,25 @@ async fn main() -> ExitCode {
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The shop's own work, on a pool it opens itself: the guard runs on that pool in one
-/// line, under the policy its settings give (`SHOP_AUTO_UPGRADE=1` upgrades instead of
-/// refusing, and a refusal says `shop db upgrade`).
+/// The shop's own work, on its one pool, opened on the database its settings name (the URL
+/// read as sqlx reads it): the guard runs on that pool in one line, under the policy its
+/// settings give (`SHOP_AUTO_UPGRADE=1` upgrades instead of refusing, and a refusal says
+/// `shop db upgrade`).
 async fn order(customer: &str, total: f64) -> Result<i64, Error> {
     let names = AppNames::new("shop");
     let settings = calista::settings::resolve_from_process(&names, &Flags::default())?;
-    let db = calista::Database::connect(&settings.db_url.value, settings.database_options())?;
+    let DatabaseUrl::Sqlite(SqliteTarget::File(file)) = &settings.db_url.value else {
+        return Err(
+            "the shop keeps its orders in a SQLite file: set SHOP_DB_URL to sqlite://shop.db"
+                .into(),
+        );
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await?;
     let ensured = MIGRATIONS
-        .ensure_schema_with(db.pool(), &settings.policy(&names))
+        .ensure_schema_with(&pool, &settings.policy(&names))
         .await?;
     for notice in ensured.notices() {
         eprintln!("notice: {notice}");
@@ -74,32 +86,15 @@ async fn order(customer: &str, total: f64) -> Result<i64, Error> {
     if let Ensured::Upgraded(report) = &ensured {
         eprintln!("upgraded the schema: {} migrations", report.steps.len());
     }
-    let insert = "INSERT INTO orders (customer, total) VALUES ($1, $2)";
-    let count = "SELECT count(*) FROM orders WHERE customer = $1";
-    let orders = match db.pool() {
-        Pool::Postgres(pool) => {
-            calista::sqlx::query(insert)
-                .bind(customer)
-                .bind(total)
-                .execute(pool)
-                .await?;
-            calista::sqlx::query_scalar(count)
-                .bind(customer)
-                .fetch_one(pool)
-                .await?
-        }
-        Pool::Sqlite(pool) => {
-            calista::sqlx::query(insert)
-                .bind(customer)
-                .bind(total)
-                .execute(pool)
-                .await?;
-            calista::sqlx::query_scalar(count)
-                .bind(customer)
-                .fetch_one(pool)
-                .await?
-        }
-    };
-    db.close().await;
+    sqlx::query("INSERT INTO orders (customer, total) VALUES ($1, $2)")
+        .bind(customer)
+        .bind(total)
+        .execute(&pool)
+        .await?;
+    let orders = sqlx::query_scalar("SELECT count(*) FROM orders WHERE customer = $1")
+        .bind(customer)
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
     Ok(orders)
 }

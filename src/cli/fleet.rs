@@ -63,7 +63,7 @@ pub(crate) async fn run(
     }
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure("cannot read the current directory", e))?;
-    let all = fleet::Targets::read(file, &cwd)?;
+    let all = fleet::Targets::read_as(file, &cwd, context.names().url_convention)?;
     let targets = match args.shard {
         Some(shard) => all.shard(shard),
         None => all.clone(),

@@ -11,10 +11,13 @@ use sqlx::{Connection, Executor, PgConnection};
 /// Where tests find PostgreSQL when `CALISTA_TEST_PG_URL` is not set: the library's.
 pub use calista::testing::DEFAULT_PG_URL;
 
-/// The URL of the server's maintenance database, from `CALISTA_TEST_PG_URL`, as the
-/// library's test databases read it.
+/// The URL of the server's maintenance database, as the library's test databases find it:
+/// the crate's own variable, else `CALISTA_TEST_PG_URL`, else the default.
 pub fn pg_admin_url() -> String {
-    std::env::var(calista::testing::PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
+    match calista::testing::TestProject::of_running_crate().server() {
+        Ok(server) => server.expose_secret().to_owned(),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// `url` with its database name replaced, as the library's URLs do it.
@@ -441,6 +444,25 @@ impl Drop for LoginRole {
             eprintln!("note: could not drop the test role {}", self.name);
         }
     }
+}
+
+/// Runs ignored tests of this test binary in a child process, with `args` (a filter,
+/// `--exact`, …) and set up by `configure` (its variables, its folder): whether they
+/// passed, and all they printed.
+pub fn run_ignored_tests(
+    args: &[&str],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (bool, String) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(args).args(["--ignored", "--nocapture"]);
+    configure(&mut command);
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }
 
 /// A small deterministic generator for tests that pick random moments; print its seed with

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use calista::backup::BackupPolicy;
-use calista::testing::{TestDatabase, TestOptions};
+use calista::testing::{TestDatabase, TestOptions, TestProject};
 use calista::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 use calista::{Database, DatabaseOptions, Migrations, Migrator, Policy, UpgradeTarget};
 use sqlx::{Connection, PgConnection};
@@ -32,6 +32,14 @@ fn policy() -> Policy {
             reason: "benchmark".to_owned(),
         },
         ..Policy::default()
+    }
+}
+
+/// The test databases of project `calista`, whose names [`settle`] looks for.
+fn options() -> TestOptions {
+    TestOptions {
+        project: TestProject::new("calista"),
+        ..TestOptions::default()
     }
 }
 
@@ -83,7 +91,7 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
         let apply_reps = if n >= 1000 { reps.min(3) } else { reps };
 
         // PostgreSQL. The first call builds the template (once per set, not counted).
-        let first = TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?;
+        let first = TestDatabase::postgres_on(&migrations, &server, options()).await?;
         let template = first.template().to_owned();
         drop(first);
         let (mut floor, mut testing, mut clone, mut apply) =
@@ -94,8 +102,7 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
             floor.push(pg_timed(&server, Made::Empty, i).await?);
             settle(&server, &template).await?;
             let started = Instant::now();
-            let test_db =
-                TestDatabase::postgres_on(&migrations, &server, TestOptions::default()).await?;
+            let test_db = TestDatabase::postgres_on(&migrations, &server, options()).await?;
             ready(test_db.database()).await?;
             testing.push(started.elapsed());
             drop(test_db);
@@ -110,7 +117,7 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
         side_row("no spare ready: a clone of the template", &clone, &floor);
 
         // SQLite.
-        let first = TestDatabase::sqlite(&migrations).await?;
+        let first = TestDatabase::sqlite_with(&migrations, options()).await?;
         let template = first.template().to_owned();
         drop(first);
         let (mut floor, mut testing, mut copy, mut open, mut apply) =
@@ -130,7 +137,7 @@ async fn run(sizes: &[usize], reps: usize) -> Result<()> {
 
             settle_files(&template).await?;
             let started = Instant::now();
-            let test_db = TestDatabase::sqlite(&migrations).await?;
+            let test_db = TestDatabase::sqlite_with(&migrations, options()).await?;
             ready(test_db.database()).await?;
             testing.push(started.elapsed());
             drop(test_db);

@@ -258,7 +258,7 @@ impl Migrations {
 /// use calista_core::{Database, DatabaseOptions, Migrations, Migrator, UpgradeTarget};
 ///
 /// let migrations = Migrations::from_dir("migrations")?;
-/// let url = calista_core::url::DatabaseUrl::parse("sqlite:///app.db", std::path::Path::new("."))?;
+/// let url = calista_core::url::DatabaseUrl::parse("sqlite://app.db", std::path::Path::new("."))?;
 /// let db = Database::connect(&url, DatabaseOptions::default())?;
 /// let report = Migrator::new(&migrations, &db).upgrade(UpgradeTarget::Head).await?;
 /// println!("{} migrations applied", report.steps.len());

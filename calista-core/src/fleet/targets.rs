@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::url::{self, DatabaseUrl, SqliteTarget};
+use crate::url::{self, DatabaseUrl, SqliteTarget, UrlConvention};
 use crate::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 
 /// One database of a fleet: a URL and, on PostgreSQL, the schema that holds calista's
@@ -123,7 +123,7 @@ pub enum TargetError {
     /// An in-memory SQLite database: gone when its connection closes.
     #[error(
         "an in-memory SQLite database lives only while its connection is open, so a fleet cannot \
-         upgrade it; name a file (sqlite:///tenant.db)"
+         upgrade it; name a file (sqlite:tenant.db)"
     )]
     InMemory,
     /// A schema named for a SQLite database.
@@ -176,23 +176,48 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Parses a targets file's text. A relative SQLite path is relative to `cwd`, as in
-    /// every other URL setting. Two lines naming the same database and schema (the schema
+    /// Parses a targets file's text, its URLs read as an application's sqlx pool reads them
+    /// ([`DatabaseUrl::parse`]). A relative SQLite path is relative to `cwd`, as in every
+    /// other URL setting. Two lines naming the same database and schema (the schema
     /// `calista` when none is named) are an error: one run would wait on its own lock.
     pub fn parse(text: &str, cwd: &Path) -> Result<Self, TargetsError> {
-        Self::parse_named(text, cwd, None)
+        Self::parse_as(text, cwd, UrlConvention::Sqlx)
     }
 
-    /// Reads and parses a targets file; errors name it.
+    /// [`Targets::parse`], its URLs read by `convention` (the `calista` program's:
+    /// SQLAlchemy's, as its other URL settings).
+    pub fn parse_as(
+        text: &str,
+        cwd: &Path,
+        convention: UrlConvention,
+    ) -> Result<Self, TargetsError> {
+        Self::parse_named(text, cwd, convention, None)
+    }
+
+    /// Reads and parses a targets file ([`Targets::parse`]); errors name it.
     pub fn read(path: &Path, cwd: &Path) -> Result<Self, TargetsError> {
+        Self::read_as(path, cwd, UrlConvention::Sqlx)
+    }
+
+    /// [`Targets::read`], its URLs read by `convention`.
+    pub fn read_as(
+        path: &Path,
+        cwd: &Path,
+        convention: UrlConvention,
+    ) -> Result<Self, TargetsError> {
         let text = std::fs::read_to_string(path).map_err(|source| TargetsError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse_named(&text, cwd, Some(path))
+        Self::parse_named(&text, cwd, convention, Some(path))
     }
 
-    fn parse_named(text: &str, cwd: &Path, path: Option<&Path>) -> Result<Self, TargetsError> {
+    fn parse_named(
+        text: &str,
+        cwd: &Path,
+        convention: UrlConvention,
+        path: Option<&Path>,
+    ) -> Result<Self, TargetsError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut list = Vec::new();
         let mut bad = Vec::new();
@@ -219,7 +244,7 @@ impl Targets {
                     continue;
                 }
             };
-            let target = DatabaseUrl::parse(url, cwd)
+            let target = DatabaseUrl::parse_as(url, cwd, convention)
                 .map_err(TargetError::from)
                 .and_then(|parsed| Target::checked(parsed, schema, url));
             match target {
@@ -372,8 +397,9 @@ mod tests {
 
     use super::*;
 
+    /// As the `calista` program reads a targets file.
     fn parse(text: &str) -> Result<Targets, TargetsError> {
-        Targets::parse(text, Path::new("/srv/app"))
+        Targets::parse_as(text, Path::new("/srv/app"), UrlConvention::SqlAlchemy)
     }
 
     fn bad_lines(text: &str) -> Vec<BadLine> {

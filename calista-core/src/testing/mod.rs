@@ -4,58 +4,74 @@
 //!
 //! ```no_run
 //! # async fn orders_start_empty() -> Result<(), Box<dyn std::error::Error>> {
+//! use calista_core::sqlx;
 //! use calista_core::testing::TestDatabase;
 //!
 //! // In an application: `static MIGRATIONS: calista::Migrations = calista::migrations!();`
 //! let migrations = calista_core::Migrations::from_dir("migrations")?;
 //! let test_db = TestDatabase::sqlite(&migrations).await?; // or ::postgres(&migrations)
-//! let pool = test_db.database().sqlite_pool().ok_or("not SQLite")?;
-//! let orders: i64 = calista_core::sqlx::query_scalar("SELECT count(*) FROM orders")
-//!     .fetch_one(pool)
+//! let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+//!     .fetch_one(test_db.any_pool()) // the same SQL on either backend
 //!     .await?;
 //! assert_eq!(orders, 0);
 //! # Ok(()) }
 //! ```
 //!
+//! # Names
+//!
+//! Every database and file made here starts with its project's prefix ([`TestProject`]:
+//! by default the name of the crate whose tests run, `my-app` giving `my_app`), so that
+//! projects sharing a server and a temporary folder never use, nor clean up, each other's.
+//! Below, `<prefix>` is that prefix.
+//!
 //! # Constant time
 //!
 //! The migrations run once per set, not once per test: the first test builds a *template*
 //! keyed by the set's chained digest at the target revision (and the schema name) — a
-//! PostgreSQL database `calista_tpl_<key>`, a SQLite file `calista_tpl_<key>.db` in the
-//! temporary folder. Editing, adding or removing a migration changes the key, so a stale
-//! template is never used. The template is built under a lock that holds across threads,
-//! test binaries and processes (a PostgreSQL advisory lock on the server, an exclusive lock
-//! on a file beside the SQLite template), under another name, renamed when complete, so a
-//! build that was interrupted is never used.
+//! PostgreSQL database `<prefix>_tpl_<key>`, a SQLite file `<prefix>_tpl_<key>.db` (and its
+//! lock file, `.lock`) in the temporary folder. Editing, adding or removing a migration
+//! changes the key, so a stale template is never used. The template is built under a lock
+//! that holds across threads, test binaries and processes (a PostgreSQL advisory lock on
+//! the server, an exclusive lock on the file beside the SQLite template), under another
+//! name, renamed when complete, so a build that was interrupted is never used.
 //!
 //! Copying a template still costs time in proportion to its tables and indexes, so a
 //! background thread keeps [`DEFAULT_SPARES`] complete copies of each template in use
 //! ([`SPARES_VARIABLE`] sets how many; `0` turns them off): databases
-//! `calista_spare_<key>_…` made with `CREATE DATABASE … TEMPLATE`, or files of that name.
-//! A test *claims* one by renaming it to its own name — one catalog update, or one file
-//! rename, whatever the schema; a rename succeeds for one claimant only, so tests of
-//! several threads and test binaries never share one. A test that finds no spare copies
-//! the template itself. Spares left when the tests end serve the next run.
+//! `<prefix>_spare_<key>_…` made with `CREATE DATABASE … TEMPLATE`, or files
+//! `<prefix>_spare_<key>_<n>.db` (with a lock file `<prefix>_spare_<key>_lock`). A test
+//! *claims* one by renaming it to its own name, `<prefix>_test_…` — one catalog update, or
+//! one file rename, whatever the schema; a rename succeeds for one claimant only, so tests
+//! of several threads and test binaries never share one. A test that finds no spare copies
+//! the template itself.
 //!
-//! A passing test's PostgreSQL database is renamed `calista_trash_…` at once and dropped
-//! behind it. What earlier runs left is cleaned up when the background thread starts:
-//! trash, spares of templates unused for an hour, and templates unused for a week (a
-//! template's last use is recorded in a comment on it, or in the file's modification
-//! time). A failed test's database is kept, under its own name, until you drop it.
+//! # What is left behind
 //!
-//! PostgreSQL is reached through `CALISTA_TEST_PG_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), or the URL given to
-//! [`TestDatabase::postgres_on`]; the role needs `CREATEDB`.
+//! A passing test's PostgreSQL database is renamed `<prefix>_trash_…` at once and dropped
+//! behind it; its SQLite file is deleted. After a run, what stays is bounded whatever the
+//! number of runs: per template in use, the template and its spares (which serve the next
+//! run), and the `<prefix>_trash_…` databases the run ended too soon to drop. The first
+//! test of the next run of the same project drops that trash, the spares of templates
+//! unused for an hour and the templates unused for a week (a template's last use is
+//! recorded in a comment on it, or in the file's modification time). A failed test's
+//! database is kept, under its own name, until you drop it.
+//!
+//! PostgreSQL is reached through the project's variable (`MY_APP_TEST_PG_URL`), else
+//! [`FALLBACK_PG_URL_VARIABLE`], else [`DEFAULT_PG_URL`] ([`TestProject::server`]), or the
+//! URL given to [`TestDatabase::postgres_on`]; the role needs `CREATEDB`.
 
+mod project;
 mod run;
 
+pub use project::{DEFAULT_PG_URL, FALLBACK_PG_URL_VARIABLE, TestProject};
 pub use run::{Backend, TestOutcome};
 #[doc(hidden)]
 pub use run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
 
 use std::path::{Path, PathBuf};
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, AssertSqlSafe, Connection, PgConnection};
 
 use crate::backend::postgres::describe;
 use crate::backup::BackupPolicy;
@@ -72,11 +88,6 @@ mod spare_files;
 mod spares;
 pub use spares::{DEFAULT_SPARES, SPARES_VARIABLE};
 
-/// Where [`TestDatabase::postgres`] finds the server.
-pub const PG_URL_VARIABLE: &str = "CALISTA_TEST_PG_URL";
-/// The server when [`PG_URL_VARIABLE`] is not set.
-pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 /// What a test database is made from.
 #[derive(Debug, Clone, Default)]
 pub struct TestOptions {
@@ -84,6 +95,9 @@ pub struct TestOptions {
     pub revision: Option<Revision>,
     /// Connection settings (the PostgreSQL schema, timeouts, pool size).
     pub database: DatabaseOptions,
+    /// Whose databases: their names' prefix and the test server's variable (default: the
+    /// crate whose tests run).
+    pub project: TestProject,
 }
 
 /// A database made for one test. Dropping it drops the database, unless the thread is
@@ -91,20 +105,31 @@ pub struct TestOptions {
 #[derive(Debug)]
 pub struct TestDatabase {
     db: Database,
+    /// The same database through sqlx's `Any` driver, connected when first used.
+    any: AnyPool,
     scratch: Scratch,
     template: String,
 }
 
 #[derive(Debug)]
 enum Scratch {
-    Postgres { server: PostgresUrl, name: String },
-    Sqlite { file: PathBuf },
+    Postgres {
+        server: PostgresUrl,
+        project: TestProject,
+        name: String,
+    },
+    Sqlite {
+        file: PathBuf,
+    },
 }
 
 impl TestDatabase {
-    /// A PostgreSQL database at head, on the server of `CALISTA_TEST_PG_URL`.
+    /// A PostgreSQL database at head, on the test server of the crate whose tests run
+    /// ([`TestProject::server`]: `MYAPP_TEST_PG_URL`, else `CALISTA_TEST_PG_URL`, else
+    /// the default).
     pub async fn postgres(migrations: &Migrations) -> Result<Self, Error> {
-        Self::postgres_on(migrations, &run::server_from_env()?, TestOptions::default()).await
+        let options = TestOptions::default();
+        Self::postgres_on(migrations, &options.project.server()?, options).await
     }
 
     /// A PostgreSQL database on `server`, made as `options` say.
@@ -113,25 +138,29 @@ impl TestDatabase {
         server: &PostgresUrl,
         options: TestOptions,
     ) -> Result<Self, Error> {
+        let project = &options.project;
         let key = template_key(migrations, &options)?;
-        let template = format!("{}{key}", spares::TEMPLATE);
-        let name = scratch::unique_name("calista_test");
+        let template = project.template(&key);
+        let name = scratch::unique_name(&project.test_name());
         // A spare exists only once its template does: claiming one needs no other check.
-        if !spares::claim(server, &key, &name).await {
+        if !spares::claim(server, project, &key, &name).await {
             let mut admin = scratch::admin(server).await?;
             ensure_postgres_template(&mut admin, server, migrations, &options, &template).await?;
             scratch::create_database(&mut admin, &name, Some(&template)).await?;
             let _ = admin.close().await;
         }
-        spares::refill(server, &template, &key);
-        let url = DatabaseUrl::Postgres(server.with_database(&name));
+        spares::refill(server, project, &template, &key);
+        let url = server.with_database(&name);
+        let any = any_pool(&any_postgres_url(&url, &options.database.schema))?;
         let scratch = Scratch::Postgres {
             server: server.clone(),
+            project: project.clone(),
             name,
         };
-        let db = Database::connect(&url, options.database)?;
+        let db = Database::connect(&DatabaseUrl::Postgres(url), options.database)?;
         Ok(Self {
             db,
+            any,
             scratch,
             template,
         })
@@ -144,11 +173,12 @@ impl TestDatabase {
 
     /// A SQLite file made as `options` say.
     pub async fn sqlite_with(migrations: &Migrations, options: TestOptions) -> Result<Self, Error> {
+        let project = &options.project;
         let key = template_key(migrations, &options)?;
-        let template = std::env::temp_dir().join(format!("{}{key}.db", spares::TEMPLATE));
-        let file = scratch::sqlite_path("calista_test");
+        let template = std::env::temp_dir().join(format!("{}.db", project.template(&key)));
+        let file = scratch::sqlite_path(&project.test_name());
         // A spare exists only once its template does: claiming one needs no other check.
-        if !spare_files::claim(&key, &file) {
+        if !spare_files::claim(project, &key, &file) {
             ensure_sqlite_template(migrations, &options, &template).await?;
             std::fs::copy(&template, &file).map_err(|e| {
                 Error::Setup(format!(
@@ -158,21 +188,44 @@ impl TestDatabase {
                 ))
             })?;
         }
-        spare_files::refill(&template, &key);
+        spare_files::refill(project, &template, &key);
+        let any = any_pool(&any_sqlite_url(&file))?;
         let db = Database::connect(
             &DatabaseUrl::Sqlite(SqliteTarget::File(file.clone())),
             options.database,
         )?;
         Ok(Self {
             db,
+            any,
             scratch: Scratch::Sqlite { file },
             template: template.display().to_string(),
         })
     }
 
-    /// The database: its pool for the test's queries.
+    /// The database: its typed pool (`database().pool()`, a [`crate::Pool`]) for the
+    /// test's queries, and what the migrator takes.
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// The same database through sqlx's `Any` driver, so that one SQL text runs on either
+    /// backend without a `match` per query:
+    ///
+    /// ```no_run
+    /// # async fn t(db: &calista_core::testing::TestDatabase) -> Result<(), calista_core::sqlx::Error> {
+    /// use calista_core::sqlx;
+    ///
+    /// sqlx::query("INSERT INTO orders (customer) VALUES ($1)").bind("ada").execute(db.any_pool()).await?;
+    /// let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(db.any_pool()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `$1`, `$2`, … bind on both backends (in order of appearance on SQLite). `Any` decodes
+    /// booleans, integers, floats, text and bytes; other types (timestamps, UUIDs, numeric)
+    /// need the typed pool, or a cast in the SQL. On PostgreSQL its sessions have the
+    /// schema first on `search_path`, as the typed pool's do.
+    pub fn any_pool(&self) -> &AnyPool {
+        &self.any
     }
 
     /// Its URL, password redacted.
@@ -199,8 +252,12 @@ impl Drop for TestDatabase {
         }
         match &self.scratch {
             Scratch::Sqlite { file } => scratch::remove_sqlite(file),
-            Scratch::Postgres { server, name } => {
-                let (server, name) = (server.clone(), name.clone());
+            Scratch::Postgres {
+                server,
+                project,
+                name,
+            } => {
+                let (server, project, name) = (server.clone(), project.clone(), name.clone());
                 // Drop may run inside a runtime or outside one: a thread of its own runs the
                 // async work. Both ways end the test's pool connections first.
                 let dropped = std::thread::spawn(move || {
@@ -209,7 +266,7 @@ impl Drop for TestDatabase {
                         .build()
                         .ok()?;
                     runtime.block_on(async {
-                        if spares::discard(&server, &name).await {
+                        if spares::discard(&server, &project, &name).await {
                             return Some(());
                         }
                         let mut admin = scratch::admin(&server).await.ok()?;
@@ -223,6 +280,45 @@ impl Drop for TestDatabase {
             }
         }
     }
+}
+
+/// A pool through sqlx's `Any` driver on `url`, connected when first used.
+fn any_pool(url: &str) -> Result<AnyPool, Error> {
+    sqlx::any::install_default_drivers();
+    let options: AnyConnectOptions = url.parse().map_err(|e| {
+        Error::Setup(format!(
+            "sqlx's Any driver cannot read the test database's URL: {e}"
+        ))
+    })?;
+    Ok(AnyPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy_with(options))
+}
+
+/// The test database's URL for the `Any` driver: with the schema first on `search_path`,
+/// as the typed pool has it.
+fn any_postgres_url(url: &PostgresUrl, schema: &str) -> String {
+    let search_path = encode(&format!("\"{schema}\", public"));
+    let url = url.expose_secret();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options%5Bsearch_path%5D={search_path}")
+}
+
+/// A SQLite file's URL, as sqlx reads it.
+fn any_sqlite_url(file: &Path) -> String {
+    format!("sqlite://{}", encode(&file.to_string_lossy()))
+}
+
+/// `%XX` for everything but unreserved characters and `/`, which a path keeps.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The template's name part: the chained digest at the target revision, with the schema.

@@ -4,29 +4,27 @@
 
 use std::any::Any;
 use std::fmt::Debug;
-use std::path::Path;
 
 use sqlx::{PgPool, SqlitePool};
 
-use super::{DEFAULT_PG_URL, PG_URL_VARIABLE, TestDatabase, TestOptions};
+use super::{TestDatabase, TestOptions, TestProject};
 use crate::database::Database;
 use crate::error::{Error, ServerMessage, with_causes};
 use crate::migration::Migrations;
 use crate::naming::Revision;
-use crate::url::{DatabaseUrl, PostgresUrl};
 
 /// The backend a test database is made on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// A database on the server of `CALISTA_TEST_PG_URL`.
+    /// A database on the project's test server ([`TestProject::server`]).
     Postgres,
     /// A file in the temporary folder.
     Sqlite,
 }
 
 impl TestDatabase {
-    /// A database on `backend` made as `options` say: on PostgreSQL, on the server of
-    /// `CALISTA_TEST_PG_URL` ([`TestDatabase::postgres_on`]); on SQLite, a file
+    /// A database on `backend` made as `options` say: on PostgreSQL, on the test server of
+    /// `options.project` ([`TestDatabase::postgres_on`]); on SQLite, a file
     /// ([`TestDatabase::sqlite_with`]).
     pub async fn on(
         backend: Backend,
@@ -34,20 +32,12 @@ impl TestDatabase {
         options: TestOptions,
     ) -> Result<Self, Error> {
         match backend {
-            Backend::Postgres => Self::postgres_on(migrations, &server_from_env()?, options).await,
+            Backend::Postgres => {
+                let server = options.project.server()?;
+                Self::postgres_on(migrations, &server, options).await
+            }
             Backend::Sqlite => Self::sqlite_with(migrations, options).await,
         }
-    }
-}
-
-/// The test server: `CALISTA_TEST_PG_URL`, or the default.
-pub(super) fn server_from_env() -> Result<PostgresUrl, Error> {
-    let text = std::env::var(PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
-    match DatabaseUrl::parse(&text, Path::new(".")) {
-        Ok(DatabaseUrl::Postgres(server)) => Ok(server),
-        _ => Err(Error::Setup(format!(
-            "{PG_URL_VARIABLE} must be a PostgreSQL URL such as {DEFAULT_PG_URL}"
-        ))),
     }
 }
 
@@ -94,23 +84,33 @@ fn shown<E: Debug + 'static>(error: &E) -> String {
     }
 }
 
-/// Runs one test: makes the database on `backend` (at `revision`, or head), runs `body`
-/// on it, and fails the test (a panic, as test failures are) when the database cannot be
-/// made or the body panics or returns `Err`; the database is then kept and its URL
-/// printed. A passing test's database is dropped.
+/// Runs one test: makes the database on `backend` (at `revision`, or head) with the names
+/// and server of `project` (a crate's name, [`TestProject::new`]), runs `body` on it, and
+/// fails the test (a panic, as test failures are) when the database cannot be made or the
+/// body panics or returns `Err`; the database is then kept and its URL printed. A passing
+/// test's database is dropped.
 ///
+/// The failure's panic is reported at the caller, the test the attribute made, not here.
 /// The runtime is tokio's multi-thread runtime, as `#[tokio::main]` builds by default, so
 /// that code under test that spawns tasks or calls `block_in_place` behaves as in the
 /// application; two workers, as tests already run in parallel.
 #[doc(hidden)]
+#[track_caller]
 pub fn run_test<R: TestOutcome>(
     backend: Backend,
     migrations: &Migrations,
     revision: Option<&str>,
+    project: &str,
     body: impl AsyncFnOnce(&TestDatabase) -> R,
 ) {
+    #[allow(clippy::manual_map)] // In a closure, the caller's location would be lost.
+    let revision = match revision {
+        Some(text) => Some(parse_revision(text)),
+        None => None,
+    };
     let options = TestOptions {
-        revision: revision.map(parse_revision),
+        revision,
+        project: TestProject::new(project),
         ..TestOptions::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -121,24 +121,34 @@ pub fn run_test<R: TestOutcome>(
         Ok(runtime) => runtime,
         Err(e) => panic!("cannot start the test's tokio runtime: {e}"),
     };
-    runtime.block_on(async {
-        let test_db = match TestDatabase::on(backend, migrations, options).await {
-            Ok(test_db) => test_db,
-            Err(e) => panic!("{}", setup_failure(backend, &e)),
-        };
-        if let Some(failure) = body(&test_db).await.failure() {
+    // The database is dropped (or kept) in the runtime, where its pools live.
+    let _in_runtime = runtime.enter();
+    let hint = options.project.clone();
+    let ran = runtime.block_on(async {
+        let test_db = TestDatabase::on(backend, migrations, options)
+            .await
+            .map_err(|e| setup_failure(backend, &e, &hint))?;
+        let failure = body(&test_db).await.failure();
+        Ok::<_, String>((test_db, failure))
+    });
+    match ran {
+        Err(setup) => panic!("{setup}"),
+        Ok((test_db, Some(failure))) => {
             // Panicking while `test_db` is held keeps the database and prints its URL.
+            let _held = test_db;
             panic!("the test returned an error: {failure}");
         }
-        drop(test_db);
-    });
+        Ok((test_db, None)) => drop(test_db),
+    }
 }
 
 /// [`run_test`] on PostgreSQL, for a body that takes the pool.
 #[doc(hidden)]
+#[track_caller]
 pub fn run_test_postgres_pool<R: TestOutcome>(
     migrations: &Migrations,
     revision: Option<&str>,
+    project: &str,
     body: impl AsyncFnOnce(PgPool) -> R,
 ) {
     run_test_on_pool(
@@ -146,15 +156,18 @@ pub fn run_test_postgres_pool<R: TestOutcome>(
         Database::postgres_pool,
         migrations,
         revision,
+        project,
         body,
     );
 }
 
 /// [`run_test`] on SQLite, for a body that takes the pool.
 #[doc(hidden)]
+#[track_caller]
 pub fn run_test_sqlite_pool<R: TestOutcome>(
     migrations: &Migrations,
     revision: Option<&str>,
+    project: &str,
     body: impl AsyncFnOnce(SqlitePool) -> R,
 ) {
     run_test_on_pool(
@@ -162,19 +175,22 @@ pub fn run_test_sqlite_pool<R: TestOutcome>(
         Database::sqlite_pool,
         migrations,
         revision,
+        project,
         body,
     );
 }
 
 /// [`run_test`] for a body that takes a handle on the test database's pool.
+#[track_caller]
 fn run_test_on_pool<P: Clone, R: TestOutcome>(
     backend: Backend,
     pool: fn(&Database) -> Option<&P>,
     migrations: &Migrations,
     revision: Option<&str>,
+    project: &str,
     body: impl AsyncFnOnce(P) -> R,
 ) {
-    run_test(backend, migrations, revision, async |test_db| {
+    run_test(backend, migrations, revision, project, async |test_db| {
         let Some(pool) = pool(test_db.database()) else {
             panic!("the {backend:?} test database has no {backend:?} pool");
         };
@@ -183,6 +199,7 @@ fn run_test_on_pool<P: Clone, R: TestOutcome>(
 }
 
 /// The attribute checked the revision's form at build time; this is the same check.
+#[track_caller]
 fn parse_revision(text: &str) -> Revision {
     match Revision::parse(text) {
         Ok(revision) => revision,
@@ -191,16 +208,16 @@ fn parse_revision(text: &str) -> Revision {
 }
 
 /// Why the test database could not be made, and for a server that does not answer, how
-/// to start one.
-fn setup_failure(backend: Backend, error: &Error) -> String {
+/// to start one or which variable names another.
+fn setup_failure(backend: Backend, error: &Error, project: &TestProject) -> String {
     let unreachable = matches!(error, Error::Connect { .. } | Error::Timeout { .. });
     let error = with_causes(error);
     if backend == Backend::Postgres && unreachable {
         format!(
             "cannot make the test database: {error}\n\
              Start PostgreSQL (on Debian: `pg_ctlcluster --skip-systemctl-redirect 15 main start`), \
-             or point {PG_URL_VARIABLE} at a server where this role may create databases \
-             (default {DEFAULT_PG_URL})."
+             or {}.",
+            project.server_hint()
         )
     } else {
         format!("cannot make the test database: {error}")

@@ -1,20 +1,22 @@
 //! Spare copies of a SQLite test template, the file counterpart of [`super::spares`]: a
 //! background thread keeps a few complete copies in numbered slots
-//! (`calista_spare_<key>_<n>.db`, written under a `.partial` name and renamed into the slot
-//! when complete), and a test claims one by renaming it to its own name; a rename succeeds
-//! for one claimant only. Templates record their last use
-//! in their modification time; spares of a template unused for an hour, templates unused
-//! for a week and `.partial` files an hour old are deleted.
+//! (`<prefix>_spare_<key>_<n>.db`, written as `<n>.partial` and renamed into the slot when
+//! complete), and a test claims one by renaming it to its own name; a rename succeeds for
+//! one claimant only. Templates record their last use in their modification time; the
+//! first refill of a project in a process deletes that project's spares of templates
+//! unused for an hour, its templates unused for a week and its `.partial` files an hour
+//! old. Slots and partial copies have fixed names, so runs that end while copying leave
+//! no more behind than one that ends quietly.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Sender};
 use std::time::SystemTime;
 
-use super::spares::{
-    Marked, SPARE, SPARES_KEPT_FOR, TEMPLATE, TEMPLATES_KEPT_FOR, spare_prefix, wanted,
-};
+use super::project::{Kind, TestProject};
+use super::spares::{Marked, SPARES_KEPT_FOR, TEMPLATES_KEPT_FOR, wanted};
 use crate::scratch;
 
 fn folder() -> PathBuf {
@@ -29,24 +31,25 @@ fn slot(prefix: &str, slot: usize) -> PathBuf {
 
 /// Renames one of `key`'s spare files to `file`. `false` when none could be claimed: the
 /// caller copies the template itself.
-pub(super) fn claim(key: &str, file: &Path) -> bool {
-    let prefix = spare_prefix(key);
+pub(super) fn claim(project: &TestProject, key: &str, file: &Path) -> bool {
+    let prefix = project.spare_prefix(key);
     // A slot that is empty, or that another test emptied first, fails the rename.
     (0..wanted()).any(|n| fs::rename(slot(&prefix, n), file).is_ok())
 }
 
 /// Asks the background thread to copy `template` until it has enough spares.
-pub(super) fn refill(template: &Path, key: &str) {
+pub(super) fn refill(project: &TestProject, template: &Path, key: &str) {
     if wanted() == 0 {
         return;
     }
-    static WORKER: OnceLock<Option<Sender<(PathBuf, String)>>> = OnceLock::new();
+    type Job = (TestProject, PathBuf, String);
+    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
     let worker = WORKER.get_or_init(|| {
-        let (sender, jobs) = mpsc::channel::<(PathBuf, String)>();
+        let (sender, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("calista-test-spare-files".to_owned())
             .spawn(move || {
-                clean_up(SystemTime::now());
+                let mut cleaned = HashSet::new();
                 let mut marked = Marked::default();
                 while let Ok(job) = jobs.recv() {
                     // Refills waiting for the same template are one refill.
@@ -56,7 +59,10 @@ pub(super) fn refill(template: &Path, key: &str) {
                             waiting.push(job);
                         }
                     }
-                    for (template, prefix) in waiting {
+                    for (project, template, prefix) in waiting {
+                        if cleaned.insert(project.clone()) {
+                            clean_up(&project, SystemTime::now());
+                        }
                         let done = mark_used(&template, &mut marked)
                             .and_then(|()| make_spares(&template, &prefix));
                         if let Err(e) = done {
@@ -69,7 +75,12 @@ pub(super) fn refill(template: &Path, key: &str) {
             .map(|_| sender)
     });
     if let Some(sender) = worker {
-        let _ = sender.send((template.to_owned(), spare_prefix(key)));
+        let job = (
+            project.clone(),
+            template.to_owned(),
+            project.spare_prefix(key),
+        );
+        let _ = sender.send(job);
     }
 }
 
@@ -98,48 +109,60 @@ fn make_spares(template: &Path, prefix: &str) -> std::io::Result<()> {
         if spare.exists() {
             continue;
         }
-        let partial = folder().join(format!("{prefix}{}.partial", scratch::unique_suffix()));
+        // The slot's own name: a copy that a run left unfinished is overwritten, not added to.
+        let partial = folder().join(format!("{prefix}{n}.partial"));
         fs::copy(template, &partial)?;
         fs::rename(&partial, spare)?;
     }
     Ok(())
 }
 
-/// Deletes spares of templates unused for an hour (or gone), templates unused for a week,
-/// and `.partial` copies an hour old (a process ended while copying).
-fn clean_up(now: SystemTime) {
+/// Deletes `project`'s spares of templates unused for an hour (or gone), its templates
+/// unused for a week (with their lock files), and its `.partial` copies an hour old (a
+/// process ended while copying).
+fn clean_up(project: &TestProject, now: SystemTime) {
     let Ok(entries) = fs::read_dir(folder()) else {
         return;
     };
-    let files: Vec<(String, SystemTime)> = entries
+    // (name, what it is, its extension, last modified)
+    let files: Vec<(String, Kind, String, SystemTime)> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
+            let (stem, extension) = match name.rsplit_once('.') {
+                Some((stem, extension)) => (stem, extension),
+                // A spare slots' lock: `<prefix>_spare_<key>_lock`.
+                None => (name.strip_suffix("lock")?, "lock"),
+            };
+            let kind = project.kind(stem)?;
             let modified = entry.metadata().ok()?.modified().ok()?;
-            Some((name, modified))
+            Some((name.clone(), kind, extension.to_owned(), modified))
         })
-        .filter(|(name, _)| name.starts_with("calista_"))
         .collect();
     let idle = |modified: SystemTime| now.duration_since(modified).unwrap_or_default();
     let mut fresh = Vec::new();
-    for (name, modified) in &files {
-        let Some(key) = name
-            .strip_prefix(TEMPLATE)
-            .and_then(|rest| rest.strip_suffix(".db"))
-        else {
+    for (name, kind, extension, modified) in &files {
+        let Kind::Template(key) = kind else {
             continue;
         };
+        if extension != "db" {
+            continue;
+        }
         if idle(*modified) > TEMPLATES_KEPT_FOR {
-            scratch::remove_sqlite(&folder().join(name));
+            let template = folder().join(name);
+            scratch::remove_sqlite(&template);
+            let _ = fs::remove_file(template.with_extension("lock"));
         } else if idle(*modified) <= SPARES_KEPT_FOR {
-            fresh.push(spare_prefix(key));
+            fresh.push(project.spare_prefix(key));
         }
     }
-    for (name, modified) in &files {
-        let stale_spare = name.starts_with(SPARE)
-            && (name.ends_with(".db") || name.ends_with("_lock"))
+    for (name, kind, extension, modified) in &files {
+        if *kind != Kind::Spare {
+            continue;
+        }
+        let stale_spare = matches!(extension.as_str(), "db" | "lock")
             && !fresh.iter().any(|prefix| name.starts_with(prefix));
-        let stale_partial = name.ends_with(".partial") && idle(*modified) > SPARES_KEPT_FOR;
+        let stale_partial = extension == "partial" && idle(*modified) > SPARES_KEPT_FOR;
         if stale_spare || stale_partial {
             let _ = fs::remove_file(folder().join(name));
         }
@@ -156,20 +179,19 @@ mod tests {
 
     #[test]
     fn old_spares_templates_and_partial_copies_are_deleted() {
+        let calista = TestProject::new("calista");
+        let template = |key: &str| format!("{}.db", calista.template(key));
+        let spare_prefix = |key: &str| calista.spare_prefix(key);
         let now = SystemTime::now();
         let hour = Duration::from_secs(60 * 60);
         let unique = format!("{:08x}", std::process::id());
         let key = |which: char| format!("{unique}{which}fffffff00000000");
         // (file, last modified, whether the clean-up must delete it)
         let files = [
-            (
-                format!("{TEMPLATE}{}.db", key('a')),
-                now - 8 * 24 * hour,
-                true,
-            ),
-            (format!("{TEMPLATE}{}.db", key('b')), now - 2 * hour, false),
+            (template(&key('a')), now - 8 * 24 * hour, true),
+            (template(&key('b')), now - 2 * hour, false),
             (format!("{}1.db", spare_prefix(&key('b'))), now, true),
-            (format!("{TEMPLATE}{}.db", key('c')), now, false),
+            (template(&key('c')), now, false),
             (
                 format!("{}1.db", spare_prefix(&key('c'))),
                 now - 2 * hour,
@@ -189,7 +211,7 @@ mod tests {
                 .set_modified(*modified)
                 .unwrap();
         }
-        clean_up(now);
+        clean_up(&calista, now);
         for (name, _, deleted) in &files {
             let path = folder().join(name);
             assert_eq!(!path.exists(), *deleted, "{name}");

@@ -3,26 +3,28 @@
 //! Cloning a template costs time in proportion to its relations (PostgreSQL copies each
 //! one), so a test that cloned its own database would wait longer the more migrations the
 //! set has. Instead a background thread keeps a few *spares* per template — complete clones
-//! named `calista_spare_<key>_…` — and a test *claims* one by renaming it to its own name,
+//! named `<prefix>_spare_<key>_…` — and a test *claims* one by renaming it to its own name,
 //! which is one catalog update whatever the schema. Only one claimant's rename can succeed,
 //! so tests of several threads and processes never share a spare. A spare is visible only
 //! once its `CREATE DATABASE` has committed, so a claimed spare is always complete; spares
 //! left when the tests end are claimed by the next run.
 //!
-//! A passing test's database is renamed `calista_trash_…` (at once) and dropped by the same
-//! thread afterwards; trash that a process left when it exited is dropped by the next one.
+//! A passing test's database is renamed `<prefix>_trash_…` (at once) and dropped by the same
+//! thread afterwards; trash that a process left when it exited is dropped by the next one
+//! of the same project (the prefix is its [`TestProject`]'s).
 //! Templates record when they were last used (a comment on the database); spares of a
 //! template unused for an hour, and templates unused for a week, are dropped, so editing a
 //! migration (a new template each time) does not fill the server.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::project::{Kind, TestProject};
 use crate::backend::postgres::describe;
 use crate::error::{Error, with_causes};
 use crate::scratch;
@@ -33,9 +35,6 @@ pub const SPARES_VARIABLE: &str = "CALISTA_TEST_SPARES";
 /// The number of spares when [`SPARES_VARIABLE`] is not set.
 pub const DEFAULT_SPARES: usize = 4;
 
-pub(super) const SPARE: &str = "calista_spare_";
-const TRASH: &str = "calista_trash_";
-pub(super) const TEMPLATE: &str = "calista_tpl_";
 /// Spares of a template unused for this long are dropped.
 pub(super) const SPARES_KEPT_FOR: Duration = Duration::from_secs(60 * 60);
 /// Templates unused for this long are dropped.
@@ -51,12 +50,6 @@ pub(super) fn wanted() -> usize {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT_SPARES)
-}
-
-/// The name prefix of `key`'s spares. Names stay within PostgreSQL's 63 bytes: the prefix,
-/// 16 characters of the key, and [`scratch::unique_suffix`].
-pub(super) fn spare_prefix(key: &str) -> String {
-    format!("{SPARE}{}_", key.get(..16).unwrap_or(key))
 }
 
 /// The comment that records a template's last use (seconds since the Unix epoch).
@@ -89,13 +82,18 @@ pub(super) async fn mark_used(admin: &mut PgConnection, template: &str) -> Resul
 /// test opens no connection of its own for it). `false` when none could be claimed (there
 /// are none, other tests took each one first, or the thread cannot reach the server): the
 /// caller then clones the template itself.
-pub(super) async fn claim(server: &PostgresUrl, key: &str, name: &str) -> bool {
+pub(super) async fn claim(
+    server: &PostgresUrl,
+    project: &TestProject,
+    key: &str,
+    name: &str,
+) -> bool {
     if wanted() == 0 {
         return false;
     }
     let (reply, claimed) = oneshot::channel();
     let job = Fast::Claim {
-        prefix: spare_prefix(key),
+        prefix: project.spare_prefix(key),
         name: name.to_owned(),
         reply,
     };
@@ -126,15 +124,16 @@ async fn claim_on(admin: &mut PgConnection, prefix: &str, name: &str) -> Result<
 }
 
 /// Asks the background thread to make spares of `template` until there are enough.
-pub(super) fn refill(server: &PostgresUrl, template: &str, key: &str) {
+pub(super) fn refill(server: &PostgresUrl, project: &TestProject, template: &str, key: &str) {
     if wanted() == 0 {
         return;
     }
     send(
         server,
         Job::Slow(Slow::Refill {
+            project: project.clone(),
             template: template.to_owned(),
-            prefix: spare_prefix(key),
+            prefix: project.spare_prefix(key),
         }),
     );
 }
@@ -142,17 +141,17 @@ pub(super) fn refill(server: &PostgresUrl, template: &str, key: &str) {
 /// Takes a passing test's database out of use: refuses new connections, ends the test's
 /// own, and renames it to trash, which the background thread drops later. `false` when
 /// that could not be done; the caller then drops the database itself.
-pub(super) async fn discard(server: &PostgresUrl, name: &str) -> bool {
+pub(super) async fn discard(server: &PostgresUrl, project: &TestProject, name: &str) -> bool {
     let (reply, discarded) = oneshot::channel();
     let job = Fast::Discard {
         name: name.to_owned(),
+        trash: project.trash(&scratch::unique_suffix()),
         reply,
     };
     send(server, Job::Fast(job)) && discarded.await.unwrap_or(false)
 }
 
-async fn discard_on(admin: &mut PgConnection, name: &str) -> Result<String, Error> {
-    let trash = format!("{TRASH}{}", scratch::unique_suffix());
+async fn discard_on(admin: &mut PgConnection, name: &str, trash: &str) -> Result<(), Error> {
     let steps = [
         format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"),
         format!(
@@ -167,7 +166,7 @@ async fn discard_on(admin: &mut PgConnection, name: &str) -> Result<String, Erro
             .await
             .map_err(|e| describe(e, &format!("setting the test database {name} aside")))?;
     }
-    Ok(trash)
+    Ok(())
 }
 
 /// Work for the background thread: what a test waits for, and what nobody waits for.
@@ -186,14 +185,22 @@ enum Fast {
     },
     Discard {
         name: String,
+        trash: String,
         reply: oneshot::Sender<bool>,
     },
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Slow {
-    Refill { template: String, prefix: String },
-    Drop { name: String },
+    Refill {
+        /// Whose template: what an earlier run of that project left is cleaned up first.
+        project: TestProject,
+        template: String,
+        prefix: String,
+    },
+    Drop {
+        name: String,
+    },
 }
 
 type Queue<T> = mpsc::UnboundedSender<(PostgresUrl, T)>;
@@ -243,7 +250,7 @@ fn work(
 async fn fast_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Fast)>) {
     let mut connections = Connections::default();
     while let Some((server, job)) = jobs.recv().await {
-        let Some(admin) = connections.get(&server, false).await else {
+        let Some(admin) = connections.get(&server, None).await else {
             // Dropping the reply tells the test to do the work itself.
             continue;
         };
@@ -257,10 +264,10 @@ async fn fast_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Fast)>) {
                 let _ = reply.send(matches!(claimed, Ok(true)));
                 claimed.map(drop)
             }
-            Fast::Discard { name, reply } => {
-                let discarded = discard_on(admin, &name).await;
+            Fast::Discard { name, trash, reply } => {
+                let discarded = discard_on(admin, &name, &trash).await;
                 let _ = reply.send(discarded.is_ok());
-                discarded.map(|trash| {
+                discarded.map(|()| {
                     send(&server, Job::Slow(Slow::Drop { name: trash }));
                 })
             }
@@ -292,11 +299,17 @@ async fn slow_lane(mut jobs: mpsc::UnboundedReceiver<(PostgresUrl, Slow)>) {
             .position(|(_, job)| matches!(job, Slow::Refill { .. }))
             .unwrap_or(0);
         let (server, job) = pending.remove(next);
-        let Some(admin) = connections.get(&server, true).await else {
+        let project = match &job {
+            Slow::Refill { project, .. } => Some(project),
+            Slow::Drop { .. } => None,
+        };
+        let Some(admin) = connections.get(&server, project).await else {
             continue;
         };
         let outcome = match &job {
-            Slow::Refill { template, prefix } => {
+            Slow::Refill {
+                template, prefix, ..
+            } => {
                 let marked = if marked.due(template) {
                     mark_used(admin, template).await
                 } else {
@@ -332,31 +345,41 @@ impl Marked {
     }
 }
 
-/// A lane's connections, one per server URL.
+/// A lane's connections, one per server URL, and the projects cleaned up on each.
 #[derive(Default)]
-struct Connections(HashMap<String, PgConnection>);
+struct Connections {
+    open: HashMap<String, PgConnection>,
+    cleaned: HashSet<(String, TestProject)>,
+}
 
 impl Connections {
-    /// The connection to `server`, opened on first use; then, if `clean`, what earlier
-    /// runs left on that server is cleaned up.
-    async fn get(&mut self, server: &PostgresUrl, clean: bool) -> Option<&mut PgConnection> {
-        match self.0.entry(server.expose_secret().to_owned()) {
-            Entry::Occupied(entry) => Some(entry.into_mut()),
-            Entry::Vacant(entry) => {
-                let mut admin = scratch::admin(server).await.ok()?;
-                if clean && let Err(e) = clean_up(&mut admin).await {
-                    tracing::debug!(error = %with_causes(&e), "could not clean up old test databases");
-                }
-                Some(entry.insert(admin))
-            }
+    /// The connection to `server`, opened on first use; then, the first time `project`
+    /// comes with it, what earlier runs of that project left on that server is cleaned up.
+    async fn get(
+        &mut self,
+        server: &PostgresUrl,
+        project: Option<&TestProject>,
+    ) -> Option<&mut PgConnection> {
+        let admin = match self.open.entry(server.expose_secret().to_owned()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(scratch::admin(server).await.ok()?),
+        };
+        if let Some(project) = project
+            && self
+                .cleaned
+                .insert((server.expose_secret().to_owned(), project.clone()))
+            && let Err(e) = clean_up(admin, project).await
+        {
+            tracing::debug!(error = %with_causes(&e), "could not clean up old test databases");
         }
+        Some(admin)
     }
 
     /// After a failure, the connection may be what failed: the next job opens another.
     fn forget_on_error(&mut self, server: &PostgresUrl, outcome: Result<(), Error>) {
         if let Err(e) = outcome {
             tracing::debug!(error = %with_causes(&e), "test database housekeeping failed");
-            self.0.remove(server.expose_secret());
+            self.open.remove(server.expose_secret());
         }
     }
 }
@@ -398,13 +421,14 @@ async fn make_spares(admin: &mut PgConnection, template: &str, prefix: &str) -> 
     made
 }
 
-/// Drops trash, spares of templates unused for an hour (or gone), and templates unused for
-/// a week.
-async fn clean_up(admin: &mut PgConnection) -> Result<(), Error> {
+/// Drops `project`'s trash, spares of its templates unused for an hour (or gone), and its
+/// templates unused for a week.
+async fn clean_up(admin: &mut PgConnection, project: &TestProject) -> Result<(), Error> {
     let databases: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
-         WHERE starts_with(datname, 'calista_')",
+         WHERE starts_with(datname, $1)",
     )
+    .bind(project.prefix())
     .fetch_all(&mut *admin)
     .await
     .map_err(|e| describe(e, "listing old test databases"))?;
@@ -417,20 +441,23 @@ async fn clean_up(admin: &mut PgConnection) -> Result<(), Error> {
     let mut fresh_spare_prefixes = Vec::new();
     let mut drop = Vec::new();
     for (name, comment) in &databases {
-        let Some(key) = name.strip_prefix(TEMPLATE) else {
+        let Some(Kind::Template(key)) = project.kind(name) else {
             continue;
         };
         let idle = unused_for(comment);
         if idle > TEMPLATES_KEPT_FOR {
             drop.push(name.clone());
         } else if idle <= SPARES_KEPT_FOR {
-            fresh_spare_prefixes.push(spare_prefix(key));
+            fresh_spare_prefixes.push(project.spare_prefix(&key));
         }
     }
     for (name, _) in &databases {
-        let stale_spare =
-            name.starts_with(SPARE) && !fresh_spare_prefixes.iter().any(|p| name.starts_with(p));
-        if name.starts_with(TRASH) || stale_spare {
+        let stale = match project.kind(name) {
+            Some(Kind::Trash) => true,
+            Some(Kind::Spare) => !fresh_spare_prefixes.iter().any(|p| name.starts_with(p)),
+            Some(Kind::Template(_)) | None => false,
+        };
+        if stale {
             drop.push(name.clone());
         }
     }
@@ -463,9 +490,14 @@ mod tests {
     #[test]
     fn spare_names_fit_postgres_identifiers() {
         let key = "0123456789abcdef01234567";
-        let name = format!("{}{}", spare_prefix(key), scratch::unique_suffix());
+        let calista = TestProject::new("calista");
+        let name = format!("{}{}", calista.spare_prefix(key), scratch::unique_suffix());
         assert!(name.len() <= 63, "{name} is {} bytes", name.len());
         assert!(name.starts_with("calista_spare_0123456789abcdef_"));
         assert_ne!(scratch::unique_suffix(), scratch::unique_suffix());
+        // The longest prefix, the largest process id, and the counter at its billionth name.
+        let longest = TestProject::new("a-very-long-crate-name");
+        let name = format!("{}4194304_999999999_999999999", longest.spare_prefix(key));
+        assert!(name.len() <= 63, "{name} is {} bytes", name.len());
     }
 }

@@ -13,6 +13,7 @@ pub(crate) fn generate(
         mut function,
         migrations,
         revision,
+        prefix,
         argument,
     }: Test,
 ) -> TokenStream {
@@ -22,7 +23,13 @@ pub(crate) fn generate(
         Some(literal) => quote!(::core::option::Option::Some(#literal)),
         None => quote!(::core::option::Option::None),
     };
-    // Errors about the function's result point at its return type.
+    // The project whose names and test server the databases take: the crate's own.
+    let project = match prefix {
+        Some(literal) => quote!(#literal),
+        None => quote!(::core::env!("CARGO_PKG_NAME")),
+    };
+    // Errors about the function's result, and the panic of a failed test, point at its
+    // return type (the runner reports its panics at its caller).
     let result_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => function.sig.ident.span(),
@@ -35,7 +42,7 @@ pub(crate) fn generate(
         let runner = Ident::new(runner, Span::call_site());
         let migrations = quote_spanned!(migrations.span()=> &#migrations);
         let call = quote_spanned! {result_span=>
-            ::calista::__private::#runner(#lead #migrations, #revision, #name)
+            ::calista::__private::#runner(#lead #migrations, #revision, #project, #name)
         };
         quote! {
             #(#attrs)*

@@ -1,5 +1,6 @@
-//! The attribute's input: the migrations static, an optional revision, and a function the
-//! attribute can go on. Every mistake is reported, all at once, with what to write.
+//! The attribute's input: the migrations static, an optional revision and prefix, and a
+//! function the attribute can go on. Every mistake is reported, all at once, with what to
+//! write.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
@@ -29,7 +30,16 @@ pub(crate) struct Test {
     pub(crate) function: ItemFn,
     pub(crate) migrations: syn::Path,
     pub(crate) revision: Option<LitStr>,
+    /// The start of its databases' names; `None`: the crate's name.
+    pub(crate) prefix: Option<LitStr>,
     pub(crate) argument: Argument,
+}
+
+/// What the attribute's arguments say.
+struct Options {
+    migrations: syn::Path,
+    revision: Option<LitStr>,
+    prefix: Option<LitStr>,
 }
 
 pub(crate) fn parse(args: TokenStream, item: TokenStream) -> Result<Test, TokenStream> {
@@ -51,10 +61,11 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> Result<Test, TokenS
         .and_then(|f| check_function(f, &mut errors));
     errors.finish()?;
     match (options, function, argument) {
-        (Some((migrations, revision)), Some(function), Some(argument)) => Ok(Test {
+        (Some(options), Some(function), Some(argument)) => Ok(Test {
             function,
-            migrations,
-            revision,
+            migrations: options.migrations,
+            revision: options.revision,
+            prefix: options.prefix,
             argument,
         }),
         // Every `None` above pushed an error, so `finish` returned them.
@@ -62,8 +73,8 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> Result<Test, TokenS
     }
 }
 
-/// `MIGRATIONS` or `MIGRATIONS, revision = "YYYYMMDD_HHMM"`.
-fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<(syn::Path, Option<LitStr>)> {
+/// `MIGRATIONS`, then optionally `revision = "YYYYMMDD_HHMM"` and `prefix = "…"`.
+fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<Options> {
     if args.is_empty() {
         errors.push(syn::Error::new(
             Span::call_site(),
@@ -100,8 +111,19 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<(syn::Path, Opti
         }
     };
     let mut revision: Option<LitStr> = None;
+    let mut prefix: Option<LitStr> = None;
     for item in items {
         match item {
+            Meta::NameValue(pair) if pair.path.is_ident("prefix") => {
+                if prefix.is_some() {
+                    errors.push(syn::Error::new(
+                        pair.span(),
+                        "#[calista::test] takes one `prefix`; remove the others",
+                    ));
+                } else if let Some(literal) = checked_prefix(pair.value, errors) {
+                    prefix = Some(literal);
+                }
+            }
             Meta::NameValue(pair) if pair.path.is_ident("revision") => {
                 if revision.is_some() {
                     errors.push(syn::Error::new(
@@ -115,11 +137,42 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<(syn::Path, Opti
             other => errors.push(syn::Error::new(
                 other.span(),
                 "#[calista::test] takes the migrations static and, optionally, `revision = \"YYYYMMDD_HHMM\"` \
-                 (the revision the test's database stops at); nothing else",
+                 (the revision the test's database stops at) and `prefix = \"myapp\"` (how its test \
+                 databases' names start; by default the crate's name); nothing else",
             )),
         }
     }
-    migrations.map(|path| (path, revision))
+    migrations.map(|migrations| Options {
+        migrations,
+        revision,
+        prefix,
+    })
+}
+
+/// A prefix: a string with at least one ASCII letter or digit (the runtime makes the rest
+/// of it lowercase letters, digits and `_`).
+fn checked_prefix(value: Expr, errors: &mut Errors) -> Option<LitStr> {
+    let literal = match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(literal),
+            ..
+        }) => literal,
+        other => {
+            errors.push(syn::Error::new(
+                other.span(),
+                "the prefix is a string that starts the names of the test's databases: `prefix = \"myapp\"`",
+            ));
+            return None;
+        }
+    };
+    if !literal.value().chars().any(|c| c.is_ascii_alphanumeric()) {
+        errors.push(syn::Error::new(
+            literal.span(),
+            "the prefix needs ASCII letters or digits (it starts database names): `prefix = \"myapp\"`",
+        ));
+        return None;
+    }
+    Some(literal)
 }
 
 /// A revision string in the form of a migration's file name, which the set must hold.

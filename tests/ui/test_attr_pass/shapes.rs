@@ -25,6 +25,9 @@ async fn on_both(db: &calista::testing::TestDatabase) -> Result<(), String> {
     Ok(())
 }
 
+#[calista::test(MIGRATIONS, prefix = "my-shop", revision = "20240229_1030")]
+async fn with_a_prefix(_pool: calista::sqlx::SqlitePool) {}
+
 #[calista::test(self::nested::MIGRATIONS)]
 async fn on_both_through_self(_db: &calista::testing::TestDatabase) {}
 
