@@ -109,7 +109,7 @@ both_backends! {
         assert!(exec(&handle, "SELECT * FROM c").await.is_err(), "c was rolled back");
         assert_eq!(handle.read_history().await.unwrap().len(), 1, "no history of the failed run");
         // The lock is free: the next upgrade does not wait for it.
-        let quick = DatabaseOptions { lock_timeout: Duration::from_secs(2), ..DatabaseOptions::default() };
+        let quick = DatabaseOptions { lock_timeout: Duration::from_secs(2), ..in_calista() };
         let again = db.open_with(quick);
         set.write(C, &create_table("c"));
         let report = Migrator::new(&set.load(), &again).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
@@ -314,7 +314,7 @@ both_backends! {
         Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
         // Hold the lock the way a running upgrade does, from another connection.
         let holder = hold_migration_lock(&db, "lock-holder-test").await;
-        let impatient = db.open_with(DatabaseOptions { lock_timeout: Duration::from_millis(600), ..DatabaseOptions::default() });
+        let impatient = db.open_with(DatabaseOptions { lock_timeout: Duration::from_millis(600), ..in_calista() });
         let err = Migrator::new(&set, &impatient).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::LockTimeout);
         let message = err.to_string();
@@ -369,7 +369,7 @@ async fn waiting_for_the_lock_does_not_block_the_holders_create_index_concurrent
     }
     let patient = db.open_with(DatabaseOptions {
         lock_timeout: Duration::from_secs(30),
-        ..DatabaseOptions::default()
+        ..in_calista()
     });
     let waiter = Migrator::new(&migrations, &patient)
         .with_policy(development())

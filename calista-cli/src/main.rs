@@ -42,7 +42,8 @@ fn main() -> ExitCode {
     // ADR-0004: CALISTA's users' URLs keep the meaning they have had since Alembic.
     let names = AppNames::new("calista")
         .with_auto_upgrade_flag("--auto-upgrade")
-        .with_url_convention(UrlConvention::SqlAlchemy);
+        .with_url_convention(UrlConvention::SqlAlchemy)
+        .with_default_schema(calista::SchemaName::calista());
     let db = Db::new(&MIGRATIONS, "calista")
         .names(names)
         .app_version(env!("CARGO_PKG_VERSION"));

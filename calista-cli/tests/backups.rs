@@ -346,7 +346,7 @@ async fn pg_dump_gets_the_password_from_the_environment_never_the_command_line()
         .replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
     let handle = calista::Database::connect(
         &calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(),
-        calista::DatabaseOptions::default(),
+        in_calista(),
     )
     .unwrap();
     let scratch = db.scratch_dir();
@@ -977,7 +977,7 @@ async fn pg_dump_refused_by_the_database_names_the_roles_privileges() {
     )
     .await;
     let url = calista::url::DatabaseUrl::parse(&role.url(pg), Path::new("/")).unwrap();
-    let handle = calista::Database::connect(&url, calista::DatabaseOptions::default()).unwrap();
+    let handle = calista::Database::connect(&url, in_calista()).unwrap();
     let dir = db.scratch_dir().join("backups");
     std::fs::create_dir_all(&dir).unwrap();
     let err = Migrator::new(&loaded, &handle)

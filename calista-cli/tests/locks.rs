@@ -94,7 +94,7 @@ fn released_after(
 fn with_lock_timeout(db: &TestDb, budget: Duration) -> calista::Database {
     db.open_with(DatabaseOptions {
         lock_timeout: budget,
-        ..DatabaseOptions::default()
+        ..in_calista()
     })
 }
 

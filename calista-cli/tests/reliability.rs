@@ -107,7 +107,7 @@ async fn migration_lock_is_held(db: &TestDb) -> bool {
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
                  AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
             )
-            .bind(calista::postgres_lock_key("calista"))
+            .bind(calista::postgres_lock_key(&calista::SchemaName::calista()))
             .fetch_one(&mut conn)
             .await
             .unwrap();

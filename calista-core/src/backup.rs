@@ -876,6 +876,10 @@ pub enum RestoreError {
     /// There is no file to restore into.
     #[error("cannot restore: {0}")]
     NoTarget(&'static str),
+    /// The schema to restore into could not be found out (on the application's pool with no
+    /// schema named, the pool's own).
+    #[error("cannot restore: the schema to restore into is not known; nothing was changed")]
+    Schema(#[source] Box<crate::Error>),
     /// Another connection uses the database (or an upgrade runs).
     #[error(
         "cannot restore: the database is in use ({detail}); stop the application, then restore; nothing was changed"
@@ -971,6 +975,10 @@ pub async fn restore(
             source,
         })?;
     let lock_wait = database.options().lock_timeout.min(Duration::from_secs(5));
+    database
+        .schema()
+        .await
+        .map_err(|e| RestoreError::Schema(Box::new(e)))?;
     match database.backup_source() {
         Ok(Source::Sqlite { file }) => restore_sqlite(file, backup, lock_wait).await,
         Ok(Source::Postgres {
@@ -1757,8 +1765,13 @@ mod tls {
             ..BackupOptions::default()
         };
         let backup_with = async |query: &str| {
-            let db =
-                crate::Database::connect(&url(query), crate::DatabaseOptions::default()).unwrap();
+            let in_calista = crate::DatabaseOptions {
+                schema: Some(crate::SchemaName::calista()),
+                ..crate::DatabaseOptions::default()
+            };
+            let db = crate::Database::connect(&url(query), in_calista).unwrap();
+            // A named schema: known without a query.
+            db.schema().await.unwrap();
             let source = db.backup_source().unwrap();
             take(&source, None, &options).await
         };
@@ -1785,15 +1798,18 @@ mod tls {
         run(&mut psql(
             "DELETE FROM calista.t; CREATE TABLE calista.later (y integer);",
         ));
-        let db = crate::Database::connect(&url(&tls), crate::DatabaseOptions::default()).unwrap();
+        let in_calista = || crate::DatabaseOptions {
+            schema: Some(crate::SchemaName::calista()),
+            ..crate::DatabaseOptions::default()
+        };
+        let db = crate::Database::connect(&url(&tls), in_calista()).unwrap();
         restore(&db, &backup.path, &options).await.unwrap();
         let count =
             psql("SELECT count(*) FROM calista.t; SELECT to_regclass('calista.later') IS NULL;")
                 .output()
                 .unwrap();
         assert_eq!(String::from_utf8_lossy(&count.stdout), "2\nt\n");
-        let refused =
-            crate::Database::connect(&url(&wrong_ca), crate::DatabaseOptions::default()).unwrap();
+        let refused = crate::Database::connect(&url(&wrong_ca), in_calista()).unwrap();
         let error = restore(&refused, &backup.path, &options)
             .await
             .unwrap_err()

@@ -242,6 +242,38 @@ pub enum Error {
     #[error("{0}")]
     Setup(String),
 
+    /// On a PostgreSQL pool with no schema named, the pool's queries look in no schema
+    /// that can hold calista's tables: its `search_path` names none that exists, or one that
+    /// is not a plain identifier.
+    #[error(
+        "the pool of {url} looks in {} (its current_schema()), which cannot hold calista's tables: \
+         name the schema in the database options, or set the pool's search_path to an existing \
+         schema with a plain lowercase name",
+        .found.as_ref().map_or_else(|| "no existing schema".to_owned(), |name| format!("schema \"{name}\""))
+    )]
+    NoCurrentSchema {
+        /// The URL, password redacted.
+        url: String,
+        /// The schema it looks in, if any.
+        found: Option<String>,
+    },
+
+    /// On a PostgreSQL pool with no schema named, calista's tables are not in the schema
+    /// the pool's queries look in, but in another: nothing is installed a second time.
+    #[error(
+        "calista's tables are in schema `{found}`, not in `{current}` where the pool's queries look \
+         (its current_schema()); the database was upgraded by the `calista` program or an older \
+         version, which keep them in `{found}`. To keep that history, name schema `{found}` in the \
+         database options (the DB_SCHEMA setting) and set the pool's search_path to it; to start \
+         afresh in `{current}`, name `{current}` explicitly"
+    )]
+    StateInOtherSchema {
+        /// The schema the pool's queries look in.
+        current: crate::database::SchemaName,
+        /// The schema that holds calista's tables.
+        found: crate::database::SchemaName,
+    },
+
     /// The pre-upgrade backup failed; nothing was changed.
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
@@ -272,6 +304,8 @@ impl Error {
             | Self::Plan(_)
             | Self::Source(_)
             | Self::NothingToRecover
+            | Self::NoCurrentSchema { .. }
+            | Self::StateInOtherSchema { .. }
             | Self::Setup(_) => ErrorKind::Usage,
             Self::Restore(e) if e.is_usage() => ErrorKind::Usage,
             Self::Restore(crate::backup::RestoreError::InUse { .. }) => ErrorKind::LockTimeout,

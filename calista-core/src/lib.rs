@@ -8,10 +8,11 @@
 //!
 //! # Where state lives
 //!
-//! On PostgreSQL, in the schema `calista` (a setting: [`DatabaseOptions::schema`]), which
-//! calista's own connections put first on `search_path` (and the pool that
-//! [`Database::connect`] opens; a pool the application hands over is left as it was); on
-//! SQLite, in the main database:
+//! On PostgreSQL, in the schema where the connection's queries look (its
+//! `current_schema()`), unless the application names one ([`DatabaseOptions::schema`]; the
+//! `calista` program names `calista`), which calista's own connections then put first on
+//! `search_path` (and the pool that [`Database::connect`] opens; a pool the application
+//! hands over is left as it was); on SQLite, in the main database:
 //!
 //! - `alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc
 //!   PRIMARY KEY (version_num))`, exactly as Alembic creates it;
@@ -126,8 +127,8 @@ pub use sql::lint;
 pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{
-    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, is_reserved_schema_name, is_valid_schema_name,
-    postgres_lock_key,
+    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, SchemaName, SchemaNameError,
+    is_reserved_schema_name, is_valid_schema_name, postgres_lock_key,
 };
 #[cfg(feature = "runtime")]
 pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};

@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::database::SchemaName;
 pub use crate::plan::TransactionMode;
 use crate::url::{self, DatabaseUrl, UrlConvention, UrlError};
 
@@ -125,8 +126,10 @@ pub struct Settings {
     pub backup_keep: Setting<u32>,
     /// The `pg_dump` program (`None`: found on `PATH`).
     pub pg_dump: Setting<Option<PathBuf>>,
-    /// The PostgreSQL schema that holds CALISTA's tables: a plain identifier.
-    pub schema: Setting<String>,
+    /// The PostgreSQL schema that holds calista's tables (`None`: where the connection's
+    /// queries look, its `current_schema()`; the application's [`AppNames::default_schema`]
+    /// when it sets one, as the `calista` program sets `calista`).
+    pub schema: Setting<Option<SchemaName>>,
     /// One transaction for all pending migrations, or one each.
     pub transaction_mode: Setting<TransactionMode>,
     /// The longest wait for the migration lock, and the overall budget of an upgrade's
@@ -185,7 +188,12 @@ impl Settings {
             ),
             row("backup keep", &self.backup_keep, ToString::to_string),
             row("pg_dump", &self.pg_dump, path_or("pg_dump (on PATH)")),
-            row("schema", &self.schema, Clone::clone),
+            row("schema", &self.schema, |schema| {
+                schema.as_ref().map_or_else(
+                    || "the connection's own (current_schema())".to_owned(),
+                    ToString::to_string,
+                )
+            }),
             row("transaction", &self.transaction_mode, |mode| {
                 transaction_name(*mode).to_owned()
             }),
@@ -463,6 +471,10 @@ pub struct AppNames {
     /// How its SQLite URLs are read: as its own sqlx pool reads them (the default), or,
     /// for the `calista` program, as SQLAlchemy does ([`UrlConvention`]).
     pub url_convention: UrlConvention,
+    /// The PostgreSQL schema of calista's tables when no setting names one: `None` (the
+    /// default), where the connection's queries look, as the application's own pool does;
+    /// the `calista` program's is `calista` (ADR-0004).
+    pub default_schema: Option<SchemaName>,
 }
 
 impl AppNames {
@@ -486,7 +498,15 @@ impl AppNames {
             default_sqlite_file: format!("{program}.db"),
             auto_upgrade_flag: None,
             url_convention: UrlConvention::Sqlx,
+            default_schema: None,
         }
+    }
+
+    /// The schema of calista's tables when no setting names one (the `calista` program:
+    /// `calista`).
+    pub fn with_default_schema(mut self, schema: SchemaName) -> Self {
+        self.default_schema = Some(schema);
+        self
     }
 
     /// Reads SQLite URLs by another convention than sqlx's: the `calista` program keeps
@@ -602,9 +622,13 @@ pub fn resolve(
             .backup_keep
             .unwrap_or_else(|| Setting::by_default(crate::backup::DEFAULT_KEEP)),
         pg_dump: optional(layers.pg_dump),
-        schema: layers
-            .schema
-            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_SCHEMA.to_owned())),
+        schema: match layers.schema {
+            Some(Setting { value, source }) => Setting {
+                value: Some(value),
+                source,
+            },
+            None => Setting::by_default(names.default_schema.clone()),
+        },
         transaction_mode: layers
             .transaction_mode
             .unwrap_or_else(|| Setting::by_default(TransactionMode::All)),
@@ -655,7 +679,7 @@ struct Layer {
     backup_dir: Option<Setting<PathBuf>>,
     backup_keep: Option<Setting<u32>>,
     pg_dump: Option<Setting<PathBuf>>,
-    schema: Option<Setting<String>>,
+    schema: Option<Setting<SchemaName>>,
     transaction_mode: Option<Setting<TransactionMode>>,
     lock_timeout: Option<Setting<Duration>>,
     lock_attempt_timeout: Option<Setting<Duration>>,
@@ -855,7 +879,7 @@ fn transaction_mode(raw: &Raw<'_>) -> Result<TransactionMode, Mismatch> {
     }
 }
 
-fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
+fn schema(raw: &Raw<'_>) -> Result<SchemaName, Mismatch> {
     let name = text(raw, "a string holding a schema name")?.trim();
     if crate::database::is_reserved_schema_name(name) {
         return Err(Mismatch::Value(
@@ -864,8 +888,8 @@ fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
                 .to_owned(),
         ));
     }
-    if crate::database::is_valid_schema_name(name) {
-        Ok(name.to_owned())
+    if let Ok(name) = SchemaName::new(name) {
+        Ok(name)
     } else {
         Err(Mismatch::Value(
             "a plain SQL identifier: 1 to 63 lowercase letters, digits and _, not starting with \
@@ -1169,11 +1193,17 @@ mod tests {
         .unwrap();
         assert_eq!(settings.db_url.source.to_string(), "env MYAPP_DB_URL");
         assert!(settings.auto_upgrade.value);
-        assert_eq!(settings.schema.value, "shop");
+        assert_eq!(
+            settings.schema.value.as_ref().map(SchemaName::as_str),
+            Some("shop")
+        );
         assert_eq!(settings.schema.source.to_string(), "myapp.toml [db] schema");
         assert_eq!(settings.backup_keep.value, 3);
         // Into what the library needs: the same schema for the database, and the policy.
-        assert_eq!(settings.database_options().schema, "shop");
+        assert_eq!(
+            settings.database_options().schema,
+            Some(SchemaName::new("shop").unwrap())
+        );
         let policy = settings.policy(&AppNames::new("myapp"));
         assert!(policy.auto_upgrade);
         assert_eq!(policy.hints.upgrade, "run `myapp db upgrade` to apply them");
@@ -1267,7 +1297,7 @@ mod tests {
         assert_eq!(s.backup_dir.value, None);
         assert_eq!(s.backup_keep.value, 10);
         assert_eq!(s.pg_dump.value, None);
-        assert_eq!(s.schema.value, "calista");
+        assert_eq!(s.schema.value, None, "the connection's own schema");
         assert_eq!(s.transaction_mode.value, TransactionMode::All);
         assert_eq!(s.lock_timeout.value, Duration::from_secs(60));
         assert_eq!(s.connect_timeout.value, Duration::from_secs(10));
@@ -1358,7 +1388,7 @@ mod tests {
                 env: ("env_schema", "env_schema"),
                 key: "[db] schema",
                 file: ("\"file_schema\"", "file_schema"),
-                default: "calista",
+                default: "the connection's own (current_schema())",
             },
             Case {
                 row: "transaction",
@@ -1603,7 +1633,7 @@ mod tests {
                 &[("CALISTA_DB_SCHEMA", good)],
             )
             .unwrap();
-            assert_eq!(s.schema.value, good);
+            assert_eq!(s.schema.value.as_ref().map(SchemaName::as_str), Some(good));
         }
         for bad in ["App", "my-app", "2app", "a b", "sch\u{e9}ma", "x;drop"] {
             let message = failure_in(dir.path(), &Flags::default(), &[("CALISTA_DB_SCHEMA", bad)]);
@@ -1675,7 +1705,7 @@ mod tests {
             &[("CALISTA_DB_SCHEMA", "pgx")],
         )
         .unwrap();
-        assert_eq!(s.schema.value, "pgx");
+        assert_eq!(s.schema.value.as_ref().map(SchemaName::as_str), Some("pgx"));
     }
 
     #[test]

@@ -355,7 +355,11 @@ fn status_table(context: &Context, report: &FleetReport, out: &Output) -> String
         };
         rows.push(vec![
             target.target.url().to_string(),
-            target.target.schema_or(schema).unwrap_or("-").to_owned(),
+            target
+                .target
+                .schema_or(schema.as_ref())
+                .unwrap_or("-")
+                .to_owned(),
             out.paint(tone, state),
             target
                 .to()
@@ -419,7 +423,7 @@ fn document(
             };
             json!({
                 "target": target.target.url().to_string(),
-                "schema": target.target.schema_or(schema),
+                "schema": target.target.schema_or(schema.as_ref()),
                 "line": target.target.line(),
                 "outcome": target.outcome.name(),
                 "state": target.state.as_ref().map(|s| s.name()),

@@ -42,7 +42,7 @@ pub(crate) async fn run(
     };
     let options = VerifyOptions {
         postgres: Some(server),
-        schema: Some(context.database_options().schema),
+        schema: context.database_options().schema,
         seeds,
     };
     let report = verify(context.migrations(), &options).await?;

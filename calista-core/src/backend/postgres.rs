@@ -12,6 +12,7 @@ use super::{
     Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, StateSql, Value, Watch,
 };
 use crate::backup;
+use crate::database::SchemaName;
 use crate::engine::plan::{DbState, HistoryRecord};
 use crate::error::{Blocker, Error};
 use crate::migration::Dialect;
@@ -28,7 +29,7 @@ pub(crate) struct Postgres {
     password: Option<String>,
     /// The database's name.
     database: String,
-    schema: String,
+    schema: SchemaName,
     connect_timeout: Duration,
     /// The URL, password redacted, for connection errors.
     shown_url: String,
@@ -138,27 +139,27 @@ impl Postgres {
         base: PgConnectOptions,
         password: Option<String>,
         database: String,
-        schema: &str,
+        schema: SchemaName,
         connect_timeout: Duration,
         shown_url: String,
     ) -> Self {
-        let connect = with_schema(base.clone(), schema)
+        let connect = with_schema(base.clone(), Some(&schema))
             .application_name(&format!("calista migrate (pid {})", std::process::id()));
         Self {
             connect,
             base,
             password,
             database,
-            schema: schema.to_owned(),
+            sql: Sql::new(schema.as_str()),
+            schema,
             connect_timeout,
             shown_url,
-            sql: Sql::new(schema),
         }
     }
 
-    /// The password `pg_dump` uses for backups.
-    pub(crate) fn set_backup_password(&mut self, password: String) {
-        self.password = Some(password);
+    /// The schema of calista's tables.
+    pub(crate) fn schema(&self) -> &SchemaName {
+        &self.schema
     }
 
     /// What a backup of the schema reads: the application's connection, as `pg_dump`'s
@@ -187,7 +188,7 @@ impl Postgres {
             env,
             database: database.clone(),
             server: format!("{host}:{port}/{database}"),
-            schema: &self.schema,
+            schema: self.schema.as_str(),
         }
     }
 }
@@ -252,13 +253,13 @@ impl Backend for Postgres {
              WHERE table_schema = $1 AND table_name = 'schema_history' \
              AND column_name IN ('down_sql', 'attempts')",
         );
-        Queries::<Self>::missing_history_columns(conn, present, Some(&self.schema)).await
+        Queries::<Self>::missing_history_columns(conn, present, Some(self.schema.as_str())).await
     }
 
     async fn is_empty(&self, conn: &mut PgConnection) -> Result<bool, Error> {
         let any_table =
             SqlStr::from_static("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1)");
-        let schema = vec![Value::Text(self.schema.clone())];
+        let schema = vec![Value::Text(self.schema.to_string())];
         Queries::<Self>::is_empty(conn, any_table, schema).await
     }
 
@@ -369,7 +370,7 @@ impl Backend for Postgres {
     /// statement: a blocked `pg_advisory_lock` would make the holder's
     /// `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
     async fn take_lock(&self, conn: &mut PgConnection, timeout: Duration) -> Result<(), Error> {
-        let key = lock_key(&self.schema);
+        let key = lock_key(self.schema.as_str());
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
@@ -399,7 +400,7 @@ impl Backend for Postgres {
     /// advisory locks when it ends).
     async fn release_lock(&self, conn: &mut PgConnection) -> Result<(), Error> {
         sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(lock_key(&self.schema))
+            .bind(lock_key(self.schema.as_str()))
             .execute(conn)
             .await
             .map(drop)
@@ -407,7 +408,7 @@ impl Backend for Postgres {
     }
 
     async fn lock_holder(&self, conn: &mut PgConnection) -> String {
-        let bits = u64::from_ne_bytes(lock_key(&self.schema).to_ne_bytes());
+        let bits = u64::from_ne_bytes(lock_key(self.schema.as_str()).to_ne_bytes());
         let (high, low) = (
             i64::try_from(bits >> 32).unwrap_or(0),
             i64::try_from(bits & 0xffff_ffff).unwrap_or(0),
@@ -508,14 +509,63 @@ fn lock_wait_setting(scope: Scope, lock_wait: Duration) -> String {
 }
 
 /// Options for the pool [`crate::Database::connect`] opens for the application: the
-/// schema first on `search_path`, and an application name.
-pub(crate) fn pool_options(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
+/// schema first on `search_path` when one is named, and an application name.
+pub(crate) fn pool_options(
+    base: PgConnectOptions,
+    schema: Option<&SchemaName>,
+) -> PgConnectOptions {
     with_schema(base, schema).application_name(&format!("calista app (pid {})", std::process::id()))
 }
 
-fn with_schema(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
-    base.options([("search_path", format!("\"{schema}\", public"))])
-        .log_statements(tracing::log::LevelFilter::Trace)
+fn with_schema(base: PgConnectOptions, schema: Option<&SchemaName>) -> PgConnectOptions {
+    let base = match schema {
+        Some(schema) => base.options([("search_path", format!("\"{schema}\", public"))]),
+        None => base,
+    };
+    base.log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// The schema where `pool`'s queries look (its `current_schema()`), for calista's tables
+/// when the application names none: read through the pool itself, so that whatever sets
+/// its `search_path` (the URL, the connect options, a hook on each connection) counts.
+///
+/// A database whose calista tables are in schema `calista` while the pool looks elsewhere
+/// (upgraded by the `calista` program, or by a version that always used `calista`) is
+/// refused, naming both schemas: a second copy would start the history afresh.
+pub(crate) async fn pool_schema(pool: &sqlx::PgPool, shown_url: &str) -> Result<SchemaName, Error> {
+    let read: Result<(Option<String>, bool, bool), sqlx::Error> = sqlx::query_as(
+        "SELECT current_schema()::text, \
+                to_regclass(quote_ident(current_schema()) || '.alembic_version') IS NOT NULL, \
+                to_regclass('\"calista\".alembic_version') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await;
+    let (current, ours_here, ours_in_calista) = read.map_err(|e| match e {
+        sqlx::Error::Database(_) => Error::database(
+            "cannot read the schema where the pool's queries look (current_schema())",
+            e,
+        ),
+        other => Error::connect(shown_url.to_owned(), other),
+    })?;
+    let Some(current) = current else {
+        return Err(Error::NoCurrentSchema {
+            url: shown_url.to_owned(),
+            found: None,
+        });
+    };
+    let Ok(schema) = SchemaName::new(&current) else {
+        return Err(Error::NoCurrentSchema {
+            url: shown_url.to_owned(),
+            found: Some(current),
+        });
+    };
+    if !ours_here && ours_in_calista {
+        return Err(Error::StateInOtherSchema {
+            current: schema,
+            found: SchemaName::calista(),
+        });
+    }
+    Ok(schema)
 }
 
 /// The TLS settings sqlx connects with (from the URL, or from the PG* variables it read

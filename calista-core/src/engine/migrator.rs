@@ -194,11 +194,11 @@ pub enum Recovery {
 ///
 /// They run the same guard, lock, backups and history as the `calista` program, on
 /// connections of their own: the pool and its connections' settings (`search_path`
-/// included) are left as they were. On PostgreSQL calista's tables go in the schema
-/// `calista` ([`DatabaseOptions::schema`](crate::DatabaseOptions)); the migrations run
-/// with that schema first on `search_path`, so the application's tables go there too
-/// unless its SQL names another schema. For other options, use [`Database::from_pool`]
-/// and a [`Migrator`].
+/// included) are left as they were. On PostgreSQL calista's tables and the migrations'
+/// objects go where the pool's queries look, its `current_schema()`, as
+/// `sqlx::migrate!().run(&pool)` does; to name another schema
+/// ([`DatabaseOptions::schema`](crate::DatabaseOptions)) or other options, use
+/// [`Database::from_pool`] and a [`Migrator`].
 impl Migrations {
     /// The guard, with production defaults ([`Policy::default`]): `Ok` when the schema is
     /// up to date; a database that is behind is refused with an error that says so.
@@ -419,43 +419,43 @@ struct Script<'m>(&'m Migrator<'m>, UpgradeTarget);
 struct Redo<'m>(&'m Migrator<'m>);
 
 impl OnBackend for Check<'_> {
-    type Output = Result<SchemaState, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = SchemaState;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).check().await
     }
 }
 
 impl OnBackend for Upgrade<'_> {
-    type Output = Result<Report, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Report;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).upgrade(self.1).await
     }
 }
 
 impl OnBackend for Downgrade<'_> {
-    type Output = Result<Report, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Report;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).downgrade(self.1).await
     }
 }
 
 impl OnBackend for Recover<'_> {
-    type Output = Result<(), Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = ();
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).recover(self.1).await
     }
 }
 
 impl OnBackend for Script<'_> {
-    type Output = Result<String, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = String;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).upgrade_script(self.1).await
     }
 }
 
 impl OnBackend for Redo<'_> {
-    type Output = Result<Report, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Report;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).redo().await
     }
 }

@@ -75,7 +75,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Connection, PgConnection};
 
 use crate::backend::postgres::describe;
 use crate::backup::BackupPolicy;
-use crate::database::{Database, DatabaseOptions};
+use crate::database::{Database, DatabaseOptions, SchemaName};
 use crate::engine::migrator::{Migrator, Policy};
 use crate::error::Error;
 use crate::migration::{Checksum, Migrations};
@@ -151,7 +151,7 @@ impl TestDatabase {
         }
         spares::refill(server, project, &template, &key);
         let url = server.with_database(&name);
-        let any = any_pool(&any_postgres_url(&url, &options.database.schema))?;
+        let any = any_pool(&any_postgres_url(&url, options.database.schema.as_ref()))?;
         let scratch = Scratch::Postgres {
             server: server.clone(),
             project: project.clone(),
@@ -297,9 +297,12 @@ fn any_pool(url: &str) -> Result<AnyPool, Error> {
 
 /// The test database's URL for the `Any` driver: with the schema first on `search_path`,
 /// as the typed pool has it.
-fn any_postgres_url(url: &PostgresUrl, schema: &str) -> String {
-    let search_path = encode(&format!("\"{schema}\", public"));
+fn any_postgres_url(url: &PostgresUrl, schema: Option<&SchemaName>) -> String {
     let url = url.expose_secret();
+    let Some(schema) = schema else {
+        return url.to_owned();
+    };
+    let search_path = encode(&format!("\"{schema}\", public"));
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}options%5Bsearch_path%5D={search_path}")
 }
@@ -333,7 +336,17 @@ fn template_key(migrations: &Migrations, options: &TestOptions) -> Result<String
     let chain = index
         .and_then(|i| migrations.chain_at(i))
         .map_or_else(String::new, |c| c.to_string());
-    let digest = Checksum::of_file(format!("{chain}/{}", options.database.schema).as_bytes());
+    let digest = Checksum::of_file(
+        format!(
+            "{chain}/{}",
+            options
+                .database
+                .schema
+                .as_ref()
+                .map_or("", SchemaName::as_str)
+        )
+        .as_bytes(),
+    );
     Ok(digest.to_string()[..24].to_owned())
 }
 
