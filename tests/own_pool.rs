@@ -113,6 +113,8 @@ both_backends! {
         let policy = Policy { hints, ..no_backup() };
         let error = MIXED.ensure_schema_with(&pool, &policy).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Behind);
+        // The program's documented code, for an application that exits on it.
+        assert_eq!(error.exit_code(), 3);
         let text = error.to_string();
         assert!(text.contains("3 migrations are pending. Run `shop migrate` to apply them"), "{text}");
         assert!(!text.to_lowercase().contains("calista"), "{text}");

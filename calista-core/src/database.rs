@@ -197,10 +197,7 @@ impl Database {
     /// housekeeping runs there.
     pub fn connect(url: &DatabaseUrl, options: DatabaseOptions) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Setup(
-                "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])"
-                    .into(),
-            ));
+            return Err(Error::NoRuntime);
         }
         let shown_url = url.to_string();
         let (pool, kind) = match url {

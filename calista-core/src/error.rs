@@ -22,6 +22,20 @@ pub enum ErrorKind {
     LockTimeout,
 }
 
+impl ErrorKind {
+    /// The exit code the `calista` program (and `myapp db …`) gives an error of this kind:
+    /// 1 failure, 2 usage, 3 behind, 4 unsafe, 5 lock timeout.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Failure => 1,
+            Self::Usage => 2,
+            Self::Behind => 3,
+            Self::Unsafe => 4,
+            Self::LockTimeout => 5,
+        }
+    }
+}
+
 /// What errors tell a person to do, in the embedding application's words: its commands,
 /// its variables, its files. The defaults name no program; an application with a command
 /// line puts its own (see `AppNames::hints` in the settings module).
@@ -108,7 +122,7 @@ pub enum Error {
 
     /// A migration's SQL failed; everything in its transaction was rolled back.
     #[error(
-        "migration {file} failed ({direction}){}: {source}{}; {}",
+        "migration {file} failed ({direction}){}{}; {}",
         .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}")),
         .source.advice.map_or_else(String::new, |advice| format!("; {advice}")),
         match .kept { Some(at) => format!("the database is at revision {at}: nothing of the failed transaction was kept"),
@@ -128,7 +142,7 @@ pub enum Error {
 
     /// A no-transaction migration failed part-way; it is recorded as interrupted.
     #[error(
-        "migration {file} (no-transaction) failed part-way{}: {source}; it is recorded as interrupted. \
+        "migration {file} (no-transaction) failed part-way{}; it is recorded as interrupted. \
          Inspect what it left behind, then {recover}",
         .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}"))
     )]
@@ -238,9 +252,109 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] SourceError),
 
-    /// The application is not set up the way the runtime needs.
-    #[error("{0}")]
-    Setup(String),
+    /// [`App::install`](crate::App::install) was called a second time.
+    #[error("calista::App::install was called twice; install the application once, at start-up")]
+    InstalledTwice,
+
+    /// A `#[requires_db]` handler (or [`db`](crate::db)) ran before an application was
+    /// installed.
+    #[error(
+        "no application installed: call calista::App::from_pool(&MIGRATIONS, &pool).install() \
+         at start-up, before the first #[requires_db] handler runs"
+    )]
+    NotInstalled,
+
+    /// [`Database::connect`](crate::Database::connect) was called outside a Tokio runtime.
+    #[error(
+        "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])"
+    )]
+    NoRuntime,
+
+    /// The runtime of a synchronous guard ([`require_db_blocking`](crate::require_db_blocking))
+    /// could not start.
+    #[error("cannot start a runtime for the schema guard")]
+    GuardRuntime(#[source] std::io::Error),
+
+    /// The thread of a synchronous guard panicked.
+    #[error("the schema guard's thread panicked")]
+    GuardPanicked,
+
+    /// A redo with no migration applied.
+    #[error("nothing to redo: no migration is applied")]
+    NothingToRedo,
+
+    /// A redo of a migration that cannot be reverted and applied in one transaction.
+    #[error(
+        "{file} is {}, which redo cannot revert and apply in one transaction",
+        if *.irreversible { "irreversible" } else { "a no-transaction migration (downgrade it with -1, then upgrade)" }
+    )]
+    CannotRedo {
+        /// The migration's file.
+        file: String,
+        /// Irreversible (else: a no-transaction migration).
+        irreversible: bool,
+    },
+
+    /// A downgrade that would keep a migration whose file changed since it was applied.
+    #[error(
+        "the migration {revision} changed since it was applied and this downgrade keeps it: \
+         restore its file, or downgrade below it"
+    )]
+    ChangedMigrationKept {
+        /// The changed migration.
+        revision: crate::Revision,
+    },
+
+    /// A downgrade through a changed migration that would revert a no-transaction one.
+    #[error(
+        "{file} is a no-transaction migration and a migration to revert changed since it was applied: \
+         restore the changed file first"
+    )]
+    ChangedRevertNotAlone {
+        /// The no-transaction migration's file.
+        file: String,
+    },
+
+    /// A migration to revert changed since it was applied, and no down SQL was recorded.
+    #[error(
+        "{file} changed since it was applied, by a build that did not record its down SQL: \
+         restore the file as it was to revert it, or undo its changes by hand"
+    )]
+    NoRecordedDownSql {
+        /// The migration's file.
+        file: String,
+    },
+
+    /// A revision the migrations do not have.
+    #[error("the migrations have no revision {0}")]
+    UnknownRevision(crate::Revision),
+
+    /// The test server's URL is not a PostgreSQL URL (feature `testing`).
+    #[error(
+        "the test server from {from} is not a PostgreSQL URL: set {variable} to one such as {example}"
+    )]
+    TestServerUrl {
+        /// Where the URL came from: a variable, or the default.
+        from: String,
+        /// The variable to set.
+        variable: String,
+        /// A URL that would do.
+        example: String,
+    },
+
+    /// A file of the test databases could not be made (feature `testing`).
+    #[error("cannot {doing}")]
+    TestFile {
+        /// What was being done, to which file.
+        doing: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// sqlx's `Any` driver cannot read a test database's URL (feature `testing`).
+    #[error("sqlx's Any driver cannot read the test database's URL")]
+    AnyUrl(#[source] DriverError),
 
     /// On a PostgreSQL pool with no schema named, the pool's queries look in no schema
     /// that can hold calista's tables: its `search_path` names none that exists, or one that
@@ -284,6 +398,13 @@ pub enum Error {
 }
 
 impl Error {
+    /// The exit code the `calista` program gives this error ([`ErrorKind::exit_code`]), for
+    /// an application that exits on it the same way: the guard's refusal of a database
+    /// that is behind is 3.
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
+    }
+
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -306,7 +427,20 @@ impl Error {
             | Self::NothingToRecover
             | Self::NoCurrentSchema { .. }
             | Self::StateInOtherSchema { .. }
-            | Self::Setup(_) => ErrorKind::Usage,
+            | Self::InstalledTwice
+            | Self::NotInstalled
+            | Self::NoRuntime
+            | Self::NothingToRedo
+            | Self::CannotRedo { .. }
+            | Self::ChangedMigrationKept { .. }
+            | Self::ChangedRevertNotAlone { .. }
+            | Self::NoRecordedDownSql { .. }
+            | Self::UnknownRevision(_)
+            | Self::TestServerUrl { .. } => ErrorKind::Usage,
+            Self::GuardRuntime(_)
+            | Self::GuardPanicked
+            | Self::TestFile { .. }
+            | Self::AnyUrl(_) => ErrorKind::Failure,
             Self::Restore(e) if e.is_usage() => ErrorKind::Usage,
             Self::Restore(crate::backup::RestoreError::InUse { .. }) => ErrorKind::LockTimeout,
             Self::Restore(_) => ErrorKind::Failure,
@@ -852,14 +986,17 @@ mod tests {
                 None,
             ),
         };
+        // The cause is the source, never in the message: the chain says it once.
         let text = error.to_string();
+        assert!(!text.contains("gone"), "{text}");
+        let chain = with_causes(&error);
         assert_eq!(
-            text.matches("relation \"gone\" does not exist").count(),
+            chain.matches("relation \"gone\" does not exist").count(),
             1,
-            "{text}"
+            "{chain}"
         );
         assert!(
-            text.starts_with("migration 20250101_0000_a.sql failed (up): "),
+            text.starts_with("migration 20250101_0000_a.sql failed (up); "),
             "{text}"
         );
     }

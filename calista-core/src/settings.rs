@@ -301,7 +301,7 @@ pub enum SettingsError {
         from: Source,
     },
     /// The configuration file exists but cannot be read.
-    #[error("cannot read the configuration file {path}: {source}; it must be a readable file")]
+    #[error("cannot read the configuration file {path}; it must be a readable file")]
     ConfigUnreadable {
         /// The file, as given.
         path: PathBuf,
@@ -373,7 +373,7 @@ pub enum SettingsError {
         expected: String,
     },
     /// A database URL in none of the accepted forms.
-    #[error("the database URL from {from} is not accepted: {error}")]
+    #[error("the database URL from {from} is not accepted")]
     InvalidUrl {
         /// The flag, variable, or file and key.
         from: Source,
@@ -1140,15 +1140,14 @@ mod tests {
             Err(error) => error,
             Ok(settings) => panic!("resolved: {settings:?}"),
         };
-        // A cause the message already quotes is not repeated.
+        // Each cause once, as the program prints them: the message never quotes its cause.
         let mut chain = error.to_string();
         let mut cause = std::error::Error::source(&error);
         while let Some(c) = cause {
             let line = c.to_string();
-            if !chain.contains(&line) {
-                chain.push_str("\n  caused by: ");
-                chain.push_str(&line);
-            }
+            assert!(!chain.contains(&line), "repeated: {line}");
+            chain.push_str("\n  caused by: ");
+            chain.push_str(&line);
             cause = c.source();
         }
         chain
@@ -1258,7 +1257,7 @@ mod tests {
         let settings = resolve_myapp(dir.path(), &[("MYAPP_CONFIG", &config)]).unwrap();
         assert_eq!(settings.db_url.value, file(conf.join("app.db")));
         // A slip from SQLAlchemy's spelling is refused, naming the variable and sqlx's forms.
-        let message = url_of("sqlite:///:memory:").unwrap_err().to_string();
+        let message = crate::error::with_causes(&url_of("sqlite:///:memory:").unwrap_err());
         assert!(message.contains("env MYAPP_DB_URL"), "{message}");
         assert!(message.contains("sqlite::memory:"), "{message}");
         assert!(message.contains("sqlite://relative/path.db"), "{message}");
@@ -1879,8 +1878,9 @@ mod tests {
         };
         let message = failure_in(dir.path(), &flags, &[]);
         assert!(
-            message.starts_with("cannot read the configuration file .: ")
-                && message.ends_with("; it must be a readable file"),
+            message.starts_with(
+                "cannot read the configuration file .; it must be a readable file\n  caused by: "
+            ),
             "{message}"
         );
     }
@@ -2031,7 +2031,7 @@ mod tests {
         let message = failure_in(dir.path(), &Flags::default(), &[]);
         assert!(
             message.starts_with(
-                "the database URL from calista.toml [db] url is not accepted: \
+                "the database URL from calista.toml [db] url is not accepted\n  caused by: \
                  `sqlite:/` is not an accepted database URL"
             ) && message.contains("sqlite:////absolute/path.db"),
             "{message}"

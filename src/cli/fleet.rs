@@ -169,7 +169,7 @@ fn target_code(command: Command, report: &TargetReport) -> u8 {
         None => exit::SUCCESS,
         // `db status` shows whatever state it reads; only a database it cannot read fails.
         Some(_) if command == Command::Status && report.state.is_some() => exit::SUCCESS,
-        Some(error) => exit::code_of(error.kind()),
+        Some(error) => error.exit_code(),
     }
 }
 

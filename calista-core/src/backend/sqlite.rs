@@ -167,7 +167,7 @@ impl Backend for Sqlite {
         {
             return Err(Error::database(
                 format!(
-                    "cannot write the database file {}: it is read-only ({e}); check its permissions \
+                    "cannot write the database file {}: it is read-only; check its permissions \
                      (and attributes, e.g. `lsattr`), or upgrade a writable copy",
                     file.display()
                 ),

@@ -180,12 +180,13 @@ impl TestDatabase {
         // A spare exists only once its template does: claiming one needs no other check.
         if !spare_files::claim(project, &key, &file) {
             ensure_sqlite_template(migrations, &options, &template).await?;
-            std::fs::copy(&template, &file).map_err(|e| {
-                Error::Setup(format!(
-                    "cannot copy the template {} to {}: {e}",
+            std::fs::copy(&template, &file).map_err(|source| Error::TestFile {
+                doing: format!(
+                    "copy the template {} to {}",
                     template.display(),
                     file.display()
-                ))
+                ),
+                source,
             })?;
         }
         spare_files::refill(project, &template, &key);
@@ -285,11 +286,9 @@ impl Drop for TestDatabase {
 /// A pool through sqlx's `Any` driver on `url`, connected when first used.
 fn any_pool(url: &str) -> Result<AnyPool, Error> {
     sqlx::any::install_default_drivers();
-    let options: AnyConnectOptions = url.parse().map_err(|e| {
-        Error::Setup(format!(
-            "sqlx's Any driver cannot read the test database's URL: {e}"
-        ))
-    })?;
+    let options: AnyConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| Error::AnyUrl(e.into()))?;
     Ok(AnyPoolOptions::new()
         .max_connections(2)
         .connect_lazy_with(options))
@@ -326,13 +325,14 @@ fn encode(text: &str) -> String {
 
 /// The template's name part: the chained digest at the target revision, with the schema.
 fn template_key(migrations: &Migrations, options: &TestOptions) -> Result<String, Error> {
-    let index =
-        match options.revision {
-            None => migrations.len().checked_sub(1),
-            Some(revision) => Some(migrations.position(revision).ok_or_else(|| {
-                Error::Setup(format!("the migrations have no revision {revision}"))
-            })?),
-        };
+    let index = match options.revision {
+        None => migrations.len().checked_sub(1),
+        Some(revision) => Some(
+            migrations
+                .position(revision)
+                .ok_or(Error::UnknownRevision(revision))?,
+        ),
+    };
     let chain = index
         .and_then(|i| migrations.chain_at(i))
         .map_or_else(String::new, |c| c.to_string());
@@ -450,11 +450,9 @@ async fn ensure_sqlite_template(
     if template.exists() {
         return Ok(());
     }
-    let setup = |what: &str, e: std::io::Error| {
-        Error::Setup(format!(
-            "cannot {what} for the test template {}: {e}",
-            template.display()
-        ))
+    let setup = |what: &str, source: std::io::Error| Error::TestFile {
+        doing: format!("{what} for the test template {}", template.display()),
+        source,
     };
     let lock_path = template.with_extension("lock");
     let lock = std::fs::File::create(&lock_path).map_err(|e| setup("create the lock file", e))?;
