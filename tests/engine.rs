@@ -56,7 +56,7 @@ both_backends! {
         assert_eq!(files, [A, B, C]);
         assert!(report.steps.iter().all(|s| s.attempts == 1), "{report:?}");
         assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
-        let history = handle.read_history().await.unwrap();
+        let history = handle.history().await.unwrap();
         assert_eq!(history.len(), 3);
         assert!(history.iter().all(|r| r.finished && r.direction == calista::Direction::Up));
         assert_eq!(history[0].checksum, Some(set.as_slice()[0].checksum()));
@@ -107,7 +107,7 @@ both_backends! {
         assert_eq!(scalar(&handle, "SELECT count(*) FROM a WHERE note = 'kept'").await, 1);
         assert!(exec(&handle, "SELECT * FROM b").await.is_err(), "b was rolled back");
         assert!(exec(&handle, "SELECT * FROM c").await.is_err(), "c was rolled back");
-        assert_eq!(handle.read_history().await.unwrap().len(), 1, "no history of the failed run");
+        assert_eq!(handle.history().await.unwrap().len(), 1, "no history of the failed run");
         // The lock is free: the next upgrade does not wait for it.
         let quick = DatabaseOptions { lock_timeout: Duration::from_secs(2), ..in_calista() };
         let again = db.open_with(quick);
@@ -209,7 +209,7 @@ both_backends! {
         assert_eq!(dev.check().await.unwrap(), SchemaState::Behind { current: None, head: rev("20250103_0000"), pending: 3 });
         dev.upgrade(UpgradeTarget::Head).await.unwrap();
         assert_eq!(dev.check().await.unwrap(), SchemaState::UpToDate { current: Some(rev("20250103_0000")) });
-        assert_eq!(handle.read_history().await.unwrap().len(), 3 + 3 + 3);
+        assert_eq!(handle.history().await.unwrap().len(), 3 + 3 + 3);
     }
 
     async fn irreversible_migration_stops_a_downgrade_before_anything_runs(db: TestDb) {
@@ -277,7 +277,7 @@ both_backends! {
         }
         assert_eq!(applied, 3, "each migration applied by exactly one upgrader");
         let handle = db.open();
-        assert_eq!(handle.read_history().await.unwrap().len(), 3);
+        assert_eq!(handle.history().await.unwrap().len(), 3);
         assert_eq!(version(&handle).await.as_deref(), Some("20250103_0000"));
     }
 
@@ -424,7 +424,7 @@ fn unchecked(files: &[(&str, &str, &str)]) -> calista::Migrations {
             )
         })
         .collect();
-    let chains = calista_core::migration::chain_digests(&migrations);
+    let chains = calista_core::__private::chain_digests(&migrations);
     calista::Migrations::from_static(
         Box::leak(migrations.into_boxed_slice()),
         Box::leak(chains.into_boxed_slice()),
@@ -478,7 +478,7 @@ mod statements {
             assert!(message.contains("alembic_version still says 20250101_0000"), "{message}");
             // Nothing false recorded: the version and the history are where they were.
             assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
-            assert_eq!(handle.read_history().await.unwrap().len(), 1);
+            assert_eq!(handle.history().await.unwrap().len(), 1);
             assert!(matches!(migrator.check().await.unwrap(), SchemaState::Behind { .. }));
             // And it says so truthfully: what the COMMIT committed is there.
             assert!(table_exists(&handle, "a").await && table_exists(&handle, "b").await);
@@ -500,7 +500,7 @@ mod statements {
             assert!(message.contains("20250103_0000_rollback_then_b.sql") && message.contains("line 3 (`ROLLBACK`)"), "{message}");
             // Before: PostgreSQL reported success and alembic_version named 20250103_0000.
             assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
-            assert_eq!(handle.read_history().await.unwrap().len(), 1);
+            assert_eq!(handle.history().await.unwrap().len(), 1);
             assert!(!table_exists(&handle, "a").await, "the ROLLBACK undid migration a");
             assert_eq!(
                 migrator.check().await.unwrap(),

@@ -85,7 +85,7 @@ both_backends! {
             assert_eq!(std::fs::metadata(&backup.path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         // The history of the upgrade records where the backup is.
-        let history = handle.read_history().await.unwrap();
+        let history = handle.history().await.unwrap();
         assert_eq!(history.last().unwrap().backup.as_deref(), Some(backup.path.to_string_lossy().as_ref()));
         // Nothing pending: no backup, no writes.
         let again = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();

@@ -314,7 +314,7 @@ both_backends! {
             assert!(String::from_utf8_lossy(&result.stdout).contains("no events"));
         }
         let handle = db.open();
-        assert_eq!(handle.read_history().await.unwrap().len(), 2, "each migration applied exactly once");
+        assert_eq!(handle.history().await.unwrap().len(), 2, "each migration applied exactly once");
         assert_eq!(version(&handle).await.as_deref(), Some("20250826_1045"));
     }
 

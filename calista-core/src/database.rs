@@ -405,20 +405,28 @@ impl Database {
         }
     }
 
-    /// Reads the version table and the newest history row: one query, no lock. For the
-    /// `db` commands and benchmarks; not a stable API (use [`crate::Migrator::check`]).
-    #[doc(hidden)]
-    pub async fn read_state(&self) -> Result<DbState, Error> {
+    /// The rows of the version table as written (one revision; none at base; several only
+    /// when edited by hand), whatever the guard thinks of them: one read, no lock.
+    pub async fn current(&self) -> Result<Vec<String>, Error> {
+        Ok(self.read_state().await?.versions.unwrap_or_default())
+    }
+
+    /// Every migration applied (and, in development, reverted), oldest first: empty when
+    /// there is no history table.
+    pub async fn history(&self) -> Result<Vec<HistoryRecord>, Error> {
+        self.read_history().await
+    }
+
+    /// Reads the version table and the newest history row: one query, no lock.
+    pub(crate) async fn read_state(&self) -> Result<DbState, Error> {
         match &self.kind {
             Kind::Postgres(side) => side.handle().await?.read_state().await,
             Kind::Sqlite(handle) => handle.read_state().await,
         }
     }
 
-    /// Every history row, oldest first (empty when there is no history table). For the
-    /// `db` commands and tests; not a stable API.
-    #[doc(hidden)]
-    pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
+    /// Every history row, oldest first (empty when there is no history table).
+    pub(crate) async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
         match &self.kind {
             Kind::Postgres(side) => side.handle().await?.read_history().await,
             Kind::Sqlite(handle) => handle.read_history().await,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::migration::Direction;
-use crate::plan::{Corruption, PlanRefusal, SchemaState};
+use crate::engine::plan::{Corruption, PlanRefusal, SchemaState};
 use crate::problem::SourceError;
 
 /// How a program should treat an error; the `calista` program maps these to exit codes.
@@ -852,7 +852,7 @@ mod tests {
 
     use super::*;
     use crate::naming::Revision;
-    use crate::plan::Corruption;
+    use crate::engine::plan::Corruption;
 
     fn rev(text: &str) -> Revision {
         Revision::parse(text).unwrap()

@@ -80,14 +80,14 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod engine;
-pub mod format;
-pub mod migration;
-pub mod naming;
+mod format;
+mod migration;
+mod naming;
 pub mod origin;
-pub mod problem;
-pub mod source;
-pub mod sql;
-pub mod utc;
+mod problem;
+mod source;
+mod sql;
+mod utc;
 
 #[cfg(feature = "runtime")]
 mod app;
@@ -104,6 +104,8 @@ pub mod fleet;
 #[cfg(feature = "runtime")]
 pub mod import;
 #[cfg(feature = "runtime")]
+mod new_file;
+#[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
 mod scratch;
@@ -116,10 +118,12 @@ pub mod url;
 #[cfg(feature = "runtime")]
 pub mod verify;
 
-pub use engine::plan;
+pub use engine::plan::{
+    Corruption, DowngradeTarget, HistoryRecord, PlanRefusal, SchemaState, TransactionMode,
+    UpgradeTarget,
+};
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};
-pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
 pub use problem::{Problem, ProblemKind, SourceError};
 pub use sql::lint;
 
@@ -134,6 +138,23 @@ pub use database::{
 pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
 pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
+#[cfg(feature = "runtime")]
+pub use new_file::{NewFileError, new_migration_file};
+
+/// What `migrations!()` needs at build time (the one implementation of the file rules it
+/// shares with [`Migrations::from_dir`]), and what tests of the SQL splitter reach; not
+/// part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    /// Reading a migrations folder.
+    pub mod source {
+        pub use crate::source::*;
+    }
+    /// The chained digests of a set of migrations.
+    pub use crate::migration::chain_digests;
+    /// The SQL splitter.
+    pub use crate::sql::statements;
+}
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

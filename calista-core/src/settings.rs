@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::database::SchemaName;
-pub use crate::plan::TransactionMode;
+pub use crate::engine::plan::TransactionMode;
 use crate::url::{self, DatabaseUrl, UrlConvention, UrlError};
 
 /// Where a value came from.

@@ -225,10 +225,7 @@ pub async fn exec(db: &calista::Database, sql: &str) -> Result<(), String> {
 
 /// The revision in alembic_version, or None, as the library reads it.
 pub async fn version(db: &calista::Database) -> Option<String> {
-    let state = db.read_state().await.expect("version");
-    state
-        .versions
-        .and_then(|versions| versions.into_iter().next())
+    db.current().await.expect("version").into_iter().next()
 }
 
 /// A folder of migration files written by a test.

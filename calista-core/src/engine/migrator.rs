@@ -292,6 +292,18 @@ impl<'a> Migrator<'a> {
         &self.policy
     }
 
+    /// The rows of the version table as written ([`Database::current`]): what `db current`
+    /// shows, whatever the guard thinks of them.
+    pub async fn current(&self) -> Result<Vec<String>, Error> {
+        self.db.current().await
+    }
+
+    /// Every migration applied (and, in development, reverted), oldest first
+    /// ([`Database::history`]).
+    pub async fn history(&self) -> Result<Vec<crate::HistoryRecord>, Error> {
+        self.db.history().await
+    }
+
     /// The guard's check: compares the database with the migrations. Takes no lock and,
     /// when the database is up to date or behind, costs one query that reads the version
     /// rows and one history row, however many migrations exist.

@@ -80,7 +80,7 @@ use crate::engine::migrator::{Migrator, Policy};
 use crate::error::Error;
 use crate::migration::{Checksum, Migrations};
 use crate::naming::Revision;
-use crate::plan::UpgradeTarget;
+use crate::engine::plan::UpgradeTarget;
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 

@@ -61,7 +61,7 @@ use crate::engine::migrator::{Downgrades, Migrator, Policy};
 use crate::error::{Error, with_causes};
 use crate::migration::{Dialect, Migration, Migrations};
 use crate::naming::Revision;
-use crate::plan::{DowngradeTarget, UpgradeTarget};
+use crate::engine::plan::{DowngradeTarget, UpgradeTarget};
 use crate::schema::{Difference, Schema, SchemaDiff};
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
