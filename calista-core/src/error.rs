@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::migration::Direction;
 use crate::engine::plan::{Corruption, PlanRefusal, SchemaState};
+use crate::migration::Direction;
 use crate::problem::SourceError;
 
 /// How a program should treat an error; the `calista` program maps these to exit codes.
@@ -851,8 +851,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::naming::Revision;
     use crate::engine::plan::Corruption;
+    use crate::naming::Revision;
 
     fn rev(text: &str) -> Revision {
         Revision::parse(text).unwrap()

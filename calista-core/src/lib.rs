@@ -78,6 +78,9 @@
 //! # Ok(()) }
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// Without the runtime, this crate is the file rules `migrations!()` uses at build time; the
+// planner and the model's runtime parts are then unused, not dead.
+#![cfg_attr(not(feature = "runtime"), allow(dead_code))]
 
 mod engine;
 mod format;
@@ -88,6 +91,12 @@ mod problem;
 mod source;
 mod sql;
 mod utc;
+
+// Properties of the file rules over generated input (a unit test: it reads the rules'
+// internals).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+mod properties;
 
 #[cfg(feature = "runtime")]
 mod app;
@@ -153,7 +162,7 @@ pub mod __private {
     /// The chained digests of a set of migrations.
     pub use crate::migration::chain_digests;
     /// The SQL splitter.
-    pub use crate::sql::statements;
+    pub use crate::sql::{Statement, statements};
 }
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use calista::HistoryRecord;
 use calista::backup::{self, BackupOutcome};
 use calista::{
     Direction, DowngradeTarget, Migrator, Recovery, Report, Revision, SchemaState, UpgradeTarget,
 };
-use calista::HistoryRecord;
 use serde_json::json;
 
 use super::args::DbCommand;

@@ -77,10 +77,10 @@ use crate::backend::postgres::describe;
 use crate::backup::BackupPolicy;
 use crate::database::{Database, DatabaseOptions, SchemaName};
 use crate::engine::migrator::{Migrator, Policy};
+use crate::engine::plan::UpgradeTarget;
 use crate::error::Error;
 use crate::migration::{Checksum, Migrations};
 use crate::naming::Revision;
-use crate::engine::plan::UpgradeTarget;
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 

@@ -3,8 +3,8 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use calista_core::Checksum;
 use calista_core::__private::source::SourceFile;
+use calista_core::Checksum;
 
 use super::parse::Call;
 

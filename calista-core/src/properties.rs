@@ -1,10 +1,9 @@
 //! Properties of the file rules over generated input: the parsers never panic, and what
 //! the formatters write, the parsers read back.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
 
-use calista_core::format::parse_file;
-use calista_core::naming::{self, Revision};
-use calista_core::{Dialect, Direction, sql};
+use crate::format::parse_file;
+use crate::naming::{self, Revision};
+use crate::{Dialect, Direction, sql};
 use proptest::prelude::*;
 
 /// A marker line in any case, with typos, spaces and dialects, or plain text.
@@ -176,7 +175,7 @@ proptest! {
         for dialect in Dialect::ALL {
             let mut at = 0;
             let mut joined = String::new();
-            for token in calista_core::sql::tokens(&text, dialect) {
+            for token in crate::sql::tokens(&text, dialect) {
                 prop_assert_eq!(token.offset, at);
                 prop_assert!(!token.text.is_empty());
                 at = token.end();
@@ -190,12 +189,12 @@ proptest! {
     fn sql_statements_lie_where_their_offsets_say_in_order(text in sql_text()) {
         for dialect in Dialect::ALL {
             let mut after = 0;
-            for statement in calista_core::sql::statements(&text, dialect) {
+            for statement in crate::sql::statements(&text, dialect) {
                 prop_assert!(statement.offset >= after);
                 prop_assert_eq!(&text[statement.offset..statement.offset + statement.text.len()], statement.text);
                 prop_assert!(!statement.text.trim().is_empty());
                 after = statement.offset + statement.text.len();
-                let _ = calista_core::sql::line_col(&text, statement.offset);
+                let _ = crate::sql::line_col(&text, statement.offset);
             }
         }
     }
@@ -205,7 +204,7 @@ proptest! {
 mod urls {
     use std::path::Path;
 
-    use calista_core::url::{self, DatabaseUrl};
+    use crate::url::{self, DatabaseUrl};
     use proptest::prelude::*;
 
     proptest! {
