@@ -83,11 +83,11 @@ extern crate self as calista;
 // planner, the state reads, the SQL splitter and the file format stay internal.
 pub use calista_core::{
     App, Checksum, Corruption, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction,
-    DowngradeTarget, Downgrades, Ensured, Error, ErrorKind, Hints, HistoryRecord, Migration,
-    Migrations, Migrator, NameError, NewFileError, Notice, PlanRefusal, Policy, Pool, Problem,
-    ProblemKind, Recovery, Report, Revision, SchemaName, SchemaNameError, SchemaState, Section,
-    SourceError, Step, TransactionMode, UpgradeTarget, db, new_migration_file, postgres_lock_key,
-    sqlx, startup,
+    DowngradeTarget, Downgrades, Ensured, Environment, Error, ErrorKind, Hints, HistoryRecord,
+    Migration, Migrations, Migrator, NameError, NewFileError, Notice, PlanRefusal, Policy, Pool,
+    Problem, ProblemKind, Recovery, Report, Revision, SchemaName, SchemaNameError, SchemaState,
+    Section, SourceError, Step, TransactionMode, UpgradeTarget, db, new_migration_file,
+    postgres_lock_key, semver, sqlx, startup,
 };
 pub use calista_core::{
     Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import, lint, origin,

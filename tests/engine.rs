@@ -129,7 +129,7 @@ both_backends! {
     async fn unknown_revision_is_ahead_and_names_the_version_that_applied_it(db: TestDb) {
         let newer = abc();
         let handle = db.open();
-        let policy = calista::Policy { app_version: Some("2.1.0".into()), ..development() };
+        let policy = calista::Policy { app_version: calista::semver::Version::parse("2.1.0").ok(), ..development() };
         Migrator::new(&newer.load(), &handle).with_policy(policy).upgrade(UpgradeTarget::Head).await.unwrap();
         newer.remove(C);
         let older = newer.load();
@@ -139,7 +139,7 @@ both_backends! {
         assert_eq!(err.kind(), ErrorKind::Unsafe);
         assert!(err.to_string().contains("version 2.1.0"), "{err}");
         // The same version applied it: then a file went missing, and the message says so.
-        let same = calista::Policy { app_version: Some("2.1.0".into()), ..development() };
+        let same = calista::Policy { app_version: calista::semver::Version::parse("2.1.0").ok(), ..development() };
         let err = Migrator::new(&older, &handle).with_policy(same).ensure_schema().await.unwrap_err();
         assert!(err.to_string().contains("deleted or renamed"), "{err}");
         // Never touched: an upgrade refuses too.
@@ -234,7 +234,7 @@ both_backends! {
         let err = dev.upgrade(UpgradeTarget::Head).await.unwrap_err();
         assert!(err.to_string().contains("recorded as interrupted"), "{err}");
         let state = dev.check().await.unwrap();
-        assert!(matches!(&state, SchemaState::Interrupted { revision, .. } if revision == "20250102_0000"), "{state:?}");
+        assert!(matches!(&state, SchemaState::Interrupted { revision, .. } if revision.to_string() == "20250102_0000"), "{state:?}");
         let err = dev.ensure_schema().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsafe);
         assert!(err.to_string().contains("retry (forget the attempt"), "{err}");

@@ -114,7 +114,7 @@ both_backends! {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let second = Migrator::new(&loaded, &handle).with_policy(policy).upgrade(UpgradeTarget::Head).await.unwrap();
         assert_eq!(second.pruned, vec![taken(&first.backup).path]);
-        let left: Vec<String> = calista::backup::list(&dir).unwrap().into_iter().map(|b| b.revision).collect();
+        let left: Vec<String> = calista::backup::list(&dir).unwrap().into_iter().map(|b| b.revision.map(|r| r.to_string()).unwrap_or_default()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.contains(&"20250102_0000".to_owned()));
         assert!(dir.join("other-20250101_0000-20200101T000000.000Z.dump").exists());

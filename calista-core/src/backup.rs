@@ -15,6 +15,7 @@ use std::time::Duration;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{DriverError, ServerMessage};
+use crate::naming::Revision;
 use crate::utc::UtcDateTime;
 
 /// The file extension of SQLite backups.
@@ -745,8 +746,8 @@ pub struct BackupFile {
     /// A short hash of where that database is (its file, or its server and schema), which
     /// tells apart databases of one name; `None` in backups of older versions.
     pub database_id: Option<String>,
-    /// The revision the database was at (empty: none).
-    pub revision: String,
+    /// The revision the database was at (`None`: no revision, an empty database).
+    pub revision: Option<Revision>,
     /// When it was taken, `YYYYMMDDTHHMMSS.mmmZ` (UTC).
     pub taken_at: String,
     /// Its size in bytes.
@@ -791,7 +792,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<BackupFile>> {
 struct ParsedName {
     /// The name and, since backups carry it, `-` and the identity hash.
     database: String,
-    revision: String,
+    revision: Option<Revision>,
     taken_at: String,
 }
 
@@ -811,10 +812,13 @@ fn parse_file_name(name: &str) -> Option<ParsedName> {
         && taken_at.as_bytes()[15] == b'.'
         && taken_at.ends_with('Z')
         && taken_at.bytes().filter(u8::is_ascii_digit).count() == 17;
-    let revision_ok = revision.is_empty() || crate::naming::Revision::parse(revision).is_ok();
-    (timestamp_ok && revision_ok && !database.is_empty()).then(|| ParsedName {
+    let revision = match revision {
+        "" => None,
+        text => Some(Revision::parse(text).ok()?),
+    };
+    (timestamp_ok && !database.is_empty()).then(|| ParsedName {
         database: database.to_owned(),
-        revision: revision.to_owned(),
+        revision,
         taken_at: taken_at.to_owned(),
     })
 }
@@ -1320,7 +1324,10 @@ mod tests {
     use super::*;
 
     fn parsed(name: &str) -> Option<(String, String, String)> {
-        parse_file_name(name).map(|p| (p.database, p.revision, p.taken_at))
+        parse_file_name(name).map(|p| {
+            let revision = p.revision.map(|r| r.to_string()).unwrap_or_default();
+            (p.database, revision, p.taken_at)
+        })
     }
 
     #[test]

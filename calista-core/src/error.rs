@@ -78,14 +78,14 @@ impl Default for Hints {
 #[non_exhaustive]
 pub enum Error {
     /// The guard refused: the schema is not at this build's head.
-    #[error("{}", describe_state(.state, .hints, .app_version))]
+    #[error("{}", describe_state(.state, .hints, .app_version.as_ref()))]
     Schema {
         /// The state found.
         state: Box<SchemaState>,
         /// What to tell the user, in the application's words.
         hints: Box<Hints>,
-        /// The version of the running application.
-        app_version: String,
+        /// The version of the running application, when known.
+        app_version: Option<semver::Version>,
     },
 
     /// The database could not be reached.
@@ -233,7 +233,7 @@ pub enum Error {
     )]
     DowngradeRefused {
         /// The environment in effect.
-        environment: String,
+        environment: crate::Environment,
         /// How to create a migration, in the application's words.
         new_migration: String,
         /// How to allow downgrades, in the application's words.
@@ -720,7 +720,11 @@ impl std::fmt::Display for StatementError {
 impl std::error::Error for StatementError {}
 
 /// The message for a state the guard refuses.
-fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> String {
+fn describe_state(
+    state: &SchemaState,
+    hints: &Hints,
+    app_version: Option<&semver::Version>,
+) -> String {
     let Hints {
         upgrade,
         auto_upgrade,
@@ -754,11 +758,23 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         SchemaState::Ahead {
             current,
             applied_by: Some(version),
-        } if version == app_version => format!(
-            "the database is at revision {current}, which this build does not know, though this same version \
-             ({version}) of the application applied it: its migration file was probably deleted or renamed, or \
-             the migrations were read from the wrong folder. Restore the file; the database was not touched"
-        ),
+        } if semver::Version::parse(version)
+            .ok()
+            .zip(app_version)
+            .is_some_and(|(theirs, ours)| theirs <= *ours) =>
+        {
+            let who = match app_version {
+                Some(ours) if ours.to_string() == *version => {
+                    format!("this same version ({version})")
+                }
+                _ => format!("an older version ({version})"),
+            };
+            format!(
+                "the database is at revision {current}, which this build does not know, though {who} of the \
+                 application applied it: its migration file was probably deleted or renamed, or the migrations \
+                 were read from the wrong folder. Restore the file; the database was not touched"
+            )
+        }
         SchemaState::Ahead {
             current,
             applied_by: Some(version),
@@ -887,7 +903,7 @@ mod tests {
                 unapplied: vec![(rev("20250102_0000"), "20250102_0000_b.sql".into())],
             },
             SchemaState::Interrupted {
-                revision: "20250101_0000".into(),
+                revision: crate::Revision::parse("20250101_0000").unwrap(),
                 summary: "a".into(),
                 started_at: "2025-01-01T00:00:00Z".into(),
                 direction: Direction::Up,
@@ -908,14 +924,14 @@ mod tests {
                 Error::Schema {
                     state: Box::new(state),
                     hints: Box::new(hints.clone()),
-                    app_version: "1.0.0".into(),
+                    app_version: semver::Version::parse("1.0.0").ok(),
                 }
                 .to_string()
             })
             .collect();
         messages.push(
             Error::DowngradeRefused {
-                environment: "production".into(),
+                environment: crate::Environment::Production,
                 new_migration: hints.new_migration.clone(),
                 allow: hints.allow_downgrade.clone(),
             }
@@ -999,5 +1015,28 @@ mod tests {
             text.starts_with("migration 20250101_0000_a.sql failed (up); "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_ahead_message_compares_versions() {
+        let ahead = |applied_by: &str, ours: &str| {
+            Error::Schema {
+                state: Box::new(SchemaState::Ahead {
+                    current: "20250103_0000".into(),
+                    applied_by: Some(applied_by.into()),
+                }),
+                hints: Box::default(),
+                app_version: semver::Version::parse(ours).ok(),
+            }
+            .to_string()
+        };
+        // A newer version applied it: update the program.
+        assert!(ahead("2.10.0", "2.9.0").contains("Update this program to 2.10.0"));
+        // This version or an older one applied it: a file went missing from this build.
+        assert!(ahead("2.1.0", "2.1.0").contains("this same version (2.1.0)"));
+        assert!(ahead("1.9.9", "2.0.0").contains("an older version (1.9.9)"));
+        assert!(ahead("1.9.9", "2.0.0").contains("deleted or renamed"));
+        // Not a version, or ours unknown: say who applied it.
+        assert!(ahead("nightly", "2.0.0").contains("Update this program to nightly"));
     }
 }

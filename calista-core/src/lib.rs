@@ -144,7 +144,9 @@ pub use database::{
     is_reserved_schema_name, is_valid_schema_name, postgres_lock_key,
 };
 #[cfg(feature = "runtime")]
-pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
+pub use engine::migrator::{
+    Downgrades, Ensured, Environment, Migrator, Notice, Policy, Recovery, Report, Step,
+};
 #[cfg(feature = "runtime")]
 pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
 #[cfg(feature = "runtime")]
@@ -164,6 +166,10 @@ pub mod __private {
     /// The SQL splitter.
     pub use crate::sql::{Statement, statements};
 }
+
+/// The semver this crate uses, for the application's version ([`Policy::app_version`]).
+#[cfg(feature = "runtime")]
+pub use semver;
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

@@ -76,38 +76,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
 }
 
-/// The deployment environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    /// Forward-only, backups on by default.
-    Production,
-    /// Downgrades allowed, backups off by default.
-    Development,
-    /// Like development, for continuous integration.
-    Ci,
-}
-
-impl Environment {
-    /// Whether downgrades may run: in development and CI only.
-    pub fn allows_downgrade(&self) -> bool {
-        !matches!(self, Self::Production)
-    }
-
-    /// `production`, `development` or `ci`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Production => "production",
-            Self::Development => "development",
-            Self::Ci => "ci",
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The deployment environment (defined with the policy it shapes).
+pub use crate::engine::migrator::Environment;
 
 /// Every setting, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,9 +244,7 @@ impl Settings {
             downgrades: if environment.allows_downgrade() {
                 crate::Downgrades::Allowed
             } else {
-                crate::Downgrades::Refused {
-                    environment: environment.name().to_owned(),
-                }
+                crate::Downgrades::Refused { environment }
             },
             app_version: None,
             hints: names.hints(),

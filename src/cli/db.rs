@@ -415,7 +415,7 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
                     "path": b.path.display().to_string(),
                     "database": b.database,
                     "database_id": b.database_id,
-                    "revision": b.revision,
+                    "revision": b.revision.map(|r| r.to_string()),
                     "taken_at": b.taken_at,
                     "size": b.size,
                 })
@@ -436,11 +436,7 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
         "PATH".into(),
     ]];
     for b in &found {
-        let revision = if b.revision.is_empty() {
-            "-".to_owned()
-        } else {
-            b.revision.clone()
-        };
+        let revision = b.revision.map_or_else(|| "-".to_owned(), |r| r.to_string());
         let database = match &b.database_id {
             Some(id) => format!("{} ({id})", b.database),
             None => b.database.clone(),

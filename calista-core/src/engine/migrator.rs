@@ -29,7 +29,7 @@ pub struct Policy {
     pub downgrades: Downgrades,
     /// The application's version, recorded with each migration; `None`: the version of
     /// the crate that embedded the migrations.
-    pub app_version: Option<String>,
+    pub app_version: Option<semver::Version>,
     /// What errors tell a user to do, in the application's words (neutral by default).
     pub hints: Hints,
     /// How long one attempt of a migration waits for a table lock on PostgreSQL before it
@@ -47,12 +47,45 @@ impl Default for Policy {
             transaction_mode: TransactionMode::All,
             backup: BackupPolicy::Enabled(backup::BackupOptions::default()),
             downgrades: Downgrades::Refused {
-                environment: "production".to_owned(),
+                environment: Environment::Production,
             },
             app_version: None,
             hints: Hints::default(),
             lock_attempt_timeout: crate::settings::DEFAULT_LOCK_ATTEMPT_TIMEOUT,
         }
+    }
+}
+
+/// The deployment environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Forward-only, backups on by default.
+    Production,
+    /// Downgrades allowed, backups off by default.
+    Development,
+    /// Like development, for continuous integration.
+    Ci,
+}
+
+impl Environment {
+    /// Whether downgrades may run: in development and CI only.
+    pub fn allows_downgrade(&self) -> bool {
+        !matches!(self, Self::Production)
+    }
+
+    /// `production`, `development` or `ci`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Development => "development",
+            Self::Ci => "ci",
+        }
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -63,8 +96,8 @@ pub enum Downgrades {
     Allowed,
     /// Production: forward-only.
     Refused {
-        /// The environment's name, for the message.
-        environment: String,
+        /// The environment in effect, for the message.
+        environment: Environment,
     },
 }
 
@@ -378,19 +411,21 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    pub(crate) fn app_version(&self) -> String {
-        self.policy
-            .app_version
-            .clone()
-            .or_else(|| self.migrations.app_version().map(str::to_owned))
-            .unwrap_or_else(|| "0.0.0".to_owned())
+    /// The policy's application version, else the version of the crate that embedded the
+    /// migrations; `None` when neither is known (migrations read from a folder).
+    pub(crate) fn app_version(&self) -> Option<semver::Version> {
+        self.policy.app_version.clone().or_else(|| {
+            self.migrations
+                .app_version()
+                .and_then(|text| semver::Version::parse(text).ok())
+        })
     }
 
     /// Downgrades (and redo) are for development and CI.
     fn refuse_downgrades_in_production(&self) -> Result<(), Error> {
         match &self.policy.downgrades {
             Downgrades::Refused { environment } => Err(Error::DowngradeRefused {
-                environment: environment.clone(),
+                environment: *environment,
                 new_migration: self.policy.hints.new_migration.clone(),
                 allow: self.policy.hints.allow_downgrade.clone(),
             }),
@@ -608,10 +643,11 @@ impl<'a, B: Backend> Engine<'a, B> {
             Recovery::MarkApplied => {
                 let current = state.versions.as_ref().and_then(|v| v.first()).cloned();
                 let after = match direction {
-                    Direction::Up => Some(revision),
-                    Direction::Down => Revision::parse(&revision)
-                        .ok()
-                        .and_then(|r| self.migrator.migrations.position(r))
+                    Direction::Up => Some(revision.to_string()),
+                    Direction::Down => self
+                        .migrator
+                        .migrations
+                        .position(revision)
                         .and_then(|i| i.checked_sub(1))
                         .map(|i| self.migration(i).revision().to_string()),
                 };
@@ -801,7 +837,12 @@ impl<'a, B: Backend> Engine<'a, B> {
             checksum: migration.checksum(),
             chain,
             duration_ms: millis(duration),
-            app_version: self.migrator.app_version(),
+            // The history's column is text, empty when the version is not known.
+            app_version: self
+                .migrator
+                .app_version()
+                .map(|version| version.to_string())
+                .unwrap_or_default(),
             backup,
             down_sql: match direction {
                 Direction::Up if !migration.irreversible() => {

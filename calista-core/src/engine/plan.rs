@@ -93,7 +93,7 @@ pub enum SchemaState {
     /// A no-transaction migration started and did not finish.
     Interrupted {
         /// Its revision.
-        revision: String,
+        revision: Revision,
         /// Its summary.
         summary: String,
         /// When it started, UTC.
@@ -169,9 +169,14 @@ pub(crate) enum Assessment {
 pub(crate) fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
     use Assessment::{Decided, NeedsHistory};
 
-    if let Some(last) = state.last.as_ref().filter(|last| !last.finished) {
+    if let Some((last, revision)) = state
+        .last
+        .as_ref()
+        .filter(|last| !last.finished)
+        .and_then(|last| Some((last, Revision::parse(&last.revision).ok()?)))
+    {
         return Decided(SchemaState::Interrupted {
-            revision: last.revision.clone(),
+            revision,
             summary: last.summary.clone(),
             started_at: last.applied_at.clone(),
             direction: last.direction,
@@ -798,7 +803,7 @@ mod tests {
         assert_eq!(
             decided(&m, &state),
             SchemaState::Interrupted {
-                revision: "20250103_0000".into(),
+                revision: Revision::parse("20250103_0000").unwrap(),
                 summary: "c".into(),
                 started_at: "2025-01-01T00:00:00Z".into(),
                 direction: Direction::Up,
