@@ -22,9 +22,10 @@ use crate::utc::UtcDateTime;
 pub const SQLITE_EXTENSION: &str = "sqlite3";
 /// The file extension of PostgreSQL backups (`pg_dump` custom format).
 pub const POSTGRES_EXTENSION: &str = "dump";
-/// The folder backups go to when none is set: beside the SQLite file, or in the current
-/// directory for PostgreSQL.
-pub const DEFAULT_DIR_NAME: &str = "calista-backups";
+/// The name of the folder backups go to when none is set, beside the SQLite file or in the
+/// current directory for PostgreSQL: neutral; an application's settings name it after the
+/// application (`myapp-backups`, the `calista` program's `calista-backups`).
+pub const DEFAULT_DIR_NAME: &str = "db-backups";
 /// How many backups of a database are kept when nothing is set.
 pub const DEFAULT_KEEP: u32 = 10;
 /// The suffix of a backup being written; renamed away once the backup is complete and
@@ -46,8 +47,12 @@ pub enum BackupPolicy {
 /// Where backups go and how many are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupOptions {
-    /// The folder; `None`: [`DEFAULT_DIR_NAME`] beside the SQLite file or in the current directory.
+    /// The folder; `None`: a folder named [`dir_name`](Self::dir_name) beside the SQLite
+    /// file or in the current directory.
     pub dir: Option<PathBuf>,
+    /// The name of the folder used when [`dir`](Self::dir) is not set (default
+    /// [`DEFAULT_DIR_NAME`]).
+    pub dir_name: String,
     /// How many backups of this database to keep; older ones are deleted after a successful upgrade.
     pub keep: u32,
     /// The `pg_dump` program; `None`: found on `PATH`. A restore runs the `pg_restore` and
@@ -67,6 +72,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         Self {
             dir: None,
+            dir_name: DEFAULT_DIR_NAME.to_owned(),
             keep: DEFAULT_KEEP,
             pg_dump: None,
             restore_hint: DEFAULT_RESTORE_HINT.to_owned(),
@@ -340,20 +346,20 @@ impl Source<'_> {
         }
     }
 
-    fn default_dir(&self) -> PathBuf {
+    fn default_dir(&self, name: &str) -> PathBuf {
         match self {
-            Self::Sqlite { file } => file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(DEFAULT_DIR_NAME),
-            Self::Postgres { .. } => PathBuf::from(DEFAULT_DIR_NAME),
+            Self::Sqlite { file } => file.parent().unwrap_or(Path::new(".")).join(name),
+            Self::Postgres { .. } => PathBuf::from(name),
         }
     }
 }
 
 /// The folder backups of a database go to.
 pub(crate) fn backup_dir(source: &Source<'_>, options: &BackupOptions) -> PathBuf {
-    options.dir.clone().unwrap_or_else(|| source.default_dir())
+    options
+        .dir
+        .clone()
+        .unwrap_or_else(|| source.default_dir(&options.dir_name))
 }
 
 /// The first 8 hex digits of the SHA-256 of a database's identity.

@@ -19,8 +19,8 @@ use crate::url::{self, DatabaseUrl, UrlConvention, UrlError};
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A command-line flag, as `--db-url`.
-    Flag(&'static str),
+    /// A command-line flag, as the application names it ([`FlagNames`]): `--db-url`.
+    Flag(String),
     /// An environment variable, as `MYAPP_DB_URL`.
     Env(String),
     /// A key of the configuration file.
@@ -63,6 +63,32 @@ impl<T> Setting<T> {
     }
 }
 
+/// What an application's command-line flags are called, for the sources that settings
+/// show (`from --db-url`). The defaults are the `db` command group's own flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlagNames {
+    /// The flag of [`Flags::db_url`]: `--db-url`.
+    pub db_url: String,
+    /// The flag of [`Flags::auto_upgrade`]: `--auto-upgrade`.
+    pub auto_upgrade: String,
+    /// The flag of [`Flags::no_backup`]: `--no-backup`.
+    pub no_backup: String,
+    /// The flag of [`Flags::config`]: `--config`.
+    pub config: String,
+}
+
+impl Default for FlagNames {
+    fn default() -> Self {
+        Self {
+            db_url: "--db-url".to_owned(),
+            auto_upgrade: "--auto-upgrade".to_owned(),
+            no_backup: "--no-backup".to_owned(),
+            config: "--config".to_owned(),
+        }
+    }
+}
+
 /// What the command line says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
@@ -90,8 +116,11 @@ pub struct Settings {
     pub environment: Setting<Environment>,
     /// Back up before upgrading.
     pub backup: Setting<bool>,
-    /// Where backups go (`None`: the backup code's default folder).
+    /// Where backups go (`None`: a folder named [`backup_dir_name`](Self::backup_dir_name)
+    /// beside the SQLite file, or in the current directory).
     pub backup_dir: Setting<Option<PathBuf>>,
+    /// The application's name for the backup folder ([`AppNames::backup_dir_name`]).
+    pub backup_dir_name: String,
     /// How many backups to keep (at least 1).
     pub backup_keep: Setting<u32>,
     /// The `pg_dump` program (`None`: found on `PATH`).
@@ -153,7 +182,7 @@ impl Settings {
                 &self.backup_dir,
                 path_or(&format!(
                     "{} (beside the SQLite file, or here)",
-                    crate::backup::DEFAULT_DIR_NAME
+                    self.backup_dir_name
                 )),
             ),
             row("backup keep", &self.backup_keep, ToString::to_string),
@@ -210,6 +239,7 @@ impl Settings {
         let program = &names.program;
         crate::backup::BackupOptions {
             dir: self.backup_dir.value.clone(),
+            dir_name: self.backup_dir_name.clone(),
             keep: self.backup_keep.value,
             pg_dump: self.pg_dump.value.clone(),
             // Printed after an upgrade: runnable as it is, so in production with --yes.
@@ -443,6 +473,11 @@ pub struct AppNames {
     /// default), where the connection's queries look, as the application's own pool does;
     /// the `calista` program's is `calista` (ADR-0004).
     pub default_schema: Option<SchemaName>,
+    /// What its command-line flags are called, for the sources settings show.
+    pub flags: FlagNames,
+    /// The name of the backup folder when none is set, beside the SQLite file or in the
+    /// current directory: `myapp-backups`.
+    pub backup_dir_name: String,
 }
 
 impl AppNames {
@@ -467,6 +502,8 @@ impl AppNames {
             auto_upgrade_flag: None,
             url_convention: UrlConvention::Sqlx,
             default_schema: None,
+            flags: FlagNames::default(),
+            backup_dir_name: format!("{program}-backups"),
         }
     }
 
@@ -551,7 +588,7 @@ pub fn resolve(
     let file = ConfigFile::find(names, flags, &env, cwd)?;
 
     let convention = names.url_convention;
-    let from_flags = Layer::from_flags(flags, cwd, convention)?;
+    let from_flags = Layer::from_flags(flags, &names.flags, cwd, convention)?;
     let from_env = Layer::read(
         |key| {
             let variable = names.env(key.env);
@@ -586,6 +623,7 @@ pub fn resolve(
         environment,
         backup,
         backup_dir: optional(layers.backup_dir),
+        backup_dir_name: names.backup_dir_name.clone(),
         backup_keep: layers
             .backup_keep
             .unwrap_or_else(|| Setting::by_default(crate::backup::DEFAULT_KEEP)),
@@ -657,12 +695,13 @@ struct Layer {
 impl Layer {
     fn from_flags(
         flags: &Flags,
+        named: &FlagNames,
         cwd: &Path,
         convention: UrlConvention,
     ) -> Result<Self, SettingsError> {
         let db_url = match &flags.db_url {
             Some(text) => {
-                let from = Source::Flag("--db-url");
+                let from = Source::Flag(named.db_url.clone());
                 let value = DatabaseUrl::parse_as(text, cwd, convention).map_err(|error| {
                     SettingsError::InvalidUrl {
                         from: from.clone(),
@@ -678,13 +717,13 @@ impl Layer {
         };
         Ok(Self {
             db_url,
-            auto_upgrade: flags.auto_upgrade.then_some(Setting {
+            auto_upgrade: flags.auto_upgrade.then(|| Setting {
                 value: true,
-                source: Source::Flag("--auto-upgrade"),
+                source: Source::Flag(named.auto_upgrade.clone()),
             }),
-            backup: flags.no_backup.then_some(Setting {
+            backup: flags.no_backup.then(|| Setting {
                 value: false,
-                source: Source::Flag("--no-backup"),
+                source: Source::Flag(named.no_backup.clone()),
             }),
             ..Self::default()
         })
@@ -947,7 +986,7 @@ impl ConfigFile {
     ) -> Result<Option<Self>, SettingsError> {
         let config_env = names.env(CONFIG_ENV);
         let (shown, named_by) = match (&flags.config, env(&config_env)) {
-            (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
+            (Some(path), _) => (path.clone(), Some(Source::Flag(names.flags.config.clone()))),
             (None, Some(path)) => (PathBuf::from(path.trim()), Some(Source::Env(config_env))),
             (None, None) => (PathBuf::from(&names.config_file), None),
         };
@@ -1122,6 +1161,39 @@ mod tests {
     }
 
     /// Resolves for the application `myapp` in `dir`.
+    #[test]
+    fn an_applications_flags_and_backup_folder_carry_its_names() {
+        let dir = folder(None);
+        let mut names = AppNames::new("myapp");
+        names.flags.auto_upgrade = "--upgrade-at-start".to_owned();
+        let flags = Flags {
+            auto_upgrade: true,
+            ..Flags::default()
+        };
+        let settings = resolve(&names, &flags, &|_| None, dir.path()).unwrap();
+        assert_eq!(
+            settings.auto_upgrade.source.to_string(),
+            "--upgrade-at-start"
+        );
+        assert_eq!(
+            settings.backup_options(&names).dir_name,
+            "myapp-backups",
+            "the backup folder is the application's"
+        );
+        let shown: Vec<_> = settings.rows();
+        assert!(
+            shown
+                .iter()
+                .any(|(name, value, _)| *name == "backup dir" && value.starts_with("myapp-backups")),
+            "{shown:?}"
+        );
+        // The library's own default names no program.
+        assert_eq!(
+            crate::backup::BackupOptions::default().dir_name,
+            "db-backups"
+        );
+    }
+
     fn resolve_myapp(dir: &Path, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let env: HashMap<String, String> = env
             .iter()
@@ -1482,14 +1554,14 @@ mod tests {
             from_flag.auto_upgrade,
             Setting {
                 value: true,
-                source: Source::Flag("--auto-upgrade")
+                source: Source::Flag("--auto-upgrade".into())
             }
         );
         assert_eq!(
             from_flag.backup,
             Setting {
                 value: false,
-                source: Source::Flag("--no-backup")
+                source: Source::Flag("--no-backup".into())
             }
         );
     }
@@ -2101,7 +2173,7 @@ mod tests {
 
     #[test]
     fn sources_display_as_documented() {
-        assert_eq!(Source::Flag("--db-url").to_string(), "--db-url");
+        assert_eq!(Source::Flag("--db-url".into()).to_string(), "--db-url");
         assert_eq!(
             Source::Env("CALISTA_DB_URL".into()).to_string(),
             "env CALISTA_DB_URL"

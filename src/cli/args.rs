@@ -128,13 +128,9 @@ pub enum DbCommand {
     /// when clean.
     Verify {
         /// A PostgreSQL server to create the scratch database on (and drop it after), e.g.
-        /// postgresql://postgres@localhost/postgres; the role needs CREATEDB
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "CALISTA_VERIFY_PG_URL",
-            hide_env_values = true
-        )]
+        /// postgresql://postgres@localhost/postgres; the role needs CREATEDB. Else the
+        /// application's <PREFIX>_VERIFY_PG_URL (the calista program's: CALISTA_VERIFY_PG_URL)
+        #[arg(long, value_name = "URL")]
         pg_url: Option<String>,
         /// A folder of `<revision>.sql` files (e.g. 20250101_0000.sql): SQL run right after
         /// that revision's up, on both dialects; the rows it inserts must survive every later

@@ -461,8 +461,8 @@ fn backup_dir(context: &Context) -> PathBuf {
         (None, calista::url::DatabaseUrl::Sqlite(calista::url::SqliteTarget::File(file))) => file
             .parent()
             .unwrap_or(Path::new("."))
-            .join(backup::DEFAULT_DIR_NAME),
-        (None, _) => PathBuf::from(backup::DEFAULT_DIR_NAME),
+            .join(&options.dir_name),
+        (None, _) => PathBuf::from(&options.dir_name),
     }
 }
 

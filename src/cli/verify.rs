@@ -17,13 +17,19 @@ pub(crate) async fn run(
     context: &Context,
     out: &Output,
 ) -> Result<(), CliError> {
-    let Some(pg_url) = pg_url else {
-        return Err(CliError::Usage(
+    // The application's own variable: MYAPP_VERIFY_PG_URL for `myapp db verify`.
+    let variable = context.names().env("VERIFY_PG_URL");
+    let from_env = || {
+        std::env::var(&variable)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let Some(pg_url) = pg_url.or_else(from_env) else {
+        return Err(CliError::Usage(format!(
             "db verify needs a PostgreSQL server to create its scratch database on: pass \
-             --pg-url postgresql://user@host/postgres (or set CALISTA_VERIFY_PG_URL); the role \
+             --pg-url postgresql://user@host/postgres (or set {variable}); the role \
              needs CREATEDB. Nothing is written to the configured database"
-                .to_owned(),
-        ));
+        )));
     };
     let server = match DatabaseUrl::parse(&pg_url, std::path::Path::new(".")) {
         Ok(DatabaseUrl::Postgres(server)) => server,
