@@ -149,10 +149,9 @@ pub mod cli;
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "testing")]
-    pub use calista_core::testing::{
-        Backend as TestBackend, TestDatabase, run_test, run_test_postgres_pool,
-        run_test_sqlite_pool,
-    };
+    pub use calista_core::__private::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
+    #[cfg(feature = "testing")]
+    pub use calista_core::testing::{Backend as TestBackend, TestDatabase};
     pub use calista_core::{
         Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
     };

@@ -19,9 +19,9 @@ use crate::naming::Revision;
 use crate::utc::UtcDateTime;
 
 /// The file extension of SQLite backups.
-pub const SQLITE_EXTENSION: &str = "sqlite3";
+pub(crate) const SQLITE_EXTENSION: &str = "sqlite3";
 /// The file extension of PostgreSQL backups (`pg_dump` custom format).
-pub const POSTGRES_EXTENSION: &str = "dump";
+pub(crate) const POSTGRES_EXTENSION: &str = "dump";
 /// The name of the folder backups go to when none is set, beside the SQLite file or in the
 /// current directory for PostgreSQL: neutral; an application's settings name it after the
 /// application (`myapp-backups`, the `calista` program's `calista-backups`).

@@ -772,7 +772,7 @@ impl<B: Backend> Session<'_, B> {
 /// Whether a schema name can hold an application's tables: a plain identifier
 /// (`[a-z_][a-z0-9_]{0,62}`) that is not one PostgreSQL reserves (see
 /// [`is_reserved_schema_name`]).
-pub fn is_valid_schema_name(name: &str) -> bool {
+pub(crate) fn is_valid_schema_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
         && name.len() <= 63
@@ -783,7 +783,7 @@ pub fn is_valid_schema_name(name: &str) -> bool {
 /// Whether PostgreSQL keeps a schema name for itself: `information_schema`, and every
 /// name starting with `pg_` (`pg_catalog`, `pg_toast`, `pg_temp_3`, …), which
 /// `CREATE SCHEMA` refuses or, worse, which already hold the system's tables.
-pub fn is_reserved_schema_name(name: &str) -> bool {
+pub(crate) fn is_reserved_schema_name(name: &str) -> bool {
     name == "information_schema" || name.starts_with("pg_")
 }
 

@@ -140,8 +140,7 @@ pub use sql::lint;
 pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{
-    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, SchemaName, SchemaNameError,
-    is_reserved_schema_name, is_valid_schema_name, postgres_lock_key,
+    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, SchemaName, SchemaNameError, postgres_lock_key,
 };
 #[cfg(feature = "runtime")]
 pub use engine::migrator::{
@@ -165,6 +164,9 @@ pub mod __private {
     pub use crate::migration::chain_digests;
     /// The SQL splitter.
     pub use crate::sql::{Statement, statements};
+    /// What `#[calista::test]` runs.
+    #[cfg(feature = "testing")]
+    pub use crate::testing::run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
 }
 
 /// The semver this crate uses, for the application's version ([`Policy::app_version`]).

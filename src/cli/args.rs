@@ -129,7 +129,7 @@ pub enum DbCommand {
     Verify {
         /// A PostgreSQL server to create the scratch database on (and drop it after), e.g.
         /// postgresql://postgres@localhost/postgres; the role needs CREATEDB. Else the
-        /// application's <PREFIX>_VERIFY_PG_URL (the calista program's: CALISTA_VERIFY_PG_URL)
+        /// application's own variable (MYAPP_VERIFY_PG_URL for myapp; CALISTA_VERIFY_PG_URL for calista)
         #[arg(long, value_name = "URL")]
         pg_url: Option<String>,
         /// A folder of `<revision>.sql` files (e.g. 20250101_0000.sql): SQL run right after

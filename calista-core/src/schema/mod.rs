@@ -54,7 +54,7 @@ use crate::error::Error;
 use crate::migration::Dialect;
 
 /// Tables of CALISTA's own, never part of a snapshot.
-pub const OWN_TABLES: [&str; 2] = ["alembic_version", "schema_history"];
+pub(crate) const OWN_TABLES: [&str; 2] = ["alembic_version", "schema_history"];
 
 /// A database's application schema at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]

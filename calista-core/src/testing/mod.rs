@@ -61,12 +61,10 @@
 //! URL given to [`TestDatabase::postgres_on`]; the role needs `CREATEDB`.
 
 mod project;
-mod run;
+pub(crate) mod run;
 
 pub use project::{DEFAULT_PG_URL, FALLBACK_PG_URL_VARIABLE, TestProject};
 pub use run::{Backend, TestOutcome};
-#[doc(hidden)]
-pub use run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
 
 use std::path::{Path, PathBuf};
 

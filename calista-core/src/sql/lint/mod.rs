@@ -52,7 +52,7 @@ pub struct Allow<'a> {
 /// `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`. It is not a lint
 /// rule: the lint cannot see schemas, so the build checks its form but cannot know whether
 /// it is used (see `calista::verify`).
-pub const DIALECT_DIFFERENCE: &str = "dialect-difference";
+pub(crate) const DIALECT_DIFFERENCE: &str = "dialect-difference";
 
 /// One `-- calista:allow dialect-difference <table>[.<column>] -- <reason>` directive: a
 /// difference between the PostgreSQL and SQLite schemas that the migration means to keep.
