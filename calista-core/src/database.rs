@@ -171,10 +171,12 @@ impl From<&SqlitePool> for Pool {
 
 /// A database: PostgreSQL or SQLite, with a connection pool.
 ///
-/// Creating one does not connect; the first use does. A pool that [`Database::connect`]
-/// opens has the schema first on `search_path` on PostgreSQL; a pool the application hands
-/// over ([`Database::from_pool`]) is used as it is and never changed: calista's own reads,
-/// locks and migrations run on connections of their own.
+/// Creating one does not connect; the first use does. On PostgreSQL calista's tables are
+/// in the schema the options name, else where the pool's queries look (its
+/// `current_schema()`, read once, on first use: [`Database::schema`]). A pool that
+/// [`Database::connect`] opens has a named schema first on `search_path`; a pool the
+/// application hands over ([`Database::from_pool`]) is used as it is and never changed:
+/// calista's own reads, locks and migrations run on connections of their own.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: Pool,
