@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use crate::engine::plan::{DbState, HistoryRecord};
+use crate::engine::plan::{DbState, HistoryKind, HistoryRecord};
 use crate::error::{Blocker, Error};
 use crate::migration::{Checksum, Dialect, Direction};
 
@@ -290,16 +290,31 @@ pub(crate) enum HistoryColumn {
     DownSql,
     /// How many attempts the migration's transaction took (lock-wait retries).
     Attempts,
+    /// How the row came to be ([`HistoryKind`]); older builds' rows default to `applied`.
+    Kind,
+    /// Why a row was written without running its migration (a repair's reason).
+    Note,
+    /// For a repair: the checksum the migration was applied with.
+    ReplacedChecksum,
 }
 
 impl HistoryColumn {
     /// Every column added since the first release, in the order they were added.
-    pub(crate) const ALL: [Self; 2] = [Self::DownSql, Self::Attempts];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::DownSql,
+        Self::Attempts,
+        Self::Kind,
+        Self::Note,
+        Self::ReplacedChecksum,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::DownSql => "down_sql",
             Self::Attempts => "attempts",
+            Self::Kind => "kind",
+            Self::Note => "note",
+            Self::ReplacedChecksum => "replaced_checksum",
         }
     }
 
@@ -308,6 +323,9 @@ impl HistoryColumn {
         match self {
             Self::DownSql => "TEXT NULL",
             Self::Attempts => "INTEGER NOT NULL DEFAULT 1",
+            Self::Kind => "VARCHAR(16) NOT NULL DEFAULT 'applied'",
+            Self::Note => "TEXT NULL",
+            Self::ReplacedChecksum => "CHAR(64) NULL",
         }
     }
 
@@ -336,6 +354,12 @@ pub(crate) struct NewRecord {
     pub(crate) down_sql: Option<String>,
     /// How many attempts the migration's transaction took; 1 unless it was retried.
     pub(crate) attempts: i64,
+    /// How the row came to be.
+    pub(crate) kind: HistoryKind,
+    /// Why, for a row written without running its migration.
+    pub(crate) note: Option<String>,
+    /// For a repair: the checksum it replaces.
+    pub(crate) replaced_checksum: Option<Checksum>,
 }
 
 impl NewRecord {
@@ -354,6 +378,9 @@ impl NewRecord {
             text(&self.backup),
             text(&self.down_sql),
             Value::Int(self.attempts),
+            Value::Text(self.kind.as_str().to_owned()),
+            text(&self.note),
+            text(&self.replaced_checksum.map(|c| c.to_string())),
         ]
     }
 }
@@ -361,10 +388,10 @@ impl NewRecord {
 /// The history columns [`Backend::insert_history`] writes, in the order of
 /// [`NewRecord::values`].
 const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup, \
-     down_sql, attempts";
+     down_sql, attempts, kind, note, replaced_checksum";
 
 /// How many values a history row binds.
-const HISTORY_INSERT_WIDTH: usize = 11;
+const HISTORY_INSERT_WIDTH: usize = 14;
 
 /// `INSERT` of `rows` history rows into `table`, with parameters written by `placeholder`
 /// (`$n` or `?n`) from 1.
@@ -482,8 +509,10 @@ pub(crate) struct StateSql {
     pub(crate) versions: SqlStr,
     /// The newest history row.
     pub(crate) last: SqlStr,
-    /// Every history row, oldest first.
+    /// Every history row, oldest first, as a table of the released layout has them.
     pub(crate) history: SqlStr,
+    /// Every history row, oldest first, with the columns [`HistoryColumn::Kind`] brought.
+    pub(crate) history_with_kinds: SqlStr,
 }
 
 /// The queries both backends run the same way but for their SQL text, written once over
@@ -520,6 +549,7 @@ where
             duration_ms: row.try_get(first + 7)?,
             app_version: row.try_get(first + 8)?,
             backup: row.try_get(first + 9)?,
+            ..RawRecord::default()
         })
     }
 
@@ -632,16 +662,33 @@ where
         })
     }
 
-    /// [`Backend::read_history`].
+    /// [`Backend::read_history`]; `with_kinds`: the table has the columns of
+    /// [`HistoryColumn::Kind`] and after (an older build's table is read without them).
     pub(crate) async fn read_history(
         conn: &mut B::Conn,
         sql: &StateSql,
+        with_kinds: bool,
     ) -> Result<Vec<HistoryRecord>, Error> {
+        use sqlx::Row;
         let context = "reading schema_history";
-        match sqlx::query(sql.history.clone()).fetch_all(&mut *conn).await {
+        let query = if with_kinds {
+            sql.history_with_kinds.clone()
+        } else {
+            sql.history.clone()
+        };
+        let read = |row: &<B::Db as sqlx::Database>::Row| {
+            let mut raw = Self::raw_record(row, 0)?;
+            if with_kinds {
+                raw.kind = row.try_get(10)?;
+                raw.note = row.try_get(11)?;
+                raw.replaced_checksum = row.try_get(12)?;
+            }
+            Ok::<_, sqlx::Error>(raw.into_record())
+        };
+        match sqlx::query(query).fetch_all(&mut *conn).await {
             Ok(rows) => rows
                 .iter()
-                .map(|row| Self::raw_record(row, 0).map(RawRecord::into_record))
+                .map(read)
                 .filter_map(Result::transpose)
                 .collect::<Result<_, _>>()
                 .map_err(|e| B::describe(e, context)),
@@ -768,6 +815,9 @@ struct RawRecord {
     duration_ms: Option<i64>,
     app_version: Option<String>,
     backup: Option<String>,
+    kind: Option<String>,
+    note: Option<String>,
+    replaced_checksum: Option<String>,
 }
 
 impl RawRecord {
@@ -788,6 +838,16 @@ impl RawRecord {
             duration_ms: self.duration_ms.unwrap_or_default(),
             app_version: self.app_version.unwrap_or_default(),
             backup: self.backup,
+            kind: self
+                .kind
+                .as_deref()
+                .and_then(HistoryKind::from_word)
+                .unwrap_or_default(),
+            note: self.note,
+            replaced_checksum: self
+                .replaced_checksum
+                .as_deref()
+                .and_then(Checksum::from_hex),
         })
     }
 }
@@ -800,9 +860,9 @@ mod tests {
     fn inlined_statements_quote_every_value() {
         let statement = Bound::new(
             SqlStr::from_static(
-                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k, l, m, n) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             ),
-            (1..=11)
+            (1..=14)
                 .map(|n| {
                     if n == 1 {
                         Value::Text("it's".into())
@@ -815,7 +875,7 @@ mod tests {
         assert!(
             statement
                 .inlined()
-                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"),
+                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)"),
             "{}",
             statement.inlined()
         );
@@ -839,8 +899,9 @@ mod tests {
                 .starts_with("INSERT INTO \"app\".schema_history (revision, ")
         );
         assert!(
-            sql.as_str()
-                .ends_with("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
+            sql.as_str().ends_with(
+                "($15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+            )
         );
         assert!(
             insert_history_sql("schema_history", 1, |n| format!("?{n}"))

@@ -77,6 +77,9 @@ impl Sql {
                 history: sql(format!(
                     "SELECT {history_columns} FROM {p}schema_history ORDER BY id"
                 )),
+                history_with_kinds: sql(format!(
+                    "SELECT {history_columns}, kind, note, replaced_checksum FROM {p}schema_history ORDER BY id"
+                )),
             },
             // A row per version row, at most two: PostgreSQL sends a second row for nothing
             // but runs an aggregate slower, and the ordered subquery is one backward index scan.
@@ -104,7 +107,10 @@ CREATE TABLE IF NOT EXISTS {p}schema_history (
     app_version VARCHAR(64)  NOT NULL,
     backup      TEXT         NULL,
     down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1
+    attempts    INTEGER      NOT NULL DEFAULT 1,
+    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
+    note        TEXT         NULL,
+    replaced_checksum CHAR(64) NULL
 )"
             ),
             history_table: format!("{p}schema_history"),
@@ -240,7 +246,11 @@ impl Backend for Postgres {
     }
 
     async fn read_history(&self, conn: &mut PgConnection) -> Result<Vec<HistoryRecord>, Error> {
-        Queries::<Self>::read_history(conn, &self.sql.state).await
+        let with_kinds = !self
+            .missing_history_columns(conn)
+            .await?
+            .contains(&HistoryColumn::Kind);
+        Queries::<Self>::read_history(conn, &self.sql.state, with_kinds).await
     }
 
     async fn missing_history_columns(
@@ -250,7 +260,7 @@ impl Backend for Postgres {
         let present = SqlStr::from_static(
             "SELECT column_name::text FROM information_schema.columns \
              WHERE table_schema = $1 AND table_name = 'schema_history' \
-             AND column_name IN ('down_sql', 'attempts')",
+             AND column_name IN ('down_sql', 'attempts', 'kind', 'note', 'replaced_checksum')",
         );
         Queries::<Self>::missing_history_columns(conn, present, Some(&self.schema)).await
     }

@@ -48,6 +48,10 @@ static STATE: StateSql = StateSql {
         "SELECT revision, summary, direction, finished, checksum, chain, applied_at AS applied_at, \
          duration_ms, app_version, backup FROM schema_history ORDER BY id",
     ),
+    history_with_kinds: SqlStr::from_static(
+        "SELECT revision, summary, direction, finished, checksum, chain, applied_at AS applied_at, \
+         duration_ms, app_version, backup, kind, note, replaced_checksum FROM schema_history ORDER BY id",
+    ),
 };
 
 /// Both tables, in one batch. The version table is exactly the one Alembic creates, so
@@ -67,7 +71,10 @@ CREATE TABLE IF NOT EXISTS schema_history (
     app_version VARCHAR(64)  NOT NULL,
     backup      TEXT         NULL,
     down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1
+    attempts    INTEGER      NOT NULL DEFAULT 1,
+    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
+    note        TEXT         NULL,
+    replaced_checksum CHAR(64) NULL
 )";
 
 impl Sqlite {
@@ -206,7 +213,11 @@ impl Backend for Sqlite {
     }
 
     async fn read_history(&self, conn: &mut SqliteConnection) -> Result<Vec<HistoryRecord>, Error> {
-        Queries::<Self>::read_history(conn, &STATE).await
+        let with_kinds = !self
+            .missing_history_columns(conn)
+            .await?
+            .contains(&HistoryColumn::Kind);
+        Queries::<Self>::read_history(conn, &STATE, with_kinds).await
     }
 
     async fn missing_history_columns(
@@ -214,7 +225,7 @@ impl Backend for Sqlite {
         conn: &mut SqliteConnection,
     ) -> Result<Vec<HistoryColumn>, Error> {
         let present = SqlStr::from_static(
-            "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts')",
+            "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts', 'kind', 'note', 'replaced_checksum')",
         );
         Queries::<Self>::missing_history_columns(conn, present, None).await
     }

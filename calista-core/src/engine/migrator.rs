@@ -798,6 +798,9 @@ impl<'a, B: Backend> Engine<'a, B> {
                 _ => None,
             },
             attempts: i64::from(attempts),
+            kind: plan::HistoryKind::Applied,
+            note: None,
+            replaced_checksum: None,
         }
     }
 

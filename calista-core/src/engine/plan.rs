@@ -49,6 +49,65 @@ pub struct HistoryRecord {
     pub app_version: String,
     /// The backup taken before the upgrade it was part of.
     pub backup: Option<String>,
+    /// How the row came to be: a migration run, or a record written without running one.
+    pub kind: HistoryKind,
+    /// Why, for a row written without running a migration (a repair's reason, the tool a
+    /// migration was adopted from, a stamp's forcing).
+    pub note: Option<String>,
+    /// For a repair: the checksum the migration was applied with, which the new one
+    /// replaces.
+    pub replaced_checksum: Option<Checksum>,
+}
+
+/// How a history row came to be. Rows written by a build that predates the column read
+/// as [`HistoryKind::Applied`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HistoryKind {
+    /// The migration ran (up or down).
+    #[default]
+    Applied,
+    /// Another tool ran it; `db adopt` recorded it as applied without running it.
+    Adopted,
+    /// `db stamp` recorded it as applied, after comparing the live schema.
+    Stamped,
+    /// `db repair` accepted an edit of the applied migration: its new checksum.
+    Repaired,
+    /// A squashed baseline standing for the migrations it replaced.
+    Baseline,
+}
+
+impl HistoryKind {
+    /// Every kind.
+    pub const ALL: [Self; 5] = [
+        Self::Applied,
+        Self::Adopted,
+        Self::Stamped,
+        Self::Repaired,
+        Self::Baseline,
+    ];
+
+    /// The word `schema_history.kind` holds.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Adopted => "adopted",
+            Self::Stamped => "stamped",
+            Self::Repaired => "repaired",
+            Self::Baseline => "baseline",
+        }
+    }
+
+    /// The kind a stored word names; an unknown word (a newer build's) reads as `None`.
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for HistoryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The guard's verdict on a database.
@@ -628,6 +687,9 @@ mod tests {
             duration_ms: 1,
             app_version: "1.2.3".into(),
             backup: None,
+            kind: HistoryKind::Applied,
+            note: None,
+            replaced_checksum: None,
         }
     }
 
