@@ -230,6 +230,10 @@ pub enum Error {
     #[error("{0}")]
     Plan(PlanRefusal),
 
+    /// History cannot be written as asked (repair, adopt, stamp); nothing was changed.
+    #[error("{0}")]
+    History(crate::engine::history::HistoryRefusal),
+
     /// Nothing to recover: no migration is interrupted.
     #[error("no migration is interrupted; nothing to recover")]
     NothingToRecover,
@@ -259,6 +263,10 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::History(
+                crate::engine::history::HistoryRefusal::Unsafe(_)
+                | crate::engine::history::HistoryRefusal::OtherChanges { .. },
+            ) => ErrorKind::Unsafe,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
             Self::Database { source, .. }
@@ -270,6 +278,7 @@ impl Error {
             Self::MigrationInterrupted { .. } => ErrorKind::Failure,
             Self::DowngradeRefused { .. }
             | Self::Plan(_)
+            | Self::History(_)
             | Self::Source(_)
             | Self::NothingToRecover
             | Self::Setup(_) => ErrorKind::Usage,
@@ -828,5 +837,11 @@ mod tests {
             text.starts_with("migration 20250101_0000_a.sql failed (up): "),
             "{text}"
         );
+    }
+}
+
+impl From<crate::engine::history::HistoryRefusal> for Error {
+    fn from(refusal: crate::engine::history::HistoryRefusal) -> Self {
+        Self::History(refusal)
     }
 }

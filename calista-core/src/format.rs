@@ -815,6 +815,53 @@ mod tests {
     }
 
     #[test]
+    fn trailing_whitespace_blank_lines_at_the_end_and_the_final_newline_leave_the_checksum_alone() {
+        let tidy = Checksum::of_file(b"-- calista:up\nX;\n\n-- calista:down\nY;\n");
+        for untidy in [
+            &b"-- calista:up \t\nX;   \n\n-- calista:down\nY;"[..],
+            b"-- calista:up\r\nX;\r\n  \r\n-- calista:down\r\nY;\r\n\r\n\n",
+            b"\xef\xbb\xbf-- calista:up\nX;\n\n-- calista:down\nY;\n  \n",
+        ] {
+            assert_eq!(
+                Checksum::of_file(untidy),
+                tidy,
+                "{}",
+                String::from_utf8_lossy(untidy)
+            );
+        }
+        // Text, leading whitespace and blank lines between statements still count.
+        for edited in [
+            &b"-- calista:up\nX;\n-- calista:down\nY;\n"[..],
+            b"-- calista:up\n X;\n\n-- calista:down\nY;\n",
+            b"-- calista:up\nX ;\n\n-- calista:down\nY;\n",
+        ] {
+            assert_ne!(
+                Checksum::of_file(edited),
+                tidy,
+                "{}",
+                String::from_utf8_lossy(edited)
+            );
+        }
+    }
+
+    #[test]
+    fn a_tidy_file_has_the_same_checksum_under_both_rules() {
+        let tidy = b"-- calista:up\nX;\n";
+        assert_eq!(
+            Checksum::of_file(tidy),
+            Checksum::of_file_before_whitespace_rule(tidy)
+        );
+        let untidy = b"-- calista:up\nX; \n-- calista:down\nY;\n";
+        assert_ne!(
+            Checksum::of_file(untidy),
+            Checksum::of_file_before_whitespace_rule(untidy)
+        );
+        let migration = parse(std::str::from_utf8(untidy).unwrap()).unwrap();
+        assert!(migration.matches_checksum(Checksum::of_file_before_whitespace_rule(untidy)));
+        assert!(migration.matches_checksum(Checksum::of_file(untidy)));
+    }
+
+    #[test]
     fn name_and_body_problems_are_reported_together() {
         let all = parse_file("m/x.sql", "2025_1030_Bad.sql", b"SELECT 1;\n").unwrap_err();
         assert_eq!(all.len(), 2, "{all:?}");

@@ -115,6 +115,8 @@ pub mod url;
 #[cfg(feature = "runtime")]
 pub mod verify;
 
+#[cfg(feature = "runtime")]
+pub use engine::history;
 pub use engine::plan;
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};

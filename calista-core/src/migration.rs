@@ -179,10 +179,38 @@ impl<'a> Section<'a> {
 pub struct Checksum([u8; 32]);
 
 impl Checksum {
-    /// The checksum of a migration file: SHA-256 of its bytes with CRLF normalised to LF,
-    /// so a checkout on another operating system does not change it, and without a UTF-8
-    /// byte-order mark at the start, which some editors add or remove on their own.
+    /// The checksum of a migration file: SHA-256 of its text with formatting that editors
+    /// and checkouts change on their own left out — a UTF-8 byte-order mark at the start,
+    /// CRLF line ends, whitespace at the end of a line, blank lines at the end and a missing
+    /// final newline — so that only an edit of the SQL or its comments changes it.
+    ///
+    /// A file with none of these is hashed as its bytes are, which is what earlier releases
+    /// did ([`Checksum::of_file_before_whitespace_rule`]): their records of such files match.
     pub fn of_file(contents: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        let body = contents.strip_prefix(b"\xef\xbb\xbf").unwrap_or(contents);
+        // Blank lines are written only once a line with text follows them.
+        let mut blank_lines = 0;
+        for line in body.split(|&b| b == b'\n') {
+            let line = line.trim_ascii_end();
+            if line.is_empty() {
+                blank_lines += 1;
+                continue;
+            }
+            for _ in 0..blank_lines {
+                hasher.update(b"\n");
+            }
+            blank_lines = 0;
+            hasher.update(line);
+            hasher.update(b"\n");
+        }
+        Self(hasher.finalize().into())
+    }
+
+    /// The checksum as releases before [`Checksum::of_file`]'s whitespace rule computed it:
+    /// SHA-256 of the bytes with CRLF normalised to LF and without a byte-order mark.
+    /// Histories those releases wrote hold it; the guard accepts either.
+    pub fn of_file_before_whitespace_rule(contents: &[u8]) -> Self {
         let mut hasher = Sha256::new();
         let mut rest = contents.strip_prefix(b"\xef\xbb\xbf").unwrap_or(contents);
         while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
@@ -431,9 +459,20 @@ impl Migration {
         self.irreversible
     }
 
-    /// SHA-256 of the file, CRLF normalised to LF.
+    /// The file's checksum ([`Checksum::of_file`]).
     pub fn checksum(&self) -> Checksum {
         self.checksum
+    }
+
+    /// The file's checksum as releases before the whitespace rule computed it
+    /// ([`Checksum::of_file_before_whitespace_rule`]), from its text.
+    pub fn checksum_before_whitespace_rule(&self) -> Checksum {
+        Checksum::of_file_before_whitespace_rule(self.text.as_bytes())
+    }
+
+    /// Whether `recorded`, a checksum a history holds, is this file's under either rule.
+    pub fn matches_checksum(&self, recorded: Checksum) -> bool {
+        recorded == self.checksum || recorded == self.checksum_before_whitespace_rule()
     }
 
     /// Where the sections lie in the file (for `migrations!()`).
@@ -543,6 +582,28 @@ impl Migrations {
     /// The chained digest of every migration up to and including the one at `index`.
     pub fn chain_at(&self, index: usize) -> Option<Checksum> {
         self.chains.get(index).copied()
+    }
+
+    /// [`Migrations::chain_at`] as releases before the whitespace rule computed it, from
+    /// the files' texts: the chain a history they wrote holds. Computed on each call.
+    pub fn chain_before_whitespace_rule_at(&self, index: usize) -> Option<Checksum> {
+        let mut chain = None;
+        for migration in self.migrations.get(..=index)? {
+            chain = Some(Checksum::chain(
+                chain,
+                migration.revision(),
+                migration.checksum_before_whitespace_rule(),
+            ));
+        }
+        chain
+    }
+
+    /// Whether `recorded`, the chained digest a history holds at `index`, is this set's
+    /// under either checksum rule.
+    pub fn matches_chain_at(&self, index: usize, recorded: Option<Checksum>) -> bool {
+        recorded.is_some()
+            && (recorded == self.chain_at(index)
+                || recorded == self.chain_before_whitespace_rule_at(index))
     }
 
     /// Every chained digest, parallel to [`Migrations::as_slice`].

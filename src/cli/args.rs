@@ -88,7 +88,7 @@ pub enum DbCommand {
         #[command(flatten)]
         fleet: FleetArgs,
     },
-    /// Every revision, applied or not, and when.
+    /// Every revision, applied or not, when, and how (applied, adopted, stamped, repaired).
     History,
     /// The head revision of the migrations.
     Heads,
@@ -141,6 +141,20 @@ pub enum DbCommand {
         /// revision's up and down
         #[arg(long, value_name = "DIR")]
         seed: Option<PathBuf>,
+    },
+    /// Accept an intended edit of an applied migration: the history keeps the checksum it
+    /// was applied with, the new one, when and why, and the guard passes again. Runs no SQL of
+    /// the migration. Production needs --yes.
+    Repair {
+        /// The applied migration whose edit to accept (YYYYMMDD_HHMM).
+        #[arg(long, value_name = "REV")]
+        accept: String,
+        /// Why the edit is safe to accept, recorded with it.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Confirm (required in production).
+        #[arg(long)]
+        yes: bool,
     },
     /// Resolve a no-transaction migration that was interrupted.
     Recover {

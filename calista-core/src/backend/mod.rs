@@ -339,7 +339,7 @@ impl HistoryColumn {
 }
 
 /// A history row about to be written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewRecord {
     pub(crate) revision: String,
     pub(crate) summary: String,

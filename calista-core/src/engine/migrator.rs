@@ -468,7 +468,7 @@ pub(crate) struct Engine<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Engine<'a, B> {
-    fn new(migrator: &'a Migrator<'a>, handle: &'a Handle<B>) -> Self {
+    pub(crate) fn new(migrator: &'a Migrator<'a>, handle: &'a Handle<B>) -> Self {
         Self { migrator, handle }
     }
 

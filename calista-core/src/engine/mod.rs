@@ -11,6 +11,8 @@
 pub mod plan;
 
 #[cfg(feature = "runtime")]
+pub mod history;
+#[cfg(feature = "runtime")]
 pub(crate) mod migrator;
 #[cfg(feature = "runtime")]
 mod program;

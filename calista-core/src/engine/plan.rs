@@ -273,7 +273,7 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
     // with its history removed) has nothing to verify against; the version table decides.
     let verified = match &state.last {
         None => true,
-        Some(last) => last.chain == migrations.chain_at(index),
+        Some(last) => migrations.matches_chain_at(index, last.chain),
     };
     if !verified {
         return NeedsHistory;
@@ -352,7 +352,7 @@ pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord
     {
         match applied.remove(migration.revision().to_string().as_str()) {
             None => unapplied.push((migration.revision(), migration.file_name())),
-            Some(Some(sum)) if sum != migration.checksum() => {
+            Some(Some(sum)) if !migration.matches_checksum(sum) => {
                 changed.push((migration.revision(), migration.file_name()))
             }
             Some(_) => {}
@@ -793,6 +793,69 @@ mod tests {
                 applied_by: None
             }
         );
+    }
+
+    /// `migrations[..=index]` as a release before the whitespace rule recorded them.
+    fn recorded_before_whitespace_rule(
+        migrations: &Migrations,
+        index: usize,
+    ) -> Vec<HistoryRecord> {
+        (0..=index)
+            .map(|i| {
+                let mut row = record(migrations, i, Direction::Up);
+                row.checksum = Some(migrations.as_slice()[i].checksum_before_whitespace_rule());
+                row.chain = migrations.chain_before_whitespace_rule_at(i);
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_history_recorded_under_the_earlier_checksum_rule_reads_as_unmodified() {
+        // Trailing spaces and no final newline: the two rules give different checksums.
+        let untidy = "-- calista:up  \nSELECT 1;   \n-- calista:down\nSELECT 2;";
+        let m = set(&[
+            ("20250101_0000_a.sql", BODY),
+            ("20250102_0000_b.sql", untidy),
+            ("20250103_0000_c.sql", BODY),
+        ]);
+        let b = &m.as_slice()[1];
+        assert_ne!(b.checksum(), b.checksum_before_whitespace_rule());
+        let history = recorded_before_whitespace_rule(&m, 1);
+        let state = DbState {
+            versions: Some(vec!["20250102_0000".into()]),
+            last: history.last().cloned(),
+            tables_present: true,
+        };
+        assert_eq!(
+            decided(&m, &state),
+            SchemaState::Behind {
+                current: Some(rev("20250102_0000")),
+                head: rev("20250103_0000"),
+                pending: 1
+            }
+        );
+        // The full replay (after another difference sent the guard there) agrees.
+        assert_eq!(
+            diagnose(&m, "20250102_0000", &history),
+            SchemaState::Corrupt(Corruption::HistoryMismatch {
+                current: rev("20250102_0000")
+            })
+        );
+        // An edit of the SQL is still one, under either rule.
+        let edited = set(&[
+            ("20250101_0000_a.sql", BODY),
+            (
+                "20250102_0000_b.sql",
+                "-- calista:up\nSELECT 3;\n-- calista:down\nSELECT 2;\n",
+            ),
+            ("20250103_0000_c.sql", BODY),
+        ]);
+        assert_eq!(assess(&edited, &state), Assessment::NeedsHistory);
+        assert!(matches!(
+            diagnose(&edited, "20250102_0000", &history),
+            SchemaState::Modified { changed, .. } if changed.len() == 1
+        ));
     }
 
     #[test]

@@ -1,0 +1,66 @@
+//! `<program> db repair`, `db adopt`, `db stamp`: history written without running migrations.
+
+use calista::Migrator;
+use serde_json::json;
+
+use super::context::Context;
+use super::db::parse_revision;
+use super::exit::CliError;
+use super::output::{Output, Tone};
+
+/// Refuses `what` in production unless confirmed with --yes.
+fn confirm_in_production(context: &Context, yes: bool, what: &str) -> Result<(), CliError> {
+    let environment = &context.settings().environment;
+    if yes || environment.value.allows_downgrade() {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "{what} changes the migration history of a {} database (environment from {}); \
+         confirm with --yes",
+        environment.value.name(),
+        environment.source
+    )))
+}
+
+/// `db repair --accept REV --reason TEXT [--yes]`.
+pub(crate) async fn repair(
+    context: &Context,
+    migrator: &Migrator<'_>,
+    accept: &str,
+    reason: &str,
+    yes: bool,
+    out: &Output,
+) -> Result<(), CliError> {
+    let revision = parse_revision(accept)?;
+    if reason.trim().is_empty() {
+        return Err(CliError::Usage(
+            "--reason is empty: say why the edit is safe to accept; it is recorded with it"
+                .to_owned(),
+        ));
+    }
+    confirm_in_production(context, yes, "accepting an edit")?;
+    let repaired = migrator.repair(revision, reason).await?;
+    if out.json() {
+        out.print_json(&json!({
+            "repaired": repaired.revision.to_string(),
+            "file": repaired.file,
+            "replaced_checksum": repaired.replaced.to_string(),
+            "checksum": repaired.checksum.to_string(),
+            "reason": reason,
+        }));
+    } else {
+        out.print(&format!(
+            "{} {}: the history now holds its checksum {} (was {}), with the reason given",
+            out.paint(Tone::Strong, "repaired"),
+            repaired.file,
+            short(&repaired.checksum.to_string()),
+            short(&repaired.replaced.to_string()),
+        ));
+    }
+    Ok(())
+}
+
+/// The first 12 hex digits of a checksum, as people compare them.
+fn short(hex: &str) -> &str {
+    hex.get(..12).unwrap_or(hex)
+}
