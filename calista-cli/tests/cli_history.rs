@@ -1,0 +1,89 @@
+//! `db repair`, `db adopt`, `db stamp` and `db history`'s kinds through the real program.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `calista` in `dir` on `db` with the migrations in `migrations`, a clean CALISTA_*
+/// environment plus `env`.
+fn calista(db: &TestDb, migrations: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    command
+        .current_dir(db.scratch_dir())
+        .arg("--migrations")
+        .arg(migrations)
+        .args(args)
+        .env("NO_COLOR", "1");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("CALISTA_DB_URL", db.url_text());
+    command.envs(env.iter().copied());
+    let output = command.output().expect("run calista");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+const A: &str = "20250101_0000_create_a.sql";
+
+both_backends! {
+    async fn repair_needs_yes_in_production_and_history_shows_the_kind(db: TestDb) {
+        let set = MigrationSet::new(&[(A, &create_table("a"))]);
+        let dir = set.dir.path();
+        let up = calista(&db, dir, &["db", "upgrade", "--no-backup"], &[]);
+        assert_eq!(up.code, 0, "{up:?}");
+        set.write(A, &format!("-- a holds the things\n{}", create_table("a")));
+        let modified = calista(&db, dir, &["db", "check"], &[]);
+        assert_eq!(modified.code, 4, "{modified:?}");
+
+        let args = ["db", "repair", "--accept", "20250101_0000", "--reason", "a comment"];
+        let refused = calista(&db, dir, &args, &[]);
+        assert_eq!(refused.code, 2, "{refused:?}");
+        assert!(refused.stderr.contains("--yes"), "{refused:?}");
+        assert_eq!(calista(&db, dir, &["db", "check"], &[]).code, 4);
+
+        let mut confirmed = args.to_vec();
+        confirmed.push("--yes");
+        let repaired = calista(&db, dir, &confirmed, &[]);
+        assert_eq!(repaired.code, 0, "{repaired:?}");
+        assert!(repaired.stdout.contains("repaired"), "{repaired:?}");
+        assert_eq!(calista(&db, dir, &["db", "check"], &[]).code, 0);
+
+        let history = calista(&db, dir, &["--format", "json", "db", "history"], &[]);
+        let history: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+        assert_eq!(history[0]["kind"], "repaired");
+        assert_eq!(history[0]["note"], "a comment");
+        let human = calista(&db, dir, &["db", "history"], &[]);
+        assert!(human.stdout.contains("KIND") && human.stdout.contains("repaired"), "{human:?}");
+    }
+
+    async fn repair_runs_without_yes_in_development(db: TestDb) {
+        let set = MigrationSet::new(&[(A, &create_table("a"))]);
+        let dir = set.dir.path();
+        let dev = [("CALISTA_ENV", "development")];
+        assert_eq!(calista(&db, dir, &["db", "upgrade"], &dev).code, 0);
+        set.write(A, &format!("-- edited\n{}", create_table("a")));
+        let repaired = calista(&db, dir, &["db", "repair", "--accept", "20250101_0000", "--reason", "comment"], &dev);
+        assert_eq!(repaired.code, 0, "{repaired:?}");
+        let empty_reason = calista(&db, dir, &["db", "repair", "--accept", "20250101_0000", "--reason", " "], &dev);
+        assert_eq!(empty_reason.code, 2, "{empty_reason:?}");
+    }
+}
