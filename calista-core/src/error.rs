@@ -41,6 +41,8 @@ pub struct Hints {
     pub history: String,
     /// How to allow downgrades, after "downgrades are refused in production".
     pub allow_downgrade: String,
+    /// How to adopt a database another migration tool manages, as "`myapp db adopt`".
+    pub adopt: String,
 }
 
 impl Default for Hints {
@@ -55,6 +57,7 @@ impl Default for Hints {
                 .to_owned(),
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
+            adopt: "adopting the database (recording what that tool applied)".to_owned(),
         }
     }
 }
@@ -568,10 +571,17 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         new_migration,
         recover,
         history,
+        adopt,
         ..
     } = hints;
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
+        SchemaState::Managed { tool } => format!(
+            "the database is managed by {tool} (its table {}) and calista has recorded nothing in it yet: \
+             record what {tool} applied, without running any of it, with {adopt}. An upgrade never adopts \
+             on its own: running the imported migrations again would fail or do harm. The database was not touched",
+            tool.history_table()
+        ),
         SchemaState::Behind {
             current,
             head,
@@ -794,6 +804,7 @@ mod tests {
             recover: "run `shop repair`".into(),
             history: "`shop migrations`".into(),
             allow_downgrade: "set SHOP_STAGE=dev".into(),
+            adopt: "`shop adopt`".into(),
         };
         let messages = refusals(&hints);
         assert!(messages[0].contains(

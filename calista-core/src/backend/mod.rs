@@ -20,6 +20,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use crate::engine::plan::{DbState, HistoryKind, HistoryRecord};
 use crate::error::{Blocker, Error};
 use crate::migration::{Checksum, Dialect, Direction};
+use crate::origin::Tool;
 
 pub(crate) use postgres::Postgres;
 pub(crate) use sqlite::Sqlite;
@@ -503,7 +504,8 @@ impl Bound {
 pub(crate) struct StateSql {
     /// The version rows (at most two) beside the newest history row, in one row each.
     pub(crate) state: SqlStr,
-    /// Whether `alembic_version` and `schema_history` exist: two booleans.
+    /// Whether `alembic_version` and `schema_history` exist: two booleans; then the name of
+    /// another tool's history table, if there is one, on the path outside ours.
     pub(crate) probe_tables: SqlStr,
     /// At most two version rows.
     pub(crate) versions: SqlStr,
@@ -572,6 +574,7 @@ where
                     versions: Some(versions),
                     last,
                     tables_present: true,
+                    managed_by: None,
                 })
             }
             Err(e) if B::is_missing_table(&e) => Self::read_partial_state(conn, sql).await,
@@ -616,6 +619,7 @@ where
                 versions: Some(vec![version]),
                 last: raw.into_record(),
                 tables_present: true,
+                managed_by: None,
             }),
             _ => None,
         })
@@ -633,6 +637,7 @@ where
             .map_err(describe)?;
         let has_versions: bool = probe.try_get(0).map_err(describe)?;
         let has_history: bool = probe.try_get(1).map_err(describe)?;
+        let foreign: Option<String> = probe.try_get(2).map_err(describe)?;
         let versions = if has_versions {
             let rows = sqlx::query(sql.versions.clone())
                 .fetch_all(&mut *conn)
@@ -659,6 +664,7 @@ where
             versions,
             last,
             tables_present: has_versions && has_history,
+            managed_by: foreign.as_deref().and_then(Tool::from_history_table),
         })
     }
 

@@ -70,7 +70,11 @@ impl Sql {
                 )),
                 probe_tables: sql(format!(
                     "SELECT to_regclass('{p}alembic_version') IS NOT NULL, \
-                     to_regclass('{p}schema_history') IS NOT NULL"
+                     to_regclass('{p}schema_history') IS NOT NULL, \
+                     (SELECT min(tablename::text) FROM pg_tables \
+                     WHERE schemaname = ANY (current_schemas(false)) AND schemaname <> '{schema}' \
+                     AND tablename IN ('_sqlx_migrations', '__diesel_schema_migrations', \
+                     'refinery_schema_history', 'alembic_version'))"
                 )),
                 versions: sql(versions),
                 last: sql(last),

@@ -37,7 +37,9 @@ static STATE: StateSql = StateSql {
     probe_tables: SqlStr::from_static(
         "SELECT \
          EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'), \
-         EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history')",
+         EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history'), \
+         (SELECT min(name) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('_sqlx_migrations', '__diesel_schema_migrations', 'refinery_schema_history'))",
     ),
     versions: SqlStr::from_static("SELECT version_num FROM alembic_version LIMIT 2"),
     last: SqlStr::from_static(

@@ -390,6 +390,7 @@ mod tests {
             versions: Some(vec![rev(last).to_string()]),
             last: history.last().cloned(),
             tables_present: true,
+            managed_by: None,
         };
         (state, history)
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::migration::{Checksum, Direction, Migrations};
 use crate::naming::Revision;
+use crate::origin::Tool;
 
 /// What the guard reads from the database: the version table and the newest history row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub struct DbState {
     pub last: Option<HistoryRecord>,
     /// Whether both tables exist.
     pub tables_present: bool,
+    /// Another migration tool's history table, found when ours are missing: the database
+    /// is that tool's until `db adopt` records what it applied.
+    pub managed_by: Option<Tool>,
 }
 
 impl DbState {
@@ -162,6 +166,12 @@ pub enum SchemaState {
     },
     /// The version table does not make sense: edited by hand, or damaged.
     Corrupt(Corruption),
+    /// Another migration tool manages the database and calista has recorded nothing yet:
+    /// adopting it records what that tool applied. An upgrade never does that on its own.
+    Managed {
+        /// The tool.
+        tool: Tool,
+    },
 }
 
 impl SchemaState {
@@ -189,6 +199,7 @@ impl SchemaState {
             Self::OutOfOrder { .. } => "out of order",
             Self::Interrupted { .. } => "interrupted",
             Self::Corrupt(_) => "corrupt",
+            Self::Managed { .. } => "managed by another tool",
         }
     }
 }
@@ -237,6 +248,9 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         });
     }
     let versions = state.versions.as_deref().unwrap_or_default();
+    if let Some(tool) = managed_by(state) {
+        return Decided(SchemaState::Managed { tool });
+    }
     let current = match versions {
         [] => {
             return match &state.last {
@@ -279,6 +293,20 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         return NeedsHistory;
     }
     Decided(behind(migrations, Some(index)))
+}
+
+/// The tool that manages a database calista has recorded nothing in: one whose history
+/// table is there, or, where calista's version table is Alembic's (SQLite, or the schema
+/// `public`), a version row that is no revision of ours, with no history of ours.
+fn managed_by(state: &DbState) -> Option<Tool> {
+    if state.last.is_some() || state.tables_present {
+        return None;
+    }
+    match state.versions.as_deref().unwrap_or_default() {
+        [] => state.managed_by,
+        [one] if Revision::parse(one).is_err() => Some(Tool::Alembic),
+        _ => None,
+    }
 }
 
 /// An empty version table beside a history that leaves the schema at some revision: the
@@ -668,6 +696,7 @@ mod tests {
             versions: Some(vec![m.revision().to_string()]),
             last: Some(record(migrations, index, Direction::Up)),
             tables_present: true,
+            managed_by: None,
         }
     }
 
@@ -730,6 +759,7 @@ mod tests {
             versions: Some(vec![]),
             last: Some(record(&m, 0, Direction::Down)),
             tables_present: true,
+            managed_by: None,
         };
         assert_eq!(decided(&m, &base), expected);
     }
@@ -768,18 +798,18 @@ mod tests {
     }
 
     #[test]
-    fn hand_written_unknown_revision_is_ahead_with_no_known_author() {
+    fn a_version_row_of_no_calista_revision_without_history_is_alembics() {
         let m = three();
         let state = DbState {
             versions: Some(vec!["abc123".into()]),
             last: None,
             tables_present: false,
+            managed_by: None,
         };
         assert_eq!(
             decided(&m, &state),
-            SchemaState::Ahead {
-                current: "abc123".into(),
-                applied_by: None
+            SchemaState::Managed {
+                tool: Tool::Alembic
             }
         );
         let mut with_history = at(&m, 2);
@@ -826,6 +856,7 @@ mod tests {
             versions: Some(vec!["20250102_0000".into()]),
             last: history.last().cloned(),
             tables_present: true,
+            managed_by: None,
         };
         assert_eq!(
             decided(&m, &state),
@@ -957,12 +988,32 @@ mod tests {
     }
 
     #[test]
+    fn another_tools_table_beside_none_of_ours_is_that_tools_database() {
+        let m = three();
+        let sqlx_made = DbState {
+            managed_by: Some(Tool::Sqlx),
+            ..DbState::empty()
+        };
+        assert_eq!(
+            decided(&m, &sqlx_made),
+            SchemaState::Managed { tool: Tool::Sqlx }
+        );
+        // Once adopted, ours decide.
+        let adopted = DbState {
+            managed_by: Some(Tool::Sqlx),
+            ..at(&m, 1)
+        };
+        assert!(matches!(decided(&m, &adopted), SchemaState::Behind { .. }));
+    }
+
+    #[test]
     fn database_without_history_trusts_the_version_table() {
         let m = three();
         let alembic_made = DbState {
             versions: Some(vec!["20250102_0000".into()]),
             last: None,
             tables_present: false,
+            managed_by: None,
         };
         assert_eq!(
             decided(&m, &alembic_made),
@@ -984,6 +1035,7 @@ mod tests {
             versions: Some(vec!["20250102_0000".into()]),
             last: history.last().cloned(),
             tables_present: true,
+            managed_by: None,
         };
         assert!(matches!(
             decided(&m, &state),
