@@ -447,6 +447,17 @@ impl<B: Backend> Handle<B> {
             .await
     }
 
+    /// What another migration tool recorded as applied (read only).
+    pub(crate) async fn read_foreign(
+        &self,
+        tool: crate::origin::Tool,
+    ) -> Result<Vec<crate::backend::ForeignRow>, Error> {
+        self.on_guard_connection(Vec::new, async |conn| {
+            self.backend.read_foreign(conn, tool).await
+        })
+        .await
+    }
+
     /// The history columns of this build that an existing `schema_history` lacks (made by
     /// an older build); the upgrade adds them, and so does the `--sql` script.
     pub(crate) async fn missing_history_columns(

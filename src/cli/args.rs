@@ -142,6 +142,14 @@ pub enum DbCommand {
         #[arg(long, value_name = "DIR")]
         seed: Option<PathBuf>,
     },
+    /// Record what another migration tool (sqlx, diesel, refinery, Alembic) applied to this
+    /// database as applied, from the files `db import` wrote, running none of it; that tool's
+    /// table is left as it is. Production needs --yes.
+    Adopt {
+        /// Confirm (required in production).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Accept an intended edit of an applied migration: the history keeps the checksum it
     /// was applied with, the new one, when and why, and the guard passes again. Runs no SQL of
     /// the migration. Production needs --yes.

@@ -128,6 +128,7 @@ async fn with_database(
             Ok(())
         }
         DbCommand::Restore { backup, yes } => restore(context, db, &backup, yes, out).await,
+        DbCommand::Adopt { yes } => super::history::adopt(context, &migrator, yes, out).await,
         DbCommand::Repair {
             accept,
             reason,

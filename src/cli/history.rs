@@ -60,6 +60,55 @@ pub(crate) async fn repair(
     Ok(())
 }
 
+/// `db adopt [--yes]`.
+pub(crate) async fn adopt(
+    context: &Context,
+    migrator: &Migrator<'_>,
+    yes: bool,
+    out: &Output,
+) -> Result<(), CliError> {
+    confirm_in_production(context, yes, "adopting")?;
+    let adopted = migrator.adopt().await?;
+    if out.json() {
+        let recorded: Vec<_> = adopted
+            .recorded
+            .iter()
+            .map(|(revision, file, version)| {
+                json!({ "revision": revision.to_string(), "file": file, "version": version })
+            })
+            .collect();
+        out.print_json(&json!({
+            "tool": adopted.tool.name(),
+            "recorded": recorded,
+            "current": adopted.current.map(|r| r.to_string()),
+        }));
+        return Ok(());
+    }
+    let mut lines: Vec<String> = adopted
+        .recorded
+        .iter()
+        .map(|(_, file, version)| {
+            format!(
+                "{} {file} ({} {version})",
+                out.paint(Tone::Good, "adopted"),
+                adopted.tool
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "{} from {}: {} migration{} recorded as applied, none run; the database is at {}. {}'s table {} was left as it is",
+        out.paint(Tone::Strong, "adopted"),
+        adopted.tool,
+        adopted.recorded.len(),
+        if adopted.recorded.len() == 1 { "" } else { "s" },
+        super::db::show(adopted.current),
+        adopted.tool,
+        adopted.tool.history_table(),
+    ));
+    out.print(&lines.join("\n"));
+    Ok(())
+}
+
 /// The first 12 hex digits of a checksum, as people compare them.
 fn short(hex: &str) -> &str {
     hex.get(..12).unwrap_or(hex)

@@ -96,6 +96,13 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// Whether the database holds no tables at all (PostgreSQL: in the schema).
     async fn is_empty(&self, conn: &mut Self::Conn) -> Result<bool, Error>;
 
+    /// What another migration tool recorded as applied, from its own table (read only).
+    async fn read_foreign(
+        &self,
+        conn: &mut Self::Conn,
+        tool: Tool,
+    ) -> Result<Vec<ForeignRow>, Error>;
+
     /// The down SQL recorded when `revision` was last applied (`None`: not recorded, e.g.
     /// applied by an older build).
     async fn read_down_sql(
@@ -339,6 +346,17 @@ impl HistoryColumn {
     }
 }
 
+/// A row of another tool's history table, as read: its version as text, its name where it
+/// keeps one, whether it succeeded, and its checksum as text (sqlx: hex of the SHA-384;
+/// refinery: the decimal number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForeignRow {
+    pub(crate) version: String,
+    pub(crate) name: Option<String>,
+    pub(crate) succeeded: bool,
+    pub(crate) checksum: Option<String>,
+}
+
 /// A history row about to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewRecord {
@@ -533,7 +551,52 @@ where
     for<'r> i64: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> String: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> Option<String>: sqlx::Encode<'r, B::Db>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
 {
+    /// [`Backend::read_foreign`]: the same SQL on both backends, the table found on the
+    /// connection's path.
+    pub(crate) async fn read_foreign(
+        conn: &mut B::Conn,
+        tool: Tool,
+    ) -> Result<Vec<ForeignRow>, Error> {
+        use sqlx::Row;
+        let sql = match tool {
+            Tool::Sqlx => {
+                "SELECT CAST(version AS TEXT), description, success, checksum FROM _sqlx_migrations ORDER BY version"
+            }
+            Tool::Diesel => {
+                "SELECT version, NULL, TRUE, NULL FROM __diesel_schema_migrations ORDER BY version"
+            }
+            Tool::Refinery => {
+                "SELECT CAST(version AS TEXT), name, TRUE, checksum FROM refinery_schema_history ORDER BY version"
+            }
+            Tool::Alembic => "SELECT version_num, NULL, TRUE, NULL FROM alembic_version",
+        };
+        let context = format!("reading {}", tool.history_table());
+        let rows = sqlx::query(SqlStr::from_static(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| B::describe(e, &context))?;
+        rows.iter()
+            .map(|row| {
+                let checksum = match tool {
+                    Tool::Sqlx => row
+                        .try_get::<Option<Vec<u8>>, _>(3)?
+                        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect()),
+                    Tool::Refinery => row.try_get::<Option<String>, _>(3)?,
+                    Tool::Diesel | Tool::Alembic => None,
+                };
+                Ok(ForeignRow {
+                    version: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    succeeded: row.try_get::<Option<bool>, _>(2)?.unwrap_or(true),
+                    checksum,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| B::describe(e, &context))
+    }
+
     /// The columns of a history row, from column `first`, before they are checked.
     fn raw_record(
         row: &<B::Db as sqlx::Database>::Row,

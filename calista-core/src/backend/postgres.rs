@@ -276,6 +276,14 @@ impl Backend for Postgres {
         Queries::<Self>::is_empty(conn, any_table, schema).await
     }
 
+    async fn read_foreign(
+        &self,
+        conn: &mut PgConnection,
+        tool: crate::origin::Tool,
+    ) -> Result<Vec<super::ForeignRow>, Error> {
+        Queries::<Self>::read_foreign(conn, tool).await
+    }
+
     async fn read_down_sql(
         &self,
         conn: &mut PgConnection,

@@ -238,6 +238,14 @@ impl Backend for Sqlite {
         Queries::<Self>::is_empty(conn, any_table, Vec::new()).await
     }
 
+    async fn read_foreign(
+        &self,
+        conn: &mut SqliteConnection,
+        tool: crate::origin::Tool,
+    ) -> Result<Vec<super::ForeignRow>, Error> {
+        Queries::<Self>::read_foreign(conn, tool).await
+    }
+
     async fn read_down_sql(
         &self,
         conn: &mut SqliteConnection,

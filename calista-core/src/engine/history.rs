@@ -16,11 +16,13 @@ use super::migrator::{Engine, Migrator, Report};
 use super::plan::{self, Assessment, Corruption, DbState, SchemaState};
 use super::program::{Begin, Op, Program};
 use super::run::Runner;
+use crate::backend::ForeignRow;
 use crate::backend::{Backend, NewRecord};
 use crate::database::{Handle, OnBackend, Session};
 use crate::error::Error;
 use crate::migration::{Checksum, Direction, Migration, Migrations};
 use crate::naming::Revision;
+use crate::origin::{Origin, Tool};
 
 /// Why history cannot be written as asked. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,46 @@ pub enum HistoryRefusal {
     },
     /// The database is in a state where history must not be written: the guard's verdict.
     Unsafe(Box<SchemaState>),
+    /// No other tool's history table is there to adopt from.
+    NotManaged,
+    /// calista already records this database's migrations: there is nothing to adopt.
+    AlreadyRecorded,
+    /// The other tool recorded a migration as failed: its changes may be half made.
+    ForeignFailed {
+        /// The tool.
+        tool: Tool,
+        /// The version it recorded.
+        version: String,
+        /// The name it recorded, where it keeps one.
+        name: Option<String>,
+    },
+    /// The other tool applied a migration that no file here imports.
+    ForeignMissingHere {
+        /// The tool.
+        tool: Tool,
+        /// The version it recorded.
+        version: String,
+        /// The name it recorded, where it keeps one.
+        name: Option<String>,
+    },
+    /// The file that imports a migration differs from what the other tool applied: the
+    /// checksums it kept differ.
+    ForeignDiffers {
+        /// The tool.
+        tool: Tool,
+        /// The version it recorded.
+        version: String,
+        /// The calista file.
+        file: String,
+    },
+    /// A migration here sorts before one the other tool applied, but that tool did not
+    /// apply it: recording the later ones would skip it.
+    ForeignGap {
+        /// The tool.
+        tool: Tool,
+        /// The file that was not applied there.
+        file: String,
+    },
 }
 
 impl fmt::Display for HistoryRefusal {
@@ -85,6 +127,51 @@ impl fmt::Display for HistoryRefusal {
                     " accept each intended edit with its own repair (restore missing files first); nothing was changed"
                 )
             }
+            Self::NotManaged => write!(
+                f,
+                "no other migration tool's history table (_sqlx_migrations, __diesel_schema_migrations, \
+                 refinery_schema_history, alembic_version) is on the database's search path beside none of \
+                 calista's: there is nothing to adopt"
+            ),
+            Self::AlreadyRecorded => write!(
+                f,
+                "calista already records this database's migrations: there is nothing to adopt; the history lists them"
+            ),
+            Self::ForeignFailed {
+                tool,
+                version,
+                name,
+            } => write!(
+                f,
+                "{tool} recorded migration {version}{} as failed: its changes may be half made. Finish or undo \
+                 it with {tool} (or by hand, then mark it in {}), then adopt; nothing was changed",
+                shown_name(name.as_deref()),
+                tool.history_table()
+            ),
+            Self::ForeignMissingHere {
+                tool,
+                version,
+                name,
+            } => write!(
+                f,
+                "{tool} applied migration {version}{} but no file in the migrations imports it: import the \
+                 complete folder (`db import --from {tool}`) and adopt again; nothing was changed",
+                shown_name(name.as_deref())
+            ),
+            Self::ForeignDiffers {
+                tool,
+                version,
+                file,
+            } => write!(
+                f,
+                "{file} differs from the migration {version} that {tool} applied (the checksums differ): import \
+                 it again from the files {tool} ran; nothing was changed"
+            ),
+            Self::ForeignGap { tool, file } => write!(
+                f,
+                "{tool} did not apply {file}, yet it applied later ones: adopting would skip it. Apply it with \
+                 {tool} first, or give it a revision after the last one {tool} applied; nothing was changed"
+            ),
             Self::Unsafe(state) => write!(
                 f,
                 "the database is {}: resolve that first (the guard says how); nothing was changed",
@@ -92,6 +179,24 @@ impl fmt::Display for HistoryRefusal {
             ),
         }
     }
+}
+
+/// ` (name)`, or nothing.
+fn shown_name(name: Option<&str>) -> String {
+    name.map_or_else(String::new, |name| format!(" ({name})"))
+}
+
+/// What [`Migrator::adopt`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Adopted {
+    /// The tool the migrations were adopted from.
+    pub tool: Tool,
+    /// Each migration recorded as applied, oldest first: its revision, its file, and the
+    /// version the tool recorded it under.
+    pub recorded: Vec<(Revision, String, String)>,
+    /// The revision the database is at now (`None`: the tool had applied nothing).
+    pub current: Option<Revision>,
 }
 
 /// What [`Migrator::repair`] recorded.
@@ -195,6 +300,106 @@ pub(crate) fn plan_repair(
     }
 }
 
+/// The tool a database is adopted from: the guard's "managed by", read from the state.
+pub(crate) fn adopted_tool(
+    migrations: &Migrations,
+    state: &DbState,
+) -> Result<Tool, HistoryRefusal> {
+    match plan::assess(migrations, state) {
+        Assessment::Decided(SchemaState::Managed { tool }) => Ok(tool),
+        _ if state.last.is_some() || !state.versions.as_deref().unwrap_or_default().is_empty() => {
+            Err(HistoryRefusal::AlreadyRecorded)
+        }
+        _ => Err(HistoryRefusal::NotManaged),
+    }
+}
+
+/// The version and checksum a file's `calista:imported` directive carries, as text, the
+/// way [`ForeignRow`] holds them.
+fn imported_as_text(origin: Origin<'_>) -> (String, Option<String>) {
+    match origin {
+        Origin::Sqlx { version, checksum } => (
+            version.to_string(),
+            Some(checksum.iter().map(|b| format!("{b:02x}")).collect()),
+        ),
+        Origin::Diesel { version } => (version.to_owned(), None),
+        Origin::Refinery { version, checksum } => (version.to_string(), Some(checksum.to_string())),
+        Origin::Alembic { revision } => (revision.to_owned(), None),
+    }
+}
+
+/// Decides an adoption from `tool`'s `rows`: the positions of the migrations to record as
+/// applied, oldest first, each with the version the tool recorded. Every row must have
+/// succeeded and match a file that imports it (checksums compared where the tool kept one),
+/// and the files they match must be the first ones of the set, without a gap. Alembic keeps
+/// only its head revision: everything up to it is applied. Pure.
+pub(crate) fn plan_adopt(
+    migrations: &Migrations,
+    tool: Tool,
+    rows: &[ForeignRow],
+) -> Result<Vec<(usize, String)>, HistoryRefusal> {
+    let imported: HashMap<String, (usize, Option<String>)> = migrations
+        .iter()
+        .enumerate()
+        .filter_map(|(index, migration)| {
+            let origin = migration.imported()?.origin;
+            (origin.tool() == tool).then(|| {
+                let (version, checksum) = imported_as_text(origin);
+                (version, (index, checksum))
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for row in rows {
+        if !row.succeeded {
+            return Err(HistoryRefusal::ForeignFailed {
+                tool,
+                version: row.version.clone(),
+                name: row.name.clone(),
+            });
+        }
+        let Some((index, checksum)) = imported.get(row.version.trim()) else {
+            return Err(HistoryRefusal::ForeignMissingHere {
+                tool,
+                version: row.version.clone(),
+                name: row.name.clone(),
+            });
+        };
+        if let (Some(theirs), Some(ours)) = (&row.checksum, checksum)
+            && theirs.trim() != ours
+        {
+            return Err(HistoryRefusal::ForeignDiffers {
+                tool,
+                version: row.version.clone(),
+                file: migrations.as_slice()[*index].file_name(),
+            });
+        }
+        applied.push((*index, row.version.trim().to_owned()));
+    }
+    applied.sort();
+    if tool == Tool::Alembic
+        && let Some(&(head, _)) = applied.last()
+    {
+        // Alembic keeps its head only; the imported revisions before it ran before it.
+        let versions: HashMap<usize, &str> = imported
+            .iter()
+            .map(|(version, (index, _))| (*index, version.as_str()))
+            .collect();
+        applied = (0..=head)
+            .filter_map(|i| versions.get(&i).map(|v| (i, (*v).to_owned())))
+            .collect();
+    }
+    for (position, (index, _)) in applied.iter().enumerate() {
+        if position != *index {
+            return Err(HistoryRefusal::ForeignGap {
+                tool,
+                file: migrations.as_slice()[position].file_name(),
+            });
+        }
+    }
+    Ok(applied)
+}
+
 /// A finished `up` record of `migration`, for replaying a history with it added.
 fn history_record(migration: &Migration, kind: HistoryKind) -> HistoryRecord {
     HistoryRecord {
@@ -225,6 +430,74 @@ impl Migrator<'_> {
                 migrator: self,
                 revision,
                 reason,
+            })
+            .await
+    }
+}
+
+impl Migrator<'_> {
+    /// Adopts a database another migration tool manages (sqlx, diesel, refinery, Alembic):
+    /// records the imported migrations that tool applied as applied, comparing checksums
+    /// where it kept them, and runs none of their SQL. The tool's own table is only read, so
+    /// going back to it stays possible (except where its table is calista's version table:
+    /// Alembic's `alembic_version` on SQLite, whose row moves to calista's revision; the
+    /// Alembic revision is kept in the history's note). Refused, naming the migration, when
+    /// the tool recorded one as failed, one differs from its file, or one has no file here.
+    pub async fn adopt(&self) -> Result<Adopted, Error> {
+        self.db.on_backend(Adopt { migrator: self }).await
+    }
+}
+
+struct Adopt<'m> {
+    migrator: &'m Migrator<'m>,
+}
+
+impl OnBackend for Adopt<'_> {
+    type Output = Result<Adopted, Error>;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+        let engine = Engine::new(self.migrator, handle);
+        let migrations = self.migrator.migrations;
+        // The tool's rows are read first, on the guard's connection: a read only.
+        let state = handle.read_state().await?;
+        let tool = adopted_tool(migrations, &state)?;
+        let rows = handle.read_foreign(tool).await?;
+        let applied = plan_adopt(migrations, tool, &rows)?;
+        engine
+            .record_under_lock(|state, _history| {
+                // Under the lock, the state must still be the tool's alone.
+                if adopted_tool(migrations, state)? != tool {
+                    return Err(HistoryRefusal::NotManaged.into());
+                }
+                let records = applied
+                    .iter()
+                    .map(|(index, version)| {
+                        let mut record =
+                            engine.entry(&migrations.as_slice()[*index], HistoryKind::Adopted);
+                        record.note = Some(format!("{tool} {version}"));
+                        record
+                    })
+                    .collect();
+                let current = applied
+                    .last()
+                    .map(|(index, _)| migrations.as_slice()[*index].revision());
+                let from = state.versions.as_ref().and_then(|v| v.first()).cloned();
+                let to = current.map(|r| r.to_string());
+                let adopted = Adopted {
+                    tool,
+                    recorded: applied
+                        .iter()
+                        .map(|(index, version)| {
+                            let migration = &migrations.as_slice()[*index];
+                            (migration.revision(), migration.file_name(), version.clone())
+                        })
+                        .collect(),
+                    current,
+                };
+                let entries = Entries {
+                    records,
+                    version: (from != to).then_some((from, to)),
+                };
+                Ok((entries, adopted))
             })
             .await
     }

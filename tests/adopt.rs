@@ -1,0 +1,200 @@
+//! `adopt`: a database another tool made and manages, made here by that real tool, is
+//! recorded as applied from the imported files, with none of its SQL run (DESIGN §12).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use calista::history::HistoryKind;
+use calista::import::{self, ImportRequest, SourceDialect};
+use calista::origin::Tool;
+use calista::{Migrations, Migrator, SchemaState, UpgradeTarget};
+use common::*;
+use sqlx::Row;
+
+fn fixture(tool: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/import")
+        .join(tool)
+}
+
+/// `db import --from sqlx` of the fixture folder, into a new folder.
+fn imported_sqlx() -> (tempfile::TempDir, Migrations) {
+    let request = ImportRequest::new(Tool::Sqlx, fixture("sqlx"), SourceDialect::Postgres);
+    let plan = import::plan(&request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import::write(&plan, dir.path()).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    (dir, migrations)
+}
+
+/// Runs sqlx's own migrator on the fixture folder: the database sqlx makes.
+async fn migrated_by_sqlx(handle: &calista::Database) {
+    let pool = handle.postgres_pool().unwrap();
+    let migrator = sqlx::migrate::Migrator::new(fixture("sqlx")).await.unwrap();
+    migrator.run(pool).await.unwrap();
+}
+
+/// Every relation of `public` with its OID and file node: a statement that created,
+/// dropped or rewrote one would change this.
+async fn relations(handle: &calista::Database) -> Vec<String> {
+    let pool = handle.postgres_pool().unwrap();
+    sqlx::query(
+        "SELECT c.relname || ' ' || c.oid || ' ' || c.relfilenode FROM pg_class AS c \
+         JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get::<String, _>(0))
+    .collect()
+}
+
+/// `_sqlx_migrations` as sqlx left it, every column.
+async fn sqlx_rows(handle: &calista::Database) -> Vec<String> {
+    let pool = handle.postgres_pool().unwrap();
+    sqlx::query("SELECT CAST(m.* AS TEXT) FROM _sqlx_migrations AS m ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upgrades_on_top() {
+    let db = TestDb::postgres().await;
+    let handle = db.open();
+    migrated_by_sqlx(&handle).await;
+    let (dir, migrations) = imported_sqlx();
+    let applied_by_sqlx = sqlx_rows(&handle).await;
+    assert!(applied_by_sqlx.len() >= 10, "{applied_by_sqlx:?}");
+    assert!(migrations.iter().any(|m| m.no_transaction()));
+
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    assert_eq!(
+        migrator.check().await.unwrap(),
+        SchemaState::Managed { tool: Tool::Sqlx }
+    );
+    // An upgrade never adopts: running sqlx's migrations again would fail.
+    let refused = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
+    assert!(refused.to_string().contains("managed by sqlx"), "{refused}");
+    assert!(refused.to_string().contains("never adopts"), "{refused}");
+    assert_eq!(refused.kind(), calista::ErrorKind::Unsafe);
+
+    let before = relations(&handle).await;
+    let adopted = migrator.adopt().await.unwrap();
+    assert_eq!(adopted.tool, Tool::Sqlx);
+    assert_eq!(adopted.recorded.len(), applied_by_sqlx.len());
+    assert_eq!(adopted.current, migrations.head().map(|m| m.revision()));
+    // None of their SQL ran, and sqlx's table is as sqlx left it.
+    assert_eq!(relations(&handle).await, before);
+    assert_eq!(sqlx_rows(&handle).await, applied_by_sqlx);
+
+    assert!(migrator.check().await.unwrap().is_up_to_date());
+    let history = handle.read_history().await.unwrap();
+    assert_eq!(history.len(), applied_by_sqlx.len());
+    assert!(
+        history.iter().all(|r| r.kind == HistoryKind::Adopted),
+        "{history:?}"
+    );
+    assert!(
+        history[0].note.as_deref().unwrap().starts_with("sqlx 2023"),
+        "{history:?}"
+    );
+    let again = migrator.adopt().await.unwrap_err();
+    assert!(again.to_string().contains("nothing to adopt"), "{again}");
+
+    // A new calista migration applies on top.
+    std::fs::write(
+        dir.path().join("20240101_0000_create_audit.sql"),
+        "-- calista:up\nCREATE TABLE audit (id BIGINT PRIMARY KEY);\n-- calista:down\nDROP TABLE audit;\n",
+    )
+    .unwrap();
+    let next = Migrations::from_dir(dir.path()).unwrap();
+    let report = Migrator::new(&next, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 1);
+    handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_a_differing_or_a_missing_migration_is_refused_by_name() {
+    let db = TestDb::postgres().await;
+    let handle = db.open();
+    migrated_by_sqlx(&handle).await;
+    let (dir, migrations) = imported_sqlx();
+    let pool = handle.postgres_pool().unwrap().clone();
+    let adopt = |migrations: Migrations| {
+        let handle = &handle;
+        async move {
+            Migrator::new(&migrations, handle)
+                .with_policy(development())
+                .adopt()
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+
+    let original: Vec<u8> =
+        sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 20230302110000")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET success = FALSE WHERE version = 20230302110000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let failed = adopt(migrations.clone()).await;
+    assert!(
+        failed.contains("20230302110000") && failed.contains("failed"),
+        "{failed}"
+    );
+    sqlx::query("UPDATE _sqlx_migrations SET success = TRUE, checksum = '\\x00' WHERE version = 20230302110000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let differs = adopt(migrations.clone()).await;
+    assert!(
+        differs.contains("20230302_1100") && differs.contains("differs"),
+        "{differs}"
+    );
+
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 20230302110000")
+        .bind(original)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A migration sqlx applied that no file imports.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (20990101000000, 'from elsewhere', TRUE, '\\x00', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let missing = adopt(migrations).await;
+    assert!(
+        missing.contains("20990101000000") && missing.contains("from elsewhere"),
+        "{missing}"
+    );
+    // Nothing was recorded.
+    assert_eq!(
+        scalar(
+            &handle,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'calista'"
+        )
+        .await,
+        0
+    );
+    drop(dir);
+    handle.close().await;
+}
