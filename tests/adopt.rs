@@ -198,3 +198,80 @@ async fn a_failed_a_differing_or_a_missing_migration_is_refused_by_name() {
     drop(dir);
     handle.close().await;
 }
+
+/// A fixture dump (made by the real tool, see its `generate.sh`) loaded into `handle`.
+async fn load_dump(handle: &calista::Database, tool: &str, file: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/adopt")
+        .join(tool)
+        .join(file);
+    let sql = std::fs::read_to_string(&path).unwrap();
+    exec(handle, &sql)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// `db import --from alembic` of the fixture project's rendered SQL, into a new folder.
+fn imported_alembic() -> (tempfile::TempDir, Migrations) {
+    let request = ImportRequest::new(
+        Tool::Alembic,
+        fixture("alembic").join("upgrade.sql"),
+        SourceDialect::Postgres,
+    )
+    .start(calista::Revision::parse("20210601_0900").unwrap())
+    .alembic_downgrade(fixture("alembic").join("downgrade.sql"));
+    let plan = import::plan(&request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import::write(&plan, dir.path()).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    (dir, migrations)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_alembic_made_is_adopted_with_none_of_its_sql_run_and_upgrades_on_top() {
+    let db = TestDb::postgres().await;
+    let handle = db.open();
+    load_dump(&handle, "alembic", "postgres.sql").await;
+    let (dir, migrations) = imported_alembic();
+    assert!(migrations.len() >= 10);
+    assert!(migrations.iter().any(|m| m.no_transaction()));
+
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    assert_eq!(
+        migrator.check().await.unwrap(),
+        SchemaState::Managed {
+            tool: Tool::Alembic
+        }
+    );
+    let before = relations(&handle).await;
+    let adopted = migrator.adopt().await.unwrap();
+    // Alembic keeps its head only: every revision up to it is recorded.
+    assert_eq!(adopted.recorded.len(), migrations.len());
+    assert_eq!(relations(&handle).await, before);
+    assert_eq!(
+        scalar(
+            &handle,
+            "SELECT count(*) FROM public.alembic_version WHERE version_num = '76ea4b4c3982'"
+        )
+        .await,
+        1
+    );
+    assert!(migrator.check().await.unwrap().is_up_to_date());
+    let history = handle.read_history().await.unwrap();
+    assert_eq!(history.len(), migrations.len());
+    assert!(history.iter().all(|r| r.kind == HistoryKind::Adopted));
+
+    std::fs::write(
+        dir.path().join("20240101_0000_create_audit.sql"),
+        "-- calista:up\nCREATE TABLE audit (id BIGINT PRIMARY KEY);\n-- calista:down\nDROP TABLE audit;\n",
+    )
+    .unwrap();
+    let next = Migrations::from_dir(dir.path()).unwrap();
+    let report = Migrator::new(&next, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 1);
+    handle.close().await;
+}
