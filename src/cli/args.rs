@@ -150,6 +150,20 @@ pub enum DbCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Mark the database as at REV without running anything, once its live schema matches
+    /// what the migrations up to REV build on a scratch database (a difference is refused
+    /// with the diff). Production needs --yes.
+    Stamp {
+        /// The revision the database is at (YYYYMMDD_HHMM).
+        #[arg(value_name = "REV")]
+        revision: String,
+        /// Record the stamp even though the schema differs (the differences are noted).
+        #[arg(long)]
+        force: bool,
+        /// Confirm (required in production).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Accept an intended edit of an applied migration: the history keeps the checksum it
     /// was applied with, the new one, when and why, and the guard passes again. Runs no SQL of
     /// the migration. Production needs --yes.

@@ -129,6 +129,11 @@ async fn with_database(
         }
         DbCommand::Restore { backup, yes } => restore(context, db, &backup, yes, out).await,
         DbCommand::Adopt { yes } => super::history::adopt(context, &migrator, yes, out).await,
+        DbCommand::Stamp {
+            revision,
+            force,
+            yes,
+        } => super::history::stamp(context, &migrator, &revision, force, yes, out).await,
         DbCommand::Repair {
             accept,
             reason,

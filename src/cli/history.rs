@@ -109,6 +109,47 @@ pub(crate) async fn adopt(
     Ok(())
 }
 
+/// `db stamp REV [--force] [--yes]`.
+pub(crate) async fn stamp(
+    context: &Context,
+    migrator: &Migrator<'_>,
+    revision: &str,
+    force: bool,
+    yes: bool,
+    out: &Output,
+) -> Result<(), CliError> {
+    let revision = parse_revision(revision)?;
+    confirm_in_production(context, yes, "stamping")?;
+    let stamped = migrator.stamp(revision, force).await?;
+    if out.json() {
+        let recorded: Vec<_> = stamped
+            .recorded
+            .iter()
+            .map(|(revision, file)| json!({ "revision": revision.to_string(), "file": file }))
+            .collect();
+        out.print_json(&json!({
+            "stamped": stamped.revision.to_string(),
+            "recorded": recorded,
+            "forced": stamped.forced,
+        }));
+        return Ok(());
+    }
+    if !stamped.forced.is_empty() {
+        out.notice(&format!(
+            "the schema differs, recorded anyway (--force):\n{}",
+            stamped.forced
+        ));
+    }
+    out.print(&format!(
+        "{} at {}: {} migration{} recorded as applied, none run",
+        out.paint(Tone::Strong, "stamped"),
+        stamped.revision,
+        stamped.recorded.len(),
+        if stamped.recorded.len() == 1 { "" } else { "s" },
+    ));
+    Ok(())
+}
+
 /// The first 12 hex digits of a checksum, as people compare them.
 fn short(hex: &str) -> &str {
     hex.get(..12).unwrap_or(hex)

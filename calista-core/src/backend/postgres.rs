@@ -72,9 +72,10 @@ impl Sql {
                     "SELECT to_regclass('{p}alembic_version') IS NOT NULL, \
                      to_regclass('{p}schema_history') IS NOT NULL, \
                      (SELECT min(tablename::text) FROM pg_tables \
-                     WHERE schemaname = ANY (current_schemas(false)) AND schemaname <> '{schema}' \
+                     WHERE schemaname = ANY (current_schemas(false)) \
                      AND tablename IN ('_sqlx_migrations', '__diesel_schema_migrations', \
-                     'refinery_schema_history', 'alembic_version'))"
+                     'refinery_schema_history', 'alembic_version') \
+                     AND NOT (tablename = 'alembic_version' AND schemaname = '{schema}'))"
                 )),
                 versions: sql(versions),
                 last: sql(last),

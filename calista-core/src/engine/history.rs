@@ -7,6 +7,7 @@
 //! must, in one transaction: the same steps an upgrade records with.
 
 pub use super::plan::{HistoryKind, HistoryRecord};
+pub use super::stamp::Stamped;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -50,6 +51,20 @@ pub enum HistoryRefusal {
     },
     /// The database is in a state where history must not be written: the guard's verdict.
     Unsafe(Box<SchemaState>),
+    /// The live schema differs from what the migrations up to the revision build.
+    SchemaDiffers {
+        /// The revision to stamp.
+        revision: Revision,
+        /// What differs: `-` only what the migrations build, `+` only the live database.
+        differences: crate::schema::SchemaDiff,
+    },
+    /// The database is already at or past the revision to stamp.
+    AlreadyAt {
+        /// Where it is.
+        current: Revision,
+        /// The revision to stamp.
+        revision: Revision,
+    },
     /// No other tool's history table is there to adopt from.
     NotManaged,
     /// calista already records this database's migrations: there is nothing to adopt.
@@ -127,6 +142,19 @@ impl fmt::Display for HistoryRefusal {
                     " accept each intended edit with its own repair (restore missing files first); nothing was changed"
                 )
             }
+            Self::SchemaDiffers {
+                revision,
+                differences,
+            } => write!(
+                f,
+                "the live schema differs from what the migrations up to {revision} build \
+                 (- only what they build, + only the database):\n{differences}\n\
+                 Nothing was recorded: bring the schema in line, stamp an earlier revision, or force the stamp"
+            ),
+            Self::AlreadyAt { current, revision } => write!(
+                f,
+                "the database is already at {current}, at or past {revision}: nothing to stamp"
+            ),
             Self::NotManaged => write!(
                 f,
                 "no other migration tool's history table (_sqlx_migrations, __diesel_schema_migrations, \

@@ -22,3 +22,5 @@ mod redo;
 mod run;
 #[cfg(feature = "runtime")]
 mod script;
+#[cfg(feature = "runtime")]
+mod stamp;
