@@ -85,7 +85,7 @@ pub use calista_core::{
 };
 pub use calista_core::{
     Blocker, DriverError, StatementError, StatementLocation, backup, fleet, history, import, lint,
-    origin, schema, settings, url, verify,
+    origin, schema, settings, squash, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).

@@ -576,6 +576,15 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
     } = hints;
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
+        SchemaState::BelowBaseline {
+            current,
+            through,
+            release,
+        } => format!(
+            "the database is at revision {current}, one of the migrations up to {through} that this build \
+             replaced with a baseline: it cannot upgrade it. Upgrade it first with release {release} (the \
+             oldest that still has those migrations), then with this one; the database was not touched"
+        ),
         SchemaState::Managed { tool } => format!(
             "the database is managed by {tool} (its table {}) and calista has recorded nothing in it yet: \
              record what {tool} applied, without running any of it, with {adopt}. An upgrade never adopts \

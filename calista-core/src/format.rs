@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
+use crate::migration::{Baseline, Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
 use crate::origin::{Imported, OriginError};
 use crate::problem::{Problem, ProblemKind};
@@ -85,6 +85,8 @@ struct Body {
     allows: Vec<(u32, lint::Rule)>,
     /// Whether a `-- calista:imported` line says the file is another tool's history.
     imported: bool,
+    /// Whether a `-- calista:baseline` line says the file stands for squashed history.
+    baseline: bool,
 }
 
 /// What a `-- calista:` line says.
@@ -99,6 +101,9 @@ enum Marker {
     /// `-- calista:imported <tool> <version> [<checksum>] -- <source file>`, read by
     /// [`directive_text`].
     Imported,
+    /// `-- calista:baseline <first>..<through> chain:<hex> -- <release>`, read by
+    /// [`Baseline::parse`].
+    Baseline,
 }
 
 /// Reads a line that looks like a marker: `Some(Ok)` for a known one, `Some(Err)` for a
@@ -139,6 +144,7 @@ fn classify(line: &str) -> Option<Result<Marker, ProblemKind>> {
         }),
         ["allow", ..] => Ok(Marker::Allow),
         ["imported", ..] => Ok(Marker::Imported),
+        ["baseline", ..] => Ok(Marker::Baseline),
         _ => Err(unknown()),
     })
 }
@@ -186,6 +192,16 @@ pub(crate) fn imported(text: &str) -> Option<Imported<'_>> {
         .take_while(|(_, marker)| !matches!(marker, Some(Ok(Marker::Section(..)))))
         .find(|(_, marker)| matches!(marker, Some(Ok(Marker::Imported))))
         .and_then(|(line, _)| Imported::parse(directive_text(line, "imported")).ok())
+}
+
+/// The `-- calista:baseline` directive of a file that [`parse_file`] accepted (see
+/// [`Migration::baseline`]).
+pub(crate) fn baseline(text: &str) -> Option<Baseline<'_>> {
+    text.lines()
+        .map(|line| (line, classify(line)))
+        .take_while(|(_, marker)| !matches!(marker, Some(Ok(Marker::Section(..)))))
+        .find(|(_, marker)| matches!(marker, Some(Ok(Marker::Baseline))))
+        .and_then(|(line, _)| Baseline::parse(directive_text(line, "baseline")))
 }
 
 /// The well-formed allow directives of a file, with their lines, up to the first section.
@@ -295,6 +311,7 @@ fn parse_body(
         lock_timeout: None,
         allows: Vec::new(),
         imported: false,
+        baseline: false,
     };
     let mut open: Option<OpenSection> = None;
     let mut sql_before_marker_reported = false;
@@ -359,6 +376,15 @@ fn parse_body(
                     report(Some(number), ProblemKind::BadImported { text, error });
                     ok = false;
                 }
+            }
+            Some(Ok(Marker::Baseline)) => {
+                let parsed = Baseline::parse(directive_text(line, "baseline"));
+                if parsed.is_none() || body.baseline {
+                    let text = line.trim().to_owned();
+                    report(Some(number), ProblemKind::BadBaseline { text });
+                    ok = false;
+                }
+                body.baseline = true;
             }
             None if open.is_some() || is_comment_or_blank(line) => {}
             None => {
@@ -435,7 +461,8 @@ fn check_lint(
     report: &mut impl FnMut(Option<u32>, ProblemKind),
 ) -> bool {
     let findings = lint::lint(text, &body.spans, declared);
-    if body.imported {
+    // A baseline is squashed history: its files were linted when they were written.
+    if body.imported || body.baseline {
         return true;
     }
     let mut ok = true;

@@ -108,6 +108,8 @@ pub mod schema;
 mod scratch;
 #[cfg(feature = "runtime")]
 pub mod settings;
+#[cfg(feature = "runtime")]
+pub mod squash;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "runtime")]

@@ -278,6 +278,54 @@ impl fmt::Debug for Checksum {
     }
 }
 
+/// What a baseline file (`calista db squash`) stands for: its
+/// `-- calista:baseline <first>..<through> chain:<hex> -- <release>` directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline<'a> {
+    /// The first migration it replaced.
+    pub first: Revision,
+    /// The last migration it replaced; the baseline has its revision.
+    pub through: Revision,
+    /// The chained digest of the replaced files at `through`: what a database that ran them
+    /// recorded, and the baseline's link in the chain, so such a database reads as
+    /// unmodified.
+    pub chain: Checksum,
+    /// The oldest release that still has the replaced files: the one that upgrades a
+    /// database that is before `through`.
+    pub release: &'a str,
+}
+
+impl<'a> Baseline<'a> {
+    /// Reads what follows `calista:baseline`.
+    pub fn parse(rest: &'a str) -> Option<Self> {
+        let (words, release) = rest.split_once(" -- ")?;
+        let release = release.trim();
+        let mut words = words.split_whitespace();
+        let (first, through) = words.next()?.split_once("..")?;
+        let chain = Checksum::from_hex(words.next()?.strip_prefix("chain:")?)?;
+        let (first, through) = (Revision::parse(first).ok()?, Revision::parse(through).ok()?);
+        (words.next().is_none() && !release.is_empty() && first <= through).then_some(Self {
+            first,
+            through,
+            chain,
+            release,
+        })
+    }
+
+    /// The directive line, which [`Baseline::parse`] reads back.
+    pub fn directive(&self) -> String {
+        format!(
+            "-- calista:baseline {}..{} chain:{} -- {}",
+            self.first, self.through, self.chain, self.release
+        )
+    }
+
+    /// Whether it replaced `revision`.
+    pub fn covers(&self, revision: Revision) -> bool {
+        self.first <= revision && revision <= self.through
+    }
+}
+
 /// One migration: a revision, its sections and directives, and the checksum of its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
@@ -336,6 +384,11 @@ impl Migration {
             checksum,
             lock_timeout: None,
         }
+    }
+
+    /// What this migration stands for when it is a baseline of squashed migrations.
+    pub fn baseline(&self) -> Option<Baseline<'_>> {
+        crate::format::baseline(&self.text)
     }
 
     /// The lint findings this migration acknowledges, each with its reason: its
@@ -589,11 +642,14 @@ impl Migrations {
     pub fn chain_before_whitespace_rule_at(&self, index: usize) -> Option<Checksum> {
         let mut chain = None;
         for migration in self.migrations.get(..=index)? {
-            chain = Some(Checksum::chain(
-                chain,
-                migration.revision(),
-                migration.checksum_before_whitespace_rule(),
-            ));
+            chain = Some(match migration.baseline() {
+                Some(baseline) => baseline.chain,
+                None => Checksum::chain(
+                    chain,
+                    migration.revision(),
+                    migration.checksum_before_whitespace_rule(),
+                ),
+            });
         }
         chain
     }
@@ -604,6 +660,17 @@ impl Migrations {
         recorded.is_some()
             && (recorded == self.chain_at(index)
                 || recorded == self.chain_before_whitespace_rule_at(index))
+    }
+
+    /// The baseline that replaced `revision` without having its revision (a migration
+    /// squashed away), with the baseline's position.
+    pub fn baseline_replacing(&self, revision: Revision) -> Option<(usize, Baseline<'_>)> {
+        self.iter().enumerate().find_map(|(index, migration)| {
+            migration
+                .baseline()
+                .filter(|b| b.covers(revision) && revision != b.through)
+                .map(|b| (index, b))
+        })
     }
 
     /// Every chained digest, parallel to [`Migrations::as_slice`].
@@ -643,7 +710,11 @@ pub fn chain_digests(migrations: &[Migration]) -> Vec<Checksum> {
     migrations
         .iter()
         .map(|m| {
-            let link = Checksum::chain(previous, m.revision(), m.checksum());
+            // A baseline continues the chain of the files it replaced.
+            let link = match m.baseline() {
+                Some(baseline) => baseline.chain,
+                None => Checksum::chain(previous, m.revision(), m.checksum()),
+            };
             previous = Some(link);
             link
         })

@@ -166,6 +166,16 @@ pub enum SchemaState {
     },
     /// The version table does not make sense: edited by hand, or damaged.
     Corrupt(Corruption),
+    /// The database is at a migration that a baseline replaced (`db squash`): this build
+    /// cannot upgrade it; the release that squashed it away can.
+    BelowBaseline {
+        /// The revision in `alembic_version`.
+        current: Revision,
+        /// The last migration the baseline replaced.
+        through: Revision,
+        /// The oldest release that still has the replaced migrations.
+        release: String,
+    },
     /// Another migration tool manages the database and calista has recorded nothing yet:
     /// adopting it records what that tool applied. An upgrade never does that on its own.
     Managed {
@@ -200,6 +210,7 @@ impl SchemaState {
             Self::Interrupted { .. } => "interrupted",
             Self::Corrupt(_) => "corrupt",
             Self::Managed { .. } => "managed by another tool",
+            Self::BelowBaseline { .. } => "below the baseline",
         }
     }
 }
@@ -269,6 +280,13 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         .ok()
         .and_then(|r| migrations.position(r))
     else {
+        // Only a revision this build lacks pays for looking at the files' directives.
+        if let Some(below) = Revision::parse(current)
+            .ok()
+            .and_then(|r| below_baseline(migrations, r))
+        {
+            return Decided(below);
+        }
         return match &state.last {
             Some(last) if last.revision == *current && last.direction == Direction::Up => {
                 Decided(SchemaState::Ahead {
@@ -293,6 +311,16 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         return NeedsHistory;
     }
     Decided(behind(migrations, Some(index)))
+}
+
+/// The verdict on a database at `current`, a migration a baseline replaced.
+fn below_baseline(migrations: &Migrations, current: Revision) -> Option<SchemaState> {
+    let (_, baseline) = migrations.baseline_replacing(current)?;
+    Some(SchemaState::BelowBaseline {
+        current,
+        through: baseline.through,
+        release: baseline.release.to_owned(),
+    })
 }
 
 /// The tool that manages a database calista has recorded nothing in: one whose history
@@ -378,6 +406,21 @@ pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord
         .iter()
         .take_while(|m| m.revision() <= current_revision)
     {
+        // A baseline stands for the files it replaced, whatever they were recorded with.
+        if let Some(baseline) = migration.baseline() {
+            let replaced: Vec<&str> = applied
+                .keys()
+                .copied()
+                .filter(|r| Revision::parse(r).is_ok_and(|r| baseline.covers(r)))
+                .collect();
+            if replaced.is_empty() {
+                unapplied.push((migration.revision(), migration.file_name()));
+            }
+            for revision in replaced {
+                applied.remove(revision);
+            }
+            continue;
+        }
         match applied.remove(migration.revision().to_string().as_str()) {
             None => unapplied.push((migration.revision(), migration.file_name())),
             Some(Some(sum)) if !migration.matches_checksum(sum) => {
