@@ -87,3 +87,89 @@ both_backends! {
         assert_eq!(empty_reason.code, 2, "{empty_reason:?}");
     }
 }
+
+mod stamp_and_squash {
+    use super::*;
+
+    both_backends! {
+        async fn stamp_refuses_a_differing_schema_naming_the_difference(db: TestDb) {
+            let set = MigrationSet::new(&[(A, &create_table("a"))]);
+            let dir = set.dir.path();
+            let handle = db.open();
+            let sql = match &db {
+                TestDb::Postgres(_) => "CREATE SCHEMA calista; CREATE TABLE calista.a (id INTEGER PRIMARY KEY);",
+                TestDb::Sqlite { file, .. } => {
+                    std::fs::File::create(file).unwrap();
+                    "CREATE TABLE a (id INTEGER PRIMARY KEY);"
+                }
+            };
+            exec(&handle, sql).await.unwrap();
+            handle.close().await;
+            let refused = calista(&db, dir, &["db", "stamp", "20250101_0000", "--yes"], &[]);
+            assert_eq!(refused.code, 2, "{refused:?}");
+            assert!(refused.stderr.contains("column a.note"), "{refused:?}");
+            let unconfirmed = calista(&db, dir, &["db", "stamp", "20250101_0000", "--force"], &[]);
+            assert_eq!(unconfirmed.code, 2, "{unconfirmed:?}");
+            assert!(unconfirmed.stderr.contains("--yes"), "{unconfirmed:?}");
+            let forced = calista(&db, dir, &["db", "stamp", "20250101_0000", "--force", "--yes"], &[]);
+            assert_eq!(forced.code, 0, "{forced:?}");
+            assert!(forced.stdout.contains("stamped at 20250101_0000"), "{forced:?}");
+            let history = calista(&db, dir, &["--format", "json", "db", "history"], &[]);
+            let history: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+            assert_eq!(history[0]["kind"], "stamped");
+        }
+    }
+
+    #[test]
+    fn squash_writes_a_baseline_that_db_verify_passes() {
+        let set = MigrationSet::new(&[
+            (A, &create_table("a")),
+            ("20250102_0000_create_b.sql", &create_table("b")),
+            ("20250103_0000_create_c.sql", &create_table("c")),
+        ]);
+        let dir = set.dir.path();
+        let db = TestDb::sqlite();
+        let pg = [("CALISTA_VERIFY_PG_URL", pg_admin_url())];
+        let env: Vec<(&str, &str)> = pg.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let run = calista(
+            &db,
+            dir,
+            &[
+                "db",
+                "squash",
+                "--through",
+                "20250102_0000",
+                "--release",
+                "1.2.0",
+            ],
+            &env,
+        );
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains("replaces 2 files"), "{run:?}");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["20250102_0000_baseline.sql", "20250103_0000_create_c.sql"]
+        );
+        let verified = calista(&db, dir, &["db", "verify"], &env);
+        assert_eq!(verified.code, 0, "{verified:?}");
+        let no_server = calista(
+            &db,
+            dir,
+            &[
+                "db",
+                "squash",
+                "--through",
+                "20250103_0000",
+                "--release",
+                "1.3.0",
+            ],
+            &[],
+        );
+        assert_eq!(no_server.code, 2, "{no_server:?}");
+    }
+}

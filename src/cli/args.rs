@@ -164,6 +164,28 @@ pub enum DbCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Replace the migration files up to REV with one baseline (a section per dialect) that
+    /// builds the same schema, checked first on scratch PostgreSQL and SQLite databases.
+    /// Databases at or past REV run nothing; ones before it are told to upgrade with
+    /// --release first (never connects to the configured database).
+    Squash {
+        /// The last migration to replace (YYYYMMDD_HHMM); the baseline takes its revision.
+        #[arg(long, value_name = "REV")]
+        through: String,
+        /// The oldest release that still has the replaced files: what a database before REV
+        /// must be upgraded with first.
+        #[arg(long, value_name = "VERSION")]
+        release: String,
+        /// A PostgreSQL server to check the baseline on (a scratch database, dropped after);
+        /// the role needs CREATEDB
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "CALISTA_VERIFY_PG_URL",
+            hide_env_values = true
+        )]
+        pg_url: Option<String>,
+    },
     /// Accept an intended edit of an applied migration: the history keeps the checksum it
     /// was applied with, the new one, when and why, and the guard passes again. Runs no SQL of
     /// the migration. Production needs --yes.

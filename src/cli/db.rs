@@ -28,6 +28,11 @@ pub(crate) async fn run(
         DbCommand::Import(args) => super::import::run(&args, Some(context.migrations_dir()), out),
         DbCommand::New { summary } => new(&summary, context, out),
         DbCommand::Backups => backups(context, out),
+        DbCommand::Squash {
+            through,
+            release,
+            pg_url,
+        } => super::history::squash(&through, &release, pg_url, context, out).await,
         DbCommand::Verify { pg_url, seed } => {
             super::verify::run(pg_url, seed.as_deref(), context, out).await
         }
@@ -143,6 +148,7 @@ async fn with_database(
         | DbCommand::New { .. }
         | DbCommand::Backups
         | DbCommand::Verify { .. }
+        | DbCommand::Squash { .. }
         | DbCommand::Import(_)
         | DbCommand::Lint => Ok(()),
     }

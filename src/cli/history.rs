@@ -150,6 +150,63 @@ pub(crate) async fn stamp(
     Ok(())
 }
 
+/// `db squash --through REV --release VERSION [--pg-url URL]`.
+pub(crate) async fn squash(
+    through: &str,
+    release: &str,
+    pg_url: Option<String>,
+    context: &Context,
+    out: &Output,
+) -> Result<(), CliError> {
+    let through = parse_revision(through)?;
+    let server = super::verify::scratch_server(pg_url, "db squash")?;
+    let migrations = context.migrations();
+    let plan = calista::squash::plan(migrations, through, release)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let checks = calista::squash::check(migrations, &plan, Some(&server)).await?;
+    if let Some(differs) = checks.iter().find(|c| !c.matches()) {
+        return Err(CliError::Failure {
+            message: format!(
+                "the baseline would not build the schema the migrations build on {} (nothing was written):\n\
+                 full replay:\n{}\nbaseline:\n{}",
+                differs.dialect, differs.replayed, differs.baseline
+            ),
+            source: None,
+        });
+    }
+    let dir = context.migrations_dir();
+    calista::squash::write(&plan, &dir).map_err(|e| {
+        CliError::failure(
+            format!("cannot write the baseline into {}", dir.display()),
+            e,
+        )
+    })?;
+    let path = dir.join(&plan.file);
+    if out.json() {
+        out.print_json(&json!({
+            "baseline": path.display().to_string(),
+            "replaced": plan.replaced,
+            "checked": checks.iter().map(|c| c.dialect.to_string()).collect::<Vec<_>>(),
+        }));
+    } else {
+        out.print(&format!(
+            "{} {} replaces {} files (its schema equals the full replay's on {}); databases before {} \
+             upgrade with release {} first",
+            out.paint(Tone::Strong, "wrote"),
+            path.display(),
+            plan.replaced.len(),
+            checks
+                .iter()
+                .map(|c| c.dialect.to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            through,
+            release.trim(),
+        ));
+    }
+    Ok(())
+}
+
 /// The first 12 hex digits of a checksum, as people compare them.
 fn short(hex: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
