@@ -22,7 +22,7 @@ fn fifty() -> MigrationSet {
     let set = MigrationSet::new(&[]);
     for i in 0..50 {
         let (summary, body) = match i % 5 {
-            0 | 1 | 2 => (
+            0..=2 => (
                 format!("create_t{i}"),
                 format!(
                     "-- calista:up\nCREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);\n\

@@ -258,6 +258,12 @@ pub enum Error {
     Restore(#[from] crate::backup::RestoreError),
 }
 
+impl From<crate::engine::history::HistoryRefusal> for Error {
+    fn from(refusal: crate::engine::history::HistoryRefusal) -> Self {
+        Self::History(refusal)
+    }
+}
+
 impl Error {
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
@@ -857,11 +863,5 @@ mod tests {
             text.starts_with("migration 20250101_0000_a.sql failed (up): "),
             "{text}"
         );
-    }
-}
-
-impl From<crate::engine::history::HistoryRefusal> for Error {
-    fn from(refusal: crate::engine::history::HistoryRefusal) -> Self {
-        Self::History(refusal)
     }
 }

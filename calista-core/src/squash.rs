@@ -276,7 +276,7 @@ async fn canonical(
 /// folder's rules then refuse (two files of one revision) instead of losing anything.
 pub fn write(plan: &SquashPlan, dir: &Path) -> std::io::Result<()> {
     let baseline = dir.join(&plan.file);
-    let replaced_by_itself = plan.replaced.iter().any(|f| *f == plan.file);
+    let replaced_by_itself = plan.replaced.contains(&plan.file);
     if replaced_by_itself {
         // Squashing again: the old baseline has the same name; replace it in place.
         std::fs::write(&baseline, &plan.text)?;
