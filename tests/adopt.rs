@@ -275,3 +275,94 @@ async fn a_database_alembic_made_is_adopted_with_none_of_its_sql_run_and_upgrade
     assert_eq!(report.steps.len(), 1);
     handle.close().await;
 }
+
+/// Every object of the SQLite file but calista's, with the page its data starts at: a
+/// statement that created, dropped or rebuilt one would change this.
+async fn sqlite_objects(handle: &calista::Database) -> Vec<String> {
+    let pool = handle.sqlite_pool().unwrap();
+    sqlx::query(
+        "SELECT type || ' ' || name || ' ' || rootpage FROM sqlite_master \
+         WHERE tbl_name NOT IN ('alembic_version', 'schema_history', 'sqlite_sequence') ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get::<String, _>(0))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upgrades_on_top() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adopt/sqlx-sqlite");
+    let db = TestDb::sqlite();
+    if let TestDb::Sqlite { file, .. } = &db {
+        std::fs::File::create(file).unwrap();
+    }
+    let handle = db.open();
+    let pool = handle.sqlite_pool().unwrap().clone();
+    sqlx::migrate::Migrator::new(source.clone())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    // A row the backfill would change if it ran again.
+    exec(&handle, "INSERT INTO users (id, name) VALUES (1, 'a'); INSERT INTO orders (id, user_id, total_cents) VALUES (1, 1, 5)")
+        .await
+        .unwrap();
+    let plan = import::plan(&ImportRequest::new(
+        Tool::Sqlx,
+        &source,
+        SourceDialect::Sqlite,
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import::write(&plan, dir.path()).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    assert!(migrations.len() >= 10);
+    assert!(migrations.iter().any(|m| m.no_transaction()));
+    let sqlx_rows = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT version || ' ' || success || ' ' || hex(checksum) FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let applied_by_sqlx = sqlx_rows().await;
+
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    assert_eq!(
+        migrator.check().await.unwrap(),
+        SchemaState::Managed { tool: Tool::Sqlx }
+    );
+    let before = sqlite_objects(&handle).await;
+    let adopted = migrator.adopt().await.unwrap();
+    assert_eq!(adopted.recorded.len(), applied_by_sqlx.len());
+    assert_eq!(sqlite_objects(&handle).await, before);
+    assert_eq!(sqlx_rows().await, applied_by_sqlx);
+    assert_eq!(
+        scalar(&handle, "SELECT count(*) FROM orders WHERE status IS NULL").await,
+        1
+    );
+    assert!(migrator.check().await.unwrap().is_up_to_date());
+    assert_eq!(
+        handle.read_history().await.unwrap().len(),
+        applied_by_sqlx.len()
+    );
+
+    std::fs::write(
+        dir.path().join("20240101_0000_create_audit.sql"),
+        "-- calista:up\nCREATE TABLE audit (id INTEGER PRIMARY KEY);\n-- calista:down\nDROP TABLE audit;\n",
+    )
+    .unwrap();
+    let next = Migrations::from_dir(dir.path()).unwrap();
+    let report = Migrator::new(&next, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 1);
+    handle.close().await;
+}
