@@ -366,3 +366,71 @@ async fn a_sqlite_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upg
     assert_eq!(report.steps.len(), 1);
     handle.close().await;
 }
+
+/// The database `tool` made (its fixture dump), adopted from the files `request` imports:
+/// every row of its table recorded as applied (`expected`), none of its SQL run, its
+/// table untouched, and a new migration applies on top.
+async fn adopts_the_dump(tool: Tool, request: ImportRequest, table_rows: &str, expected: usize) {
+    let db = TestDb::postgres().await;
+    let handle = db.open();
+    load_dump(&handle, tool.name(), "postgres.sql").await;
+    let plan = import::plan(&request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import::write(&plan, dir.path()).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    assert!(migrations.len() >= 10, "{tool}");
+    assert_eq!(
+        scalar(&handle, table_rows).await,
+        i64::try_from(expected).unwrap(),
+        "{tool}"
+    );
+
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    assert_eq!(
+        migrator.check().await.unwrap(),
+        SchemaState::Managed { tool }
+    );
+    let before = relations(&handle).await;
+    let adopted = migrator.adopt().await.unwrap();
+    assert_eq!(adopted.recorded.len(), expected, "{tool}");
+    assert_eq!(relations(&handle).await, before, "{tool}");
+    assert_eq!(
+        scalar(&handle, table_rows).await,
+        i64::try_from(expected).unwrap(),
+        "{tool}"
+    );
+    assert!(migrator.check().await.unwrap().is_up_to_date(), "{tool}");
+    let history = handle.read_history().await.unwrap();
+    assert_eq!(history.len(), expected, "{tool}");
+    assert!(
+        history.iter().all(|r| r.kind == HistoryKind::Adopted),
+        "{tool}"
+    );
+
+    std::fs::write(
+        dir.path().join("20300101_0000_create_audit.sql"),
+        "-- calista:up\nCREATE TABLE audit (id BIGINT PRIMARY KEY);\n-- calista:down\nDROP TABLE audit;\n",
+    )
+    .unwrap();
+    let next = Migrations::from_dir(dir.path()).unwrap();
+    let report = Migrator::new(&next, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 1, "{tool}");
+    handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_refinery_made_is_adopted_with_its_checksums_compared() {
+    let request = ImportRequest::new(Tool::Refinery, fixture("refinery"), SourceDialect::Postgres)
+        .start(calista::Revision::parse("20200101_0000").unwrap());
+    adopts_the_dump(
+        Tool::Refinery,
+        request,
+        "SELECT count(*) FROM public.refinery_schema_history",
+        11,
+    )
+    .await;
+}
