@@ -162,6 +162,9 @@ async fn databases_meet_the_squashed_set(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(report.steps.len(), 11);
+    let history = fresh_handle.read_history().await.unwrap();
+    assert_eq!(history[0].kind, calista::history::HistoryKind::Baseline);
+    assert_eq!(history[1].kind, calista::history::HistoryKind::Applied);
     handle.close().await;
     part_way.close().await;
     fresh_handle.close().await;

@@ -707,6 +707,28 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_version_row_after_a_repair_names_the_revision_the_database_is_at() {
+        let m = set(&[BODY, BODY, BODY]);
+        let (_, history) = applied_through(&m, 2);
+        let repair = HistoryRecord {
+            chain: m.chain_at(2),
+            ..history_record(&m.as_slice()[0], HistoryKind::Repaired)
+        };
+        let state = DbState {
+            versions: Some(Vec::new()),
+            last: Some(repair),
+            tables_present: true,
+            managed_by: None,
+        };
+        assert_eq!(
+            verdict(&m, &state, &history),
+            SchemaState::Corrupt(Corruption::NoVersionRow {
+                last_applied: rev(2).to_string()
+            })
+        );
+    }
+
+    #[test]
     fn an_unchanged_or_unapplied_migration_has_nothing_to_repair() {
         let m = set(&[BODY, BODY, BODY]);
         let (state, history) = applied_through(&m, 1);

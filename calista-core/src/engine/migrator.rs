@@ -798,7 +798,11 @@ impl<'a, B: Backend> Engine<'a, B> {
                 _ => None,
             },
             attempts: i64::from(attempts),
-            kind: plan::HistoryKind::Applied,
+            kind: if migration.baseline().is_some() {
+                plan::HistoryKind::Baseline
+            } else {
+                plan::HistoryKind::Applied
+            },
             note: None,
             replaced_checksum: None,
         }

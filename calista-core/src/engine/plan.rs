@@ -77,7 +77,7 @@ pub enum HistoryKind {
     Stamped,
     /// `db repair` accepted an edit of the applied migration: its new checksum.
     Repaired,
-    /// A squashed baseline standing for the migrations it replaced.
+    /// A baseline ran (`db squash`): it stands for the migrations it replaced.
     Baseline,
 }
 
@@ -342,13 +342,16 @@ fn managed_by(state: &DbState) -> Option<Tool> {
 /// which its chained digest identifies. A downgrade of a revision this build does not know
 /// is the work of a newer build: that build must look at it.
 fn no_version_row(migrations: &Migrations, last: &HistoryRecord) -> SchemaState {
+    let by_chain = migrations
+        .chains()
+        .iter()
+        .position(|chain| Some(*chain) == last.chain)
+        .map(|i| migrations.as_slice()[i].revision().to_string());
+    // A row written without running its migration (a repair) names that migration, not the
+    // revision the database is at: its chained digest says where that is.
     let at = match last.direction {
-        Direction::Up => Some(last.revision.clone()),
-        Direction::Down => migrations
-            .chains()
-            .iter()
-            .position(|chain| Some(*chain) == last.chain)
-            .map(|i| migrations.as_slice()[i].revision().to_string()),
+        Direction::Up => by_chain.or_else(|| Some(last.revision.clone())),
+        Direction::Down => by_chain,
     };
     match at {
         Some(last_applied) => SchemaState::Corrupt(Corruption::NoVersionRow { last_applied }),
