@@ -434,3 +434,15 @@ async fn a_database_refinery_made_is_adopted_with_its_checksums_compared() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_diesel_made_is_adopted() {
+    let request = ImportRequest::new(Tool::Diesel, fixture("diesel"), SourceDialect::Postgres);
+    adopts_the_dump(
+        Tool::Diesel,
+        request,
+        "SELECT count(*) FROM public.__diesel_schema_migrations",
+        11,
+    )
+    .await;
+}
