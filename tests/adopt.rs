@@ -446,3 +446,56 @@ async fn a_database_diesel_made_is_adopted() {
     )
     .await;
 }
+
+/// On SQLite, calista's version table is Alembic's own `alembic_version`: adopting moves
+/// its row to calista's revision, and the Alembic revision stays in the history's note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_alembic_made_is_adopted_and_its_version_row_moves() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adopt/alembic-sqlite");
+    let db = TestDb::sqlite();
+    if let TestDb::Sqlite { file, .. } = &db {
+        std::fs::File::create(file).unwrap();
+    }
+    let handle = db.open();
+    load_dump(&handle, "alembic-sqlite", "sqlite.sql").await;
+    exec(&handle, "INSERT INTO accounts (id, name) VALUES (1, 'a'); INSERT INTO orders (id, account_id, total_cents) VALUES (1, 1, 5)")
+        .await
+        .unwrap();
+    let request = ImportRequest::new(
+        Tool::Alembic,
+        source.join("upgrade.sql"),
+        SourceDialect::Sqlite,
+    )
+    .start(calista::Revision::parse("20210601_0900").unwrap())
+    .alembic_downgrade(source.join("downgrade.sql"));
+    let plan = import::plan(&request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import::write(&plan, dir.path()).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    assert_eq!(migrations.len(), 11);
+
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    assert_eq!(
+        migrator.check().await.unwrap(),
+        SchemaState::Managed {
+            tool: Tool::Alembic
+        }
+    );
+    let before = sqlite_objects(&handle).await;
+    let adopted = migrator.adopt().await.unwrap();
+    assert_eq!(adopted.recorded.len(), 11);
+    assert_eq!(sqlite_objects(&handle).await, before);
+    assert_eq!(
+        scalar(&handle, "SELECT count(*) FROM orders WHERE status IS NULL").await,
+        1
+    );
+    let head = migrations.head().unwrap().revision().to_string();
+    assert_eq!(version(&handle).await.as_deref(), Some(head.as_str()));
+    let history = handle.read_history().await.unwrap();
+    assert_eq!(
+        history.last().unwrap().note.as_deref(),
+        Some("alembic 1a2b3c4d5e11")
+    );
+    assert!(migrator.check().await.unwrap().is_up_to_date());
+    handle.close().await;
+}
