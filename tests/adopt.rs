@@ -499,3 +499,97 @@ async fn a_sqlite_database_alembic_made_is_adopted_and_its_version_row_moves() {
     assert!(migrator.check().await.unwrap().is_up_to_date());
     handle.close().await;
 }
+
+/// The SQLite database `tool` made (the `.dump` in `fixture`, see its `generate.sh`),
+/// adopted from the files imported from the fixture's `migrations` folder: every row of
+/// its table recorded, none of its SQL run, and a new migration applies on top.
+async fn adopts_the_sqlite_dump(
+    tool: Tool,
+    fixture: &str,
+    start: Option<&str>,
+    table_rows: &str,
+    expected: usize,
+) {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/adopt")
+        .join(fixture);
+    let db = TestDb::sqlite();
+    if let TestDb::Sqlite { file, .. } = &db {
+        std::fs::File::create(file).unwrap();
+    }
+    let handle = db.open();
+    load_dump(&handle, fixture, "sqlite.sql").await;
+    let mut request = ImportRequest::new(tool, folder.join("migrations"), SourceDialect::Sqlite);
+    if let Some(start) = start {
+        request = request.start(calista::Revision::parse(start).unwrap());
+    }
+    let plan = import::plan(&request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import::write(&plan, dir.path()).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    assert!(migrations.len() >= 10, "{tool}");
+    assert_eq!(
+        scalar(&handle, table_rows).await,
+        i64::try_from(expected).unwrap(),
+        "{tool}"
+    );
+
+    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
+    assert_eq!(
+        migrator.check().await.unwrap(),
+        SchemaState::Managed { tool }
+    );
+    let before = sqlite_objects(&handle).await;
+    let adopted = migrator.adopt().await.unwrap();
+    assert_eq!(adopted.recorded.len(), expected, "{tool}");
+    assert_eq!(sqlite_objects(&handle).await, before, "{tool}");
+    assert_eq!(
+        scalar(&handle, table_rows).await,
+        i64::try_from(expected).unwrap(),
+        "{tool}"
+    );
+    assert!(migrator.check().await.unwrap().is_up_to_date(), "{tool}");
+    assert_eq!(
+        handle.read_history().await.unwrap().len(),
+        expected,
+        "{tool}"
+    );
+
+    std::fs::write(
+        dir.path().join("20300101_0000_create_audit_trail.sql"),
+        "-- calista:up\nCREATE TABLE audit_trail (id INTEGER PRIMARY KEY);\n-- calista:down\nDROP TABLE audit_trail;\n",
+    )
+    .unwrap();
+    let next = Migrations::from_dir(dir.path()).unwrap();
+    let report = Migrator::new(&next, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Head)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 1, "{tool}");
+    handle.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_diesel_made_is_adopted() {
+    adopts_the_sqlite_dump(
+        Tool::Diesel,
+        "diesel-sqlite",
+        None,
+        "SELECT count(*) FROM __diesel_schema_migrations",
+        11,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_refinery_made_is_adopted_with_its_checksums_compared() {
+    adopts_the_sqlite_dump(
+        Tool::Refinery,
+        "refinery-sqlite",
+        Some("20200101_0000"),
+        "SELECT count(*) FROM refinery_schema_history",
+        11,
+    )
+    .await;
+}
