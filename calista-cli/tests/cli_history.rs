@@ -173,3 +173,76 @@ mod stamp_and_squash {
         assert_eq!(no_server.code, 2, "{no_server:?}");
     }
 }
+
+#[test]
+fn the_db_group_lists_adopt_stamp_repair_and_squash() {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let help = calista(&db, dir.path(), &["db", "--help"], &[]);
+    assert_eq!(help.code, 0, "{help:?}");
+    for command in ["adopt", "stamp", "repair", "squash"] {
+        assert!(help.stdout.contains(command), "{command}: {help:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_sqlx_made_is_refused_by_upgrade_and_adopted_by_db_adopt() {
+    let db = TestDb::postgres().await;
+    let handle = db.open();
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/import/sqlx");
+    sqlx::migrate::Migrator::new(source.clone())
+        .await
+        .unwrap()
+        .run(handle.postgres_pool().unwrap())
+        .await
+        .unwrap();
+    handle.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("migrations");
+    std::fs::create_dir(&folder).unwrap();
+    let source = source.display().to_string();
+    let import = calista(
+        &db,
+        &folder,
+        &[
+            "db",
+            "import",
+            "--from",
+            "sqlx",
+            &source,
+            "--dialect",
+            "postgres",
+        ],
+        &[],
+    );
+    assert_eq!(import.code, 0, "{import:?}");
+
+    let refused = calista(&db, &folder, &["db", "upgrade", "--no-backup"], &[]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert!(
+        refused.stderr.contains("managed by sqlx") && refused.stderr.contains("db adopt"),
+        "{refused:?}"
+    );
+    let unconfirmed = calista(&db, &folder, &["db", "adopt"], &[]);
+    assert_eq!(unconfirmed.code, 2, "{unconfirmed:?}");
+    let adopted = calista(&db, &folder, &["db", "adopt", "--yes"], &[]);
+    assert_eq!(adopted.code, 0, "{adopted:?}");
+    assert!(
+        adopted
+            .stdout
+            .contains("12 migrations recorded as applied, none run"),
+        "{adopted:?}"
+    );
+    assert_eq!(calista(&db, &folder, &["db", "check"], &[]).code, 0);
+    let history = calista(&db, &folder, &["--format", "json", "db", "history"], &[]);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] == "adopted"),
+        "{history}"
+    );
+}
