@@ -53,6 +53,7 @@ both_backends! {
         set.write(A, &format!("-- a holds the things\n{}", create_table("a")));
         let modified = calista(&db, dir, &["db", "check"], &[]);
         assert_eq!(modified.code, 4, "{modified:?}");
+        assert!(modified.stderr.contains("calista db repair --accept"), "{modified:?}");
 
         let args = ["db", "repair", "--accept", "20250101_0000", "--reason", "a comment"];
         let refused = calista(&db, dir, &args, &[]);

@@ -43,6 +43,9 @@ pub struct Hints {
     pub allow_downgrade: String,
     /// How to adopt a database another migration tool manages, as "`myapp db adopt`".
     pub adopt: String,
+    /// How to accept an intended edit of an applied migration, as
+    /// "`myapp db repair --accept <revision> --reason <text>`".
+    pub repair: String,
 }
 
 impl Default for Hints {
@@ -58,6 +61,7 @@ impl Default for Hints {
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
             adopt: "adopting the database (recording what that tool applied)".to_owned(),
+            repair: "a repair of the migration that records the edit and why".to_owned(),
         }
     }
 }
@@ -578,6 +582,7 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         recover,
         history,
         adopt,
+        repair,
         ..
     } = hints;
     match state {
@@ -654,9 +659,14 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
                     missing.join(", ")
                 ));
             }
+            let accept = if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" If an edit was intended (a comment, say), accept it with {repair}.")
+            };
             format!(
                 "{}. An applied migration must never change: restore the original file(s) and put the change in \
-                 {new_migration}; the database was not touched",
+                 {new_migration}; the database was not touched.{accept}",
                 parts.join("; ")
             )
         }
@@ -820,6 +830,7 @@ mod tests {
             history: "`shop migrations`".into(),
             allow_downgrade: "set SHOP_STAGE=dev".into(),
             adopt: "`shop adopt`".into(),
+            repair: "`shop accept-edit`".into(),
         };
         let messages = refusals(&hints);
         assert!(messages[0].contains(

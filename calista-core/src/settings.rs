@@ -539,6 +539,7 @@ impl AppNames {
             ),
             history: format!("`{program} db history`"),
             adopt: format!("`{program} db adopt`"),
+            repair: format!("`{program} db repair --accept <revision> --reason <why>`"),
             allow_downgrade: format!(
                 "for development or CI, set {}=development or ci",
                 self.env("ENV")
