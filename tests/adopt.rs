@@ -90,6 +90,7 @@ async fn a_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upgrades_o
     assert_eq!(adopted.tool, Tool::Sqlx);
     assert_eq!(adopted.recorded.len(), applied_by_sqlx.len());
     assert_eq!(adopted.current, migrations.head().map(|m| m.revision()));
+    assert_eq!(adopted.replaced_version, None);
     // None of their SQL ran, and sqlx's table is as sqlx left it.
     assert_eq!(relations(&handle).await, before);
     assert_eq!(sqlx_rows(&handle).await, applied_by_sqlx);
@@ -484,6 +485,7 @@ async fn a_sqlite_database_alembic_made_is_adopted_and_its_version_row_moves() {
     let before = sqlite_objects(&handle).await;
     let adopted = migrator.adopt().await.unwrap();
     assert_eq!(adopted.recorded.len(), 11);
+    assert_eq!(adopted.replaced_version.as_deref(), Some("1a2b3c4d5e11"));
     assert_eq!(sqlite_objects(&handle).await, before);
     assert_eq!(
         scalar(&handle, "SELECT count(*) FROM orders WHERE status IS NULL").await,

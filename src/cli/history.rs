@@ -81,6 +81,7 @@ pub(crate) async fn adopt(
             "tool": adopted.tool.name(),
             "recorded": recorded,
             "current": adopted.current.map(|r| r.to_string()),
+            "replaced_version": adopted.replaced_version,
         }));
         return Ok(());
     }
@@ -95,15 +96,24 @@ pub(crate) async fn adopt(
             )
         })
         .collect();
+    let table = match &adopted.replaced_version {
+        None => format!(
+            "{}'s table {} was left as it is",
+            adopted.tool,
+            adopted.tool.history_table()
+        ),
+        Some(theirs) => format!(
+            "{} is calista's version table here: its row moved from {theirs} (kept in the history's note) to calista's revision",
+            adopted.tool.history_table()
+        ),
+    };
     lines.push(format!(
-        "{} from {}: {} migration{} recorded as applied, none run; the database is at {}. {}'s table {} was left as it is",
+        "{} from {}: {} migration{} recorded as applied, none run; the database is at {}. {table}",
         out.paint(Tone::Strong, "adopted"),
         adopted.tool,
         adopted.recorded.len(),
         if adopted.recorded.len() == 1 { "" } else { "s" },
         super::db::show(adopted.current),
-        adopted.tool,
-        adopted.tool.history_table(),
     ));
     out.print(&lines.join("\n"));
     Ok(())

@@ -225,6 +225,10 @@ pub struct Adopted {
     pub recorded: Vec<(Revision, String, String)>,
     /// The revision the database is at now (`None`: the tool had applied nothing).
     pub current: Option<Revision>,
+    /// Where the tool's version table is calista's (Alembic's `alembic_version` on SQLite,
+    /// or in the schema calista uses): the tool's revision its row held before it moved to
+    /// calista's. `None`: the tool's table was only read.
+    pub replaced_version: Option<String>,
 }
 
 /// What [`Migrator::repair`] recorded.
@@ -520,6 +524,7 @@ impl OnBackend for Adopt<'_> {
                         })
                         .collect(),
                     current,
+                    replaced_version: from.clone().filter(|f| Some(f) != to.as_ref()),
                 };
                 let entries = Entries {
                     records,
