@@ -26,7 +26,7 @@ use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 use crate::{Downgrades, Migrator, Policy, UpgradeTarget};
 
 /// A squash worked out: the baseline file and the files it replaces. Nothing is written
-/// until [`write`].
+/// until [`write()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SquashPlan {
