@@ -170,7 +170,9 @@ pub(crate) async fn squash(
 ) -> Result<(), CliError> {
     let through = parse_revision(through)?;
     let server = super::verify::scratch_server(pg_url, "db squash")?;
-    let migrations = context.migrations();
+    // The files themselves, never a set built into the program: they are what is replaced.
+    let dir = context.migrations_dir();
+    let migrations = &calista::Migrations::from_dir(&dir).map_err(calista::Error::from)?;
     let plan = calista::squash::plan(migrations, through, release)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let checks = calista::squash::check(migrations, &plan, Some(&server)).await?;
@@ -184,7 +186,6 @@ pub(crate) async fn squash(
             source: None,
         });
     }
-    let dir = context.migrations_dir();
     calista::squash::write(&plan, &dir).map_err(|e| {
         CliError::failure(
             format!("cannot write the baseline into {}", dir.display()),
