@@ -179,3 +179,45 @@ async fn on_postgresql_databases_meet_the_squashed_set() {
 async fn on_sqlite_databases_meet_the_squashed_set() {
     databases_meet_the_squashed_set(TestDb::sqlite()).await;
 }
+
+/// A database an earlier release brought to the baseline's revision recorded the digest of
+/// the earlier checksum rule: the baseline carries that one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_recorded_under_the_earlier_checksum_rule_meets_the_baseline_as_unmodified() {
+    let untidy = format!("{}   ", create_table("a").trim_end().replace('\n', " \n"));
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &untidy),
+        ("20250102_0000_create_b.sql", &create_table("b")),
+        ("20250103_0000_create_c.sql", &create_table("c")),
+    ]);
+    let old = set.load();
+    let db = TestDb::sqlite();
+    let handle = db.open();
+    Migrator::new(&old, &handle)
+        .with_policy(development())
+        .upgrade(UpgradeTarget::Revision(rev("20250102_0000")))
+        .await
+        .unwrap();
+    for (i, m) in old.iter().take(2).enumerate() {
+        exec(
+            &handle,
+            &format!(
+                "UPDATE schema_history SET checksum = '{}', chain = '{}' WHERE revision = '{}'",
+                m.checksum_before_whitespace_rule(),
+                old.chain_before_whitespace_rule_at(i).unwrap(),
+                m.revision()
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    let plan = squash::plan(&old, rev("20250102_0000"), "1.1.0").unwrap();
+    assert!(plan.text.contains(" legacy:"), "{}", plan.text);
+    squash::write(&plan, set.dir.path()).unwrap();
+    let squashed = set.load();
+    assert!(matches!(
+        Migrator::new(&squashed, &handle).check().await.unwrap(),
+        SchemaState::Behind { pending: 1, .. }
+    ));
+    handle.close().await;
+}

@@ -101,7 +101,7 @@ enum Marker {
     /// `-- calista:imported <tool> <version> [<checksum>] -- <source file>`, read by
     /// [`directive_text`].
     Imported,
-    /// `-- calista:baseline <first>..<through> chain:<hex> -- <release>`, read by
+    /// `-- calista:baseline <first>..<through> chain:<hex> [legacy:<hex>] -- <release>`, read by
     /// [`Baseline::parse`].
     Baseline,
 }

@@ -279,7 +279,7 @@ impl fmt::Debug for Checksum {
 }
 
 /// What a baseline file (`calista db squash`) stands for: its
-/// `-- calista:baseline <first>..<through> chain:<hex> -- <release>` directive.
+/// `-- calista:baseline <first>..<through> chain:<hex> [legacy:<hex>] -- <release>` directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Baseline<'a> {
     /// The first migration it replaced.
@@ -290,6 +290,9 @@ pub struct Baseline<'a> {
     /// recorded, and the baseline's link in the chain, so such a database reads as
     /// unmodified.
     pub chain: Checksum,
+    /// The same digest as releases before the whitespace rule computed it, when it differs
+    /// (`legacy:<hex>`): what a database they brought to `through` recorded.
+    pub chain_before_whitespace_rule: Option<Checksum>,
     /// The oldest release that still has the replaced files: the one that upgrades a
     /// database that is before `through`.
     pub release: &'a str,
@@ -303,19 +306,27 @@ impl<'a> Baseline<'a> {
         let mut words = words.split_whitespace();
         let (first, through) = words.next()?.split_once("..")?;
         let chain = Checksum::from_hex(words.next()?.strip_prefix("chain:")?)?;
+        let chain_before_whitespace_rule = match words.next() {
+            Some(word) => Some(Checksum::from_hex(word.strip_prefix("legacy:")?)?),
+            None => None,
+        };
         let (first, through) = (Revision::parse(first).ok()?, Revision::parse(through).ok()?);
         (words.next().is_none() && !release.is_empty() && first <= through).then_some(Self {
             first,
             through,
             chain,
+            chain_before_whitespace_rule,
             release,
         })
     }
 
     /// The directive line, which [`Baseline::parse`] reads back.
     pub fn directive(&self) -> String {
+        let legacy = self
+            .chain_before_whitespace_rule
+            .map_or_else(String::new, |legacy| format!(" legacy:{legacy}"));
         format!(
-            "-- calista:baseline {}..{} chain:{} -- {}",
+            "-- calista:baseline {}..{} chain:{}{legacy} -- {}",
             self.first, self.through, self.chain, self.release
         )
     }
@@ -643,7 +654,9 @@ impl Migrations {
         let mut chain = None;
         for migration in self.migrations.get(..=index)? {
             chain = Some(match migration.baseline() {
-                Some(baseline) => baseline.chain,
+                Some(baseline) => baseline
+                    .chain_before_whitespace_rule
+                    .unwrap_or(baseline.chain),
                 None => Checksum::chain(
                     chain,
                     migration.revision(),

@@ -120,7 +120,7 @@ pub enum ProblemKind {
         error: OriginError,
     },
     /// A `-- calista:baseline` directive that does not read as
-    /// `<first>..<through> chain:<64 hex digits> -- <release>`, or a second one.
+    /// `<first>..<through> chain:<64 hex digits> [legacy:<64 hex digits>] -- <release>`, or a second one.
     BadBaseline {
         /// The line as written.
         text: String,
@@ -226,7 +226,7 @@ impl ProblemKind {
                 }
             },
             Self::BadBaseline { .. } => "keep the one line `calista db squash` wrote: \
-                 `-- calista:baseline <first>..<through> chain:<64 hex digits> -- <release>`"
+                 `-- calista:baseline <first>..<through> chain:<64 hex digits> [legacy:<64 hex digits>] -- <release>`"
                 .to_owned(),
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",

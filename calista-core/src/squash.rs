@@ -99,10 +99,14 @@ pub fn plan(
     let chain = migrations
         .chain_at(last)
         .ok_or(SquashError::UnknownRevision(through))?;
+    let legacy = migrations
+        .chain_before_whitespace_rule_at(last)
+        .filter(|legacy| *legacy != chain);
     let baseline = Baseline {
         first,
         through,
         chain,
+        chain_before_whitespace_rule: legacy,
         release,
     };
     let reversible = replaced.iter().all(|m| !m.irreversible());
