@@ -1160,6 +1160,42 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_directive_reads_back_and_its_file_is_not_linted() {
+        let chain = Checksum::of_file(b"x");
+        let baseline = Baseline {
+            first: Revision::parse("20250101_0000").unwrap(),
+            through: Revision::parse("20250301_0000").unwrap(),
+            chain,
+            chain_before_whitespace_rule: Some(Checksum::of_file(b"y")),
+            release: "1.4.0",
+        };
+        let text = format!("{}\n{DROPS_A_COLUMN}", baseline.directive());
+        let migration = parse_file(NAME, NAME, text.as_bytes()).unwrap();
+        assert_eq!(migration.baseline(), Some(baseline));
+        assert!(
+            migration
+                .baseline()
+                .unwrap()
+                .covers(Revision::parse("20250201_0000").unwrap())
+        );
+    }
+
+    #[test]
+    fn a_malformed_baseline_directive_is_an_error_at_its_line() {
+        let text =
+            format!("-- a comment\n-- calista:baseline 20250101_0000 -- 1.4.0\n{DROPS_A_COLUMN}");
+        let all = parse_file(NAME, NAME, text.as_bytes()).unwrap_err();
+        assert!(
+            all.iter().any(|p| p.line == Some(2)
+                && p.kind
+                    == ProblemKind::BadBaseline {
+                        text: "-- calista:baseline 20250101_0000 -- 1.4.0".into()
+                    }),
+            "{all:?}"
+        );
+    }
+
+    #[test]
     fn a_malformed_imported_directive_is_an_error_at_its_line_saying_the_form() {
         let text = format!(
             "-- a comment\n-- calista:imported sqlx 20230101120000 -- a.sql\n{DROPS_A_COLUMN}"
