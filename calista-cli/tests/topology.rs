@@ -1,0 +1,258 @@
+//! Production topology: every command and the guard through PgBouncer in transaction mode
+//! (with its usual `ignore_startup_parameters`), in session mode, and direct; concurrent
+//! upgrades through it apply each migration once and leave no advisory lock behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/common/pgbouncer.rs"]
+mod pgbouncer;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use calista::backup::BackupPolicy;
+use calista::{ErrorKind, Policy};
+use common::*;
+use pgbouncer::{PgBouncer, PoolMode};
+use sqlx::Connection;
+
+/// Five migrations, each creating a table.
+fn five_tables() -> MigrationSet {
+    let files: Vec<(String, String)> = (1..=5)
+        .map(|i| {
+            (
+                format!("2025010{i}_0000_create_t{i}.sql"),
+                create_table(&format!("t{i}")),
+            )
+        })
+        .collect();
+    let named: Vec<(&str, &str)> = files.iter().map(|(n, b)| (n.as_str(), b.as_str())).collect();
+    MigrationSet::new(&named)
+}
+
+const HEAD: &str = "20250105_0000";
+
+fn calista(dir: &Path, url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("CALISTA_DB_URL", url)
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs the program; fails the test (with PgBouncer's log) unless it exits 0.
+fn succeeds(command: &mut Command, bouncer: Option<&PgBouncer>) -> String {
+    let output = command.output().expect("run calista");
+    let shown = text(&output);
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{shown}\n{}",
+        bouncer.map(PgBouncer::log).unwrap_or_default()
+    );
+    assert!(!shown.contains("prepared statement"), "{shown}");
+    shown
+}
+
+/// Advisory locks held in the scratch database, looked at directly on the server.
+async fn advisory_locks(pg: &ScratchPg) -> i64 {
+    let mut conn = pg.connect().await;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    held
+}
+
+/// How many times each migration was applied, read directly on the server.
+async fn applied(pg: &ScratchPg) -> Vec<(String, i64)> {
+    let mut conn = pg.connect().await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT revision::text, count(*) FROM calista.schema_history \
+         WHERE direction = 'up' GROUP BY revision ORDER BY revision",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    rows
+}
+
+fn each_once() -> Vec<(String, i64)> {
+    (1..=5).map(|i| (format!("2025010{i}_0000"), 1)).collect()
+}
+
+/// Where a test connects: through a PgBouncer of its own in `mode`, or direct.
+fn route(pg: &ScratchPg, mode: Option<PoolMode>) -> (Option<PgBouncer>, String) {
+    match mode {
+        Some(mode) => {
+            let bouncer = PgBouncer::start(&pg_admin_url(), mode);
+            let url = bouncer.url_for(&pg.url);
+            (Some(bouncer), url)
+        }
+        None => (None, pg.url.clone()),
+    }
+}
+
+/// `db upgrade`, then `db status`, `db current`, `db check` and `db history`, and an upgrade
+/// with nothing to do.
+async fn upgrade_then_read_commands(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let set = five_tables();
+    let folder = set.dir.path().to_str().unwrap().to_owned();
+    let dir = set.dir.path();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--migrations", folder.as_str()];
+        all.extend_from_slice(args);
+        succeeds(&mut calista(dir, &url, &all), bouncer.as_ref())
+    };
+    let upgraded = run(&["db", "upgrade", "--no-backup"]);
+    assert!(upgraded.contains("20250105_0000"), "{upgraded}");
+    for _ in 0..3 {
+        let status = run(&["db", "status"]);
+        assert!(status.contains(HEAD), "{status}");
+        assert!(run(&["db", "current"]).contains(HEAD));
+        run(&["db", "check"]);
+        let history = run(&["db", "history"]);
+        assert!(history.contains("20250101_0000"), "{history}");
+    }
+    let again = run(&["db", "upgrade", "--no-backup"]);
+    assert!(!again.contains("applied 2025"), "{again}");
+    assert_eq!(applied(&pg).await, each_once());
+    assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn every_command_works_through_pgbouncer_in_transaction_mode() {
+    upgrade_then_read_commands(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn every_command_works_through_pgbouncer_in_session_mode() {
+    upgrade_then_read_commands(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn every_command_works_direct() {
+    upgrade_then_read_commands(None).await;
+}
+
+/// Eight `db upgrade` processes at once on an empty database: each migration applied once,
+/// no prepared-statement error, and no advisory lock left on any server connection.
+async fn eight_concurrent_upgrades(mode: Option<PoolMode>) {
+    for _round in 0..2 {
+        let pg = ScratchPg::new().await;
+        let (bouncer, url) = route(&pg, mode);
+        let set = five_tables();
+        let folder = set.dir.path().to_str().unwrap();
+        let children: Vec<Child> = (0..8)
+            .map(|_| {
+                calista(
+                    set.dir.path(),
+                    &url,
+                    &["--migrations", folder, "db", "upgrade", "--no-backup"],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            let shown = text(&output);
+            assert!(
+                output.status.success(),
+                "{shown}\n{}",
+                bouncer.as_ref().map(PgBouncer::log).unwrap_or_default()
+            );
+            assert!(!shown.contains("prepared statement"), "{shown}");
+        }
+        assert_eq!(applied(&pg).await, each_once());
+        // Looked at before PgBouncer stops: its server connections are still open.
+        assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+        drop(bouncer);
+    }
+}
+
+#[tokio::test]
+async fn eight_concurrent_upgrades_through_pgbouncer_in_transaction_mode() {
+    eight_concurrent_upgrades(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn eight_concurrent_upgrades_through_pgbouncer_in_session_mode() {
+    eight_concurrent_upgrades(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn eight_concurrent_upgrades_direct() {
+    eight_concurrent_upgrades(None).await;
+}
+
+fn no_backups() -> Policy {
+    Policy {
+        backup: BackupPolicy::Disabled {
+            reason: "a test".into(),
+        },
+        ..Policy::default()
+    }
+}
+
+/// The guard and an upgrade on the application's own pool, connected through the pooler:
+/// behind is refused, upgraded, then up to date on every later check.
+async fn guard_on_a_pool(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    let set = five_tables().load();
+    let behind = set.ensure_schema(&pool).await.unwrap_err();
+    assert_eq!(behind.kind(), ErrorKind::Behind, "{behind}");
+    set.upgrade_with(&pool, &no_backups()).await.unwrap();
+    for _ in 0..5 {
+        let ensured = set.ensure_schema(&pool).await;
+        assert!(ensured.is_ok(), "{ensured:?}");
+    }
+    // The application's pool still works, and our statements left none of theirs behind.
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(one, 1);
+    pool.close().await;
+    assert_eq!(applied(&pg).await, each_once());
+    assert_eq!(advisory_locks(&pg).await, 0);
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn guard_on_a_pool_through_pgbouncer_in_transaction_mode() {
+    guard_on_a_pool(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn guard_on_a_pool_through_pgbouncer_in_session_mode() {
+    guard_on_a_pool(Some(PoolMode::Session)).await;
+}
