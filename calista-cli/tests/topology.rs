@@ -256,3 +256,94 @@ async fn guard_on_a_pool_through_pgbouncer_in_transaction_mode() {
 async fn guard_on_a_pool_through_pgbouncer_in_session_mode() {
     guard_on_a_pool(Some(PoolMode::Session)).await;
 }
+
+/// Five tables, then an index built concurrently (a no-transaction migration).
+fn with_an_index_built_concurrently() -> MigrationSet {
+    let set = five_tables();
+    set.write(
+        "20250106_0000_index_t1.sql",
+        "-- calista:no-transaction\n-- calista:up postgres\nCREATE INDEX CONCURRENTLY ix_t1_note ON t1 (note);\n\
+         -- calista:up sqlite\nCREATE INDEX ix_t1_note ON t1 (note);\n\
+         -- calista:down postgres\nDROP INDEX CONCURRENTLY ix_t1_note;\n\
+         -- calista:down sqlite\nDROP INDEX ix_t1_note;\n",
+    );
+    set
+}
+
+async fn has_index(pg: &ScratchPg) -> bool {
+    let mut conn = pg.connect().await;
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = 'calista' AND indexname = 'ix_t1_note')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    found
+}
+
+/// A no-transaction migration through a pooler in transaction mode is refused before it
+/// runs, naming the pooler and the fix; the transactional ones before it are applied, and
+/// the same upgrade on a direct connection finishes it.
+#[tokio::test]
+async fn no_transaction_migration_through_a_transaction_pooler_is_refused_naming_the_fix() {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
+    let set = with_an_index_built_concurrently();
+    let folder = set.dir.path().to_str().unwrap();
+    let args = ["--migrations", folder, "db", "upgrade", "--no-backup"];
+    let refused = calista(set.dir.path(), &url, &args).output().unwrap();
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("20250106_0000_index_t1.sql"), "{shown}");
+    assert!(shown.contains("pooler in transaction mode"), "{shown}");
+    assert!(shown.contains("direct connection"), "{shown}");
+    assert!(!has_index(&pg).await);
+    assert_eq!(applied(&pg).await, each_once());
+    assert_eq!(advisory_locks(&pg).await, 0);
+    drop(bouncer);
+    succeeds(&mut calista(set.dir.path(), &pg.url, &args), None);
+    assert!(has_index(&pg).await);
+}
+
+/// Through a pooler in session mode, and direct, a no-transaction migration runs under a
+/// lock held apart, and concurrent upgrades still apply it once and leave no lock.
+async fn no_transaction_migration_runs_once_with_concurrent_upgrades(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let set = with_an_index_built_concurrently();
+    let folder = set.dir.path().to_str().unwrap();
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            calista(
+                set.dir.path(),
+                &url,
+                &["--migrations", folder, "db", "upgrade", "--no-backup"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    assert!(has_index(&pg).await);
+    let mut expected = each_once();
+    expected.push(("20250106_0000".to_owned(), 1));
+    assert_eq!(applied(&pg).await, expected);
+    assert_eq!(advisory_locks(&pg).await, 0);
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn no_transaction_migration_through_pgbouncer_in_session_mode() {
+    no_transaction_migration_runs_once_with_concurrent_upgrades(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn no_transaction_migration_direct() {
+    no_transaction_migration_runs_once_with_concurrent_upgrades(None).await;
+}

@@ -202,6 +202,49 @@ pub enum Error {
         interrupted: Option<Box<String>>,
     },
 
+    /// A no-transaction migration would run through a connection pooler in transaction
+    /// mode, which cannot keep work that spans transactions on one server connection.
+    #[error(
+        "{file} runs outside a transaction, but {url} goes through a connection pooler in transaction mode \
+         (such as PgBouncer with pool_mode = transaction), which hands the server connection to other clients \
+         between transactions: the migration's session settings and the migration lock would not stay with it. \
+         Nothing was changed. Run this upgrade on a direct connection to PostgreSQL (the server's own host and \
+         port, not the pooler's), or through the pooler in session mode"
+    )]
+    TransactionPooler {
+        /// The no-transaction migration.
+        file: String,
+        /// The URL, password redacted.
+        url: String,
+    },
+
+    /// An upgrade against a hot standby: refused before any backup or lock.
+    #[error(
+        "{url} is a standby (a read-only replica, in recovery): migrations run on the primary. \
+         Connect to the primary and run the upgrade there; nothing was changed and no backup was taken"
+    )]
+    Standby {
+        /// The URL, password redacted.
+        url: String,
+    },
+
+    /// The guard found the schema behind on a standby: an upgrade cannot run there, and the
+    /// primary may be ahead of what the standby has replayed.
+    #[error(
+        "{}; this database is a standby (a read-only replica), where no upgrade can run{}",
+        describe_state_only(.state),
+        match .lag { Some(lag) => format!(", and its replay is behind its primary ({lag}): the primary may already be \
+             upgraded; wait for the standby to catch up (resume replay with `SELECT pg_wal_replay_resume()` if it \
+             was paused)"),
+             None => ": upgrade the primary; the standby follows it".to_owned() }
+    )]
+    StandbyBehind {
+        /// The state found.
+        state: Box<SchemaState>,
+        /// How far its replay is behind, when it is.
+        lag: Option<String>,
+    },
+
     /// A database operation other than a migration's own SQL failed.
     #[error("{context}")]
     Database {
@@ -259,6 +302,8 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::StandbyBehind { .. } => ErrorKind::Behind,
+            Self::TransactionPooler { .. } | Self::Standby { .. } => ErrorKind::Usage,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
             Self::Database { source, .. }
@@ -552,6 +597,26 @@ impl std::fmt::Display for StatementError {
 impl std::error::Error for StatementError {}
 
 /// The message for a state the guard refuses.
+/// What a state that is behind means, without advice on upgrading (a standby's).
+fn describe_state_only(state: &SchemaState) -> String {
+    match state {
+        SchemaState::Behind {
+            current,
+            head,
+            pending,
+        } => {
+            let at = current.map_or_else(
+                || "empty (no revision)".to_owned(),
+                |c| format!("at revision {c}"),
+            );
+            format!(
+                "the database schema is behind: it is {at}, this build expects {head} ({pending} pending)"
+            )
+        }
+        other => describe_state(other, &Hints::default(), ""),
+    }
+}
+
 fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> String {
     let Hints {
         upgrade,

@@ -577,7 +577,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         how: Recovery,
     ) -> Result<(), Error> {
         session.begin_round().await?;
-        let state = self.backend().read_state(session.conn()).await?;
+        let state = self.backend().read_state_in_transaction(session.conn()).await?;
         let Some(SchemaState::Interrupted {
             revision,
             direction,
@@ -676,7 +676,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut first_round = true;
         loop {
             session.begin_round().await?;
-            let state = self.backend().read_state(session.conn()).await?;
+            let state = self
+                .backend()
+                .read_state_in_transaction(session.conn())
+                .await?;
             let current = self.current_under_lock(session, &state).await?;
             let mut plan = next_plan(current)?;
             if first_round {
@@ -686,6 +689,18 @@ impl<'a, B: Backend> Engine<'a, B> {
                 session.end_read_round().await;
                 break;
             };
+            // A no-transaction migration spans several transactions: the lock taken in this
+            // round's ends with it, so it is held apart from here on, and the state read
+            // again under it.
+            if let Batch::Alone(index) = batch
+                && B::HOLDS_LOCK_APART
+                && !session.holds_lock_apart()
+            {
+                let file = self.migration(*index).file_name();
+                session.end_read_round().await;
+                session.hold_lock_apart(&file).await?;
+                continue;
+            }
             let after = match batch {
                 Batch::Transaction(steps) => self
                     .migrator

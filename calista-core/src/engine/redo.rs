@@ -152,7 +152,10 @@ impl<B: Backend> Engine<'_, B> {
     ) -> Result<(Option<usize>, Vec<Revision>), Error> {
         let migrations = self.migrator.migrations;
         session.begin_round().await?;
-        let state = self.backend().read_state(session.conn()).await?;
+        let state = self
+            .backend()
+            .read_state_in_transaction(session.conn())
+            .await?;
         let verdict = match plan::assess(migrations, &state) {
             Assessment::Decided(verdict) => verdict,
             Assessment::NeedsHistory => {
