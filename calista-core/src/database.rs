@@ -447,6 +447,13 @@ impl<B: Backend> Handle<B> {
             .await
     }
 
+    /// Whether the server is a hot standby ([`Backend::standby`]); a database not made yet
+    /// is not one.
+    pub(crate) async fn standby(&self) -> Result<Option<crate::backend::Standby>, Error> {
+        self.on_guard_connection(|| None, async |conn| self.backend.standby(conn).await)
+            .await
+    }
+
     /// The history columns of this build that an existing `schema_history` lacks (made by
     /// an older build); the upgrade adds them, and so does the `--sql` script.
     pub(crate) async fn missing_history_columns(

@@ -101,6 +101,10 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
         self.read_state(conn).await
     }
 
+    /// Whether the server is a hot standby (a read-only replica in recovery), and if so how
+    /// far its replay is behind its primary; one query. `None`: it takes writes.
+    async fn standby(&self, conn: &mut Self::Conn) -> Result<Option<Standby>, Error>;
+
     /// Every history row, oldest first (none when there is no history table).
     async fn read_history(&self, conn: &mut Self::Conn) -> Result<Vec<HistoryRecord>, Error>;
 
@@ -242,6 +246,14 @@ async fn connect_within<C: sqlx::Connection>(
             waited: timeout,
         }),
     }
+}
+
+/// A hot standby, as [`Backend::standby`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Standby {
+    /// How its replay is behind its primary, when it is: paused, or WAL received and not
+    /// yet replayed.
+    pub(crate) lag: Option<String>,
 }
 
 /// How long the migration lock is held.

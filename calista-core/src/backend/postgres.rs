@@ -17,7 +17,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPos
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
 use super::{
-    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, StateSql, Value, Watch,
+    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Value,
+    Watch,
 };
 use crate::backup;
 use crate::engine::plan::{DbState, HistoryRecord};
@@ -272,6 +273,54 @@ impl Backend for Postgres {
         }
     }
 
+    async fn standby(&self, conn: &mut PgConnection) -> Result<Option<Standby>, Error> {
+        // `pg_is_wal_replay_paused()` fails on a primary: it is asked only in recovery.
+        let sql = SqlStr::from_static(
+            "SELECT pg_is_in_recovery(), \
+             CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END, \
+             pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8, \
+             EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8",
+        );
+        let context = "checking whether the server is a standby";
+        let rows = Queries::<Self>::fetch_rows(conn, sql)
+            .await
+            .map_err(|e| describe(e, context))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| describe(sqlx::Error::RowNotFound, context))?;
+        type Found = (bool, Option<bool>, Option<f64>, Option<f64>);
+        let found: Result<Found, sqlx::Error> = (|| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ))
+        })();
+        let (in_recovery, paused, unreplayed, replay_age) =
+            found.map_err(|e| describe(e, context))?;
+        if !in_recovery {
+            return Ok(None);
+        }
+        let since = replay_age
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or_else(String::new, |s| {
+                format!("; it last replayed a transaction {s:.0}s ago")
+            });
+        let unreplayed = unreplayed.filter(|bytes| *bytes > 0.0);
+        let lag = match (paused == Some(true), unreplayed) {
+            (true, Some(bytes)) => Some(format!(
+                "replay is paused, with {bytes:.0} bytes of WAL received and not yet replayed{since}"
+            )),
+            (true, None) => Some(format!("replay is paused{since}")),
+            (false, Some(bytes)) => Some(format!(
+                "{bytes:.0} bytes of WAL received and not yet replayed{since}"
+            )),
+            (false, None) => None,
+        };
+        Ok(Some(Standby { lag }))
+    }
+
     async fn read_history(&self, conn: &mut PgConnection) -> Result<Vec<HistoryRecord>, Error> {
         Queries::<Self>::read_history(conn, &self.sql.state).await
     }
@@ -408,20 +457,19 @@ impl Backend for Postgres {
             "BEGIN;\nSELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
             lock_key(&self.schema)
         );
-        let waited = poll_lock(timeout, async || {
+        let mut poll = LockPoll::new(timeout);
+        loop {
             let (taken, _) = try_lock(conn, &take).await?;
-            if !taken {
-                end_transaction(conn).await?;
+            if taken {
+                return Ok(());
             }
-            Ok(taken)
-        })
-        .await?;
-        match waited {
-            None => Ok(()),
-            Some(waited) => Err(Error::LockTimeout {
-                holder: self.lock_holder(conn).await,
-                waited,
-            }),
+            end_transaction(conn).await?;
+            if let Err(waited) = poll.wait().await {
+                return Err(Error::LockTimeout {
+                    holder: self.lock_holder(conn).await,
+                    waited,
+                });
+            }
         }
     }
 
@@ -443,44 +491,16 @@ impl Backend for Postgres {
     ) -> Result<PgConnection, Error> {
         let before = backend_pid(conn).await?;
         let mut holder = self.connect().await?;
-        let take = format!(
-            "BEGIN;\nSET LOCAL idle_in_transaction_session_timeout = 0;\n\
-             SELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
-            lock_key(&self.schema)
-        );
-        let mut shared = false;
-        let held = poll_lock(timeout, async || {
-            let (taken, pid) = try_lock(&mut holder, &take).await?;
-            shared = pid == before;
-            if !taken || shared {
-                end_transaction(&mut holder).await?;
+        match self
+            .take_lock_apart(conn, &mut holder, timeout, before, file)
+            .await
+        {
+            Ok(()) => Ok(holder),
+            Err(e) => {
+                let _ = holder.close().await;
+                Err(e)
             }
-            Ok(taken || shared)
-        })
-        .await;
-        let outcome = match held {
-            Ok(None) => match shared {
-                false => match backend_pid(conn).await {
-                    Ok(after) if after == before => return Ok(holder),
-                    Ok(_) => Err(Error::TransactionPooler {
-                        file: file.to_owned(),
-                        url: self.shown_url.clone(),
-                    }),
-                    Err(e) => Err(e),
-                },
-                true => Err(Error::TransactionPooler {
-                    file: file.to_owned(),
-                    url: self.shown_url.clone(),
-                }),
-            },
-            Ok(Some(waited)) => Err(Error::LockTimeout {
-                holder: self.lock_holder(conn).await,
-                waited,
-            }),
-            Err(e) => Err(e),
-        };
-        let _ = holder.close().await;
-        outcome
+        }
     }
 
     async fn lock_holder(&self, conn: &mut PgConnection) -> String {
@@ -557,28 +577,36 @@ impl Backend for Postgres {
     }
 }
 
-/// Tries `attempt` until it says the lock is taken (`None`), or `timeout` runs out (how long
-/// it waited), pausing between tries from 10 ms, doubling, up to 250 ms.
-async fn poll_lock(
+/// The waits between tries of the migration lock: from 10 ms, doubling, up to 250 ms,
+/// until the timeout runs out.
+struct LockPoll {
+    started: Instant,
     timeout: Duration,
-    mut attempt: impl AsyncFnMut() -> Result<bool, Error>,
-) -> Result<Option<Duration>, Error> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(10);
-    loop {
-        if attempt().await? {
-            return Ok(None);
+    pause: Duration,
+}
+
+impl LockPoll {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            timeout,
+            pause: Duration::from_millis(10),
         }
-        let waited = started.elapsed();
-        if waited >= timeout {
-            return Ok(Some(waited));
+    }
+
+    /// Waits before the next try; `Err`: the timeout ran out, after waiting this long.
+    async fn wait(&mut self) -> Result<(), Duration> {
+        let waited = self.started.elapsed();
+        if waited >= self.timeout {
+            return Err(waited);
         }
         tracing::debug!(
             waited_ms = waited.as_millis() as u64,
             "waiting for the migration lock"
         );
-        tokio::time::sleep(pause.min(timeout - waited)).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+        tokio::time::sleep(self.pause.min(self.timeout - waited)).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(250));
+        Ok(())
     }
 }
 
@@ -614,6 +642,50 @@ async fn backend_pid(conn: &mut PgConnection) -> Result<i32, Error> {
         .ok_or(sqlx::Error::RowNotFound)
         .and_then(|row| row.try_get(0))
         .map_err(|e| describe(e, context))
+}
+
+impl Postgres {
+    /// [`Backend::hold_lock_apart`] on `holder`, `conn` having run on server process
+    /// `before`.
+    async fn take_lock_apart(
+        &self,
+        conn: &mut PgConnection,
+        holder: &mut PgConnection,
+        timeout: Duration,
+        before: i32,
+        file: &str,
+    ) -> Result<(), Error> {
+        let take = format!(
+            "BEGIN;\nSET LOCAL idle_in_transaction_session_timeout = 0;\n\
+             SELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
+            lock_key(&self.schema)
+        );
+        let pooler = || Error::TransactionPooler {
+            file: file.to_owned(),
+            url: self.shown_url.clone(),
+        };
+        let mut poll = LockPoll::new(timeout);
+        loop {
+            let (taken, pid) = try_lock(holder, &take).await?;
+            if pid == before {
+                return Err(pooler());
+            }
+            if taken {
+                break;
+            }
+            end_transaction(holder).await?;
+            if let Err(waited) = poll.wait().await {
+                return Err(Error::LockTimeout {
+                    holder: self.lock_holder(conn).await,
+                    waited,
+                });
+            }
+        }
+        if backend_pid(conn).await? != before {
+            return Err(pooler());
+        }
+        Ok(())
+    }
 }
 
 /// A database error with what we were doing and, for the common causes, what to do.

@@ -368,6 +368,11 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    /// A SQLite file has no replicas of its own.
+    async fn standby(&self, _: &mut SqliteConnection) -> Result<Option<super::Standby>, Error> {
+        Ok(None)
+    }
+
     /// Never asked ([`Backend::HOLDS_LOCK_APART`] is false): a second connection's write
     /// transaction would lock this one out of the file.
     async fn hold_lock_apart(

@@ -308,7 +308,17 @@ impl<'a> Migrator<'a> {
             tracing::info!("{notice}");
             notices.push(notice);
         }
-        match self.check().await? {
+        let state = self.check().await?;
+        if let SchemaState::Behind { .. } | SchemaState::Interrupted { .. } = state
+            && let Some(standby) = self.db.on_backend(IsStandby).await?
+        {
+            // No upgrade can run here, and the primary may be ahead of what it replayed.
+            return Err(Error::StandbyBehind {
+                state: Box::new(state),
+                lag: standby.lag,
+            });
+        }
+        match state {
             SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current, notices }),
             SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
                 if self.policy.auto_upgrade =>
@@ -412,6 +422,7 @@ impl<'a> Migrator<'a> {
 // The migrator's operations, each run on its database's backend by `Database::on_backend`.
 
 struct Check<'m>(&'m Migrator<'m>);
+struct IsStandby;
 struct Upgrade<'m>(&'m Migrator<'m>, UpgradeTarget);
 struct Downgrade<'m>(&'m Migrator<'m>, DowngradeTarget);
 struct Recover<'m>(&'m Migrator<'m>, Recovery);
@@ -422,6 +433,13 @@ impl OnBackend for Check<'_> {
     type Output = Result<SchemaState, Error>;
     async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
         Engine::new(self.0, handle).check().await
+    }
+}
+
+impl OnBackend for IsStandby {
+    type Output = Result<Option<crate::backend::Standby>, Error>;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+        handle.standby().await
     }
 }
 
@@ -565,6 +583,7 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// [`Migrator::recover`], under the lock.
     async fn recover(&self, how: Recovery) -> Result<(), Error> {
+        self.refuse_standby().await?;
         let mut session = self.handle.session().await?;
         let result = self.recover_locked(&mut session, how).await;
         self.handle.end_session(session, result.is_ok()).await;
@@ -655,11 +674,22 @@ impl<'a, B: Backend> Engine<'a, B> {
         started: Instant,
         work: impl AsyncFnOnce(&mut Session<'_, B>, &mut Report) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.refuse_standby().await?;
         let mut session = self.handle.session().await?;
         let result = work(&mut session, report).await;
         self.handle.end_session(session, result.is_ok()).await;
         report.total = started.elapsed();
         result
+    }
+
+    /// A hot standby takes no writes: refused before any lock or backup, with one query.
+    async fn refuse_standby(&self) -> Result<(), Error> {
+        match self.handle.standby().await? {
+            Some(_) => Err(Error::Standby {
+                url: self.migrator.db.url().to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Each round: take the lock where it is a transaction, read the state again, plan from
