@@ -309,15 +309,10 @@ impl<'a> Migrator<'a> {
             notices.push(notice);
         }
         let state = self.check().await?;
-        if let SchemaState::Behind { .. } | SchemaState::Interrupted { .. } = state
-            && let Some(standby) = self.db.on_backend(IsStandby).await?
-        {
-            // No upgrade can run here, and the primary may be ahead of what it replayed.
-            return Err(Error::StandbyBehind {
-                state: Box::new(state),
-                lag: standby.lag,
-            });
-        }
+        let state = match self.on_standby(state).await? {
+            Ok(state) => state,
+            Err(refusal) => return Err(refusal),
+        };
         match state {
             SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current, notices }),
             SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
@@ -365,6 +360,35 @@ impl<'a> Migrator<'a> {
     pub async fn redo(&self) -> Result<Report, Error> {
         self.refuse_downgrades_in_production()?;
         self.db.on_backend(Redo(self)).await
+    }
+
+    /// [`Migrator::refusal`], for the server the state was read from: on a hot standby, a
+    /// state that is behind says so, and how far the standby's replay lags, instead of
+    /// advising an upgrade there. Costs one query, for a state that is behind.
+    pub async fn refusal_on_server(&self, state: SchemaState) -> Error {
+        match self.on_standby(state).await {
+            Ok(Ok(state)) => self.refusal(state),
+            Ok(Err(refusal)) | Err(refusal) => refusal,
+        }
+    }
+
+    /// `Ok(state)` back, unless it is behind (or interrupted) on a hot standby: then
+    /// `Err`, the refusal that says so. No upgrade can run there, and its primary may be
+    /// ahead of what it has replayed.
+    async fn on_standby(&self, state: SchemaState) -> Result<Result<SchemaState, Error>, Error> {
+        if !matches!(
+            state,
+            SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
+        ) {
+            return Ok(Ok(state));
+        }
+        Ok(match self.db.on_backend(IsStandby).await? {
+            Some(standby) => Err(Error::StandbyBehind {
+                state: Box::new(state),
+                lag: standby.lag,
+            }),
+            None => Ok(state),
+        })
     }
 
     /// The error the guard returns for a state it refuses.
