@@ -347,3 +347,29 @@ async fn no_transaction_migration_through_pgbouncer_in_session_mode() {
 async fn no_transaction_migration_direct() {
     no_transaction_migration_runs_once_with_concurrent_upgrades(None).await;
 }
+
+/// A startup parameter of the URL's that the pooler refuses is named, with the fixes.
+#[tokio::test]
+async fn a_startup_parameter_the_pooler_refuses_is_named_with_the_fixes() {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
+    let set = five_tables();
+    let folder = set.dir.path().to_str().unwrap();
+    let with_options = format!("{url}&options=-c%20search_path%3Dapp");
+    let refused = calista(
+        set.dir.path(),
+        &with_options,
+        &["--migrations", folder, "db", "status"],
+    )
+    .output()
+    .unwrap();
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("refused the startup parameter `options`"),
+        "{shown}"
+    );
+    assert!(shown.contains("ignore_startup_parameters"), "{shown}");
+    assert!(shown.contains("connect to PostgreSQL directly"), "{shown}");
+    drop(bouncer);
+}

@@ -84,6 +84,23 @@ pub enum Error {
         source: DriverError,
     },
 
+    /// A connection pooler in the way refused a startup parameter of the URL's.
+    #[error(
+        "{url} refused the startup parameter `{parameter}`: a connection pooler in the way (such as PgBouncer) \
+         accepts only the parameters it knows. Remove it from the URL (a search_path in `options` can be set \
+         on the role instead: ALTER ROLE … SET search_path = …), add it to the pooler's \
+         ignore_startup_parameters, or connect to PostgreSQL directly"
+    )]
+    PoolerRefusedParameter {
+        /// The URL, password redacted.
+        url: String,
+        /// The parameter refused.
+        parameter: String,
+        /// What the pooler said.
+        #[source]
+        source: DriverError,
+    },
+
     /// The database did not answer in time.
     #[error("no answer from {url} within {}s; check the server, the network, or raise the connect timeout", .waited.as_secs())]
     Timeout {
@@ -303,7 +320,9 @@ impl Error {
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
             Self::StandbyBehind { .. } => ErrorKind::Behind,
-            Self::TransactionPooler { .. } | Self::Standby { .. } => ErrorKind::Usage,
+            Self::TransactionPooler { .. }
+            | Self::Standby { .. }
+            | Self::PoolerRefusedParameter { .. } => ErrorKind::Usage,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
             Self::Database { source, .. }
@@ -338,6 +357,18 @@ impl Error {
     }
 
     pub(crate) fn connect(url: impl Into<String>, source: sqlx::Error) -> Self {
+        let refused = source.as_database_error().and_then(|e| {
+            e.message()
+                .strip_prefix("unsupported startup parameter: ")
+                .map(|parameter| parameter.trim().to_owned())
+        });
+        if let Some(parameter) = refused {
+            return Self::PoolerRefusedParameter {
+                url: url.into(),
+                parameter,
+                source: source.into(),
+            };
+        }
         Self::Connect {
             url: url.into(),
             source: source.into(),
