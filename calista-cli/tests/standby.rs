@@ -30,7 +30,10 @@ fn five_tables() -> MigrationSet {
             )
         })
         .collect();
-    let named: Vec<(&str, &str)> = files.iter().map(|(n, b)| (n.as_str(), b.as_str())).collect();
+    let named: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_str()))
+        .collect();
     MigrationSet::new(&named)
 }
 
@@ -127,7 +130,10 @@ async fn a_standby_serves_reads_and_the_guard_and_refuses_an_upgrade_before_any_
     assert!(shown.contains("Connect to the primary"), "{shown}");
     assert!(!Path::new(&backup_dir).exists(), "no backup was started");
     let log = pair.standby_log();
-    assert!(log.contains("pg_is_in_recovery()"), "the check reached the standby");
+    assert!(
+        log.contains("pg_is_in_recovery()"),
+        "the check reached the standby"
+    );
     assert!(
         !log.contains("advisory"),
         "no lock was asked for on the standby:\n{log}"
@@ -137,7 +143,10 @@ async fn a_standby_serves_reads_and_the_guard_and_refuses_an_upgrade_before_any_
     upgrade_primary(&pair, &set, HEAD);
     pair.wait_for_replay().await;
     let ensured = guard_on(&standby, &set).await;
-    assert!(matches!(ensured, Ok(Ensured::UpToDate { .. })), "{ensured:?}");
+    assert!(
+        matches!(ensured, Ok(Ensured::UpToDate { .. })),
+        "{ensured:?}"
+    );
     succeeds(&mut calista(&set, &standby, &["db", "check"]));
 }
 
@@ -157,18 +166,31 @@ async fn a_lagging_standby_says_its_replay_is_behind_instead_of_advising_an_upgr
     let lagging = guard_on(&standby, &set).await.unwrap_err();
     assert_eq!(lagging.kind(), ErrorKind::Behind, "{lagging}");
     let message = lagging.to_string();
-    assert!(message.contains(&format!("it is at revision {MIDDLE}")), "{message}");
+    assert!(
+        message.contains(&format!("it is at revision {MIDDLE}")),
+        "{message}"
+    );
     assert!(message.contains("replay is paused"), "{message}");
     assert!(message.contains("not yet replayed"), "{message}");
-    assert!(message.contains("wait for the standby to catch up"), "{message}");
+    assert!(
+        message.contains("wait for the standby to catch up"),
+        "{message}"
+    );
     assert!(!message.contains("upgrade the database"), "{message}");
     let check = calista(&set, &standby, &["db", "check"]).output().unwrap();
     assert_eq!(check.status.code(), Some(3), "{}", text(&check));
-    assert!(text(&check).contains("replay is paused"), "{}", text(&check));
+    assert!(
+        text(&check).contains("replay is paused"),
+        "{}",
+        text(&check)
+    );
     assert!(!text(&check).contains("db upgrade"), "{}", text(&check));
 
     pair.on_standby("SELECT pg_wal_replay_resume()").await;
     pair.wait_for_replay().await;
     let ensured = guard_on(&standby, &set).await;
-    assert!(matches!(ensured, Ok(Ensured::UpToDate { .. })), "{ensured:?}");
+    assert!(
+        matches!(ensured, Ok(Ensured::UpToDate { .. })),
+        "{ensured:?}"
+    );
 }

@@ -27,7 +27,10 @@ fn five_tables() -> MigrationSet {
             )
         })
         .collect();
-    let named: Vec<(&str, &str)> = files.iter().map(|(n, b)| (n.as_str(), b.as_str())).collect();
+    let named: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_str()))
+        .collect();
     MigrationSet::new(&named)
 }
 
@@ -239,7 +242,10 @@ async fn guard_on_a_pool(mode: Option<PoolMode>) {
         assert!(ensured.is_ok(), "{ensured:?}");
     }
     // The application's pool still works, and our statements left none of theirs behind.
-    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(one, 1);
     pool.close().await;
     assert_eq!(applied(&pg).await, each_once());

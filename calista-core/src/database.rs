@@ -638,7 +638,10 @@ impl<B: Backend> Session<'_, B> {
         match B::ATTEMPT_SAVEPOINT {
             Some(savepoint) if self.in_transaction => self
                 .backend
-                .run(self.held.conn(), &format!("ROLLBACK TO SAVEPOINT {savepoint}"))
+                .run(
+                    self.held.conn(),
+                    &format!("ROLLBACK TO SAVEPOINT {savepoint}"),
+                )
                 .await
                 .map_err(|(_, e)| B::describe(e, "rolling back a migration attempt")),
             _ => {

@@ -68,8 +68,11 @@ impl PgBouncer {
         );
         let config_file = dir.path().join("pgbouncer.ini");
         std::fs::write(&config_file, config).expect("write pgbouncer.ini");
-        std::fs::write(dir.path().join("userlist.txt"), format!("\"{user}\" \"\"\n"))
-            .expect("write userlist.txt");
+        std::fs::write(
+            dir.path().join("userlist.txt"),
+            format!("\"{user}\" \"\"\n"),
+        )
+        .expect("write userlist.txt");
         let mut command = Command::new(&binary);
         if is_root() {
             command.args(["-u", "postgres"]);

@@ -638,7 +638,10 @@ where
 
     /// The state when one table or both are missing: an empty database, or one made by
     /// another tool (Alembic creates only `alembic_version`).
-    pub(crate) async fn read_partial_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
+    pub(crate) async fn read_partial_state(
+        conn: &mut B::Conn,
+        sql: &StateSql,
+    ) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "checking which migration tables exist";
         let describe = |e| B::describe(e, context);

@@ -17,8 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPos
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
 use super::{
-    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Value,
-    Watch,
+    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Value, Watch,
 };
 use crate::backup;
 use crate::engine::plan::{DbState, HistoryRecord};
@@ -635,9 +634,10 @@ async fn end_transaction(conn: &mut PgConnection) -> Result<(), Error> {
 /// The server process a connection's statement runs on.
 async fn backend_pid(conn: &mut PgConnection) -> Result<i32, Error> {
     let context = "reading the server process id";
-    let rows = Queries::<Postgres>::fetch_rows(conn, SqlStr::from_static("SELECT pg_backend_pid()"))
-        .await
-        .map_err(|e| describe(e, context))?;
+    let rows =
+        Queries::<Postgres>::fetch_rows(conn, SqlStr::from_static("SELECT pg_backend_pid()"))
+            .await
+            .map_err(|e| describe(e, context))?;
     rows.first()
         .ok_or(sqlx::Error::RowNotFound)
         .and_then(|row| row.try_get(0))
@@ -789,14 +789,16 @@ impl Watch for Watcher {
                  FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids({})) ORDER BY pid",
                 self.pid
             );
-            let seen: Result<Vec<Seen>, sqlx::Error> =
-                Queries::<Postgres>::fetch_rows(&mut self.conn, AssertSqlSafe(query).into_sql_str())
-                    .await
-                    .and_then(|rows| {
-                        rows.iter()
-                            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-                            .collect()
-                    });
+            let seen: Result<Vec<Seen>, sqlx::Error> = Queries::<Postgres>::fetch_rows(
+                &mut self.conn,
+                AssertSqlSafe(query).into_sql_str(),
+            )
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect()
+            });
             match seen {
                 Ok(rows) if rows.is_empty() => {}
                 Ok(rows) => {

@@ -620,7 +620,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         how: Recovery,
     ) -> Result<(), Error> {
         session.begin_round().await?;
-        let state = self.backend().read_state_in_transaction(session.conn()).await?;
+        let state = self
+            .backend()
+            .read_state_in_transaction(session.conn())
+            .await?;
         let Some(SchemaState::Interrupted {
             revision,
             direction,

@@ -248,7 +248,8 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     self.wait = *lock_wait;
                     self.begins_attempt = true;
                     if let Some(savepoint) = B::ATTEMPT_SAVEPOINT {
-                        self.pending.push((format!("SAVEPOINT {savepoint}"), context));
+                        self.pending
+                            .push((format!("SAVEPOINT {savepoint}"), context));
                     }
                     let settings = backend.migration_settings(Scope::Transaction, *lock_wait);
                     self.pending
