@@ -5,6 +5,8 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/common/fleet.rs"]
+mod fleet;
 #[path = "../../tests/common/pgbouncer.rs"]
 mod pgbouncer;
 #[path = "../../tests/common/standby.rs"]
@@ -17,24 +19,14 @@ use calista::{Ensured, ErrorKind};
 use common::*;
 use standby::Replicated;
 
-const MIDDLE: &str = "20250103_0000";
-const HEAD: &str = "20250105_0000";
+/// The third of five migrations.
+const MIDDLE: &str = "20250101_0002";
+/// The fifth.
+const HEAD: &str = "20250101_0004";
 
 /// Five migrations, each creating a table.
 fn five_tables() -> MigrationSet {
-    let files: Vec<(String, String)> = (1..=5)
-        .map(|i| {
-            (
-                format!("2025010{i}_0000_create_t{i}.sql"),
-                create_table(&format!("t{i}")),
-            )
-        })
-        .collect();
-    let named: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, b)| (n.as_str(), b.as_str()))
-        .collect();
-    MigrationSet::new(&named)
+    fleet::migration_set(5)
 }
 
 fn calista(set: &MigrationSet, url: &str, args: &[&str]) -> Command {

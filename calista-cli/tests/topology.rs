@@ -5,6 +5,8 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/common/fleet.rs"]
+mod fleet;
 #[path = "../../tests/common/pgbouncer.rs"]
 mod pgbouncer;
 
@@ -19,22 +21,8 @@ use sqlx::Connection;
 
 /// Five migrations, each creating a table.
 fn five_tables() -> MigrationSet {
-    let files: Vec<(String, String)> = (1..=5)
-        .map(|i| {
-            (
-                format!("2025010{i}_0000_create_t{i}.sql"),
-                create_table(&format!("t{i}")),
-            )
-        })
-        .collect();
-    let named: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, b)| (n.as_str(), b.as_str()))
-        .collect();
-    MigrationSet::new(&named)
+    fleet::migration_set(5)
 }
-
-const HEAD: &str = "20250105_0000";
 
 fn calista(dir: &Path, url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
@@ -101,7 +89,7 @@ async fn applied(pg: &ScratchPg) -> Vec<(String, i64)> {
 }
 
 fn each_once() -> Vec<(String, i64)> {
-    (1..=5).map(|i| (format!("2025010{i}_0000"), 1)).collect()
+    (1..=5).map(|i| (fleet::revision(i), 1)).collect()
 }
 
 /// Where a test connects: through a PgBouncer of its own in `mode`, or direct.
@@ -129,15 +117,16 @@ async fn upgrade_then_read_commands(mode: Option<PoolMode>) {
         all.extend_from_slice(args);
         succeeds(&mut calista(dir, &url, &all), bouncer.as_ref())
     };
+    let head = fleet::revision(5);
     let upgraded = run(&["db", "upgrade", "--no-backup"]);
-    assert!(upgraded.contains("20250105_0000"), "{upgraded}");
+    assert!(upgraded.contains(&head), "{upgraded}");
     for _ in 0..3 {
         let status = run(&["db", "status"]);
-        assert!(status.contains(HEAD), "{status}");
-        assert!(run(&["db", "current"]).contains(HEAD));
+        assert!(status.contains(&head), "{status}");
+        assert!(run(&["db", "current"]).contains(&head));
         run(&["db", "check"]);
         let history = run(&["db", "history"]);
-        assert!(history.contains("20250101_0000"), "{history}");
+        assert!(history.contains(&fleet::revision(1)), "{history}");
     }
     let again = run(&["db", "upgrade", "--no-backup"]);
     assert!(!again.contains("applied 2025"), "{again}");
@@ -161,37 +150,42 @@ async fn every_command_works_direct() {
     upgrade_then_read_commands(None).await;
 }
 
+/// `processes` upgrades of `set` at once at `url`; each must succeed without a
+/// prepared-statement error.
+fn upgrades_at_once(set: &MigrationSet, url: &str, processes: usize, bouncer: Option<&PgBouncer>) {
+    let folder = set.dir.path().to_str().unwrap();
+    let children: Vec<Child> = (0..processes)
+        .map(|_| {
+            calista(
+                set.dir.path(),
+                url,
+                &["--migrations", folder, "db", "upgrade", "--no-backup"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let shown = text(&output);
+        assert!(
+            output.status.success(),
+            "{shown}\n{}",
+            bouncer.map(PgBouncer::log).unwrap_or_default()
+        );
+        assert!(!shown.contains("prepared statement"), "{shown}");
+    }
+}
+
 /// Eight `db upgrade` processes at once on an empty database: each migration applied once,
 /// no prepared-statement error, and no advisory lock left on any server connection.
 async fn eight_concurrent_upgrades(mode: Option<PoolMode>) {
     for _round in 0..2 {
         let pg = ScratchPg::new().await;
         let (bouncer, url) = route(&pg, mode);
-        let set = five_tables();
-        let folder = set.dir.path().to_str().unwrap();
-        let children: Vec<Child> = (0..8)
-            .map(|_| {
-                calista(
-                    set.dir.path(),
-                    &url,
-                    &["--migrations", folder, "db", "upgrade", "--no-backup"],
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-            })
-            .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            let shown = text(&output);
-            assert!(
-                output.status.success(),
-                "{shown}\n{}",
-                bouncer.as_ref().map(PgBouncer::log).unwrap_or_default()
-            );
-            assert!(!shown.contains("prepared statement"), "{shown}");
-        }
+        upgrades_at_once(&five_tables(), &url, 8, bouncer.as_ref());
         assert_eq!(applied(&pg).await, each_once());
         // Looked at before PgBouncer stops: its server connections are still open.
         assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
@@ -267,9 +261,9 @@ async fn guard_on_a_pool_through_pgbouncer_in_session_mode() {
 fn with_an_index_built_concurrently() -> MigrationSet {
     let set = five_tables();
     set.write(
-        "20250106_0000_index_t1.sql",
-        "-- calista:no-transaction\n-- calista:up postgres\nCREATE INDEX CONCURRENTLY ix_t1_note ON t1 (note);\n\
-         -- calista:up sqlite\nCREATE INDEX ix_t1_note ON t1 (note);\n\
+        "20250102_0000_index_t1.sql",
+        "-- calista:no-transaction\n-- calista:up postgres\nCREATE INDEX CONCURRENTLY ix_t1_note ON t1 (name);\n\
+         -- calista:up sqlite\nCREATE INDEX ix_t1_note ON t1 (name);\n\
          -- calista:down postgres\nDROP INDEX CONCURRENTLY ix_t1_note;\n\
          -- calista:down sqlite\nDROP INDEX ix_t1_note;\n",
     );
@@ -301,7 +295,7 @@ async fn no_transaction_migration_through_a_transaction_pooler_is_refused_naming
     let refused = calista(set.dir.path(), &url, &args).output().unwrap();
     let shown = text(&refused);
     assert_eq!(refused.status.code(), Some(2), "{shown}");
-    assert!(shown.contains("20250106_0000_index_t1.sql"), "{shown}");
+    assert!(shown.contains("20250102_0000_index_t1.sql"), "{shown}");
     assert!(shown.contains("pooler in transaction mode"), "{shown}");
     assert!(shown.contains("direct connection"), "{shown}");
     assert!(!has_index(&pg).await);
@@ -318,27 +312,10 @@ async fn no_transaction_migration_runs_once_with_concurrent_upgrades(mode: Optio
     let pg = ScratchPg::new().await;
     let (bouncer, url) = route(&pg, mode);
     let set = with_an_index_built_concurrently();
-    let folder = set.dir.path().to_str().unwrap();
-    let children: Vec<Child> = (0..4)
-        .map(|_| {
-            calista(
-                set.dir.path(),
-                &url,
-                &["--migrations", folder, "db", "upgrade", "--no-backup"],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", text(&output));
-    }
+    upgrades_at_once(&set, &url, 4, bouncer.as_ref());
     assert!(has_index(&pg).await);
     let mut expected = each_once();
-    expected.push(("20250106_0000".to_owned(), 1));
+    expected.push(("20250102_0000".to_owned(), 1));
     assert_eq!(applied(&pg).await, expected);
     assert_eq!(advisory_locks(&pg).await, 0);
     drop(bouncer);

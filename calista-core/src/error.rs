@@ -627,7 +627,6 @@ impl std::fmt::Display for StatementError {
 /// The driver's error is not a cause of its own: its text is the message shown above.
 impl std::error::Error for StatementError {}
 
-/// The message for a state the guard refuses.
 /// What a state that is behind means, without advice on upgrading (a standby's).
 fn describe_state_only(state: &SchemaState) -> String {
     match state {
@@ -635,19 +634,23 @@ fn describe_state_only(state: &SchemaState) -> String {
             current,
             head,
             pending,
-        } => {
-            let at = current.map_or_else(
-                || "empty (no revision)".to_owned(),
-                |c| format!("at revision {c}"),
-            );
-            format!(
-                "the database schema is behind: it is {at}, this build expects {head} ({pending} pending)"
-            )
-        }
+        } => format!(
+            "the database schema is behind: it is {}, this build expects {head} ({pending} pending)",
+            position(current)
+        ),
         other => describe_state(other, &Hints::default(), ""),
     }
 }
 
+/// Where a database is: "at revision R", or empty.
+fn position(current: &Option<crate::naming::Revision>) -> String {
+    current.map_or_else(
+        || "empty (no revision)".to_owned(),
+        |c| format!("at revision {c}"),
+    )
+}
+
+/// The message for a state the guard refuses.
 fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> String {
     let Hints {
         upgrade,
@@ -664,10 +667,7 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
             head,
             pending,
         } => {
-            let at = current.map_or_else(
-                || "empty (no revision)".to_owned(),
-                |c| format!("at revision {c}"),
-            );
+            let at = position(current);
             let plural = if *pending == 1 {
                 "migration is"
             } else {

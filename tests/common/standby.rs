@@ -93,26 +93,12 @@ impl Replicated {
 
     /// Runs SQL on the primary's maintenance database.
     pub async fn on_primary(&self, sql: &str) {
-        let mut conn = PgConnection::connect(&self.primary_url("postgres"))
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        conn.close().await.ok();
+        run_sql(&self.primary_url("postgres"), sql).await;
     }
 
     /// Runs SQL on the standby's maintenance database.
     pub async fn on_standby(&self, sql: &str) {
-        let mut conn = PgConnection::connect(&self.standby_url("postgres"))
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        conn.close().await.ok();
+        run_sql(&self.standby_url("postgres"), sql).await;
     }
 
     /// Waits until the standby has replayed everything the primary has written so far.
@@ -182,6 +168,15 @@ impl Replicated {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+async fn run_sql(url: &str, sql: &str) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
 }
 
 fn url(port: u16, database: &str) -> String {

@@ -452,10 +452,7 @@ impl Backend for Postgres {
     /// sits inside a statement: a blocked lock request would make the holder's
     /// `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
     async fn take_lock(&self, conn: &mut PgConnection, timeout: Duration) -> Result<(), Error> {
-        let take = format!(
-            "BEGIN;\nSELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
-            lock_key(&self.schema)
-        );
+        let take = self.try_lock_sql("");
         let mut poll = LockPoll::new(timeout);
         loop {
             let (taken, _) = try_lock(conn, &take).await?;
@@ -645,6 +642,15 @@ async fn backend_pid(conn: &mut PgConnection) -> Result<i32, Error> {
 }
 
 impl Postgres {
+    /// Opens a transaction, runs `settings` in it, and tries the migration lock: one text,
+    /// one round trip, giving whether the lock was taken and by which server process.
+    fn try_lock_sql(&self, settings: &str) -> String {
+        format!(
+            "BEGIN;\n{settings}SELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
+            lock_key(&self.schema)
+        )
+    }
+
     /// [`Backend::hold_lock_apart`] on `holder`, `conn` having run on server process
     /// `before`.
     async fn take_lock_apart(
@@ -655,11 +661,7 @@ impl Postgres {
         before: i32,
         file: &str,
     ) -> Result<(), Error> {
-        let take = format!(
-            "BEGIN;\nSET LOCAL idle_in_transaction_session_timeout = 0;\n\
-             SELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
-            lock_key(&self.schema)
-        );
+        let take = self.try_lock_sql("SET LOCAL idle_in_transaction_session_timeout = 0;\n");
         let pooler = || Error::TransactionPooler {
             file: file.to_owned(),
             url: self.shown_url.clone(),
