@@ -164,8 +164,13 @@ impl Backend for Sqlite {
         };
         // SQLite opens a file it may not write read-only and fails only at the first write,
         // in the middle of a migration; say it up front instead.
+        // A file another process creates meanwhile is not read-only: only a file that exists
+        // and refuses writing is.
         let writable = std::fs::OpenOptions::new().write(true).open(file);
-        if let (true, Err(e)) = (file.exists(), writable) {
+        if let Some(e) = writable
+            .err()
+            .filter(|e| e.kind() != std::io::ErrorKind::NotFound)
+        {
             return Err(Error::database(
                 format!(
                     "cannot write the database file {}: it is read-only ({e}); check its permissions \
