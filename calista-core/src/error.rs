@@ -238,7 +238,7 @@ pub enum Error {
     /// An upgrade against a hot standby: refused before any backup or lock.
     #[error(
         "{url} is a standby (a read-only replica, in recovery): migrations run on the primary. \
-         Connect to the primary and run the upgrade there; nothing was changed and no backup was taken"
+         Connect to the primary and run it there; nothing was changed and no backup was taken"
     )]
     Standby {
         /// The URL, password redacted.
