@@ -699,19 +699,16 @@ where
     }
 
     /// [`Backend::missing_history_columns`], from a query of the names of the table's
-    /// columns among [`HistoryColumn::ALL`] (binding `schema` when given).
+    /// columns among [`HistoryColumn::ALL`].
     pub(crate) async fn missing_history_columns(
         conn: &mut B::Conn,
         present_columns: SqlStr,
-        schema: Option<&str>,
     ) -> Result<Vec<HistoryColumn>, Error> {
         use sqlx::Row;
         let describe = |e| B::describe(e, "reading the layout of schema_history");
-        let mut query = sqlx::query(present_columns).persistent(B::KEEPS_PREPARED_STATEMENTS);
-        if let Some(schema) = schema {
-            query = query.bind(schema.to_owned());
-        }
-        let rows = query.fetch_all(&mut *conn).await.map_err(describe)?;
+        let rows = Self::fetch_rows(conn, present_columns)
+            .await
+            .map_err(describe)?;
         let present: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
         Ok(HistoryColumn::missing_from(&present.map_err(describe)?))
     }

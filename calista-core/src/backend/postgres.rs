@@ -57,6 +57,7 @@ struct Sql {
     finish_started: SqlStr,
     delete_started: SqlStr,
     read_down_sql: SqlStr,
+    present_columns: SqlStr,
 }
 
 impl Sql {
@@ -132,6 +133,14 @@ CREATE TABLE IF NOT EXISTS {p}schema_history (
             )),
             delete_started: sql(format!(
                 "DELETE FROM {p}schema_history WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished"
+            )),
+            // The schema as a literal, like `to_regclass` above: a statement with parameters
+            // outside a transaction could be prepared on one pooled server connection and run
+            // on another.
+            present_columns: sql(format!(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = '{schema}' AND table_name = 'schema_history' \
+                 AND column_name IN ('down_sql', 'attempts')"
             )),
             read_down_sql: sql(format!(
                 "SELECT down_sql FROM {p}schema_history WHERE revision = $1 AND direction = 'up' \
@@ -328,12 +337,7 @@ impl Backend for Postgres {
         &self,
         conn: &mut PgConnection,
     ) -> Result<Vec<HistoryColumn>, Error> {
-        let present = SqlStr::from_static(
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = $1 AND table_name = 'schema_history' \
-             AND column_name IN ('down_sql', 'attempts')",
-        );
-        Queries::<Self>::missing_history_columns(conn, present, Some(&self.schema)).await
+        Queries::<Self>::missing_history_columns(conn, self.sql.present_columns.clone()).await
     }
 
     async fn is_empty(&self, conn: &mut PgConnection) -> Result<bool, Error> {

@@ -227,7 +227,7 @@ impl Backend for Sqlite {
         let present = SqlStr::from_static(
             "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts')",
         );
-        Queries::<Self>::missing_history_columns(conn, present, None).await
+        Queries::<Self>::missing_history_columns(conn, present).await
     }
 
     async fn is_empty(&self, conn: &mut SqliteConnection) -> Result<bool, Error> {
