@@ -259,11 +259,13 @@ pub(crate) struct Standby {
 /// How long the migration lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockScope {
-    /// The session holds it from when it is taken until it releases it (PostgreSQL's
-    /// advisory lock): the state is read, and every transaction runs, under it.
+    /// The session holds it from when it is taken until it releases it (a session-level
+    /// advisory lock): the state is read, and every transaction runs, under it. No backend
+    /// takes it so now: a session lock leaks through a pooler in transaction mode.
     Session,
-    /// The lock is a write transaction (SQLite's `BEGIN IMMEDIATE`): each transaction takes
-    /// it again, and its end releases it.
+    /// The lock is taken by each transaction and ends with it (SQLite's `BEGIN IMMEDIATE`,
+    /// PostgreSQL's `pg_try_advisory_xact_lock`): each round's transaction takes it again,
+    /// and reads the state under it.
     Transaction,
 }
 
