@@ -55,6 +55,19 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     const HISTORY_ROWS_PER_INSERT: usize;
     /// How a person runs a script of ours by hand, stopping at the first error.
     const RUN_BY_HAND: &'static str;
+    /// Whether our queries may leave named prepared statements on a connection. Not on
+    /// PostgreSQL: a pooler in transaction mode hands the server connection to other clients
+    /// after each transaction, where a statement of ours would collide with theirs
+    /// (`prepared statement "sqlx_s_1" already exists`).
+    const KEEPS_PREPARED_STATEMENTS: bool;
+    /// Whether the migration lock can be held, for work that spans several transactions (a
+    /// no-transaction migration), by a transaction of its own on a second connection
+    /// ([`Backend::hold_lock_apart`]).
+    const HOLDS_LOCK_APART: bool;
+    /// The savepoint an attempt's transaction begins with, where a retry rolls back to it
+    /// and keeps the transaction, and the migration lock taken in it; `None`: a retry rolls
+    /// back the whole transaction.
+    const ATTEMPT_SAVEPOINT: Option<&'static str>;
 
     // Connections.
 
@@ -82,6 +95,16 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
 
     /// The version rows (at most two) and the newest history row, in one query.
     async fn read_state(&self, conn: &mut Self::Conn) -> Result<DbState, Error>;
+
+    /// [`Backend::read_state`] inside the lock's transaction, which a missing table must not
+    /// abort.
+    async fn read_state_in_transaction(&self, conn: &mut Self::Conn) -> Result<DbState, Error> {
+        self.read_state(conn).await
+    }
+
+    /// Whether the server is a hot standby (a read-only replica in recovery), and if so how
+    /// far its replay is behind its primary; one query. `None`: it takes writes.
+    async fn standby(&self, conn: &mut Self::Conn) -> Result<Option<Standby>, Error>;
 
     /// Every history row, oldest first (none when there is no history table).
     async fn read_history(&self, conn: &mut Self::Conn) -> Result<Vec<HistoryRecord>, Error>;
@@ -177,6 +200,19 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// Releases a lock held by the session (nothing when the lock is a transaction).
     async fn release_lock(&self, conn: &mut Self::Conn) -> Result<(), Error>;
 
+    /// Where [`Backend::HOLDS_LOCK_APART`]: a connection of its own that holds the migration
+    /// lock in a transaction left open, so that the lock lasts across the transactions of
+    /// `conn` (the session's, idle) and ends with that transaction, or with the process,
+    /// whatever happens; waits at most `timeout`. Refused where `conn` goes through a
+    /// pooler in transaction mode, which cannot keep work outside a transaction on one
+    /// server connection.
+    async fn hold_lock_apart(
+        &self,
+        conn: &mut Self::Conn,
+        timeout: Duration,
+        file: &str,
+    ) -> Result<Self::Conn, Error>;
+
     /// Who holds the migration lock, for the message of a lock that could not be taken.
     async fn lock_holder(&self, conn: &mut Self::Conn) -> String;
 
@@ -220,14 +256,24 @@ async fn connect_within<C: sqlx::Connection>(
     }
 }
 
+/// A hot standby, as [`Backend::standby`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Standby {
+    /// How its replay is behind its primary, when it is: paused, or WAL received and not
+    /// yet replayed.
+    pub(crate) lag: Option<String>,
+}
+
 /// How long the migration lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockScope {
-    /// The session holds it from when it is taken until it releases it (PostgreSQL's
-    /// advisory lock): the state is read, and every transaction runs, under it.
+    /// The session holds it from when it is taken until it releases it (a session-level
+    /// advisory lock): the state is read, and every transaction runs, under it. No backend
+    /// takes it so now: a session lock leaks through a pooler in transaction mode.
     Session,
-    /// The lock is a write transaction (SQLite's `BEGIN IMMEDIATE`): each transaction takes
-    /// it again, and its end releases it.
+    /// The lock is taken by each transaction and ends with it (SQLite's `BEGIN IMMEDIATE`,
+    /// PostgreSQL's `pg_try_advisory_xact_lock`): each round's transaction takes it again,
+    /// and reads the state under it.
     Transaction,
 }
 
@@ -552,6 +598,7 @@ where
     for<'r> String: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> Option<String>: sqlx::Encode<'r, B::Db>,
     for<'r> Option<Vec<u8>>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
+    B::Db: sqlx::database::HasStatementCache,
 {
     /// [`Backend::read_foreign`]: the same SQL on both backends, the table found on the
     /// connection's path.
@@ -573,8 +620,7 @@ where
             Tool::Alembic => "SELECT version_num, NULL, TRUE, NULL FROM alembic_version",
         };
         let context = format!("reading {}", tool.history_table());
-        let rows = sqlx::query(SqlStr::from_static(sql))
-            .fetch_all(&mut *conn)
+        let rows = Self::fetch_rows(conn, SqlStr::from_static(sql))
             .await
             .map_err(|e| B::describe(e, &context))?;
         rows.iter()
@@ -622,7 +668,7 @@ where
     pub(crate) async fn read_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "reading the migration state";
-        match sqlx::query(sql.state.clone()).fetch_all(&mut *conn).await {
+        match Self::fetch_rows(conn, sql.state.clone()).await {
             Ok(rows) => {
                 let mut versions = Vec::new();
                 let mut last = None;
@@ -690,20 +736,22 @@ where
 
     /// The state when one table or both are missing: an empty database, or one made by
     /// another tool (Alembic creates only `alembic_version`).
-    async fn read_partial_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
+    pub(crate) async fn read_partial_state(
+        conn: &mut B::Conn,
+        sql: &StateSql,
+    ) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "checking which migration tables exist";
         let describe = |e| B::describe(e, context);
-        let probe = sqlx::query(sql.probe_tables.clone())
-            .fetch_one(&mut *conn)
+        let probe = Self::fetch_rows(conn, sql.probe_tables.clone())
             .await
+            .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
             .map_err(describe)?;
         let has_versions: bool = probe.try_get(0).map_err(describe)?;
         let has_history: bool = probe.try_get(1).map_err(describe)?;
         let foreign: Option<String> = probe.try_get(2).map_err(describe)?;
         let versions = if has_versions {
-            let rows = sqlx::query(sql.versions.clone())
-                .fetch_all(&mut *conn)
+            let rows = Self::fetch_rows(conn, sql.versions.clone())
                 .await
                 .map_err(describe)?;
             let versions: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
@@ -712,10 +760,11 @@ where
             None
         };
         let last = if has_history {
-            let row = sqlx::query(sql.last.clone())
-                .fetch_optional(&mut *conn)
+            let row = Self::fetch_rows(conn, sql.last.clone())
                 .await
-                .map_err(describe)?;
+                .map_err(describe)?
+                .into_iter()
+                .next();
             match row {
                 Some(row) => Self::raw_record(&row, 0).map_err(describe)?.into_record(),
                 None => None,
@@ -754,7 +803,7 @@ where
             }
             Ok::<_, sqlx::Error>(raw.into_record())
         };
-        match sqlx::query(query).fetch_all(&mut *conn).await {
+        match Self::fetch_rows(conn, query).await {
             Ok(rows) => rows
                 .iter()
                 .map(read)
@@ -767,19 +816,16 @@ where
     }
 
     /// [`Backend::missing_history_columns`], from a query of the names of the table's
-    /// columns among [`HistoryColumn::ALL`] (binding `schema` when given).
+    /// columns among [`HistoryColumn::ALL`].
     pub(crate) async fn missing_history_columns(
         conn: &mut B::Conn,
         present_columns: SqlStr,
-        schema: Option<&str>,
     ) -> Result<Vec<HistoryColumn>, Error> {
         use sqlx::Row;
         let describe = |e| B::describe(e, "reading the layout of schema_history");
-        let mut query = sqlx::query(present_columns);
-        if let Some(schema) = schema {
-            query = query.bind(schema.to_owned());
-        }
-        let rows = query.fetch_all(&mut *conn).await.map_err(describe)?;
+        let rows = Self::fetch_rows(conn, present_columns)
+            .await
+            .map_err(describe)?;
         let present: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
         Ok(HistoryColumn::missing_from(&present.map_err(describe)?))
     }
@@ -830,12 +876,27 @@ where
         query: sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments>,
         values: Vec<Value>,
     ) -> sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments> {
+        let query = query.persistent(B::KEEPS_PREPARED_STATEMENTS);
         values.into_iter().fold(query, |query, value| match value {
             Value::Text(text) => query.bind(text),
             Value::Null => query.bind(None::<String>),
             Value::Bool(on) => query.bind(on),
             Value::Int(n) => query.bind(n),
         })
+    }
+
+    /// The rows of a query without parameters. Where statements are not kept, it goes as a
+    /// simple query: one message, no statement prepared, which a pooler in transaction mode
+    /// cannot split between two server connections as it can a prepare and its execution.
+    pub(crate) async fn fetch_rows(
+        conn: &mut B::Conn,
+        sql: SqlStr,
+    ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, sqlx::Error> {
+        if B::KEEPS_PREPARED_STATEMENTS {
+            sqlx::query(sql).fetch_all(&mut *conn).await
+        } else {
+            sqlx::raw_sql(sql).fetch_all(&mut *conn).await
+        }
     }
 
     /// [`Backend::run`]: SQL as sent; on failure, also how many of its statements completed

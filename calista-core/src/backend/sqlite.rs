@@ -145,6 +145,12 @@ impl Backend for Sqlite {
     /// times as much per row as 10), and a statement is no round trip.
     const HISTORY_ROWS_PER_INSERT: usize = 10;
     const RUN_BY_HAND: &'static str = "sqlite3 -bail <database> < <file>";
+    /// A statement is prepared once per connection: nothing else can run on it.
+    const KEEPS_PREPARED_STATEMENTS: bool = true;
+    /// The lock is the write transaction: one connection writes at a time.
+    const HOLDS_LOCK_APART: bool = false;
+    /// SQLite never retries an attempt ([`Backend::is_retryable_lock_wait`]).
+    const ATTEMPT_SAVEPOINT: Option<&'static str> = None;
 
     async fn connect(&self) -> Result<SqliteConnection, Error> {
         let failed = |e| describe(e, "opening the database");
@@ -234,7 +240,7 @@ impl Backend for Sqlite {
         let present = SqlStr::from_static(
             "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts', 'kind', 'note', 'replaced_checksum')",
         );
-        Queries::<Self>::missing_history_columns(conn, present, None).await
+        Queries::<Self>::missing_history_columns(conn, present).await
     }
 
     async fn is_empty(&self, conn: &mut SqliteConnection) -> Result<bool, Error> {
@@ -386,6 +392,24 @@ impl Backend for Sqlite {
     /// The lock is the transaction, released by its end.
     async fn release_lock(&self, _: &mut SqliteConnection) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// A SQLite file has no replicas of its own.
+    async fn standby(&self, _: &mut SqliteConnection) -> Result<Option<super::Standby>, Error> {
+        Ok(None)
+    }
+
+    /// Never asked ([`Backend::HOLDS_LOCK_APART`] is false): a second connection's write
+    /// transaction would lock this one out of the file.
+    async fn hold_lock_apart(
+        &self,
+        _: &mut SqliteConnection,
+        _: Duration,
+        _: &str,
+    ) -> Result<SqliteConnection, Error> {
+        Err(Error::Setup(
+            "SQLite's migration lock is the write transaction: it cannot be held apart".into(),
+        ))
     }
 
     async fn lock_holder(&self, _: &mut SqliteConnection) -> String {

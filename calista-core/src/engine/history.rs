@@ -612,8 +612,17 @@ impl<B: Backend> Engine<'_, B> {
         let mut outcome = None;
         self.locked(&mut report, started, async |session, report| {
             session.begin_round().await?;
-            let state = self.backend().read_state(session.conn()).await?;
-            let history = self.backend().read_history(session.conn()).await?;
+            let state = self
+                .backend()
+                .read_state_in_transaction(session.conn())
+                .await?;
+            // Only a history table that is there is read: a query on a missing one would
+            // abort the transaction the lock may be.
+            let history = if state.tables_present || state.last.is_some() {
+                self.backend().read_history(session.conn()).await?
+            } else {
+                Vec::new()
+            };
             let (entries, value) = decide(&state, &history)?;
             outcome = Some(value);
             self.write_entries(session, report, &state, entries).await
