@@ -3,6 +3,8 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/common/pgbouncer.rs"]
+mod pgbouncer;
 
 use std::path::Path;
 use std::process::Command;
@@ -246,4 +248,81 @@ async fn a_database_sqlx_made_is_refused_by_upgrade_and_adopted_by_db_adopt() {
             .all(|e| e["kind"] == "adopted"),
         "{history}"
     );
+}
+
+/// Adopt, stamp's refusal and repair through PgBouncer in transaction mode: simple queries
+/// only, the lock a transaction's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_and_repair_work_through_pgbouncer_in_transaction_mode() {
+    use pgbouncer::{PgBouncer, PoolMode};
+    let pg = ScratchPg::new().await;
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/import/sqlx");
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    sqlx::migrate::Migrator::new(source.clone())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let bouncer = PgBouncer::start(&pg_admin_url(), PoolMode::Transaction);
+    let url = bouncer.url_for(&pg.url);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("migrations");
+    std::fs::create_dir(&folder).unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_calista"))
+            .current_dir(dir.path())
+            .env_remove("CALISTA_ENV")
+            .env("CALISTA_DB_URL", &url)
+            .env("NO_COLOR", "1")
+            .arg("--migrations")
+            .arg(&folder)
+            .args(args)
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!shown.contains("prepared statement"), "{shown}");
+        (output.status.code().unwrap_or(-1), shown)
+    };
+    let source = source.display().to_string();
+    let (code, shown) = run(&[
+        "db",
+        "import",
+        "--from",
+        "sqlx",
+        &source,
+        "--dialect",
+        "postgres",
+    ]);
+    assert_eq!(code, 0, "{shown}");
+    let (code, shown) = run(&["db", "adopt", "--yes"]);
+    assert_eq!(code, 0, "{shown}\n{}", bouncer.log());
+    assert_eq!(run(&["db", "check"]).0, 0);
+
+    let first = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, format!("-- Who may sign in.\n{text}")).unwrap();
+    assert_eq!(run(&["db", "check"]).0, 4);
+    let revision = first.file_name().unwrap().to_str().unwrap()[..13].to_owned();
+    let (code, shown) = run(&[
+        "db",
+        "repair",
+        "--accept",
+        &revision,
+        "--reason",
+        "a comment",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{shown}\n{}", bouncer.log());
+    assert_eq!(run(&["db", "check"]).0, 0);
 }
