@@ -221,3 +221,21 @@ async fn a_database_recorded_under_the_earlier_checksum_rule_meets_the_baseline_
     ));
     handle.close().await;
 }
+
+/// A baseline built into the binary: `migrations!()` reads its directive and continues the
+/// chain of the files it replaced, as the runtime loader does.
+static SQUASHED: Migrations = calista::migrations!("tests/fixtures/squashed");
+
+#[test]
+fn the_build_and_the_loader_agree_on_a_baseline() {
+    let loaded = Migrations::from_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/squashed"
+    ))
+    .unwrap();
+    assert_eq!(SQUASHED.chains(), loaded.chains());
+    let replaced = MigrationSet::new(&[("20250101_0000_create_a.sql", &create_table("a"))]).load();
+    // The baseline's link is the replaced file's.
+    assert_eq!(SQUASHED.chain_at(0), replaced.chain_at(0));
+    assert!(SQUASHED.as_slice()[0].baseline().is_some());
+}
