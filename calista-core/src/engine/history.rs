@@ -761,6 +761,48 @@ mod tests {
         );
     }
 
+    /// A file imported from Alembic revision `id`.
+    fn alembic(id: &str) -> String {
+        format!("-- calista:imported alembic {id} -- upgrade.sql\n{BODY}")
+    }
+
+    fn row(version: &str) -> ForeignRow {
+        ForeignRow {
+            version: version.to_owned(),
+            name: None,
+            succeeded: true,
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn alembics_head_stands_for_every_imported_revision_before_it() {
+        let m = set(&[&alembic("aaa"), &alembic("bbb"), &alembic("ccc"), BODY]);
+        let applied = plan_adopt(&m, Tool::Alembic, &[row("bbb")]).unwrap();
+        assert_eq!(applied, [(0, "aaa".to_owned()), (1, "bbb".to_owned())]);
+        assert!(matches!(
+            plan_adopt(&m, Tool::Alembic, &[row("zzz")]),
+            Err(HistoryRefusal::ForeignMissingHere { version, .. }) if version == "zzz"
+        ));
+    }
+
+    #[test]
+    fn a_migration_here_that_the_tool_skipped_is_a_gap_named_by_its_file() {
+        let diesel = |v: &str| format!("-- calista:imported diesel {v} -- {v}_x/up.sql\n{BODY}");
+        let m = set(&[&diesel("1"), BODY, &diesel("3")]);
+        match plan_adopt(&m, Tool::Diesel, &[row("1"), row("3")]) {
+            Err(HistoryRefusal::ForeignGap { file, .. }) => {
+                assert_eq!(file, "20250102_0000_m1.sql")
+            }
+            other => panic!("{other:?}"),
+        }
+        // What the tool has not applied yet stays pending.
+        assert_eq!(
+            plan_adopt(&m, Tool::Diesel, &[row("1")]).unwrap(),
+            [(0, "1".to_owned())]
+        );
+    }
+
     #[test]
     fn a_repair_is_refused_while_another_applied_migration_differs_too() {
         let before = set(&[BODY, BODY, BODY]);
