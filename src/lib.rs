@@ -84,8 +84,8 @@ pub use calista_core::{
     SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
 };
 pub use calista_core::{
-    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import, lint, origin,
-    schema, settings, url, verify,
+    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, history, import, lint,
+    origin, schema, settings, squash, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).

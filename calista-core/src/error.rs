@@ -41,6 +41,11 @@ pub struct Hints {
     pub history: String,
     /// How to allow downgrades, after "downgrades are refused in production".
     pub allow_downgrade: String,
+    /// How to adopt a database another migration tool manages, as "`myapp db adopt`".
+    pub adopt: String,
+    /// How to accept an intended edit of an applied migration, as
+    /// "`myapp db repair --accept <revision> --reason <text>`".
+    pub repair: String,
 }
 
 impl Default for Hints {
@@ -55,6 +60,8 @@ impl Default for Hints {
                 .to_owned(),
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
+            adopt: "adopting the database (recording what that tool applied)".to_owned(),
+            repair: "a repair of the migration that records the edit and why".to_owned(),
         }
     }
 }
@@ -290,6 +297,10 @@ pub enum Error {
     #[error("{0}")]
     Plan(PlanRefusal),
 
+    /// History cannot be written as asked (repair, adopt, stamp); nothing was changed.
+    #[error("{0}")]
+    History(crate::engine::history::HistoryRefusal),
+
     /// Nothing to recover: no migration is interrupted.
     #[error("no migration is interrupted; nothing to recover")]
     NothingToRecover,
@@ -311,6 +322,12 @@ pub enum Error {
     Restore(#[from] crate::backup::RestoreError),
 }
 
+impl From<crate::engine::history::HistoryRefusal> for Error {
+    fn from(refusal: crate::engine::history::HistoryRefusal) -> Self {
+        Self::History(refusal)
+    }
+}
+
 impl Error {
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
@@ -319,6 +336,10 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::History(
+                crate::engine::history::HistoryRefusal::Unsafe(_)
+                | crate::engine::history::HistoryRefusal::OtherChanges { .. },
+            ) => ErrorKind::Unsafe,
             Self::StandbyBehind { .. } => ErrorKind::Behind,
             Self::TransactionPooler { .. }
             | Self::Standby { .. }
@@ -334,6 +355,7 @@ impl Error {
             Self::MigrationInterrupted { .. } => ErrorKind::Failure,
             Self::DowngradeRefused { .. }
             | Self::Plan(_)
+            | Self::History(_)
             | Self::Source(_)
             | Self::NothingToRecover
             | Self::Setup(_) => ErrorKind::Usage,
@@ -658,10 +680,27 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         new_migration,
         recover,
         history,
+        adopt,
+        repair,
         ..
     } = hints;
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
+        SchemaState::BelowBaseline {
+            current,
+            through,
+            release,
+        } => format!(
+            "the database is at revision {current}, one of the migrations up to {through} that this build \
+             replaced with a baseline: it cannot upgrade it. Upgrade it first with release {release} (the \
+             oldest that still has those migrations), then with this one; the database was not touched"
+        ),
+        SchemaState::Managed { tool } => format!(
+            "the database is managed by {tool} (its table {}) and calista has recorded nothing in it yet: \
+             record what {tool} applied, without running any of it, with {adopt}. An upgrade never adopts \
+             on its own: running the imported migrations again would fail or do harm. The database was not touched",
+            tool.history_table()
+        ),
         SchemaState::Behind {
             current,
             head,
@@ -716,9 +755,14 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
                     missing.join(", ")
                 ));
             }
+            let accept = if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" If an edit was intended (a comment, say), accept it with {repair}.")
+            };
             format!(
                 "{}. An applied migration must never change: restore the original file(s) and put the change in \
-                 {new_migration}; the database was not touched",
+                 {new_migration}; the database was not touched.{accept}",
                 parts.join("; ")
             )
         }
@@ -881,6 +925,8 @@ mod tests {
             recover: "run `shop repair`".into(),
             history: "`shop migrations`".into(),
             allow_downgrade: "set SHOP_STAGE=dev".into(),
+            adopt: "`shop adopt`".into(),
+            repair: "`shop accept-edit`".into(),
         };
         let messages = refusals(&hints);
         assert!(messages[0].contains(
