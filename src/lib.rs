@@ -90,8 +90,8 @@ pub use calista_core::{
     postgres_lock_key, semver, sqlx, startup,
 };
 pub use calista_core::{
-    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import, lint, origin,
-    schema, settings, url, verify,
+    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, history, import, lint,
+    origin, schema, settings, squash, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).

@@ -55,6 +55,11 @@ pub struct Hints {
     pub history: String,
     /// How to allow downgrades, after "downgrades are refused in production".
     pub allow_downgrade: String,
+    /// How to adopt a database another migration tool manages, as "`myapp db adopt`".
+    pub adopt: String,
+    /// How to accept an intended edit of an applied migration, as
+    /// "`myapp db repair --accept <revision> --reason <text>`".
+    pub repair: String,
 }
 
 impl Default for Hints {
@@ -69,6 +74,8 @@ impl Default for Hints {
                 .to_owned(),
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
+            adopt: "adopting the database (recording what that tool applied)".to_owned(),
+            repair: "a repair of the migration that records the edit and why".to_owned(),
         }
     }
 }
@@ -94,6 +101,23 @@ pub enum Error {
         /// The URL, password redacted.
         url: String,
         /// What the driver or the server said.
+        #[source]
+        source: DriverError,
+    },
+
+    /// A connection pooler in the way refused a startup parameter of the URL's.
+    #[error(
+        "{url} refused the startup parameter `{parameter}`: a connection pooler in the way (such as PgBouncer) \
+         accepts only the parameters it knows. Remove it from the URL (a search_path in `options` can be set \
+         on the role instead: ALTER ROLE … SET search_path = …), add it to the pooler's \
+         ignore_startup_parameters, or connect to PostgreSQL directly"
+    )]
+    PoolerRefusedParameter {
+        /// The URL, password redacted.
+        url: String,
+        /// The parameter refused.
+        parameter: String,
+        /// What the pooler said.
         #[source]
         source: DriverError,
     },
@@ -216,6 +240,49 @@ pub enum Error {
         interrupted: Option<Box<String>>,
     },
 
+    /// A no-transaction migration would run through a connection pooler in transaction
+    /// mode, which cannot keep work that spans transactions on one server connection.
+    #[error(
+        "{file} runs outside a transaction, but {url} goes through a connection pooler in transaction mode \
+         (such as PgBouncer with pool_mode = transaction), which hands the server connection to other clients \
+         between transactions: the migration's session settings and the migration lock would not stay with it. \
+         Nothing was changed. Run this upgrade on a direct connection to PostgreSQL (the server's own host and \
+         port, not the pooler's), or through the pooler in session mode"
+    )]
+    TransactionPooler {
+        /// The no-transaction migration.
+        file: String,
+        /// The URL, password redacted.
+        url: String,
+    },
+
+    /// An upgrade against a hot standby: refused before any backup or lock.
+    #[error(
+        "{url} is a standby (a read-only replica, in recovery): migrations run on the primary. \
+         Connect to the primary and run it there; nothing was changed and no backup was taken"
+    )]
+    Standby {
+        /// The URL, password redacted.
+        url: String,
+    },
+
+    /// The guard found the schema behind on a standby: an upgrade cannot run there, and the
+    /// primary may be ahead of what the standby has replayed.
+    #[error(
+        "{}; this database is a standby (a read-only replica), where no upgrade can run{}",
+        describe_state_only(.state),
+        match .lag { Some(lag) => format!(", and its replay is behind its primary ({lag}): the primary may already be \
+             upgraded; wait for the standby to catch up (resume replay with `SELECT pg_wal_replay_resume()` if it \
+             was paused)"),
+             None => ": upgrade the primary; the standby follows it".to_owned() }
+    )]
+    StandbyBehind {
+        /// The state found.
+        state: Box<SchemaState>,
+        /// How far its replay is behind, when it is.
+        lag: Option<String>,
+    },
+
     /// A database operation other than a migration's own SQL failed.
     #[error("{context}")]
     Database {
@@ -243,6 +310,10 @@ pub enum Error {
     /// An upgrade or downgrade that cannot be planned.
     #[error("{0}")]
     Plan(PlanRefusal),
+
+    /// History cannot be written as asked (repair, adopt, stamp); nothing was changed.
+    #[error("{0}")]
+    History(crate::engine::history::HistoryRefusal),
 
     /// Nothing to recover: no migration is interrupted.
     #[error("no migration is interrupted; nothing to recover")]
@@ -342,15 +413,20 @@ pub enum Error {
         example: String,
     },
 
-    /// A file of the test databases could not be made (feature `testing`).
+    /// A scratch file or folder (a test database's template, `db squash`'s check) could
+    /// not be made.
     #[error("cannot {doing}")]
-    TestFile {
+    ScratchFile {
         /// What was being done, to which file.
         doing: String,
         /// Why.
         #[source]
         source: std::io::Error,
     },
+
+    /// A step calista relies on did not happen: a defect of calista, to report.
+    #[error("calista's own invariant failed ({0}); nothing more was changed. Please report it")]
+    Internal(&'static str),
 
     /// sqlx's `Any` driver cannot read a test database's URL (feature `testing`).
     #[error("sqlx's Any driver cannot read the test database's URL")]
@@ -397,6 +473,12 @@ pub enum Error {
     Restore(#[from] crate::backup::RestoreError),
 }
 
+impl From<crate::engine::history::HistoryRefusal> for Error {
+    fn from(refusal: crate::engine::history::HistoryRefusal) -> Self {
+        Self::History(refusal)
+    }
+}
+
 impl Error {
     /// The exit code the `calista` program gives this error ([`ErrorKind::exit_code`]), for
     /// an application that exits on it the same way: the guard's refusal of a database
@@ -412,6 +494,14 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::History(
+                crate::engine::history::HistoryRefusal::Unsafe(_)
+                | crate::engine::history::HistoryRefusal::OtherChanges { .. },
+            ) => ErrorKind::Unsafe,
+            Self::StandbyBehind { .. } => ErrorKind::Behind,
+            Self::TransactionPooler { .. }
+            | Self::Standby { .. }
+            | Self::PoolerRefusedParameter { .. } => ErrorKind::Usage,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
             Self::Database { source, .. }
@@ -423,6 +513,7 @@ impl Error {
             Self::MigrationInterrupted { .. } => ErrorKind::Failure,
             Self::DowngradeRefused { .. }
             | Self::Plan(_)
+            | Self::History(_)
             | Self::Source(_)
             | Self::NothingToRecover
             | Self::NoCurrentSchema { .. }
@@ -439,7 +530,8 @@ impl Error {
             | Self::TestServerUrl { .. } => ErrorKind::Usage,
             Self::GuardRuntime(_)
             | Self::GuardPanicked
-            | Self::TestFile { .. }
+            | Self::ScratchFile { .. }
+            | Self::Internal(_)
             | Self::AnyUrl(_) => ErrorKind::Failure,
             Self::Restore(e) if e.is_usage() => ErrorKind::Usage,
             Self::Restore(crate::backup::RestoreError::InUse { .. }) => ErrorKind::LockTimeout,
@@ -461,6 +553,18 @@ impl Error {
     }
 
     pub(crate) fn connect(url: impl Into<String>, source: sqlx::Error) -> Self {
+        let refused = source.as_database_error().and_then(|e| {
+            e.message()
+                .strip_prefix("unsupported startup parameter: ")
+                .map(|parameter| parameter.trim().to_owned())
+        });
+        if let Some(parameter) = refused {
+            return Self::PoolerRefusedParameter {
+                url: url.into(),
+                parameter,
+                source: source.into(),
+            };
+        }
         Self::Connect {
             url: url.into(),
             source: source.into(),
@@ -719,6 +823,29 @@ impl std::fmt::Display for StatementError {
 /// The driver's error is not a cause of its own: its text is the message shown above.
 impl std::error::Error for StatementError {}
 
+/// What a state that is behind means, without advice on upgrading (a standby's).
+fn describe_state_only(state: &SchemaState) -> String {
+    match state {
+        SchemaState::Behind {
+            current,
+            head,
+            pending,
+        } => format!(
+            "the database schema is behind: it is {}, this build expects {head} ({pending} pending)",
+            position(current)
+        ),
+        other => describe_state(other, &Hints::default(), None),
+    }
+}
+
+/// Where a database is: "at revision R", or empty.
+fn position(current: &Option<crate::naming::Revision>) -> String {
+    current.map_or_else(
+        || "empty (no revision)".to_owned(),
+        |c| format!("at revision {c}"),
+    )
+}
+
 /// The message for a state the guard refuses.
 fn describe_state(
     state: &SchemaState,
@@ -731,19 +858,33 @@ fn describe_state(
         new_migration,
         recover,
         history,
+        adopt,
+        repair,
         ..
     } = hints;
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
+        SchemaState::BelowBaseline {
+            current,
+            through,
+            release,
+        } => format!(
+            "the database is at revision {current}, one of the migrations up to {through} that this build \
+             replaced with a baseline: it cannot upgrade it. Upgrade it first with release {release} (the \
+             oldest that still has those migrations), then with this one; the database was not touched"
+        ),
+        SchemaState::Managed { tool } => format!(
+            "the database is managed by {tool} (its table {}) and calista has recorded nothing in it yet: \
+             record what {tool} applied, without running any of it, with {adopt}. An upgrade never adopts \
+             on its own: running the imported migrations again would fail or do harm. The database was not touched",
+            tool.history_table()
+        ),
         SchemaState::Behind {
             current,
             head,
             pending,
         } => {
-            let at = current.map_or_else(
-                || "empty (no revision)".to_owned(),
-                |c| format!("at revision {c}"),
-            );
+            let at = position(current);
             let plural = if *pending == 1 {
                 "migration is"
             } else {
@@ -804,9 +945,14 @@ fn describe_state(
                     missing.join(", ")
                 ));
             }
+            let accept = if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" If an edit was intended (a comment, say), accept it with {repair}.")
+            };
             format!(
                 "{}. An applied migration must never change: restore the original file(s) and put the change in \
-                 {new_migration}; the database was not touched",
+                 {new_migration}; the database was not touched.{accept}",
                 parts.join("; ")
             )
         }
@@ -969,6 +1115,8 @@ mod tests {
             recover: "run `shop repair`".into(),
             history: "`shop migrations`".into(),
             allow_downgrade: "set SHOP_STAGE=dev".into(),
+            adopt: "`shop adopt`".into(),
+            repair: "`shop accept-edit`".into(),
         };
         let messages = refusals(&hints);
         assert!(messages[0].contains(

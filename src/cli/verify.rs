@@ -3,21 +3,20 @@
 use std::path::Path;
 
 use calista::Revision;
-use calista::url::DatabaseUrl;
+use calista::url::{DatabaseUrl, PostgresUrl};
 use calista::verify::{Seed, VerifyOptions, VerifyReport, verify};
 
 use super::context::Context;
 use super::exit::CliError;
 use super::output::{Output, Tone};
 
-/// Runs the checks; an error (exit 1) when anything was found.
-pub(crate) async fn run(
+/// The PostgreSQL server `command` makes its scratch database on: `--pg-url`, else the
+/// application's own variable (`MYAPP_VERIFY_PG_URL` for `myapp`).
+pub(crate) fn scratch_server(
     pg_url: Option<String>,
-    seed_dir: Option<&Path>,
+    command: &str,
     context: &Context,
-    out: &Output,
-) -> Result<(), CliError> {
-    // The application's own variable: MYAPP_VERIFY_PG_URL for `myapp db verify`.
+) -> Result<PostgresUrl, CliError> {
     let variable = context.names().env("VERIFY_PG_URL");
     let from_env = || {
         std::env::var(&variable)
@@ -26,22 +25,30 @@ pub(crate) async fn run(
     };
     let Some(pg_url) = pg_url.or_else(from_env) else {
         return Err(CliError::Usage(format!(
-            "db verify needs a PostgreSQL server to create its scratch database on: pass \
+            "{command} needs a PostgreSQL server to create its scratch database on: pass \
              --pg-url postgresql://user@host/postgres (or set {variable}); the role \
              needs CREATEDB. Nothing is written to the configured database"
         )));
     };
-    let server = match DatabaseUrl::parse(&pg_url, std::path::Path::new(".")) {
-        Ok(DatabaseUrl::Postgres(server)) => server,
-        Ok(DatabaseUrl::Sqlite(_)) => {
-            return Err(CliError::Usage(
-                "--pg-url must be a PostgreSQL URL (postgresql://user@host/postgres); the SQLite \
-                 scratch file is made in the temporary folder"
-                    .to_owned(),
-            ));
-        }
-        Err(e) => return Err(CliError::Usage(format!("--pg-url: {e}"))),
-    };
+    match DatabaseUrl::parse(&pg_url, std::path::Path::new(".")) {
+        Ok(DatabaseUrl::Postgres(server)) => Ok(server),
+        Ok(DatabaseUrl::Sqlite(_)) => Err(CliError::Usage(
+            "--pg-url must be a PostgreSQL URL (postgresql://user@host/postgres); the SQLite \
+             scratch file is made in the temporary folder"
+                .to_owned(),
+        )),
+        Err(e) => Err(CliError::Usage(format!("--pg-url: {e}"))),
+    }
+}
+
+/// Runs the checks; an error (exit 1) when anything was found.
+pub(crate) async fn run(
+    pg_url: Option<String>,
+    seed_dir: Option<&Path>,
+    context: &Context,
+    out: &Output,
+) -> Result<(), CliError> {
+    let server = scratch_server(pg_url, "db verify", context)?;
     let seeds = match seed_dir {
         Some(dir) => read_seeds(dir, context)?,
         None => Vec::new(),

@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use crate::engine::plan::{DbState, HistoryRecord};
+use crate::engine::plan::{DbState, HistoryKind, HistoryRecord};
 use crate::error::{Blocker, Error};
 use crate::migration::{Checksum, Dialect, Direction};
+use crate::origin::Tool;
 
 pub(crate) use postgres::Postgres;
 pub(crate) use sqlite::Sqlite;
@@ -54,6 +55,19 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     const HISTORY_ROWS_PER_INSERT: usize;
     /// How a person runs a script of ours by hand, stopping at the first error.
     const RUN_BY_HAND: &'static str;
+    /// Whether our queries may leave named prepared statements on a connection. Not on
+    /// PostgreSQL: a pooler in transaction mode hands the server connection to other clients
+    /// after each transaction, where a statement of ours would collide with theirs
+    /// (`prepared statement "sqlx_s_1" already exists`).
+    const KEEPS_PREPARED_STATEMENTS: bool;
+    /// Whether the migration lock can be held, for work that spans several transactions (a
+    /// no-transaction migration), by a transaction of its own on a second connection
+    /// ([`Backend::hold_lock_apart`]).
+    const HOLDS_LOCK_APART: bool;
+    /// The savepoint an attempt's transaction begins with, where a retry rolls back to it
+    /// and keeps the transaction, and the migration lock taken in it; `None`: a retry rolls
+    /// back the whole transaction.
+    const ATTEMPT_SAVEPOINT: Option<&'static str>;
 
     // Connections.
 
@@ -82,6 +96,16 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// The version rows (at most two) and the newest history row, in one query.
     async fn read_state(&self, conn: &mut Self::Conn) -> Result<DbState, Error>;
 
+    /// [`Backend::read_state`] inside the lock's transaction, which a missing table must not
+    /// abort.
+    async fn read_state_in_transaction(&self, conn: &mut Self::Conn) -> Result<DbState, Error> {
+        self.read_state(conn).await
+    }
+
+    /// Whether the server is a hot standby (a read-only replica in recovery), and if so how
+    /// far its replay is behind its primary; one query. `None`: it takes writes.
+    async fn standby(&self, conn: &mut Self::Conn) -> Result<Option<Standby>, Error>;
+
     /// Every history row, oldest first (none when there is no history table).
     async fn read_history(&self, conn: &mut Self::Conn) -> Result<Vec<HistoryRecord>, Error>;
 
@@ -94,6 +118,13 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
 
     /// Whether the database holds no tables at all (PostgreSQL: in the schema).
     async fn is_empty(&self, conn: &mut Self::Conn) -> Result<bool, Error>;
+
+    /// What another migration tool recorded as applied, from its own table (read only).
+    async fn read_foreign(
+        &self,
+        conn: &mut Self::Conn,
+        tool: Tool,
+    ) -> Result<Vec<ForeignRow>, Error>;
 
     /// The down SQL recorded when `revision` was last applied (`None`: not recorded, e.g.
     /// applied by an older build).
@@ -169,6 +200,19 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// Releases a lock held by the session (nothing when the lock is a transaction).
     async fn release_lock(&self, conn: &mut Self::Conn) -> Result<(), Error>;
 
+    /// Where [`Backend::HOLDS_LOCK_APART`]: a connection of its own that holds the migration
+    /// lock in a transaction left open, so that the lock lasts across the transactions of
+    /// `conn` (the session's, idle) and ends with that transaction, or with the process,
+    /// whatever happens; waits at most `timeout`. Refused where `conn` goes through a
+    /// pooler in transaction mode, which cannot keep work outside a transaction on one
+    /// server connection.
+    async fn hold_lock_apart(
+        &self,
+        conn: &mut Self::Conn,
+        timeout: Duration,
+        file: &str,
+    ) -> Result<Self::Conn, Error>;
+
     /// Who holds the migration lock, for the message of a lock that could not be taken.
     async fn lock_holder(&self, conn: &mut Self::Conn) -> String;
 
@@ -212,14 +256,24 @@ async fn connect_within<C: sqlx::Connection>(
     }
 }
 
+/// A hot standby, as [`Backend::standby`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Standby {
+    /// How its replay is behind its primary, when it is: paused, or WAL received and not
+    /// yet replayed.
+    pub(crate) lag: Option<String>,
+}
+
 /// How long the migration lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockScope {
-    /// The session holds it from when it is taken until it releases it (PostgreSQL's
-    /// advisory lock): the state is read, and every transaction runs, under it.
+    /// The session holds it from when it is taken until it releases it (a session-level
+    /// advisory lock): the state is read, and every transaction runs, under it. No backend
+    /// takes it so now: a session lock leaks through a pooler in transaction mode.
     Session,
-    /// The lock is a write transaction (SQLite's `BEGIN IMMEDIATE`): each transaction takes
-    /// it again, and its end releases it.
+    /// The lock is taken by each transaction and ends with it (SQLite's `BEGIN IMMEDIATE`,
+    /// PostgreSQL's `pg_try_advisory_xact_lock`): each round's transaction takes it again,
+    /// and reads the state under it.
     Transaction,
 }
 
@@ -290,16 +344,31 @@ pub(crate) enum HistoryColumn {
     DownSql,
     /// How many attempts the migration's transaction took (lock-wait retries).
     Attempts,
+    /// How the row came to be ([`HistoryKind`]); older builds' rows default to `applied`.
+    Kind,
+    /// Why a row was written without running its migration (a repair's reason).
+    Note,
+    /// For a repair: the checksum the migration was applied with.
+    ReplacedChecksum,
 }
 
 impl HistoryColumn {
     /// Every column added since the first release, in the order they were added.
-    pub(crate) const ALL: [Self; 2] = [Self::DownSql, Self::Attempts];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::DownSql,
+        Self::Attempts,
+        Self::Kind,
+        Self::Note,
+        Self::ReplacedChecksum,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::DownSql => "down_sql",
             Self::Attempts => "attempts",
+            Self::Kind => "kind",
+            Self::Note => "note",
+            Self::ReplacedChecksum => "replaced_checksum",
         }
     }
 
@@ -308,6 +377,9 @@ impl HistoryColumn {
         match self {
             Self::DownSql => "TEXT NULL",
             Self::Attempts => "INTEGER NOT NULL DEFAULT 1",
+            Self::Kind => "VARCHAR(16) NOT NULL DEFAULT 'applied'",
+            Self::Note => "TEXT NULL",
+            Self::ReplacedChecksum => "CHAR(64) NULL",
         }
     }
 
@@ -320,8 +392,19 @@ impl HistoryColumn {
     }
 }
 
+/// A row of another tool's history table, as read: its version as text, its name where it
+/// keeps one, whether it succeeded, and its checksum as text (sqlx: hex of the SHA-384;
+/// refinery: the decimal number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForeignRow {
+    pub(crate) version: String,
+    pub(crate) name: Option<String>,
+    pub(crate) succeeded: bool,
+    pub(crate) checksum: Option<String>,
+}
+
 /// A history row about to be written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewRecord {
     pub(crate) revision: String,
     pub(crate) summary: String,
@@ -336,6 +419,12 @@ pub(crate) struct NewRecord {
     pub(crate) down_sql: Option<String>,
     /// How many attempts the migration's transaction took; 1 unless it was retried.
     pub(crate) attempts: i64,
+    /// How the row came to be.
+    pub(crate) kind: HistoryKind,
+    /// Why, for a row written without running its migration.
+    pub(crate) note: Option<String>,
+    /// For a repair: the checksum it replaces.
+    pub(crate) replaced_checksum: Option<Checksum>,
 }
 
 impl NewRecord {
@@ -354,6 +443,9 @@ impl NewRecord {
             text(&self.backup),
             text(&self.down_sql),
             Value::Int(self.attempts),
+            Value::Text(self.kind.as_str().to_owned()),
+            text(&self.note),
+            text(&self.replaced_checksum.map(|c| c.to_string())),
         ]
     }
 }
@@ -361,10 +453,10 @@ impl NewRecord {
 /// The history columns [`Backend::insert_history`] writes, in the order of
 /// [`NewRecord::values`].
 const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup, \
-     down_sql, attempts";
+     down_sql, attempts, kind, note, replaced_checksum";
 
 /// How many values a history row binds.
-const HISTORY_INSERT_WIDTH: usize = 11;
+const HISTORY_INSERT_WIDTH: usize = 14;
 
 /// `INSERT` of `rows` history rows into `table`, with parameters written by `placeholder`
 /// (`$n` or `?n`) from 1.
@@ -476,14 +568,17 @@ impl Bound {
 pub(crate) struct StateSql {
     /// The version rows (at most two) beside the newest history row, in one row each.
     pub(crate) state: SqlStr,
-    /// Whether `alembic_version` and `schema_history` exist: two booleans.
+    /// Whether `alembic_version` and `schema_history` exist: two booleans; then the name of
+    /// another tool's history table, if there is one, on the path outside ours.
     pub(crate) probe_tables: SqlStr,
     /// At most two version rows.
     pub(crate) versions: SqlStr,
     /// The newest history row.
     pub(crate) last: SqlStr,
-    /// Every history row, oldest first.
+    /// Every history row, oldest first, as a table of the released layout has them.
     pub(crate) history: SqlStr,
+    /// Every history row, oldest first, with the columns [`HistoryColumn::Kind`] brought.
+    pub(crate) history_with_kinds: SqlStr,
 }
 
 /// The queries both backends run the same way but for their SQL text, written once over
@@ -502,7 +597,52 @@ where
     for<'r> i64: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> String: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> Option<String>: sqlx::Encode<'r, B::Db>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
+    B::Db: sqlx::database::HasStatementCache,
 {
+    /// [`Backend::read_foreign`]: the same SQL on both backends, the table found on the
+    /// connection's path.
+    pub(crate) async fn read_foreign(
+        conn: &mut B::Conn,
+        tool: Tool,
+    ) -> Result<Vec<ForeignRow>, Error> {
+        use sqlx::Row;
+        let sql = match tool {
+            Tool::Sqlx => {
+                "SELECT CAST(version AS TEXT), description, success, checksum FROM _sqlx_migrations ORDER BY version"
+            }
+            Tool::Diesel => {
+                "SELECT version, NULL, TRUE, NULL FROM __diesel_schema_migrations ORDER BY version"
+            }
+            Tool::Refinery => {
+                "SELECT CAST(version AS TEXT), name, TRUE, checksum FROM refinery_schema_history ORDER BY version"
+            }
+            Tool::Alembic => "SELECT version_num, NULL, TRUE, NULL FROM alembic_version",
+        };
+        let context = format!("reading {}", tool.history_table());
+        let rows = Self::fetch_rows(conn, SqlStr::from_static(sql))
+            .await
+            .map_err(|e| B::describe(e, &context))?;
+        rows.iter()
+            .map(|row| {
+                let checksum = match tool {
+                    Tool::Sqlx => row
+                        .try_get::<Option<Vec<u8>>, _>(3)?
+                        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect()),
+                    Tool::Refinery => row.try_get::<Option<String>, _>(3)?,
+                    Tool::Diesel | Tool::Alembic => None,
+                };
+                Ok(ForeignRow {
+                    version: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    succeeded: row.try_get::<Option<bool>, _>(2)?.unwrap_or(true),
+                    checksum,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| B::describe(e, &context))
+    }
+
     /// The columns of a history row, from column `first`, before they are checked.
     fn raw_record(
         row: &<B::Db as sqlx::Database>::Row,
@@ -520,6 +660,7 @@ where
             duration_ms: row.try_get(first + 7)?,
             app_version: row.try_get(first + 8)?,
             backup: row.try_get(first + 9)?,
+            ..RawRecord::default()
         })
     }
 
@@ -527,7 +668,7 @@ where
     pub(crate) async fn read_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "reading the migration state";
-        match sqlx::query(sql.state.clone()).fetch_all(&mut *conn).await {
+        match Self::fetch_rows(conn, sql.state.clone()).await {
             Ok(rows) => {
                 let mut versions = Vec::new();
                 let mut last = None;
@@ -542,6 +683,7 @@ where
                     versions: Some(versions),
                     last,
                     tables_present: true,
+                    managed_by: None,
                 })
             }
             Err(e) if B::is_missing_table(&e) => Self::read_partial_state(conn, sql).await,
@@ -586,6 +728,7 @@ where
                 versions: Some(vec![version]),
                 last: raw.into_record(),
                 tables_present: true,
+                managed_by: None,
             }),
             _ => None,
         })
@@ -593,19 +736,22 @@ where
 
     /// The state when one table or both are missing: an empty database, or one made by
     /// another tool (Alembic creates only `alembic_version`).
-    async fn read_partial_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
+    pub(crate) async fn read_partial_state(
+        conn: &mut B::Conn,
+        sql: &StateSql,
+    ) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "checking which migration tables exist";
         let describe = |e| B::describe(e, context);
-        let probe = sqlx::query(sql.probe_tables.clone())
-            .fetch_one(&mut *conn)
+        let probe = Self::fetch_rows(conn, sql.probe_tables.clone())
             .await
+            .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
             .map_err(describe)?;
         let has_versions: bool = probe.try_get(0).map_err(describe)?;
         let has_history: bool = probe.try_get(1).map_err(describe)?;
+        let foreign: Option<String> = probe.try_get(2).map_err(describe)?;
         let versions = if has_versions {
-            let rows = sqlx::query(sql.versions.clone())
-                .fetch_all(&mut *conn)
+            let rows = Self::fetch_rows(conn, sql.versions.clone())
                 .await
                 .map_err(describe)?;
             let versions: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
@@ -614,10 +760,11 @@ where
             None
         };
         let last = if has_history {
-            let row = sqlx::query(sql.last.clone())
-                .fetch_optional(&mut *conn)
+            let row = Self::fetch_rows(conn, sql.last.clone())
                 .await
-                .map_err(describe)?;
+                .map_err(describe)?
+                .into_iter()
+                .next();
             match row {
                 Some(row) => Self::raw_record(&row, 0).map_err(describe)?.into_record(),
                 None => None,
@@ -629,19 +776,37 @@ where
             versions,
             last,
             tables_present: has_versions && has_history,
+            managed_by: foreign.as_deref().and_then(Tool::from_history_table),
         })
     }
 
-    /// [`Backend::read_history`].
+    /// [`Backend::read_history`]; `with_kinds`: the table has the columns of
+    /// [`HistoryColumn::Kind`] and after (an older build's table is read without them).
     pub(crate) async fn read_history(
         conn: &mut B::Conn,
         sql: &StateSql,
+        with_kinds: bool,
     ) -> Result<Vec<HistoryRecord>, Error> {
+        use sqlx::Row;
         let context = "reading schema_history";
-        match sqlx::query(sql.history.clone()).fetch_all(&mut *conn).await {
+        let query = if with_kinds {
+            sql.history_with_kinds.clone()
+        } else {
+            sql.history.clone()
+        };
+        let read = |row: &<B::Db as sqlx::Database>::Row| {
+            let mut raw = Self::raw_record(row, 0)?;
+            if with_kinds {
+                raw.kind = row.try_get(10)?;
+                raw.note = row.try_get(11)?;
+                raw.replaced_checksum = row.try_get(12)?;
+            }
+            Ok::<_, sqlx::Error>(raw.into_record())
+        };
+        match Self::fetch_rows(conn, query).await {
             Ok(rows) => rows
                 .iter()
-                .map(|row| Self::raw_record(row, 0).map(RawRecord::into_record))
+                .map(read)
                 .filter_map(Result::transpose)
                 .collect::<Result<_, _>>()
                 .map_err(|e| B::describe(e, context)),
@@ -651,19 +816,16 @@ where
     }
 
     /// [`Backend::missing_history_columns`], from a query of the names of the table's
-    /// columns among [`HistoryColumn::ALL`] (binding `schema` when given).
+    /// columns among [`HistoryColumn::ALL`].
     pub(crate) async fn missing_history_columns(
         conn: &mut B::Conn,
         present_columns: SqlStr,
-        schema: Option<&str>,
     ) -> Result<Vec<HistoryColumn>, Error> {
         use sqlx::Row;
         let describe = |e| B::describe(e, "reading the layout of schema_history");
-        let mut query = sqlx::query(present_columns);
-        if let Some(schema) = schema {
-            query = query.bind(schema.to_owned());
-        }
-        let rows = query.fetch_all(&mut *conn).await.map_err(describe)?;
+        let rows = Self::fetch_rows(conn, present_columns)
+            .await
+            .map_err(describe)?;
         let present: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
         Ok(HistoryColumn::missing_from(&present.map_err(describe)?))
     }
@@ -714,12 +876,27 @@ where
         query: sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments>,
         values: Vec<Value>,
     ) -> sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments> {
+        let query = query.persistent(B::KEEPS_PREPARED_STATEMENTS);
         values.into_iter().fold(query, |query, value| match value {
             Value::Text(text) => query.bind(text),
             Value::Null => query.bind(None::<String>),
             Value::Bool(on) => query.bind(on),
             Value::Int(n) => query.bind(n),
         })
+    }
+
+    /// The rows of a query without parameters. Where statements are not kept, it goes as a
+    /// simple query: one message, no statement prepared, which a pooler in transaction mode
+    /// cannot split between two server connections as it can a prepare and its execution.
+    pub(crate) async fn fetch_rows(
+        conn: &mut B::Conn,
+        sql: SqlStr,
+    ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, sqlx::Error> {
+        if B::KEEPS_PREPARED_STATEMENTS {
+            sqlx::query(sql).fetch_all(&mut *conn).await
+        } else {
+            sqlx::raw_sql(sql).fetch_all(&mut *conn).await
+        }
     }
 
     /// [`Backend::run`]: SQL as sent; on failure, also how many of its statements completed
@@ -768,6 +945,9 @@ struct RawRecord {
     duration_ms: Option<i64>,
     app_version: Option<String>,
     backup: Option<String>,
+    kind: Option<String>,
+    note: Option<String>,
+    replaced_checksum: Option<String>,
 }
 
 impl RawRecord {
@@ -788,6 +968,16 @@ impl RawRecord {
             duration_ms: self.duration_ms.unwrap_or_default(),
             app_version: self.app_version.unwrap_or_default(),
             backup: self.backup,
+            kind: self
+                .kind
+                .as_deref()
+                .and_then(HistoryKind::from_word)
+                .unwrap_or_default(),
+            note: self.note,
+            replaced_checksum: self
+                .replaced_checksum
+                .as_deref()
+                .and_then(Checksum::from_hex),
         })
     }
 }
@@ -800,9 +990,9 @@ mod tests {
     fn inlined_statements_quote_every_value() {
         let statement = Bound::new(
             SqlStr::from_static(
-                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k, l, m, n) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             ),
-            (1..=11)
+            (1..=14)
                 .map(|n| {
                     if n == 1 {
                         Value::Text("it's".into())
@@ -815,7 +1005,7 @@ mod tests {
         assert!(
             statement
                 .inlined()
-                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"),
+                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)"),
             "{}",
             statement.inlined()
         );
@@ -839,8 +1029,9 @@ mod tests {
                 .starts_with("INSERT INTO \"app\".schema_history (revision, ")
         );
         assert!(
-            sql.as_str()
-                .ends_with("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
+            sql.as_str().ends_with(
+                "($15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+            )
         );
         assert!(
             insert_history_sql("schema_history", 1, |n| format!("?{n}"))

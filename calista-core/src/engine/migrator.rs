@@ -353,7 +353,12 @@ impl<'a> Migrator<'a> {
             tracing::info!("{notice}");
             notices.push(notice);
         }
-        match self.check().await? {
+        let state = self.check().await?;
+        let state = match self.on_standby(state).await? {
+            Ok(state) => state,
+            Err(refusal) => return Err(refusal),
+        };
+        match state {
             SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current, notices }),
             SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
                 if self.policy.auto_upgrade =>
@@ -402,6 +407,35 @@ impl<'a> Migrator<'a> {
         self.db.on_backend(Redo(self)).await
     }
 
+    /// [`Migrator::refusal`], for the server the state was read from: on a hot standby, a
+    /// state that is behind says so, and how far the standby's replay lags, instead of
+    /// advising an upgrade there. Costs one query, for a state that is behind.
+    pub async fn refusal_on_server(&self, state: SchemaState) -> Error {
+        match self.on_standby(state).await {
+            Ok(Ok(state)) => self.refusal(state),
+            Ok(Err(refusal)) | Err(refusal) => refusal,
+        }
+    }
+
+    /// `Ok(state)` back, unless it is behind (or interrupted) on a hot standby: then
+    /// `Err`, the refusal that says so. No upgrade can run there, and its primary may be
+    /// ahead of what it has replayed.
+    async fn on_standby(&self, state: SchemaState) -> Result<Result<SchemaState, Error>, Error> {
+        if !matches!(
+            state,
+            SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
+        ) {
+            return Ok(Ok(state));
+        }
+        Ok(match self.db.on_backend(IsStandby).await? {
+            Some(standby) => Err(Error::StandbyBehind {
+                state: Box::new(state),
+                lag: standby.lag,
+            }),
+            None => Ok(state),
+        })
+    }
+
     /// The error the guard returns for a state it refuses.
     pub fn refusal(&self, state: SchemaState) -> Error {
         Error::Schema {
@@ -419,6 +453,13 @@ impl<'a> Migrator<'a> {
                 .app_version()
                 .and_then(|text| semver::Version::parse(text).ok())
         })
+    }
+
+    /// The application's version as the history records it: text, empty when not known.
+    pub(crate) fn app_version_text(&self) -> String {
+        self.app_version()
+            .map(|version| version.to_string())
+            .unwrap_or_default()
     }
 
     /// Downgrades (and redo) are for development and CI.
@@ -459,6 +500,7 @@ impl<'a> Migrator<'a> {
 // The migrator's operations, each run on its database's backend by `Database::on_backend`.
 
 struct Check<'m>(&'m Migrator<'m>);
+struct IsStandby;
 struct Upgrade<'m>(&'m Migrator<'m>, UpgradeTarget);
 struct Downgrade<'m>(&'m Migrator<'m>, DowngradeTarget);
 struct Recover<'m>(&'m Migrator<'m>, Recovery);
@@ -469,6 +511,13 @@ impl OnBackend for Check<'_> {
     type Output = SchemaState;
     async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).check().await
+    }
+}
+
+impl OnBackend for IsStandby {
+    type Output = Option<crate::backend::Standby>;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
+        handle.standby().await
     }
 }
 
@@ -515,7 +564,7 @@ pub(crate) struct Engine<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Engine<'a, B> {
-    fn new(migrator: &'a Migrator<'a>, handle: &'a Handle<B>) -> Self {
+    pub(crate) fn new(migrator: &'a Migrator<'a>, handle: &'a Handle<B>) -> Self {
         Self { migrator, handle }
     }
 
@@ -612,6 +661,7 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// [`Migrator::recover`], under the lock.
     async fn recover(&self, how: Recovery) -> Result<(), Error> {
+        self.refuse_standby().await?;
         let mut session = self.handle.session().await?;
         let result = self.recover_locked(&mut session, how).await;
         self.handle.end_session(session, result.is_ok()).await;
@@ -624,7 +674,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         how: Recovery,
     ) -> Result<(), Error> {
         session.begin_round().await?;
-        let state = self.backend().read_state(session.conn()).await?;
+        let state = self
+            .backend()
+            .read_state_in_transaction(session.conn())
+            .await?;
         let Some(SchemaState::Interrupted {
             revision,
             direction,
@@ -703,11 +756,22 @@ impl<'a, B: Backend> Engine<'a, B> {
         started: Instant,
         work: impl AsyncFnOnce(&mut Session<'_, B>, &mut Report) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.refuse_standby().await?;
         let mut session = self.handle.session().await?;
         let result = work(&mut session, report).await;
         self.handle.end_session(session, result.is_ok()).await;
         report.total = started.elapsed();
         result
+    }
+
+    /// A hot standby takes no writes: refused before any lock or backup, with one query.
+    async fn refuse_standby(&self) -> Result<(), Error> {
+        match self.handle.standby().await? {
+            Some(_) => Err(Error::Standby {
+                url: self.migrator.db.url().to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Each round: take the lock where it is a transaction, read the state again, plan from
@@ -724,7 +788,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut first_round = true;
         loop {
             session.begin_round().await?;
-            let state = self.backend().read_state(session.conn()).await?;
+            let state = self
+                .backend()
+                .read_state_in_transaction(session.conn())
+                .await?;
             let current = self.current_under_lock(session, &state).await?;
             let mut plan = next_plan(current)?;
             if first_round {
@@ -734,6 +801,18 @@ impl<'a, B: Backend> Engine<'a, B> {
                 session.end_read_round().await;
                 break;
             };
+            // A no-transaction migration spans several transactions: the lock taken in this
+            // round's ends with it, so it is held apart from here on, and the state read
+            // again under it.
+            if let Batch::Alone(index) = batch
+                && B::HOLDS_LOCK_APART
+                && !session.holds_lock_apart()
+            {
+                let file = self.migration(*index).file_name();
+                session.end_read_round().await;
+                session.hold_lock_apart(&file).await?;
+                continue;
+            }
             let after = match batch {
                 Batch::Transaction(steps) => self
                     .migrator
@@ -837,12 +916,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             checksum: migration.checksum(),
             chain,
             duration_ms: millis(duration),
-            // The history's column is text, empty when the version is not known.
-            app_version: self
-                .migrator
-                .app_version()
-                .map(|version| version.to_string())
-                .unwrap_or_default(),
+            app_version: self.migrator.app_version_text(),
             backup,
             down_sql: match direction {
                 Direction::Up if !migration.irreversible() => {
@@ -851,6 +925,13 @@ impl<'a, B: Backend> Engine<'a, B> {
                 _ => None,
             },
             attempts: i64::from(attempts),
+            kind: if migration.baseline().is_some() {
+                plan::HistoryKind::Baseline
+            } else {
+                plan::HistoryKind::Applied
+            },
+            note: None,
+            replaced_checksum: None,
         }
     }
 

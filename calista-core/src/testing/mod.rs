@@ -178,7 +178,7 @@ impl TestDatabase {
         // A spare exists only once its template does: claiming one needs no other check.
         if !spare_files::claim(project, &key, &file) {
             ensure_sqlite_template(migrations, &options, &template).await?;
-            std::fs::copy(&template, &file).map_err(|source| Error::TestFile {
+            std::fs::copy(&template, &file).map_err(|source| Error::ScratchFile {
                 doing: format!(
                     "copy the template {} to {}",
                     template.display(),
@@ -448,7 +448,7 @@ async fn ensure_sqlite_template(
     if template.exists() {
         return Ok(());
     }
-    let setup = |what: &str, source: std::io::Error| Error::TestFile {
+    let setup = |what: &str, source: std::io::Error| Error::ScratchFile {
         doing: format!("{what} for the test template {}", template.display()),
         source,
     };
