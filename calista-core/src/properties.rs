@@ -92,9 +92,11 @@ proptest! {
     }
 
     /// Sections written out with markers parse back to the same directions, dialects and SQL.
+    /// The SQL is one statement that is not transaction control (`END`, `COMMIT`, …), which
+    /// the parser rightly refuses.
     #[test]
     fn sections_round_trip(
-        sections in proptest::collection::vec((any::<bool>(), 0u8..3, "[A-Z][A-Za-z0-9 ();,'_]{0,30}"), 1..8),
+        sections in proptest::collection::vec((any::<bool>(), 0u8..3, "SELECT [A-Za-z0-9 (),'_]{0,30}"), 1..8),
         no_transaction in any::<bool>(),
     ) {
         let mut text = String::new();
