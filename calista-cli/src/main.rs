@@ -42,10 +42,13 @@ fn main() -> ExitCode {
     // ADR-0004: CALISTA's users' URLs keep the meaning they have had since Alembic.
     let names = AppNames::new("calista")
         .with_auto_upgrade_flag("--auto-upgrade")
-        .with_url_convention(UrlConvention::SqlAlchemy);
-    let db = Db::new(&MIGRATIONS, "calista")
-        .names(names)
-        .app_version(env!("CARGO_PKG_VERSION"));
+        .with_url_convention(UrlConvention::SqlAlchemy)
+        .with_default_schema(calista::SchemaName::calista());
+    let mut db = Db::new(&MIGRATIONS, "calista").names(names);
+    // Cargo checks that a package's version is semver.
+    if let Ok(version) = calista::semver::Version::parse(env!("CARGO_PKG_VERSION")) {
+        db = db.app_version(version);
+    }
     // Before the settings: the folder is what it checks, and no database is needed.
     if let Command::Db(DbCommand::Lint) = cli.command {
         return match db.lint(&cli.global, &out) {

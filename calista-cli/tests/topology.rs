@@ -74,13 +74,19 @@ async fn advisory_locks(pg: &ScratchPg) -> i64 {
     held
 }
 
-/// How many times each migration was applied, read directly on the server.
+/// How many times each migration was applied, read directly on the server (the `calista`
+/// program's tables, in schema `calista`).
 async fn applied(pg: &ScratchPg) -> Vec<(String, i64)> {
+    applied_in(pg, "calista").await
+}
+
+/// How many times each migration was applied, as the history in `schema` says.
+async fn applied_in(pg: &ScratchPg, schema: &str) -> Vec<(String, i64)> {
     let mut conn = pg.connect().await;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT revision::text, count(*) FROM calista.schema_history \
-         WHERE direction = 'up' GROUP BY revision ORDER BY revision",
-    )
+    let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT revision::text, count(*) FROM \"{schema}\".schema_history \
+         WHERE direction = 'up' GROUP BY revision ORDER BY revision"
+    )))
     .fetch_all(&mut conn)
     .await
     .unwrap();
@@ -242,7 +248,8 @@ async fn guard_on_a_pool(mode: Option<PoolMode>) {
         .unwrap();
     assert_eq!(one, 1);
     pool.close().await;
-    assert_eq!(applied(&pg).await, each_once());
+    // Where the application's pool looks: `public`.
+    assert_eq!(applied_in(&pg, "public").await, each_once());
     assert_eq!(advisory_locks(&pg).await, 0);
     drop(bouncer);
 }
