@@ -363,3 +363,48 @@ async fn a_startup_parameter_the_pooler_refuses_is_named_with_the_fixes() {
     assert!(shown.contains("connect to PostgreSQL directly"), "{shown}");
     drop(bouncer);
 }
+
+/// The program's own event commands through `mode`: an upgrade with the program's
+/// migrations, then appending to and reading the event store, three times over, each a
+/// process of its own.
+async fn event_commands(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| succeeds(&mut calista(dir.path(), &url, args), bouncer.as_ref());
+    run(&["db", "upgrade", "--no-backup"]);
+    for round in 1..=3 {
+        let payload = format!(r#"{{"round": {round}}}"#);
+        let append = run(&[
+            "events",
+            "append",
+            "--stream",
+            "order-1",
+            "--type",
+            "created",
+            "--payload",
+            &payload,
+        ]);
+        assert!(append.contains(&format!("order-1@{round}")), "{append}");
+        let list = run(&["--format", "json", "events", "list"]);
+        let listed: serde_json::Value = serde_json::from_str(list.trim()).expect(&list);
+        assert_eq!(listed.as_array().map(Vec::len), Some(round), "{list}");
+    }
+    assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn event_commands_work_through_pgbouncer_in_transaction_mode() {
+    event_commands(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn event_commands_work_through_pgbouncer_in_session_mode() {
+    event_commands(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn event_commands_work_direct() {
+    event_commands(None).await;
+}
