@@ -28,8 +28,9 @@ fn show(context: &Context, out: &Output) {
         "FROM".to_owned(),
     ]];
     table.extend(
-        rows.into_iter()
-            .map(|(name, value, source)| vec![name.to_owned(), value, out.paint(Tone::Dim, &source)]),
+        rows.into_iter().map(|(name, value, source)| {
+            vec![name.to_owned(), value, out.paint(Tone::Dim, &source)]
+        }),
     );
     out.print(&output::table(&table));
 }

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use sqlx::{PgPool, SqlitePool};
 
 use super::{TestDatabase, TestOptions, TestProject};
-use crate::database::Database;
+use crate::database::Pool;
 use crate::error::{Error, ServerMessage, with_causes};
 use crate::migration::Migrations;
 use crate::naming::Revision;
@@ -153,7 +153,7 @@ pub fn run_test_postgres_pool<R: TestOutcome>(
 ) {
     run_test_on_pool(
         Backend::Postgres,
-        Database::postgres_pool,
+        Pool::as_postgres,
         migrations,
         revision,
         project,
@@ -172,7 +172,7 @@ pub fn run_test_sqlite_pool<R: TestOutcome>(
 ) {
     run_test_on_pool(
         Backend::Sqlite,
-        Database::sqlite_pool,
+        Pool::as_sqlite,
         migrations,
         revision,
         project,
@@ -184,14 +184,14 @@ pub fn run_test_sqlite_pool<R: TestOutcome>(
 #[track_caller]
 fn run_test_on_pool<P: Clone, R: TestOutcome>(
     backend: Backend,
-    pool: fn(&Database) -> Option<&P>,
+    pool: fn(&Pool) -> Option<&P>,
     migrations: &Migrations,
     revision: Option<&str>,
     project: &str,
     body: impl AsyncFnOnce(P) -> R,
 ) {
     run_test(backend, migrations, revision, project, async |test_db| {
-        let Some(pool) = pool(test_db.database()) else {
+        let Some(pool) = pool(test_db.database().pool()) else {
             panic!("the {backend:?} test database has no {backend:?} pool");
         };
         body(pool.clone()).await
