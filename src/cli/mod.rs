@@ -18,18 +18,26 @@
 //! enum Command {
 //!     /// The database schema: upgrade, inspect, and (in development) downgrade.
 //!     Db(calista::cli::DbArgs),
+//!     /// Settings: each one and where it came from.
+//!     Config(calista::cli::ConfigArgs),
 //!     /// The application's own work.
 //!     Serve,
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
+//!     let db = calista::cli::Db::new(&MIGRATIONS, "myapp");
 //!     match Cli::parse().command {
-//!         Command::Db(args) => calista::cli::Db::new(&MIGRATIONS, "myapp").run(args).await,
+//!         Command::Db(args) => db.run(args).await,
+//!         Command::Config(args) => db.run_config(args.command, &args.options),
 //!         Command::Serve => std::process::ExitCode::SUCCESS,
 //!     }
 //! }
 //! ```
+//!
+//! The group prints; the rest of this module is what an application needs to mount and run
+//! it: the clap types, the [`Context`] a command runs on, [`CliError`] and the exit codes.
+//! An application's own command runs on the same settings and output with [`Db::run_app`].
 //!
 //! Settings are the application's: `--db-url`, then `MYAPP_DB_URL`, then `[db] url` in
 //! `myapp.toml`, then the default (see [`crate::settings`]). Results go to stdout, notices and
