@@ -135,6 +135,8 @@ impl Backend for Sqlite {
     /// The cost of a multi-row `VALUES` grows steeply with its size (500 rows at once cost 12
     /// times as much per row as 10), and a statement is no round trip.
     const HISTORY_ROWS_PER_INSERT: usize = 10;
+    /// SQLite's `WITH` holds only queries.
+    const INSERT_IN_WITH: bool = false;
     const RUN_BY_HAND: &'static str = "sqlite3 -bail <database> < <file>";
 
     async fn connect(&self) -> Result<SqliteConnection, Error> {
@@ -239,6 +241,11 @@ impl Backend for Sqlite {
 
     fn create_tables(&self) -> &str {
         CREATE_TABLES
+    }
+
+    /// The state is read in the lock's own transaction: nothing to spare.
+    fn create_absent_tables(&self) -> Option<&str> {
+        None
     }
 
     fn add_history_column(&self, column: HistoryColumn) -> String {
@@ -369,6 +376,11 @@ impl Backend for Sqlite {
     /// Never: SQLite waits for a lock in its busy handler for the whole lock timeout, so
     /// there is no time left to try again in.
     fn is_retryable_lock_wait(_: &sqlx::Error) -> bool {
+        false
+    }
+
+    /// Never asked: [`Backend::create_absent_tables`] is `None` here.
+    fn is_duplicate_table(_error: &sqlx::Error) -> bool {
         false
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct Runner<'r, 'h, B: Backend> {
     attempts: HashMap<(usize, Direction), u32>,
     /// The migrations run since the last commit, in order.
     done: Vec<(usize, Direction)>,
+    /// The last history rows, held to be written with the version row's statement.
+    history: Option<Bound>,
 }
 
 /// How running steps ended, when it did not succeed.
@@ -80,6 +82,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             spans: HashMap::new(),
             attempts: HashMap::new(),
             done: Vec::new(),
+            history: None,
         }
     }
 
@@ -250,8 +253,12 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                         .extend(settings.into_iter().map(|setting| (setting, context)));
                 }
             }
-            Op::CreateTables => {
-                let sql = backend.create_tables().to_owned();
+            Op::CreateTables { absent } => {
+                let sql = match backend.create_absent_tables() {
+                    Some(strict) if *absent => strict,
+                    _ => backend.create_tables(),
+                };
+                let sql = sql.to_owned();
                 self.own(vec![sql], context, ops, position, retryable)
                     .await?;
             }
@@ -327,7 +334,12 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                             .record(*row, duration, self.attempt, self.backup.clone())
                     })
                     .collect();
-                for insert in Bound::history(backend, &records) {
+                let mut inserts = Bound::history(backend, &records);
+                // The last rows go with the version row's statement, if it comes next.
+                if B::INSERT_IN_WITH && matches!(ops.get(position + 1), Some(Op::MoveVersion { .. })) {
+                    self.history = inserts.pop();
+                }
+                for insert in inserts {
                     self.execute(insert, context, ops, position, retryable)
                         .await?;
                 }
@@ -347,7 +359,24 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             }
             Op::MoveVersion { from, to } => {
                 self.flush(ops, position, retryable).await?;
-                if let Some(statement) = Bound::version(backend, from.clone(), to.clone()) {
+                let version = Bound::version(backend, from.clone(), to.clone());
+                let (version, context) = match (self.history.take(), version) {
+                    (Some(rows), Some(version)) => match rows.then::<B>(version) {
+                        Ok(both) => (Some(both), "writing schema_history and alembic_version"),
+                        Err((rows, version)) => {
+                            self.execute(rows, HISTORY, ops, position, retryable)
+                                .await?;
+                            (Some(version), context)
+                        }
+                    },
+                    (Some(rows), None) => {
+                        self.execute(rows, HISTORY, ops, position, retryable)
+                            .await?;
+                        (None, context)
+                    }
+                    (None, version) => (version, context),
+                };
+                if let Some(statement) = version {
                     let moved = self
                         .execute(statement, context, ops, position, retryable)
                         .await?;
@@ -625,6 +654,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         }
     }
 }
+
+/// What writing history rows is, for an error's message.
+const HISTORY: &str = "writing schema_history";
 
 /// The failure of steps run once: a lock wait is a failure like any other there.
 fn once<B: Backend>(attempt: Attempt) -> Error {
