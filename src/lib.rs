@@ -78,14 +78,14 @@ extern crate self as calista;
 // What an embedder needs, and nothing that only the runtime's own parts use: the
 // planner, the state reads, the SQL splitter and the file format stay internal.
 pub use calista_core::{
+    AfterLoss, Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import,
+    lint, origin, schema, settings, url, verify,
+};
+pub use calista_core::{
     App, Checksum, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction, DowngradeTarget,
     Downgrades, Ensured, Error, ErrorKind, Hints, Migration, Migrations, Migrator, NameError,
     Notice, Policy, Pool, Problem, ProblemKind, Recovery, Report, Revision, SchemaState, Section,
     SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
-};
-pub use calista_core::{
-    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import, lint, origin,
-    schema, settings, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).

@@ -132,7 +132,9 @@ pub use database::{
 #[cfg(feature = "runtime")]
 pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
 #[cfg(feature = "runtime")]
-pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
+pub use error::{
+    AfterLoss, Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation,
+};
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

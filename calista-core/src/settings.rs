@@ -538,6 +538,7 @@ impl AppNames {
                 "run `{program} db recover --retry`; or, if it did complete, `{program} db recover --mark-applied`"
             ),
             history: format!("`{program} db history`"),
+            status: format!("`{program} db status`"),
             allow_downgrade: format!(
                 "for development or CI, set {}=development or ci",
                 self.env("ENV")

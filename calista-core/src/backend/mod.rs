@@ -190,6 +190,10 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// A table or schema of ours is missing.
     fn is_missing_table(error: &sqlx::Error) -> bool;
 
+    /// The connection is gone: the socket closed or failed (the server stopped or
+    /// restarted, the network failed), or the server ended the session.
+    fn is_connection_lost(error: &sqlx::Error) -> bool;
+
     /// A table that [`Backend::create_absent_tables`] creates exists already.
     fn is_duplicate_table(error: &sqlx::Error) -> bool;
 

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
-use super::{
-    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, StateSql, Watch,
-};
+use super::{Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, StateSql, Watch};
 use crate::backup;
 use crate::engine::plan::{DbState, HistoryRecord};
 use crate::error::{Blocker, Error};
@@ -270,7 +268,8 @@ impl Backend for Postgres {
     /// first upgrade's backup.
     async fn is_empty(&self, conn: &mut PgConnection) -> Result<bool, Error> {
         let schema = &self.schema;
-        let any_table = format!("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = '{schema}')");
+        let any_table =
+            format!("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = '{schema}')");
         simple_value::<bool>(conn, &any_table)
             .await
             .map(|any| !any)
@@ -455,6 +454,18 @@ impl Backend for Postgres {
     /// lock_not_available: `lock_timeout` ran out.
     fn is_retryable_lock_wait(error: &sqlx::Error) -> bool {
         sql_state(error).as_deref() == Some("55P03")
+    }
+
+    /// A socket that failed or closed, or the server ending the session: class 08
+    /// (connection exception), admin_shutdown (a fast shutdown, `pg_terminate_backend`),
+    /// crash_shutdown, cannot_connect_now.
+    fn is_connection_lost(error: &sqlx::Error) -> bool {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+            _ => sql_state(error).is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+            }),
+        }
     }
 
     /// duplicate_table.

@@ -379,6 +379,11 @@ impl Backend for Sqlite {
         false
     }
 
+    /// A file has no connection to lose.
+    fn is_connection_lost(_error: &sqlx::Error) -> bool {
+        false
+    }
+
     /// Never asked: [`Backend::create_absent_tables`] is `None` here.
     fn is_duplicate_table(_error: &sqlx::Error) -> bool {
         false

@@ -753,7 +753,9 @@ impl<'a, B: Backend> Engine<'a, B> {
                 Err(Error::Database { source, .. })
                     if assume_empty && B::is_duplicate_table(source.database_error()) =>
                 {
-                    tracing::debug!("another process made the migration tables meanwhile: reading the state again");
+                    tracing::debug!(
+                        "another process made the migration tables meanwhile: reading the state again"
+                    );
                     session.rollback().await;
                     assume_empty = false;
                     continue;

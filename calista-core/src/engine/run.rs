@@ -12,7 +12,7 @@ use super::migrator::{Engine, Report, step};
 use super::program::{Begin, Op, Program};
 use crate::backend::{Backend, Bound, LockScope, Scope, Watch};
 use crate::database::Session;
-use crate::error::{Error, StatementError, StatementLocation};
+use crate::error::{AfterLoss, Error, StatementError, StatementLocation};
 use crate::migration::{Direction, Migration};
 use crate::sql;
 
@@ -47,6 +47,10 @@ pub(crate) struct Runner<'r, 'h, B: Backend> {
     done: Vec<(usize, Direction)>,
     /// The last history rows, held to be written with the version row's statement.
     history: Option<Bound>,
+    /// Whether the current batch runs a no-transaction migration.
+    alone: bool,
+    /// Whether that migration's "started" record is committed and its "finished" one not yet.
+    started: bool,
 }
 
 /// How running steps ended, when it did not succeed.
@@ -83,6 +87,8 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             attempts: HashMap::new(),
             done: Vec::new(),
             history: None,
+            alone: false,
+            started: false,
         }
     }
 
@@ -232,7 +238,10 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     "schema_history gains a column of this build's layout"
                 );
             }
-            Op::Batch { from, .. } => self.from.clone_from(from),
+            Op::Batch { from, alone } => {
+                self.from.clone_from(from);
+                (self.alone, self.started) = (alone.is_some(), false);
+            }
             Op::Begin(begin) => {
                 if !self.session.in_transaction() {
                     match B::LOCK_SCOPE {
@@ -318,7 +327,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     && !backend
                         .same_transaction(self.session.conn(), mark)
                         .await
-                        .map_err(Attempt::Failed)?
+                        .map_err(|e| Attempt::Failed(self.lost_or(e, context)))?
                 {
                     let ran = migrations_in(&ops[..position]);
                     return Err(Attempt::Failed(self.transaction_ended(&ran, None)));
@@ -336,7 +345,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     .collect();
                 let mut inserts = Bound::history(backend, &records);
                 // The last rows go with the version row's statement, if it comes next.
-                if B::INSERT_IN_WITH && matches!(ops.get(position + 1), Some(Op::MoveVersion { .. })) {
+                if B::INSERT_IN_WITH
+                    && matches!(ops.get(position + 1), Some(Op::MoveVersion { .. }))
+                {
                     self.history = inserts.pop();
                 }
                 for insert in inserts {
@@ -396,6 +407,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     return Err(self.own_failure(error, context, ops, position, retryable));
                 }
                 self.session.set_in_transaction(false);
+                // A no-transaction migration's batch commits twice: its "started" record,
+                // then its "finished" one.
+                self.started = self.alone && !self.started;
                 let attempt = self.mark.take().is_some();
                 self.committed(attempt);
             }
@@ -490,7 +504,50 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 error,
             };
         }
+        if B::is_connection_lost(&error) {
+            let committing = ops[position] == Op::Commit;
+            return Attempt::Failed(self.lost(&error, context, None, committing));
+        }
         Attempt::Failed(B::describe(error, context))
+    }
+
+    /// The error for a connection lost while doing `doing` (in `file`, if a migration's SQL
+    /// was running): what the database holds depends on whether `COMMIT` was on its way
+    /// (`committing`) and on how far the batch got. The driver's words are only logged.
+    fn lost(
+        &self,
+        error: &sqlx::Error,
+        doing: &'static str,
+        file: Option<String>,
+        committing: bool,
+    ) -> Error {
+        tracing::debug!(error = %crate::error::ServerMessage::of(error), doing, "the connection to the database was lost");
+        let hints = &self.engine.migrator.policy().hints;
+        let after = if committing {
+            AfterLoss::Unknown {
+                before: self.from.clone(),
+                status: hints.status.clone(),
+            }
+        } else if self.started {
+            AfterLoss::Interrupted {
+                recover: hints.recover.clone(),
+            }
+        } else {
+            AfterLoss::RolledBack {
+                kept: self.from.clone(),
+            }
+        };
+        Error::ConnectionLost { doing, file, after }
+    }
+
+    /// `error`, or, when it is a lost connection, the error that says so.
+    fn lost_or(&self, error: Error, doing: &'static str) -> Error {
+        match &error {
+            Error::Database { source, .. } if B::is_connection_lost(source.database_error()) => {
+                self.lost(source.database_error(), doing, None, false)
+            }
+            _ => error,
+        }
     }
 
     /// Runs a migration's SQL in the open transaction.
@@ -522,6 +579,15 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         };
         if retryable && B::is_retryable_lock_wait(&error) {
             return Err(Attempt::LockWait { index, error });
+        }
+        if B::is_connection_lost(&error) {
+            let file = Some(migration.file_name());
+            return Err(Attempt::Failed(self.lost(
+                &error,
+                "running a migration",
+                file,
+                false,
+            )));
         }
         // The recorded SQL is not the file's: its lines are not the file's either.
         let location = match recorded {
@@ -591,6 +657,15 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             }
             Err((_, error)) if retryable && B::is_retryable_lock_wait(&error) => {
                 Err(Attempt::LockWait { index, error })
+            }
+            Err((_, error)) if B::is_connection_lost(&error) => {
+                let file = Some(migration.file_name());
+                Err(Attempt::Failed(self.lost(
+                    &error,
+                    "running a migration",
+                    file,
+                    false,
+                )))
             }
             Err((completed, error)) => {
                 let location = locate::<B>(migration, direction, &script, at, &error, completed);
