@@ -447,6 +447,13 @@ impl<B: Backend> Handle<B> {
             .await
     }
 
+    /// Whether the server is a hot standby ([`Backend::standby`]); a database not made yet
+    /// is not one.
+    pub(crate) async fn standby(&self) -> Result<Option<crate::backend::Standby>, Error> {
+        self.on_guard_connection(|| None, async |conn| self.backend.standby(conn).await)
+            .await
+    }
+
     /// The history columns of this build that an existing `schema_history` lacks (made by
     /// an older build); the upgrade adds them, and so does the `--sql` script.
     pub(crate) async fn missing_history_columns(
@@ -506,6 +513,7 @@ impl<B: Backend> Handle<B> {
         Ok(Session {
             backend: &self.backend,
             held,
+            apart: None,
             in_transaction: false,
             lock_timeout: self.lock_timeout,
         })
@@ -515,6 +523,10 @@ impl<B: Backend> Handle<B> {
     /// guard's reads again; after a failure it is closed, whatever state it was left in,
     /// which ends its transaction and its lock.
     pub(crate) async fn end_session(&self, session: Session<'_, B>, succeeded: bool) {
+        if let Some(apart) = session.apart {
+            // Its transaction wrote nothing: closing the connection ends it, and the lock.
+            let _ = sqlx::Connection::close(apart).await;
+        }
         let mut held = session.held;
         if !succeeded {
             return self.close(held).await;
@@ -553,6 +565,9 @@ impl<B: Backend> Handle<B> {
 pub(crate) struct Session<'h, B: Backend> {
     pub(crate) backend: &'h B,
     held: Held<B>,
+    /// The connection holding the migration lock apart, across transactions
+    /// ([`Backend::hold_lock_apart`]), once a no-transaction migration needed it.
+    apart: Option<B::Conn>,
     /// Whether a transaction is open on it.
     in_transaction: bool,
     lock_timeout: Duration,
@@ -583,13 +598,57 @@ impl<B: Backend> Session<'_, B> {
         }
     }
 
-    /// Takes the lock that is a transaction, opening it.
+    /// Takes the lock that is a transaction, opening it; while the lock is held apart, only
+    /// opens the transaction.
     pub(crate) async fn take_lock(&mut self) -> Result<(), Error> {
-        self.backend
-            .take_lock(self.held.conn(), self.lock_timeout)
-            .await?;
+        if self.apart.is_some() {
+            self.backend
+                .run(self.held.conn(), B::BEGIN)
+                .await
+                .map_err(|(_, e)| B::describe(e, "starting a transaction"))?;
+        } else {
+            self.backend
+                .take_lock(self.held.conn(), self.lock_timeout)
+                .await?;
+        }
         self.in_transaction = true;
         Ok(())
+    }
+
+    /// Whether the migration lock is held apart, across this session's transactions.
+    pub(crate) fn holds_lock_apart(&self) -> bool {
+        self.apart.is_some()
+    }
+
+    /// Holds the migration lock apart, for the no-transaction migration `file`, from when
+    /// this session's round has ended (its transaction, and the lock in it, are over): the
+    /// state must be read again under it.
+    pub(crate) async fn hold_lock_apart(&mut self, file: &str) -> Result<(), Error> {
+        let apart = self
+            .backend
+            .hold_lock_apart(self.held.conn(), self.lock_timeout, file)
+            .await?;
+        self.apart = Some(apart);
+        Ok(())
+    }
+
+    /// Rolls back a failed attempt: to its savepoint where the backend has one, which keeps
+    /// the transaction and the migration lock taken in it; else the whole transaction.
+    pub(crate) async fn rollback_attempt(&mut self) -> Result<(), Error> {
+        match B::ATTEMPT_SAVEPOINT {
+            Some(savepoint) if self.in_transaction => self
+                .backend
+                .run(
+                    self.held.conn(),
+                    &format!("ROLLBACK TO SAVEPOINT {savepoint}"),
+                )
+                .await
+                .map_err(|(_, e)| B::describe(e, "rolling back a migration attempt")),
+            _ => {
+                self.rollback().await;
+                Ok(())
+            }
+        }
     }
 
     /// Ends a round that wrote nothing: rolls back the round's transaction, if it has one.

@@ -88,6 +88,23 @@ pub enum Error {
         source: DriverError,
     },
 
+    /// A connection pooler in the way refused a startup parameter of the URL's.
+    #[error(
+        "{url} refused the startup parameter `{parameter}`: a connection pooler in the way (such as PgBouncer) \
+         accepts only the parameters it knows. Remove it from the URL (a search_path in `options` can be set \
+         on the role instead: ALTER ROLE … SET search_path = …), add it to the pooler's \
+         ignore_startup_parameters, or connect to PostgreSQL directly"
+    )]
+    PoolerRefusedParameter {
+        /// The URL, password redacted.
+        url: String,
+        /// The parameter refused.
+        parameter: String,
+        /// What the pooler said.
+        #[source]
+        source: DriverError,
+    },
+
     /// The database did not answer in time.
     #[error("no answer from {url} within {}s; check the server, the network, or raise the connect timeout", .waited.as_secs())]
     Timeout {
@@ -204,6 +221,49 @@ pub enum Error {
         /// For a no-transaction migration that had run some statements, and so is recorded
         /// as interrupted: how to resolve it, in the application's words.
         interrupted: Option<Box<String>>,
+    },
+
+    /// A no-transaction migration would run through a connection pooler in transaction
+    /// mode, which cannot keep work that spans transactions on one server connection.
+    #[error(
+        "{file} runs outside a transaction, but {url} goes through a connection pooler in transaction mode \
+         (such as PgBouncer with pool_mode = transaction), which hands the server connection to other clients \
+         between transactions: the migration's session settings and the migration lock would not stay with it. \
+         Nothing was changed. Run this upgrade on a direct connection to PostgreSQL (the server's own host and \
+         port, not the pooler's), or through the pooler in session mode"
+    )]
+    TransactionPooler {
+        /// The no-transaction migration.
+        file: String,
+        /// The URL, password redacted.
+        url: String,
+    },
+
+    /// An upgrade against a hot standby: refused before any backup or lock.
+    #[error(
+        "{url} is a standby (a read-only replica, in recovery): migrations run on the primary. \
+         Connect to the primary and run it there; nothing was changed and no backup was taken"
+    )]
+    Standby {
+        /// The URL, password redacted.
+        url: String,
+    },
+
+    /// The guard found the schema behind on a standby: an upgrade cannot run there, and the
+    /// primary may be ahead of what the standby has replayed.
+    #[error(
+        "{}; this database is a standby (a read-only replica), where no upgrade can run{}",
+        describe_state_only(.state),
+        match .lag { Some(lag) => format!(", and its replay is behind its primary ({lag}): the primary may already be \
+             upgraded; wait for the standby to catch up (resume replay with `SELECT pg_wal_replay_resume()` if it \
+             was paused)"),
+             None => ": upgrade the primary; the standby follows it".to_owned() }
+    )]
+    StandbyBehind {
+        /// The state found.
+        state: Box<SchemaState>,
+        /// How far its replay is behind, when it is.
+        lag: Option<String>,
     },
 
     /// A database operation other than a migration's own SQL failed.
@@ -333,6 +393,10 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::StandbyBehind { .. } => ErrorKind::Behind,
+            Self::TransactionPooler { .. }
+            | Self::Standby { .. }
+            | Self::PoolerRefusedParameter { .. } => ErrorKind::Usage,
             Self::LockTimeout { .. } | Self::TableLockTimeout { .. } => ErrorKind::LockTimeout,
             // Any SQLite lock wait that ran out is a lock timeout, whatever was waiting.
             Self::Database { source, .. }
@@ -368,6 +432,18 @@ impl Error {
     }
 
     pub(crate) fn connect(url: impl Into<String>, source: sqlx::Error) -> Self {
+        let refused = source.as_database_error().and_then(|e| {
+            e.message()
+                .strip_prefix("unsupported startup parameter: ")
+                .map(|parameter| parameter.trim().to_owned())
+        });
+        if let Some(parameter) = refused {
+            return Self::PoolerRefusedParameter {
+                url: url.into(),
+                parameter,
+                source: source.into(),
+            };
+        }
         Self::Connect {
             url: url.into(),
             source: source.into(),
@@ -626,6 +702,29 @@ impl std::fmt::Display for StatementError {
 /// The driver's error is not a cause of its own: its text is the message shown above.
 impl std::error::Error for StatementError {}
 
+/// What a state that is behind means, without advice on upgrading (a standby's).
+fn describe_state_only(state: &SchemaState) -> String {
+    match state {
+        SchemaState::Behind {
+            current,
+            head,
+            pending,
+        } => format!(
+            "the database schema is behind: it is {}, this build expects {head} ({pending} pending)",
+            position(current)
+        ),
+        other => describe_state(other, &Hints::default(), ""),
+    }
+}
+
+/// Where a database is: "at revision R", or empty.
+fn position(current: &Option<crate::naming::Revision>) -> String {
+    current.map_or_else(
+        || "empty (no revision)".to_owned(),
+        |c| format!("at revision {c}"),
+    )
+}
+
 /// The message for a state the guard refuses.
 fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> String {
     let Hints {
@@ -643,10 +742,7 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
             head,
             pending,
         } => {
-            let at = current.map_or_else(
-                || "empty (no revision)".to_owned(),
-                |c| format!("at revision {c}"),
-            );
+            let at = position(current);
             let plural = if *pending == 1 {
                 "migration is"
             } else {

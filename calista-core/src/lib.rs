@@ -41,10 +41,15 @@
 //! # Upgrades
 //!
 //! [`Migrator::upgrade`]: (0) the check, without a lock: nothing to do means no lock and no
-//! wait; (1) the migration lock — a PostgreSQL advisory lock on a dedicated connection,
-//! polled with `pg_try_advisory_lock` so a waiter never blocks the holder's
-//! `CREATE INDEX CONCURRENTLY`, with a timeout that names the holder; on SQLite an
-//! immediate transaction with a busy timeout; (2) the state read again under the lock;
+//! wait; (0b) on PostgreSQL, a hot standby is refused ([`Error::Standby`]) before any lock
+//! or backup; (1) the migration lock — a PostgreSQL transaction-level advisory lock, taken
+//! first in the transaction it protects and polled with `pg_try_advisory_xact_lock` so a
+//! waiter never blocks the holder's `CREATE INDEX CONCURRENTLY`, with a timeout that names
+//! the holder (it ends with its transaction, so it cannot leak to a pooled server
+//! connection; across a no-transaction migration a second connection holds it in a
+//! transaction of its own, and through a pooler in transaction mode such a migration is
+//! refused, [`Error::TransactionPooler`]); on SQLite an immediate transaction with a busy
+//! timeout; (2) the state read again under the lock;
 //! (3) nothing pending: done; (4) the backup ([`backup`]), unless disabled or the database
 //! is empty — a failure stops here; (5) all pending transactional migrations in one
 //! transaction (or one each, [`TransactionMode::Each`]); a no-transaction migration runs
@@ -55,7 +60,8 @@
 //! On PostgreSQL each attempt runs with a short `lock_timeout` ([`Policy::lock_attempt_timeout`],
 //! or the migration's `-- calista:lock-timeout`) and the application's schema first on
 //! `search_path` (`SET LOCAL`, so the application's own connections are left as they are);
-//! an attempt whose table lock is not granted in time is rolled back and retried after a
+//! an attempt whose table lock is not granted in time is rolled back (to the savepoint it
+//! began with, keeping the migration lock) and retried after a
 //! jittered pause until the database's lock timeout is spent ([`Error::TableLockTimeout`],
 //! naming the [`Blocker`]s). A migration whose SQL ends the transaction itself is detected
 //! before anything is recorded ([`Error::TransactionEnded`]); a failed statement is located

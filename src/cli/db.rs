@@ -105,7 +105,7 @@ async fn with_database(
             if state.is_up_to_date() {
                 Ok(())
             } else {
-                Err(migrator.refusal(state).into())
+                Err(migrator.refusal_on_server(state).await.into())
             }
         }
         DbCommand::Recover { retry, .. } => {

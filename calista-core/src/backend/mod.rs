@@ -57,6 +57,19 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     const INSERT_IN_WITH: bool;
     /// How a person runs a script of ours by hand, stopping at the first error.
     const RUN_BY_HAND: &'static str;
+    /// Whether our queries may leave named prepared statements on a connection. Not on
+    /// PostgreSQL: a pooler in transaction mode hands the server connection to other clients
+    /// after each transaction, where a statement of ours would collide with theirs
+    /// (`prepared statement "sqlx_s_1" already exists`).
+    const KEEPS_PREPARED_STATEMENTS: bool;
+    /// Whether the migration lock can be held, for work that spans several transactions (a
+    /// no-transaction migration), by a transaction of its own on a second connection
+    /// ([`Backend::hold_lock_apart`]).
+    const HOLDS_LOCK_APART: bool;
+    /// The savepoint an attempt's transaction begins with, where a retry rolls back to it
+    /// and keeps the transaction, and the migration lock taken in it; `None`: a retry rolls
+    /// back the whole transaction.
+    const ATTEMPT_SAVEPOINT: Option<&'static str>;
 
     // Connections.
 
@@ -84,6 +97,16 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
 
     /// The version rows (at most two) and the newest history row, in one query.
     async fn read_state(&self, conn: &mut Self::Conn) -> Result<DbState, Error>;
+
+    /// [`Backend::read_state`] inside the lock's transaction, which a missing table must not
+    /// abort.
+    async fn read_state_in_transaction(&self, conn: &mut Self::Conn) -> Result<DbState, Error> {
+        self.read_state(conn).await
+    }
+
+    /// Whether the server is a hot standby (a read-only replica in recovery), and if so how
+    /// far its replay is behind its primary; one query. `None`: it takes writes.
+    async fn standby(&self, conn: &mut Self::Conn) -> Result<Option<Standby>, Error>;
 
     /// Every history row, oldest first (none when there is no history table).
     async fn read_history(&self, conn: &mut Self::Conn) -> Result<Vec<HistoryRecord>, Error>;
@@ -113,8 +136,7 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// Creates the schema (PostgreSQL) and both tables, failing with
     /// [`Backend::is_duplicate_table`] if either exists: the first upgrade of a database found
     /// empty then needs no second read of the state under the lock, since the creation itself
-    /// checks it. `None` where the state is read in the lock's own transaction anyway
-    /// (SQLite).
+    /// checks it. `None` where reading the state costs no round trip (SQLite, in process).
     fn create_absent_tables(&self) -> Option<&str>;
     /// `ALTER TABLE` adding one of this build's history columns.
     fn add_history_column(&self, column: HistoryColumn) -> String;
@@ -178,6 +200,19 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// Releases a lock held by the session (nothing when the lock is a transaction).
     async fn release_lock(&self, conn: &mut Self::Conn) -> Result<(), Error>;
 
+    /// Where [`Backend::HOLDS_LOCK_APART`]: a connection of its own that holds the migration
+    /// lock in a transaction left open, so that the lock lasts across the transactions of
+    /// `conn` (the session's, idle) and ends with that transaction, or with the process,
+    /// whatever happens; waits at most `timeout`. Refused where `conn` goes through a
+    /// pooler in transaction mode, which cannot keep work outside a transaction on one
+    /// server connection.
+    async fn hold_lock_apart(
+        &self,
+        conn: &mut Self::Conn,
+        timeout: Duration,
+        file: &str,
+    ) -> Result<Self::Conn, Error>;
+
     /// Who holds the migration lock, for the message of a lock that could not be taken.
     async fn lock_holder(&self, conn: &mut Self::Conn) -> String;
 
@@ -228,14 +263,24 @@ async fn connect_within<C: sqlx::Connection>(
     }
 }
 
+/// A hot standby, as [`Backend::standby`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Standby {
+    /// How its replay is behind its primary, when it is: paused, or WAL received and not
+    /// yet replayed.
+    pub(crate) lag: Option<String>,
+}
+
 /// How long the migration lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockScope {
-    /// The session holds it from when it is taken until it releases it (PostgreSQL's
-    /// advisory lock): the state is read, and every transaction runs, under it.
+    /// The session holds it from when it is taken until it releases it (a session-level
+    /// advisory lock): the state is read, and every transaction runs, under it. No backend
+    /// takes it so now: a session lock leaks through a pooler in transaction mode.
     Session,
-    /// The lock is a write transaction (SQLite's `BEGIN IMMEDIATE`): each transaction takes
-    /// it again, and its end releases it.
+    /// The lock is taken by each transaction and ends with it (SQLite's `BEGIN IMMEDIATE`,
+    /// PostgreSQL's `pg_try_advisory_xact_lock`): each round's transaction takes it again,
+    /// and reads the state under it.
     Transaction,
 }
 
@@ -551,6 +596,7 @@ where
     for<'r> i64: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> String: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> Option<String>: sqlx::Encode<'r, B::Db>,
+    B::Db: sqlx::database::HasStatementCache,
 {
     /// The columns of a history row, from column `first`, before they are checked.
     fn raw_record(
@@ -576,7 +622,7 @@ where
     pub(crate) async fn read_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "reading the migration state";
-        match sqlx::query(sql.state.clone()).fetch_all(&mut *conn).await {
+        match Self::fetch_rows(conn, sql.state.clone()).await {
             Ok(rows) => {
                 let mut versions = Vec::new();
                 let mut last = None;
@@ -642,22 +688,21 @@ where
 
     /// The state when one table or both are missing: an empty database, or one made by
     /// another tool (Alembic creates only `alembic_version`).
-    async fn read_partial_state(conn: &mut B::Conn, sql: &StateSql) -> Result<DbState, Error> {
+    pub(crate) async fn read_partial_state(
+        conn: &mut B::Conn,
+        sql: &StateSql,
+    ) -> Result<DbState, Error> {
         use sqlx::Row;
         let context = "checking which migration tables exist";
         let describe = |e| B::describe(e, context);
-        // Simple queries, without parameters: one round trip each on a connection that has
-        // not prepared them (an empty database's first upgrade), where a prepared
-        // statement takes two.
-        let probe = sqlx::raw_sql(sql.probe_tables.clone())
-            .fetch_one(&mut *conn)
+        let probe = Self::fetch_rows(conn, sql.probe_tables.clone())
             .await
+            .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
             .map_err(describe)?;
         let has_versions: bool = probe.try_get(0).map_err(describe)?;
         let has_history: bool = probe.try_get(1).map_err(describe)?;
         let versions = if has_versions {
-            let rows = sqlx::raw_sql(sql.versions.clone())
-                .fetch_all(&mut *conn)
+            let rows = Self::fetch_rows(conn, sql.versions.clone())
                 .await
                 .map_err(describe)?;
             let versions: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
@@ -666,10 +711,11 @@ where
             None
         };
         let last = if has_history {
-            let row = sqlx::raw_sql(sql.last.clone())
-                .fetch_optional(&mut *conn)
+            let row = Self::fetch_rows(conn, sql.last.clone())
                 .await
-                .map_err(describe)?;
+                .map_err(describe)?
+                .into_iter()
+                .next();
             match row {
                 Some(row) => Self::raw_record(&row, 0).map_err(describe)?.into_record(),
                 None => None,
@@ -690,7 +736,7 @@ where
         sql: &StateSql,
     ) -> Result<Vec<HistoryRecord>, Error> {
         let context = "reading schema_history";
-        match sqlx::query(sql.history.clone()).fetch_all(&mut *conn).await {
+        match Self::fetch_rows(conn, sql.history.clone()).await {
             Ok(rows) => rows
                 .iter()
                 .map(|row| Self::raw_record(row, 0).map(RawRecord::into_record))
@@ -703,19 +749,16 @@ where
     }
 
     /// [`Backend::missing_history_columns`], from a query of the names of the table's
-    /// columns among [`HistoryColumn::ALL`] (binding `schema` when given).
+    /// columns among [`HistoryColumn::ALL`].
     pub(crate) async fn missing_history_columns(
         conn: &mut B::Conn,
         present_columns: SqlStr,
-        schema: Option<&str>,
     ) -> Result<Vec<HistoryColumn>, Error> {
         use sqlx::Row;
         let describe = |e| B::describe(e, "reading the layout of schema_history");
-        let mut query = sqlx::query(present_columns);
-        if let Some(schema) = schema {
-            query = query.bind(schema.to_owned());
-        }
-        let rows = query.fetch_all(&mut *conn).await.map_err(describe)?;
+        let rows = Self::fetch_rows(conn, present_columns)
+            .await
+            .map_err(describe)?;
         let present: Result<Vec<String>, _> = rows.iter().map(|row| row.try_get(0)).collect();
         Ok(HistoryColumn::missing_from(&present.map_err(describe)?))
     }
@@ -766,12 +809,27 @@ where
         query: sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments>,
         values: Vec<Value>,
     ) -> sqlx::query::Query<'static, B::Db, <B::Db as sqlx::Database>::Arguments> {
+        let query = query.persistent(B::KEEPS_PREPARED_STATEMENTS);
         values.into_iter().fold(query, |query, value| match value {
             Value::Text(text) => query.bind(text),
             Value::Null => query.bind(None::<String>),
             Value::Bool(on) => query.bind(on),
             Value::Int(n) => query.bind(n),
         })
+    }
+
+    /// The rows of a query without parameters. Where statements are not kept, it goes as a
+    /// simple query: one message, no statement prepared, which a pooler in transaction mode
+    /// cannot split between two server connections as it can a prepare and its execution.
+    pub(crate) async fn fetch_rows(
+        conn: &mut B::Conn,
+        sql: SqlStr,
+    ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, sqlx::Error> {
+        if B::KEEPS_PREPARED_STATEMENTS {
+            sqlx::query(sql).fetch_all(&mut *conn).await
+        } else {
+            sqlx::raw_sql(sql).fetch_all(&mut *conn).await
+        }
     }
 
     /// [`Backend::run`]: SQL as sent; on failure, also how many of its statements completed

@@ -1,14 +1,24 @@
 //! PostgreSQL: calista's tables in a schema of their own, connections that say who they
-//! are, the advisory migration lock held by the session, each attempt's transaction opened
-//! with its settings and recognised by its transaction id, and the watcher that sees who
-//! blocks an attempt waiting for a table lock.
+//! are (and send no startup parameter a pooler refuses), the advisory migration lock taken
+//! in each transaction (or held apart, by a transaction of its own, across a no-transaction
+//! migration), each attempt's transaction opened with its settings and recognised by its
+//! transaction id, and the watcher that sees who blocks an attempt waiting for a table lock.
+//!
+//! Everything here works through a connection pooler in transaction mode (PgBouncer's
+//! `pool_mode = transaction`), which hands the server connection to another client after
+//! each transaction: nothing is left on a session that outlives its transaction (no
+//! session setting, no session lock, no named prepared statement), and a statement with
+//! parameters runs only inside a transaction, so that its prepare and its execution meet
+//! on one server connection.
 
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
-use super::{Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, StateSql, Watch};
+use super::{
+    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Watch,
+};
 use crate::backup;
 use crate::engine::plan::{DbState, HistoryRecord};
 use crate::error::{Blocker, Error};
@@ -17,8 +27,9 @@ use crate::migration::Dialect;
 /// A PostgreSQL database, calista's tables in `schema`.
 #[derive(Debug, Clone)]
 pub(crate) struct Postgres {
-    /// calista's own connections: the application's options, with the schema first on
-    /// `search_path` and an application name that lock messages show.
+    /// calista's own connections: the application's options, with an application name that
+    /// lock messages show. No `search_path` startup parameter (`options`), which poolers
+    /// refuse: our statements name the schema, and migrations set it with `SET LOCAL`.
     connect: PgConnectOptions,
     /// The application's options (its URL's, or its pool's), which backups follow.
     base: PgConnectOptions,
@@ -47,6 +58,7 @@ struct Sql {
     finish_started: SqlStr,
     delete_started: SqlStr,
     read_down_sql: SqlStr,
+    present_columns: SqlStr,
 }
 
 impl Sql {
@@ -104,6 +116,14 @@ impl Sql {
             delete_started: sql(format!(
                 "DELETE FROM {p}schema_history WHERE id = (SELECT max(id) FROM {p}schema_history) AND NOT finished"
             )),
+            // The schema as a literal, like `to_regclass` above: a statement with parameters
+            // outside a transaction could be prepared on one pooled server connection and run
+            // on another.
+            present_columns: sql(format!(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = '{schema}' AND table_name = 'schema_history' \
+                 AND column_name IN ('down_sql', 'attempts')"
+            )),
             read_down_sql: sql(format!(
                 "SELECT down_sql FROM {p}schema_history WHERE revision = $1 AND direction = 'up' \
                  ORDER BY id DESC LIMIT 1"
@@ -149,7 +169,9 @@ impl Postgres {
         connect_timeout: Duration,
         shown_url: String,
     ) -> Self {
-        let connect = with_schema(base.clone(), schema)
+        let connect = base
+            .clone()
+            .log_statements(tracing::log::LevelFilter::Trace)
             .application_name(&format!("calista migrate (pid {})", std::process::id()));
         Self {
             connect,
@@ -207,7 +229,10 @@ impl Backend for Postgres {
     type Watcher = Watcher;
 
     const DIALECT: Dialect = Dialect::Postgres;
-    const LOCK_SCOPE: LockScope = LockScope::Session;
+    /// A transaction-level advisory lock: it cannot outlive its transaction, so it cannot
+    /// leak to a pooled server connection, and it is taken before anything else the
+    /// transaction does (creating the schema included).
+    const LOCK_SCOPE: LockScope = LockScope::Transaction;
     const BEGIN: &'static str = "BEGIN";
     const MULTI_STATEMENT_QUERY_IS_ONE_TRANSACTION: bool = true;
     /// Each statement is a round trip (two for one the connection has not prepared yet):
@@ -215,6 +240,9 @@ impl Backend for Postgres {
     const HISTORY_ROWS_PER_INSERT: usize = 1000;
     const INSERT_IN_WITH: bool = true;
     const RUN_BY_HAND: &'static str = "psql -v ON_ERROR_STOP=1 -f <file>";
+    const KEEPS_PREPARED_STATEMENTS: bool = false;
+    const HOLDS_LOCK_APART: bool = true;
+    const ATTEMPT_SAVEPOINT: Option<&'static str> = Some("calista_attempt");
 
     async fn connect(&self) -> Result<PgConnection, Error> {
         let url = &self.shown_url;
@@ -238,14 +266,78 @@ impl Backend for Postgres {
     }
 
     async fn read_state_brief(&self, conn: &mut PgConnection) -> Result<Option<DbState>, Error> {
-        let rows = sqlx::query(self.sql.brief.clone())
-            .fetch_all(&mut *conn)
-            .await;
+        let rows = Queries::<Self>::fetch_rows(conn, self.sql.brief.clone()).await;
         Queries::<Self>::read_state_brief(conn, &self.sql.state, rows).await
     }
 
     async fn read_state(&self, conn: &mut PgConnection) -> Result<DbState, Error> {
         Queries::<Self>::read_state(conn, &self.sql.state).await
+    }
+
+    /// Looks for the tables first: a query on a missing one would abort the transaction.
+    async fn read_state_in_transaction(&self, conn: &mut PgConnection) -> Result<DbState, Error> {
+        let probe = Queries::<Self>::fetch_rows(conn, self.sql.state.probe_tables.clone())
+            .await
+            .map_err(|e| describe(e, "checking which migration tables exist"))?;
+        let present = |column| {
+            probe
+                .first()
+                .and_then(|row| row.try_get::<bool, _>(column).ok())
+                .unwrap_or(false)
+        };
+        if present(0) && present(1) {
+            self.read_state(conn).await
+        } else {
+            Queries::<Self>::read_partial_state(conn, &self.sql.state).await
+        }
+    }
+
+    async fn standby(&self, conn: &mut PgConnection) -> Result<Option<Standby>, Error> {
+        // `pg_is_wal_replay_paused()` fails on a primary: it is asked only in recovery.
+        let sql = SqlStr::from_static(
+            "SELECT pg_is_in_recovery(), \
+             CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END, \
+             pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8, \
+             EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8",
+        );
+        let context = "checking whether the server is a standby";
+        let rows = Queries::<Self>::fetch_rows(conn, sql)
+            .await
+            .map_err(|e| describe(e, context))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| describe(sqlx::Error::RowNotFound, context))?;
+        type Found = (bool, Option<bool>, Option<f64>, Option<f64>);
+        let found: Result<Found, sqlx::Error> = (|| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ))
+        })();
+        let (in_recovery, paused, unreplayed, replay_age) =
+            found.map_err(|e| describe(e, context))?;
+        if !in_recovery {
+            return Ok(None);
+        }
+        let since = replay_age
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or_else(String::new, |s| {
+                format!("; it last replayed a transaction {s:.0}s ago")
+            });
+        let unreplayed = unreplayed.filter(|bytes| *bytes > 0.0);
+        let lag = match (paused == Some(true), unreplayed) {
+            (true, Some(bytes)) => Some(format!(
+                "replay is paused, with {bytes:.0} bytes of WAL received and not yet replayed{since}"
+            )),
+            (true, None) => Some(format!("replay is paused{since}")),
+            (false, Some(bytes)) => Some(format!(
+                "{bytes:.0} bytes of WAL received and not yet replayed{since}"
+            )),
+            (false, None) => None,
+        };
+        Ok(Some(Standby { lag }))
     }
 
     async fn read_history(&self, conn: &mut PgConnection) -> Result<Vec<HistoryRecord>, Error> {
@@ -256,12 +348,7 @@ impl Backend for Postgres {
         &self,
         conn: &mut PgConnection,
     ) -> Result<Vec<HistoryColumn>, Error> {
-        let present = SqlStr::from_static(
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = $1 AND table_name = 'schema_history' \
-             AND column_name IN ('down_sql', 'attempts')",
-        );
-        Queries::<Self>::missing_history_columns(conn, present, Some(&self.schema)).await
+        Queries::<Self>::missing_history_columns(conn, self.sql.present_columns.clone()).await
     }
 
     /// A simple query (the schema name is a validated identifier): asked once, before the
@@ -380,42 +467,56 @@ impl Backend for Postgres {
         }
     }
 
-    /// Polls `pg_try_advisory_lock` so that a waiting process never sits inside a
-    /// statement: a blocked `pg_advisory_lock` would make the holder's
+    /// Polls `pg_try_advisory_xact_lock` in a transaction it opens (a transaction that does
+    /// not get the lock is rolled back before the next try), so that a waiting process never
+    /// sits inside a statement: a blocked lock request would make the holder's
     /// `CREATE INDEX CONCURRENTLY` wait for it, and it for the holder.
     async fn take_lock(&self, conn: &mut PgConnection, timeout: Duration) -> Result<(), Error> {
-        let key = lock_key(&self.schema);
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
+        let take = self.try_lock_sql("");
+        let mut poll = LockPoll::new(timeout);
         loop {
-            let taken: bool = simple_value(conn, &format!("SELECT pg_try_advisory_lock({key})"))
-                .await
-                .map_err(|e| describe(e, "taking the migration lock"))?;
+            let (taken, _) = try_lock(conn, &take).await?;
             if taken {
                 return Ok(());
             }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                let holder = self.lock_holder(conn).await;
-                return Err(Error::LockTimeout { holder, waited });
+            end_transaction(conn).await?;
+            if let Err(waited) = poll.wait().await {
+                return Err(Error::LockTimeout {
+                    holder: self.lock_holder(conn).await,
+                    waited,
+                });
             }
-            tracing::debug!(
-                waited_ms = waited.as_millis() as u64,
-                "waiting for the migration lock"
-            );
-            tokio::time::sleep(pause.min(timeout - waited)).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
 
-    /// Closing the connection would release the lock too (the server drops a session's
-    /// advisory locks when it ends).
-    async fn release_lock(&self, conn: &mut PgConnection) -> Result<(), Error> {
-        let key = lock_key(&self.schema);
-        simple_value::<bool>(conn, &format!("SELECT pg_advisory_unlock({key})"))
+    /// Nothing: the lock ends with the transaction that took it.
+    async fn release_lock(&self, _: &mut PgConnection) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The lock is taken as in [`Backend::take_lock`], by a connection of its own whose
+    /// transaction stays open (and never times out idle). Two client connections of one
+    /// process never share a server connection unless a pooler hands them around between
+    /// transactions: the holder's server connection being the one `conn` just used, or
+    /// `conn`'s changing meanwhile, tells a pooler in transaction mode.
+    async fn hold_lock_apart(
+        &self,
+        conn: &mut PgConnection,
+        timeout: Duration,
+        file: &str,
+    ) -> Result<PgConnection, Error> {
+        let before = backend_pid(conn).await?;
+        let mut holder = self.connect().await?;
+        match self
+            .take_lock_apart(conn, &mut holder, timeout, before, file)
             .await
-            .map(drop)
-            .map_err(|e| describe(e, "releasing the migration lock"))
+        {
+            Ok(()) => Ok(holder),
+            Err(e) => {
+                let _ = holder.close().await;
+                Err(e)
+            }
+        }
     }
 
     async fn lock_holder(&self, conn: &mut PgConnection) -> String {
@@ -426,17 +527,23 @@ impl Backend for Postgres {
         );
         // (pid, application name, client address)
         type Holder = (i32, Option<String>, Option<String>);
-        let holder: Result<Option<Holder>, _> = sqlx::query_as(
+        // Numbers of ours, written in: a statement with parameters outside a transaction
+        // could be prepared on one pooled server connection and run on another.
+        let query = format!(
             "SELECT l.pid, a.application_name, a.client_addr::text FROM pg_locks l \
              LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+             WHERE l.locktype = 'advisory' AND l.classid::bigint = {high} AND l.objid::bigint = {low} \
              AND l.objsubid = 1 AND l.granted \
-             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
-        )
-        .bind(high)
-        .bind(low)
-        .fetch_optional(conn)
-        .await;
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
+        );
+        let holder: Result<Option<Holder>, sqlx::Error> =
+            Queries::<Self>::fetch_rows(conn, AssertSqlSafe(query).into_sql_str())
+                .await
+                .and_then(|rows| {
+                    rows.first()
+                        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                        .transpose()
+                });
         match holder {
             Ok(Some((pid, app, addr))) => {
                 let app = app
@@ -493,10 +600,7 @@ impl Backend for Postgres {
     }
 
     async fn watch_blockers(&self, conn: &mut PgConnection) -> Option<Watcher> {
-        let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(conn)
-            .await
-            .ok()?;
+        let pid = backend_pid(conn).await.ok()?;
         let conn = self.connect().await.ok()?;
         Some(Watcher {
             conn,
@@ -518,6 +622,123 @@ where
         .fetch_one(conn)
         .await?;
     row.try_get(0)
+}
+
+/// The waits between tries of the migration lock: from 10 ms, doubling, up to 250 ms,
+/// until the timeout runs out.
+struct LockPoll {
+    started: Instant,
+    timeout: Duration,
+    pause: Duration,
+}
+
+impl LockPoll {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            timeout,
+            pause: Duration::from_millis(10),
+        }
+    }
+
+    /// Waits before the next try; `Err`: the timeout ran out, after waiting this long.
+    async fn wait(&mut self) -> Result<(), Duration> {
+        let waited = self.started.elapsed();
+        if waited >= self.timeout {
+            return Err(waited);
+        }
+        tracing::debug!(
+            waited_ms = waited.as_millis() as u64,
+            "waiting for the migration lock"
+        );
+        tokio::time::sleep(self.pause.min(self.timeout - waited)).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(250));
+        Ok(())
+    }
+}
+
+/// Runs `take` (which opens a transaction and tries the lock), in one round trip: whether
+/// the lock was taken, and by which server process.
+async fn try_lock(conn: &mut PgConnection, take: &str) -> Result<(bool, i32), Error> {
+    let context = "taking the migration lock";
+    let rows = Queries::<Postgres>::fetch(conn, take)
+        .await
+        .map_err(|(_, e)| describe(e, context))?;
+    let row = rows
+        .last()
+        .ok_or_else(|| describe(sqlx::Error::RowNotFound, context))?;
+    let taken = row.try_get(0).map_err(|e| describe(e, context))?;
+    let pid = row.try_get(1).map_err(|e| describe(e, context))?;
+    Ok((taken, pid))
+}
+
+/// Rolls back a transaction that did not get the lock.
+async fn end_transaction(conn: &mut PgConnection) -> Result<(), Error> {
+    Queries::<Postgres>::run(conn, "ROLLBACK")
+        .await
+        .map_err(|(_, e)| describe(e, "rolling back after trying the migration lock"))
+}
+
+/// The server process a connection's statement runs on.
+async fn backend_pid(conn: &mut PgConnection) -> Result<i32, Error> {
+    let context = "reading the server process id";
+    let rows =
+        Queries::<Postgres>::fetch_rows(conn, SqlStr::from_static("SELECT pg_backend_pid()"))
+            .await
+            .map_err(|e| describe(e, context))?;
+    rows.first()
+        .ok_or(sqlx::Error::RowNotFound)
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| describe(e, context))
+}
+
+impl Postgres {
+    /// Opens a transaction, runs `settings` in it, and tries the migration lock: one text,
+    /// one round trip, giving whether the lock was taken and by which server process.
+    fn try_lock_sql(&self, settings: &str) -> String {
+        format!(
+            "BEGIN;\n{settings}SELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
+            lock_key(&self.schema)
+        )
+    }
+
+    /// [`Backend::hold_lock_apart`] on `holder`, `conn` having run on server process
+    /// `before`.
+    async fn take_lock_apart(
+        &self,
+        conn: &mut PgConnection,
+        holder: &mut PgConnection,
+        timeout: Duration,
+        before: i32,
+        file: &str,
+    ) -> Result<(), Error> {
+        let take = self.try_lock_sql("SET LOCAL idle_in_transaction_session_timeout = 0;\n");
+        let pooler = || Error::TransactionPooler {
+            file: file.to_owned(),
+            url: self.shown_url.clone(),
+        };
+        let mut poll = LockPoll::new(timeout);
+        loop {
+            let (taken, pid) = try_lock(holder, &take).await?;
+            if pid == before {
+                return Err(pooler());
+            }
+            if taken {
+                break;
+            }
+            end_transaction(holder).await?;
+            if let Err(waited) = poll.wait().await {
+                return Err(Error::LockTimeout {
+                    holder: self.lock_holder(conn).await,
+                    waited,
+                });
+            }
+        }
+        if backend_pid(conn).await? != before {
+            return Err(pooler());
+        }
+        Ok(())
+    }
 }
 
 /// A database error with what we were doing and, for the common causes, what to do.
@@ -616,13 +837,21 @@ impl Watch for Watcher {
             tokio::time::sleep(Duration::from_millis(200)).await;
             // (pid, application name, seconds its transaction has been open); never the query.
             type Seen = (i32, Option<String>, Option<f64>);
-            let seen: Result<Vec<Seen>, _> = sqlx::query_as(
+            let query = format!(
                 "SELECT pid, application_name, EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::float8 \
-                 FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid",
+                 FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids({})) ORDER BY pid",
+                self.pid
+            );
+            let seen: Result<Vec<Seen>, sqlx::Error> = Queries::<Postgres>::fetch_rows(
+                &mut self.conn,
+                AssertSqlSafe(query).into_sql_str(),
             )
-            .bind(self.pid)
-            .fetch_all(&mut self.conn)
-            .await;
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect()
+            });
             match seen {
                 Ok(rows) if rows.is_empty() => {}
                 Ok(rows) => {

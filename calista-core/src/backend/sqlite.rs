@@ -138,6 +138,12 @@ impl Backend for Sqlite {
     /// SQLite's `WITH` holds only queries.
     const INSERT_IN_WITH: bool = false;
     const RUN_BY_HAND: &'static str = "sqlite3 -bail <database> < <file>";
+    /// A statement is prepared once per connection: nothing else can run on it.
+    const KEEPS_PREPARED_STATEMENTS: bool = true;
+    /// The lock is the write transaction: one connection writes at a time.
+    const HOLDS_LOCK_APART: bool = false;
+    /// SQLite never retries an attempt ([`Backend::is_retryable_lock_wait`]).
+    const ATTEMPT_SAVEPOINT: Option<&'static str> = None;
 
     async fn connect(&self) -> Result<SqliteConnection, Error> {
         let failed = |e| describe(e, "opening the database");
@@ -160,8 +166,13 @@ impl Backend for Sqlite {
         };
         // SQLite opens a file it may not write read-only and fails only at the first write,
         // in the middle of a migration; say it up front instead.
+        // A file another process creates meanwhile is not read-only: only a file that exists
+        // and refuses writing is.
         let writable = std::fs::OpenOptions::new().write(true).open(file);
-        if let (true, Err(e)) = (file.exists(), writable) {
+        if let Some(e) = writable
+            .err()
+            .filter(|e| e.kind() != std::io::ErrorKind::NotFound)
+        {
             return Err(Error::database(
                 format!(
                     "cannot write the database file {}: it is read-only ({e}); check its permissions \
@@ -218,7 +229,7 @@ impl Backend for Sqlite {
         let present = SqlStr::from_static(
             "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts')",
         );
-        Queries::<Self>::missing_history_columns(conn, present, None).await
+        Queries::<Self>::missing_history_columns(conn, present).await
     }
 
     async fn is_empty(&self, conn: &mut SqliteConnection) -> Result<bool, Error> {
@@ -243,7 +254,7 @@ impl Backend for Sqlite {
         CREATE_TABLES
     }
 
-    /// The state is read in the lock's own transaction: nothing to spare.
+    /// Reading the state is no round trip here: nothing to spare.
     fn create_absent_tables(&self) -> Option<&str> {
         None
     }
@@ -367,6 +378,24 @@ impl Backend for Sqlite {
     /// The lock is the transaction, released by its end.
     async fn release_lock(&self, _: &mut SqliteConnection) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// A SQLite file has no replicas of its own.
+    async fn standby(&self, _: &mut SqliteConnection) -> Result<Option<super::Standby>, Error> {
+        Ok(None)
+    }
+
+    /// Never asked ([`Backend::HOLDS_LOCK_APART`] is false): a second connection's write
+    /// transaction would lock this one out of the file.
+    async fn hold_lock_apart(
+        &self,
+        _: &mut SqliteConnection,
+        _: Duration,
+        _: &str,
+    ) -> Result<SqliteConnection, Error> {
+        Err(Error::Setup(
+            "SQLite's migration lock is the write transaction: it cannot be held apart".into(),
+        ))
     }
 
     async fn lock_holder(&self, _: &mut SqliteConnection) -> String {

@@ -308,7 +308,12 @@ impl<'a> Migrator<'a> {
             tracing::info!("{notice}");
             notices.push(notice);
         }
-        match self.check().await? {
+        let state = self.check().await?;
+        let state = match self.on_standby(state).await? {
+            Ok(state) => state,
+            Err(refusal) => return Err(refusal),
+        };
+        match state {
             SchemaState::UpToDate { current } => Ok(Ensured::UpToDate { current, notices }),
             SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
                 if self.policy.auto_upgrade =>
@@ -355,6 +360,35 @@ impl<'a> Migrator<'a> {
     pub async fn redo(&self) -> Result<Report, Error> {
         self.refuse_downgrades_in_production()?;
         self.db.on_backend(Redo(self)).await
+    }
+
+    /// [`Migrator::refusal`], for the server the state was read from: on a hot standby, a
+    /// state that is behind says so, and how far the standby's replay lags, instead of
+    /// advising an upgrade there. Costs one query, for a state that is behind.
+    pub async fn refusal_on_server(&self, state: SchemaState) -> Error {
+        match self.on_standby(state).await {
+            Ok(Ok(state)) => self.refusal(state),
+            Ok(Err(refusal)) | Err(refusal) => refusal,
+        }
+    }
+
+    /// `Ok(state)` back, unless it is behind (or interrupted) on a hot standby: then
+    /// `Err`, the refusal that says so. No upgrade can run there, and its primary may be
+    /// ahead of what it has replayed.
+    async fn on_standby(&self, state: SchemaState) -> Result<Result<SchemaState, Error>, Error> {
+        if !matches!(
+            state,
+            SchemaState::Behind { .. } | SchemaState::Interrupted { .. }
+        ) {
+            return Ok(Ok(state));
+        }
+        Ok(match self.db.on_backend(IsStandby).await? {
+            Some(standby) => Err(Error::StandbyBehind {
+                state: Box::new(state),
+                lag: standby.lag,
+            }),
+            None => Ok(state),
+        })
     }
 
     /// The error the guard returns for a state it refuses.
@@ -412,6 +446,7 @@ impl<'a> Migrator<'a> {
 // The migrator's operations, each run on its database's backend by `Database::on_backend`.
 
 struct Check<'m>(&'m Migrator<'m>);
+struct IsStandby;
 struct Upgrade<'m>(&'m Migrator<'m>, UpgradeTarget);
 struct Downgrade<'m>(&'m Migrator<'m>, DowngradeTarget);
 struct Recover<'m>(&'m Migrator<'m>, Recovery);
@@ -422,6 +457,13 @@ impl OnBackend for Check<'_> {
     type Output = Result<SchemaState, Error>;
     async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
         Engine::new(self.0, handle).check().await
+    }
+}
+
+impl OnBackend for IsStandby {
+    type Output = Result<Option<crate::backend::Standby>, Error>;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+        handle.standby().await
     }
 }
 
@@ -572,6 +614,7 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// [`Migrator::recover`], under the lock.
     async fn recover(&self, how: Recovery) -> Result<(), Error> {
+        self.refuse_standby().await?;
         let mut session = self.handle.session().await?;
         let result = self.recover_locked(&mut session, how).await;
         self.handle.end_session(session, result.is_ok()).await;
@@ -584,7 +627,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         how: Recovery,
     ) -> Result<(), Error> {
         session.begin_round().await?;
-        let state = self.backend().read_state(session.conn()).await?;
+        let state = self
+            .backend()
+            .read_state_in_transaction(session.conn())
+            .await?;
         let Some(SchemaState::Interrupted {
             revision,
             direction,
@@ -663,11 +709,22 @@ impl<'a, B: Backend> Engine<'a, B> {
         started: Instant,
         work: impl AsyncFnOnce(&mut Session<'_, B>, &mut Report) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.refuse_standby().await?;
         let mut session = self.handle.session().await?;
         let result = work(&mut session, report).await;
         self.handle.end_session(session, result.is_ok()).await;
         report.total = started.elapsed();
         result
+    }
+
+    /// A hot standby takes no writes: refused before any lock or backup, with one query.
+    async fn refuse_standby(&self) -> Result<(), Error> {
+        match self.handle.standby().await? {
+            Some(_) => Err(Error::Standby {
+                url: self.migrator.db.url().to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Each round: take the lock where it is a transaction, read the state again, plan from
@@ -696,7 +753,9 @@ impl<'a, B: Backend> Engine<'a, B> {
             let state = if assume_empty {
                 DbState::empty()
             } else {
-                self.backend().read_state(session.conn()).await?
+                self.backend()
+                    .read_state_in_transaction(session.conn())
+                    .await?
             };
             let current = self.current_under_lock(session, &state).await?;
             let mut plan = next_plan(current)?;
@@ -707,6 +766,18 @@ impl<'a, B: Backend> Engine<'a, B> {
                 session.end_read_round().await;
                 break;
             };
+            // A no-transaction migration spans several transactions: the lock taken in this
+            // round's ends with it, so it is held apart from here on, and the state read
+            // again under it.
+            if let Batch::Alone(index) = batch
+                && B::HOLDS_LOCK_APART
+                && !session.holds_lock_apart()
+            {
+                let file = self.migration(*index).file_name();
+                session.end_read_round().await;
+                session.hold_lock_apart(&file).await?;
+                continue;
+            }
             let after = match batch {
                 Batch::Transaction(steps) => self
                     .migrator

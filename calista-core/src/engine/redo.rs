@@ -59,7 +59,9 @@ impl<B: Backend> Engine<'_, B> {
         let revision = migration.revision();
         report.from = Some(revision);
         report.to = Some(revision);
-        let mut ops = self.begin_edit(session, Some(revision)).await?;
+        let mut ops = self
+            .begin_edit(session, Some(revision), self.migrator.lock_wait(index))
+            .await?;
         ops.extend(self.reverts(session, &[index], &changed, report).await?);
         // The file as it is now.
         ops.push(Op::Migrate {
@@ -119,7 +121,11 @@ impl<B: Backend> Engine<'_, B> {
                 )));
             }
             (report.from, report.to) = (plan.from, plan.to);
-            let mut ops = self.begin_edit(session, plan.from).await?;
+            let lock_wait = steps.first().map_or(
+                self.migrator.policy().lock_attempt_timeout,
+                |&index| self.migrator.lock_wait(index),
+            );
+            let mut ops = self.begin_edit(session, plan.from, lock_wait).await?;
             ops.extend(self.reverts(session, &steps, &changed_now, report).await?);
             let rows = steps.iter().map(|&index| Row {
                 index,
@@ -152,7 +158,10 @@ impl<B: Backend> Engine<'_, B> {
     ) -> Result<(Option<usize>, Vec<Revision>), Error> {
         let migrations = self.migrator.migrations;
         session.begin_round().await?;
-        let state = self.backend().read_state(session.conn()).await?;
+        let state = self
+            .backend()
+            .read_state_in_transaction(session.conn())
+            .await?;
         let verdict = match plan::assess(migrations, &state) {
             Assessment::Decided(verdict) => verdict,
             Assessment::NeedsHistory => {
@@ -176,19 +185,21 @@ impl<B: Backend> Engine<'_, B> {
         }
     }
 
-    /// The first steps of an edit's transaction, from revision `from`: it opens, and our
-    /// tables of an older build gain this build's layout in it.
+    /// The first steps of an edit's transaction, from revision `from`: it opens with the
+    /// migration settings (`lock_wait`, and the schema on `search_path`), and our tables of
+    /// an older build gain this build's layout in it.
     async fn begin_edit(
         &self,
         session: &mut Session<'_, B>,
         from: Option<Revision>,
+        lock_wait: std::time::Duration,
     ) -> Result<Vec<Op>, Error> {
         let mut ops = vec![
             Op::Batch {
                 from: from.map(|r| r.to_string()),
                 alone: None,
             },
-            Op::Begin(Begin::Write),
+            Op::Begin(Begin::Attempt { lock_wait }),
         ];
         let missing = self
             .backend()

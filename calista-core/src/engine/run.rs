@@ -147,7 +147,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 Err(Attempt::LockWait { index, .. }) => index,
             };
             let wait = self.wait;
-            self.session.rollback().await;
+            if let Err(error) = self.session.rollback_attempt().await {
+                break Err(error);
+            }
             self.forget_attempt(unit, done_before);
             let pause = backoff(self.attempt);
             let waited = started.elapsed();
@@ -257,6 +259,10 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 if let Begin::Attempt { lock_wait } = begin {
                     self.wait = *lock_wait;
                     self.begins_attempt = true;
+                    if let Some(savepoint) = B::ATTEMPT_SAVEPOINT {
+                        self.pending
+                            .push((format!("SAVEPOINT {savepoint}"), context));
+                    }
                     let settings = backend.migration_settings(Scope::Transaction, *lock_wait);
                     self.pending
                         .extend(settings.into_iter().map(|setting| (setting, context)));

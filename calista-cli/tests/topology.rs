@@ -1,0 +1,358 @@
+//! Production topology: every command and the guard through PgBouncer in transaction mode
+//! (with its usual `ignore_startup_parameters`), in session mode, and direct; concurrent
+//! upgrades through it apply each migration once and leave no advisory lock behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/common/fleet.rs"]
+mod fleet;
+#[path = "../../tests/common/pgbouncer.rs"]
+mod pgbouncer;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use calista::backup::BackupPolicy;
+use calista::{ErrorKind, Policy};
+use common::*;
+use pgbouncer::{PgBouncer, PoolMode};
+use sqlx::Connection;
+
+/// Five migrations, each creating a table.
+fn five_tables() -> MigrationSet {
+    fleet::migration_set(5)
+}
+
+fn calista(dir: &Path, url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("CALISTA_DB_URL", url)
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs the program; fails the test (with PgBouncer's log) unless it exits 0.
+fn succeeds(command: &mut Command, bouncer: Option<&PgBouncer>) -> String {
+    let output = command.output().expect("run calista");
+    let shown = text(&output);
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{shown}\n{}",
+        bouncer.map(PgBouncer::log).unwrap_or_default()
+    );
+    assert!(!shown.contains("prepared statement"), "{shown}");
+    shown
+}
+
+/// Advisory locks held in the scratch database, looked at directly on the server.
+async fn advisory_locks(pg: &ScratchPg) -> i64 {
+    let mut conn = pg.connect().await;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    held
+}
+
+/// How many times each migration was applied, read directly on the server.
+async fn applied(pg: &ScratchPg) -> Vec<(String, i64)> {
+    let mut conn = pg.connect().await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT revision::text, count(*) FROM calista.schema_history \
+         WHERE direction = 'up' GROUP BY revision ORDER BY revision",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    rows
+}
+
+fn each_once() -> Vec<(String, i64)> {
+    (1..=5).map(|i| (fleet::revision(i), 1)).collect()
+}
+
+/// Where a test connects: through a PgBouncer of its own in `mode`, or direct.
+fn route(pg: &ScratchPg, mode: Option<PoolMode>) -> (Option<PgBouncer>, String) {
+    match mode {
+        Some(mode) => {
+            let bouncer = PgBouncer::start(&pg_admin_url(), mode);
+            let url = bouncer.url_for(&pg.url);
+            (Some(bouncer), url)
+        }
+        None => (None, pg.url.clone()),
+    }
+}
+
+/// `db upgrade`, then `db status`, `db current`, `db check` and `db history`, and an upgrade
+/// with nothing to do.
+async fn upgrade_then_read_commands(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let set = five_tables();
+    let folder = set.dir.path().to_str().unwrap().to_owned();
+    let dir = set.dir.path();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--migrations", folder.as_str()];
+        all.extend_from_slice(args);
+        succeeds(&mut calista(dir, &url, &all), bouncer.as_ref())
+    };
+    let head = fleet::revision(5);
+    let upgraded = run(&["db", "upgrade", "--no-backup"]);
+    assert!(upgraded.contains(&head), "{upgraded}");
+    for _ in 0..3 {
+        let status = run(&["db", "status"]);
+        assert!(status.contains(&head), "{status}");
+        assert!(run(&["db", "current"]).contains(&head));
+        run(&["db", "check"]);
+        let history = run(&["db", "history"]);
+        assert!(history.contains(&fleet::revision(1)), "{history}");
+    }
+    let again = run(&["db", "upgrade", "--no-backup"]);
+    assert!(!again.contains("applied 2025"), "{again}");
+    assert_eq!(applied(&pg).await, each_once());
+    assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn every_command_works_through_pgbouncer_in_transaction_mode() {
+    upgrade_then_read_commands(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn every_command_works_through_pgbouncer_in_session_mode() {
+    upgrade_then_read_commands(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn every_command_works_direct() {
+    upgrade_then_read_commands(None).await;
+}
+
+/// `processes` upgrades of `set` at once at `url`; each must succeed without a
+/// prepared-statement error.
+fn upgrades_at_once(set: &MigrationSet, url: &str, processes: usize, bouncer: Option<&PgBouncer>) {
+    let folder = set.dir.path().to_str().unwrap();
+    let children: Vec<Child> = (0..processes)
+        .map(|_| {
+            calista(
+                set.dir.path(),
+                url,
+                &["--migrations", folder, "db", "upgrade", "--no-backup"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let shown = text(&output);
+        assert!(
+            output.status.success(),
+            "{shown}\n{}",
+            bouncer.map(PgBouncer::log).unwrap_or_default()
+        );
+        assert!(!shown.contains("prepared statement"), "{shown}");
+    }
+}
+
+/// Eight `db upgrade` processes at once on an empty database: each migration applied once,
+/// no prepared-statement error, and no advisory lock left on any server connection.
+async fn eight_concurrent_upgrades(mode: Option<PoolMode>) {
+    for _round in 0..2 {
+        let pg = ScratchPg::new().await;
+        let (bouncer, url) = route(&pg, mode);
+        upgrades_at_once(&five_tables(), &url, 8, bouncer.as_ref());
+        assert_eq!(applied(&pg).await, each_once());
+        // Looked at before PgBouncer stops: its server connections are still open.
+        assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+        drop(bouncer);
+    }
+}
+
+#[tokio::test]
+async fn eight_concurrent_upgrades_through_pgbouncer_in_transaction_mode() {
+    eight_concurrent_upgrades(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn eight_concurrent_upgrades_through_pgbouncer_in_session_mode() {
+    eight_concurrent_upgrades(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn eight_concurrent_upgrades_direct() {
+    eight_concurrent_upgrades(None).await;
+}
+
+fn no_backups() -> Policy {
+    Policy {
+        backup: BackupPolicy::Disabled {
+            reason: "a test".into(),
+        },
+        ..Policy::default()
+    }
+}
+
+/// The guard and an upgrade on the application's own pool, connected through the pooler:
+/// behind is refused, upgraded, then up to date on every later check.
+async fn guard_on_a_pool(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    let set = five_tables().load();
+    let behind = set.ensure_schema(&pool).await.unwrap_err();
+    assert_eq!(behind.kind(), ErrorKind::Behind, "{behind}");
+    set.upgrade_with(&pool, &no_backups()).await.unwrap();
+    for _ in 0..5 {
+        let ensured = set.ensure_schema(&pool).await;
+        assert!(ensured.is_ok(), "{ensured:?}");
+    }
+    // The application's pool still works, and our statements left none of theirs behind.
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    pool.close().await;
+    assert_eq!(applied(&pg).await, each_once());
+    assert_eq!(advisory_locks(&pg).await, 0);
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn guard_on_a_pool_through_pgbouncer_in_transaction_mode() {
+    guard_on_a_pool(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn guard_on_a_pool_through_pgbouncer_in_session_mode() {
+    guard_on_a_pool(Some(PoolMode::Session)).await;
+}
+
+/// Five tables, then an index built concurrently (a no-transaction migration).
+fn with_an_index_built_concurrently() -> MigrationSet {
+    let set = five_tables();
+    set.write(
+        "20250102_0000_index_t1.sql",
+        "-- calista:no-transaction\n-- calista:up postgres\nCREATE INDEX CONCURRENTLY ix_t1_note ON t1 (name);\n\
+         -- calista:up sqlite\nCREATE INDEX ix_t1_note ON t1 (name);\n\
+         -- calista:down postgres\nDROP INDEX CONCURRENTLY ix_t1_note;\n\
+         -- calista:down sqlite\nDROP INDEX ix_t1_note;\n",
+    );
+    set
+}
+
+async fn has_index(pg: &ScratchPg) -> bool {
+    let mut conn = pg.connect().await;
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = 'calista' AND indexname = 'ix_t1_note')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    found
+}
+
+/// A no-transaction migration through a pooler in transaction mode is refused before it
+/// runs, naming the pooler and the fix; the transactional ones before it are applied, and
+/// the same upgrade on a direct connection finishes it.
+#[tokio::test]
+async fn no_transaction_migration_through_a_transaction_pooler_is_refused_naming_the_fix() {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
+    let set = with_an_index_built_concurrently();
+    let folder = set.dir.path().to_str().unwrap();
+    let args = ["--migrations", folder, "db", "upgrade", "--no-backup"];
+    let refused = calista(set.dir.path(), &url, &args).output().unwrap();
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("20250102_0000_index_t1.sql"), "{shown}");
+    assert!(shown.contains("pooler in transaction mode"), "{shown}");
+    assert!(shown.contains("direct connection"), "{shown}");
+    assert!(!has_index(&pg).await);
+    assert_eq!(applied(&pg).await, each_once());
+    assert_eq!(advisory_locks(&pg).await, 0);
+    drop(bouncer);
+    succeeds(&mut calista(set.dir.path(), &pg.url, &args), None);
+    assert!(has_index(&pg).await);
+}
+
+/// Through a pooler in session mode, and direct, a no-transaction migration runs under a
+/// lock held apart, and concurrent upgrades still apply it once and leave no lock.
+async fn no_transaction_migration_runs_once_with_concurrent_upgrades(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let set = with_an_index_built_concurrently();
+    upgrades_at_once(&set, &url, 4, bouncer.as_ref());
+    assert!(has_index(&pg).await);
+    let mut expected = each_once();
+    expected.push(("20250102_0000".to_owned(), 1));
+    assert_eq!(applied(&pg).await, expected);
+    assert_eq!(advisory_locks(&pg).await, 0);
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn no_transaction_migration_through_pgbouncer_in_session_mode() {
+    no_transaction_migration_runs_once_with_concurrent_upgrades(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn no_transaction_migration_direct() {
+    no_transaction_migration_runs_once_with_concurrent_upgrades(None).await;
+}
+
+/// A startup parameter of the URL's that the pooler refuses is named, with the fixes.
+#[tokio::test]
+async fn a_startup_parameter_the_pooler_refuses_is_named_with_the_fixes() {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
+    let set = five_tables();
+    let folder = set.dir.path().to_str().unwrap();
+    let with_options = format!("{url}&options=-c%20search_path%3Dapp");
+    let refused = calista(
+        set.dir.path(),
+        &with_options,
+        &["--migrations", folder, "db", "status"],
+    )
+    .output()
+    .unwrap();
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("refused the startup parameter `options`"),
+        "{shown}"
+    );
+    assert!(shown.contains("ignore_startup_parameters"), "{shown}");
+    assert!(shown.contains("connect to PostgreSQL directly"), "{shown}");
+    drop(bouncer);
+}
