@@ -776,6 +776,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                 let file = self.migration(*index).file_name();
                 session.end_read_round().await;
                 session.hold_lock_apart(&file).await?;
+                // The lock was let go meanwhile: the state is read again.
+                assume_empty = false;
                 continue;
             }
             let after = match batch {
