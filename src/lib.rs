@@ -78,8 +78,8 @@ extern crate self as calista;
 // What an embedder needs, and nothing that only the runtime's own parts use: the
 // planner, the state reads, the SQL splitter and the file format stay internal.
 pub use calista_core::{
-    AfterLoss, Blocker, DriverError, StatementError, StatementLocation, backup, fleet, import,
-    lint, origin, schema, settings, url, verify,
+    AfterLoss, Blocker, DriverError, StatementError, StatementLocation, backup, fleet, history,
+    import, lint, origin, schema, settings, squash, url, verify,
 };
 pub use calista_core::{
     App, Checksum, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction, DowngradeTarget,

@@ -153,3 +153,64 @@ both_backends! {
         );
     }
 }
+
+/// The tables as the build before `kind`, `note` and `replaced_checksum` made them.
+fn tables_before_kinds(db: &TestDb) -> String {
+    released_tables(db).replacen(
+        "    backup      TEXT         NULL\n)",
+        "    backup      TEXT         NULL,\n    down_sql    TEXT         NULL,\n    attempts    INTEGER      NOT NULL DEFAULT 1\n)",
+        1,
+    )
+}
+
+mod kinds {
+    use super::*;
+
+    both_backends! {
+        async fn a_layout_before_kinds_gains_kind_note_and_replaced_checksum_and_old_rows_read_as_applied(db: TestDb) {
+            if let TestDb::Sqlite { file, .. } = &db {
+                std::fs::File::create(file).unwrap();
+            }
+            let handle = db.open();
+            let tables = tables_before_kinds(&db);
+            assert!(tables.contains("attempts"), "{tables}");
+            exec(&handle, &tables).await.unwrap();
+            let set = MigrationSet::new(&[("20250101_0000_create_a.sql", &create_table("a"))]);
+            let migrations = set.load();
+            Migrator::new(&migrations, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+            // Before this build's first write, the rows it reads are an older build's.
+            let table = history_table(&db);
+            for column in ["kind", "note", "replaced_checksum"] {
+                assert_eq!(column_count(&db, &handle, column).await, 1, "{column}");
+            }
+            // A row an older build writes (naming its columns) reads as applied.
+            exec(&handle, &format!(
+                "INSERT INTO {table} (revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup) \
+                 VALUES ('20250102_0000', 'create_b', 'up', TRUE, '{zero}', NULL, 3, '0.1.0', NULL)",
+                zero = "0".repeat(64)
+            )).await.unwrap();
+            let history = handle.read_history().await.unwrap();
+            assert_eq!(history.len(), 2);
+            assert!(history.iter().all(|r| r.kind == calista_core::plan::HistoryKind::Applied), "{history:?}");
+            assert_eq!(scalar(&handle, &format!("SELECT count(*) FROM {table} WHERE kind = 'applied'")).await, 2);
+        }
+
+        async fn a_history_of_the_released_layout_reads_without_the_new_columns(db: TestDb) {
+            if let TestDb::Sqlite { file, .. } = &db {
+                std::fs::File::create(file).unwrap();
+            }
+            let handle = db.open();
+            exec(&handle, &released_tables(&db)).await.unwrap();
+            let table = history_table(&db);
+            exec(&handle, &format!(
+                "INSERT INTO {table} (revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup) \
+                 VALUES ('20250101_0000', 'create_a', 'up', TRUE, '{zero}', NULL, 3, '0.1.0', NULL)",
+                zero = "0".repeat(64)
+            )).await.unwrap();
+            let history = handle.read_history().await.unwrap();
+            assert_eq!(history.len(), 1);
+            assert_eq!(history[0].kind, calista_core::plan::HistoryKind::Applied);
+            assert_eq!(history[0].note, None);
+        }
+    }
+}

@@ -447,6 +447,17 @@ impl<B: Backend> Handle<B> {
             .await
     }
 
+    /// What another migration tool recorded as applied (read only).
+    pub(crate) async fn read_foreign(
+        &self,
+        tool: crate::origin::Tool,
+    ) -> Result<Vec<crate::backend::ForeignRow>, Error> {
+        self.on_guard_connection(Vec::new, async |conn| {
+            self.backend.read_foreign(conn, tool).await
+        })
+        .await
+    }
+
     /// Whether the server is a hot standby ([`Backend::standby`]); a database not made yet
     /// is not one.
     pub(crate) async fn standby(&self) -> Result<Option<crate::backend::Standby>, Error> {

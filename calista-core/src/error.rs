@@ -44,6 +44,11 @@ pub struct Hints {
     /// How to see which revision the database is at, after "check with", as
     /// "`myapp db status`".
     pub status: String,
+    /// How to adopt a database another migration tool manages, as "`myapp db adopt`".
+    pub adopt: String,
+    /// How to accept an intended edit of an applied migration, as
+    /// "`myapp db repair --accept <revision> --reason <text>`".
+    pub repair: String,
 }
 
 impl Default for Hints {
@@ -59,6 +64,8 @@ impl Default for Hints {
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
             status: "the revision the version table (alembic_version) holds".to_owned(),
+            adopt: "adopting the database (recording what that tool applied)".to_owned(),
+            repair: "a repair of the migration that records the edit and why".to_owned(),
         }
     }
 }
@@ -294,6 +301,10 @@ pub enum Error {
     #[error("{0}")]
     Plan(PlanRefusal),
 
+    /// History cannot be written as asked (repair, adopt, stamp); nothing was changed.
+    #[error("{0}")]
+    History(crate::engine::history::HistoryRefusal),
+
     /// Nothing to recover: no migration is interrupted.
     #[error("no migration is interrupted; nothing to recover")]
     NothingToRecover,
@@ -385,6 +396,12 @@ fn describe_lost(after: &AfterLoss) -> String {
     }
 }
 
+impl From<crate::engine::history::HistoryRefusal> for Error {
+    fn from(refusal: crate::engine::history::HistoryRefusal) -> Self {
+        Self::History(refusal)
+    }
+}
+
 impl Error {
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
@@ -393,6 +410,10 @@ impl Error {
                 ErrorKind::Behind
             }
             Self::Schema { .. } => ErrorKind::Unsafe,
+            Self::History(
+                crate::engine::history::HistoryRefusal::Unsafe(_)
+                | crate::engine::history::HistoryRefusal::OtherChanges { .. },
+            ) => ErrorKind::Unsafe,
             Self::StandbyBehind { .. } => ErrorKind::Behind,
             Self::TransactionPooler { .. }
             | Self::Standby { .. }
@@ -408,6 +429,7 @@ impl Error {
             Self::MigrationInterrupted { .. } => ErrorKind::Failure,
             Self::DowngradeRefused { .. }
             | Self::Plan(_)
+            | Self::History(_)
             | Self::Source(_)
             | Self::NothingToRecover
             | Self::Setup(_) => ErrorKind::Usage,
@@ -733,10 +755,27 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         new_migration,
         recover,
         history,
+        adopt,
+        repair,
         ..
     } = hints;
     match state {
         SchemaState::UpToDate { .. } => "the database schema is up to date".to_owned(),
+        SchemaState::BelowBaseline {
+            current,
+            through,
+            release,
+        } => format!(
+            "the database is at revision {current}, one of the migrations up to {through} that this build \
+             replaced with a baseline: it cannot upgrade it. Upgrade it first with release {release} (the \
+             oldest that still has those migrations), then with this one; the database was not touched"
+        ),
+        SchemaState::Managed { tool } => format!(
+            "the database is managed by {tool} (its table {}) and calista has recorded nothing in it yet: \
+             record what {tool} applied, without running any of it, with {adopt}. An upgrade never adopts \
+             on its own: running the imported migrations again would fail or do harm. The database was not touched",
+            tool.history_table()
+        ),
         SchemaState::Behind {
             current,
             head,
@@ -791,9 +830,14 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
                     missing.join(", ")
                 ));
             }
+            let accept = if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" If an edit was intended (a comment, say), accept it with {repair}.")
+            };
             format!(
                 "{}. An applied migration must never change: restore the original file(s) and put the change in \
-                 {new_migration}; the database was not touched",
+                 {new_migration}; the database was not touched.{accept}",
                 parts.join("; ")
             )
         }
@@ -968,6 +1012,8 @@ mod tests {
             history: "`shop migrations`".into(),
             allow_downgrade: "set SHOP_STAGE=dev".into(),
             status: "`shop status`".into(),
+            adopt: "`shop adopt`".into(),
+            repair: "`shop accept-edit`".into(),
         };
         let messages = refusals(&hints);
         assert!(messages[0].contains(

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::migration::{Checksum, Dialect, Direction, Migration, Span, span_kind};
+use crate::migration::{Baseline, Checksum, Dialect, Direction, Migration, Span, span_kind};
 use crate::naming::{self, Revision};
 use crate::origin::{Imported, OriginError};
 use crate::problem::{Problem, ProblemKind};
@@ -85,6 +85,8 @@ struct Body {
     allows: Vec<(u32, lint::Rule)>,
     /// Whether a `-- calista:imported` line says the file is another tool's history.
     imported: bool,
+    /// Whether a `-- calista:baseline` line says the file stands for squashed history.
+    baseline: bool,
 }
 
 /// What a `-- calista:` line says.
@@ -99,6 +101,9 @@ enum Marker {
     /// `-- calista:imported <tool> <version> [<checksum>] -- <source file>`, read by
     /// [`directive_text`].
     Imported,
+    /// `-- calista:baseline <first>..<through> chain:<hex> [legacy:<hex>] -- <release>`, read by
+    /// [`Baseline::parse`].
+    Baseline,
 }
 
 /// Reads a line that looks like a marker: `Some(Ok)` for a known one, `Some(Err)` for a
@@ -139,6 +144,7 @@ fn classify(line: &str) -> Option<Result<Marker, ProblemKind>> {
         }),
         ["allow", ..] => Ok(Marker::Allow),
         ["imported", ..] => Ok(Marker::Imported),
+        ["baseline", ..] => Ok(Marker::Baseline),
         _ => Err(unknown()),
     })
 }
@@ -186,6 +192,16 @@ pub(crate) fn imported(text: &str) -> Option<Imported<'_>> {
         .take_while(|(_, marker)| !matches!(marker, Some(Ok(Marker::Section(..)))))
         .find(|(_, marker)| matches!(marker, Some(Ok(Marker::Imported))))
         .and_then(|(line, _)| Imported::parse(directive_text(line, "imported")).ok())
+}
+
+/// The `-- calista:baseline` directive of a file that [`parse_file`] accepted (see
+/// [`Migration::baseline`]).
+pub(crate) fn baseline(text: &str) -> Option<Baseline<'_>> {
+    text.lines()
+        .map(|line| (line, classify(line)))
+        .take_while(|(_, marker)| !matches!(marker, Some(Ok(Marker::Section(..)))))
+        .find(|(_, marker)| matches!(marker, Some(Ok(Marker::Baseline))))
+        .and_then(|(line, _)| Baseline::parse(directive_text(line, "baseline")))
 }
 
 /// The well-formed allow directives of a file, with their lines, up to the first section.
@@ -295,6 +311,7 @@ fn parse_body(
         lock_timeout: None,
         allows: Vec::new(),
         imported: false,
+        baseline: false,
     };
     let mut open: Option<OpenSection> = None;
     let mut sql_before_marker_reported = false;
@@ -359,6 +376,15 @@ fn parse_body(
                     report(Some(number), ProblemKind::BadImported { text, error });
                     ok = false;
                 }
+            }
+            Some(Ok(Marker::Baseline)) => {
+                let parsed = Baseline::parse(directive_text(line, "baseline"));
+                if parsed.is_none() || body.baseline {
+                    let text = line.trim().to_owned();
+                    report(Some(number), ProblemKind::BadBaseline { text });
+                    ok = false;
+                }
+                body.baseline = true;
             }
             None if open.is_some() || is_comment_or_blank(line) => {}
             None => {
@@ -435,7 +461,8 @@ fn check_lint(
     report: &mut impl FnMut(Option<u32>, ProblemKind),
 ) -> bool {
     let findings = lint::lint(text, &body.spans, declared);
-    if body.imported {
+    // A baseline is squashed history: its files were linted when they were written.
+    if body.imported || body.baseline {
         return true;
     }
     let mut ok = true;
@@ -815,6 +842,53 @@ mod tests {
     }
 
     #[test]
+    fn trailing_whitespace_blank_lines_at_the_end_and_the_final_newline_leave_the_checksum_alone() {
+        let tidy = Checksum::of_file(b"-- calista:up\nX;\n\n-- calista:down\nY;\n");
+        for untidy in [
+            &b"-- calista:up \t\nX;   \n\n-- calista:down\nY;"[..],
+            b"-- calista:up\r\nX;\r\n  \r\n-- calista:down\r\nY;\r\n\r\n\n",
+            b"\xef\xbb\xbf-- calista:up\nX;\n\n-- calista:down\nY;\n  \n",
+        ] {
+            assert_eq!(
+                Checksum::of_file(untidy),
+                tidy,
+                "{}",
+                String::from_utf8_lossy(untidy)
+            );
+        }
+        // Text, leading whitespace and blank lines between statements still count.
+        for edited in [
+            &b"-- calista:up\nX;\n-- calista:down\nY;\n"[..],
+            b"-- calista:up\n X;\n\n-- calista:down\nY;\n",
+            b"-- calista:up\nX ;\n\n-- calista:down\nY;\n",
+        ] {
+            assert_ne!(
+                Checksum::of_file(edited),
+                tidy,
+                "{}",
+                String::from_utf8_lossy(edited)
+            );
+        }
+    }
+
+    #[test]
+    fn a_tidy_file_has_the_same_checksum_under_both_rules() {
+        let tidy = b"-- calista:up\nX;\n";
+        assert_eq!(
+            Checksum::of_file(tidy),
+            Checksum::of_file_before_whitespace_rule(tidy)
+        );
+        let untidy = b"-- calista:up\nX; \n-- calista:down\nY;\n";
+        assert_ne!(
+            Checksum::of_file(untidy),
+            Checksum::of_file_before_whitespace_rule(untidy)
+        );
+        let migration = parse(std::str::from_utf8(untidy).unwrap()).unwrap();
+        assert!(migration.matches_checksum(Checksum::of_file_before_whitespace_rule(untidy)));
+        assert!(migration.matches_checksum(Checksum::of_file(untidy)));
+    }
+
+    #[test]
     fn name_and_body_problems_are_reported_together() {
         let all = parse_file("m/x.sql", "2025_1030_Bad.sql", b"SELECT 1;\n").unwrap_err();
         assert_eq!(all.len(), 2, "{all:?}");
@@ -1082,6 +1156,42 @@ mod tests {
                     statement: "COMMIT".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_baseline_directive_reads_back_and_its_file_is_not_linted() {
+        let chain = Checksum::of_file(b"x");
+        let baseline = Baseline {
+            first: Revision::parse("20250101_0000").unwrap(),
+            through: Revision::parse("20250301_0000").unwrap(),
+            chain,
+            chain_before_whitespace_rule: Some(Checksum::of_file(b"y")),
+            release: "1.4.0",
+        };
+        let text = format!("{}\n{DROPS_A_COLUMN}", baseline.directive());
+        let migration = parse_file(NAME, NAME, text.as_bytes()).unwrap();
+        assert_eq!(migration.baseline(), Some(baseline));
+        assert!(
+            migration
+                .baseline()
+                .unwrap()
+                .covers(Revision::parse("20250201_0000").unwrap())
+        );
+    }
+
+    #[test]
+    fn a_malformed_baseline_directive_is_an_error_at_its_line() {
+        let text =
+            format!("-- a comment\n-- calista:baseline 20250101_0000 -- 1.4.0\n{DROPS_A_COLUMN}");
+        let all = parse_file(NAME, NAME, text.as_bytes()).unwrap_err();
+        assert!(
+            all.iter().any(|p| p.line == Some(2)
+                && p.kind
+                    == ProblemKind::BadBaseline {
+                        text: "-- calista:baseline 20250101_0000 -- 1.4.0".into()
+                    }),
+            "{all:?}"
         );
     }
 

@@ -114,6 +114,8 @@ pub mod schema;
 mod scratch;
 #[cfg(feature = "runtime")]
 pub mod settings;
+#[cfg(feature = "runtime")]
+pub mod squash;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "runtime")]
@@ -121,6 +123,8 @@ pub mod url;
 #[cfg(feature = "runtime")]
 pub mod verify;
 
+#[cfg(feature = "runtime")]
+pub use engine::history;
 pub use engine::plan;
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};

@@ -179,10 +179,38 @@ impl<'a> Section<'a> {
 pub struct Checksum([u8; 32]);
 
 impl Checksum {
-    /// The checksum of a migration file: SHA-256 of its bytes with CRLF normalised to LF,
-    /// so a checkout on another operating system does not change it, and without a UTF-8
-    /// byte-order mark at the start, which some editors add or remove on their own.
+    /// The checksum of a migration file: SHA-256 of its text with formatting that editors
+    /// and checkouts change on their own left out — a UTF-8 byte-order mark at the start,
+    /// CRLF line ends, whitespace at the end of a line, blank lines at the end and a missing
+    /// final newline — so that only an edit of the SQL or its comments changes it.
+    ///
+    /// A file with none of these is hashed as its bytes are, which is what earlier releases
+    /// did ([`Checksum::of_file_before_whitespace_rule`]): their records of such files match.
     pub fn of_file(contents: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        let body = contents.strip_prefix(b"\xef\xbb\xbf").unwrap_or(contents);
+        // Blank lines are written only once a line with text follows them.
+        let mut blank_lines = 0;
+        for line in body.split(|&b| b == b'\n') {
+            let line = line.trim_ascii_end();
+            if line.is_empty() {
+                blank_lines += 1;
+                continue;
+            }
+            for _ in 0..blank_lines {
+                hasher.update(b"\n");
+            }
+            blank_lines = 0;
+            hasher.update(line);
+            hasher.update(b"\n");
+        }
+        Self(hasher.finalize().into())
+    }
+
+    /// The checksum as releases before [`Checksum::of_file`]'s whitespace rule computed it:
+    /// SHA-256 of the bytes with CRLF normalised to LF and without a byte-order mark.
+    /// Histories those releases wrote hold it; the guard accepts either.
+    pub fn of_file_before_whitespace_rule(contents: &[u8]) -> Self {
         let mut hasher = Sha256::new();
         let mut rest = contents.strip_prefix(b"\xef\xbb\xbf").unwrap_or(contents);
         while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
@@ -250,6 +278,65 @@ impl fmt::Debug for Checksum {
     }
 }
 
+/// What a baseline file (`calista db squash`) stands for: its
+/// `-- calista:baseline <first>..<through> chain:<hex> [legacy:<hex>] -- <release>` directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline<'a> {
+    /// The first migration it replaced.
+    pub first: Revision,
+    /// The last migration it replaced; the baseline has its revision.
+    pub through: Revision,
+    /// The chained digest of the replaced files at `through`: what a database that ran them
+    /// recorded, and the baseline's link in the chain, so such a database reads as
+    /// unmodified.
+    pub chain: Checksum,
+    /// The same digest as releases before the whitespace rule computed it, when it differs
+    /// (`legacy:<hex>`): what a database they brought to `through` recorded.
+    pub chain_before_whitespace_rule: Option<Checksum>,
+    /// The oldest release that still has the replaced files: the one that upgrades a
+    /// database that is before `through`.
+    pub release: &'a str,
+}
+
+impl<'a> Baseline<'a> {
+    /// Reads what follows `calista:baseline`.
+    pub fn parse(rest: &'a str) -> Option<Self> {
+        let (words, release) = rest.split_once(" -- ")?;
+        let release = release.trim();
+        let mut words = words.split_whitespace();
+        let (first, through) = words.next()?.split_once("..")?;
+        let chain = Checksum::from_hex(words.next()?.strip_prefix("chain:")?)?;
+        let chain_before_whitespace_rule = match words.next() {
+            Some(word) => Some(Checksum::from_hex(word.strip_prefix("legacy:")?)?),
+            None => None,
+        };
+        let (first, through) = (Revision::parse(first).ok()?, Revision::parse(through).ok()?);
+        (words.next().is_none() && !release.is_empty() && first <= through).then_some(Self {
+            first,
+            through,
+            chain,
+            chain_before_whitespace_rule,
+            release,
+        })
+    }
+
+    /// The directive line, which [`Baseline::parse`] reads back.
+    pub fn directive(&self) -> String {
+        let legacy = self
+            .chain_before_whitespace_rule
+            .map_or_else(String::new, |legacy| format!(" legacy:{legacy}"));
+        format!(
+            "-- calista:baseline {}..{} chain:{}{legacy} -- {}",
+            self.first, self.through, self.chain, self.release
+        )
+    }
+
+    /// Whether it replaced `revision`.
+    pub fn covers(&self, revision: Revision) -> bool {
+        self.first <= revision && revision <= self.through
+    }
+}
+
 /// One migration: a revision, its sections and directives, and the checksum of its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
@@ -308,6 +395,11 @@ impl Migration {
             checksum,
             lock_timeout: None,
         }
+    }
+
+    /// What this migration stands for when it is a baseline of squashed migrations.
+    pub fn baseline(&self) -> Option<Baseline<'_>> {
+        crate::format::baseline(&self.text)
     }
 
     /// The lint findings this migration acknowledges, each with its reason: its
@@ -431,9 +523,20 @@ impl Migration {
         self.irreversible
     }
 
-    /// SHA-256 of the file, CRLF normalised to LF.
+    /// The file's checksum ([`Checksum::of_file`]).
     pub fn checksum(&self) -> Checksum {
         self.checksum
+    }
+
+    /// The file's checksum as releases before the whitespace rule computed it
+    /// ([`Checksum::of_file_before_whitespace_rule`]), from its text.
+    pub fn checksum_before_whitespace_rule(&self) -> Checksum {
+        Checksum::of_file_before_whitespace_rule(self.text.as_bytes())
+    }
+
+    /// Whether `recorded`, a checksum a history holds, is this file's under either rule.
+    pub fn matches_checksum(&self, recorded: Checksum) -> bool {
+        recorded == self.checksum || recorded == self.checksum_before_whitespace_rule()
     }
 
     /// Where the sections lie in the file (for `migrations!()`).
@@ -545,6 +648,44 @@ impl Migrations {
         self.chains.get(index).copied()
     }
 
+    /// [`Migrations::chain_at`] as releases before the whitespace rule computed it, from
+    /// the files' texts: the chain a history they wrote holds. Computed on each call.
+    pub fn chain_before_whitespace_rule_at(&self, index: usize) -> Option<Checksum> {
+        let mut chain = None;
+        for migration in self.migrations.get(..=index)? {
+            chain = Some(match migration.baseline() {
+                Some(baseline) => baseline
+                    .chain_before_whitespace_rule
+                    .unwrap_or(baseline.chain),
+                None => Checksum::chain(
+                    chain,
+                    migration.revision(),
+                    migration.checksum_before_whitespace_rule(),
+                ),
+            });
+        }
+        chain
+    }
+
+    /// Whether `recorded`, the chained digest a history holds at `index`, is this set's
+    /// under either checksum rule.
+    pub fn matches_chain_at(&self, index: usize, recorded: Option<Checksum>) -> bool {
+        recorded.is_some()
+            && (recorded == self.chain_at(index)
+                || recorded == self.chain_before_whitespace_rule_at(index))
+    }
+
+    /// The baseline that replaced `revision` without having its revision (a migration
+    /// squashed away), with the baseline's position.
+    pub fn baseline_replacing(&self, revision: Revision) -> Option<(usize, Baseline<'_>)> {
+        self.iter().enumerate().find_map(|(index, migration)| {
+            migration
+                .baseline()
+                .filter(|b| b.covers(revision) && revision != b.through)
+                .map(|b| (index, b))
+        })
+    }
+
     /// Every chained digest, parallel to [`Migrations::as_slice`].
     pub fn chains(&self) -> &[Checksum] {
         &self.chains
@@ -582,7 +723,11 @@ pub fn chain_digests(migrations: &[Migration]) -> Vec<Checksum> {
     migrations
         .iter()
         .map(|m| {
-            let link = Checksum::chain(previous, m.revision(), m.checksum());
+            // A baseline continues the chain of the files it replaced.
+            let link = match m.baseline() {
+                Some(baseline) => baseline.chain,
+                None => Checksum::chain(previous, m.revision(), m.checksum()),
+            };
             previous = Some(link);
             link
         })

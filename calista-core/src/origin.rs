@@ -51,6 +51,23 @@ impl Tool {
         Self::ALL.into_iter().find(|tool| tool.name() == name)
     }
 
+    /// The table in which the tool records what it applied.
+    pub const fn history_table(self) -> &'static str {
+        match self {
+            Self::Sqlx => "_sqlx_migrations",
+            Self::Diesel => "__diesel_schema_migrations",
+            Self::Refinery => "refinery_schema_history",
+            Self::Alembic => "alembic_version",
+        }
+    }
+
+    /// The tool whose history table is named `table`.
+    pub fn from_history_table(table: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|tool| tool.history_table() == table)
+    }
+
     /// A well-formed directive for this tool, for messages.
     pub const fn example(self) -> &'static str {
         match self {

@@ -119,6 +119,12 @@ pub enum ProblemKind {
         /// What is wrong with it.
         error: OriginError,
     },
+    /// A `-- calista:baseline` directive that does not read as
+    /// `<first>..<through> chain:<64 hex digits> [legacy:<64 hex digits>] -- <release>`, or a second one.
+    BadBaseline {
+        /// The line as written.
+        text: String,
+    },
     /// An allow directive without `-- <reason>`.
     AllowWithoutReason {
         /// The rule it names.
@@ -219,6 +225,9 @@ impl ProblemKind {
                     )
                 }
             },
+            Self::BadBaseline { .. } => "keep the one line `calista db squash` wrote: \
+                 `-- calista:baseline <first>..<through> chain:<64 hex digits> [legacy:<64 hex digits>] -- <release>`"
+                .to_owned(),
             Self::MissingUp { dialect } => format!(
                 "add `-- calista:up` for every dialect, or `-- calista:up {}` for {dialect}",
                 dialect.marker_word()
@@ -312,6 +321,7 @@ impl fmt::Display for ProblemKind {
                 "`-- calista:allow {rule}` acknowledges nothing: no statement of this file breaks {rule}"
             ),
             Self::BadImported { text, error } => write!(f, "`{text}` {error}"),
+            Self::BadBaseline { text } => write!(f, "`{text}` is not a baseline directive"),
             Self::MissingUp { dialect } => write!(f, "no up SQL for {dialect}"),
             Self::MissingDown { dialect } => {
                 write!(

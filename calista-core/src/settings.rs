@@ -539,6 +539,8 @@ impl AppNames {
             ),
             history: format!("`{program} db history`"),
             status: format!("`{program} db status`"),
+            adopt: format!("`{program} db adopt`"),
+            repair: format!("`{program} db repair --accept <revision> --reason <why>`"),
             allow_downgrade: format!(
                 "for development or CI, set {}=development or ci",
                 self.env("ENV")

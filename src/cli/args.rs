@@ -88,7 +88,7 @@ pub enum DbCommand {
         #[command(flatten)]
         fleet: FleetArgs,
     },
-    /// Every revision, applied or not, and when.
+    /// Every revision, applied or not, when, and how (applied, adopted, stamped, repaired).
     History,
     /// The head revision of the migrations.
     Heads,
@@ -141,6 +141,64 @@ pub enum DbCommand {
         /// revision's up and down
         #[arg(long, value_name = "DIR")]
         seed: Option<PathBuf>,
+    },
+    /// Record what another migration tool (sqlx, diesel, refinery, Alembic) applied to this
+    /// database as applied, from the files `db import` wrote, running none of it; that tool's
+    /// table is left as it is. Production needs --yes.
+    Adopt {
+        /// Confirm (required in production).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Mark the database as at REV without running anything, once its live schema matches
+    /// what the migrations up to REV build on a scratch database (a difference is refused
+    /// with the diff). Production needs --yes.
+    Stamp {
+        /// The revision the database is at (YYYYMMDD_HHMM).
+        #[arg(value_name = "REV")]
+        revision: String,
+        /// Record the stamp even though the schema differs (the differences are noted).
+        #[arg(long)]
+        force: bool,
+        /// Confirm (required in production).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Replace the migration files up to REV with one baseline (a section per dialect) that
+    /// builds the same schema, checked first on scratch PostgreSQL and SQLite databases.
+    /// Databases at or past REV run nothing; ones before it are told to upgrade with
+    /// --release first (never connects to the configured database).
+    Squash {
+        /// The last migration to replace (YYYYMMDD_HHMM); the baseline takes its revision.
+        #[arg(long, value_name = "REV")]
+        through: String,
+        /// The oldest release that still has the replaced files: what a database before REV
+        /// must be upgraded with first.
+        #[arg(long, value_name = "VERSION")]
+        release: String,
+        /// A PostgreSQL server to check the baseline on (a scratch database, dropped after);
+        /// the role needs CREATEDB
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "CALISTA_VERIFY_PG_URL",
+            hide_env_values = true
+        )]
+        pg_url: Option<String>,
+    },
+    /// Accept an intended edit of an applied migration: the history keeps the checksum it
+    /// was applied with, the new one, when and why, and the guard passes again. Runs no SQL of
+    /// the migration. Production needs --yes.
+    Repair {
+        /// The applied migration whose edit to accept (YYYYMMDD_HHMM).
+        #[arg(long, value_name = "REV")]
+        accept: String,
+        /// Why the edit is safe to accept, recorded with it.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Confirm (required in production).
+        #[arg(long)]
+        yes: bool,
     },
     /// Resolve a no-transaction migration that was interrupted.
     Recover {

@@ -28,6 +28,11 @@ pub(crate) async fn run(
         DbCommand::Import(args) => super::import::run(&args, Some(context.migrations_dir()), out),
         DbCommand::New { summary } => new(&summary, context, out),
         DbCommand::Backups => backups(context, out),
+        DbCommand::Squash {
+            through,
+            release,
+            pg_url,
+        } => super::history::squash(&through, &release, pg_url, context, out).await,
         DbCommand::Verify { pg_url, seed } => {
             super::verify::run(pg_url, seed.as_deref(), context, out).await
         }
@@ -128,10 +133,22 @@ async fn with_database(
             Ok(())
         }
         DbCommand::Restore { backup, yes } => restore(context, db, &backup, yes, out).await,
+        DbCommand::Adopt { yes } => super::history::adopt(context, &migrator, yes, out).await,
+        DbCommand::Stamp {
+            revision,
+            force,
+            yes,
+        } => super::history::stamp(context, &migrator, &revision, force, yes, out).await,
+        DbCommand::Repair {
+            accept,
+            reason,
+            yes,
+        } => super::history::repair(context, &migrator, &accept, &reason, yes, out).await,
         DbCommand::Heads
         | DbCommand::New { .. }
         | DbCommand::Backups
         | DbCommand::Verify { .. }
+        | DbCommand::Squash { .. }
         | DbCommand::Import(_)
         | DbCommand::Lint => Ok(()),
     }
@@ -309,6 +326,8 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
             "applied_at": record.map(|r| r.applied_at.clone()),
             "app_version": record.map(|r| r.app_version.clone()),
             "duration_ms": record.map(|r| r.duration_ms),
+            "kind": record.map(|r| r.kind.as_str()),
+            "note": record.and_then(|r| r.note.clone()),
             "in_this_build": true,
         }));
     }
@@ -325,6 +344,8 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
             "applied_at": record.applied_at,
             "app_version": record.app_version,
             "duration_ms": record.duration_ms,
+            "kind": record.kind.as_str(),
+            "note": record.note,
             "in_this_build": false,
         }));
     }
@@ -336,6 +357,7 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
         "REVISION".into(),
         "STATUS".into(),
         "APPLIED AT (UTC)".into(),
+        "KIND".into(),
         "FILE".into(),
     ]];
     for entry in &entries {
@@ -349,6 +371,7 @@ async fn history(context: &Context, db: &calista::Database, out: &Output) -> Res
             text("revision"),
             status,
             text("applied_at"),
+            text("kind"),
             text("file"),
         ]);
     }
@@ -607,7 +630,7 @@ pub(crate) fn upgrade_target(to: Option<&str>) -> Result<UpgradeTarget, CliError
     })
 }
 
-fn parse_revision(text: &str) -> Result<Revision, CliError> {
+pub(crate) fn parse_revision(text: &str) -> Result<Revision, CliError> {
     Revision::parse(text).map_err(|e| {
         CliError::Usage(format!(
             "`{text}` is not a revision id (YYYYMMDD_HHMM): {e}"

@@ -40,6 +40,7 @@ mod context;
 mod db;
 pub mod exit;
 mod fleet;
+mod history;
 mod import;
 mod lint;
 mod output;

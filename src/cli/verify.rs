@@ -3,12 +3,35 @@
 use std::path::Path;
 
 use calista::Revision;
-use calista::url::DatabaseUrl;
+use calista::url::{DatabaseUrl, PostgresUrl};
 use calista::verify::{Seed, VerifyOptions, VerifyReport, verify};
 
 use super::context::Context;
 use super::exit::CliError;
 use super::output::{Output, Tone};
+
+/// The PostgreSQL server `command` makes its scratch database on: `--pg-url`.
+pub(crate) fn scratch_server(
+    pg_url: Option<String>,
+    command: &str,
+) -> Result<PostgresUrl, CliError> {
+    let Some(pg_url) = pg_url else {
+        return Err(CliError::Usage(format!(
+            "{command} needs a PostgreSQL server to create its scratch database on: pass \
+             --pg-url postgresql://user@host/postgres (or set CALISTA_VERIFY_PG_URL); the role \
+             needs CREATEDB. Nothing is written to the configured database"
+        )));
+    };
+    match DatabaseUrl::parse(&pg_url, std::path::Path::new(".")) {
+        Ok(DatabaseUrl::Postgres(server)) => Ok(server),
+        Ok(DatabaseUrl::Sqlite(_)) => Err(CliError::Usage(
+            "--pg-url must be a PostgreSQL URL (postgresql://user@host/postgres); the SQLite \
+             scratch file is made in the temporary folder"
+                .to_owned(),
+        )),
+        Err(e) => Err(CliError::Usage(format!("--pg-url: {e}"))),
+    }
+}
 
 /// Runs the checks; an error (exit 1) when anything was found.
 pub(crate) async fn run(
@@ -17,25 +40,7 @@ pub(crate) async fn run(
     context: &Context,
     out: &Output,
 ) -> Result<(), CliError> {
-    let Some(pg_url) = pg_url else {
-        return Err(CliError::Usage(
-            "db verify needs a PostgreSQL server to create its scratch database on: pass \
-             --pg-url postgresql://user@host/postgres (or set CALISTA_VERIFY_PG_URL); the role \
-             needs CREATEDB. Nothing is written to the configured database"
-                .to_owned(),
-        ));
-    };
-    let server = match DatabaseUrl::parse(&pg_url, std::path::Path::new(".")) {
-        Ok(DatabaseUrl::Postgres(server)) => server,
-        Ok(DatabaseUrl::Sqlite(_)) => {
-            return Err(CliError::Usage(
-                "--pg-url must be a PostgreSQL URL (postgresql://user@host/postgres); the SQLite \
-                 scratch file is made in the temporary folder"
-                    .to_owned(),
-            ));
-        }
-        Err(e) => return Err(CliError::Usage(format!("--pg-url: {e}"))),
-    };
+    let server = scratch_server(pg_url, "db verify")?;
     let seeds = match seed_dir {
         Some(dir) => read_seeds(dir, context)?,
         None => Vec::new(),

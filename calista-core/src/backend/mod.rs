@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use crate::engine::plan::{DbState, HistoryRecord};
+use crate::engine::plan::{DbState, HistoryKind, HistoryRecord};
 use crate::error::{Blocker, Error};
 use crate::migration::{Checksum, Dialect, Direction};
+use crate::origin::Tool;
 
 pub(crate) use postgres::Postgres;
 pub(crate) use sqlite::Sqlite;
@@ -120,6 +121,13 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
 
     /// Whether the database holds no tables at all (PostgreSQL: in the schema).
     async fn is_empty(&self, conn: &mut Self::Conn) -> Result<bool, Error>;
+
+    /// What another migration tool recorded as applied, from its own table (read only).
+    async fn read_foreign(
+        &self,
+        conn: &mut Self::Conn,
+        tool: Tool,
+    ) -> Result<Vec<ForeignRow>, Error>;
 
     /// The down SQL recorded when `revision` was last applied (`None`: not recorded, e.g.
     /// applied by an older build).
@@ -351,16 +359,31 @@ pub(crate) enum HistoryColumn {
     DownSql,
     /// How many attempts the migration's transaction took (lock-wait retries).
     Attempts,
+    /// How the row came to be ([`HistoryKind`]); older builds' rows default to `applied`.
+    Kind,
+    /// Why a row was written without running its migration (a repair's reason).
+    Note,
+    /// For a repair: the checksum the migration was applied with.
+    ReplacedChecksum,
 }
 
 impl HistoryColumn {
     /// Every column added since the first release, in the order they were added.
-    pub(crate) const ALL: [Self; 2] = [Self::DownSql, Self::Attempts];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::DownSql,
+        Self::Attempts,
+        Self::Kind,
+        Self::Note,
+        Self::ReplacedChecksum,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::DownSql => "down_sql",
             Self::Attempts => "attempts",
+            Self::Kind => "kind",
+            Self::Note => "note",
+            Self::ReplacedChecksum => "replaced_checksum",
         }
     }
 
@@ -369,6 +392,9 @@ impl HistoryColumn {
         match self {
             Self::DownSql => "TEXT NULL",
             Self::Attempts => "INTEGER NOT NULL DEFAULT 1",
+            Self::Kind => "VARCHAR(16) NOT NULL DEFAULT 'applied'",
+            Self::Note => "TEXT NULL",
+            Self::ReplacedChecksum => "CHAR(64) NULL",
         }
     }
 
@@ -381,8 +407,19 @@ impl HistoryColumn {
     }
 }
 
+/// A row of another tool's history table, as read: its version as text, its name where it
+/// keeps one, whether it succeeded, and its checksum as text (sqlx: hex of the SHA-384;
+/// refinery: the decimal number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForeignRow {
+    pub(crate) version: String,
+    pub(crate) name: Option<String>,
+    pub(crate) succeeded: bool,
+    pub(crate) checksum: Option<String>,
+}
+
 /// A history row about to be written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewRecord {
     pub(crate) revision: String,
     pub(crate) summary: String,
@@ -397,6 +434,12 @@ pub(crate) struct NewRecord {
     pub(crate) down_sql: Option<String>,
     /// How many attempts the migration's transaction took; 1 unless it was retried.
     pub(crate) attempts: i64,
+    /// How the row came to be.
+    pub(crate) kind: HistoryKind,
+    /// Why, for a row written without running its migration.
+    pub(crate) note: Option<String>,
+    /// For a repair: the checksum it replaces.
+    pub(crate) replaced_checksum: Option<Checksum>,
 }
 
 impl NewRecord {
@@ -415,6 +458,9 @@ impl NewRecord {
             text(&self.backup),
             text(&self.down_sql),
             Value::Int(self.attempts),
+            Value::Text(self.kind.as_str().to_owned()),
+            text(&self.note),
+            text(&self.replaced_checksum.map(|c| c.to_string())),
         ]
     }
 }
@@ -422,10 +468,10 @@ impl NewRecord {
 /// The history columns [`Backend::insert_history`] writes, in the order of
 /// [`NewRecord::values`].
 const HISTORY_INSERT_COLUMNS: &str = "revision, summary, direction, finished, checksum, chain, duration_ms, app_version, backup, \
-     down_sql, attempts";
+     down_sql, attempts, kind, note, replaced_checksum";
 
 /// How many values a history row binds.
-const HISTORY_INSERT_WIDTH: usize = 11;
+const HISTORY_INSERT_WIDTH: usize = 14;
 
 /// `INSERT` of `rows` history rows into `table`, with parameters written by `placeholder`
 /// (`$n` or `?n`) from 1.
@@ -570,14 +616,17 @@ fn shift_parameters(sql: &str, by: usize) -> String {
 pub(crate) struct StateSql {
     /// The version rows (at most two) beside the newest history row, in one row each.
     pub(crate) state: SqlStr,
-    /// Whether `alembic_version` and `schema_history` exist: two booleans.
+    /// Whether `alembic_version` and `schema_history` exist: two booleans; then the name of
+    /// another tool's history table, if there is one, on the path outside ours.
     pub(crate) probe_tables: SqlStr,
     /// At most two version rows.
     pub(crate) versions: SqlStr,
     /// The newest history row.
     pub(crate) last: SqlStr,
-    /// Every history row, oldest first.
+    /// Every history row, oldest first, as a table of the released layout has them.
     pub(crate) history: SqlStr,
+    /// Every history row, oldest first, with the columns [`HistoryColumn::Kind`] brought.
+    pub(crate) history_with_kinds: SqlStr,
 }
 
 /// The queries both backends run the same way but for their SQL text, written once over
@@ -596,8 +645,52 @@ where
     for<'r> i64: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> String: sqlx::Decode<'r, B::Db> + sqlx::Encode<'r, B::Db> + sqlx::Type<B::Db>,
     for<'r> Option<String>: sqlx::Encode<'r, B::Db>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, B::Db> + sqlx::Type<B::Db>,
     B::Db: sqlx::database::HasStatementCache,
 {
+    /// [`Backend::read_foreign`]: the same SQL on both backends, the table found on the
+    /// connection's path.
+    pub(crate) async fn read_foreign(
+        conn: &mut B::Conn,
+        tool: Tool,
+    ) -> Result<Vec<ForeignRow>, Error> {
+        use sqlx::Row;
+        let sql = match tool {
+            Tool::Sqlx => {
+                "SELECT CAST(version AS TEXT), description, success, checksum FROM _sqlx_migrations ORDER BY version"
+            }
+            Tool::Diesel => {
+                "SELECT version, NULL, TRUE, NULL FROM __diesel_schema_migrations ORDER BY version"
+            }
+            Tool::Refinery => {
+                "SELECT CAST(version AS TEXT), name, TRUE, checksum FROM refinery_schema_history ORDER BY version"
+            }
+            Tool::Alembic => "SELECT version_num, NULL, TRUE, NULL FROM alembic_version",
+        };
+        let context = format!("reading {}", tool.history_table());
+        let rows = Self::fetch_rows(conn, SqlStr::from_static(sql))
+            .await
+            .map_err(|e| B::describe(e, &context))?;
+        rows.iter()
+            .map(|row| {
+                let checksum = match tool {
+                    Tool::Sqlx => row
+                        .try_get::<Option<Vec<u8>>, _>(3)?
+                        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect()),
+                    Tool::Refinery => row.try_get::<Option<String>, _>(3)?,
+                    Tool::Diesel | Tool::Alembic => None,
+                };
+                Ok(ForeignRow {
+                    version: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    succeeded: row.try_get::<Option<bool>, _>(2)?.unwrap_or(true),
+                    checksum,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| B::describe(e, &context))
+    }
+
     /// The columns of a history row, from column `first`, before they are checked.
     fn raw_record(
         row: &<B::Db as sqlx::Database>::Row,
@@ -615,6 +708,7 @@ where
             duration_ms: row.try_get(first + 7)?,
             app_version: row.try_get(first + 8)?,
             backup: row.try_get(first + 9)?,
+            ..RawRecord::default()
         })
     }
 
@@ -637,6 +731,7 @@ where
                     versions: Some(versions),
                     last,
                     tables_present: true,
+                    managed_by: None,
                 })
             }
             Err(e) if B::is_missing_table(&e) => Self::read_partial_state(conn, sql).await,
@@ -681,6 +776,7 @@ where
                 versions: Some(vec![version]),
                 last: raw.into_record(),
                 tables_present: true,
+                managed_by: None,
             }),
             _ => None,
         })
@@ -701,6 +797,7 @@ where
             .map_err(describe)?;
         let has_versions: bool = probe.try_get(0).map_err(describe)?;
         let has_history: bool = probe.try_get(1).map_err(describe)?;
+        let foreign: Option<String> = probe.try_get(2).map_err(describe)?;
         let versions = if has_versions {
             let rows = Self::fetch_rows(conn, sql.versions.clone())
                 .await
@@ -727,19 +824,37 @@ where
             versions,
             last,
             tables_present: has_versions && has_history,
+            managed_by: foreign.as_deref().and_then(Tool::from_history_table),
         })
     }
 
-    /// [`Backend::read_history`].
+    /// [`Backend::read_history`]; `with_kinds`: the table has the columns of
+    /// [`HistoryColumn::Kind`] and after (an older build's table is read without them).
     pub(crate) async fn read_history(
         conn: &mut B::Conn,
         sql: &StateSql,
+        with_kinds: bool,
     ) -> Result<Vec<HistoryRecord>, Error> {
+        use sqlx::Row;
         let context = "reading schema_history";
-        match Self::fetch_rows(conn, sql.history.clone()).await {
+        let query = if with_kinds {
+            sql.history_with_kinds.clone()
+        } else {
+            sql.history.clone()
+        };
+        let read = |row: &<B::Db as sqlx::Database>::Row| {
+            let mut raw = Self::raw_record(row, 0)?;
+            if with_kinds {
+                raw.kind = row.try_get(10)?;
+                raw.note = row.try_get(11)?;
+                raw.replaced_checksum = row.try_get(12)?;
+            }
+            Ok::<_, sqlx::Error>(raw.into_record())
+        };
+        match Self::fetch_rows(conn, query).await {
             Ok(rows) => rows
                 .iter()
-                .map(|row| Self::raw_record(row, 0).map(RawRecord::into_record))
+                .map(read)
                 .filter_map(Result::transpose)
                 .collect::<Result<_, _>>()
                 .map_err(|e| B::describe(e, context)),
@@ -878,6 +993,9 @@ struct RawRecord {
     duration_ms: Option<i64>,
     app_version: Option<String>,
     backup: Option<String>,
+    kind: Option<String>,
+    note: Option<String>,
+    replaced_checksum: Option<String>,
 }
 
 impl RawRecord {
@@ -898,6 +1016,16 @@ impl RawRecord {
             duration_ms: self.duration_ms.unwrap_or_default(),
             app_version: self.app_version.unwrap_or_default(),
             backup: self.backup,
+            kind: self
+                .kind
+                .as_deref()
+                .and_then(HistoryKind::from_word)
+                .unwrap_or_default(),
+            note: self.note,
+            replaced_checksum: self
+                .replaced_checksum
+                .as_deref()
+                .and_then(Checksum::from_hex),
         })
     }
 }
@@ -910,9 +1038,9 @@ mod tests {
     fn inlined_statements_quote_every_value() {
         let statement = Bound::new(
             SqlStr::from_static(
-                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO t (a, b, c, d, e, f, g, h, i, j, k, l, m, n) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             ),
-            (1..=11)
+            (1..=14)
                 .map(|n| {
                     if n == 1 {
                         Value::Text("it's".into())
@@ -925,7 +1053,7 @@ mod tests {
         assert!(
             statement
                 .inlined()
-                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)"),
+                .ends_with("VALUES ('it''s', 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)"),
             "{}",
             statement.inlined()
         );
@@ -958,8 +1086,9 @@ mod tests {
                 .starts_with("INSERT INTO \"app\".schema_history (revision, ")
         );
         assert!(
-            sql.as_str()
-                .ends_with("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
+            sql.as_str().ends_with(
+                "($15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+            )
         );
         assert!(
             insert_history_sql("schema_history", 1, |n| format!("?{n}"))

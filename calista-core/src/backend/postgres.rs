@@ -81,12 +81,20 @@ impl Sql {
                 )),
                 probe_tables: sql(format!(
                     "SELECT to_regclass('{p}alembic_version') IS NOT NULL, \
-                     to_regclass('{p}schema_history') IS NOT NULL"
+                     to_regclass('{p}schema_history') IS NOT NULL, \
+                     (SELECT min(tablename::text) FROM pg_tables \
+                     WHERE schemaname = ANY (current_schemas(false)) \
+                     AND tablename IN ('_sqlx_migrations', '__diesel_schema_migrations', \
+                     'refinery_schema_history', 'alembic_version') \
+                     AND NOT (tablename = 'alembic_version' AND schemaname = '{schema}'))"
                 )),
                 versions: sql(versions),
                 last: sql(last),
                 history: sql(format!(
                     "SELECT {history_columns} FROM {p}schema_history ORDER BY id"
+                )),
+                history_with_kinds: sql(format!(
+                    "SELECT {history_columns}, kind, note, replaced_checksum FROM {p}schema_history ORDER BY id"
                 )),
             },
             // A row per version row, at most two: PostgreSQL sends a second row for nothing
@@ -122,7 +130,7 @@ impl Sql {
             present_columns: sql(format!(
                 "SELECT column_name::text FROM information_schema.columns \
                  WHERE table_schema = '{schema}' AND table_name = 'schema_history' \
-                 AND column_name IN ('down_sql', 'attempts')"
+                 AND column_name IN ('down_sql', 'attempts', 'kind', 'note', 'replaced_checksum')"
             )),
             read_down_sql: sql(format!(
                 "SELECT down_sql FROM {p}schema_history WHERE revision = $1 AND direction = 'up' \
@@ -154,7 +162,10 @@ CREATE TABLE {if_not_exists}{p}schema_history (
     app_version VARCHAR(64)  NOT NULL,
     backup      TEXT         NULL,
     down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1
+    attempts    INTEGER      NOT NULL DEFAULT 1,
+    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
+    note        TEXT         NULL,
+    replaced_checksum CHAR(64) NULL
 )"
     )
 }
@@ -341,7 +352,11 @@ impl Backend for Postgres {
     }
 
     async fn read_history(&self, conn: &mut PgConnection) -> Result<Vec<HistoryRecord>, Error> {
-        Queries::<Self>::read_history(conn, &self.sql.state).await
+        let with_kinds = !self
+            .missing_history_columns(conn)
+            .await?
+            .contains(&HistoryColumn::Kind);
+        Queries::<Self>::read_history(conn, &self.sql.state, with_kinds).await
     }
 
     async fn missing_history_columns(
@@ -361,6 +376,14 @@ impl Backend for Postgres {
             .await
             .map(|any| !any)
             .map_err(|e| describe(e, "checking whether the database is empty"))
+    }
+
+    async fn read_foreign(
+        &self,
+        conn: &mut PgConnection,
+        tool: crate::origin::Tool,
+    ) -> Result<Vec<super::ForeignRow>, Error> {
+        Queries::<Self>::read_foreign(conn, tool).await
     }
 
     async fn read_down_sql(

@@ -37,7 +37,9 @@ static STATE: StateSql = StateSql {
     probe_tables: SqlStr::from_static(
         "SELECT \
          EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'), \
-         EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history')",
+         EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history'), \
+         (SELECT min(name) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('_sqlx_migrations', '__diesel_schema_migrations', 'refinery_schema_history'))",
     ),
     versions: SqlStr::from_static("SELECT version_num FROM alembic_version LIMIT 2"),
     last: SqlStr::from_static(
@@ -47,6 +49,10 @@ static STATE: StateSql = StateSql {
     history: SqlStr::from_static(
         "SELECT revision, summary, direction, finished, checksum, chain, applied_at AS applied_at, \
          duration_ms, app_version, backup FROM schema_history ORDER BY id",
+    ),
+    history_with_kinds: SqlStr::from_static(
+        "SELECT revision, summary, direction, finished, checksum, chain, applied_at AS applied_at, \
+         duration_ms, app_version, backup, kind, note, replaced_checksum FROM schema_history ORDER BY id",
     ),
 };
 
@@ -67,7 +73,10 @@ CREATE TABLE IF NOT EXISTS schema_history (
     app_version VARCHAR(64)  NOT NULL,
     backup      TEXT         NULL,
     down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1
+    attempts    INTEGER      NOT NULL DEFAULT 1,
+    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
+    note        TEXT         NULL,
+    replaced_checksum CHAR(64) NULL
 )";
 
 impl Sqlite {
@@ -219,7 +228,11 @@ impl Backend for Sqlite {
     }
 
     async fn read_history(&self, conn: &mut SqliteConnection) -> Result<Vec<HistoryRecord>, Error> {
-        Queries::<Self>::read_history(conn, &STATE).await
+        let with_kinds = !self
+            .missing_history_columns(conn)
+            .await?
+            .contains(&HistoryColumn::Kind);
+        Queries::<Self>::read_history(conn, &STATE, with_kinds).await
     }
 
     async fn missing_history_columns(
@@ -227,7 +240,7 @@ impl Backend for Sqlite {
         conn: &mut SqliteConnection,
     ) -> Result<Vec<HistoryColumn>, Error> {
         let present = SqlStr::from_static(
-            "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts')",
+            "SELECT name FROM pragma_table_info('schema_history') WHERE name IN ('down_sql', 'attempts', 'kind', 'note', 'replaced_checksum')",
         );
         Queries::<Self>::missing_history_columns(conn, present).await
     }
@@ -236,6 +249,14 @@ impl Backend for Sqlite {
         let any_table =
             SqlStr::from_static("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')");
         Queries::<Self>::is_empty(conn, any_table, Vec::new()).await
+    }
+
+    async fn read_foreign(
+        &self,
+        conn: &mut SqliteConnection,
+        tool: crate::origin::Tool,
+    ) -> Result<Vec<super::ForeignRow>, Error> {
+        Queries::<Self>::read_foreign(conn, tool).await
     }
 
     async fn read_down_sql(

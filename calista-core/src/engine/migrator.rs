@@ -510,7 +510,7 @@ pub(crate) struct Engine<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Engine<'a, B> {
-    fn new(migrator: &'a Migrator<'a>, handle: &'a Handle<B>) -> Self {
+    pub(crate) fn new(migrator: &'a Migrator<'a>, handle: &'a Handle<B>) -> Self {
         Self { migrator, handle }
     }
 
@@ -906,6 +906,13 @@ impl<'a, B: Backend> Engine<'a, B> {
                 _ => None,
             },
             attempts: i64::from(attempts),
+            kind: if migration.baseline().is_some() {
+                plan::HistoryKind::Baseline
+            } else {
+                plan::HistoryKind::Applied
+            },
+            note: None,
+            replaced_checksum: None,
         }
     }
 

@@ -11,6 +11,8 @@
 pub mod plan;
 
 #[cfg(feature = "runtime")]
+pub mod history;
+#[cfg(feature = "runtime")]
 pub(crate) mod migrator;
 #[cfg(feature = "runtime")]
 mod program;
@@ -20,3 +22,5 @@ mod redo;
 mod run;
 #[cfg(feature = "runtime")]
 mod script;
+#[cfg(feature = "runtime")]
+mod stamp;

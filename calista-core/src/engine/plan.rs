@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::migration::{Checksum, Direction, Migrations};
 use crate::naming::Revision;
+use crate::origin::Tool;
 
 /// What the guard reads from the database: the version table and the newest history row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub struct DbState {
     pub last: Option<HistoryRecord>,
     /// Whether both tables exist.
     pub tables_present: bool,
+    /// Another migration tool's history table, found when ours are missing: the database
+    /// is that tool's until `db adopt` records what it applied.
+    pub managed_by: Option<Tool>,
 }
 
 impl DbState {
@@ -49,6 +53,65 @@ pub struct HistoryRecord {
     pub app_version: String,
     /// The backup taken before the upgrade it was part of.
     pub backup: Option<String>,
+    /// How the row came to be: a migration run, or a record written without running one.
+    pub kind: HistoryKind,
+    /// Why, for a row written without running a migration (a repair's reason, the tool a
+    /// migration was adopted from, a stamp's forcing).
+    pub note: Option<String>,
+    /// For a repair: the checksum the migration was applied with, which the new one
+    /// replaces.
+    pub replaced_checksum: Option<Checksum>,
+}
+
+/// How a history row came to be. Rows written by a build that predates the column read
+/// as [`HistoryKind::Applied`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HistoryKind {
+    /// The migration ran (up or down).
+    #[default]
+    Applied,
+    /// Another tool ran it; `db adopt` recorded it as applied without running it.
+    Adopted,
+    /// `db stamp` recorded it as applied, after comparing the live schema.
+    Stamped,
+    /// `db repair` accepted an edit of the applied migration: its new checksum.
+    Repaired,
+    /// A baseline ran (`db squash`): it stands for the migrations it replaced.
+    Baseline,
+}
+
+impl HistoryKind {
+    /// Every kind.
+    pub const ALL: [Self; 5] = [
+        Self::Applied,
+        Self::Adopted,
+        Self::Stamped,
+        Self::Repaired,
+        Self::Baseline,
+    ];
+
+    /// The word `schema_history.kind` holds.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Adopted => "adopted",
+            Self::Stamped => "stamped",
+            Self::Repaired => "repaired",
+            Self::Baseline => "baseline",
+        }
+    }
+
+    /// The kind a stored word names; an unknown word (a newer build's) reads as `None`.
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for HistoryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The guard's verdict on a database.
@@ -103,6 +166,22 @@ pub enum SchemaState {
     },
     /// The version table does not make sense: edited by hand, or damaged.
     Corrupt(Corruption),
+    /// The database is at a migration that a baseline replaced (`db squash`): this build
+    /// cannot upgrade it; the release that squashed it away can.
+    BelowBaseline {
+        /// The revision in `alembic_version`.
+        current: Revision,
+        /// The last migration the baseline replaced.
+        through: Revision,
+        /// The oldest release that still has the replaced migrations.
+        release: String,
+    },
+    /// Another migration tool manages the database and calista has recorded nothing yet:
+    /// adopting it records what that tool applied. An upgrade never does that on its own.
+    Managed {
+        /// The tool.
+        tool: Tool,
+    },
 }
 
 impl SchemaState {
@@ -130,6 +209,8 @@ impl SchemaState {
             Self::OutOfOrder { .. } => "out of order",
             Self::Interrupted { .. } => "interrupted",
             Self::Corrupt(_) => "corrupt",
+            Self::Managed { .. } => "managed by another tool",
+            Self::BelowBaseline { .. } => "below the baseline",
         }
     }
 }
@@ -178,6 +259,9 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         });
     }
     let versions = state.versions.as_deref().unwrap_or_default();
+    if let Some(tool) = managed_by(state) {
+        return Decided(SchemaState::Managed { tool });
+    }
     let current = match versions {
         [] => {
             return match &state.last {
@@ -196,6 +280,13 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
         .ok()
         .and_then(|r| migrations.position(r))
     else {
+        // Only a revision this build lacks pays for looking at the files' directives.
+        if let Some(below) = Revision::parse(current)
+            .ok()
+            .and_then(|r| below_baseline(migrations, r))
+        {
+            return Decided(below);
+        }
         return match &state.last {
             Some(last) if last.revision == *current && last.direction == Direction::Up => {
                 Decided(SchemaState::Ahead {
@@ -214,7 +305,7 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
     // with its history removed) has nothing to verify against; the version table decides.
     let verified = match &state.last {
         None => true,
-        Some(last) => last.chain == migrations.chain_at(index),
+        Some(last) => migrations.matches_chain_at(index, last.chain),
     };
     if !verified {
         return NeedsHistory;
@@ -222,18 +313,45 @@ pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
     Decided(behind(migrations, Some(index)))
 }
 
+/// The verdict on a database at `current`, a migration a baseline replaced.
+fn below_baseline(migrations: &Migrations, current: Revision) -> Option<SchemaState> {
+    let (_, baseline) = migrations.baseline_replacing(current)?;
+    Some(SchemaState::BelowBaseline {
+        current,
+        through: baseline.through,
+        release: baseline.release.to_owned(),
+    })
+}
+
+/// The tool that manages a database calista has recorded nothing in: one whose history
+/// table is there, or, where calista's version table is Alembic's (SQLite, or the schema
+/// `public`), a version row that is no revision of ours, with no history of ours.
+fn managed_by(state: &DbState) -> Option<Tool> {
+    if state.last.is_some() || state.tables_present {
+        return None;
+    }
+    match state.versions.as_deref().unwrap_or_default() {
+        [] => state.managed_by,
+        [one] if Revision::parse(one).is_err() => Some(Tool::Alembic),
+        _ => None,
+    }
+}
+
 /// An empty version table beside a history that leaves the schema at some revision: the
 /// newest row's own revision after an upgrade; after a downgrade, the revision before it,
 /// which its chained digest identifies. A downgrade of a revision this build does not know
 /// is the work of a newer build: that build must look at it.
 fn no_version_row(migrations: &Migrations, last: &HistoryRecord) -> SchemaState {
+    let by_chain = migrations
+        .chains()
+        .iter()
+        .position(|chain| Some(*chain) == last.chain)
+        .map(|i| migrations.as_slice()[i].revision().to_string());
+    // A row written without running its migration (a repair) names that migration, not the
+    // revision the database is at: its chained digest says where that is.
     let at = match last.direction {
-        Direction::Up => Some(last.revision.clone()),
-        Direction::Down => migrations
-            .chains()
-            .iter()
-            .position(|chain| Some(*chain) == last.chain)
-            .map(|i| migrations.as_slice()[i].revision().to_string()),
+        Direction::Up => by_chain.or_else(|| Some(last.revision.clone())),
+        Direction::Down => by_chain,
     };
     match at {
         Some(last_applied) => SchemaState::Corrupt(Corruption::NoVersionRow { last_applied }),
@@ -291,9 +409,24 @@ pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord
         .iter()
         .take_while(|m| m.revision() <= current_revision)
     {
+        // A baseline stands for the files it replaced, whatever they were recorded with.
+        if let Some(baseline) = migration.baseline() {
+            let replaced: Vec<&str> = applied
+                .keys()
+                .copied()
+                .filter(|r| Revision::parse(r).is_ok_and(|r| baseline.covers(r)))
+                .collect();
+            if replaced.is_empty() {
+                unapplied.push((migration.revision(), migration.file_name()));
+            }
+            for revision in replaced {
+                applied.remove(revision);
+            }
+            continue;
+        }
         match applied.remove(migration.revision().to_string().as_str()) {
             None => unapplied.push((migration.revision(), migration.file_name())),
-            Some(Some(sum)) if sum != migration.checksum() => {
+            Some(Some(sum)) if !migration.matches_checksum(sum) => {
                 changed.push((migration.revision(), migration.file_name()))
             }
             Some(_) => {}
@@ -609,6 +742,7 @@ mod tests {
             versions: Some(vec![m.revision().to_string()]),
             last: Some(record(migrations, index, Direction::Up)),
             tables_present: true,
+            managed_by: None,
         }
     }
 
@@ -628,6 +762,9 @@ mod tests {
             duration_ms: 1,
             app_version: "1.2.3".into(),
             backup: None,
+            kind: HistoryKind::Applied,
+            note: None,
+            replaced_checksum: None,
         }
     }
 
@@ -668,6 +805,7 @@ mod tests {
             versions: Some(vec![]),
             last: Some(record(&m, 0, Direction::Down)),
             tables_present: true,
+            managed_by: None,
         };
         assert_eq!(decided(&m, &base), expected);
     }
@@ -706,18 +844,18 @@ mod tests {
     }
 
     #[test]
-    fn hand_written_unknown_revision_is_ahead_with_no_known_author() {
+    fn a_version_row_of_no_calista_revision_without_history_is_alembics() {
         let m = three();
         let state = DbState {
             versions: Some(vec!["abc123".into()]),
             last: None,
             tables_present: false,
+            managed_by: None,
         };
         assert_eq!(
             decided(&m, &state),
-            SchemaState::Ahead {
-                current: "abc123".into(),
-                applied_by: None
+            SchemaState::Managed {
+                tool: Tool::Alembic
             }
         );
         let mut with_history = at(&m, 2);
@@ -731,6 +869,70 @@ mod tests {
                 applied_by: None
             }
         );
+    }
+
+    /// `migrations[..=index]` as a release before the whitespace rule recorded them.
+    fn recorded_before_whitespace_rule(
+        migrations: &Migrations,
+        index: usize,
+    ) -> Vec<HistoryRecord> {
+        (0..=index)
+            .map(|i| {
+                let mut row = record(migrations, i, Direction::Up);
+                row.checksum = Some(migrations.as_slice()[i].checksum_before_whitespace_rule());
+                row.chain = migrations.chain_before_whitespace_rule_at(i);
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_history_recorded_under_the_earlier_checksum_rule_reads_as_unmodified() {
+        // Trailing spaces and no final newline: the two rules give different checksums.
+        let untidy = "-- calista:up  \nSELECT 1;   \n-- calista:down\nSELECT 2;";
+        let m = set(&[
+            ("20250101_0000_a.sql", BODY),
+            ("20250102_0000_b.sql", untidy),
+            ("20250103_0000_c.sql", BODY),
+        ]);
+        let b = &m.as_slice()[1];
+        assert_ne!(b.checksum(), b.checksum_before_whitespace_rule());
+        let history = recorded_before_whitespace_rule(&m, 1);
+        let state = DbState {
+            versions: Some(vec!["20250102_0000".into()]),
+            last: history.last().cloned(),
+            tables_present: true,
+            managed_by: None,
+        };
+        assert_eq!(
+            decided(&m, &state),
+            SchemaState::Behind {
+                current: Some(rev("20250102_0000")),
+                head: rev("20250103_0000"),
+                pending: 1
+            }
+        );
+        // The full replay (after another difference sent the guard there) agrees.
+        assert_eq!(
+            diagnose(&m, "20250102_0000", &history),
+            SchemaState::Corrupt(Corruption::HistoryMismatch {
+                current: rev("20250102_0000")
+            })
+        );
+        // An edit of the SQL is still one, under either rule.
+        let edited = set(&[
+            ("20250101_0000_a.sql", BODY),
+            (
+                "20250102_0000_b.sql",
+                "-- calista:up\nSELECT 3;\n-- calista:down\nSELECT 2;\n",
+            ),
+            ("20250103_0000_c.sql", BODY),
+        ]);
+        assert_eq!(assess(&edited, &state), Assessment::NeedsHistory);
+        assert!(matches!(
+            diagnose(&edited, "20250102_0000", &history),
+            SchemaState::Modified { changed, .. } if changed.len() == 1
+        ));
     }
 
     #[test]
@@ -832,12 +1034,32 @@ mod tests {
     }
 
     #[test]
+    fn another_tools_table_beside_none_of_ours_is_that_tools_database() {
+        let m = three();
+        let sqlx_made = DbState {
+            managed_by: Some(Tool::Sqlx),
+            ..DbState::empty()
+        };
+        assert_eq!(
+            decided(&m, &sqlx_made),
+            SchemaState::Managed { tool: Tool::Sqlx }
+        );
+        // Once adopted, ours decide.
+        let adopted = DbState {
+            managed_by: Some(Tool::Sqlx),
+            ..at(&m, 1)
+        };
+        assert!(matches!(decided(&m, &adopted), SchemaState::Behind { .. }));
+    }
+
+    #[test]
     fn database_without_history_trusts_the_version_table() {
         let m = three();
         let alembic_made = DbState {
             versions: Some(vec!["20250102_0000".into()]),
             last: None,
             tables_present: false,
+            managed_by: None,
         };
         assert_eq!(
             decided(&m, &alembic_made),
@@ -859,6 +1081,7 @@ mod tests {
             versions: Some(vec!["20250102_0000".into()]),
             last: history.last().cloned(),
             tables_present: true,
+            managed_by: None,
         };
         assert!(matches!(
             decided(&m, &state),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::migrator::Migrator;
 use super::plan::{Batch, Plan};
-use crate::backend::{Backend, HistoryColumn, Scope};
+use crate::backend::{Backend, HistoryColumn, NewRecord, Scope};
 use crate::migration::Direction;
 use crate::sql::{self, Statement};
 
@@ -65,6 +65,8 @@ pub(crate) enum Op {
     CheckTransaction,
     /// History rows.
     RecordHistory(Vec<Row>),
+    /// History rows written without running a migration (adopt, stamp, repair), as given.
+    RecordEntries(Vec<NewRecord>),
     /// The newest history row, a started one, marked finished with the duration of the
     /// migration at `index` (none: zero).
     FinishStarted { index: Option<usize> },
@@ -132,9 +134,10 @@ impl Op {
             }
             Self::ResetSettings { .. } => "resetting the connection's settings",
             Self::CheckTransaction => "checking that the migration transaction is still open",
-            Self::RecordHistory(_) | Self::FinishStarted { .. } | Self::DeleteStarted => {
-                "writing schema_history"
-            }
+            Self::RecordHistory(_)
+            | Self::RecordEntries(_)
+            | Self::FinishStarted { .. }
+            | Self::DeleteStarted => "writing schema_history",
             Self::MoveVersion { .. } => "writing alembic_version",
             Self::Commit => "committing the migration transaction",
             Self::Batch { .. } | Self::Migrate { .. } | Self::Statement { .. } => {

@@ -361,6 +361,13 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                         .await?;
                 }
             }
+            Op::RecordEntries(records) => {
+                self.flush(ops, position, retryable).await?;
+                for insert in Bound::history(backend, records) {
+                    self.execute(insert, context, ops, position, retryable)
+                        .await?;
+                }
+            }
             Op::FinishStarted { index } => {
                 self.flush(ops, position, retryable).await?;
                 let duration = index.map_or(Duration::ZERO, |i| self.duration(i, self.direction));

@@ -113,6 +113,11 @@ pub(crate) fn print<B: Backend>(engine: &Engine<'_, B>, plan: &Plan, program: &P
                     statement(&mut out, &insert.inlined());
                 }
             }
+            Op::RecordEntries(records) => {
+                for insert in Bound::history(backend, records) {
+                    statement(&mut out, &insert.inlined());
+                }
+            }
             Op::FinishStarted { .. } => {
                 statement(&mut out, &Bound::finish_started(backend, 0).inlined());
             }
