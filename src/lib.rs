@@ -15,12 +15,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! **Where the tables go.** On PostgreSQL calista's own tables (`alembic_version`,
-//! `schema_history`) are in the schema `calista` ([`DatabaseOptions::schema`]), and each
-//! migration runs with that schema first on `search_path`, so a table a migration creates
-//! without naming a schema is `calista.<table>`. The application's pool is left as it was
-//! (its `search_path` too): its queries name the schema, or its pool sets it. SQLite has no
-//! schemas: everything is in the database file.
+//! **Where the tables go.** Where the pool's queries look, as with
+//! `sqlx::migrate!().run(&pool)`: on PostgreSQL calista's own tables (`alembic_version`,
+//! `schema_history`) and the migrations' objects go in the pool's `current_schema()`, so the
+//! application's queries find them without naming a schema. An application that names a
+//! schema ([`DatabaseOptions::schema`], with [`Database::from_pool`]) gets its tables there
+//! instead, each migration running with that schema first on `search_path`; the `calista`
+//! program names `calista`. A database whose calista tables are in schema `calista` while
+//! the pool looks elsewhere is refused ([`Error::StateInOtherSchema`]), never given a
+//! second copy. The application's pool is left as it was (its `search_path` too). SQLite
+//! has no schemas: everything is in the database file.
 //!
 //! Errors say what to do in the application's words ([`Policy::hints`], neutral by
 //! default); [`settings`] resolves an application's own `MYAPP_*` variables and `myapp.toml`
@@ -82,10 +86,12 @@ pub use calista_core::{
     import, lint, origin, schema, settings, squash, url, verify,
 };
 pub use calista_core::{
-    App, Checksum, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction, DowngradeTarget,
-    Downgrades, Ensured, Error, ErrorKind, Hints, Migration, Migrations, Migrator, NameError,
-    Notice, Policy, Pool, Problem, ProblemKind, Recovery, Report, Revision, SchemaState, Section,
-    SourceError, Step, TransactionMode, UpgradeTarget, db, postgres_lock_key, sqlx, startup,
+    App, Checksum, Corruption, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction,
+    DowngradeTarget, Downgrades, Ensured, Environment, Error, ErrorKind, Hints, HistoryRecord,
+    Migration, Migrations, Migrator, NameError, NewFileError, Notice, PlanRefusal, Policy, Pool,
+    Problem, ProblemKind, Recovery, Report, Revision, SchemaName, SchemaNameError, SchemaState,
+    Section, SourceError, Step, TransactionMode, UpgradeTarget, db, new_migration_file,
+    postgres_lock_key, semver, sqlx, startup,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).
@@ -143,10 +149,9 @@ pub mod cli;
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "testing")]
-    pub use calista_core::testing::{
-        Backend as TestBackend, TestDatabase, run_test, run_test_postgres_pool,
-        run_test_sqlite_pool,
-    };
+    pub use calista_core::__private::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
+    #[cfg(feature = "testing")]
+    pub use calista_core::testing::{Backend as TestBackend, TestDatabase};
     pub use calista_core::{
         Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
     };

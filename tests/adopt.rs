@@ -96,7 +96,7 @@ async fn a_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upgrades_o
     assert_eq!(sqlx_rows(&handle).await, applied_by_sqlx);
 
     assert!(migrator.check().await.unwrap().is_up_to_date());
-    let history = handle.read_history().await.unwrap();
+    let history = handle.history().await.unwrap();
     assert_eq!(history.len(), applied_by_sqlx.len());
     assert!(
         history.iter().all(|r| r.kind == HistoryKind::Adopted),
@@ -258,7 +258,7 @@ async fn a_database_alembic_made_is_adopted_with_none_of_its_sql_run_and_upgrade
         1
     );
     assert!(migrator.check().await.unwrap().is_up_to_date());
-    let history = handle.read_history().await.unwrap();
+    let history = handle.history().await.unwrap();
     assert_eq!(history.len(), migrations.len());
     assert!(history.iter().all(|r| r.kind == HistoryKind::Adopted));
 
@@ -348,10 +348,7 @@ async fn a_sqlite_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upg
         1
     );
     assert!(migrator.check().await.unwrap().is_up_to_date());
-    assert_eq!(
-        handle.read_history().await.unwrap().len(),
-        applied_by_sqlx.len()
-    );
+    assert_eq!(handle.history().await.unwrap().len(), applied_by_sqlx.len());
 
     std::fs::write(
         dir.path().join("20240101_0000_create_audit.sql"),
@@ -401,7 +398,7 @@ async fn adopts_the_dump(tool: Tool, request: ImportRequest, table_rows: &str, e
         "{tool}"
     );
     assert!(migrator.check().await.unwrap().is_up_to_date(), "{tool}");
-    let history = handle.read_history().await.unwrap();
+    let history = handle.history().await.unwrap();
     assert_eq!(history.len(), expected, "{tool}");
     assert!(
         history.iter().all(|r| r.kind == HistoryKind::Adopted),
@@ -493,7 +490,7 @@ async fn a_sqlite_database_alembic_made_is_adopted_and_its_version_row_moves() {
     );
     let head = migrations.head().unwrap().revision().to_string();
     assert_eq!(version(&handle).await.as_deref(), Some(head.as_str()));
-    let history = handle.read_history().await.unwrap();
+    let history = handle.history().await.unwrap();
     assert_eq!(
         history.last().unwrap().note.as_deref(),
         Some("alembic 1a2b3c4d5e11")
@@ -551,11 +548,7 @@ async fn adopts_the_sqlite_dump(
         "{tool}"
     );
     assert!(migrator.check().await.unwrap().is_up_to_date(), "{tool}");
-    assert_eq!(
-        handle.read_history().await.unwrap().len(),
-        expected,
-        "{tool}"
-    );
+    assert_eq!(handle.history().await.unwrap().len(), expected, "{tool}");
 
     std::fs::write(
         dir.path().join("20300101_0000_create_audit_trail.sql"),

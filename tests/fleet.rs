@@ -141,7 +141,9 @@ async fn a_target_whose_lock_is_held_times_out_while_the_others_are_upgraded() {
     let fleet = Fleet::new(3, 0).await;
     let mut holder = fleet.pg.connect().await;
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(calista::postgres_lock_key("tenant_1"))
+        .bind(calista::postgres_lock_key(
+            &calista::SchemaName::new("tenant_1").unwrap(),
+        ))
         .execute(&mut holder)
         .await
         .unwrap();

@@ -189,9 +189,9 @@ mod kinds {
                  VALUES ('20250102_0000', 'create_b', 'up', TRUE, '{zero}', NULL, 3, '0.1.0', NULL)",
                 zero = "0".repeat(64)
             )).await.unwrap();
-            let history = handle.read_history().await.unwrap();
+            let history = handle.history().await.unwrap();
             assert_eq!(history.len(), 2);
-            assert!(history.iter().all(|r| r.kind == calista_core::plan::HistoryKind::Applied), "{history:?}");
+            assert!(history.iter().all(|r| r.kind == calista::history::HistoryKind::Applied), "{history:?}");
             assert_eq!(scalar(&handle, &format!("SELECT count(*) FROM {table} WHERE kind = 'applied'")).await, 2);
         }
 
@@ -207,9 +207,9 @@ mod kinds {
                  VALUES ('20250101_0000', 'create_a', 'up', TRUE, '{zero}', NULL, 3, '0.1.0', NULL)",
                 zero = "0".repeat(64)
             )).await.unwrap();
-            let history = handle.read_history().await.unwrap();
+            let history = handle.history().await.unwrap();
             assert_eq!(history.len(), 1);
-            assert_eq!(history[0].kind, calista_core::plan::HistoryKind::Applied);
+            assert_eq!(history[0].kind, calista::history::HistoryKind::Applied);
             assert_eq!(history[0].note, None);
         }
     }

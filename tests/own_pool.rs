@@ -86,11 +86,12 @@ both_backends! {
         match &pool {
             Pool::Postgres(_) => {
                 assert_eq!(path_after, "\"$user\", public");
-                // calista's tables and the migrations' tables, all in schema `calista`.
-                assert!(tables.contains(&"calista.alembic_version".to_owned()), "{tables:?}");
-                assert!(tables.contains(&"calista.schema_history".to_owned()), "{tables:?}");
-                assert!(tables.contains(&"calista.accounts".to_owned()), "{tables:?}");
-                assert!(!tables.iter().any(|t| t.starts_with("public.")), "{tables:?}");
+                // calista's tables and the migrations' tables, all where the pool's
+                // queries look: its current_schema(), `public`.
+                assert!(tables.contains(&"public.alembic_version".to_owned()), "{tables:?}");
+                assert!(tables.contains(&"public.schema_history".to_owned()), "{tables:?}");
+                assert!(tables.contains(&"public.accounts".to_owned()), "{tables:?}");
+                assert!(!tables.iter().any(|t| t.starts_with("calista.")), "{tables:?}");
             }
             Pool::Sqlite(_) => {
                 assert!(tables.contains(&"alembic_version".to_owned()), "{tables:?}");
@@ -112,6 +113,8 @@ both_backends! {
         let policy = Policy { hints, ..no_backup() };
         let error = MIXED.ensure_schema_with(&pool, &policy).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Behind);
+        // The program's documented code, for an application that exits on it.
+        assert_eq!(error.exit_code(), 3);
         let text = error.to_string();
         assert!(text.contains("3 migrations are pending. Run `shop migrate` to apply them"), "{text}");
         assert!(!text.to_lowercase().contains("calista"), "{text}");
@@ -159,4 +162,113 @@ async fn a_backup_of_the_applications_sqlite_pool_lands_beside_its_file() {
         backup.path.display()
     );
     assert!(backup.path.exists());
+}
+
+/// The application's pool on PostgreSQL, its connections' `search_path` set by the
+/// application, as a pool of an application with a schema of its own is.
+async fn pool_looking_in(pg: &ScratchPg, search_path: &str) -> sqlx::PgPool {
+    let options: sqlx::postgres::PgConnectOptions = pg.url.parse().unwrap();
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.options([("search_path", search_path)]))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tables_go_where_the_pools_search_path_looks() {
+    let pg = ScratchPg::new().await;
+    let admin = pool_looking_in(&pg, "public").await;
+    sqlx::raw_sql("CREATE SCHEMA shop")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pool = pool_looking_in(&pg, "shop, public").await;
+    MIXED.upgrade_with(&pool, &no_backup()).await.unwrap();
+    // The application's queries name no schema, and find the migrations' tables.
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 0);
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT table_schema::text FROM information_schema.tables \
+         WHERE table_name IN ('alembic_version', 'schema_history', 'accounts')",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["shop"]);
+    let db = calista::Database::from_pool(&pool, calista::DatabaseOptions::default()).unwrap();
+    assert_eq!(db.schema().await.unwrap().unwrap().as_str(), "shop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_named_in_the_options_holds_the_tables_as_before() {
+    let pg = ScratchPg::new().await;
+    let pool = pool_looking_in(&pg, "public").await;
+    let options = calista::DatabaseOptions {
+        schema: Some(calista::SchemaName::new("billing").unwrap()),
+        ..calista::DatabaseOptions::default()
+    };
+    let db = calista::Database::from_pool(&pool, options).unwrap();
+    calista::Migrator::new(&MIXED, &db)
+        .with_policy(no_backup())
+        .upgrade(calista::UpgradeTarget::Head)
+        .await
+        .unwrap();
+    let (_, tables) = applications_view(&Pool::Postgres(pool)).await;
+    assert!(
+        tables.contains(&"billing.alembic_version".to_owned()),
+        "{tables:?}"
+    );
+    assert!(
+        tables.contains(&"billing.accounts".to_owned()),
+        "{tables:?}"
+    );
+    assert!(
+        !tables.iter().any(|t| t.starts_with("public.")),
+        "{tables:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_in_schema_calista_are_never_installed_a_second_time_where_the_pool_looks() {
+    let pg = ScratchPg::new().await;
+    // A database the `calista` program (or an older version) upgraded: tables in `calista`.
+    let db = TestDb::Postgres(pg);
+    let program = db.open();
+    calista::Migrator::new(&MIXED, &program)
+        .with_policy(no_backup())
+        .upgrade(calista::UpgradeTarget::Head)
+        .await
+        .unwrap();
+    program.close().await;
+    let TestDb::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let pool = pool_looking_in(pg, "\"$user\", public").await;
+    for error in [
+        MIXED.upgrade_with(&pool, &no_backup()).await.unwrap_err(),
+        MIXED
+            .ensure_schema_with(&pool, &no_backup())
+            .await
+            .unwrap_err(),
+    ] {
+        let calista::Error::StateInOtherSchema { current, found } = &error else {
+            panic!("expected a refusal naming both schemas: {error:?}");
+        };
+        assert_eq!((current.as_str(), found.as_str()), ("public", "calista"));
+        assert_eq!(error.kind(), ErrorKind::Usage);
+        let text = error.to_string();
+        assert!(
+            text.contains("`calista`") && text.contains("`public`"),
+            "{text}"
+        );
+    }
+    let (_, tables) = applications_view(&Pool::Postgres(pool)).await;
+    assert!(
+        !tables.iter().any(|t| t.starts_with("public.")),
+        "nothing installed: {tables:?}"
+    );
 }

@@ -37,7 +37,7 @@ both_backends! {
         assert_eq!(repaired.checksum, edited.as_slice()[0].checksum());
         assert!(migrator.check().await.unwrap().is_up_to_date());
 
-        let history = handle.read_history().await.unwrap();
+        let history = handle.history().await.unwrap();
         let row = history.last().unwrap();
         assert_eq!(row.kind, HistoryKind::Repaired);
         assert_eq!(row.revision, "20250101_0000");

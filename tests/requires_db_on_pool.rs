@@ -158,7 +158,7 @@ async fn child_on_a_postgres_pool() {
         ..no_backup()
     };
     let options = DatabaseOptions {
-        schema: "shop".into(),
+        schema: Some(calista::SchemaName::new("shop").unwrap()),
         ..DatabaseOptions::default()
     };
     App::from_pool(&CALISTA, &pool)

@@ -82,7 +82,7 @@ async fn connecting_to_a_database_that_does_not_exist_says_so_without_a_source_l
     let name = unique_name("calista_missing");
     let url = with_database(&pg_admin_url(), &name);
     let url = calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap();
-    let handle = calista::Database::connect(&url, calista::DatabaseOptions::default()).unwrap();
+    let handle = calista::Database::connect(&url, in_calista()).unwrap();
     let migrations = MigrationSet::new(&[("20250101_0000_a.sql", &create_table("a"))]).load();
     let error = Migrator::new(&migrations, &handle)
         .check()
@@ -116,7 +116,7 @@ async fn a_role_that_may_not_create_the_schema_gets_the_servers_words_without_a_
     };
     let role = LoginRole::new(pg, "SELECT 1 -- {role} needs no grant").await;
     let url = calista::url::DatabaseUrl::parse(&role.url(pg), Path::new("/")).unwrap();
-    let handle = calista::Database::connect(&url, calista::DatabaseOptions::default()).unwrap();
+    let handle = calista::Database::connect(&url, in_calista()).unwrap();
     let error = upgrade_fails(&handle).await;
     let chain = with_causes(&error);
     assert!(chain.contains("lacks a privilege"), "{chain}");

@@ -6,7 +6,7 @@
 mod common;
 
 use calista::Dialect;
-use calista_core::sql::statements;
+use calista_core::__private::statements;
 use common::*;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection};
 

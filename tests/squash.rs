@@ -141,7 +141,7 @@ async fn databases_meet_the_squashed_set(db: TestDb) {
     let report = migrator.upgrade(UpgradeTarget::Head).await.unwrap();
     assert_eq!(report.steps.len(), 10);
     assert!(report.steps.iter().all(|s| !s.file.contains("baseline")));
-    assert_eq!(handle.read_history().await.unwrap().len(), 50);
+    assert_eq!(handle.history().await.unwrap().len(), 50);
 
     let refused = Migrator::new(&squashed, &part_way).check().await.unwrap();
     assert!(
@@ -162,7 +162,7 @@ async fn databases_meet_the_squashed_set(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(report.steps.len(), 11);
-    let history = fresh_handle.read_history().await.unwrap();
+    let history = fresh_handle.history().await.unwrap();
     assert_eq!(history[0].kind, calista::history::HistoryKind::Baseline);
     assert_eq!(history[1].kind, calista::history::HistoryKind::Applied);
     handle.close().await;

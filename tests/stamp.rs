@@ -56,7 +56,7 @@ both_backends! {
         assert_eq!(stamped.recorded.len(), 2);
         assert!(stamped.forced.is_empty());
         assert!(matches!(migrator.check().await.unwrap(), SchemaState::Behind { pending: 1, .. }));
-        let history = handle.read_history().await.unwrap();
+        let history = handle.history().await.unwrap();
         assert_eq!(history.len(), 2);
         assert!(history.iter().all(|r| r.kind == HistoryKind::Stamped));
         // Nothing ran: the next upgrade runs only c.
@@ -82,11 +82,11 @@ both_backends! {
         assert!(message.contains("column b.note"), "{message}");
         assert_eq!(refused.kind(), calista::ErrorKind::Usage);
         // Nothing was recorded.
-        assert!(handle.read_history().await.unwrap().is_empty());
+        assert!(handle.history().await.unwrap().is_empty());
 
         let forced = migrator.stamp(b, true).await.unwrap();
         assert_eq!(forced.forced.differences.len(), 1, "{}", forced.forced);
-        let history = handle.read_history().await.unwrap();
+        let history = handle.history().await.unwrap();
         assert!(history[1].note.as_deref().unwrap().contains("column b.note"), "{history:?}");
     }
 }

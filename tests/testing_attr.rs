@@ -33,7 +33,7 @@ async fn a_sqlite_pool_test_starts_at_head_and_empty(
 #[calista::test(CALISTA)]
 async fn a_postgres_pool_test_starts_at_head_and_empty(pool: sqlx::PgPool) {
     CALISTA.ensure_schema(&pool).await.unwrap();
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM calista.event_store")
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM event_store")
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -152,7 +152,7 @@ async fn child_panics(pool: sqlx::PgPool) {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM calista.event_store")
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM event_store")
         .fetch_one(&pool)
         .await
         .unwrap();

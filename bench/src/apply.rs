@@ -43,7 +43,7 @@ pub(crate) async fn once(
                 &scratch.calista_url()?,
                 calista::DatabaseOptions::default(),
             )?;
-            db.read_state().await?;
+            db.current().await?;
             let mode = if tool == Tool::Calista {
                 calista::TransactionMode::All
             } else {

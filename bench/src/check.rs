@@ -136,7 +136,7 @@ async fn connect(
         match ((step + session) % 4, backend) {
             // The guard opens its connection on its first read.
             (0, _) => {
-                prepared.calista_db.read_state().await?;
+                prepared.calista_db.current().await?;
             }
             (1, Backend::Sqlite) => {
                 prepared.floor_sqlite =

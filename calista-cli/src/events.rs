@@ -28,6 +28,26 @@ const LIST_SQLITE: &str = "SELECT global_seq, stream_id, stream_type, version, e
     recorded_at, payload, metadata \
     FROM event_store WHERE (?1 IS NULL OR stream_id = ?1) ORDER BY global_seq LIMIT ?2";
 
+/// A transaction on `pool` with calista's schema first on `search_path` for its length: the
+/// pool's connections carry no startup parameter (a pooler may refuse one), and a setting
+/// outside a transaction would stay on a pooled server connection another client gets next.
+async fn in_schema(
+    pool: &sqlx::PgPool,
+    schema: &Option<calista::SchemaName>,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, CliError> {
+    let failed = |e| CliError::failure("cannot open a transaction on the event store", e);
+    let mut tx = pool.begin().await.map_err(failed)?;
+    if let Some(schema) = schema {
+        // A schema name is a plain identifier, checked when it was made.
+        let set = format!("SET LOCAL search_path TO \"{schema}\", public");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(tx)
+}
+
 /// The new event.
 pub(crate) struct NewEvent {
     pub(crate) stream: String,
@@ -51,6 +71,7 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
         .clone()
         .unwrap_or_else(|| default_stream_type(&event.stream));
     let db = calista::db().await?;
+    let schema = db.schema().await?;
     // Two writers may pick the same next version; the unique (stream_id, version) turns
     // one away, and it takes the next.
     let mut attempt = 0;
@@ -66,16 +87,26 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
             metadata.as_ref().map(|m| m.to_string()),
         );
         let inserted: Result<(i64, i64), sqlx::Error> = match db.pool() {
-            Pool::Postgres(pool) => sqlx::query(APPEND_POSTGRES)
-                .bind(args.0)
-                .bind(args.1)
-                .bind(args.2)
-                .bind(args.3)
-                .bind(args.4)
-                .bind(args.5)
-                .fetch_one(pool)
-                .await
-                .and_then(|row| Ok((row.try_get(0)?, i64::from(row.try_get::<i32, _>(1)?)))),
+            Pool::Postgres(pool) => {
+                let mut tx = in_schema(pool, &schema).await?;
+                let row = sqlx::query(APPEND_POSTGRES)
+                    .persistent(false)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .bind(args.3)
+                    .bind(args.4)
+                    .bind(args.5)
+                    .fetch_one(&mut *tx)
+                    .await;
+                match row {
+                    Ok(row) => tx
+                        .commit()
+                        .await
+                        .and_then(|()| Ok((row.try_get(0)?, i64::from(row.try_get::<i32, _>(1)?)))),
+                    Err(e) => Err(e),
+                }
+            }
             Pool::Sqlite(pool) => sqlx::query(APPEND_SQLITE)
                 .bind(args.0)
                 .bind(args.1)
@@ -113,13 +144,18 @@ pub(crate) async fn list(
     as_json: bool,
 ) -> Result<Produced, CliError> {
     let db = calista::db().await?;
+    let schema = db.schema().await?;
     let rows = match db.pool() {
-        Pool::Postgres(pool) => sqlx::query(LIST_POSTGRES)
-            .bind(stream)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .and_then(|rows| rows.iter().map(event_of).collect()),
+        Pool::Postgres(pool) => {
+            let mut tx = in_schema(pool, &schema).await?;
+            sqlx::query(LIST_POSTGRES)
+                .persistent(false)
+                .bind(stream)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .and_then(|rows| rows.iter().map(event_of).collect())
+        }
         Pool::Sqlite(pool) => sqlx::query(LIST_SQLITE)
             .bind(stream)
             .bind(i64::from(limit))

@@ -6,9 +6,11 @@ mod config;
 mod events;
 
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use calista::cli::{CliError, Db, DbCommand, Output, exit};
 use calista::settings::AppNames;
+use calista::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use calista::url::UrlConvention;
 use clap::Parser;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -42,10 +44,13 @@ fn main() -> ExitCode {
     // ADR-0004: CALISTA's users' URLs keep the meaning they have had since Alembic.
     let names = AppNames::new("calista")
         .with_auto_upgrade_flag("--auto-upgrade")
-        .with_url_convention(UrlConvention::SqlAlchemy);
-    let db = Db::new(&MIGRATIONS, "calista")
-        .names(names)
-        .app_version(env!("CARGO_PKG_VERSION"));
+        .with_url_convention(UrlConvention::SqlAlchemy)
+        .with_default_schema(calista::SchemaName::calista());
+    let mut db = Db::new(&MIGRATIONS, "calista").names(names);
+    // Cargo checks that a package's version is semver.
+    if let Ok(version) = calista::semver::Version::parse(env!("CARGO_PKG_VERSION")) {
+        db = db.app_version(version);
+    }
     // Before the settings: the folder is what it checks, and no database is needed.
     if let Command::Db(DbCommand::Lint) = cli.command {
         return match db.lint(&cli.global, &out) {
@@ -87,10 +92,7 @@ async fn dispatch(
         }
         Command::Db(command) => db.execute(command, context, out).await,
         Command::Events(command) => {
-            calista::App::new(context.migrations(), context.url().clone())
-                .options(context.database_options())
-                .policy(context.policy())
-                .install()?;
+            install_app(context)?;
             let produced = match command {
                 EventsCommand::Append {
                     stream,
@@ -156,4 +158,30 @@ fn init_logging(verbose: u8, quiet: bool, colour: bool) {
         .with(targets)
         .with(format)
         .try_init();
+}
+
+/// The process-wide handle the event commands use. On PostgreSQL the program opens the pool
+/// itself, with no startup parameter and no statement kept prepared, so that the commands
+/// work through a connection pooler in transaction mode as the `db` commands do; their
+/// queries put the schema on `search_path` inside their own transactions.
+fn install_app(context: &calista::cli::Context) -> Result<(), CliError> {
+    let options = context.database_options();
+    let app = match context.url() {
+        calista::url::DatabaseUrl::Postgres(url) => {
+            let connect = PgConnectOptions::from_str(url.expose_secret())
+                .map_err(|e| CliError::failure(format!("cannot read the database URL {url}"), e))?
+                .statement_cache_capacity(0)
+                .application_name(&format!("calista (pid {})", std::process::id()));
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_lazy_with(connect);
+            calista::App::from_pool(context.migrations(), pool)
+        }
+        calista::url::DatabaseUrl::Sqlite(_) => {
+            calista::App::new(context.migrations(), context.url().clone())
+        }
+    };
+    app.options(options).policy(context.policy()).install()?;
+    Ok(())
 }

@@ -158,3 +158,45 @@ fn a_url_that_sqlx_and_sqlalchemy_read_differently_is_refused_with_both_readings
     assert!(output.contains("write sqlite::memory:"), "{output}");
     assert!(database_files(dir.path()).is_empty(), "{output}");
 }
+
+/// The application on PostgreSQL: `myapp db upgrade` puts the tables where its own pool on
+/// the same URL finds them, with no search_path of its own, and `myapp db verify` names the
+/// application's variable. Run by the test below.
+#[tokio::test]
+#[ignore = "run by myapp_db_on_postgres_puts_the_tables_where_the_applications_pool_looks"]
+async fn child_application_on_postgres() {
+    let Ok(url) = std::env::var(URL_VARIABLE) else {
+        return;
+    };
+    assert_eq!(myapp_db("upgrade").await, ExitCode::SUCCESS, "{url}");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM event_store")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: the application's pool sees no upgrade: {e}"));
+    assert_eq!(events, 0);
+    pool.close().await;
+    assert_eq!(myapp_db("check").await, ExitCode::SUCCESS, "{url}");
+    // No server named: a usage error that names the application's own variable.
+    assert_eq!(myapp_db("verify").await, ExitCode::from(2));
+}
+
+#[test]
+fn myapp_db_on_postgres_puts_the_tables_where_the_applications_pool_looks() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pg = runtime.block_on(common::ScratchPg::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (passed, output) =
+        run_ignored_tests(&["child_application_on_postgres", "--exact"], |command| {
+            command
+                .current_dir(dir.path())
+                .env(URL_VARIABLE, &pg.url)
+                .env_remove("MYAPP_VERIFY_PG_URL")
+                .env_remove("CALISTA_VERIFY_PG_URL")
+                .env("NO_COLOR", "1");
+        });
+    assert!(passed, "{output}");
+    assert!(output.contains("set MYAPP_VERIFY_PG_URL"), "{output}");
+    assert!(!output.contains("CALISTA_VERIFY_PG_URL"), "{output}");
+    drop(pg);
+}

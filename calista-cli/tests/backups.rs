@@ -85,7 +85,7 @@ both_backends! {
             assert_eq!(std::fs::metadata(&backup.path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         // The history of the upgrade records where the backup is.
-        let history = handle.read_history().await.unwrap();
+        let history = handle.history().await.unwrap();
         assert_eq!(history.last().unwrap().backup.as_deref(), Some(backup.path.to_string_lossy().as_ref()));
         // Nothing pending: no backup, no writes.
         let again = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None)).upgrade(UpgradeTarget::Head).await.unwrap();
@@ -114,7 +114,7 @@ both_backends! {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let second = Migrator::new(&loaded, &handle).with_policy(policy).upgrade(UpgradeTarget::Head).await.unwrap();
         assert_eq!(second.pruned, vec![taken(&first.backup).path]);
-        let left: Vec<String> = calista::backup::list(&dir).unwrap().into_iter().map(|b| b.revision).collect();
+        let left: Vec<String> = calista::backup::list(&dir).unwrap().into_iter().map(|b| b.revision.map(|r| r.to_string()).unwrap_or_default()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.contains(&"20250102_0000".to_owned()));
         assert!(dir.join("other-20250101_0000-20200101T000000.000Z.dump").exists());
@@ -346,7 +346,7 @@ async fn pg_dump_gets_the_password_from_the_environment_never_the_command_line()
         .replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
     let handle = calista::Database::connect(
         &calista::url::DatabaseUrl::parse(&url, Path::new("/")).unwrap(),
-        calista::DatabaseOptions::default(),
+        in_calista(),
     )
     .unwrap();
     let scratch = db.scratch_dir();
@@ -977,7 +977,7 @@ async fn pg_dump_refused_by_the_database_names_the_roles_privileges() {
     )
     .await;
     let url = calista::url::DatabaseUrl::parse(&role.url(pg), Path::new("/")).unwrap();
-    let handle = calista::Database::connect(&url, calista::DatabaseOptions::default()).unwrap();
+    let handle = calista::Database::connect(&url, in_calista()).unwrap();
     let dir = db.scratch_dir().join("backups");
     std::fs::create_dir_all(&dir).unwrap();
     let err = Migrator::new(&loaded, &handle)

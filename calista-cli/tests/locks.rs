@@ -94,7 +94,7 @@ fn released_after(
 fn with_lock_timeout(db: &TestDb, budget: Duration) -> calista::Database {
     db.open_with(DatabaseOptions {
         lock_timeout: budget,
-        ..DatabaseOptions::default()
+        ..in_calista()
     })
 }
 
@@ -186,7 +186,7 @@ async fn a_blocker_that_never_ends_gives_a_lock_timeout_naming_it_and_nothing_ch
     assert!(took < Duration::from_secs(6), "gave up after {took:?}");
     // Untouched: the revision, the history, the table.
     assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
-    assert_eq!(handle.read_history().await.unwrap().len(), 1);
+    assert_eq!(handle.history().await.unwrap().len(), 1);
     assert!(!has_extra_column(pg).await);
     blocker.close().await.unwrap();
 }
@@ -365,7 +365,7 @@ async fn a_no_transaction_migration_whose_first_statement_never_gets_its_lock_le
         migrator.check().await.unwrap(),
         calista::SchemaState::Behind { .. }
     ));
-    assert_eq!(handle.read_history().await.unwrap().len(), 1);
+    assert_eq!(handle.history().await.unwrap().len(), 1);
     assert!(!has_extra_column(pg).await);
     blocker.close().await.unwrap();
 }

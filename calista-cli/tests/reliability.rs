@@ -107,7 +107,7 @@ async fn migration_lock_is_held(db: &TestDb) -> bool {
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
                  AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
             )
-            .bind(calista::postgres_lock_key("calista"))
+            .bind(calista::postgres_lock_key(&calista::SchemaName::calista()))
             .fetch_one(&mut conn)
             .await
             .unwrap();
@@ -314,7 +314,7 @@ both_backends! {
             assert!(String::from_utf8_lossy(&result.stdout).contains("no events"));
         }
         let handle = db.open();
-        assert_eq!(handle.read_history().await.unwrap().len(), 2, "each migration applied exactly once");
+        assert_eq!(handle.history().await.unwrap().len(), 2, "each migration applied exactly once");
         assert_eq!(version(&handle).await.as_deref(), Some("20250826_1045"));
     }
 

@@ -147,8 +147,8 @@ async fn script_matches_upgrade(by_script: TestDb, by_upgrade: TestDb, start: Op
         SchemaState::UpToDate { .. }
     ));
     let histories = [
-        scripted.read_history().await.unwrap(),
-        by_upgrade.open().read_history().await.unwrap(),
+        scripted.history().await.unwrap(),
+        by_upgrade.open().history().await.unwrap(),
     ];
     let [history, upgraded_history] = histories.map(|h| {
         h.iter()

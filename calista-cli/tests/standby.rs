@@ -75,7 +75,12 @@ async fn guard_on(url: &str, set: &MigrationSet) -> Result<Ensured, calista::Err
         .connect(url)
         .await
         .unwrap();
-    let ensured = set.load().ensure_schema(&pool).await;
+    // The program's tables are in schema `calista`: the application names it.
+    let db = calista::Database::from_pool(&pool, in_calista()).unwrap();
+    let migrations = set.load();
+    let ensured = calista::Migrator::new(&migrations, &db)
+        .ensure_schema()
+        .await;
     pool.close().await;
     ensured
 }

@@ -74,13 +74,19 @@ async fn advisory_locks(pg: &ScratchPg) -> i64 {
     held
 }
 
-/// How many times each migration was applied, read directly on the server.
+/// How many times each migration was applied, read directly on the server (the `calista`
+/// program's tables, in schema `calista`).
 async fn applied(pg: &ScratchPg) -> Vec<(String, i64)> {
+    applied_in(pg, "calista").await
+}
+
+/// How many times each migration was applied, as the history in `schema` says.
+async fn applied_in(pg: &ScratchPg, schema: &str) -> Vec<(String, i64)> {
     let mut conn = pg.connect().await;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT revision::text, count(*) FROM calista.schema_history \
-         WHERE direction = 'up' GROUP BY revision ORDER BY revision",
-    )
+    let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT revision::text, count(*) FROM \"{schema}\".schema_history \
+         WHERE direction = 'up' GROUP BY revision ORDER BY revision"
+    )))
     .fetch_all(&mut conn)
     .await
     .unwrap();
@@ -242,7 +248,8 @@ async fn guard_on_a_pool(mode: Option<PoolMode>) {
         .unwrap();
     assert_eq!(one, 1);
     pool.close().await;
-    assert_eq!(applied(&pg).await, each_once());
+    // Where the application's pool looks: `public`.
+    assert_eq!(applied_in(&pg, "public").await, each_once());
     assert_eq!(advisory_locks(&pg).await, 0);
     drop(bouncer);
 }
@@ -355,4 +362,49 @@ async fn a_startup_parameter_the_pooler_refuses_is_named_with_the_fixes() {
     assert!(shown.contains("ignore_startup_parameters"), "{shown}");
     assert!(shown.contains("connect to PostgreSQL directly"), "{shown}");
     drop(bouncer);
+}
+
+/// The program's own event commands through `mode`: an upgrade with the program's
+/// migrations, then appending to and reading the event store, three times over, each a
+/// process of its own.
+async fn event_commands(mode: Option<PoolMode>) {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, mode);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| succeeds(&mut calista(dir.path(), &url, args), bouncer.as_ref());
+    run(&["db", "upgrade", "--no-backup"]);
+    for round in 1..=3 {
+        let payload = format!(r#"{{"round": {round}}}"#);
+        let append = run(&[
+            "events",
+            "append",
+            "--stream",
+            "order-1",
+            "--type",
+            "created",
+            "--payload",
+            &payload,
+        ]);
+        assert!(append.contains(&format!("order-1@{round}")), "{append}");
+        let list = run(&["--format", "json", "events", "list"]);
+        let listed: serde_json::Value = serde_json::from_str(list.trim()).expect(&list);
+        assert_eq!(listed.as_array().map(Vec::len), Some(round), "{list}");
+    }
+    assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+    drop(bouncer);
+}
+
+#[tokio::test]
+async fn event_commands_work_through_pgbouncer_in_transaction_mode() {
+    event_commands(Some(PoolMode::Transaction)).await;
+}
+
+#[tokio::test]
+async fn event_commands_work_through_pgbouncer_in_session_mode() {
+    event_commands(Some(PoolMode::Session)).await;
+}
+
+#[tokio::test]
+async fn event_commands_work_direct() {
+    event_commands(None).await;
 }

@@ -75,12 +75,7 @@ impl App {
 
     /// Makes this the process's application; once per process.
     pub fn install(self) -> Result<(), Error> {
-        APP.set(self).map_err(|_| {
-            Error::Setup(
-                "calista::App::install was called twice; install the application once, at start-up"
-                    .into(),
-            )
-        })
+        APP.set(self).map_err(|_| Error::InstalledTwice)
     }
 
     /// A handle on the database: around the application's pool, or on a pool of its own.
@@ -93,13 +88,7 @@ impl App {
 }
 
 fn app() -> Result<&'static App, Error> {
-    APP.get().ok_or_else(|| {
-        Error::Setup(
-            "no application installed: call calista::App::from_pool(&MIGRATIONS, &pool).install() \
-             at start-up, before the first #[requires_db] handler runs"
-                .into(),
-        )
-    })
+    APP.get().ok_or(Error::NotInstalled)
 }
 
 /// The database, after the guard has passed. The first call in a process runs the guard
@@ -146,9 +135,7 @@ pub fn require_db_blocking() -> Result<(), Error> {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| {
-                        Error::Setup(format!("cannot start a runtime for the schema guard: {e}"))
-                    })?;
+                    .map_err(Error::GuardRuntime)?;
                 runtime.block_on(async {
                     // A handle of this runtime only: the connections calista opens die with
                     // the runtime (an application's pool stays open).
@@ -162,7 +149,7 @@ pub fn require_db_blocking() -> Result<(), Error> {
                 })
             })
             .join()
-            .unwrap_or_else(|_| Err(Error::Setup("the schema guard's thread panicked".into())))
+            .unwrap_or(Err(Error::GuardPanicked))
     })?;
     let _ = GUARD.set(ensured);
     Ok(())

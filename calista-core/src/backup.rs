@@ -15,15 +15,17 @@ use std::time::Duration;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{DriverError, ServerMessage};
+use crate::naming::Revision;
 use crate::utc::UtcDateTime;
 
 /// The file extension of SQLite backups.
-pub const SQLITE_EXTENSION: &str = "sqlite3";
+pub(crate) const SQLITE_EXTENSION: &str = "sqlite3";
 /// The file extension of PostgreSQL backups (`pg_dump` custom format).
-pub const POSTGRES_EXTENSION: &str = "dump";
-/// The folder backups go to when none is set: beside the SQLite file, or in the current
-/// directory for PostgreSQL.
-pub const DEFAULT_DIR_NAME: &str = "calista-backups";
+pub(crate) const POSTGRES_EXTENSION: &str = "dump";
+/// The name of the folder backups go to when none is set, beside the SQLite file or in the
+/// current directory for PostgreSQL: neutral; an application's settings name it after the
+/// application (`myapp-backups`, the `calista` program's `calista-backups`).
+pub const DEFAULT_DIR_NAME: &str = "db-backups";
 /// How many backups of a database are kept when nothing is set.
 pub const DEFAULT_KEEP: u32 = 10;
 /// The suffix of a backup being written; renamed away once the backup is complete and
@@ -45,8 +47,12 @@ pub enum BackupPolicy {
 /// Where backups go and how many are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupOptions {
-    /// The folder; `None`: [`DEFAULT_DIR_NAME`] beside the SQLite file or in the current directory.
+    /// The folder; `None`: a folder named [`dir_name`](Self::dir_name) beside the SQLite
+    /// file or in the current directory.
     pub dir: Option<PathBuf>,
+    /// The name of the folder used when [`dir`](Self::dir) is not set (default
+    /// [`DEFAULT_DIR_NAME`]).
+    pub dir_name: String,
     /// How many backups of this database to keep; older ones are deleted after a successful upgrade.
     pub keep: u32,
     /// The `pg_dump` program; `None`: found on `PATH`. A restore runs the `pg_restore` and
@@ -66,6 +72,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         Self {
             dir: None,
+            dir_name: DEFAULT_DIR_NAME.to_owned(),
             keep: DEFAULT_KEEP,
             pg_dump: None,
             restore_hint: DEFAULT_RESTORE_HINT.to_owned(),
@@ -339,20 +346,20 @@ impl Source<'_> {
         }
     }
 
-    fn default_dir(&self) -> PathBuf {
+    fn default_dir(&self, name: &str) -> PathBuf {
         match self {
-            Self::Sqlite { file } => file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(DEFAULT_DIR_NAME),
-            Self::Postgres { .. } => PathBuf::from(DEFAULT_DIR_NAME),
+            Self::Sqlite { file } => file.parent().unwrap_or(Path::new(".")).join(name),
+            Self::Postgres { .. } => PathBuf::from(name),
         }
     }
 }
 
 /// The folder backups of a database go to.
 pub(crate) fn backup_dir(source: &Source<'_>, options: &BackupOptions) -> PathBuf {
-    options.dir.clone().unwrap_or_else(|| source.default_dir())
+    options
+        .dir
+        .clone()
+        .unwrap_or_else(|| source.default_dir(&options.dir_name))
 }
 
 /// The first 8 hex digits of the SHA-256 of a database's identity.
@@ -745,8 +752,8 @@ pub struct BackupFile {
     /// A short hash of where that database is (its file, or its server and schema), which
     /// tells apart databases of one name; `None` in backups of older versions.
     pub database_id: Option<String>,
-    /// The revision the database was at (empty: none).
-    pub revision: String,
+    /// The revision the database was at (`None`: no revision, an empty database).
+    pub revision: Option<Revision>,
     /// When it was taken, `YYYYMMDDTHHMMSS.mmmZ` (UTC).
     pub taken_at: String,
     /// Its size in bytes.
@@ -791,7 +798,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<BackupFile>> {
 struct ParsedName {
     /// The name and, since backups carry it, `-` and the identity hash.
     database: String,
-    revision: String,
+    revision: Option<Revision>,
     taken_at: String,
 }
 
@@ -811,10 +818,13 @@ fn parse_file_name(name: &str) -> Option<ParsedName> {
         && taken_at.as_bytes()[15] == b'.'
         && taken_at.ends_with('Z')
         && taken_at.bytes().filter(u8::is_ascii_digit).count() == 17;
-    let revision_ok = revision.is_empty() || crate::naming::Revision::parse(revision).is_ok();
-    (timestamp_ok && revision_ok && !database.is_empty()).then(|| ParsedName {
+    let revision = match revision {
+        "" => None,
+        text => Some(Revision::parse(text).ok()?),
+    };
+    (timestamp_ok && !database.is_empty()).then(|| ParsedName {
         database: database.to_owned(),
-        revision: revision.to_owned(),
+        revision,
         taken_at: taken_at.to_owned(),
     })
 }
@@ -876,6 +886,10 @@ pub enum RestoreError {
     /// There is no file to restore into.
     #[error("cannot restore: {0}")]
     NoTarget(&'static str),
+    /// The schema to restore into could not be found out (on the application's pool with no
+    /// schema named, the pool's own).
+    #[error("cannot restore: the schema to restore into is not known; nothing was changed")]
+    Schema(#[source] Box<crate::Error>),
     /// Another connection uses the database (or an upgrade runs).
     #[error(
         "cannot restore: the database is in use ({detail}); stop the application, then restore; nothing was changed"
@@ -971,6 +985,10 @@ pub async fn restore(
             source,
         })?;
     let lock_wait = database.options().lock_timeout.min(Duration::from_secs(5));
+    database
+        .schema()
+        .await
+        .map_err(|e| RestoreError::Schema(Box::new(e)))?;
     match database.backup_source() {
         Ok(Source::Sqlite { file }) => restore_sqlite(file, backup, lock_wait).await,
         Ok(Source::Postgres {
@@ -1417,7 +1435,10 @@ mod tests {
     use super::*;
 
     fn parsed(name: &str) -> Option<(String, String, String)> {
-        parse_file_name(name).map(|p| (p.database, p.revision, p.taken_at))
+        parse_file_name(name).map(|p| {
+            let revision = p.revision.map(|r| r.to_string()).unwrap_or_default();
+            (p.database, revision, p.taken_at)
+        })
     }
 
     #[test]
@@ -1862,8 +1883,13 @@ mod tls {
             ..BackupOptions::default()
         };
         let backup_with = async |query: &str| {
-            let db =
-                crate::Database::connect(&url(query), crate::DatabaseOptions::default()).unwrap();
+            let in_calista = crate::DatabaseOptions {
+                schema: Some(crate::SchemaName::calista()),
+                ..crate::DatabaseOptions::default()
+            };
+            let db = crate::Database::connect(&url(query), in_calista).unwrap();
+            // A named schema: known without a query.
+            db.schema().await.unwrap();
             let source = db.backup_source().unwrap();
             take(&source, None, &options).await
         };
@@ -1890,15 +1916,18 @@ mod tls {
         run(&mut psql(
             "DELETE FROM calista.t; CREATE TABLE calista.later (y integer);",
         ));
-        let db = crate::Database::connect(&url(&tls), crate::DatabaseOptions::default()).unwrap();
+        let in_calista = || crate::DatabaseOptions {
+            schema: Some(crate::SchemaName::calista()),
+            ..crate::DatabaseOptions::default()
+        };
+        let db = crate::Database::connect(&url(&tls), in_calista()).unwrap();
         restore(&db, &backup.path, &options).await.unwrap();
         let count =
             psql("SELECT count(*) FROM calista.t; SELECT to_regclass('calista.later') IS NULL;")
                 .output()
                 .unwrap();
         assert_eq!(String::from_utf8_lossy(&count.stdout), "2\nt\n");
-        let refused =
-            crate::Database::connect(&url(&wrong_ca), crate::DatabaseOptions::default()).unwrap();
+        let refused = crate::Database::connect(&url(&wrong_ca), in_calista()).unwrap();
         let error = restore(&refused, &backup.path, &options)
             .await
             .unwrap_err()

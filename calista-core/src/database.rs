@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::backend::{Backend, Held, LockScope, Postgres, Sqlite, postgres};
 use crate::backup;
@@ -20,8 +20,78 @@ use crate::error::Error;
 use crate::migration::Dialect;
 use crate::url::{DatabaseUrl, SqliteTarget};
 
-/// The default schema of CALISTA's tables on PostgreSQL.
+/// The schema of the `calista` program's tables on PostgreSQL (ADR-0004); an application
+/// on its own pool uses the pool's schema unless it names one ([`DatabaseOptions::schema`]).
 pub const DEFAULT_SCHEMA: &str = "calista";
+
+/// A PostgreSQL schema name, checked once when it is made: a plain identifier
+/// (`[a-z_][a-z0-9_]{0,62}`) that PostgreSQL does not keep for itself, so it can be written
+/// into SQL quoted, and never needs checking again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SchemaName(String);
+
+impl SchemaName {
+    /// A schema name, if `name` is one an application's tables can live in.
+    pub fn new(name: &str) -> Result<Self, SchemaNameError> {
+        if is_valid_schema_name(name) {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(SchemaNameError {
+                name: name.to_owned(),
+                reserved: is_reserved_schema_name(name),
+            })
+        }
+    }
+
+    /// `calista`, the `calista` program's schema.
+    pub fn calista() -> Self {
+        Self(DEFAULT_SCHEMA.to_owned())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for SchemaName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SchemaName {
+    type Err = SchemaNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::new(name)
+    }
+}
+
+impl TryFrom<&str> for SchemaName {
+    type Error = SchemaNameError;
+
+    fn try_from(name: &str) -> Result<Self, Self::Error> {
+        Self::new(name)
+    }
+}
+
+/// A name that cannot be a [`SchemaName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the schema name `{name}` {}: use 1 to 63 lowercase letters, digits and _, such as calista or my_app",
+    if *.reserved { "is reserved for PostgreSQL's system schemas (information_schema, pg_*)" } else { "is not a plain identifier" }
+)]
+pub struct SchemaNameError {
+    name: String,
+    reserved: bool,
+}
 
 /// The longest wait for a connection, by default.
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,8 +102,11 @@ pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How to reach a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseOptions {
-    /// The PostgreSQL schema of the application's tables (default `calista`).
-    pub schema: String,
+    /// The PostgreSQL schema of calista's tables, first on `search_path` while migrations
+    /// run. `None` (the default): the schema where the connection's queries look, its
+    /// `current_schema()`, as `sqlx::migrate!().run(&pool)` does; the `calista` program
+    /// names `calista` (ADR-0004).
+    pub schema: Option<SchemaName>,
     /// The longest wait for a connection.
     pub connect_timeout: Duration,
     /// The longest wait for the migration lock (and, on SQLite, for any lock).
@@ -45,7 +118,7 @@ pub struct DatabaseOptions {
 impl Default for DatabaseOptions {
     fn default() -> Self {
         Self {
-            schema: DEFAULT_SCHEMA.to_owned(),
+            schema: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             max_connections: 5,
@@ -98,10 +171,12 @@ impl From<&SqlitePool> for Pool {
 
 /// A database: PostgreSQL or SQLite, with a connection pool.
 ///
-/// Creating one does not connect; the first use does. A pool that [`Database::connect`]
-/// opens has the schema first on `search_path` on PostgreSQL; a pool the application hands
-/// over ([`Database::from_pool`]) is used as it is and never changed: calista's own reads,
-/// locks and migrations run on connections of their own.
+/// Creating one does not connect; the first use does. On PostgreSQL calista's tables are
+/// in the schema the options name, else where the pool's queries look (its
+/// `current_schema()`, read once, on first use: [`Database::schema`]). A pool that
+/// [`Database::connect`] opens has a named schema first on `search_path`; a pool the
+/// application hands over ([`Database::from_pool`]) is used as it is and never changed:
+/// calista's own reads, locks and migrations run on connections of their own.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: Pool,
@@ -115,7 +190,7 @@ pub struct Database {
 /// Which backend a [`Database`] is, with its side of the handle.
 #[derive(Debug, Clone)]
 enum Kind {
-    Postgres(Handle<Postgres>),
+    Postgres(PgSide),
     Sqlite(Handle<Sqlite>),
 }
 
@@ -124,12 +199,8 @@ impl Database {
     /// housekeeping runs there.
     pub fn connect(url: &DatabaseUrl, options: DatabaseOptions) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Setup(
-                "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])"
-                    .into(),
-            ));
+            return Err(Error::NoRuntime);
         }
-        check_schema_name(&options.schema)?;
         let shown_url = url.to_string();
         let (pool, kind) = match url {
             DatabaseUrl::Postgres(pg) => {
@@ -141,17 +212,21 @@ impl Database {
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout)
-                    .connect_lazy_with(postgres::pool_options(base.clone(), &options.schema));
-                let backend = Postgres::new(
+                    .connect_lazy_with(postgres::pool_options(
+                        base.clone(),
+                        options.schema.as_ref(),
+                    ));
+                let side = PgSide::new(PgSetup {
                     base,
-                    pg.password(),
+                    password: pg.password(),
                     database,
-                    &options.schema,
-                    options.connect_timeout,
-                    shown_url.clone(),
-                );
-                let handle = Handle::new(backend, pool.clone(), &options);
-                (Pool::Postgres(pool), Kind::Postgres(handle))
+                    pool: pool.clone(),
+                    schema: options.schema.clone(),
+                    connect_timeout: options.connect_timeout,
+                    lock_timeout: options.lock_timeout,
+                    shown_url: shown_url.clone(),
+                });
+                (Pool::Postgres(pool), Kind::Postgres(side))
             }
             DatabaseUrl::Sqlite(target) => {
                 let (base, file) = match target {
@@ -184,7 +259,7 @@ impl Database {
                         .max_lifetime(None);
                 }
                 let pool = pool.connect_lazy_with(backend.connect_options().clone());
-                let handle = Handle::new(backend, pool.clone(), &options);
+                let handle = Handle::new(backend, pool.clone(), options.lock_timeout);
                 (Pool::Sqlite(pool), Kind::Sqlite(handle))
             }
         };
@@ -200,15 +275,20 @@ impl Database {
     /// A handle on the application's own pool, left as it is: its connections' settings
     /// (`search_path` included) are never changed, and [`Database::close`] does not close
     /// it. The guard's reads, the migration lock and the migrations run on connections of
-    /// their own, opened with the pool's connect options; on PostgreSQL calista's tables go
-    /// in `options.schema` (default `calista`), and each migration runs with that schema
-    /// first on `search_path`, inside its transaction.
+    /// their own, opened with the pool's connect options. On PostgreSQL calista's tables go
+    /// in `options.schema`, by default the schema where the pool's queries look (its
+    /// `current_schema()`, read once on first use), and each migration runs with that
+    /// schema first on `search_path`, inside its transaction, so the tables it creates are
+    /// where the application's queries find them.
+    ///
+    /// With no schema named, a database whose calista tables are in schema `calista` (one
+    /// upgraded by the `calista` program or an older version) while the pool looks
+    /// elsewhere is refused ([`Error::StateInOtherSchema`]), never given a second copy.
     ///
     /// PostgreSQL backups run `pg_dump` with the pool's host, port, user and database; a
     /// password comes from `PGPASSWORD` or `~/.pgpass`, as for any `pg_dump`
     /// ([`Database::with_backup_password`] hands one over).
     pub fn from_pool(pool: impl Into<Pool>, options: DatabaseOptions) -> Result<Self, Error> {
-        check_schema_name(&options.schema)?;
         let pool = pool.into();
         let (kind, shown_url) = match &pool {
             Pool::Postgres(pool) => {
@@ -223,16 +303,17 @@ impl Database {
                     connect.get_host(),
                     connect.get_port()
                 );
-                let backend = Postgres::new(
-                    connect,
-                    None,
+                let side = PgSide::new(PgSetup {
+                    base: connect,
+                    password: None,
                     database,
-                    &options.schema,
-                    options.connect_timeout,
-                    shown_url.clone(),
-                );
-                let handle = Handle::new(backend, pool.clone(), &options);
-                (Kind::Postgres(handle), shown_url)
+                    pool: pool.clone(),
+                    schema: options.schema.clone(),
+                    connect_timeout: options.connect_timeout,
+                    lock_timeout: options.lock_timeout,
+                    shown_url: shown_url.clone(),
+                });
+                (Kind::Postgres(side), shown_url)
             }
             Pool::Sqlite(pool) => {
                 let base = (*pool.connect_options()).clone();
@@ -253,7 +334,7 @@ impl Database {
                     options.connect_timeout,
                     shown_url.clone(),
                 );
-                let handle = Handle::new(backend, pool.clone(), &options);
+                let handle = Handle::new(backend, pool.clone(), options.lock_timeout);
                 (Kind::Sqlite(handle), shown_url)
             }
         };
@@ -269,8 +350,10 @@ impl Database {
     /// The password `pg_dump` uses for backups of a PostgreSQL pool handed over with
     /// [`Database::from_pool`] (passed through the environment, never the command line).
     pub fn with_backup_password(mut self, password: impl Into<String>) -> Self {
-        if let Kind::Postgres(handle) = &mut self.kind {
-            Arc::make_mut(&mut handle.backend).set_backup_password(password.into());
+        if let Kind::Postgres(side) = &mut self.kind {
+            side.setup.password = Some(password.into());
+            // Made again on first use, with the password.
+            side.handle = Arc::default();
         }
         self
     }
@@ -324,22 +407,30 @@ impl Database {
         }
     }
 
-    /// Reads the version table and the newest history row: one query, no lock. For the
-    /// `db` commands and benchmarks; not a stable API (use [`crate::Migrator::check`]).
-    #[doc(hidden)]
-    pub async fn read_state(&self) -> Result<DbState, Error> {
+    /// The rows of the version table as written (one revision; none at base; several only
+    /// when edited by hand), whatever the guard thinks of them: one read, no lock.
+    pub async fn current(&self) -> Result<Vec<String>, Error> {
+        Ok(self.read_state().await?.versions.unwrap_or_default())
+    }
+
+    /// Every migration applied (and, in development, reverted), oldest first: empty when
+    /// there is no history table.
+    pub async fn history(&self) -> Result<Vec<HistoryRecord>, Error> {
+        self.read_history().await
+    }
+
+    /// Reads the version table and the newest history row: one query, no lock.
+    pub(crate) async fn read_state(&self) -> Result<DbState, Error> {
         match &self.kind {
-            Kind::Postgres(handle) => handle.read_state().await,
+            Kind::Postgres(side) => side.handle().await?.read_state().await,
             Kind::Sqlite(handle) => handle.read_state().await,
         }
     }
 
-    /// Every history row, oldest first (empty when there is no history table). For the
-    /// `db` commands and tests; not a stable API.
-    #[doc(hidden)]
-    pub async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
+    /// Every history row, oldest first (empty when there is no history table).
+    pub(crate) async fn read_history(&self) -> Result<Vec<HistoryRecord>, Error> {
         match &self.kind {
-            Kind::Postgres(handle) => handle.read_history().await,
+            Kind::Postgres(side) => side.handle().await?.read_history().await,
             Kind::Sqlite(handle) => handle.read_history().await,
         }
     }
@@ -349,7 +440,11 @@ impl Database {
     /// idle connection (the process-wide [`crate::App`] does).
     pub async fn close_guard_connection(&self) {
         match &self.kind {
-            Kind::Postgres(handle) => handle.close_guard_connection().await,
+            Kind::Postgres(side) => {
+                if let Some(handle) = side.handle.get() {
+                    handle.close_guard_connection().await;
+                }
+            }
             Kind::Sqlite(handle) => handle.close_guard_connection().await,
         }
     }
@@ -366,18 +461,32 @@ impl Database {
         }
     }
 
-    /// Runs `work` on this database's backend.
-    pub(crate) async fn on_backend<W: OnBackend>(&self, work: W) -> W::Output {
+    /// The PostgreSQL schema of calista's tables (`None` on SQLite): the one the options
+    /// name, or where the pool's queries look, read on first use.
+    pub async fn schema(&self) -> Result<Option<SchemaName>, Error> {
         match &self.kind {
-            Kind::Postgres(handle) => work.on(handle).await,
+            Kind::Postgres(side) => Ok(Some(side.handle().await?.backend.schema().clone())),
+            Kind::Sqlite(_) => Ok(None),
+        }
+    }
+
+    /// Runs `work` on this database's backend.
+    pub(crate) async fn on_backend<W: OnBackend>(&self, work: W) -> Result<W::Output, Error> {
+        match &self.kind {
+            Kind::Postgres(side) => work.on(side.handle().await?).await,
             Kind::Sqlite(handle) => work.on(handle).await,
         }
     }
 
-    /// What a backup of this database reads, or why there can be none.
+    /// What a backup of this database reads, or why there can be none. On PostgreSQL the
+    /// schema must be known: inside [`Database::on_backend`], or after [`Database::schema`].
     pub(crate) fn backup_source(&self) -> Result<backup::Source<'_>, &'static str> {
         match &self.kind {
-            Kind::Postgres(handle) => Ok(handle.backend.backup_source()),
+            Kind::Postgres(side) => side
+                .handle
+                .get()
+                .map(|handle| handle.backend.backup_source())
+                .ok_or("the schema of calista's tables is not known yet"),
             Kind::Sqlite(handle) => handle.backend.backup_source(),
         }
     }
@@ -387,7 +496,61 @@ impl Database {
 /// database's.
 pub(crate) trait OnBackend {
     type Output;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error>;
+}
+
+/// PostgreSQL's side of a [`Database`]: its handle, made on first use, once the schema of
+/// calista's tables is known (named in the options, or the pool's `current_schema()`,
+/// which takes a query).
+#[derive(Debug, Clone)]
+struct PgSide {
+    setup: Box<PgSetup>,
+    handle: Arc<OnceCell<Handle<Postgres>>>,
+}
+
+/// What a PostgreSQL handle is made from.
+#[derive(Debug, Clone)]
+struct PgSetup {
+    /// The application's connect options (its URL's, or its pool's).
+    base: PgConnectOptions,
+    /// The password backups pass to `pg_dump`.
+    password: Option<String>,
+    database: String,
+    pool: PgPool,
+    schema: Option<SchemaName>,
+    connect_timeout: Duration,
+    lock_timeout: Duration,
+    shown_url: String,
+}
+
+impl PgSide {
+    fn new(setup: PgSetup) -> Self {
+        Self {
+            setup: Box::new(setup),
+            handle: Arc::default(),
+        }
+    }
+
+    async fn handle(&self) -> Result<&Handle<Postgres>, Error> {
+        self.handle
+            .get_or_try_init(|| async {
+                let setup = &self.setup;
+                let schema = match &setup.schema {
+                    Some(schema) => schema.clone(),
+                    None => postgres::pool_schema(&setup.pool, &setup.shown_url).await?,
+                };
+                let backend = Postgres::new(
+                    setup.base.clone(),
+                    setup.password.clone(),
+                    setup.database.clone(),
+                    schema,
+                    setup.connect_timeout,
+                    setup.shown_url.clone(),
+                );
+                Ok(Handle::new(backend, setup.pool.clone(), setup.lock_timeout))
+            })
+            .await
+    }
 }
 
 /// One backend's side of a [`Database`]: the backend, the pool, and the connection the
@@ -415,12 +578,12 @@ impl<B: Backend> Clone for Handle<B> {
 }
 
 impl<B: Backend> Handle<B> {
-    fn new(backend: B, pool: sqlx::Pool<B::Db>, options: &DatabaseOptions) -> Self {
+    fn new(backend: B, pool: sqlx::Pool<B::Db>, lock_timeout: Duration) -> Self {
         Self {
             backend: Arc::new(backend),
             pool,
             guard: Arc::default(),
-            lock_timeout: options.lock_timeout,
+            lock_timeout,
         }
     }
 
@@ -681,7 +844,7 @@ impl<B: Backend> Session<'_, B> {
 /// Whether a schema name can hold an application's tables: a plain identifier
 /// (`[a-z_][a-z0-9_]{0,62}`) that is not one PostgreSQL reserves (see
 /// [`is_reserved_schema_name`]).
-pub fn is_valid_schema_name(name: &str) -> bool {
+pub(crate) fn is_valid_schema_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
         && name.len() <= 63
@@ -692,29 +855,14 @@ pub fn is_valid_schema_name(name: &str) -> bool {
 /// Whether PostgreSQL keeps a schema name for itself: `information_schema`, and every
 /// name starting with `pg_` (`pg_catalog`, `pg_toast`, `pg_temp_3`, …), which
 /// `CREATE SCHEMA` refuses or, worse, which already hold the system's tables.
-pub fn is_reserved_schema_name(name: &str) -> bool {
+pub(crate) fn is_reserved_schema_name(name: &str) -> bool {
     name == "information_schema" || name.starts_with("pg_")
-}
-
-fn check_schema_name(schema: &str) -> Result<(), Error> {
-    if is_valid_schema_name(schema) {
-        return Ok(());
-    }
-    let why = if is_reserved_schema_name(schema) {
-        "is reserved for PostgreSQL's system schemas (information_schema, pg_*)"
-    } else {
-        "is not a plain identifier"
-    };
-    Err(Error::Setup(format!(
-        "the schema name `{schema}` {why}: use 1 to 63 lowercase letters, digits and _, \
-         such as calista or my_app"
-    )))
 }
 
 /// The PostgreSQL advisory lock key that upgrades of `schema` hold, for operators who
 /// want to see who holds it: `SELECT * FROM pg_locks WHERE locktype = 'advisory'`.
-pub fn postgres_lock_key(schema: &str) -> i64 {
-    postgres::lock_key(schema)
+pub fn postgres_lock_key(schema: &SchemaName) -> i64 {
+    postgres::lock_key(schema.as_str())
 }
 
 #[cfg(test)]

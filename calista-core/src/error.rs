@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::engine::plan::{Corruption, PlanRefusal, SchemaState};
 use crate::migration::Direction;
-use crate::plan::{Corruption, PlanRefusal, SchemaState};
 use crate::problem::SourceError;
 
 /// How a program should treat an error; the `calista` program maps these to exit codes.
@@ -20,6 +20,20 @@ pub enum ErrorKind {
     Unsafe,
     /// The migration lock was not obtained in time. Exit 5.
     LockTimeout,
+}
+
+impl ErrorKind {
+    /// The exit code the `calista` program (and `myapp db …`) gives an error of this kind:
+    /// 1 failure, 2 usage, 3 behind, 4 unsafe, 5 lock timeout.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Failure => 1,
+            Self::Usage => 2,
+            Self::Behind => 3,
+            Self::Unsafe => 4,
+            Self::LockTimeout => 5,
+        }
+    }
 }
 
 /// What errors tell a person to do, in the embedding application's words: its commands,
@@ -75,14 +89,14 @@ impl Default for Hints {
 #[non_exhaustive]
 pub enum Error {
     /// The guard refused: the schema is not at this build's head.
-    #[error("{}", describe_state(.state, .hints, .app_version))]
+    #[error("{}", describe_state(.state, .hints, .app_version.as_ref()))]
     Schema {
         /// The state found.
         state: Box<SchemaState>,
         /// What to tell the user, in the application's words.
         hints: Box<Hints>,
-        /// The version of the running application.
-        app_version: String,
+        /// The version of the running application, when known.
+        app_version: Option<semver::Version>,
     },
 
     /// The database could not be reached.
@@ -136,7 +150,7 @@ pub enum Error {
 
     /// A migration's SQL failed; everything in its transaction was rolled back.
     #[error(
-        "migration {file} failed ({direction}){}: {source}{}; {}",
+        "migration {file} failed ({direction}){}{}; {}",
         .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}")),
         .source.advice.map_or_else(String::new, |advice| format!("; {advice}")),
         match .kept { Some(at) => format!("the database is at revision {at}: nothing of the failed transaction was kept"),
@@ -156,7 +170,7 @@ pub enum Error {
 
     /// A no-transaction migration failed part-way; it is recorded as interrupted.
     #[error(
-        "migration {file} (no-transaction) failed part-way{}: {source}; it is recorded as interrupted. \
+        "migration {file} (no-transaction) failed part-way{}; it is recorded as interrupted. \
          Inspect what it left behind, then {recover}",
         .source.location.as_ref().map_or_else(String::new, |at| format!(" at line {at}"))
     )]
@@ -290,7 +304,7 @@ pub enum Error {
     )]
     DowngradeRefused {
         /// The environment in effect.
-        environment: String,
+        environment: crate::Environment,
         /// How to create a migration, in the application's words.
         new_migration: String,
         /// How to allow downgrades, in the application's words.
@@ -313,9 +327,146 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] SourceError),
 
-    /// The application is not set up the way the runtime needs.
-    #[error("{0}")]
-    Setup(String),
+    /// [`App::install`](crate::App::install) was called a second time.
+    #[error("calista::App::install was called twice; install the application once, at start-up")]
+    InstalledTwice,
+
+    /// A `#[requires_db]` handler (or [`db`](crate::db)) ran before an application was
+    /// installed.
+    #[error(
+        "no application installed: call calista::App::from_pool(&MIGRATIONS, &pool).install() \
+         at start-up, before the first #[requires_db] handler runs"
+    )]
+    NotInstalled,
+
+    /// [`Database::connect`](crate::Database::connect) was called outside a Tokio runtime.
+    #[error(
+        "calista::Database::connect must be called inside a Tokio runtime (e.g. under #[tokio::main])"
+    )]
+    NoRuntime,
+
+    /// The runtime of a synchronous guard ([`require_db_blocking`](crate::require_db_blocking))
+    /// could not start.
+    #[error("cannot start a runtime for the schema guard")]
+    GuardRuntime(#[source] std::io::Error),
+
+    /// The thread of a synchronous guard panicked.
+    #[error("the schema guard's thread panicked")]
+    GuardPanicked,
+
+    /// A redo with no migration applied.
+    #[error("nothing to redo: no migration is applied")]
+    NothingToRedo,
+
+    /// A redo of a migration that cannot be reverted and applied in one transaction.
+    #[error(
+        "{file} is {}, which redo cannot revert and apply in one transaction",
+        if *.irreversible { "irreversible" } else { "a no-transaction migration (downgrade it with -1, then upgrade)" }
+    )]
+    CannotRedo {
+        /// The migration's file.
+        file: String,
+        /// Irreversible (else: a no-transaction migration).
+        irreversible: bool,
+    },
+
+    /// A downgrade that would keep a migration whose file changed since it was applied.
+    #[error(
+        "the migration {revision} changed since it was applied and this downgrade keeps it: \
+         restore its file, or downgrade below it"
+    )]
+    ChangedMigrationKept {
+        /// The changed migration.
+        revision: crate::Revision,
+    },
+
+    /// A downgrade through a changed migration that would revert a no-transaction one.
+    #[error(
+        "{file} is a no-transaction migration and a migration to revert changed since it was applied: \
+         restore the changed file first"
+    )]
+    ChangedRevertNotAlone {
+        /// The no-transaction migration's file.
+        file: String,
+    },
+
+    /// A migration to revert changed since it was applied, and no down SQL was recorded.
+    #[error(
+        "{file} changed since it was applied, by a build that did not record its down SQL: \
+         restore the file as it was to revert it, or undo its changes by hand"
+    )]
+    NoRecordedDownSql {
+        /// The migration's file.
+        file: String,
+    },
+
+    /// A revision the migrations do not have.
+    #[error("the migrations have no revision {0}")]
+    UnknownRevision(crate::Revision),
+
+    /// The test server's URL is not a PostgreSQL URL (feature `testing`).
+    #[error(
+        "the test server from {from} is not a PostgreSQL URL: set {variable} to one such as {example}"
+    )]
+    TestServerUrl {
+        /// Where the URL came from: a variable, or the default.
+        from: String,
+        /// The variable to set.
+        variable: String,
+        /// A URL that would do.
+        example: String,
+    },
+
+    /// A scratch file or folder (a test database's template, `db squash`'s check) could
+    /// not be made.
+    #[error("cannot {doing}")]
+    ScratchFile {
+        /// What was being done, to which file.
+        doing: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A step calista relies on did not happen: a defect of calista, to report.
+    #[error("calista's own invariant failed ({0}); nothing more was changed. Please report it")]
+    Internal(&'static str),
+
+    /// sqlx's `Any` driver cannot read a test database's URL (feature `testing`).
+    #[error("sqlx's Any driver cannot read the test database's URL")]
+    AnyUrl(#[source] DriverError),
+
+    /// On a PostgreSQL pool with no schema named, the pool's queries look in no schema
+    /// that can hold calista's tables: its `search_path` names none that exists, or one that
+    /// is not a plain identifier.
+    #[error(
+        "the pool of {url} looks in {} (its current_schema()), which cannot hold calista's tables: \
+         name the schema in the database options, or set the pool's search_path to an existing \
+         schema with a plain lowercase name",
+        .found.as_ref().map_or_else(|| "no existing schema".to_owned(), |name| format!("schema \"{name}\""))
+    )]
+    NoCurrentSchema {
+        /// The URL, password redacted.
+        url: String,
+        /// The schema it looks in, if any.
+        found: Option<String>,
+    },
+
+    /// On a PostgreSQL pool with no schema named, calista's tables are not in the schema
+    /// the pool's queries look in, but in another: nothing is installed a second time.
+    #[error(
+        "calista's tables are in schema `{found}`, not in `{current}` where the pool's queries look \
+         (its current_schema()); the database was upgraded by the `calista` program or an older \
+         version, which keep them in `{found}`. To keep that history, name schema `{found}` in the \
+         database options (the DB_SCHEMA setting) and set the pool's search_path to it; to start \
+         afresh in `{current}`, name `{current}` explicitly"
+    )]
+    StateInOtherSchema {
+        /// The schema the pool's queries look in.
+        current: crate::database::SchemaName,
+        /// The schema that holds calista's tables.
+        found: crate::database::SchemaName,
+    },
 
     /// The pre-upgrade backup failed; nothing was changed.
     #[error(transparent)]
@@ -403,6 +554,13 @@ impl From<crate::engine::history::HistoryRefusal> for Error {
 }
 
 impl Error {
+    /// The exit code the `calista` program gives this error ([`ErrorKind::exit_code`]), for
+    /// an application that exits on it the same way: the guard's refusal of a database
+    /// that is behind is 3.
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
+    }
+
     /// How to treat it.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -432,7 +590,23 @@ impl Error {
             | Self::History(_)
             | Self::Source(_)
             | Self::NothingToRecover
-            | Self::Setup(_) => ErrorKind::Usage,
+            | Self::NoCurrentSchema { .. }
+            | Self::StateInOtherSchema { .. }
+            | Self::InstalledTwice
+            | Self::NotInstalled
+            | Self::NoRuntime
+            | Self::NothingToRedo
+            | Self::CannotRedo { .. }
+            | Self::ChangedMigrationKept { .. }
+            | Self::ChangedRevertNotAlone { .. }
+            | Self::NoRecordedDownSql { .. }
+            | Self::UnknownRevision(_)
+            | Self::TestServerUrl { .. } => ErrorKind::Usage,
+            Self::GuardRuntime(_)
+            | Self::GuardPanicked
+            | Self::ScratchFile { .. }
+            | Self::Internal(_)
+            | Self::AnyUrl(_) => ErrorKind::Failure,
             Self::Restore(e) if e.is_usage() => ErrorKind::Usage,
             Self::Restore(crate::backup::RestoreError::InUse { .. }) => ErrorKind::LockTimeout,
             Self::Restore(_) => ErrorKind::Failure,
@@ -735,7 +909,7 @@ fn describe_state_only(state: &SchemaState) -> String {
             "the database schema is behind: it is {}, this build expects {head} ({pending} pending)",
             position(current)
         ),
-        other => describe_state(other, &Hints::default(), ""),
+        other => describe_state(other, &Hints::default(), None),
     }
 }
 
@@ -748,7 +922,11 @@ fn position(current: &Option<crate::naming::Revision>) -> String {
 }
 
 /// The message for a state the guard refuses.
-fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> String {
+fn describe_state(
+    state: &SchemaState,
+    hints: &Hints,
+    app_version: Option<&semver::Version>,
+) -> String {
     let Hints {
         upgrade,
         auto_upgrade,
@@ -796,11 +974,23 @@ fn describe_state(state: &SchemaState, hints: &Hints, app_version: &str) -> Stri
         SchemaState::Ahead {
             current,
             applied_by: Some(version),
-        } if version == app_version => format!(
-            "the database is at revision {current}, which this build does not know, though this same version \
-             ({version}) of the application applied it: its migration file was probably deleted or renamed, or \
-             the migrations were read from the wrong folder. Restore the file; the database was not touched"
-        ),
+        } if semver::Version::parse(version)
+            .ok()
+            .zip(app_version)
+            .is_some_and(|(theirs, ours)| theirs <= *ours) =>
+        {
+            let who = match app_version {
+                Some(ours) if ours.to_string() == *version => {
+                    format!("this same version ({version})")
+                }
+                _ => format!("an older version ({version})"),
+            };
+            format!(
+                "the database is at revision {current}, which this build does not know, though {who} of the \
+                 application applied it: its migration file was probably deleted or renamed, or the migrations \
+                 were read from the wrong folder. Restore the file; the database was not touched"
+            )
+        }
         SchemaState::Ahead {
             current,
             applied_by: Some(version),
@@ -898,8 +1088,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::engine::plan::Corruption;
     use crate::naming::Revision;
-    use crate::plan::Corruption;
 
     fn rev(text: &str) -> Revision {
         Revision::parse(text).unwrap()
@@ -934,7 +1124,7 @@ mod tests {
                 unapplied: vec![(rev("20250102_0000"), "20250102_0000_b.sql".into())],
             },
             SchemaState::Interrupted {
-                revision: "20250101_0000".into(),
+                revision: crate::Revision::parse("20250101_0000").unwrap(),
                 summary: "a".into(),
                 started_at: "2025-01-01T00:00:00Z".into(),
                 direction: Direction::Up,
@@ -955,14 +1145,14 @@ mod tests {
                 Error::Schema {
                     state: Box::new(state),
                     hints: Box::new(hints.clone()),
-                    app_version: "1.0.0".into(),
+                    app_version: semver::Version::parse("1.0.0").ok(),
                 }
                 .to_string()
             })
             .collect();
         messages.push(
             Error::DowngradeRefused {
-                environment: "production".into(),
+                environment: crate::Environment::Production,
                 new_migration: hints.new_migration.clone(),
                 allow: hints.allow_downgrade.clone(),
             }
@@ -1078,15 +1268,41 @@ mod tests {
                 None,
             ),
         };
+        // The cause is the source, never in the message: the chain says it once.
         let text = error.to_string();
+        assert!(!text.contains("gone"), "{text}");
+        let chain = with_causes(&error);
         assert_eq!(
-            text.matches("relation \"gone\" does not exist").count(),
+            chain.matches("relation \"gone\" does not exist").count(),
             1,
-            "{text}"
+            "{chain}"
         );
         assert!(
-            text.starts_with("migration 20250101_0000_a.sql failed (up): "),
+            text.starts_with("migration 20250101_0000_a.sql failed (up); "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_ahead_message_compares_versions() {
+        let ahead = |applied_by: &str, ours: &str| {
+            Error::Schema {
+                state: Box::new(SchemaState::Ahead {
+                    current: "20250103_0000".into(),
+                    applied_by: Some(applied_by.into()),
+                }),
+                hints: Box::default(),
+                app_version: semver::Version::parse(ours).ok(),
+            }
+            .to_string()
+        };
+        // A newer version applied it: update the program.
+        assert!(ahead("2.10.0", "2.9.0").contains("Update this program to 2.10.0"));
+        // This version or an older one applied it: a file went missing from this build.
+        assert!(ahead("2.1.0", "2.1.0").contains("this same version (2.1.0)"));
+        assert!(ahead("1.9.9", "2.0.0").contains("an older version (1.9.9)"));
+        assert!(ahead("1.9.9", "2.0.0").contains("deleted or renamed"));
+        // Not a version, or ours unknown: say who applied it.
+        assert!(ahead("nightly", "2.0.0").contains("Update this program to nightly"));
     }
 }

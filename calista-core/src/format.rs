@@ -24,7 +24,11 @@ use crate::sql::lint;
 ///
 /// Every problem in the file is reported, including one with the name and others in
 /// the body. `file` is how the file is shown in problems (e.g. `migrations/<name>`).
-pub fn parse_file(file: &str, name: &str, contents: &[u8]) -> Result<Migration, Vec<Problem>> {
+pub(crate) fn parse_file(
+    file: &str,
+    name: &str,
+    contents: &[u8],
+) -> Result<Migration, Vec<Problem>> {
     parse_file_in(&mut lint::Declared::default(), file, name, contents)
 }
 
@@ -150,12 +154,12 @@ fn classify(line: &str) -> Option<Result<Marker, ProblemKind>> {
 }
 
 /// The longest per-attempt lock wait a migration may ask for.
-pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Reads a lock wait as written in `-- calista:lock-timeout` and the lock attempt setting:
 /// a whole number followed by `ms`, `s` or `m` (`500ms`, `2s`, `1m`), more than zero and
 /// at most [`MAX_LOCK_TIMEOUT`]. Zero is refused because PostgreSQL reads it as "wait for ever".
-pub fn parse_lock_timeout(text: &str) -> Option<Duration> {
+pub(crate) fn parse_lock_timeout(text: &str) -> Option<Duration> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
     let number: u64 = number.parse().ok()?;
@@ -522,7 +526,7 @@ fn check_statements(
 
 /// The template `calista db new` writes: it fails the build until the SQL is written, so
 /// that it never ships as a migration that does nothing.
-pub fn template(revision: Revision, summary: &str) -> String {
+pub(crate) fn template(revision: Revision, summary: &str) -> String {
     format!(
         "-- {revision} {summary}\n\
          --\n\

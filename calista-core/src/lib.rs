@@ -8,10 +8,11 @@
 //!
 //! # Where state lives
 //!
-//! On PostgreSQL, in the schema `calista` (a setting: [`DatabaseOptions::schema`]), which
-//! calista's own connections put first on `search_path` (and the pool that
-//! [`Database::connect`] opens; a pool the application hands over is left as it was); on
-//! SQLite, in the main database:
+//! On PostgreSQL, in the schema where the connection's queries look (its
+//! `current_schema()`), unless the application names one ([`DatabaseOptions::schema`]; the
+//! `calista` program names `calista`), which calista's own connections then put first on
+//! `search_path` (and the pool that [`Database::connect`] opens; a pool the application
+//! hands over is left as it was); on SQLite, in the main database:
 //!
 //! - `alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc
 //!   PRIMARY KEY (version_num))`, exactly as Alembic creates it;
@@ -83,16 +84,25 @@
 //! # Ok(()) }
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// Without the runtime, this crate is the file rules `migrations!()` uses at build time; the
+// planner and the model's runtime parts are then unused, not dead.
+#![cfg_attr(not(feature = "runtime"), allow(dead_code))]
 
 mod engine;
-pub mod format;
-pub mod migration;
-pub mod naming;
+mod format;
+mod migration;
+mod naming;
 pub mod origin;
-pub mod problem;
-pub mod source;
-pub mod sql;
-pub mod utc;
+mod problem;
+mod source;
+mod sql;
+mod utc;
+
+// Properties of the file rules over generated input (a unit test: it reads the rules'
+// internals).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic: that is how they fail.
+mod properties;
 
 #[cfg(feature = "runtime")]
 mod app;
@@ -108,6 +118,8 @@ mod error;
 pub mod fleet;
 #[cfg(feature = "runtime")]
 pub mod import;
+#[cfg(feature = "runtime")]
+mod new_file;
 #[cfg(feature = "runtime")]
 pub mod schema;
 #[cfg(feature = "runtime")]
@@ -125,10 +137,12 @@ pub mod verify;
 
 #[cfg(feature = "runtime")]
 pub use engine::history;
-pub use engine::plan;
+pub use engine::plan::{
+    Corruption, DowngradeTarget, HistoryRecord, PlanRefusal, SchemaState, TransactionMode,
+    UpgradeTarget,
+};
 pub use migration::{Checksum, Dialect, Direction, Migration, Migrations, Section};
 pub use naming::{NameError, Revision};
-pub use plan::{DowngradeTarget, SchemaState, TransactionMode, UpgradeTarget};
 pub use problem::{Problem, ProblemKind, SourceError};
 pub use sql::lint;
 
@@ -136,15 +150,40 @@ pub use sql::lint;
 pub use app::{App, db, require_db, require_db_blocking, startup};
 #[cfg(feature = "runtime")]
 pub use database::{
-    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, is_reserved_schema_name, is_valid_schema_name,
-    postgres_lock_key,
+    DEFAULT_SCHEMA, Database, DatabaseOptions, Pool, SchemaName, SchemaNameError, postgres_lock_key,
 };
 #[cfg(feature = "runtime")]
-pub use engine::migrator::{Downgrades, Ensured, Migrator, Notice, Policy, Recovery, Report, Step};
+pub use engine::migrator::{
+    Downgrades, Ensured, Environment, Migrator, Notice, Policy, Recovery, Report, Step,
+};
 #[cfg(feature = "runtime")]
 pub use error::{
     AfterLoss, Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation,
 };
+#[cfg(feature = "runtime")]
+pub use new_file::{NewFileError, new_migration_file};
+
+/// What `migrations!()` needs at build time (the one implementation of the file rules it
+/// shares with [`Migrations::from_dir`]), and what tests of the SQL splitter reach; not
+/// part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    /// Reading a migrations folder.
+    pub mod source {
+        pub use crate::source::*;
+    }
+    /// The chained digests of a set of migrations.
+    pub use crate::migration::chain_digests;
+    /// The SQL splitter.
+    pub use crate::sql::{Statement, statements};
+    /// What `#[calista::test]` runs.
+    #[cfg(feature = "testing")]
+    pub use crate::testing::run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
+}
+
+/// The semver this crate uses, for the application's version ([`Policy::app_version`]).
+#[cfg(feature = "runtime")]
+pub use semver;
 
 /// The sqlx this crate uses, for the application's own queries on [`Database`]'s pools.
 #[cfg(feature = "runtime")]

@@ -70,7 +70,7 @@ impl fmt::Display for Direction {
 ///
 /// Plain integers, so that `migrations!()` embeds a thousand migrations cheaply.
 #[doc(hidden)]
-pub type Span = (u8, u32, u32, u32);
+pub(crate) type Span = (u8, u32, u32, u32);
 
 /// The section a span describes.
 pub(crate) fn section_view(text: &str, span: Span) -> Section<'_> {
@@ -152,18 +152,6 @@ impl<'a> Section<'a> {
 
     /// The 1-based line and column in the file of byte `offset` of [`sql`](Self::sql),
     /// e.g. of a [`Statement`](crate::sql::Statement)'s offset or a server's error position.
-    ///
-    /// ```
-    /// use calista_core::format::parse_file;
-    /// use calista_core::{Dialect, sql};
-    ///
-    /// let file = "-- calista:up\nCREATE TABLE t (a int);\nCOMMENT ON TABLE t IS 'x';\n-- calista:down\nDROP TABLE t;\n";
-    /// let name = "20250826_1030_t.sql";
-    /// let migration = parse_file(name, name, file.as_bytes()).unwrap();
-    /// let up = migration.sections().next().unwrap();
-    /// let second = &sql::statements(up.sql(), Dialect::Postgres)[1];
-    /// assert_eq!(up.line_col(second.offset), (3, 1));
-    /// ```
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         crate::sql::line_col(self.file, self.start.saturating_add(offset))
     }
@@ -795,5 +783,21 @@ mod tests {
         let ba = Checksum::chain(Some(Checksum::chain(None, r1, b)), r2, a);
         assert_ne!(ab, ba);
         assert_ne!(Checksum::chain(None, r1, a), Checksum::chain(None, r2, a));
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn a_section_gives_the_file_line_of_a_statement() {
+        use crate::format::parse_file;
+        use crate::{Dialect, sql};
+
+        let file = "-- calista:up\nCREATE TABLE t (a int);\nCOMMENT ON TABLE t IS 'x';\n-- calista:down\nDROP TABLE t;\n";
+        let name = "20250826_1030_t.sql";
+        let migration = parse_file(name, name, file.as_bytes()).unwrap();
+        let up = migration.sections().next().unwrap();
+        let second = &sql::statements(up.sql(), Dialect::Postgres)[1];
+        assert_eq!(up.line_col(second.offset), (3, 1));
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The extension every migration file has.
-pub const EXTENSION: &str = "sql";
+pub(crate) const EXTENSION: &str = "sql";
 
 /// A migration's revision id: the UTC date and time in its file name, `YYYYMMDD_HHMM`.
 ///
@@ -139,7 +139,7 @@ impl FromStr for Revision {
 
 /// The parts of a valid migration file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileName<'a> {
+pub(crate) struct FileName<'a> {
     /// The revision id, from the date and time.
     pub revision: Revision,
     /// The summary: lowercase ASCII words joined by single underscores.
@@ -147,7 +147,7 @@ pub struct FileName<'a> {
 }
 
 /// Splits and checks a migration file name such as `20250826_1030_create_event_store.sql`.
-pub fn parse_file_name(name: &str) -> Result<FileName<'_>, NameError> {
+pub(crate) fn parse_file_name(name: &str) -> Result<FileName<'_>, NameError> {
     let stem = match name.rsplit_once('.') {
         Some((stem, ext)) if ext == EXTENSION => stem,
         Some((_, ext)) => {
@@ -167,12 +167,12 @@ pub fn parse_file_name(name: &str) -> Result<FileName<'_>, NameError> {
 }
 
 /// The file name of a migration: `YYYYMMDD_HHMM_<summary>.sql`.
-pub fn file_name(revision: Revision, summary: &str) -> String {
+pub(crate) fn file_name(revision: Revision, summary: &str) -> String {
     format!("{revision}_{summary}.{EXTENSION}")
 }
 
 /// Checks a summary: lowercase ASCII words (`a-z`, `0-9`) joined by single underscores.
-pub fn validate_summary(summary: &str) -> Result<(), NameError> {
+pub(crate) fn validate_summary(summary: &str) -> Result<(), NameError> {
     if summary.is_empty() {
         return Err(NameError::EmptySummary);
     }
@@ -195,7 +195,7 @@ pub fn validate_summary(summary: &str) -> Result<(), NameError> {
 /// A summary that follows the rules, made from free text: `"Add user-email"` → `add_user_email`.
 ///
 /// Empty when the text has no ASCII letters or digits at all.
-pub fn suggest_summary(text: &str) -> String {
+pub(crate) fn suggest_summary(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
@@ -212,7 +212,7 @@ pub fn suggest_summary(text: &str) -> String {
 
 /// Whether a file in the migrations folder is deliberately not a migration:
 /// dotfiles (`.gitkeep`, editor swap files) and `README*`.
-pub fn is_ignored(name: &str) -> bool {
+pub(crate) fn is_ignored(name: &str) -> bool {
     name.starts_with('.') || name.starts_with("README")
 }
 

@@ -12,14 +12,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::plan::TransactionMode;
+use crate::database::SchemaName;
+pub use crate::engine::plan::TransactionMode;
 use crate::url::{self, DatabaseUrl, UrlConvention, UrlError};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A command-line flag, as `--db-url`.
-    Flag(&'static str),
+    /// A command-line flag, as the application names it ([`FlagNames`]): `--db-url`.
+    Flag(String),
     /// An environment variable, as `MYAPP_DB_URL`.
     Env(String),
     /// A key of the configuration file.
@@ -62,6 +63,32 @@ impl<T> Setting<T> {
     }
 }
 
+/// What an application's command-line flags are called, for the sources that settings
+/// show (`from --db-url`). The defaults are the `db` command group's own flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlagNames {
+    /// The flag of [`Flags::db_url`]: `--db-url`.
+    pub db_url: String,
+    /// The flag of [`Flags::auto_upgrade`]: `--auto-upgrade`.
+    pub auto_upgrade: String,
+    /// The flag of [`Flags::no_backup`]: `--no-backup`.
+    pub no_backup: String,
+    /// The flag of [`Flags::config`]: `--config`.
+    pub config: String,
+}
+
+impl Default for FlagNames {
+    fn default() -> Self {
+        Self {
+            db_url: "--db-url".to_owned(),
+            auto_upgrade: "--auto-upgrade".to_owned(),
+            no_backup: "--no-backup".to_owned(),
+            config: "--config".to_owned(),
+        }
+    }
+}
+
 /// What the command line says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
@@ -75,38 +102,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
 }
 
-/// The deployment environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    /// Forward-only, backups on by default.
-    Production,
-    /// Downgrades allowed, backups off by default.
-    Development,
-    /// Like development, for continuous integration.
-    Ci,
-}
-
-impl Environment {
-    /// Whether downgrades may run: in development and CI only.
-    pub fn allows_downgrade(&self) -> bool {
-        !matches!(self, Self::Production)
-    }
-
-    /// `production`, `development` or `ci`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Production => "production",
-            Self::Development => "development",
-            Self::Ci => "ci",
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The deployment environment (defined with the policy it shapes).
+pub use crate::engine::migrator::Environment;
 
 /// Every setting, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,14 +116,19 @@ pub struct Settings {
     pub environment: Setting<Environment>,
     /// Back up before upgrading.
     pub backup: Setting<bool>,
-    /// Where backups go (`None`: the backup code's default folder).
+    /// Where backups go (`None`: a folder named [`backup_dir_name`](Self::backup_dir_name)
+    /// beside the SQLite file, or in the current directory).
     pub backup_dir: Setting<Option<PathBuf>>,
+    /// The application's name for the backup folder ([`AppNames::backup_dir_name`]).
+    pub backup_dir_name: String,
     /// How many backups to keep (at least 1).
     pub backup_keep: Setting<u32>,
     /// The `pg_dump` program (`None`: found on `PATH`).
     pub pg_dump: Setting<Option<PathBuf>>,
-    /// The PostgreSQL schema that holds CALISTA's tables: a plain identifier.
-    pub schema: Setting<String>,
+    /// The PostgreSQL schema that holds calista's tables (`None`: where the connection's
+    /// queries look, its `current_schema()`; the application's [`AppNames::default_schema`]
+    /// when it sets one, as the `calista` program sets `calista`).
+    pub schema: Setting<Option<SchemaName>>,
     /// One transaction for all pending migrations, or one each.
     pub transaction_mode: Setting<TransactionMode>,
     /// The longest wait for the migration lock, and the overall budget of an upgrade's
@@ -180,12 +182,17 @@ impl Settings {
                 &self.backup_dir,
                 path_or(&format!(
                     "{} (beside the SQLite file, or here)",
-                    crate::backup::DEFAULT_DIR_NAME
+                    self.backup_dir_name
                 )),
             ),
             row("backup keep", &self.backup_keep, ToString::to_string),
             row("pg_dump", &self.pg_dump, path_or("pg_dump (on PATH)")),
-            row("schema", &self.schema, Clone::clone),
+            row("schema", &self.schema, |schema| {
+                schema.as_ref().map_or_else(
+                    || "the connection's own (current_schema())".to_owned(),
+                    ToString::to_string,
+                )
+            }),
             row("transaction", &self.transaction_mode, |mode| {
                 transaction_name(*mode).to_owned()
             }),
@@ -232,6 +239,7 @@ impl Settings {
         let program = &names.program;
         crate::backup::BackupOptions {
             dir: self.backup_dir.value.clone(),
+            dir_name: self.backup_dir_name.clone(),
             keep: self.backup_keep.value,
             pg_dump: self.pg_dump.value.clone(),
             // Printed after an upgrade: runnable as it is, so in production with --yes.
@@ -266,9 +274,7 @@ impl Settings {
             downgrades: if environment.allows_downgrade() {
                 crate::Downgrades::Allowed
             } else {
-                crate::Downgrades::Refused {
-                    environment: environment.name().to_owned(),
-                }
+                crate::Downgrades::Refused { environment }
             },
             app_version: None,
             hints: names.hints(),
@@ -293,7 +299,7 @@ pub enum SettingsError {
         from: Source,
     },
     /// The configuration file exists but cannot be read.
-    #[error("cannot read the configuration file {path}: {source}; it must be a readable file")]
+    #[error("cannot read the configuration file {path}; it must be a readable file")]
     ConfigUnreadable {
         /// The file, as given.
         path: PathBuf,
@@ -365,7 +371,7 @@ pub enum SettingsError {
         expected: String,
     },
     /// A database URL in none of the accepted forms.
-    #[error("the database URL from {from} is not accepted: {error}")]
+    #[error("the database URL from {from} is not accepted")]
     InvalidUrl {
         /// The flag, variable, or file and key.
         from: Source,
@@ -463,6 +469,15 @@ pub struct AppNames {
     /// How its SQLite URLs are read: as its own sqlx pool reads them (the default), or,
     /// for the `calista` program, as SQLAlchemy does ([`UrlConvention`]).
     pub url_convention: UrlConvention,
+    /// The PostgreSQL schema of calista's tables when no setting names one: `None` (the
+    /// default), where the connection's queries look, as the application's own pool does;
+    /// the `calista` program's is `calista` (ADR-0004).
+    pub default_schema: Option<SchemaName>,
+    /// What its command-line flags are called, for the sources settings show.
+    pub flags: FlagNames,
+    /// The name of the backup folder when none is set, beside the SQLite file or in the
+    /// current directory: `myapp-backups`.
+    pub backup_dir_name: String,
 }
 
 impl AppNames {
@@ -486,7 +501,17 @@ impl AppNames {
             default_sqlite_file: format!("{program}.db"),
             auto_upgrade_flag: None,
             url_convention: UrlConvention::Sqlx,
+            default_schema: None,
+            flags: FlagNames::default(),
+            backup_dir_name: format!("{program}-backups"),
         }
+    }
+
+    /// The schema of calista's tables when no setting names one (the `calista` program:
+    /// `calista`).
+    pub fn with_default_schema(mut self, schema: SchemaName) -> Self {
+        self.default_schema = Some(schema);
+        self
     }
 
     /// Reads SQLite URLs by another convention than sqlx's: the `calista` program keeps
@@ -566,7 +591,7 @@ pub fn resolve(
     let file = ConfigFile::find(names, flags, &env, cwd)?;
 
     let convention = names.url_convention;
-    let from_flags = Layer::from_flags(flags, cwd, convention)?;
+    let from_flags = Layer::from_flags(flags, &names.flags, cwd, convention)?;
     let from_env = Layer::read(
         |key| {
             let variable = names.env(key.env);
@@ -601,13 +626,18 @@ pub fn resolve(
         environment,
         backup,
         backup_dir: optional(layers.backup_dir),
+        backup_dir_name: names.backup_dir_name.clone(),
         backup_keep: layers
             .backup_keep
             .unwrap_or_else(|| Setting::by_default(crate::backup::DEFAULT_KEEP)),
         pg_dump: optional(layers.pg_dump),
-        schema: layers
-            .schema
-            .unwrap_or_else(|| Setting::by_default(crate::database::DEFAULT_SCHEMA.to_owned())),
+        schema: match layers.schema {
+            Some(Setting { value, source }) => Setting {
+                value: Some(value),
+                source,
+            },
+            None => Setting::by_default(names.default_schema.clone()),
+        },
         transaction_mode: layers
             .transaction_mode
             .unwrap_or_else(|| Setting::by_default(TransactionMode::All)),
@@ -658,7 +688,7 @@ struct Layer {
     backup_dir: Option<Setting<PathBuf>>,
     backup_keep: Option<Setting<u32>>,
     pg_dump: Option<Setting<PathBuf>>,
-    schema: Option<Setting<String>>,
+    schema: Option<Setting<SchemaName>>,
     transaction_mode: Option<Setting<TransactionMode>>,
     lock_timeout: Option<Setting<Duration>>,
     lock_attempt_timeout: Option<Setting<Duration>>,
@@ -668,12 +698,13 @@ struct Layer {
 impl Layer {
     fn from_flags(
         flags: &Flags,
+        named: &FlagNames,
         cwd: &Path,
         convention: UrlConvention,
     ) -> Result<Self, SettingsError> {
         let db_url = match &flags.db_url {
             Some(text) => {
-                let from = Source::Flag("--db-url");
+                let from = Source::Flag(named.db_url.clone());
                 let value = DatabaseUrl::parse_as(text, cwd, convention).map_err(|error| {
                     SettingsError::InvalidUrl {
                         from: from.clone(),
@@ -689,13 +720,13 @@ impl Layer {
         };
         Ok(Self {
             db_url,
-            auto_upgrade: flags.auto_upgrade.then_some(Setting {
+            auto_upgrade: flags.auto_upgrade.then(|| Setting {
                 value: true,
-                source: Source::Flag("--auto-upgrade"),
+                source: Source::Flag(named.auto_upgrade.clone()),
             }),
-            backup: flags.no_backup.then_some(Setting {
+            backup: flags.no_backup.then(|| Setting {
                 value: false,
-                source: Source::Flag("--no-backup"),
+                source: Source::Flag(named.no_backup.clone()),
             }),
             ..Self::default()
         })
@@ -858,7 +889,7 @@ fn transaction_mode(raw: &Raw<'_>) -> Result<TransactionMode, Mismatch> {
     }
 }
 
-fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
+fn schema(raw: &Raw<'_>) -> Result<SchemaName, Mismatch> {
     let name = text(raw, "a string holding a schema name")?.trim();
     if crate::database::is_reserved_schema_name(name) {
         return Err(Mismatch::Value(
@@ -867,8 +898,8 @@ fn schema(raw: &Raw<'_>) -> Result<String, Mismatch> {
                 .to_owned(),
         ));
     }
-    if crate::database::is_valid_schema_name(name) {
-        Ok(name.to_owned())
+    if let Ok(name) = SchemaName::new(name) {
+        Ok(name)
     } else {
         Err(Mismatch::Value(
             "a plain SQL identifier: 1 to 63 lowercase letters, digits and _, not starting with \
@@ -958,7 +989,7 @@ impl ConfigFile {
     ) -> Result<Option<Self>, SettingsError> {
         let config_env = names.env(CONFIG_ENV);
         let (shown, named_by) = match (&flags.config, env(&config_env)) {
-            (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
+            (Some(path), _) => (path.clone(), Some(Source::Flag(names.flags.config.clone()))),
             (None, Some(path)) => (PathBuf::from(path.trim()), Some(Source::Env(config_env))),
             (None, None) => (PathBuf::from(&names.config_file), None),
         };
@@ -1119,21 +1150,53 @@ mod tests {
             Err(error) => error,
             Ok(settings) => panic!("resolved: {settings:?}"),
         };
-        // A cause the message already quotes is not repeated.
+        // Each cause once, as the program prints them: the message never quotes its cause.
         let mut chain = error.to_string();
         let mut cause = std::error::Error::source(&error);
         while let Some(c) = cause {
             let line = c.to_string();
-            if !chain.contains(&line) {
-                chain.push_str("\n  caused by: ");
-                chain.push_str(&line);
-            }
+            assert!(!chain.contains(&line), "repeated: {line}");
+            chain.push_str("\n  caused by: ");
+            chain.push_str(&line);
             cause = c.source();
         }
         chain
     }
 
     /// Resolves for the application `myapp` in `dir`.
+    #[test]
+    fn an_applications_flags_and_backup_folder_carry_its_names() {
+        let dir = folder(None);
+        let mut names = AppNames::new("myapp");
+        names.flags.auto_upgrade = "--upgrade-at-start".to_owned();
+        let flags = Flags {
+            auto_upgrade: true,
+            ..Flags::default()
+        };
+        let settings = resolve(&names, &flags, &|_| None, dir.path()).unwrap();
+        assert_eq!(
+            settings.auto_upgrade.source.to_string(),
+            "--upgrade-at-start"
+        );
+        assert_eq!(
+            settings.backup_options(&names).dir_name,
+            "myapp-backups",
+            "the backup folder is the application's"
+        );
+        let shown: Vec<_> = settings.rows();
+        assert!(
+            shown
+                .iter()
+                .any(|(name, value, _)| *name == "backup dir" && value.starts_with("myapp-backups")),
+            "{shown:?}"
+        );
+        // The library's own default names no program.
+        assert_eq!(
+            crate::backup::BackupOptions::default().dir_name,
+            "db-backups"
+        );
+    }
+
     fn resolve_myapp(dir: &Path, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let env: HashMap<String, String> = env
             .iter()
@@ -1172,11 +1235,17 @@ mod tests {
         .unwrap();
         assert_eq!(settings.db_url.source.to_string(), "env MYAPP_DB_URL");
         assert!(settings.auto_upgrade.value);
-        assert_eq!(settings.schema.value, "shop");
+        assert_eq!(
+            settings.schema.value.as_ref().map(SchemaName::as_str),
+            Some("shop")
+        );
         assert_eq!(settings.schema.source.to_string(), "myapp.toml [db] schema");
         assert_eq!(settings.backup_keep.value, 3);
         // Into what the library needs: the same schema for the database, and the policy.
-        assert_eq!(settings.database_options().schema, "shop");
+        assert_eq!(
+            settings.database_options().schema,
+            Some(SchemaName::new("shop").unwrap())
+        );
         let policy = settings.policy(&AppNames::new("myapp"));
         assert!(policy.auto_upgrade);
         assert_eq!(policy.hints.upgrade, "run `myapp db upgrade` to apply them");
@@ -1231,7 +1300,7 @@ mod tests {
         let settings = resolve_myapp(dir.path(), &[("MYAPP_CONFIG", &config)]).unwrap();
         assert_eq!(settings.db_url.value, file(conf.join("app.db")));
         // A slip from SQLAlchemy's spelling is refused, naming the variable and sqlx's forms.
-        let message = url_of("sqlite:///:memory:").unwrap_err().to_string();
+        let message = crate::error::with_causes(&url_of("sqlite:///:memory:").unwrap_err());
         assert!(message.contains("env MYAPP_DB_URL"), "{message}");
         assert!(message.contains("sqlite::memory:"), "{message}");
         assert!(message.contains("sqlite://relative/path.db"), "{message}");
@@ -1270,7 +1339,7 @@ mod tests {
         assert_eq!(s.backup_dir.value, None);
         assert_eq!(s.backup_keep.value, 10);
         assert_eq!(s.pg_dump.value, None);
-        assert_eq!(s.schema.value, "calista");
+        assert_eq!(s.schema.value, None, "the connection's own schema");
         assert_eq!(s.transaction_mode.value, TransactionMode::All);
         assert_eq!(s.lock_timeout.value, Duration::from_secs(60));
         assert_eq!(s.connect_timeout.value, Duration::from_secs(10));
@@ -1361,7 +1430,7 @@ mod tests {
                 env: ("env_schema", "env_schema"),
                 key: "[db] schema",
                 file: ("\"file_schema\"", "file_schema"),
-                default: "calista",
+                default: "the connection's own (current_schema())",
             },
             Case {
                 row: "transaction",
@@ -1488,14 +1557,14 @@ mod tests {
             from_flag.auto_upgrade,
             Setting {
                 value: true,
-                source: Source::Flag("--auto-upgrade")
+                source: Source::Flag("--auto-upgrade".into())
             }
         );
         assert_eq!(
             from_flag.backup,
             Setting {
                 value: false,
-                source: Source::Flag("--no-backup")
+                source: Source::Flag("--no-backup".into())
             }
         );
     }
@@ -1606,7 +1675,7 @@ mod tests {
                 &[("CALISTA_DB_SCHEMA", good)],
             )
             .unwrap();
-            assert_eq!(s.schema.value, good);
+            assert_eq!(s.schema.value.as_ref().map(SchemaName::as_str), Some(good));
         }
         for bad in ["App", "my-app", "2app", "a b", "sch\u{e9}ma", "x;drop"] {
             let message = failure_in(dir.path(), &Flags::default(), &[("CALISTA_DB_SCHEMA", bad)]);
@@ -1678,7 +1747,7 @@ mod tests {
             &[("CALISTA_DB_SCHEMA", "pgx")],
         )
         .unwrap();
-        assert_eq!(s.schema.value, "pgx");
+        assert_eq!(s.schema.value.as_ref().map(SchemaName::as_str), Some("pgx"));
     }
 
     #[test]
@@ -1852,8 +1921,9 @@ mod tests {
         };
         let message = failure_in(dir.path(), &flags, &[]);
         assert!(
-            message.starts_with("cannot read the configuration file .: ")
-                && message.ends_with("; it must be a readable file"),
+            message.starts_with(
+                "cannot read the configuration file .; it must be a readable file\n  caused by: "
+            ),
             "{message}"
         );
     }
@@ -2004,7 +2074,7 @@ mod tests {
         let message = failure_in(dir.path(), &Flags::default(), &[]);
         assert!(
             message.starts_with(
-                "the database URL from calista.toml [db] url is not accepted: \
+                "the database URL from calista.toml [db] url is not accepted\n  caused by: \
                  `sqlite:/` is not an accepted database URL"
             ) && message.contains("sqlite:////absolute/path.db"),
             "{message}"
@@ -2106,7 +2176,7 @@ mod tests {
 
     #[test]
     fn sources_display_as_documented() {
-        assert_eq!(Source::Flag("--db-url").to_string(), "--db-url");
+        assert_eq!(Source::Flag("--db-url".into()).to_string(), "--db-url");
         assert_eq!(
             Source::Env("CALISTA_DB_URL".into()).to_string(),
             "env CALISTA_DB_URL"

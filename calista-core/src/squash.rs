@@ -210,7 +210,10 @@ fn squashed_set(migrations: &Migrations, plan: &SquashPlan) -> Result<Migrations
         Ok::<_, std::io::Error>(())
     })();
     let set = result
-        .map_err(|e| Error::Setup(format!("cannot write the squashed set to check it: {e}")))
+        .map_err(|source| Error::ScratchFile {
+            doing: "write the squashed set to check it".to_owned(),
+            source,
+        })
         .and_then(|()| Migrations::from_dir(&dir).map_err(Error::from));
     let _ = std::fs::remove_dir_all(&dir);
     set
@@ -219,11 +222,12 @@ fn squashed_set(migrations: &Migrations, plan: &SquashPlan) -> Result<Migrations
 /// A new folder in the temporary folder.
 fn tempfile_dir() -> Result<PathBuf, Error> {
     let dir = std::env::temp_dir().join(scratch::unique_name("calista_squash"));
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::Setup(format!(
-            "cannot create a scratch folder in {}: {e}",
+    std::fs::create_dir_all(&dir).map_err(|source| Error::ScratchFile {
+        doing: format!(
+            "create a scratch folder in {}",
             std::env::temp_dir().display()
-        ))
+        ),
+        source,
     })?;
     Ok(dir)
 }

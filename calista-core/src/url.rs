@@ -135,7 +135,7 @@ impl UrlError {
 /// hidden (all before the last `@`; without one, what follows a `:` unless it is a port;
 /// `password=` values). For values that may hold a URL with its password, such as a
 /// setting's value in an error.
-pub fn mask_unparsed(text: &str) -> String {
+pub(crate) fn mask_unparsed(text: &str) -> String {
     mask_rejected(text).0
 }
 

@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A UTC date and time, to the second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct UtcDateTime {
+pub(crate) struct UtcDateTime {
     /// Year.
     pub year: i64,
     /// Month, 1-12.
@@ -23,7 +23,7 @@ pub struct UtcDateTime {
 
 impl UtcDateTime {
     /// Now, from the system clock (the epoch if the clock is before it).
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -34,7 +34,7 @@ impl UtcDateTime {
     }
 
     /// The date and time `seconds` after 1970-01-01T00:00:00Z.
-    pub fn from_unix(seconds: i64) -> Self {
+    pub(crate) fn from_unix(seconds: i64) -> Self {
         let days = seconds.div_euclid(86_400);
         let of_day = seconds.rem_euclid(86_400);
         // Civil from days (Howard Hinnant's algorithm).
@@ -61,7 +61,7 @@ impl UtcDateTime {
 
     /// `YYYYMMDDTHHMMSS.mmmZ`, for file names: sortable, and distinct for two backups
     /// taken in the same second.
-    pub fn compact(&self) -> String {
+    pub(crate) fn compact(&self) -> String {
         format!(
             "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.millisecond
@@ -69,7 +69,7 @@ impl UtcDateTime {
     }
 
     /// `YYYY-MM-DDTHH:MM:SSZ`.
-    pub fn iso8601(&self) -> String {
+    pub(crate) fn iso8601(&self) -> String {
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
             self.year, self.month, self.day, self.hour, self.minute, self.second

@@ -128,13 +128,9 @@ pub enum DbCommand {
     /// when clean.
     Verify {
         /// A PostgreSQL server to create the scratch database on (and drop it after), e.g.
-        /// postgresql://postgres@localhost/postgres; the role needs CREATEDB
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "CALISTA_VERIFY_PG_URL",
-            hide_env_values = true
-        )]
+        /// postgresql://postgres@localhost/postgres; the role needs CREATEDB. Else the
+        /// application's own variable (MYAPP_VERIFY_PG_URL for myapp; CALISTA_VERIFY_PG_URL for calista)
+        #[arg(long, value_name = "URL")]
         pg_url: Option<String>,
         /// A folder of `<revision>.sql` files (e.g. 20250101_0000.sql): SQL run right after
         /// that revision's up, on both dialects; the rows it inserts must survive every later
@@ -177,13 +173,9 @@ pub enum DbCommand {
         #[arg(long, value_name = "VERSION")]
         release: String,
         /// A PostgreSQL server to check the baseline on (a scratch database, dropped after);
-        /// the role needs CREATEDB
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "CALISTA_VERIFY_PG_URL",
-            hide_env_values = true
-        )]
+        /// the role needs CREATEDB. Else the application's own variable (MYAPP_VERIFY_PG_URL
+        /// for myapp; CALISTA_VERIFY_PG_URL for calista)
+        #[arg(long, value_name = "URL")]
         pg_url: Option<String>,
     },
     /// Accept an intended edit of an applied migration: the history keeps the checksum it

@@ -19,7 +19,7 @@ pub struct Context {
     migrations: &'static Migrations,
     migrations_dir: Option<PathBuf>,
     names: AppNames,
-    app_version: Option<String>,
+    app_version: Option<crate::semver::Version>,
 }
 
 impl Context {
@@ -27,7 +27,7 @@ impl Context {
     pub(crate) fn load(
         built_in: &'static Migrations,
         names: &AppNames,
-        app_version: Option<String>,
+        app_version: Option<crate::semver::Version>,
         options: &DbOptions,
     ) -> Result<Self, CliError> {
         let flags = settings::Flags {

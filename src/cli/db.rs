@@ -3,13 +3,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use calista::HistoryRecord;
 use calista::backup::{self, BackupOutcome};
 use calista::{
     Direction, DowngradeTarget, Migrator, Recovery, Report, Revision, SchemaState, UpgradeTarget,
 };
-use calista_core::naming;
-use calista_core::plan::HistoryRecord;
-use calista_core::utc::UtcDateTime;
 use serde_json::json;
 
 use super::args::DbCommand;
@@ -76,8 +74,7 @@ async fn with_database(
         }
         DbCommand::Redo => super::redo::run(&migrator, out).await,
         DbCommand::Current => {
-            let state = db.read_state().await?;
-            let versions = state.versions.unwrap_or_default();
+            let versions = migrator.current().await?;
             if out.json() {
                 out.print_json(&json!({ "current": versions.first(), "rows": versions }));
             } else {
@@ -179,7 +176,7 @@ async fn restore(
     calista::backup::restore(db, backup, &context.backup_options())
         .await
         .map_err(calista::Error::from)?;
-    let current = db.read_state().await?.versions.unwrap_or_default();
+    let current = db.current().await?;
     if out.json() {
         out.print_json(&json!({
             "restored": backup.display().to_string(),
@@ -279,8 +276,8 @@ struct Observed {
 
 impl Observed {
     async fn read(context: &Context, db: &calista::Database) -> Result<Self, CliError> {
-        let versions = db.read_state().await?.versions.unwrap_or_default();
-        let records = db.read_history().await?;
+        let versions = db.current().await?;
+        let records = db.history().await?;
         let applied = applied_now(&records);
         let pending = context
             .migrations()
@@ -308,7 +305,7 @@ fn state_json(state: &SchemaState, head: Option<&str>, seen: &Observed) -> serde
 }
 
 async fn history(context: &Context, db: &calista::Database, out: &Output) -> Result<(), CliError> {
-    let records = db.read_history().await?;
+    let records = db.history().await?;
     let applied = applied_now(&records);
     let known: std::collections::HashSet<String> = context
         .migrations()
@@ -414,58 +411,19 @@ fn lint(context: &Context, out: &Output) -> Result<(), CliError> {
 }
 
 fn new(summary: &str, context: &Context, out: &Output) -> Result<(), CliError> {
-    if let Err(error) = naming::validate_summary(summary) {
-        return Err(CliError::Usage(format!("{error}; {}", error.fix())));
-    }
-    let dir = context.migrations_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        CliError::failure(
-            format!("cannot create the migrations folder {}", dir.display()),
-            e,
-        )
-    })?;
-    let revision = next_revision(&dir)?;
-    let path = dir.join(naming::file_name(revision, summary));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| CliError::failure(format!("cannot create {}", path.display()), e))?;
-    std::io::Write::write_all(
-        &mut file,
-        calista_core::format::template(revision, summary).as_bytes(),
-    )
-    .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
+    let path = match calista::new_migration_file(&context.migrations_dir(), summary) {
+        Ok(path) => path,
+        Err(error) if error.is_usage() => return Err(CliError::Usage(error.to_string())),
+        Err(error) => {
+            return Err(CliError::Failure {
+                message: "the new migration file was not written".to_owned(),
+                source: Some(Box::new(error)),
+            });
+        }
+    };
     out.print(&path.display().to_string());
     out.notice("Write the SQL under `-- calista:up` and its reverse under `-- calista:down`; until then the build fails.");
     Ok(())
-}
-
-/// Now, UTC, to the minute; or one minute after the newest file if that is not earlier,
-/// so that a new file always sorts last.
-fn next_revision(dir: &Path) -> Result<Revision, CliError> {
-    let now = UtcDateTime::now();
-    let now = Revision::new(
-        u32::try_from(now.year).unwrap_or(9999),
-        now.month,
-        now.day,
-        now.hour,
-        now.minute,
-    )
-    .map_err(|e| CliError::Usage(format!("the system clock gives an impossible date: {e}")))?;
-    let newest = std::fs::read_dir(dir)
-        .map_err(|e| CliError::failure(format!("cannot read {}", dir.display()), e))?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|name| {
-            naming::parse_file_name(&name)
-                .ok()
-                .map(|parsed| parsed.revision)
-        })
-        .max();
-    match newest {
-        Some(newest) if newest >= now => Ok(newest.next_minute()),
-        _ => Ok(now),
-    }
 }
 
 fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
@@ -480,7 +438,7 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
                     "path": b.path.display().to_string(),
                     "database": b.database,
                     "database_id": b.database_id,
-                    "revision": b.revision,
+                    "revision": b.revision.map(|r| r.to_string()),
                     "taken_at": b.taken_at,
                     "size": b.size,
                 })
@@ -501,11 +459,7 @@ fn backups(context: &Context, out: &Output) -> Result<(), CliError> {
         "PATH".into(),
     ]];
     for b in &found {
-        let revision = if b.revision.is_empty() {
-            "-".to_owned()
-        } else {
-            b.revision.clone()
-        };
+        let revision = b.revision.map_or_else(|| "-".to_owned(), |r| r.to_string());
         let database = match &b.database_id {
             Some(id) => format!("{} ({id})", b.database),
             None => b.database.clone(),
@@ -530,8 +484,8 @@ fn backup_dir(context: &Context) -> PathBuf {
         (None, calista::url::DatabaseUrl::Sqlite(calista::url::SqliteTarget::File(file))) => file
             .parent()
             .unwrap_or(Path::new("."))
-            .join(backup::DEFAULT_DIR_NAME),
-        (None, _) => PathBuf::from(backup::DEFAULT_DIR_NAME),
+            .join(&options.dir_name),
+        (None, _) => PathBuf::from(&options.dir_name),
     }
 }
 

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use calista::ErrorKind;
-
 /// Success.
 pub const SUCCESS: u8 = 0;
 /// A failure while working.
@@ -32,17 +30,6 @@ pub fn fleet_code(codes: impl IntoIterator<Item = u8>) -> u8 {
         .find(|code| codes.contains(code))
         .or_else(|| codes.into_iter().find(|code| *code != SUCCESS))
         .unwrap_or(SUCCESS)
-}
-
-/// The code of an error of the runtime.
-pub fn code_of(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::Behind => BEHIND,
-        ErrorKind::Unsafe => UNSAFE,
-        ErrorKind::LockTimeout => LOCK_TIMEOUT,
-        ErrorKind::Usage => USAGE,
-        _ => FAILURE,
-    }
 }
 
 /// Everything that can stop a command.
@@ -95,7 +82,7 @@ impl CliError {
     /// The exit code, decided here and nowhere else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Calista(error) => code_of(error.kind()),
+            Self::Calista(error) => error.exit_code(),
             Self::Fleet { code, .. } => *code,
             Self::Settings(_) | Self::Targets(_) | Self::Usage(_) => USAGE,
             Self::Failure { .. } => FAILURE,
@@ -111,6 +98,7 @@ pub fn exit(code: u8) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calista::ErrorKind;
 
     #[test]
     fn a_fleet_exits_with_its_most_severe_target_code() {
@@ -121,5 +109,18 @@ mod tests {
         assert_eq!(fleet_code([LOCK_TIMEOUT, UNSAFE, BEHIND]), UNSAFE);
         assert_eq!(fleet_code([UNSAFE, FAILURE]), FAILURE);
         assert_eq!(fleet_code([FAILURE, USAGE, UNSAFE]), USAGE);
+    }
+
+    #[test]
+    fn the_table_is_the_librarys() {
+        for (kind, code) in [
+            (ErrorKind::Failure, FAILURE),
+            (ErrorKind::Usage, USAGE),
+            (ErrorKind::Behind, BEHIND),
+            (ErrorKind::Unsafe, UNSAFE),
+            (ErrorKind::LockTimeout, LOCK_TIMEOUT),
+        ] {
+            assert_eq!(kind.exit_code(), code, "{kind:?}");
+        }
     }
 }

@@ -169,7 +169,7 @@ fn target_code(command: Command, report: &TargetReport) -> u8 {
         None => exit::SUCCESS,
         // `db status` shows whatever state it reads; only a database it cannot read fails.
         Some(_) if command == Command::Status && report.state.is_some() => exit::SUCCESS,
-        Some(error) => exit::code_of(error.kind()),
+        Some(error) => error.exit_code(),
     }
 }
 
@@ -355,7 +355,11 @@ fn status_table(context: &Context, report: &FleetReport, out: &Output) -> String
         };
         rows.push(vec![
             target.target.url().to_string(),
-            target.target.schema_or(schema).unwrap_or("-").to_owned(),
+            target
+                .target
+                .schema_or(schema.as_ref())
+                .unwrap_or("-")
+                .to_owned(),
             out.paint(tone, state),
             target
                 .to()
@@ -419,7 +423,7 @@ fn document(
             };
             json!({
                 "target": target.target.url().to_string(),
-                "schema": target.target.schema_or(schema),
+                "schema": target.target.schema_or(schema.as_ref()),
                 "line": target.target.line(),
                 "outcome": target.outcome.name(),
                 "state": target.state.as_ref().map(|s| s.name()),

@@ -169,7 +169,7 @@ pub(crate) async fn squash(
     out: &Output,
 ) -> Result<(), CliError> {
     let through = parse_revision(through)?;
-    let server = super::verify::scratch_server(pg_url, "db squash")?;
+    let server = super::verify::scratch_server(pg_url, "db squash", context)?;
     // The files themselves, never a set built into the program: they are what is replaced.
     let dir = context.migrations_dir();
     let migrations = &calista::Migrations::from_dir(&dir).map_err(calista::Error::from)?;

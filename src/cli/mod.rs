@@ -65,7 +65,7 @@ use crate::settings::AppNames;
 pub struct Db {
     migrations: &'static Migrations,
     names: AppNames,
-    app_version: Option<String>,
+    app_version: Option<crate::semver::Version>,
 }
 
 impl Db {
@@ -87,8 +87,8 @@ impl Db {
 
     /// The application's version, recorded with each migration applied (default: the
     /// version of the crate that embedded the migrations).
-    pub fn app_version(mut self, version: impl Into<String>) -> Self {
-        self.app_version = Some(version.into());
+    pub fn app_version(mut self, version: crate::semver::Version) -> Self {
+        self.app_version = Some(version);
         self
     }
 

@@ -106,18 +106,13 @@ impl Output {
         }
     }
 
-    /// An error and its causes on stderr, each cause once: one that the message already
-    /// quotes is not repeated.
+    /// An error and its causes on stderr: each error says what happened and what to do,
+    /// and leaves its cause to `source()`, so each is printed once, on its own line.
     pub fn error(&self, error: &dyn std::error::Error) {
-        let mut said = error.to_string();
-        let mut text = format!("{} {said}", paint(self.colour_err, Tone::Bad, "error:"));
+        let mut text = format!("{} {error}", paint(self.colour_err, Tone::Bad, "error:"));
         let mut cause = error.source();
         while let Some(source) = cause {
-            let line = source.to_string();
-            if !said.contains(&line) {
-                text.push_str(&format!("\n  caused by: {line}"));
-                said.push_str(&line);
-            }
+            text.push_str(&format!("\n  caused by: {source}"));
             cause = source.source();
         }
         let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(&text));

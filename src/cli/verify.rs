@@ -10,15 +10,23 @@ use super::context::Context;
 use super::exit::CliError;
 use super::output::{Output, Tone};
 
-/// The PostgreSQL server `command` makes its scratch database on: `--pg-url`.
+/// The PostgreSQL server `command` makes its scratch database on: `--pg-url`, else the
+/// application's own variable (`MYAPP_VERIFY_PG_URL` for `myapp`).
 pub(crate) fn scratch_server(
     pg_url: Option<String>,
     command: &str,
+    context: &Context,
 ) -> Result<PostgresUrl, CliError> {
-    let Some(pg_url) = pg_url else {
+    let variable = context.names().env("VERIFY_PG_URL");
+    let from_env = || {
+        std::env::var(&variable)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let Some(pg_url) = pg_url.or_else(from_env) else {
         return Err(CliError::Usage(format!(
             "{command} needs a PostgreSQL server to create its scratch database on: pass \
-             --pg-url postgresql://user@host/postgres (or set CALISTA_VERIFY_PG_URL); the role \
+             --pg-url postgresql://user@host/postgres (or set {variable}); the role \
              needs CREATEDB. Nothing is written to the configured database"
         )));
     };
@@ -40,14 +48,14 @@ pub(crate) async fn run(
     context: &Context,
     out: &Output,
 ) -> Result<(), CliError> {
-    let server = scratch_server(pg_url, "db verify")?;
+    let server = scratch_server(pg_url, "db verify", context)?;
     let seeds = match seed_dir {
         Some(dir) => read_seeds(dir, context)?,
         None => Vec::new(),
     };
     let options = VerifyOptions {
         postgres: Some(server),
-        schema: Some(context.database_options().schema),
+        schema: context.database_options().schema,
         seeds,
     };
     let report = verify(context.migrations(), &options).await?;

@@ -173,12 +173,22 @@ impl TestDb {
         }
     }
 
+    /// A handle with calista's tables in schema `calista`, where the `calista` program
+    /// keeps them, so that tests of the library and of the program read the same state.
     pub fn open(&self) -> calista::Database {
-        self.open_with(calista::DatabaseOptions::default())
+        self.open_with(in_calista())
     }
 
     pub fn open_with(&self, options: calista::DatabaseOptions) -> calista::Database {
         calista::Database::connect(&self.url(), options).expect("database handle")
+    }
+}
+
+/// Options with calista's tables in schema `calista`, as the `calista` program has them.
+pub fn in_calista() -> calista::DatabaseOptions {
+    calista::DatabaseOptions {
+        schema: Some(calista::SchemaName::calista()),
+        ..calista::DatabaseOptions::default()
     }
 }
 
@@ -215,10 +225,7 @@ pub async fn exec(db: &calista::Database, sql: &str) -> Result<(), String> {
 
 /// The revision in alembic_version, or None, as the library reads it.
 pub async fn version(db: &calista::Database) -> Option<String> {
-    let state = db.read_state().await.expect("version");
-    state
-        .versions
-        .and_then(|versions| versions.into_iter().next())
+    db.current().await.expect("version").into_iter().next()
 }
 
 /// A folder of migration files written by a test.
@@ -307,7 +314,7 @@ pub async fn hold_migration_lock(
             let url = format!("{}{separator}application_name={application_name}", pg.url);
             let mut conn = PgConnection::connect(&url).await.expect("connect");
             sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(calista::postgres_lock_key("calista"))
+                .bind(calista::postgres_lock_key(&calista::SchemaName::calista()))
                 .execute(&mut conn)
                 .await
                 .expect("advisory lock");

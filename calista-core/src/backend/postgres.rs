@@ -20,6 +20,7 @@ use super::{
     Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Watch,
 };
 use crate::backup;
+use crate::database::SchemaName;
 use crate::engine::plan::{DbState, HistoryRecord};
 use crate::error::{Blocker, Error};
 use crate::migration::Dialect;
@@ -37,7 +38,7 @@ pub(crate) struct Postgres {
     password: Option<String>,
     /// The database's name.
     database: String,
-    schema: String,
+    schema: SchemaName,
     connect_timeout: Duration,
     /// The URL, password redacted, for connection errors.
     shown_url: String,
@@ -176,7 +177,7 @@ impl Postgres {
         base: PgConnectOptions,
         password: Option<String>,
         database: String,
-        schema: &str,
+        schema: SchemaName,
         connect_timeout: Duration,
         shown_url: String,
     ) -> Self {
@@ -189,16 +190,16 @@ impl Postgres {
             base,
             password,
             database,
-            schema: schema.to_owned(),
+            sql: Sql::new(schema.as_str()),
+            schema,
             connect_timeout,
             shown_url,
-            sql: Sql::new(schema),
         }
     }
 
-    /// The password `pg_dump` uses for backups.
-    pub(crate) fn set_backup_password(&mut self, password: String) {
-        self.password = Some(password);
+    /// The schema of calista's tables.
+    pub(crate) fn schema(&self) -> &SchemaName {
+        &self.schema
     }
 
     /// What a backup of the schema reads: the application's connection, as `pg_dump`'s
@@ -227,7 +228,7 @@ impl Postgres {
             env,
             database: database.clone(),
             server: format!("{host}:{port}/{database}"),
-            schema: &self.schema,
+            schema: self.schema.as_str(),
         }
     }
 }
@@ -543,7 +544,7 @@ impl Backend for Postgres {
     }
 
     async fn lock_holder(&self, conn: &mut PgConnection) -> String {
-        let bits = u64::from_ne_bytes(lock_key(&self.schema).to_ne_bytes());
+        let bits = u64::from_ne_bytes(lock_key(self.schema.as_str()).to_ne_bytes());
         let (high, low) = (
             i64::try_from(bits >> 32).unwrap_or(0),
             i64::try_from(bits & 0xffff_ffff).unwrap_or(0),
@@ -721,7 +722,7 @@ impl Postgres {
     fn try_lock_sql(&self, settings: &str) -> String {
         format!(
             "BEGIN;\n{settings}SELECT pg_try_advisory_xact_lock({}), pg_backend_pid()",
-            lock_key(&self.schema)
+            lock_key(self.schema.as_str())
         )
     }
 
@@ -795,14 +796,72 @@ fn lock_wait_setting(scope: Scope, lock_wait: Duration) -> String {
 }
 
 /// Options for the pool [`crate::Database::connect`] opens for the application: the
-/// schema first on `search_path`, and an application name.
-pub(crate) fn pool_options(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
+/// schema first on `search_path` when one is named, and an application name.
+pub(crate) fn pool_options(
+    base: PgConnectOptions,
+    schema: Option<&SchemaName>,
+) -> PgConnectOptions {
     with_schema(base, schema).application_name(&format!("calista app (pid {})", std::process::id()))
 }
 
-fn with_schema(base: PgConnectOptions, schema: &str) -> PgConnectOptions {
-    base.options([("search_path", format!("\"{schema}\", public"))])
-        .log_statements(tracing::log::LevelFilter::Trace)
+fn with_schema(base: PgConnectOptions, schema: Option<&SchemaName>) -> PgConnectOptions {
+    let base = match schema {
+        Some(schema) => base.options([("search_path", format!("\"{schema}\", public"))]),
+        None => base,
+    };
+    base.log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// The schema where `pool`'s queries look (its `current_schema()`), for calista's tables
+/// when the application names none: read through the pool itself, so that whatever sets
+/// its `search_path` (the URL, the connect options, a hook on each connection) counts.
+///
+/// A database whose calista tables are in schema `calista` while the pool looks elsewhere
+/// (upgraded by the `calista` program, or by a version that always used `calista`) is
+/// refused, naming both schemas: a second copy would start the history afresh.
+pub(crate) async fn pool_schema(pool: &sqlx::PgPool, shown_url: &str) -> Result<SchemaName, Error> {
+    // A simple query, which a pooler in transaction mode passes as it is.
+    let read = async {
+        let row = sqlx::raw_sql(
+            "SELECT current_schema()::text, \
+                    to_regclass(quote_ident(current_schema()) || '.alembic_version') IS NOT NULL, \
+                    to_regclass('\"calista\".alembic_version') IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok::<_, sqlx::Error>((
+            row.try_get::<Option<String>, _>(0)?,
+            row.try_get::<bool, _>(1)?,
+            row.try_get::<bool, _>(2)?,
+        ))
+    }
+    .await;
+    let (current, ours_here, ours_in_calista) = read.map_err(|e| match e {
+        sqlx::Error::Database(_) => Error::database(
+            "cannot read the schema where the pool's queries look (current_schema())",
+            e,
+        ),
+        other => Error::connect(shown_url.to_owned(), other),
+    })?;
+    let Some(current) = current else {
+        return Err(Error::NoCurrentSchema {
+            url: shown_url.to_owned(),
+            found: None,
+        });
+    };
+    let Ok(schema) = SchemaName::new(&current) else {
+        return Err(Error::NoCurrentSchema {
+            url: shown_url.to_owned(),
+            found: Some(current),
+        });
+    };
+    if !ours_here && ours_in_calista {
+        return Err(Error::StateInOtherSchema {
+            current: schema,
+            found: SchemaName::calista(),
+        });
+    }
+    Ok(schema)
 }
 
 /// The TLS settings sqlx connects with (from the URL, or from the PG* variables it read

@@ -184,7 +184,7 @@ impl Backend for Sqlite {
         {
             return Err(Error::database(
                 format!(
-                    "cannot write the database file {}: it is read-only ({e}); check its permissions \
+                    "cannot write the database file {}: it is read-only; check its permissions \
                      (and attributes, e.g. `lsattr`), or upgrade a writable copy",
                     file.display()
                 ),
@@ -414,8 +414,8 @@ impl Backend for Sqlite {
         _: Duration,
         _: &str,
     ) -> Result<SqliteConnection, Error> {
-        Err(Error::Setup(
-            "SQLite's migration lock is the write transaction: it cannot be held apart".into(),
+        Err(Error::Internal(
+            "SQLite's migration lock is the write transaction: it cannot be held apart",
         ))
     }
 

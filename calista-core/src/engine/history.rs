@@ -485,8 +485,8 @@ struct Adopt<'m> {
 }
 
 impl OnBackend for Adopt<'_> {
-    type Output = Result<Adopted, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Adopted;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         let engine = Engine::new(self.migrator, handle);
         let migrations = self.migrator.migrations;
         // The tool's rows are read first, on the guard's connection: a read only.
@@ -543,8 +543,8 @@ struct Repair<'m> {
 }
 
 impl OnBackend for Repair<'_> {
-    type Output = Result<Repaired, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Repaired;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         let engine = Engine::new(self.migrator, handle);
         let migrations = self.migrator.migrations;
         let (revision, reason) = (self.revision, self.reason);
@@ -589,7 +589,7 @@ impl<B: Backend> Engine<'_, B> {
                 .position(migration.revision())
                 .and_then(|i| migrations.chain_at(i)),
             duration_ms: 0,
-            app_version: self.migrator.app_version(),
+            app_version: self.migrator.app_version_text(),
             backup: None,
             down_sql: (!migration.irreversible())
                 .then(|| migration.script(Direction::Down, B::DIALECT).into_owned()),
@@ -628,7 +628,9 @@ impl<B: Backend> Engine<'_, B> {
             self.write_entries(session, report, &state, entries).await
         })
         .await?;
-        outcome.ok_or_else(|| Error::Setup("nothing was recorded".to_owned()))
+        outcome.ok_or(Error::Internal(
+            "a history edit that succeeded recorded nothing",
+        ))
     }
 
     async fn write_entries(

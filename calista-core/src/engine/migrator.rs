@@ -29,7 +29,7 @@ pub struct Policy {
     pub downgrades: Downgrades,
     /// The application's version, recorded with each migration; `None`: the version of
     /// the crate that embedded the migrations.
-    pub app_version: Option<String>,
+    pub app_version: Option<semver::Version>,
     /// What errors tell a user to do, in the application's words (neutral by default).
     pub hints: Hints,
     /// How long one attempt of a migration waits for a table lock on PostgreSQL before it
@@ -47,12 +47,45 @@ impl Default for Policy {
             transaction_mode: TransactionMode::All,
             backup: BackupPolicy::Enabled(backup::BackupOptions::default()),
             downgrades: Downgrades::Refused {
-                environment: "production".to_owned(),
+                environment: Environment::Production,
             },
             app_version: None,
             hints: Hints::default(),
             lock_attempt_timeout: crate::settings::DEFAULT_LOCK_ATTEMPT_TIMEOUT,
         }
+    }
+}
+
+/// The deployment environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Forward-only, backups on by default.
+    Production,
+    /// Downgrades allowed, backups off by default.
+    Development,
+    /// Like development, for continuous integration.
+    Ci,
+}
+
+impl Environment {
+    /// Whether downgrades may run: in development and CI only.
+    pub fn allows_downgrade(&self) -> bool {
+        !matches!(self, Self::Production)
+    }
+
+    /// `production`, `development` or `ci`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Development => "development",
+            Self::Ci => "ci",
+        }
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -63,8 +96,8 @@ pub enum Downgrades {
     Allowed,
     /// Production: forward-only.
     Refused {
-        /// The environment's name, for the message.
-        environment: String,
+        /// The environment in effect, for the message.
+        environment: Environment,
     },
 }
 
@@ -194,11 +227,11 @@ pub enum Recovery {
 ///
 /// They run the same guard, lock, backups and history as the `calista` program, on
 /// connections of their own: the pool and its connections' settings (`search_path`
-/// included) are left as they were. On PostgreSQL calista's tables go in the schema
-/// `calista` ([`DatabaseOptions::schema`](crate::DatabaseOptions)); the migrations run
-/// with that schema first on `search_path`, so the application's tables go there too
-/// unless its SQL names another schema. For other options, use [`Database::from_pool`]
-/// and a [`Migrator`].
+/// included) are left as they were. On PostgreSQL calista's tables and the migrations'
+/// objects go where the pool's queries look, its `current_schema()`, as
+/// `sqlx::migrate!().run(&pool)` does; to name another schema
+/// ([`DatabaseOptions::schema`](crate::DatabaseOptions)) or other options, use
+/// [`Database::from_pool`] and a [`Migrator`].
 impl Migrations {
     /// The guard, with production defaults ([`Policy::default`]): `Ok` when the schema is
     /// up to date; a database that is behind is refused with an error that says so.
@@ -290,6 +323,18 @@ impl<'a> Migrator<'a> {
     /// The policy in effect.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The rows of the version table as written ([`Database::current`]): what `db current`
+    /// shows, whatever the guard thinks of them.
+    pub async fn current(&self) -> Result<Vec<String>, Error> {
+        self.db.current().await
+    }
+
+    /// Every migration applied (and, in development, reverted), oldest first
+    /// ([`Database::history`]).
+    pub async fn history(&self) -> Result<Vec<crate::HistoryRecord>, Error> {
+        self.db.history().await
     }
 
     /// The guard's check: compares the database with the migrations. Takes no lock and,
@@ -400,19 +445,28 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    pub(crate) fn app_version(&self) -> String {
-        self.policy
-            .app_version
-            .clone()
-            .or_else(|| self.migrations.app_version().map(str::to_owned))
-            .unwrap_or_else(|| "0.0.0".to_owned())
+    /// The policy's application version, else the version of the crate that embedded the
+    /// migrations; `None` when neither is known (migrations read from a folder).
+    pub(crate) fn app_version(&self) -> Option<semver::Version> {
+        self.policy.app_version.clone().or_else(|| {
+            self.migrations
+                .app_version()
+                .and_then(|text| semver::Version::parse(text).ok())
+        })
+    }
+
+    /// The application's version as the history records it: text, empty when not known.
+    pub(crate) fn app_version_text(&self) -> String {
+        self.app_version()
+            .map(|version| version.to_string())
+            .unwrap_or_default()
     }
 
     /// Downgrades (and redo) are for development and CI.
     fn refuse_downgrades_in_production(&self) -> Result<(), Error> {
         match &self.policy.downgrades {
             Downgrades::Refused { environment } => Err(Error::DowngradeRefused {
-                environment: environment.clone(),
+                environment: *environment,
                 new_migration: self.policy.hints.new_migration.clone(),
                 allow: self.policy.hints.allow_downgrade.clone(),
             }),
@@ -454,50 +508,50 @@ struct Script<'m>(&'m Migrator<'m>, UpgradeTarget);
 struct Redo<'m>(&'m Migrator<'m>);
 
 impl OnBackend for Check<'_> {
-    type Output = Result<SchemaState, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = SchemaState;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).check().await
     }
 }
 
 impl OnBackend for IsStandby {
-    type Output = Result<Option<crate::backend::Standby>, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Option<crate::backend::Standby>;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         handle.standby().await
     }
 }
 
 impl OnBackend for Upgrade<'_> {
-    type Output = Result<Report, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Report;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).upgrade(self.1).await
     }
 }
 
 impl OnBackend for Downgrade<'_> {
-    type Output = Result<Report, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Report;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).downgrade(self.1).await
     }
 }
 
 impl OnBackend for Recover<'_> {
-    type Output = Result<(), Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = ();
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).recover(self.1).await
     }
 }
 
 impl OnBackend for Script<'_> {
-    type Output = Result<String, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = String;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).upgrade_script(self.1).await
     }
 }
 
 impl OnBackend for Redo<'_> {
-    type Output = Result<Report, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Report;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         Engine::new(self.0, handle).redo().await
     }
 }
@@ -649,10 +703,11 @@ impl<'a, B: Backend> Engine<'a, B> {
             Recovery::MarkApplied => {
                 let current = state.versions.as_ref().and_then(|v| v.first()).cloned();
                 let after = match direction {
-                    Direction::Up => Some(revision),
-                    Direction::Down => Revision::parse(&revision)
-                        .ok()
-                        .and_then(|r| self.migrator.migrations.position(r))
+                    Direction::Up => Some(revision.to_string()),
+                    Direction::Down => self
+                        .migrator
+                        .migrations
+                        .position(revision)
                         .and_then(|i| i.checked_sub(1))
                         .map(|i| self.migration(i).revision().to_string()),
                 };
@@ -897,7 +952,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             checksum: migration.checksum(),
             chain,
             duration_ms: millis(duration),
-            app_version: self.migrator.app_version(),
+            app_version: self.migrator.app_version_text(),
             backup,
             down_sql: match direction {
                 Direction::Up if !migration.irreversible() => {

@@ -8,7 +8,7 @@
 //!   of an upgrade or downgrade, backups, recovery.
 //! - `redo` is the development edit loop.
 
-pub mod plan;
+pub(crate) mod plan;
 
 #[cfg(feature = "runtime")]
 pub mod history;

@@ -10,7 +10,7 @@ use crate::origin::Tool;
 
 /// What the guard reads from the database: the version table and the newest history row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DbState {
+pub(crate) struct DbState {
     /// The rows of `alembic_version` (at most two are read); `None` when the table is missing.
     pub versions: Option<Vec<String>>,
     /// The newest `schema_history` row; `None` when the table is missing or empty.
@@ -24,7 +24,7 @@ pub struct DbState {
 
 impl DbState {
     /// A database with none of the migration tables.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self::default()
     }
 }
@@ -156,7 +156,7 @@ pub enum SchemaState {
     /// A no-transaction migration started and did not finish.
     Interrupted {
         /// Its revision.
-        revision: String,
+        revision: Revision,
         /// Its summary.
         summary: String,
         /// When it started, UTC.
@@ -238,7 +238,7 @@ pub enum Corruption {
 
 /// The guard's first look: a verdict, or "read the whole history to say what is wrong".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Assessment {
+pub(crate) enum Assessment {
     /// The verdict.
     Decided(SchemaState),
     /// Something differs; [`diagnose`] says what, from the whole history.
@@ -247,12 +247,17 @@ pub enum Assessment {
 
 /// Decides the state from the version table and the newest history row only, so an
 /// up-to-date check costs the same however many migrations exist.
-pub fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
+pub(crate) fn assess(migrations: &Migrations, state: &DbState) -> Assessment {
     use Assessment::{Decided, NeedsHistory};
 
-    if let Some(last) = state.last.as_ref().filter(|last| !last.finished) {
+    if let Some((last, revision)) = state
+        .last
+        .as_ref()
+        .filter(|last| !last.finished)
+        .and_then(|last| Some((last, Revision::parse(&last.revision).ok()?)))
+    {
         return Decided(SchemaState::Interrupted {
-            revision: last.revision.clone(),
+            revision,
             summary: last.summary.clone(),
             started_at: last.applied_at.clone(),
             direction: last.direction,
@@ -378,7 +383,11 @@ fn behind(migrations: &Migrations, index: Option<usize>) -> SchemaState {
 
 /// Says what is wrong when [`assess`] found a difference, from the whole history
 /// (oldest row first). Runs only on that failure path.
-pub fn diagnose(migrations: &Migrations, current: &str, history: &[HistoryRecord]) -> SchemaState {
+pub(crate) fn diagnose(
+    migrations: &Migrations,
+    current: &str,
+    history: &[HistoryRecord],
+) -> SchemaState {
     // Replay the history: what is applied now, with the checksum it was applied with.
     let mut applied: HashMap<&str, Option<Checksum>> = HashMap::new();
     let mut applied_by: HashMap<&str, &str> = HashMap::new();
@@ -461,7 +470,7 @@ pub enum TransactionMode {
 
 /// A group of migrations that run together.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Batch {
+pub(crate) enum Batch {
     /// Positions in the migration set, run in one transaction, in this order.
     Transaction(Vec<usize>),
     /// One no-transaction migration, run alone.
@@ -506,7 +515,7 @@ impl std::str::FromStr for DowngradeTarget {
 
 /// A plan: which migrations run, which way, grouped into batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Up or down.
     pub direction: Direction,
     /// The revision before.
@@ -519,12 +528,12 @@ pub struct Plan {
 
 impl Plan {
     /// Whether there is nothing to run.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.batches.is_empty()
     }
 
     /// The positions of every migration that runs, in order.
-    pub fn steps(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn steps(&self) -> impl Iterator<Item = usize> + '_ {
         self.batches.iter().flat_map(|b| match b {
             Batch::Transaction(steps) => steps.clone(),
             Batch::Alone(step) => vec![*step],
@@ -599,7 +608,7 @@ impl std::fmt::Display for PlanRefusal {
 }
 
 /// Plans an upgrade from `current` (position of the current revision; `None`: empty).
-pub fn plan_upgrade(
+pub(crate) fn plan_upgrade(
     migrations: &Migrations,
     current: Option<usize>,
     target: UpgradeTarget,
@@ -636,7 +645,7 @@ pub fn plan_upgrade(
 
 /// Plans a downgrade from `current` (position of the current revision; `None`: empty).
 /// An irreversible migration in the way refuses the whole plan.
-pub fn plan_downgrade(
+pub(crate) fn plan_downgrade(
     migrations: &Migrations,
     current: Option<usize>,
     target: DowngradeTarget,
@@ -996,7 +1005,7 @@ mod tests {
         assert_eq!(
             decided(&m, &state),
             SchemaState::Interrupted {
-                revision: "20250103_0000".into(),
+                revision: Revision::parse("20250103_0000").unwrap(),
                 summary: "c".into(),
                 started_at: "2025-01-01T00:00:00Z".into(),
                 direction: Direction::Up,

@@ -40,21 +40,14 @@ impl<B: Backend> Engine<'_, B> {
     ) -> Result<(), Error> {
         let (current, changed) = self.position_under_lock(session).await?;
         let Some(index) = current else {
-            return Err(Error::Setup(
-                "nothing to redo: no migration is applied".to_owned(),
-            ));
+            return Err(Error::NothingToRedo);
         };
         let migration = self.migration(index);
         if migration.no_transaction() || migration.irreversible() {
-            return Err(Error::Setup(format!(
-                "{} is {}, which redo cannot revert and apply in one transaction",
-                migration.file_name(),
-                if migration.irreversible() {
-                    "irreversible"
-                } else {
-                    "a no-transaction migration (downgrade it with -1, then upgrade)"
-                }
-            )));
+            return Err(Error::CannotRedo {
+                file: migration.file_name().to_owned(),
+                irreversible: migration.irreversible(),
+            });
         }
         let revision = migration.revision();
         report.from = Some(revision);
@@ -108,23 +101,19 @@ impl<B: Backend> Engine<'_, B> {
                 .map(|&i| self.migration(i).revision())
                 .collect();
             if let Some(kept) = changed_now.iter().find(|r| !reverted.contains(r)) {
-                return Err(Error::Setup(format!(
-                    "the migration {kept} changed since it was applied and this downgrade keeps it: \
-                     restore its file, or downgrade below it"
-                )));
+                return Err(Error::ChangedMigrationKept { revision: *kept });
             }
             if let Some(&alone) = steps.iter().find(|&&i| self.migration(i).no_transaction()) {
-                return Err(Error::Setup(format!(
-                    "{} is a no-transaction migration and a migration to revert changed since it was applied: \
-                     restore the changed file first",
-                    self.migration(alone).file_name()
-                )));
+                return Err(Error::ChangedRevertNotAlone {
+                    file: self.migration(alone).file_name().to_owned(),
+                });
             }
             (report.from, report.to) = (plan.from, plan.to);
-            let lock_wait = steps.first().map_or(
-                self.migrator.policy().lock_attempt_timeout,
-                |&index| self.migrator.lock_wait(index),
-            );
+            let lock_wait = steps
+                .first()
+                .map_or(self.migrator.policy().lock_attempt_timeout, |&index| {
+                    self.migrator.lock_wait(index)
+                });
             let mut ops = self.begin_edit(session, plan.from, lock_wait).await?;
             ops.extend(self.reverts(session, &steps, &changed_now, report).await?);
             let rows = steps.iter().map(|&index| Row {
@@ -142,9 +131,7 @@ impl<B: Backend> Engine<'_, B> {
                 direction: Direction::Down,
                 ops,
             };
-            Runner::new(self, session, report, None)
-                .run(&program)
-                .await
+            Runner::new(self, session, report, None).run(&program).await
         })
         .await?;
         Ok(report)
@@ -228,11 +215,9 @@ impl<B: Backend> Engine<'_, B> {
                     .read_down_sql(session.conn(), &revision.to_string())
                     .await?;
                 let Some(sql) = recorded else {
-                    return Err(Error::Setup(format!(
-                        "{} changed since it was applied, by a build that did not record its down SQL: \
-                         restore the file as it was to revert it, or undo its changes by hand",
-                        migration.file_name()
-                    )));
+                    return Err(Error::NoRecordedDownSql {
+                        file: migration.file_name().to_owned(),
+                    });
                 };
                 report.recorded_down_sql.push(revision);
                 tracing::info!(file = %migration.file_name(), "reverted with the down SQL recorded when it was applied");

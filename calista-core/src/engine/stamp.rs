@@ -165,8 +165,8 @@ struct Stamp<'m> {
 }
 
 impl OnBackend for Stamp<'_> {
-    type Output = Result<Stamped, Error>;
-    async fn on<B: Backend>(self, handle: &Handle<B>) -> Self::Output {
+    type Output = Stamped;
+    async fn on<B: Backend>(self, handle: &Handle<B>) -> Result<Self::Output, Error> {
         let engine = Engine::new(self.migrator, handle);
         let migrations = self.migrator.migrations;
         let Self {

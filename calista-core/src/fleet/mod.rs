@@ -299,7 +299,7 @@ async fn one(
     };
     let mut database = options.database.clone();
     if let Some(schema) = target.schema() {
-        database.schema = schema.to_owned();
+        database.schema = Some(schema.clone());
     }
     match Database::connect(target.url(), database) {
         Ok(db) => {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::database::{SchemaName, is_reserved_schema_name};
 use crate::url::{self, DatabaseUrl, SqliteTarget, UrlConvention};
-use crate::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 
 /// One database of a fleet: a URL and, on PostgreSQL, the schema that holds calista's
 /// tables and the migrations' objects there (schema-per-tenant). Shown with its password
@@ -14,7 +14,7 @@ use crate::{DEFAULT_SCHEMA, is_reserved_schema_name, is_valid_schema_name};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     url: DatabaseUrl,
-    schema: Option<String>,
+    schema: Option<SchemaName>,
     /// The line of the targets file it was read from.
     line: Option<usize>,
     /// What its shard is computed from: the URL as written with its password redacted, and
@@ -39,23 +39,26 @@ impl Target {
         if let DatabaseUrl::Sqlite(SqliteTarget::Memory) = url {
             return Err(TargetError::InMemory);
         }
-        if let Some(name) = &schema {
-            if let DatabaseUrl::Sqlite(_) = url {
-                return Err(TargetError::SchemaOnSqlite {
-                    schema: name.clone(),
-                });
-            }
-            if !is_valid_schema_name(name) {
+        if let (Some(name), DatabaseUrl::Sqlite(_)) = (&schema, &url) {
+            return Err(TargetError::SchemaOnSqlite {
+                schema: name.clone(),
+            });
+        }
+        let schema = match schema.as_deref().map(SchemaName::new) {
+            None => None,
+            Some(Ok(name)) => Some(name),
+            Some(Err(_)) => {
+                let name = schema.as_deref().unwrap_or_default();
                 return Err(TargetError::InvalidSchema {
                     schema: url::redact(name),
                     reserved: is_reserved_schema_name(name),
                 });
             }
-        }
+        };
         let shard_key = format!(
             "{}\t{}",
             url::redact(written),
-            schema.as_deref().unwrap_or_default()
+            schema.as_ref().map_or("", SchemaName::as_str)
         );
         Ok(Self {
             url,
@@ -71,15 +74,15 @@ impl Target {
     }
 
     /// The schema named for it, if any.
-    pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+    pub fn schema(&self) -> Option<&SchemaName> {
+        self.schema.as_ref()
     }
 
-    /// The schema its tables go in: its own, else `default` (PostgreSQL); `None` on SQLite,
-    /// which has no schemas.
-    pub fn schema_or<'a>(&'a self, default: &'a str) -> Option<&'a str> {
+    /// The schema its tables go in, if named: its own, else `default` (PostgreSQL); `None`
+    /// on SQLite, which has no schemas, and where neither names one (the connection's own).
+    pub fn schema_or<'a>(&'a self, default: Option<&'a SchemaName>) -> Option<&'a str> {
         match self.url {
-            DatabaseUrl::Postgres(_) => Some(self.schema.as_deref().unwrap_or(default)),
+            DatabaseUrl::Postgres(_) => self.schema.as_ref().or(default).map(SchemaName::as_str),
             DatabaseUrl::Sqlite(_) => None,
         }
     }
@@ -94,7 +97,7 @@ impl Target {
     }
 
     /// What makes two targets the same database and schema.
-    fn identity(&self, default_schema: &str) -> (String, Option<String>) {
+    fn identity(&self, default_schema: Option<&SchemaName>) -> (String, Option<String>) {
         (
             self.url.to_string(),
             self.schema_or(default_schema).map(str::to_owned),
@@ -250,7 +253,7 @@ impl Targets {
             match target {
                 Ok(mut target) => {
                     target.line = Some(number);
-                    match seen.entry(target.identity(DEFAULT_SCHEMA)) {
+                    match seen.entry(target.identity(None)) {
                         std::collections::hash_map::Entry::Occupied(first) => bad.push(BadLine {
                             line: number,
                             problem: format!(
@@ -426,9 +429,20 @@ mod tests {
         );
         let lines: Vec<Option<usize>> = targets.iter().map(Target::line).collect();
         assert_eq!(lines, [Some(3), Some(4), Some(5)]);
-        assert_eq!(targets.iter().nth(2).unwrap().schema_or("calista"), None);
         assert_eq!(
-            targets.iter().next().unwrap().schema_or("calista"),
+            targets
+                .iter()
+                .nth(2)
+                .unwrap()
+                .schema_or(Some(&SchemaName::calista())),
+            None
+        );
+        assert_eq!(
+            targets
+                .iter()
+                .next()
+                .unwrap()
+                .schema_or(Some(&SchemaName::calista())),
             Some("tenant_1")
         );
     }
@@ -468,7 +482,7 @@ mod tests {
     #[test]
     fn the_same_target_twice_is_an_error_naming_both_lines() {
         let lines = bad_lines(
-            "postgresql://app@db/app\npostgres://app@db/app calista\npostgres://app@db/app other\n\
+            "postgresql://app@db/app calista\npostgres://app@db/app calista\npostgres://app@db/app other\n\
              sqlite:///a.db\nsqlite:////srv/app/a.db\n",
         );
         let found: Vec<(usize, bool)> = lines

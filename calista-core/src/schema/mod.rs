@@ -49,12 +49,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::database::Database;
+use crate::database::{Database, SchemaName};
 use crate::error::Error;
 use crate::migration::Dialect;
 
 /// Tables of CALISTA's own, never part of a snapshot.
-pub const OWN_TABLES: [&str; 2] = ["alembic_version", "schema_history"];
+pub(crate) const OWN_TABLES: [&str; 2] = ["alembic_version", "schema_history"];
 
 /// A database's application schema at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,7 +321,8 @@ impl Schema {
             return Ok(Self::empty(Dialect::Sqlite));
         }
         if let Some(pool) = db.postgres_pool() {
-            postgres::read(pool, &db.options().schema).await
+            let schema = db.schema().await?.unwrap_or_else(SchemaName::calista);
+            postgres::read(pool, schema.as_str()).await
         } else if let Some(pool) = db.sqlite_pool() {
             sqlite::read(pool).await
         } else {

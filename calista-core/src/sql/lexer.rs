@@ -144,20 +144,7 @@ const fn initial(letter: u8) -> u32 {
 }
 
 /// The tokens of `text` in `dialect`, in order, covering all of it.
-///
-/// ```
-/// use calista_core::Dialect;
-/// use calista_core::sql::{TokenKind, tokens};
-///
-/// let sql = "SELECT E'it\\'s; here' -- done";
-/// let kinds: Vec<_> = tokens(sql, Dialect::Postgres)
-///     .filter(|t| !t.is_trivia())
-///     .map(|t| (t.kind, t.text))
-///     .collect();
-/// assert_eq!(kinds, [(TokenKind::Word, "SELECT"), (TokenKind::String, "E'it\\'s; here'")]);
-/// assert_eq!(tokens(sql, Dialect::Postgres).map(|t| t.text).collect::<String>(), sql);
-/// ```
-pub fn tokens(text: &str, dialect: Dialect) -> Tokens<'_> {
+pub(crate) fn tokens(text: &str, dialect: Dialect) -> Tokens<'_> {
     Tokens {
         text,
         at: 0,
@@ -167,7 +154,7 @@ pub fn tokens(text: &str, dialect: Dialect) -> Tokens<'_> {
 
 /// The iterator [`tokens`] returns.
 #[derive(Debug, Clone)]
-pub struct Tokens<'a> {
+pub(crate) struct Tokens<'a> {
     text: &'a str,
     at: usize,
     dialect: Dialect,
@@ -607,5 +594,33 @@ mod tests {
         let all: Vec<_> = tokens("begin \"BEGIN\"", Postgres).collect();
         assert!(all[0].is_keyword("BEGIN"));
         assert!(!all[2].is_keyword("BEGIN"));
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn tokens_cover_the_text_and_keep_quoted_semicolons() {
+        use crate::Dialect;
+        use crate::sql::{TokenKind, tokens};
+
+        let sql = "SELECT E'it\\'s; here' -- done";
+        let kinds: Vec<_> = tokens(sql, Dialect::Postgres)
+            .filter(|t| !t.is_trivia())
+            .map(|t| (t.kind, t.text))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (TokenKind::Word, "SELECT"),
+                (TokenKind::String, "E'it\\'s; here'")
+            ]
+        );
+        assert_eq!(
+            tokens(sql, Dialect::Postgres)
+                .map(|t| t.text)
+                .collect::<String>(),
+            sql
+        );
     }
 }

@@ -68,21 +68,6 @@ impl<'a> Statement<'a> {
 /// A `;` outside quotes, comments and parentheses ends a statement, except inside a
 /// PostgreSQL `BEGIN ATOMIC … END` body or a SQLite `CREATE TRIGGER … BEGIN … END` body,
 /// where `CASE … END` inside does not end the body either.
-///
-/// ```
-/// use calista_core::Dialect;
-/// use calista_core::sql::statements;
-///
-/// let script = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n\
-///               BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;\n\
-///               -- a comment; not a statement\n\
-///               INSERT INTO t VALUES (E'it\\'s; here');";
-/// let found = statements(script, Dialect::Postgres);
-/// assert_eq!(found.len(), 2);
-/// assert!(found[0].text.ends_with("END; END"));
-/// assert_eq!(found[1].text, "INSERT INTO t VALUES (E'it\\'s; here')");
-/// assert_eq!(&script[found[1].offset..][..6], "INSERT");
-/// ```
 pub fn statements(script: &str, dialect: Dialect) -> Vec<Statement<'_>> {
     let mut out = Vec::new();
     let mut current: Vec<Token<'_>> = Vec::new();
@@ -317,5 +302,24 @@ mod tests {
                 let _ = statements(script, dialect);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn atomic_bodies_stay_whole_and_comments_are_not_statements() {
+        use crate::Dialect;
+        use crate::sql::statements;
+
+        let script = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n\
+                      BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;\n\
+                      -- a comment; not a statement\n\
+                      INSERT INTO t VALUES (E'it\\'s; here');";
+        let found = statements(script, Dialect::Postgres);
+        assert_eq!(found.len(), 2);
+        assert!(found[0].text.ends_with("END; END"));
+        assert_eq!(found[1].text, "INSERT INTO t VALUES (E'it\\'s; here')");
+        assert_eq!(&script[found[1].offset..][..6], "INSERT");
     }
 }

@@ -61,12 +61,10 @@
 //! URL given to [`TestDatabase::postgres_on`]; the role needs `CREATEDB`.
 
 mod project;
-mod run;
+pub(crate) mod run;
 
 pub use project::{DEFAULT_PG_URL, FALLBACK_PG_URL_VARIABLE, TestProject};
 pub use run::{Backend, TestOutcome};
-#[doc(hidden)]
-pub use run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
 
 use std::path::{Path, PathBuf};
 
@@ -75,12 +73,12 @@ use sqlx::{AnyPool, AssertSqlSafe, Connection, PgConnection};
 
 use crate::backend::postgres::describe;
 use crate::backup::BackupPolicy;
-use crate::database::{Database, DatabaseOptions};
+use crate::database::{Database, DatabaseOptions, SchemaName};
 use crate::engine::migrator::{Migrator, Policy};
+use crate::engine::plan::UpgradeTarget;
 use crate::error::Error;
 use crate::migration::{Checksum, Migrations};
 use crate::naming::Revision;
-use crate::plan::UpgradeTarget;
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
 
@@ -151,7 +149,7 @@ impl TestDatabase {
         }
         spares::refill(server, project, &template, &key);
         let url = server.with_database(&name);
-        let any = any_pool(&any_postgres_url(&url, &options.database.schema))?;
+        let any = any_pool(&any_postgres_url(&url, options.database.schema.as_ref()))?;
         let scratch = Scratch::Postgres {
             server: server.clone(),
             project: project.clone(),
@@ -180,12 +178,13 @@ impl TestDatabase {
         // A spare exists only once its template does: claiming one needs no other check.
         if !spare_files::claim(project, &key, &file) {
             ensure_sqlite_template(migrations, &options, &template).await?;
-            std::fs::copy(&template, &file).map_err(|e| {
-                Error::Setup(format!(
-                    "cannot copy the template {} to {}: {e}",
+            std::fs::copy(&template, &file).map_err(|source| Error::ScratchFile {
+                doing: format!(
+                    "copy the template {} to {}",
                     template.display(),
                     file.display()
-                ))
+                ),
+                source,
             })?;
         }
         spare_files::refill(project, &template, &key);
@@ -285,11 +284,9 @@ impl Drop for TestDatabase {
 /// A pool through sqlx's `Any` driver on `url`, connected when first used.
 fn any_pool(url: &str) -> Result<AnyPool, Error> {
     sqlx::any::install_default_drivers();
-    let options: AnyConnectOptions = url.parse().map_err(|e| {
-        Error::Setup(format!(
-            "sqlx's Any driver cannot read the test database's URL: {e}"
-        ))
-    })?;
+    let options: AnyConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| Error::AnyUrl(e.into()))?;
     Ok(AnyPoolOptions::new()
         .max_connections(2)
         .connect_lazy_with(options))
@@ -297,9 +294,12 @@ fn any_pool(url: &str) -> Result<AnyPool, Error> {
 
 /// The test database's URL for the `Any` driver: with the schema first on `search_path`,
 /// as the typed pool has it.
-fn any_postgres_url(url: &PostgresUrl, schema: &str) -> String {
-    let search_path = encode(&format!("\"{schema}\", public"));
+fn any_postgres_url(url: &PostgresUrl, schema: Option<&SchemaName>) -> String {
     let url = url.expose_secret();
+    let Some(schema) = schema else {
+        return url.to_owned();
+    };
+    let search_path = encode(&format!("\"{schema}\", public"));
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}options%5Bsearch_path%5D={search_path}")
 }
@@ -323,17 +323,28 @@ fn encode(text: &str) -> String {
 
 /// The template's name part: the chained digest at the target revision, with the schema.
 fn template_key(migrations: &Migrations, options: &TestOptions) -> Result<String, Error> {
-    let index =
-        match options.revision {
-            None => migrations.len().checked_sub(1),
-            Some(revision) => Some(migrations.position(revision).ok_or_else(|| {
-                Error::Setup(format!("the migrations have no revision {revision}"))
-            })?),
-        };
+    let index = match options.revision {
+        None => migrations.len().checked_sub(1),
+        Some(revision) => Some(
+            migrations
+                .position(revision)
+                .ok_or(Error::UnknownRevision(revision))?,
+        ),
+    };
     let chain = index
         .and_then(|i| migrations.chain_at(i))
         .map_or_else(String::new, |c| c.to_string());
-    let digest = Checksum::of_file(format!("{chain}/{}", options.database.schema).as_bytes());
+    let digest = Checksum::of_file(
+        format!(
+            "{chain}/{}",
+            options
+                .database
+                .schema
+                .as_ref()
+                .map_or("", SchemaName::as_str)
+        )
+        .as_bytes(),
+    );
     Ok(digest.to_string()[..24].to_owned())
 }
 
@@ -437,11 +448,9 @@ async fn ensure_sqlite_template(
     if template.exists() {
         return Ok(());
     }
-    let setup = |what: &str, e: std::io::Error| {
-        Error::Setup(format!(
-            "cannot {what} for the test template {}: {e}",
-            template.display()
-        ))
+    let setup = |what: &str, source: std::io::Error| Error::ScratchFile {
+        doing: format!("{what} for the test template {}", template.display()),
+        source,
     };
     let lock_path = template.with_extension("lock");
     let lock = std::fs::File::create(&lock_path).map_err(|e| setup("create the lock file", e))?;

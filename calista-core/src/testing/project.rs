@@ -80,11 +80,11 @@ impl TestProject {
             .unwrap_or(("the default", DEFAULT_PG_URL.to_owned()));
         match DatabaseUrl::parse(&text, Path::new(".")) {
             Ok(DatabaseUrl::Postgres(server)) => Ok(server),
-            _ => Err(Error::Setup(format!(
-                "the test server from {from} is not a PostgreSQL URL: set {} to one such as \
-                 {DEFAULT_PG_URL}",
-                self.pg_url_variable()
-            ))),
+            _ => Err(Error::TestServerUrl {
+                from: from.to_owned(),
+                variable: self.pg_url_variable().to_owned(),
+                example: DEFAULT_PG_URL.to_owned(),
+            }),
         }
     }
 

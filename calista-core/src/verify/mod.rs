@@ -58,10 +58,10 @@ use sqlx::AssertSqlSafe;
 use crate::backup::BackupPolicy;
 use crate::database::{Database, DatabaseOptions};
 use crate::engine::migrator::{Downgrades, Migrator, Policy};
+use crate::engine::plan::{DowngradeTarget, UpgradeTarget};
 use crate::error::{Error, with_causes};
 use crate::migration::{Dialect, Migration, Migrations};
 use crate::naming::Revision;
-use crate::plan::{DowngradeTarget, UpgradeTarget};
 use crate::schema::{Difference, Schema, SchemaDiff};
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
@@ -76,8 +76,9 @@ pub struct VerifyOptions {
     /// database is created there and dropped after. `None`: PostgreSQL is not checked, nor
     /// are the dialects compared.
     pub postgres: Option<PostgresUrl>,
-    /// The PostgreSQL schema the migrations run in (default `calista`).
-    pub schema: Option<String>,
+    /// The PostgreSQL schema the migrations run in (default: the connection's own,
+    /// `current_schema()`).
+    pub schema: Option<crate::database::SchemaName>,
     /// SQL run during the stairway, on each dialect, right after a revision's up: rows for
     /// the next revisions to keep.
     pub seeds: Vec<Seed>,
@@ -401,10 +402,10 @@ async fn run_on(
     url: &DatabaseUrl,
     options: &VerifyOptions,
 ) -> Result<Stairway, Error> {
-    let mut database_options = DatabaseOptions::default();
-    if let Some(schema) = &options.schema {
-        database_options.schema = schema.clone();
-    }
+    let database_options = DatabaseOptions {
+        schema: options.schema.clone(),
+        ..DatabaseOptions::default()
+    };
     let db = Database::connect(url, database_options)?;
     let outcome = stairway(migrations, &db, &options.seeds).await;
     db.close().await;

@@ -26,9 +26,11 @@ pub(super) async fn read(db: &Database, schema: &Schema) -> Result<Rows, Error> 
         .map(|name| (name.clone(), Vec::new()))
         .collect();
     let tables: Vec<_> = schema.tables.iter().collect();
+    let in_schema = db.schema().await?;
+    let in_schema = in_schema.as_ref().map_or("", |name| name.as_str());
     for chunk in tables.chunks(TABLES_PER_QUERY) {
         // Names are quoted identifiers and literals (quotes doubled): nothing else is spliced.
-        let sql = query(db.dialect(), &db.options().schema, chunk);
+        let sql = query(db.dialect(), in_schema, chunk);
         let read: Vec<(String, String)> = if let Some(pool) = db.postgres_pool() {
             sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)

@@ -3,14 +3,14 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use calista_core::__private::source::SourceFile;
 use calista_core::Checksum;
-use calista_core::source::SourceFile;
 
 use super::parse::Call;
 
 pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
     let migrations: Vec<_> = files.iter().map(|f| &f.migration).cloned().collect();
-    let chains = calista_core::migration::chain_digests(&migrations)
+    let chains = calista_core::__private::chain_digests(&migrations)
         .into_iter()
         .map(checksum);
     let items = files.iter().map(|file| {

@@ -14,7 +14,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Err(error) => return with_fallback(error.to_compile_error()),
     };
     // The same loader as `Migrations::from_dir`: one implementation of the rules.
-    match calista_core::source::read_dir(&call.dir, &call.shown_as) {
+    match calista_core::__private::source::read_dir(&call.dir, &call.shown_as) {
         Ok(files) => expand::expand(&call, &files),
         Err(source_error) => {
             let mut errors = Errors::default();

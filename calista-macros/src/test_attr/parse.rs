@@ -189,7 +189,7 @@ fn checked_revision(value: Expr, errors: &mut Errors) -> Option<LitStr> {
         ));
         return None;
     };
-    match calista_core::naming::Revision::parse(&literal.value()) {
+    match calista_core::Revision::parse(&literal.value()) {
         Ok(_) => Some(literal),
         Err(e) => {
             errors.push(syn::Error::new(

@@ -1,8 +1,7 @@
 //! The lint: migrations that would lose data, lock production PostgreSQL tables, or not
 //! run on one of the two dialects (DESIGN §4.1; each rule in `docs/LINT.md`).
 //!
-//! It runs inside the one parser ([`crate::format::parse_file`]), on the tokens of the one
-//! lexer ([`crate::sql`](super)), so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
+//! It runs inside the one parser of migration files, on the tokens of the one SQL lexer, so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
 //! report the same findings, as build errors and as run-time problems. It reads a folder in
 //! revision order and remembers what earlier migrations declared (string column types,
 //! functions' volatility, `NOT NULL` checks), which some rules need; what the folder does
@@ -53,7 +52,7 @@ pub struct Allow<'a> {
 /// `-- calista:allow dialect-difference <table>[.<column>] -- <reason>`. It is not a lint
 /// rule: the lint cannot see schemas, so the build checks its form but cannot know whether
 /// it is used (see `calista::verify`).
-pub const DIALECT_DIFFERENCE: &str = "dialect-difference";
+pub(crate) const DIALECT_DIFFERENCE: &str = "dialect-difference";
 
 /// One `-- calista:allow dialect-difference <table>[.<column>] -- <reason>` directive: a
 /// difference between the PostgreSQL and SQLite schemas that the migration means to keep.
