@@ -82,16 +82,16 @@ extern crate self as calista;
 // What an embedder needs, and nothing that only the runtime's own parts use: the
 // planner, the state reads, the SQL splitter and the file format stay internal.
 pub use calista_core::{
+    AfterLoss, Blocker, DriverError, StatementError, StatementLocation, backup, fleet, history,
+    import, lint, origin, schema, settings, squash, url, verify,
+};
+pub use calista_core::{
     App, Checksum, Corruption, DEFAULT_SCHEMA, Database, DatabaseOptions, Dialect, Direction,
     DowngradeTarget, Downgrades, Ensured, Environment, Error, ErrorKind, Hints, HistoryRecord,
     Migration, Migrations, Migrator, NameError, NewFileError, Notice, PlanRefusal, Policy, Pool,
     Problem, ProblemKind, Recovery, Report, Revision, SchemaName, SchemaNameError, SchemaState,
     Section, SourceError, Step, TransactionMode, UpgradeTarget, db, new_migration_file,
     postgres_lock_key, semver, sqlx, startup,
-};
-pub use calista_core::{
-    Blocker, DriverError, StatementError, StatementLocation, backup, fleet, history, import, lint,
-    origin, schema, settings, squash, url, verify,
 };
 
 /// A fresh database per test, at head of the application's migrations (feature `testing`).

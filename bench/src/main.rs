@@ -9,7 +9,8 @@
 //! Parts (`--only`): `a` apply, `b` check, `e` where the time of a check goes, `c`
 //! process, `d` build, and, only when asked for, `g` a fleet (`--fleet-targets N`, default
 //! 1000; `--jobs J`, default the program's). `--sizes` sets N; `--sessions N` the sessions of `b` and `e`, and
-//! `--show-sessions` prints each session's medians on stderr; `--gap-us N` sets the idle
+//! `--show-sessions` prints each session's medians on stderr; `--runs N` sets A's runs of
+//! each tool; `--gap-us N` sets the idle
 //! time before each call of `b` and `e` (default 200; 0 for back-to-back calls). `--profile
 //! sqlite:check:20000` runs only a loop of one check, for a profiler (see check.rs).
 //!
@@ -52,6 +53,8 @@ struct Options {
     backends: Vec<Backend>,
     /// `--fleet-targets N`: the targets of G.
     fleet_targets: usize,
+    /// `--runs N`: the runs of each tool in A, instead of 15, 11 or 7 by N.
+    runs: Option<usize>,
     /// `--jobs J`: the targets at once of G.
     jobs: usize,
 }
@@ -82,12 +85,16 @@ fn options() -> Result<Options> {
         gap_us: 200,
         backends: vec![Backend::Sqlite, Backend::Postgres],
         fleet_targets: 1000,
+        runs: None,
         jobs: calista::fleet::DEFAULT_JOBS,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--runs" => {
+                options.runs = Some(args.next().ok_or("--runs takes a number")?.parse()?);
+            }
             "--only" => {
                 options.only = args
                     .next()
@@ -244,12 +251,12 @@ async fn bench_apply(
     for &backend in &options.backends {
         for (written, calista_set) in sets {
             // Small sets are quick and their ratios the most sensitive to noise: more runs.
-            let runs = match (options.quick, written.n) {
+            let runs = options.runs.unwrap_or(match (options.quick, written.n) {
                 (true, _) => 3,
                 (false, n) if n >= 1000 => 7,
                 (false, n) if n >= 100 => 11,
                 (false, _) => 15,
-            };
+            });
             eprintln!(
                 "A: {} N={} ({runs} runs of each tool)",
                 backend.name(),

@@ -1048,3 +1048,142 @@ async fn any_other_pg_dump_failure_shows_its_last_lines_once() {
     }
     failed.assert_nothing_changed().await;
 }
+
+/// The peak resident memory (`VmHWM` in /proc, in kB) of a running process, looked at every
+/// few milliseconds until it exits; with its output.
+fn run_watching_memory(command: &mut Command) -> (std::process::Output, u64) {
+    use std::io::Read;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0;
+    while child.try_wait().unwrap().is_none() {
+        // VmHWM only grows: the last look before the exit is the peak, give or take its
+        // last milliseconds.
+        if let Some(kb) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        {
+            peak_kb = kb;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        },
+        peak_kb,
+    )
+}
+
+/// How many bytes of SQL `pg_restore` renders from a backup: what a restore holding the
+/// whole script would hold.
+fn rendered_bytes(backup: &str) -> u64 {
+    use std::io::Read;
+    let mut child = Command::new("pg_restore")
+        .args(["--file=-", backup])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("pg_restore must be installed for this test (package postgresql-client)");
+    let mut out = child.stdout.take().unwrap();
+    let mut buffer = vec![0; 1 << 16];
+    let mut total = 0;
+    loop {
+        match out.read(&mut buffer).unwrap() {
+            0 => break,
+            n => total += n as u64,
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    total
+}
+
+/// A restore streams the backup's SQL from pg_restore into psql: the program's own memory
+/// stays far below the size of the SQL it restores (here well over 100 MB), where holding
+/// the script whole took more than the script's size.
+#[tokio::test]
+async fn a_postgres_restore_streams_with_memory_that_does_not_grow_with_the_database() {
+    let db = TestDb::postgres().await;
+    let migrations = MigrationSet::new(&[
+        (
+            FIRST,
+            "-- calista:allow postgres-only -- this test runs on PostgreSQL only\n\
+             -- calista:up\nCREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);\n\
+             INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 450000) AS g;\n\
+             -- calista:down\nDROP TABLE big;\n",
+        ),
+        (SECOND, &create_table("b")),
+    ]);
+    let folder = migrations.dir.path().display().to_string();
+    let backups = db.scratch_dir().join("big-backups").display().to_string();
+    let env = [("CALISTA_BACKUP_DIR", backups.as_str())];
+    let calista = |args: &[&str]| {
+        let mut all = vec!["--migrations", folder.as_str()];
+        all.extend_from_slice(args);
+        run_printed(&command_line(&all), &db, &env)
+    };
+    let first = calista(&["db", "upgrade", "--to", "20250101_0000"]);
+    assert!(first.status.success(), "{first:?}");
+    // The next upgrade backs up the large table first.
+    let second = calista(&["db", "upgrade"]);
+    assert!(second.status.success(), "{second:?}");
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    let backup = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("backup: "))
+        .unwrap_or_else(|| panic!("no backup in {stdout}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let rendered = rendered_bytes(&backup);
+    assert!(
+        rendered > 100_000_000,
+        "the backup renders {rendered} bytes of SQL"
+    );
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_calista"));
+    let (restored, peak_kb) = run_watching_memory(
+        Command::new(bin)
+            .args(["--migrations", &folder, "db", "restore", "--yes", &backup])
+            .current_dir(db.scratch_dir())
+            .env("CALISTA_DB_URL", db.url_text())
+            .envs(env),
+    );
+    assert!(restored.status.success(), "{restored:?}");
+    let peak_mb = peak_kb / 1024;
+    assert!(
+        peak_mb < 64,
+        "calista's peak memory was {peak_mb} MB restoring {} MB of SQL",
+        rendered / 1_000_000
+    );
+    let handle = db.open();
+    assert_eq!(scalar(&handle, "SELECT count(*) FROM big").await, 450_000);
+    assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+    handle.close().await;
+}

@@ -580,3 +580,194 @@ fn refuse_password(stream: &mut std::net::TcpStream) -> std::io::Result<()> {
     message.extend_from_slice(&fields);
     stream.write_all(&message)
 }
+
+/// A throw-away PostgreSQL cluster that a test may stop (`pg_createcluster`, the server's
+/// TLS on with Debian's self-signed `ssl-cert-snakeoil` certificate); dropped with its data
+/// on every path, a failed test's included.
+struct ThrowAwayCluster {
+    name: String,
+    port: u16,
+}
+
+/// The PostgreSQL major version of the throw-away clusters (Debian's tools take it).
+const CLUSTER_VERSION: &str = "15";
+
+impl ThrowAwayCluster {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Self {
+            name: unique_name("calista_lost"),
+            port,
+        };
+        let created = Command::new("pg_createcluster")
+            .args([CLUSTER_VERSION, &cluster.name, "-p", &port.to_string()])
+            .args([
+                "-o",
+                "ssl=on",
+                "-o",
+                "ssl_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                "-o",
+                "ssl_key_file=/etc/ssl/private/ssl-cert-snakeoil.key",
+                "--",
+                "--auth=trust",
+            ])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("pg_createcluster ({e}): install postgresql-common and PostgreSQL {CLUSTER_VERSION}, and run as root or postgres")
+            });
+        assert!(
+            created.status.success(),
+            "pg_createcluster failed (the snakeoil certificate comes with Debian's ssl-cert package): {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        cluster.ctl(&["start"]);
+        cluster
+    }
+
+    fn ctl(&self, action: &[&str]) {
+        let done = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", CLUSTER_VERSION, &self.name])
+            .args(action)
+            .output()
+            .expect("run pg_ctlcluster");
+        assert!(
+            done.status.success(),
+            "pg_ctlcluster {action:?}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+
+    fn url(&self, sslmode: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode={sslmode}",
+            self.port
+        )
+    }
+}
+
+impl Drop for ThrowAwayCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("pg_dropcluster")
+            .args(["--stop", CLUSTER_VERSION, &self.name])
+            .output();
+    }
+}
+
+/// The server stopped (`stop -m immediate`) while a migration runs: the error names the
+/// lost connection and the migration, says the database kept its revision (COMMIT was not
+/// sent, so the server rolls the transaction back), and shows no driver words; and the
+/// database, once started again, is at that revision. Over TLS and over plain TCP, whose
+/// drivers word a lost connection differently.
+#[tokio::test]
+async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_plain_connections() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        (
+            "20250102_0000_slow.sql",
+            "-- calista:up\nCREATE TABLE b (id INTEGER);\nSELECT pg_sleep(30);\n-- calista:down\nDROP TABLE b;\n",
+        ),
+    ]);
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for sslmode in ["require", "disable"] {
+        let url = cluster.url(sslmode);
+        let upgrade = |to: Option<&str>| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+            command
+                .current_dir(dir.path())
+                .args([
+                    "--db-url",
+                    &url,
+                    "--migrations",
+                    &folder,
+                    "db",
+                    "upgrade",
+                    "--no-backup",
+                ])
+                .args(to.map(|to| ["--to", to]).into_iter().flatten())
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (key, _) in std::env::vars() {
+                if key.starts_with("CALISTA_") {
+                    command.env_remove(key);
+                }
+            }
+            command
+        };
+        let first = upgrade(Some("20250101_0000")).output().unwrap();
+        assert!(first.status.success(), "{sslmode}: {}", text(&first));
+        let child = upgrade(None).spawn().unwrap();
+        // Wait until the slow migration runs, then stop the server under it.
+        let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
+            .await
+            .unwrap();
+        let mut sleeping = false;
+        for _ in 0..600 {
+            sleeping = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                 AND state = 'active' AND pid <> pg_backend_pid())",
+            )
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            if sleeping {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            sleeping,
+            "{sslmode}: the slow migration was never seen running"
+        );
+        drop(admin);
+        cluster.ctl(&["stop", "-m", "immediate"]);
+        let result = child.wait_with_output().unwrap();
+        let shown = text(&result);
+        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        assert!(
+            shown.contains(
+                "the connection to the database was lost while running a migration (20250102_0000_slow.sql)"
+            ),
+            "{sslmode}: {shown}"
+        );
+        assert!(
+            shown.contains("COMMIT had not been sent")
+                && shown.contains("still at revision 20250101_0000"),
+            "{sslmode}: {shown}"
+        );
+        for driver_words in [
+            "docs.rs",
+            "http",
+            "close_notify",
+            "bytes at EOF",
+            "failed (up)",
+            "nothing of the failed",
+        ] {
+            assert!(
+                !shown.contains(driver_words),
+                "{sslmode}: `{driver_words}` in {shown}"
+            );
+        }
+        // What the message says is what the database holds.
+        cluster.ctl(&["start"]);
+        let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
+            .await
+            .unwrap();
+        let at: String = sqlx::query_scalar("SELECT version_num FROM calista.alembic_version")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(at, "20250101_0000", "{sslmode}");
+        sqlx::raw_sql("DROP SCHEMA calista CASCADE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+    }
+}

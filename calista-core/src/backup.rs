@@ -960,11 +960,11 @@ impl RestoreError {
 /// renamed over it in one step, while this process holds the database exclusively (SQLite
 /// itself removes the `-wal` and `-shm` files of the old one, which only it can do safely).
 ///
-/// PostgreSQL: `pg_restore` turns the backup into SQL (reading the file only), then `psql`
-/// runs, in one transaction holding the migration lock, `DROP SCHEMA … CASCADE` and that
-/// SQL. Dropping the schema removes whatever an upgrade created in it since, which a
-/// `pg_restore --clean` (dropping only what the backup holds) cannot; one transaction means
-/// a failure changes nothing. The connection, password and TLS settings are the URL's,
+/// PostgreSQL: `pg_restore` turns the backup into SQL (reading the file only), which `psql`
+/// runs as it comes, in one transaction holding the migration lock, after `DROP SCHEMA …
+/// CASCADE`; memory does not grow with the backup. Dropping the schema removes whatever
+/// an upgrade created in it since, which a `pg_restore --clean` (dropping only what the
+/// backup holds) cannot; one transaction means a failure changes nothing. The connection, password and TLS settings are the URL's,
 /// passed as for `pg_dump`.
 pub async fn restore(
     database: &crate::Database,
@@ -1193,12 +1193,12 @@ async fn restore_postgres(
     let pg_restore = program_beside(options.pg_dump.as_deref(), "pg_restore");
     let psql = program_beside(options.pg_dump.as_deref(), "psql");
 
-    // The backup as SQL; pg_restore reads the file only. Held whole before psql starts:
-    // psql commits at the end of its input, so a half-written script must never reach it.
+    // The backup's table of contents (pg_restore reads the file only; a line per object, not
+    // per row): the file is a backup, of this schema, before anything connects.
     let mut command = tokio::process::Command::new(&pg_restore);
-    command.arg("--file=-").arg(backup);
-    let script = match run_client(command, &pg_restore, env, None).await {
-        Ok(script) => script,
+    command.arg("--list").arg(backup);
+    let contents = match run_client(command, &pg_restore, env).await {
+        Ok(contents) => contents,
         // It read nothing but the file: the file is what it could not read.
         Err(RestoreError::ToolFailed { stderr, .. }) => {
             return Err(RestoreError::NotABackup {
@@ -1209,16 +1209,7 @@ async fn restore_postgres(
         }
         Err(e) => return Err(e),
     };
-    let script = String::from_utf8(script).map_err(|_| RestoreError::NotABackup {
-        path: backup.to_owned(),
-        backend: "PostgreSQL",
-        detail: "pg_restore wrote something that is not UTF-8 text".to_owned(),
-    })?;
-    let quoted = format!("\"{schema}\"");
-    let creates_schema = script.lines().any(|line| {
-        line == format!("CREATE SCHEMA {schema};") || line == format!("CREATE SCHEMA {quoted};")
-    });
-    if !creates_schema {
+    if !holds_schema(&String::from_utf8_lossy(&contents), schema) {
         return Err(RestoreError::NotABackup {
             path: backup.to_owned(),
             backend: "PostgreSQL",
@@ -1229,15 +1220,14 @@ async fn restore_postgres(
     // The schema name is a validated identifier and the key a number: nothing here is
     // text from outside.
     let key = crate::backend::postgres::lock_key(schema);
+    let quoted = format!("\"{schema}\"");
     let prologue = format!(
         "DO $calista$ BEGIN\n  IF NOT pg_catalog.pg_try_advisory_xact_lock({key}) THEN\n    \
          RAISE EXCEPTION 'an upgrade of schema {schema} is running (it holds the migration lock)';\n  \
          END IF;\nEND $calista$;\nDROP SCHEMA IF EXISTS {quoted} CASCADE;\n"
     );
-    let mut input = prologue.into_bytes();
-    input.extend_from_slice(script.as_bytes());
-    let mut command = tokio::process::Command::new(&psql);
-    command
+    let mut psql_command = tokio::process::Command::new(&psql);
+    psql_command
         .args([
             "--no-psqlrc",
             "--quiet",
@@ -1247,51 +1237,170 @@ async fn restore_postgres(
             "--file=-",
         ])
         .args(connection_args);
-    run_client(command, &psql, env, Some(input)).await?;
-    Ok(())
+    let mut restore_command = tokio::process::Command::new(&pg_restore);
+    restore_command.arg("--file=-").arg(backup);
+    stream(
+        restore_command,
+        &pg_restore,
+        psql_command,
+        &psql,
+        env,
+        prologue,
+        backup,
+    )
+    .await
 }
 
-/// Runs a PostgreSQL client with the connection's environment (and no other password),
-/// feeding it `input`; returns its stdout.
+/// Whether a backup's table of contents (`pg_restore --list`) holds the schema: a line
+/// `<id>; <oid> <oid> SCHEMA - <schema> <owner>`.
+fn holds_schema(contents: &str, schema: &str) -> bool {
+    contents.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        matches!(fields.as_slice(), [_, _, _, "SCHEMA", "-", name, ..] if *name == schema)
+    })
+}
+
+/// Pipes the SQL `pg_restore` renders into `psql`, after `prologue`, a buffer at a time:
+/// memory does not grow with the backup. psql commits at the end of its input, so its
+/// input ends only after pg_restore has succeeded; if pg_restore fails, psql is killed with
+/// its input still open, and the server rolls back its transaction: nothing is changed.
+async fn stream(
+    mut restore_command: tokio::process::Command,
+    pg_restore: &Path,
+    mut psql_command: tokio::process::Command,
+    psql: &Path,
+    env: &[(&'static str, String)],
+    prologue: String,
+    backup: &Path,
+) -> Result<(), RestoreError> {
+    use tokio::io::AsyncWriteExt;
+    let mut psql_child = spawn_client(&mut psql_command, psql, env, Stdio::piped(), Stdio::null())?;
+    let mut restore_child = match spawn_client(
+        &mut restore_command,
+        pg_restore,
+        env,
+        Stdio::null(),
+        Stdio::piped(),
+    ) {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = psql_child.kill().await;
+            return Err(e);
+        }
+    };
+    let psql_errors = tokio::spawn(read_all(psql_child.stderr.take()));
+    let restore_errors = tokio::spawn(read_all(restore_child.stderr.take()));
+    let (Some(mut input), Some(mut rendered)) =
+        (psql_child.stdin.take(), restore_child.stdout.take())
+    else {
+        let _ = psql_child.kill().await;
+        let _ = restore_child.kill().await;
+        return Err(RestoreError::Write {
+            path: psql.to_owned(),
+            source: io::Error::other("the client's pipes were not opened"),
+        });
+    };
+    // Ends at the end of pg_restore's output, or when psql stops reading (it failed).
+    let copied = async {
+        input.write_all(prologue.as_bytes()).await?;
+        tokio::io::copy(&mut rendered, &mut input).await
+    }
+    .await;
+    if copied.is_err() {
+        let _ = restore_child.start_kill();
+    }
+    let restored = restore_child.wait().await;
+    let restore_errors = restore_errors.await.unwrap_or_default();
+    let restored_whole = copied.is_ok() && restored.as_ref().is_ok_and(|status| status.success());
+    if !restored_whole && copied.is_ok() {
+        // psql has not seen the end of its input: killed now, it commits nothing.
+        let _ = psql_child.kill().await;
+        let detail = match restored {
+            Ok(status) => format!(
+                "{} ({status})",
+                hide_password(&String::from_utf8_lossy(&restore_errors), env)
+            ),
+            Err(e) => e.to_string(),
+        };
+        return Err(RestoreError::NotABackup {
+            path: backup.to_owned(),
+            backend: "PostgreSQL",
+            detail,
+        });
+    }
+    // The whole script was written (or psql stopped reading it): its end lets psql commit.
+    drop(input);
+    let status = psql_child
+        .wait()
+        .await
+        .map_err(|source| RestoreError::Write {
+            path: psql.to_owned(),
+            source,
+        })?;
+    if status.success() {
+        return Ok(());
+    }
+    let stderr = psql_errors.await.unwrap_or_default();
+    Err(RestoreError::ToolFailed {
+        program: program_name(psql),
+        status: status.to_string(),
+        stderr: hide_password(&String::from_utf8_lossy(&stderr), env),
+    })
+}
+
+/// Everything a pipe gives until it closes (a client's stderr).
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut all).await;
+    }
+    all
+}
+
+/// Starts a PostgreSQL client with the connection's environment (and no other password),
+/// stderr piped.
+fn spawn_client(
+    command: &mut tokio::process::Command,
+    program: &Path,
+    env: &[(&'static str, String)],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Result<tokio::process::Child, RestoreError> {
+    command
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => RestoreError::ToolMissing {
+            program: program.display().to_string(),
+        },
+        _ => RestoreError::Write {
+            path: program.to_owned(),
+            source: e,
+        },
+    })
+}
+
+/// A client's name, for messages.
+fn program_name(program: &Path) -> String {
+    program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Runs a PostgreSQL client with the connection's environment (and no other password) and
+/// no input; returns its stdout.
 async fn run_client(
     mut command: tokio::process::Command,
     program: &Path,
     env: &[(&'static str, String)],
-    input: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, RestoreError> {
-    use tokio::io::AsyncWriteExt;
-    command
-        .env_remove("PGPASSWORD")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(RestoreError::ToolMissing {
-                program: program.display().to_string(),
-            });
-        }
-        Err(e) => {
-            return Err(RestoreError::Write {
-                path: program.to_owned(),
-                source: e,
-            });
-        }
-    };
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        // Written while the output is read below; a client that stops reading (it failed)
-        // shows in its exit status, not here.
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-        });
-    }
+    let child = spawn_client(&mut command, program, env, Stdio::null(), Stdio::piped())?;
     let output = child
         .wait_with_output()
         .await
@@ -1302,12 +1411,8 @@ async fn run_client(
     if output.status.success() {
         return Ok(output.stdout);
     }
-    let name = program.file_name().map_or_else(
-        || program.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     Err(RestoreError::ToolFailed {
-        program: name,
+        program: program_name(program),
         status: output.status.to_string(),
         stderr: hide_password(&String::from_utf8_lossy(&output.stderr), env),
     })

@@ -55,6 +55,9 @@ pub struct Hints {
     pub history: String,
     /// How to allow downgrades, after "downgrades are refused in production".
     pub allow_downgrade: String,
+    /// How to see which revision the database is at, after "check with", as
+    /// "`myapp db status`".
+    pub status: String,
     /// How to adopt a database another migration tool manages, as "`myapp db adopt`".
     pub adopt: String,
     /// How to accept an intended edit of an applied migration, as
@@ -74,6 +77,7 @@ impl Default for Hints {
                 .to_owned(),
             history: "the history of applied migrations".to_owned(),
             allow_downgrade: "run downgrades in a development or CI environment".to_owned(),
+            status: "the revision the version table (alembic_version) holds".to_owned(),
             adopt: "adopting the database (recording what that tool applied)".to_owned(),
             repair: "a repair of the migration that records the edit and why".to_owned(),
         }
@@ -471,6 +475,76 @@ pub enum Error {
     /// A restore failed or was refused; nothing was changed.
     #[error(transparent)]
     Restore(#[from] crate::backup::RestoreError),
+
+    /// The connection to the database was lost during an upgrade or downgrade (the server
+    /// stopped, restarted or ended the session, or the network failed). The driver's words
+    /// are not part of the message (they are logged at debug level): what matters is what
+    /// the database holds now.
+    #[error(
+        "the connection to the database was lost while {doing}{}; {}",
+        .file.as_ref().map_or_else(String::new, |file| format!(" ({file})")),
+        describe_lost(.after)
+    )]
+    ConnectionLost {
+        /// What was running, as "running a migration".
+        doing: &'static str,
+        /// The migration file that was running, if one was.
+        file: Option<String>,
+        /// What the database holds now, as far as can be known.
+        after: AfterLoss,
+    },
+}
+
+/// What a database holds after its connection was lost during an upgrade or downgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AfterLoss {
+    /// The connection was lost before `COMMIT` was sent: the server rolls back a
+    /// transaction whose connection ends, so the database is still at `kept`.
+    RolledBack {
+        /// The revision the database is at (`None`: none).
+        kept: Option<String>,
+    },
+    /// The connection was lost while `COMMIT` was on its way: the transaction may or may not
+    /// have been committed. `before`: the revision before it; `status`: how to check, in the
+    /// application's words.
+    Unknown {
+        /// The revision the database was at before the transaction.
+        before: Option<String>,
+        /// How to see the revision now.
+        status: String,
+    },
+    /// A no-transaction migration had started: it is recorded as interrupted.
+    Interrupted {
+        /// How to recover, in the application's words.
+        recover: String,
+    },
+}
+
+fn describe_lost(after: &AfterLoss) -> String {
+    let revision = |at: &Option<String>| {
+        at.as_ref().map_or_else(
+            || "no revision (empty)".to_owned(),
+            |at| format!("revision {at}"),
+        )
+    };
+    match after {
+        AfterLoss::RolledBack { kept } => format!(
+            "COMMIT had not been sent, so the server rolls back the migration transaction: the database is \
+             still at {}, with nothing of that transaction kept. Once the server answers again, run the upgrade again",
+            revision(kept)
+        ),
+        AfterLoss::Unknown { before, status } => format!(
+            "the connection dropped while COMMIT was on its way, so whether the migration transaction was \
+             committed is unknown: the database is at {} (if it was not) or at the transaction's target (if it was). \
+             Check with {status} once the server answers again, then run the upgrade again if it is still behind",
+            revision(before)
+        ),
+        AfterLoss::Interrupted { recover } => format!(
+            "a no-transaction migration was running, so the schema may be half-changed and the migration is \
+             recorded as interrupted. Once the server answers again, inspect what it left behind, then {recover}"
+        ),
+    }
 }
 
 impl From<crate::engine::history::HistoryRefusal> for Error {
@@ -541,6 +615,7 @@ impl Error {
             | Self::Migration { .. }
             | Self::TransactionEnded { .. }
             | Self::Database { .. }
+            | Self::ConnectionLost { .. }
             | Self::Backup(_) => ErrorKind::Failure,
         }
     }
@@ -1094,6 +1169,17 @@ mod tests {
             }
             .to_string(),
         );
+        messages.push(
+            Error::ConnectionLost {
+                doing: "committing the migration transaction",
+                file: None,
+                after: AfterLoss::Unknown {
+                    before: Some("20250101_0000".into()),
+                    status: hints.status.clone(),
+                },
+            }
+            .to_string(),
+        );
         messages
     }
 
@@ -1115,6 +1201,7 @@ mod tests {
             recover: "run `shop repair`".into(),
             history: "`shop migrations`".into(),
             allow_downgrade: "set SHOP_STAGE=dev".into(),
+            status: "`shop status`".into(),
             adopt: "`shop adopt`".into(),
             repair: "`shop accept-edit`".into(),
         };
@@ -1134,9 +1221,40 @@ mod tests {
             "{}",
             messages[10]
         );
+        assert!(
+            messages[12].contains("is unknown")
+                && messages[12].contains("Check with `shop status`"),
+            "{}",
+            messages[12]
+        );
         for message in &messages {
             assert!(!message.to_lowercase().contains("calista"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_connection_lost_before_commit_says_the_revision_kept_and_no_driver_words() {
+        let error = Error::ConnectionLost {
+            doing: "running a migration",
+            file: Some("20250102_0000_b.sql".into()),
+            after: AfterLoss::RolledBack {
+                kept: Some("20250101_0000".into()),
+            },
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "the connection to the database was lost while running a migration (20250102_0000_b.sql); \
+                 COMMIT had not been sent"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("still at revision 20250101_0000"), "{text}");
+        assert!(
+            std::error::Error::source(&error).is_none(),
+            "no driver cause: {error:?}"
+        );
+        assert_eq!(error.kind(), ErrorKind::Failure);
     }
 
     #[test]

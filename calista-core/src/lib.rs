@@ -157,7 +157,9 @@ pub use engine::migrator::{
     Downgrades, Ensured, Environment, Migrator, Notice, Policy, Recovery, Report, Step,
 };
 #[cfg(feature = "runtime")]
-pub use error::{Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation};
+pub use error::{
+    AfterLoss, Blocker, DriverError, Error, ErrorKind, Hints, StatementError, StatementLocation,
+};
 #[cfg(feature = "runtime")]
 pub use new_file::{NewFileError, new_migration_file};
 

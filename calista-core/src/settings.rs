@@ -563,6 +563,7 @@ impl AppNames {
                 "run `{program} db recover --retry`; or, if it did complete, `{program} db recover --mark-applied`"
             ),
             history: format!("`{program} db history`"),
+            status: format!("`{program} db status`"),
             adopt: format!("`{program} db adopt`"),
             repair: format!("`{program} db repair --accept <revision> --reason <why>`"),
             allow_downgrade: format!(

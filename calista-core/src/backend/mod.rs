@@ -53,6 +53,9 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     const MULTI_STATEMENT_QUERY_IS_ONE_TRANSACTION: bool;
     /// History rows written per multi-row `INSERT`.
     const HISTORY_ROWS_PER_INSERT: usize;
+    /// Whether a statement can carry an `INSERT` in its `WITH` clause (PostgreSQL): the last
+    /// history rows then go with the version row's statement, in one round trip.
+    const INSERT_IN_WITH: bool;
     /// How a person runs a script of ours by hand, stopping at the first error.
     const RUN_BY_HAND: &'static str;
     /// Whether our queries may leave named prepared statements on a connection. Not on
@@ -138,6 +141,11 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
 
     /// Creates the schema (PostgreSQL) and both tables, if missing: statements in one text.
     fn create_tables(&self) -> &str;
+    /// Creates the schema (PostgreSQL) and both tables, failing with
+    /// [`Backend::is_duplicate_table`] if either exists: the first upgrade of a database found
+    /// empty then needs no second read of the state under the lock, since the creation itself
+    /// checks it. `None` where reading the state costs no round trip (SQLite, in process).
+    fn create_absent_tables(&self) -> Option<&str>;
     /// `ALTER TABLE` adding one of this build's history columns.
     fn add_history_column(&self, column: HistoryColumn) -> String;
     /// `INSERT` of `rows` history rows at once, each with [`NewRecord::values`].
@@ -224,6 +232,13 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
 
     /// A table or schema of ours is missing.
     fn is_missing_table(error: &sqlx::Error) -> bool;
+
+    /// The connection is gone: the socket closed or failed (the server stopped or
+    /// restarted, the network failed), or the server ended the session.
+    fn is_connection_lost(error: &sqlx::Error) -> bool;
+
+    /// A table that [`Backend::create_absent_tables`] creates exists already.
+    fn is_duplicate_table(error: &sqlx::Error) -> bool;
 
     /// Where in the text sent the server says the error is: a character position from 1.
     fn error_position(error: &sqlx::Error) -> Option<usize>;
@@ -534,6 +549,20 @@ impl Bound {
             .collect()
     }
 
+    /// `self` (an `INSERT`) and then `next`, as one statement where the backend allows it
+    /// ([`Backend::INSERT_IN_WITH`]): `WITH history AS (<self>) <next>`, whose rows changed
+    /// are `next`'s; else `Err` with both, to run one after the other.
+    pub(crate) fn then<B: Backend>(self, next: Self) -> Result<Self, (Self, Self)> {
+        if !B::INSERT_IN_WITH {
+            return Err((self, next));
+        }
+        let shifted = shift_parameters(next.sql.as_str(), self.values.len());
+        let sql = format!("WITH history AS ({}) {shifted}", self.sql.as_str());
+        let mut values = self.values;
+        values.extend(next.values);
+        Ok(Self::new(AssertSqlSafe(sql).into_sql_str(), values))
+    }
+
     /// Marks the newest history row, a started one, finished after `duration_ms`.
     pub(crate) fn finish_started<B: Backend>(backend: &B, duration_ms: i64) -> Self {
         Self::new(backend.finish_started(), vec![Value::Int(duration_ms)])
@@ -561,6 +590,25 @@ impl Bound {
             (Some(from), None) => Self::new(backend.delete_version(), vec![Value::Text(from)]),
         })
     }
+}
+
+/// `sql` with each parameter `$n` renumbered `$(n + by)`. Our SQL holds no string literal,
+/// so every `$` followed by digits is a parameter.
+fn shift_parameters(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The SQL of the state reads, which both backends run the same way (see [`Queries`]).
@@ -1019,6 +1067,15 @@ mod tests {
             update.inlined(),
             "UPDATE alembic_version SET version_num = 'b' WHERE version_num = NULL"
         );
+    }
+
+    #[test]
+    fn a_statement_after_history_rows_numbers_its_parameters_after_theirs() {
+        assert_eq!(
+            shift_parameters("UPDATE v SET n = $1 WHERE n = $2", 11),
+            "UPDATE v SET n = $12 WHERE n = $13"
+        );
+        assert_eq!(shift_parameters("SELECT $ 1, $10", 2), "SELECT $ 1, $12");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPos
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
 use super::{
-    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Value, Watch,
+    Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Watch,
 };
 use crate::backup;
 use crate::database::SchemaName;
@@ -51,6 +51,7 @@ struct Sql {
     state: StateSql,
     brief: SqlStr,
     create_tables: String,
+    create_absent_tables: String,
     history_table: String,
     insert_version: SqlStr,
     update_version: SqlStr,
@@ -104,31 +105,9 @@ impl Sql {
                  LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
                  ON 1 = 1 LIMIT 2"
             )),
-            // The schema and both tables, in one round trip. The version table is exactly
-            // the one Alembic creates, so tools that read it keep working.
-            create_tables: format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-CREATE TABLE IF NOT EXISTS {p}alembic_version (version_num VARCHAR(32) NOT NULL, \
-CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-CREATE TABLE IF NOT EXISTS {p}schema_history (
-    id          BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_schema_history PRIMARY KEY,
-    revision    VARCHAR(32)  NOT NULL,
-    summary     VARCHAR(200) NOT NULL,
-    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
-    finished    BOOLEAN      NOT NULL,
-    checksum    CHAR(64)     NOT NULL,
-    chain       CHAR(64)     NULL,
-    applied_at  TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp(),
-    duration_ms BIGINT       NOT NULL,
-    app_version VARCHAR(64)  NOT NULL,
-    backup      TEXT         NULL,
-    down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1,
-    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
-    note        TEXT         NULL,
-    replaced_checksum CHAR(64) NULL
-)"
-            ),
+            // The schema and both tables, in one round trip.
+            create_tables: create_tables_sql(schema, "IF NOT EXISTS "),
+            create_absent_tables: create_tables_sql(schema, ""),
             history_table: format!("{p}schema_history"),
             insert_version: sql(format!(
                 "INSERT INTO {p}alembic_version (version_num) VALUES ($1)"
@@ -160,6 +139,36 @@ CREATE TABLE IF NOT EXISTS {p}schema_history (
             )),
         }
     }
+}
+
+/// The schema and both tables, in one text; `if_not_exists` is `"IF NOT EXISTS "` or empty
+/// (the creation then fails if either table exists). The version table is exactly the one
+/// Alembic creates, so tools that read it keep working.
+fn create_tables_sql(schema: &str, if_not_exists: &str) -> String {
+    let p = format!("\"{schema}\".");
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+CREATE TABLE {if_not_exists}{p}alembic_version (version_num VARCHAR(32) NOT NULL, \
+CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+CREATE TABLE {if_not_exists}{p}schema_history (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_schema_history PRIMARY KEY,
+    revision    VARCHAR(32)  NOT NULL,
+    summary     VARCHAR(200) NOT NULL,
+    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
+    finished    BOOLEAN      NOT NULL,
+    checksum    CHAR(64)     NOT NULL,
+    chain       CHAR(64)     NULL,
+    applied_at  TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp(),
+    duration_ms BIGINT       NOT NULL,
+    app_version VARCHAR(64)  NOT NULL,
+    backup      TEXT         NULL,
+    down_sql    TEXT         NULL,
+    attempts    INTEGER      NOT NULL DEFAULT 1,
+    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
+    note        TEXT         NULL,
+    replaced_checksum CHAR(64) NULL
+)"
+    )
 }
 
 impl Postgres {
@@ -238,8 +247,10 @@ impl Backend for Postgres {
     const LOCK_SCOPE: LockScope = LockScope::Transaction;
     const BEGIN: &'static str = "BEGIN";
     const MULTI_STATEMENT_QUERY_IS_ONE_TRANSACTION: bool = true;
-    /// Each statement is a round trip: many rows each, far below the 65535 parameters.
-    const HISTORY_ROWS_PER_INSERT: usize = 100;
+    /// Each statement is a round trip (two for one the connection has not prepared yet):
+    /// many rows each, 11 000 parameters of the 65 535 a statement may bind.
+    const HISTORY_ROWS_PER_INSERT: usize = 1000;
+    const INSERT_IN_WITH: bool = true;
     const RUN_BY_HAND: &'static str = "psql -v ON_ERROR_STOP=1 -f <file>";
     const KEEPS_PREPARED_STATEMENTS: bool = false;
     const HOLDS_LOCK_APART: bool = true;
@@ -356,11 +367,16 @@ impl Backend for Postgres {
         Queries::<Self>::missing_history_columns(conn, self.sql.present_columns.clone()).await
     }
 
+    /// A simple query (the schema name is a validated identifier): asked once, before the
+    /// first upgrade's backup.
     async fn is_empty(&self, conn: &mut PgConnection) -> Result<bool, Error> {
+        let schema = &self.schema;
         let any_table =
-            SqlStr::from_static("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1)");
-        let schema = vec![Value::Text(self.schema.to_string())];
-        Queries::<Self>::is_empty(conn, any_table, schema).await
+            format!("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = '{schema}')");
+        simple_value::<bool>(conn, &any_table)
+            .await
+            .map(|any| !any)
+            .map_err(|e| describe(e, "checking whether the database is empty"))
     }
 
     async fn read_foreign(
@@ -381,6 +397,10 @@ impl Backend for Postgres {
 
     fn create_tables(&self) -> &str {
         &self.sql.create_tables
+    }
+
+    fn create_absent_tables(&self) -> Option<&str> {
+        Some(&self.sql.create_absent_tables)
     }
 
     fn add_history_column(&self, column: HistoryColumn) -> String {
@@ -460,11 +480,7 @@ impl Backend for Postgres {
     }
 
     async fn same_transaction(&self, conn: &mut PgConnection, begun: i64) -> Result<bool, Error> {
-        match sqlx::query_scalar::<_, i64>("SELECT txid_current()")
-            .persistent(false)
-            .fetch_one(&mut *conn)
-            .await
-        {
+        match simple_value::<i64>(conn, "SELECT txid_current()").await {
             Ok(id) => Ok(id == begun),
             // in_failed_sql_transaction: our transaction, aborted by the failed statement.
             Err(e) if sql_state(&e).as_deref() == Some("25P02") => Ok(true),
@@ -571,6 +587,23 @@ impl Backend for Postgres {
         sql_state(error).as_deref() == Some("55P03")
     }
 
+    /// A socket that failed or closed, or the server ending the session: class 08
+    /// (connection exception), admin_shutdown (a fast shutdown, `pg_terminate_backend`),
+    /// crash_shutdown, cannot_connect_now.
+    fn is_connection_lost(error: &sqlx::Error) -> bool {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+            _ => sql_state(error).is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+            }),
+        }
+    }
+
+    /// duplicate_table.
+    fn is_duplicate_table(error: &sqlx::Error) -> bool {
+        sql_state(error).as_deref() == Some("42P07")
+    }
+
     /// Undefined table, or undefined schema.
     fn is_missing_table(error: &sqlx::Error) -> bool {
         matches!(sql_state(error).as_deref(), Some("42P01" | "3F000"))
@@ -599,6 +632,20 @@ impl Backend for Postgres {
             seen: Vec::new(),
         })
     }
+}
+
+/// The first column of the one row a statement of ours without parameters returns, sent
+/// as a simple query: one round trip, where a prepared statement new to the connection
+/// takes two (sqlx prepares, then binds). For the statements a migration sends once per
+/// connection: the lock, the transaction's id.
+async fn simple_value<T>(conn: &mut PgConnection, sql: &str) -> Result<T, sqlx::Error>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    let row = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .fetch_one(conn)
+        .await?;
+    row.try_get(0)
 }
 
 /// The waits between tries of the migration lock: from 10 ms, doubling, up to 250 ms,

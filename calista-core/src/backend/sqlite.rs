@@ -144,6 +144,8 @@ impl Backend for Sqlite {
     /// The cost of a multi-row `VALUES` grows steeply with its size (500 rows at once cost 12
     /// times as much per row as 10), and a statement is no round trip.
     const HISTORY_ROWS_PER_INSERT: usize = 10;
+    /// SQLite's `WITH` holds only queries.
+    const INSERT_IN_WITH: bool = false;
     const RUN_BY_HAND: &'static str = "sqlite3 -bail <database> < <file>";
     /// A statement is prepared once per connection: nothing else can run on it.
     const KEEPS_PREPARED_STATEMENTS: bool = true;
@@ -271,6 +273,11 @@ impl Backend for Sqlite {
 
     fn create_tables(&self) -> &str {
         CREATE_TABLES
+    }
+
+    /// Reading the state is no round trip here: nothing to spare.
+    fn create_absent_tables(&self) -> Option<&str> {
+        None
     }
 
     fn add_history_column(&self, column: HistoryColumn) -> String {
@@ -419,6 +426,16 @@ impl Backend for Sqlite {
     /// Never: SQLite waits for a lock in its busy handler for the whole lock timeout, so
     /// there is no time left to try again in.
     fn is_retryable_lock_wait(_: &sqlx::Error) -> bool {
+        false
+    }
+
+    /// A file has no connection to lose.
+    fn is_connection_lost(_error: &sqlx::Error) -> bool {
+        false
+    }
+
+    /// Never asked: [`Backend::create_absent_tables`] is `None` here.
+    fn is_duplicate_table(_error: &sqlx::Error) -> bool {
         false
     }
 

@@ -652,7 +652,7 @@ impl<B: Backend> Engine<'_, B> {
         };
         ops.push(Op::Begin(Begin::Write));
         if !state.tables_present {
-            ops.push(Op::CreateTables);
+            ops.push(Op::CreateTables { absent: false });
         }
         ops.push(Op::RecordEntries(entries.records));
         if let Some((from, to)) = entries.version {

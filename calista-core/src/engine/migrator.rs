@@ -578,23 +578,30 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// [`Migrator::check`].
     async fn check(&self) -> Result<SchemaState, Error> {
+        self.check_for_upgrade().await.map(|(verdict, _)| verdict)
+    }
+
+    /// [`Migrator::check`], and whether it found none of our tables (a first upgrade, which
+    /// then need not read the state again under the lock: see [`Engine::rounds`]).
+    async fn check_for_upgrade(&self) -> Result<(SchemaState, bool), Error> {
         let migrations = self.migrator.migrations;
         if let Some(brief) = self.handle.read_state_brief().await?
             && let Assessment::Decided(
                 verdict @ (SchemaState::UpToDate { .. } | SchemaState::Behind { .. }),
             ) = plan::assess(migrations, &brief)
         {
-            return Ok(verdict);
+            return Ok((verdict, brief == DbState::empty()));
         }
         // Anything else is rare, and worth reading everything it takes to say exactly what.
         let state = self.handle.read_state().await?;
-        match plan::assess(migrations, &state) {
-            Assessment::Decided(verdict) => Ok(verdict),
+        let verdict = match plan::assess(migrations, &state) {
+            Assessment::Decided(verdict) => verdict,
             Assessment::NeedsHistory => {
                 let history = self.handle.read_history().await?;
-                Ok(plan::diagnose(migrations, current_of(&state), &history))
+                plan::diagnose(migrations, current_of(&state), &history)
             }
-        }
+        };
+        Ok((verdict, false))
     }
 
     /// [`Migrator::upgrade`].
@@ -603,7 +610,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mode = self.migrator.policy.transaction_mode;
         let migrations = self.migrator.migrations;
         // Step 0, no lock: a process that finds nothing to do never waits for one.
-        let state = self.check().await?;
+        let (state, found_empty) = self.check_for_upgrade().await?;
         match &state {
             SchemaState::UpToDate { current } => {
                 let position = current.and_then(|c| migrations.position(c));
@@ -621,7 +628,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
         let mut report = Report::new(Direction::Up);
         self.locked(&mut report, started, async |session, report| {
-            self.rounds(session, report, |current| {
+            self.rounds(session, report, found_empty, |current| {
                 plan::plan_upgrade(migrations, current, target, mode)
             })
             .await
@@ -646,7 +653,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             // "-1" means one step back from where the database is when the lock is taken;
             // the first round pins it to that revision, and later rounds aim there.
             let mut target = target;
-            self.rounds(session, report, |current| {
+            self.rounds(session, report, false, |current| {
                 let plan = plan::plan_downgrade(migrations, current, target, mode)?;
                 target = plan
                     .to
@@ -742,6 +749,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         };
         let setup = Setup {
             create_tables: !state.tables_present,
+            assumed_absent: false,
             add_columns,
         };
         let program = Program::compile::<B>(self.migrator, &plan, setup);
@@ -779,19 +787,31 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// progress is never repeated; a plan of one batch needs no second round. The first
     /// round of an upgrade that has something to do takes the backup, and brings our tables
     /// of an older build to this build's layout.
+    ///
+    /// `found_empty`: the check before the lock found none of our tables. Where the backend
+    /// can tell from creating them that they are still absent
+    /// ([`Backend::create_absent_tables`]), the first round plans from that, without reading
+    /// the state again: a first upgrade's two round trips fewer. If another process made
+    /// them meanwhile, the creation fails, the round is rolled back, and it runs again from a
+    /// fresh read.
     async fn rounds(
         &self,
         session: &mut Session<'_, B>,
         report: &mut Report,
+        found_empty: bool,
         mut next_plan: impl FnMut(Option<usize>) -> Result<Plan, plan::PlanRefusal>,
     ) -> Result<(), Error> {
         let mut first_round = true;
+        let mut assume_empty = found_empty && self.backend().create_absent_tables().is_some();
         loop {
             session.begin_round().await?;
-            let state = self
-                .backend()
-                .read_state_in_transaction(session.conn())
-                .await?;
+            let state = if assume_empty {
+                DbState::empty()
+            } else {
+                self.backend()
+                    .read_state_in_transaction(session.conn())
+                    .await?
+            };
             let current = self.current_under_lock(session, &state).await?;
             let mut plan = next_plan(current)?;
             if first_round {
@@ -811,6 +831,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                 let file = self.migration(*index).file_name();
                 session.end_read_round().await;
                 session.hold_lock_apart(&file).await?;
+                // The lock was let go meanwhile: the state is read again.
+                assume_empty = false;
                 continue;
             }
             let after = match batch {
@@ -819,7 +841,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                     .revision_after(steps.last().copied(), plan.direction),
                 Batch::Alone(index) => self.migrator.revision_after(Some(*index), plan.direction),
             };
-            if first_round && plan.direction == Direction::Up {
+            if first_round && plan.direction == Direction::Up && report.backup.is_none() {
                 let outcome = self.backup(session, &state, plan.from).await?;
                 if let BackupOutcome::Skipped(reason) = &outcome {
                     let notice = Notice::BackupSkipped {
@@ -844,6 +866,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             plan.batches.truncate(1);
             let setup = Setup {
                 create_tables: !state.tables_present,
+                assumed_absent: assume_empty,
                 add_columns,
             };
             let program = Program::compile::<B>(self.migrator, &plan, setup);
@@ -851,9 +874,22 @@ impl<'a, B: Backend> Engine<'a, B> {
                 Some(BackupOutcome::Taken(b)) => Some(b.path.display().to_string()),
                 _ => None,
             };
-            Runner::new(self, session, report, backup)
+            let ran = Runner::new(self, session, report, backup)
                 .run(&program)
-                .await?;
+                .await;
+            match ran {
+                Err(Error::Database { source, .. })
+                    if assume_empty && B::is_duplicate_table(source.database_error()) =>
+                {
+                    tracing::debug!(
+                        "another process made the migration tables meanwhile: reading the state again"
+                    );
+                    session.rollback().await;
+                    assume_empty = false;
+                    continue;
+                }
+                ran => ran?,
+            }
             report.to = after;
             first_round = false;
             if last_round {

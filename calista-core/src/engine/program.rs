@@ -34,8 +34,10 @@ pub(crate) enum Op {
     },
     /// Opens a transaction.
     Begin(Begin),
-    /// Creates the schema (PostgreSQL) and our tables.
-    CreateTables,
+    /// Creates the schema (PostgreSQL) and our tables. `absent`: they were found absent
+    /// before the lock was taken, and not looked for again under it: the creation fails if
+    /// either exists ([`Backend::create_absent_tables`]).
+    CreateTables { absent: bool },
     /// One attempt's wait for a table lock, from here on.
     SetLockWait { scope: Scope, wait: Duration },
     /// The migration at `index`, run `direction` in the open transaction: its file's SQL, or
@@ -104,6 +106,9 @@ pub(crate) struct Row {
 pub(crate) struct Setup {
     /// The state tables do not exist yet: the first transaction creates them.
     pub(crate) create_tables: bool,
+    /// They were found absent before the lock was taken, and the state was not read again
+    /// under it: their creation checks it.
+    pub(crate) assumed_absent: bool,
     /// The columns an older build's history table lacks, added first.
     pub(crate) add_columns: Vec<HistoryColumn>,
 }
@@ -115,7 +120,7 @@ impl Op {
             Self::AddHistoryColumn(_) => "upgrading the layout of schema_history",
             Self::Begin(Begin::Attempt { .. }) => "starting the migration transaction",
             Self::Begin(Begin::Write) => "starting a transaction",
-            Self::CreateTables => "creating the migration tables",
+            Self::CreateTables { .. } => "creating the migration tables",
             Self::SetLockWait {
                 scope: Scope::Transaction,
                 ..
@@ -171,7 +176,9 @@ impl Program {
                     let mut wait = migrator.lock_wait(steps[0]);
                     ops.push(Op::Begin(Begin::Attempt { lock_wait: wait }));
                     if std::mem::take(&mut create_tables) {
-                        ops.push(Op::CreateTables);
+                        ops.push(Op::CreateTables {
+                            absent: setup.assumed_absent,
+                        });
                     }
                     for &index in steps {
                         let wanted = migrator.lock_wait(index);
@@ -206,7 +213,9 @@ impl Program {
                     // then seen as "interrupted" instead of passing unnoticed.
                     ops.push(Op::Begin(Begin::Write));
                     if std::mem::take(&mut create_tables) {
-                        ops.push(Op::CreateTables);
+                        ops.push(Op::CreateTables {
+                            absent: setup.assumed_absent,
+                        });
                     }
                     ops.push(Op::RecordHistory(vec![Row {
                         index,

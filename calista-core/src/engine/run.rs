@@ -12,7 +12,7 @@ use super::migrator::{Engine, Report, step};
 use super::program::{Begin, Op, Program};
 use crate::backend::{Backend, Bound, LockScope, Scope, Watch};
 use crate::database::Session;
-use crate::error::{Error, StatementError, StatementLocation};
+use crate::error::{AfterLoss, Error, StatementError, StatementLocation};
 use crate::migration::{Direction, Migration};
 use crate::sql;
 
@@ -45,6 +45,12 @@ pub(crate) struct Runner<'r, 'h, B: Backend> {
     attempts: HashMap<(usize, Direction), u32>,
     /// The migrations run since the last commit, in order.
     done: Vec<(usize, Direction)>,
+    /// The last history rows, held to be written with the version row's statement.
+    history: Option<Bound>,
+    /// Whether the current batch runs a no-transaction migration.
+    alone: bool,
+    /// Whether that migration's "started" record is committed and its "finished" one not yet.
+    started: bool,
 }
 
 /// How running steps ended, when it did not succeed.
@@ -80,6 +86,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             spans: HashMap::new(),
             attempts: HashMap::new(),
             done: Vec::new(),
+            history: None,
+            alone: false,
+            started: false,
         }
     }
 
@@ -231,7 +240,10 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     "schema_history gains a column of this build's layout"
                 );
             }
-            Op::Batch { from, .. } => self.from.clone_from(from),
+            Op::Batch { from, alone } => {
+                self.from.clone_from(from);
+                (self.alone, self.started) = (alone.is_some(), false);
+            }
             Op::Begin(begin) => {
                 if !self.session.in_transaction() {
                     match B::LOCK_SCOPE {
@@ -256,8 +268,12 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                         .extend(settings.into_iter().map(|setting| (setting, context)));
                 }
             }
-            Op::CreateTables => {
-                let sql = backend.create_tables().to_owned();
+            Op::CreateTables { absent } => {
+                let sql = match backend.create_absent_tables() {
+                    Some(strict) if *absent => strict,
+                    _ => backend.create_tables(),
+                };
+                let sql = sql.to_owned();
                 self.own(vec![sql], context, ops, position, retryable)
                     .await?;
             }
@@ -317,7 +333,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     && !backend
                         .same_transaction(self.session.conn(), mark)
                         .await
-                        .map_err(Attempt::Failed)?
+                        .map_err(|e| Attempt::Failed(self.lost_or(e, context)))?
                 {
                     let ran = migrations_in(&ops[..position]);
                     return Err(Attempt::Failed(self.transaction_ended(&ran, None)));
@@ -333,7 +349,14 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                             .record(*row, duration, self.attempt, self.backup.clone())
                     })
                     .collect();
-                for insert in Bound::history(backend, &records) {
+                let mut inserts = Bound::history(backend, &records);
+                // The last rows go with the version row's statement, if it comes next.
+                if B::INSERT_IN_WITH
+                    && matches!(ops.get(position + 1), Some(Op::MoveVersion { .. }))
+                {
+                    self.history = inserts.pop();
+                }
+                for insert in inserts {
                     self.execute(insert, context, ops, position, retryable)
                         .await?;
                 }
@@ -360,7 +383,24 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             }
             Op::MoveVersion { from, to } => {
                 self.flush(ops, position, retryable).await?;
-                if let Some(statement) = Bound::version(backend, from.clone(), to.clone()) {
+                let version = Bound::version(backend, from.clone(), to.clone());
+                let (version, context) = match (self.history.take(), version) {
+                    (Some(rows), Some(version)) => match rows.then::<B>(version) {
+                        Ok(both) => (Some(both), "writing schema_history and alembic_version"),
+                        Err((rows, version)) => {
+                            self.execute(rows, HISTORY, ops, position, retryable)
+                                .await?;
+                            (Some(version), context)
+                        }
+                    },
+                    (Some(rows), None) => {
+                        self.execute(rows, HISTORY, ops, position, retryable)
+                            .await?;
+                        (None, context)
+                    }
+                    (None, version) => (version, context),
+                };
+                if let Some(statement) = version {
                     let moved = self
                         .execute(statement, context, ops, position, retryable)
                         .await?;
@@ -380,6 +420,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     return Err(self.own_failure(error, context, ops, position, retryable));
                 }
                 self.session.set_in_transaction(false);
+                // A no-transaction migration's batch commits twice: its "started" record,
+                // then its "finished" one.
+                self.started = self.alone && !self.started;
                 let attempt = self.mark.take().is_some();
                 self.committed(attempt);
             }
@@ -474,7 +517,50 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 error,
             };
         }
+        if B::is_connection_lost(&error) {
+            let committing = ops[position] == Op::Commit;
+            return Attempt::Failed(self.lost(&error, context, None, committing));
+        }
         Attempt::Failed(B::describe(error, context))
+    }
+
+    /// The error for a connection lost while doing `doing` (in `file`, if a migration's SQL
+    /// was running): what the database holds depends on whether `COMMIT` was on its way
+    /// (`committing`) and on how far the batch got. The driver's words are only logged.
+    fn lost(
+        &self,
+        error: &sqlx::Error,
+        doing: &'static str,
+        file: Option<String>,
+        committing: bool,
+    ) -> Error {
+        tracing::debug!(error = %crate::error::ServerMessage::of(error), doing, "the connection to the database was lost");
+        let hints = &self.engine.migrator.policy().hints;
+        let after = if committing {
+            AfterLoss::Unknown {
+                before: self.from.clone(),
+                status: hints.status.clone(),
+            }
+        } else if self.started {
+            AfterLoss::Interrupted {
+                recover: hints.recover.clone(),
+            }
+        } else {
+            AfterLoss::RolledBack {
+                kept: self.from.clone(),
+            }
+        };
+        Error::ConnectionLost { doing, file, after }
+    }
+
+    /// `error`, or, when it is a lost connection, the error that says so.
+    fn lost_or(&self, error: Error, doing: &'static str) -> Error {
+        match &error {
+            Error::Database { source, .. } if B::is_connection_lost(source.database_error()) => {
+                self.lost(source.database_error(), doing, None, false)
+            }
+            _ => error,
+        }
     }
 
     /// Runs a migration's SQL in the open transaction.
@@ -506,6 +592,15 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         };
         if retryable && B::is_retryable_lock_wait(&error) {
             return Err(Attempt::LockWait { index, error });
+        }
+        if B::is_connection_lost(&error) {
+            let file = Some(migration.file_name());
+            return Err(Attempt::Failed(self.lost(
+                &error,
+                "running a migration",
+                file,
+                false,
+            )));
         }
         // The recorded SQL is not the file's: its lines are not the file's either.
         let location = match recorded {
@@ -576,6 +671,15 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             Err((_, error)) if retryable && B::is_retryable_lock_wait(&error) => {
                 Err(Attempt::LockWait { index, error })
             }
+            Err((_, error)) if B::is_connection_lost(&error) => {
+                let file = Some(migration.file_name());
+                Err(Attempt::Failed(self.lost(
+                    &error,
+                    "running a migration",
+                    file,
+                    false,
+                )))
+            }
             Err((completed, error)) => {
                 let location = locate::<B>(migration, direction, &script, at, &error, completed);
                 Err(Attempt::Failed(Error::MigrationInterrupted {
@@ -638,6 +742,9 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         }
     }
 }
+
+/// What writing history rows is, for an error's message.
+const HISTORY: &str = "writing schema_history";
 
 /// The failure of steps run once: a lock wait is a failure like any other there.
 fn once<B: Backend>(attempt: Attempt) -> Error {

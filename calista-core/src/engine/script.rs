@@ -64,7 +64,7 @@ pub(crate) fn print<B: Backend>(engine: &Engine<'_, B>, plan: &Plan, program: &P
                     );
                 }
             }
-            Op::CreateTables => statement(&mut out, backend.create_tables()),
+            Op::CreateTables { .. } => statement(&mut out, backend.create_tables()),
             Op::SetLockWait { scope, wait } => {
                 settings(
                     &mut out,
