@@ -94,7 +94,6 @@ fn shown<E: Debug + 'static>(error: &E) -> String {
 /// The runtime is tokio's multi-thread runtime, as `#[tokio::main]` builds by default, so
 /// that code under test that spawns tasks or calls `block_in_place` behaves as in the
 /// application; two workers, as tests already run in parallel.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_test<R: TestOutcome>(
     backend: Backend,
@@ -143,7 +142,6 @@ pub fn run_test<R: TestOutcome>(
 }
 
 /// [`run_test`] on PostgreSQL, for a body that takes the pool.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_test_postgres_pool<R: TestOutcome>(
     migrations: &Migrations,
@@ -162,7 +160,6 @@ pub fn run_test_postgres_pool<R: TestOutcome>(
 }
 
 /// [`run_test`] on SQLite, for a body that takes the pool.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_test_sqlite_pool<R: TestOutcome>(
     migrations: &Migrations,
