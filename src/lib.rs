@@ -148,13 +148,13 @@ pub mod cli;
 /// Used by code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use calista_core::__private::{
+        checksum, migration, migrations, revision, with_lock_timeout,
+    };
     #[cfg(feature = "testing")]
     pub use calista_core::__private::{run_test, run_test_postgres_pool, run_test_sqlite_pool};
     #[cfg(feature = "testing")]
     pub use calista_core::testing::{Backend as TestBackend, TestDatabase};
-    pub use calista_core::{
-        Checksum, Dialect, Direction, Migration, Migrations, Revision, Section,
-    };
     pub use calista_core::{require_db, require_db_blocking};
 
     use calista_core::Error;

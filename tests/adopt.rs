@@ -31,7 +31,7 @@ fn imported_sqlx() -> (tempfile::TempDir, Migrations) {
 
 /// Runs sqlx's own migrator on the fixture folder: the database sqlx makes.
 async fn migrated_by_sqlx(handle: &calista::Database) {
-    let pool = handle.postgres_pool().unwrap();
+    let pool = handle.pool().as_postgres().unwrap();
     let migrator = sqlx::migrate::Migrator::new(fixture("sqlx")).await.unwrap();
     migrator.run(pool).await.unwrap();
 }
@@ -39,7 +39,7 @@ async fn migrated_by_sqlx(handle: &calista::Database) {
 /// Every relation of `public` with its OID and file node: a statement that created,
 /// dropped or rewrote one would change this.
 async fn relations(handle: &calista::Database) -> Vec<String> {
-    let pool = handle.postgres_pool().unwrap();
+    let pool = handle.pool().as_postgres().unwrap();
     sqlx::query(
         "SELECT c.relname || ' ' || c.oid || ' ' || c.relfilenode FROM pg_class AS c \
          JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1",
@@ -54,7 +54,7 @@ async fn relations(handle: &calista::Database) -> Vec<String> {
 
 /// `_sqlx_migrations` as sqlx left it, every column.
 async fn sqlx_rows(handle: &calista::Database) -> Vec<String> {
-    let pool = handle.postgres_pool().unwrap();
+    let pool = handle.pool().as_postgres().unwrap();
     sqlx::query("SELECT CAST(m.* AS TEXT) FROM _sqlx_migrations AS m ORDER BY version")
         .fetch_all(pool)
         .await
@@ -131,7 +131,7 @@ async fn a_failed_a_differing_or_a_missing_migration_is_refused_by_name() {
     let handle = db.open();
     migrated_by_sqlx(&handle).await;
     let (dir, migrations) = imported_sqlx();
-    let pool = handle.postgres_pool().unwrap().clone();
+    let pool = handle.pool().as_postgres().unwrap().clone();
     let adopt = |migrations: Migrations| {
         let handle = &handle;
         async move {
@@ -280,7 +280,7 @@ async fn a_database_alembic_made_is_adopted_with_none_of_its_sql_run_and_upgrade
 /// Every object of the SQLite file but calista's, with the page its data starts at: a
 /// statement that created, dropped or rebuilt one would change this.
 async fn sqlite_objects(handle: &calista::Database) -> Vec<String> {
-    let pool = handle.sqlite_pool().unwrap();
+    let pool = handle.pool().as_sqlite().unwrap();
     sqlx::query(
         "SELECT type || ' ' || name || ' ' || rootpage FROM sqlite_master \
          WHERE tbl_name NOT IN ('alembic_version', 'schema_history', 'sqlite_sequence') ORDER BY 1",
@@ -301,7 +301,7 @@ async fn a_sqlite_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upg
         std::fs::File::create(file).unwrap();
     }
     let handle = db.open();
-    let pool = handle.sqlite_pool().unwrap().clone();
+    let pool = handle.pool().as_sqlite().unwrap().clone();
     sqlx::migrate::Migrator::new(source.clone())
         .await
         .unwrap()

@@ -172,7 +172,7 @@ both_backends! {
         let set = abc().load();
         let handle = db.open();
         Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
-        let table = if handle.postgres_pool().is_some() { "calista.alembic_version" } else { "alembic_version" };
+        let table = if handle.pool().as_postgres().is_some() { "calista.alembic_version" } else { "alembic_version" };
         let migrator = Migrator::new(&set, &handle);
 
         exec(&handle, &format!("INSERT INTO {table} VALUES ('20250102_0000')")).await.unwrap();
@@ -413,7 +413,7 @@ fn unchecked(files: &[(&str, &str, &str)]) -> calista::Migrations {
             ]));
             let text: &'static str = Box::leak(text.into_boxed_str());
             let summary: &'static str = Box::leak(summary.to_string().into_boxed_str());
-            calista::Migration::from_static(
+            calista::__private::migration(
                 rev(revision),
                 summary,
                 text,
@@ -425,7 +425,7 @@ fn unchecked(files: &[(&str, &str, &str)]) -> calista::Migrations {
         })
         .collect();
     let chains = calista_core::__private::chain_digests(&migrations);
-    calista::Migrations::from_static(
+    calista::__private::migrations(
         Box::leak(migrations.into_boxed_slice()),
         Box::leak(chains.into_boxed_slice()),
         None,

@@ -80,7 +80,7 @@ both_backends! {
         let handle = upgraded(&db).await;
         exec(&handle, EVENT).await.unwrap();
         Migrator::new(&CALISTA, &handle).with_policy(development()).downgrade(DowngradeTarget::Base).await.unwrap();
-        let left = if handle.postgres_pool().is_some() {
+        let left = if handle.pool().as_postgres().is_some() {
             scalar(&handle, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                              WHERE n.nspname = 'calista' AND c.relname NOT IN ('alembic_version', 'alembic_version_pkc', \
                              'schema_history', 'schema_history_id_seq', 'pk_schema_history')").await

@@ -179,7 +179,7 @@ async fn wait_for_spares(test_db: &TestDatabase, count: usize) -> Vec<(String, u
 }
 
 async fn own_oid(test_db: &TestDatabase) -> u32 {
-    let pool = test_db.database().postgres_pool().unwrap();
+    let pool = test_db.database().pool().as_postgres().unwrap();
     let oid: sqlx::postgres::types::Oid =
         sqlx::query_scalar("SELECT oid FROM pg_database WHERE datname = current_database()")
             .fetch_one(pool)
@@ -528,7 +528,7 @@ async fn child_makes_test_databases() {
     for test_db in &databases {
         let rows = scalar(test_db.database(), &format!("SELECT count(*) FROM {table}")).await;
         assert_eq!(rows, 1, "{} holds another test's row", test_db.url());
-        if test_db.database().postgres_pool().is_some() {
+        if test_db.database().pool().as_postgres().is_some() {
             println!("postgres oid: {}", own_oid(test_db).await);
         }
     }

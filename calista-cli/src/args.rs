@@ -1,7 +1,7 @@
 //! The program's command line: clap types only; nothing here touches a database. The `db`
 //! group and its options are the library's (`calista::cli`), as in any application.
 
-use calista::cli::{DbCommand, DbOptions};
+use calista::cli::{ConfigCommand, DbCommand, DbOptions};
 use clap::{Parser, Subcommand};
 
 /// Shown after `--help`: the exit codes scripts can rely on.
@@ -44,12 +44,6 @@ pub(crate) enum Command {
     /// CALISTA's event store.
     #[command(subcommand)]
     Events(EventsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum ConfigCommand {
-    /// Print each resolved setting and where it came from (never connects).
-    Show,
 }
 
 #[derive(Debug, Subcommand)]

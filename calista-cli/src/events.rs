@@ -7,12 +7,6 @@ use serde_json::json;
 
 use calista::cli::CliError;
 
-/// What a command produced, printed after any start-up notice.
-pub(crate) enum Produced {
-    Text(String),
-    Json(serde_json::Value),
-}
-
 const APPEND_POSTGRES: &str = "INSERT INTO event_store \
     (stream_id, stream_type, version, event_id, event_type, payload, metadata) \
     SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, CAST($5 AS JSONB), CAST($6 AS JSONB) \
@@ -59,7 +53,7 @@ pub(crate) struct NewEvent {
 
 /// Appends an event; its version is the stream's next.
 #[calista::requires_db]
-pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, CliError> {
+pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<String, CliError> {
     let payload = parse_json("--payload", &event.payload)?;
     let metadata = event
         .metadata
@@ -125,14 +119,12 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<Produced, C
         }
     };
     Ok(if as_json {
-        Produced::Json(
-            json!({ "global_seq": global_seq, "stream": event.stream, "version": version }),
-        )
+        json_text(&json!({ "global_seq": global_seq, "stream": event.stream, "version": version }))
     } else {
-        Produced::Text(format!(
+        format!(
             "appended {}@{version} (global position {global_seq})",
             event.stream
-        ))
+        )
     })
 }
 
@@ -142,7 +134,7 @@ pub(crate) async fn list(
     stream: Option<String>,
     limit: u32,
     as_json: bool,
-) -> Result<Produced, CliError> {
+) -> Result<String, CliError> {
     let db = calista::db().await?;
     let schema = db.schema().await?;
     let rows = match db.pool() {
@@ -166,12 +158,12 @@ pub(crate) async fn list(
     let events: Vec<Event> =
         rows.map_err(|e| CliError::failure("cannot read the event store", e))?;
     if as_json {
-        return Ok(Produced::Json(serde_json::Value::Array(
+        return Ok(json_text(&serde_json::Value::Array(
             events.iter().map(Event::to_json).collect(),
         )));
     }
     if events.is_empty() {
-        return Ok(Produced::Text("no events".into()));
+        return Ok("no events".into());
     }
     let lines: Vec<String> = events
         .iter()
@@ -182,7 +174,7 @@ pub(crate) async fn list(
             )
         })
         .collect();
-    Ok(Produced::Text(lines.join("\n")))
+    Ok(lines.join("\n"))
 }
 
 struct Event {
@@ -233,6 +225,11 @@ where
         payload: row.try_get(7)?,
         metadata: row.try_get(8)?,
     })
+}
+
+/// One JSON document, as the `db` commands print theirs.
+fn json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned())
 }
 
 fn parse_json(flag: &str, text: &str) -> Result<serde_json::Value, CliError> {

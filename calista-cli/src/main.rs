@@ -2,13 +2,13 @@
 //! library's `db` group, built on the public API like any application embedding it.
 
 mod args;
-mod config;
 mod events;
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::str::FromStr;
 
-use calista::cli::{CliError, Db, DbCommand, Output, exit};
+use calista::cli::{CliError, Context, Db, Format, exit};
 use calista::settings::AppNames;
 use calista::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use calista::url::UrlConvention;
@@ -17,7 +17,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use args::{Cli, Command, ConfigCommand, EventsCommand};
+use args::{Cli, Command, EventsCommand};
 
 /// CALISTA's own migrations, embedded at build time.
 static MIGRATIONS: calista::Migrations = calista::migrations!("../migrations");
@@ -35,10 +35,14 @@ fn main() -> ExitCode {
             });
         }
     };
-    let mut out = Output::new(cli.global.format, cli.global.quiet);
-    init_logging(cli.global.verbose, cli.global.quiet, out.colour_stderr());
+    init_logging(
+        cli.global.verbose,
+        cli.global.quiet,
+        calista::cli::colour_on_stderr(),
+    );
     if let Command::Version = cli.command {
-        out.print(&format!("calista {}", env!("CARGO_PKG_VERSION")));
+        // A closed pipe is not an error worth reporting.
+        let _ = writeln!(std::io::stdout(), "calista {}", env!("CARGO_PKG_VERSION"));
         return exit::exit(exit::SUCCESS);
     }
     // ADR-0004: CALISTA's users' URLs keep the meaning they have had since Alembic.
@@ -51,88 +55,52 @@ fn main() -> ExitCode {
     if let Ok(version) = calista::semver::Version::parse(env!("CARGO_PKG_VERSION")) {
         db = db.app_version(version);
     }
-    // Before the settings: the folder is what it checks, and no database is needed.
-    if let Command::Db(DbCommand::Lint) = cli.command {
-        return match db.lint(&cli.global, &out) {
-            Ok(()) => exit::exit(exit::SUCCESS),
-            Err(error) => out.fail(&error),
-        };
-    }
-    let context = match db.context(&cli.global) {
-        Ok(context) => context,
-        Err(error) => return out.fail(&error),
-    };
-    context.protect(&mut out);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            return out.fail(&CliError::failure("cannot start the async runtime", e));
+            eprintln!("error: cannot start the async runtime\n  caused by: {e}");
+            return exit::exit(exit::FAILURE);
         }
     };
-    match runtime.block_on(dispatch(cli.command, &db, &context, &out)) {
-        Ok(()) => exit::exit(exit::SUCCESS),
-        Err(error) => out.fail(&error),
-    }
-}
-
-async fn dispatch(
-    command: Command,
-    db: &Db,
-    context: &calista::cli::Context,
-    out: &Output,
-) -> Result<(), CliError> {
-    match command {
-        Command::Version => Ok(()),
-        Command::Config(ConfigCommand::Show) => {
-            config::show(context, out);
-            Ok(())
-        }
-        Command::Db(command) => db.execute(command, context, out).await,
-        Command::Events(command) => {
-            install_app(context)?;
-            let produced = match command {
-                EventsCommand::Append {
-                    stream,
-                    event_type,
-                    payload,
-                    stream_type,
-                    metadata,
-                } => {
-                    let event = events::NewEvent {
-                        stream,
-                        stream_type,
-                        event_type,
-                        payload,
-                        metadata,
-                    };
-                    events::append(event, out.json()).await
-                }
-                EventsCommand::List { stream, limit } => {
-                    events::list(stream, limit, out.json()).await
-                }
-            };
-            match calista::startup() {
-                Some(calista::Ensured::Upgraded(report)) => out.notice(&format!(
-                    "the schema was upgraded at start-up (auto-upgrade):\n{}",
-                    calista::cli::render_report(report, out)
-                )),
-                Some(ensured) => {
-                    for notice in ensured.notices() {
-                        out.notice(&format!("notice: {notice}"));
+    let global = cli.global;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Version => exit::exit(exit::SUCCESS),
+            Command::Config(command) => db.run_config(command, &global),
+            Command::Db(command) => db.run_command(command, &global).await,
+            Command::Events(command) => {
+                let as_json = global.format == Format::Json;
+                db.run_app(&global, async |context: &Context| {
+                    install_app(context)?;
+                    match command {
+                        EventsCommand::Append {
+                            stream,
+                            event_type,
+                            payload,
+                            stream_type,
+                            metadata,
+                        } => {
+                            let event = events::NewEvent {
+                                stream,
+                                stream_type,
+                                event_type,
+                                payload,
+                                metadata,
+                            };
+                            events::append(event, as_json).await
+                        }
+                        EventsCommand::List { stream, limit } => {
+                            events::list(stream, limit, as_json).await
+                        }
                     }
-                }
-                None => {}
+                })
+                .await
             }
-            match produced? {
-                events::Produced::Text(text) => out.print(&text),
-                events::Produced::Json(value) => out.print_json(&value),
-            }
-            Ok(())
         }
-    }
+    })
 }
 
 /// Notices from the library (`tracing` events) go to stderr: warnings by default, in
@@ -164,7 +132,7 @@ fn init_logging(verbose: u8, quiet: bool, colour: bool) {
 /// itself, with no startup parameter and no statement kept prepared, so that the commands
 /// work through a connection pooler in transaction mode as the `db` commands do; their
 /// queries put the schema on `search_path` inside their own transactions.
-fn install_app(context: &calista::cli::Context) -> Result<(), CliError> {
+fn install_app(context: &Context) -> Result<(), CliError> {
     let options = context.database_options();
     let app = match context.url() {
         calista::url::DatabaseUrl::Postgres(url) => {

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use calista::cli::{Db, DbArgs};
+use calista::cli::{ConfigArgs, Db, DbArgs};
 use calista::sqlx::{self, SqlitePool};
 use clap::{Parser, Subcommand};
 use common::run_ignored_tests;
@@ -21,7 +21,7 @@ static MIGRATIONS: calista::Migrations = calista::migrations!("../migrations");
 /// The variable the child's application reads, as an application's own code would.
 const URL_VARIABLE: &str = "MYAPP_DB_URL";
 
-/// The application's command line: its `db` group.
+/// The application's command line: the library's `db` and `config` groups.
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -31,13 +31,51 @@ struct Cli {
 #[derive(Subcommand)]
 enum AppCommand {
     Db(DbArgs),
+    Config(ConfigArgs),
 }
 
 async fn myapp_db(command: &str) -> ExitCode {
     let AppCommand::Db(args) = Cli::try_parse_from(["myapp", "db", command])
         .unwrap()
-        .command;
+        .command
+    else {
+        unreachable!("a db command")
+    };
     Db::new(&MIGRATIONS, "myapp").run(args).await
+}
+
+/// The application's `myapp config show`. Run by the test below.
+#[test]
+#[ignore = "run by myapp_config_show_prints_the_url_the_db_commands_use_and_its_source"]
+fn child_config_show() {
+    let AppCommand::Config(args) = Cli::try_parse_from(["myapp", "config", "show"])
+        .unwrap()
+        .command
+    else {
+        unreachable!("a config command")
+    };
+    let code = Db::new(&MIGRATIONS, "myapp").run_config(args.command, &args.options);
+    assert_eq!(code, ExitCode::SUCCESS);
+}
+
+/// `myapp config show` is the library's too: it prints the URL the `db` commands use and
+/// the application's variable it came from, never the password.
+#[test]
+fn myapp_config_show_prints_the_url_the_db_commands_use_and_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = run_ignored_tests(&["child_config_show", "--exact"], |command| {
+        command
+            .current_dir(dir.path())
+            .env(URL_VARIABLE, "postgresql://ada:hunter2@db.example/shop")
+            .env("NO_COLOR", "1");
+    });
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|line| line.contains("db.example/shop"))
+        .unwrap_or_else(|| panic!("no URL in: {text}"));
+    assert!(line.contains(URL_VARIABLE), "{line}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 /// The application: `myapp db upgrade` on `MYAPP_DB_URL`, then its own pool on the same

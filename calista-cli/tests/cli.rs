@@ -753,7 +753,7 @@ mod states {
 
             // Corrupt: two rows in the version table.
             let handle = db.open();
-            let table = if handle.postgres_pool().is_some() { "calista.alembic_version" } else { "alembic_version" };
+            let table = if handle.pool().as_postgres().is_some() { "calista.alembic_version" } else { "alembic_version" };
             exec(&handle, &format!("INSERT INTO {table} VALUES ('20250101_0000')")).await.unwrap();
             handle.close().await;
             let json = status_json(&db, &[all[0], all[2]]);

@@ -197,7 +197,7 @@ async fn a_database_sqlx_made_is_refused_by_upgrade_and_adopted_by_db_adopt() {
     sqlx::migrate::Migrator::new(source.clone())
         .await
         .unwrap()
-        .run(handle.postgres_pool().unwrap())
+        .run(handle.pool().as_postgres().unwrap())
         .await
         .unwrap();
     handle.close().await;

@@ -204,7 +204,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
                 "{context}"
             );
         }
-        if handle.sqlite_pool().is_some() {
+        if handle.pool().as_sqlite().is_some() {
             assert_eq!(
                 scalar(
                     &handle,

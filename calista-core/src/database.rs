@@ -139,6 +139,24 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
+impl Pool {
+    /// The PostgreSQL pool, if it is one.
+    pub fn as_postgres(&self) -> Option<&PgPool> {
+        match self {
+            Self::Postgres(pool) => Some(pool),
+            Self::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite pool, if it is one.
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Self::Sqlite(pool) => Some(pool),
+            Self::Postgres(_) => None,
+        }
+    }
+}
+
 impl From<&Pool> for Pool {
     fn from(pool: &Pool) -> Self {
         pool.clone()
@@ -379,24 +397,6 @@ impl Database {
     /// The options it was opened with.
     pub fn options(&self) -> &DatabaseOptions {
         &self.options
-    }
-
-    /// The PostgreSQL pool, if it is one. Prefer [`Database::pool`].
-    #[doc(hidden)]
-    pub fn postgres_pool(&self) -> Option<&PgPool> {
-        match &self.pool {
-            Pool::Postgres(pool) => Some(pool),
-            Pool::Sqlite(_) => None,
-        }
-    }
-
-    /// The SQLite pool, if it is one. Prefer [`Database::pool`].
-    #[doc(hidden)]
-    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
-        match &self.pool {
-            Pool::Sqlite(pool) => Some(pool),
-            Pool::Postgres(_) => None,
-        }
     }
 
     /// The SQLite file, if this is a SQLite file database.

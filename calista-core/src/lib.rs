@@ -164,10 +164,16 @@ pub use error::{
 pub use new_file::{NewFileError, new_migration_file};
 
 /// What `migrations!()` needs at build time (the one implementation of the file rules it
-/// shares with [`Migrations::from_dir`]), and what tests of the SQL splitter reach; not
-/// part of the public API.
+/// shares with [`Migrations::from_dir`]) and what the code it generates calls (through the
+/// `calista` crate's `__private`), and what tests of the SQL splitter reach; not part of
+/// the public API.
 #[doc(hidden)]
 pub mod __private {
+    use std::time::Duration;
+
+    use crate::migration::Span;
+    use crate::{Checksum, Migration, Migrations, Revision};
+
     /// Reading a migrations folder.
     pub mod source {
         pub use crate::source::*;
@@ -176,6 +182,64 @@ pub mod __private {
     pub use crate::migration::chain_digests;
     /// The SQL splitter.
     pub use crate::sql::{Statement, statements};
+
+    /// A set of migrations from data checked at build time.
+    pub const fn migrations(
+        migrations: &'static [Migration],
+        chains: &'static [Checksum],
+        source_dir: Option<&'static str>,
+        app_version: Option<&'static str>,
+    ) -> Migrations {
+        Migrations::from_static(migrations, chains, source_dir, app_version)
+    }
+
+    /// A migration from data checked at build time; `text` comes through `include_str!`,
+    /// so that editing the file rebuilds the crate.
+    pub const fn migration(
+        revision: Revision,
+        summary: &'static str,
+        text: &'static str,
+        spans: &'static [Span],
+        no_transaction: bool,
+        irreversible: bool,
+        checksum: Checksum,
+    ) -> Migration {
+        Migration::from_static(
+            revision,
+            summary,
+            text,
+            spans,
+            no_transaction,
+            irreversible,
+            checksum,
+        )
+    }
+
+    /// The migration with its `-- calista:lock-timeout`.
+    pub const fn with_lock_timeout(migration: Migration, timeout: Duration) -> Migration {
+        migration.with_lock_timeout(timeout)
+    }
+
+    /// A revision from its packed parts `(YYYYMMDD, HHMM)`, checked at build time.
+    pub const fn revision(date: u32, time: u16) -> Revision {
+        Revision::from_packed_unchecked(date, time)
+    }
+
+    /// A checksum from its bytes.
+    pub const fn checksum(bytes: [u8; 32]) -> Checksum {
+        Checksum::from_bytes(bytes)
+    }
+
+    /// A revision's packed parts `(YYYYMMDD, HHMM)`, for the generated code.
+    pub const fn revision_parts(revision: Revision) -> (u32, u16) {
+        revision.packed()
+    }
+
+    /// Where a migration's sections lie in its file, for the generated code.
+    pub fn spans(migration: &Migration) -> &[Span] {
+        migration.spans()
+    }
+
     /// What `#[calista::test]` runs.
     #[cfg(feature = "testing")]
     pub use crate::testing::run::{run_test, run_test_postgres_pool, run_test_sqlite_pool};

@@ -69,7 +69,6 @@ impl fmt::Display for Direction {
 /// 2 SQLite); `line` is the marker's line (1-based); `start..end` the trimmed SQL, in bytes.
 ///
 /// Plain integers, so that `migrations!()` embeds a thousand migrations cheaply.
-#[doc(hidden)]
 pub(crate) type Span = (u8, u32, u32, u32);
 
 /// The section a span describes.
@@ -221,8 +220,7 @@ impl Checksum {
     }
 
     /// A checksum from its bytes (used by `migrations!()`).
-    #[doc(hidden)]
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub(crate) const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
@@ -363,8 +361,7 @@ impl Migration {
 
     /// A migration from data checked at build time (used by `migrations!()`, which passes
     /// the file through `include_str!`, so that editing it rebuilds the crate).
-    #[doc(hidden)]
-    pub const fn from_static(
+    pub(crate) const fn from_static(
         revision: Revision,
         summary: &'static str,
         text: &'static str,
@@ -499,9 +496,8 @@ impl Migration {
     }
 
     /// The migration with a `-- calista:lock-timeout` (used by `migrations!()` and the parser).
-    #[doc(hidden)]
     #[must_use]
-    pub const fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) const fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
         self
     }
@@ -528,8 +524,7 @@ impl Migration {
     }
 
     /// Where the sections lie in the file (for `migrations!()`).
-    #[doc(hidden)]
-    pub fn spans(&self) -> &[Span] {
+    pub(crate) fn spans(&self) -> &[Span] {
         &self.spans
     }
 }
@@ -570,8 +565,7 @@ impl Migrations {
     }
 
     /// A set from data checked at build time (used by `migrations!()`).
-    #[doc(hidden)]
-    pub const fn from_static(
+    pub(crate) const fn from_static(
         migrations: &'static [Migration],
         chains: &'static [Checksum],
         source_dir: Option<&'static str>,

@@ -5,13 +5,14 @@
 //! ```sh
 //! cargo run --example shop --features cli -- db status
 //! cargo run --example shop --features cli -- db upgrade
+//! cargo run --example shop --features cli -- config show
 //! cargo run --example shop --features cli -- order ada 42.50
 //! ```
 
 use std::process::ExitCode;
 
 use calista::Ensured;
-use calista::cli::{Db, DbArgs};
+use calista::cli::{ConfigArgs, Db, DbArgs};
 use calista::settings::{AppNames, Flags};
 use calista::sqlx::{self, SqlitePool, sqlite::SqliteConnectOptions};
 use calista::url::{DatabaseUrl, SqliteTarget};
@@ -32,6 +33,8 @@ struct Cli {
 enum Command {
     /// The database schema: upgrade, inspect, and (in development) downgrade.
     Db(DbArgs),
+    /// The shop's settings: `shop config show` prints each one and where it came from.
+    Config(ConfigArgs),
     /// Record an order (needs the schema up to date).
     Order {
         /// Who ordered.
@@ -45,6 +48,9 @@ enum Command {
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Db(args) => Db::new(&MIGRATIONS, "shop").run(args).await,
+        Command::Config(args) => {
+            Db::new(&MIGRATIONS, "shop").run_config(args.command, &args.options)
+        }
         Command::Order { customer, total } => match order(&customer, total).await {
             Ok(count) => {
                 println!("{customer} has {count} orders");

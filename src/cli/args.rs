@@ -317,3 +317,23 @@ pub struct DbArgs {
     #[command(subcommand)]
     pub command: DbCommand,
 }
+
+/// The `config` commands: the application's settings. Never connects.
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum ConfigCommand {
+    /// Print each resolved setting and where it came from (never connects).
+    Show,
+}
+
+/// The `config` command group with its options: `Config(calista::cli::ConfigArgs)` in the
+/// application's subcommand enum gives `myapp config show`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// The options.
+    #[command(flatten)]
+    pub options: DbOptions,
+    /// The command.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}

@@ -102,7 +102,7 @@ impl Context {
     }
 
     /// Tells `out` never to print the database password.
-    pub fn protect(&self, out: &mut Output) {
+    pub(crate) fn protect(&self, out: &mut Output) {
         if let DatabaseUrl::Postgres(pg) = self.url()
             && let Some(password) = pg.password()
         {

@@ -490,7 +490,7 @@ fn backup_dir(context: &Context) -> PathBuf {
 }
 
 /// What an upgrade or downgrade did, for people: the backup, each migration and the total.
-pub fn render_report(report: &Report, out: &Output) -> String {
+pub(crate) fn render_report(report: &Report, out: &Output) -> String {
     let mut lines = Vec::new();
     if let Some(outcome) = &report.backup {
         match outcome {

@@ -19,11 +19,11 @@ pub const LOCK_TIMEOUT: u8 = 5;
 /// the first of these that any target exited with. From "the command itself is wrong"
 /// through "something broke" and "a person must look" to "try again later" and "run the
 /// upgrade", so that a script acts on the worst.
-pub const FLEET_SEVERITY: [u8; 5] = [USAGE, FAILURE, UNSAFE, LOCK_TIMEOUT, BEHIND];
+pub(crate) const FLEET_SEVERITY: [u8; 5] = [USAGE, FAILURE, UNSAFE, LOCK_TIMEOUT, BEHIND];
 
 /// The code of a run on many targets, from each target's own: 0 when all are 0, else the
 /// most severe by [`FLEET_SEVERITY`].
-pub fn fleet_code(codes: impl IntoIterator<Item = u8>) -> u8 {
+pub(crate) fn fleet_code(codes: impl IntoIterator<Item = u8>) -> u8 {
     let codes: Vec<u8> = codes.into_iter().collect();
     FLEET_SEVERITY
         .into_iter()
@@ -50,7 +50,7 @@ pub enum CliError {
     Fleet {
         /// How many did not, and how.
         summary: String,
-        /// The most severe of the targets' codes ([`fleet_code`]).
+        /// The most severe of the targets' codes, in the order `--help` lists.
         code: u8,
     },
     /// The command line asks for something that cannot be done.

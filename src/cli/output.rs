@@ -7,7 +7,7 @@ use super::args::Format;
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     format: Format,
     colour_out: bool,
     colour_err: bool,
@@ -19,7 +19,7 @@ pub struct Output {
 /// A style for a word.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub enum Tone {
+pub(crate) enum Tone {
     /// Success.
     Good,
     /// Needs attention.
@@ -46,8 +46,8 @@ impl Tone {
 
 impl Output {
     /// Writes in `format`; `quiet` drops notices.
-    pub fn new(format: Format, quiet: bool) -> Self {
-        let allowed = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    pub(crate) fn new(format: Format, quiet: bool) -> Self {
+        let allowed = colour_allowed();
         Self {
             format,
             colour_out: allowed && std::io::stdout().is_terminal(),
@@ -58,49 +58,42 @@ impl Output {
     }
 
     /// Never print this string (a password), whatever carries it.
-    pub fn add_secret(&mut self, secret: String) {
+    pub(crate) fn add_secret(&mut self, secret: String) {
         if !secret.is_empty() {
             self.secrets.push(secret);
         }
     }
 
-    /// Whether stderr carries colour: it is a terminal and `NO_COLOR` is unset or empty.
-    /// An application's own log lines on stderr follow it, so that they agree with the
-    /// notices and errors written here.
-    pub fn colour_stderr(&self) -> bool {
-        self.colour_err
-    }
-
     /// Whether notices are dropped (`--quiet`).
-    pub fn is_quiet(&self) -> bool {
+    pub(crate) fn is_quiet(&self) -> bool {
         self.quiet
     }
 
     /// Whether results are JSON.
-    pub fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.format == Format::Json
     }
 
     /// A word in a tone, for stdout.
-    pub fn paint(&self, tone: Tone, text: &str) -> String {
+    pub(crate) fn paint(&self, tone: Tone, text: &str) -> String {
         paint(self.colour_out, tone, text)
     }
 
     /// A result on stdout.
-    pub fn print(&self, text: &str) {
+    pub(crate) fn print(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         // A closed pipe (`calista db history | head`) is not an error worth reporting.
         let _ = writeln!(out, "{}", self.scrub(text));
     }
 
     /// A JSON document on stdout.
-    pub fn print_json(&self, value: &serde_json::Value) {
+    pub(crate) fn print_json(&self, value: &serde_json::Value) {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned());
         self.print(&text);
     }
 
     /// A notice on stderr (not with --quiet).
-    pub fn notice(&self, text: &str) {
+    pub(crate) fn notice(&self, text: &str) {
         if !self.quiet {
             let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(text));
         }
@@ -108,7 +101,7 @@ impl Output {
 
     /// An error and its causes on stderr: each error says what happened and what to do,
     /// and leaves its cause to `source()`, so each is printed once, on its own line.
-    pub fn error(&self, error: &dyn std::error::Error) {
+    pub(crate) fn error(&self, error: &dyn std::error::Error) {
         let mut text = format!("{} {error}", paint(self.colour_err, Tone::Bad, "error:"));
         let mut cause = error.source();
         while let Some(source) = cause {
@@ -120,7 +113,7 @@ impl Output {
 
     /// An error and its causes on one line, joined by ": ", secrets redacted: for a JSON
     /// value.
-    pub fn error_line(&self, error: &dyn std::error::Error) -> String {
+    pub(crate) fn error_line(&self, error: &dyn std::error::Error) -> String {
         let chain: Vec<String> = std::iter::successors(Some(error), |e| e.source())
             .map(ToString::to_string)
             .collect();
@@ -128,19 +121,24 @@ impl Output {
     }
 
     /// Prints the error and returns its exit code.
-    pub fn fail(&self, error: &super::CliError) -> std::process::ExitCode {
+    pub(crate) fn fail(&self, error: &super::CliError) -> std::process::ExitCode {
         self.error(error);
         super::exit::exit(error.exit_code())
     }
 
     /// Redacts URL passwords and every known secret.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         let mut text = calista::url::redact(text);
         for secret in &self.secrets {
             text = text.replace(secret.as_str(), "***");
         }
         text
     }
+}
+
+/// Whether colour is allowed at all: `NO_COLOR` is unset or empty.
+pub(crate) fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn paint(on: bool, tone: Tone, text: &str) -> String {
@@ -152,7 +150,7 @@ fn paint(on: bool, tone: Tone, text: &str) -> String {
 }
 
 /// Rows as aligned columns.
-pub fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

@@ -195,30 +195,19 @@ pub fn in_calista() -> calista::DatabaseOptions {
 /// Runs one statement that returns one integer.
 pub async fn scalar(db: &calista::Database, sql: &str) -> i64 {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    if let Some(pool) = db.postgres_pool() {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .expect("scalar query")
-    } else if let Some(pool) = db.sqlite_pool() {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .expect("scalar query")
-    } else {
-        unreachable!("a database is one of the two")
+    match db.pool() {
+        calista::Pool::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+        calista::Pool::Sqlite(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
     }
+    .expect("scalar query")
 }
 
 /// Runs SQL, returning the database's error message if it fails.
 pub async fn exec(db: &calista::Database, sql: &str) -> Result<(), String> {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    let done = if let Some(pool) = db.postgres_pool() {
-        sqlx::raw_sql(sql).execute(pool).await.map(drop)
-    } else if let Some(pool) = db.sqlite_pool() {
-        sqlx::raw_sql(sql).execute(pool).await.map(drop)
-    } else {
-        unreachable!("a database is one of the two")
+    let done = match db.pool() {
+        calista::Pool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+        calista::Pool::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
     };
     done.map_err(|e| e.to_string())
 }

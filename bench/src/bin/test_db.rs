@@ -222,10 +222,13 @@ fn side_row(what: &str, samples: &[Duration], floor: &[Duration]) {
 
 /// The test's first query: the database is ready when it answers.
 async fn ready(db: &Database) -> Result<()> {
-    if let Some(pool) = db.postgres_pool() {
-        sqlx::query("SELECT 1").execute(pool).await?;
-    } else if let Some(pool) = db.sqlite_pool() {
-        sqlx::query("SELECT 1").execute(pool).await?;
+    match db.pool() {
+        calista::Pool::Postgres(pool) => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        }
+        calista::Pool::Sqlite(pool) => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        }
     }
     Ok(())
 }

@@ -320,10 +320,10 @@ impl Schema {
         if db.sqlite_file().is_some_and(|file| !file.exists()) {
             return Ok(Self::empty(Dialect::Sqlite));
         }
-        if let Some(pool) = db.postgres_pool() {
+        if let Some(pool) = db.pool().as_postgres() {
             let schema = db.schema().await?.unwrap_or_else(SchemaName::calista);
             postgres::read(pool, schema.as_str()).await
-        } else if let Some(pool) = db.sqlite_pool() {
+        } else if let Some(pool) = db.pool().as_sqlite() {
             sqlite::read(pool).await
         } else {
             Ok(Self::empty(db.dialect()))

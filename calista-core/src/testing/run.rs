@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use sqlx::{PgPool, SqlitePool};
 
 use super::{TestDatabase, TestOptions, TestProject};
-use crate::database::Database;
+use crate::database::Pool;
 use crate::error::{Error, ServerMessage, with_causes};
 use crate::migration::Migrations;
 use crate::naming::Revision;
@@ -94,7 +94,6 @@ fn shown<E: Debug + 'static>(error: &E) -> String {
 /// The runtime is tokio's multi-thread runtime, as `#[tokio::main]` builds by default, so
 /// that code under test that spawns tasks or calls `block_in_place` behaves as in the
 /// application; two workers, as tests already run in parallel.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_test<R: TestOutcome>(
     backend: Backend,
@@ -143,7 +142,6 @@ pub fn run_test<R: TestOutcome>(
 }
 
 /// [`run_test`] on PostgreSQL, for a body that takes the pool.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_test_postgres_pool<R: TestOutcome>(
     migrations: &Migrations,
@@ -153,7 +151,7 @@ pub fn run_test_postgres_pool<R: TestOutcome>(
 ) {
     run_test_on_pool(
         Backend::Postgres,
-        Database::postgres_pool,
+        Pool::as_postgres,
         migrations,
         revision,
         project,
@@ -162,7 +160,6 @@ pub fn run_test_postgres_pool<R: TestOutcome>(
 }
 
 /// [`run_test`] on SQLite, for a body that takes the pool.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_test_sqlite_pool<R: TestOutcome>(
     migrations: &Migrations,
@@ -172,7 +169,7 @@ pub fn run_test_sqlite_pool<R: TestOutcome>(
 ) {
     run_test_on_pool(
         Backend::Sqlite,
-        Database::sqlite_pool,
+        Pool::as_sqlite,
         migrations,
         revision,
         project,
@@ -184,14 +181,14 @@ pub fn run_test_sqlite_pool<R: TestOutcome>(
 #[track_caller]
 fn run_test_on_pool<P: Clone, R: TestOutcome>(
     backend: Backend,
-    pool: fn(&Database) -> Option<&P>,
+    pool: fn(&Pool) -> Option<&P>,
     migrations: &Migrations,
     revision: Option<&str>,
     project: &str,
     body: impl AsyncFnOnce(P) -> R,
 ) {
     run_test(backend, migrations, revision, project, async |test_db| {
-        let Some(pool) = pool(test_db.database()) else {
+        let Some(pool) = pool(test_db.database().pool()) else {
             panic!("the {backend:?} test database has no {backend:?} pool");
         };
         body(pool.clone()).await

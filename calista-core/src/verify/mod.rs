@@ -509,12 +509,12 @@ pub async fn stairway(
 /// Runs a seed's statements, which the caller wrote to run on this scratch database; the
 /// error, with its causes, when they fail.
 async fn run_seed(db: &Database, seed: &Seed) -> Result<(), String> {
-    let outcome = if let Some(pool) = db.postgres_pool() {
+    let outcome = if let Some(pool) = db.pool().as_postgres() {
         sqlx::raw_sql(AssertSqlSafe(seed.sql.as_str()))
             .execute(pool)
             .await
             .map(drop)
-    } else if let Some(pool) = db.sqlite_pool() {
+    } else if let Some(pool) = db.pool().as_sqlite() {
         sqlx::raw_sql(AssertSqlSafe(seed.sql.as_str()))
             .execute(pool)
             .await

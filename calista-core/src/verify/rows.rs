@@ -31,12 +31,12 @@ pub(super) async fn read(db: &Database, schema: &Schema) -> Result<Rows, Error> 
     for chunk in tables.chunks(TABLES_PER_QUERY) {
         // Names are quoted identifiers and literals (quotes doubled): nothing else is spliced.
         let sql = query(db.dialect(), in_schema, chunk);
-        let read: Vec<(String, String)> = if let Some(pool) = db.postgres_pool() {
+        let read: Vec<(String, String)> = if let Some(pool) = db.pool().as_postgres() {
             sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)
                 .await
                 .map_err(fail)?
-        } else if let Some(pool) = db.sqlite_pool() {
+        } else if let Some(pool) = db.pool().as_sqlite() {
             sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)
                 .await

@@ -18,22 +18,17 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
         // include_str! both embeds the file and makes editing it rebuild the crate; the
         // sections are spans of that text, plain integers, cheap to compile by the thousand.
         let path = file.path.to_string_lossy();
-        let spans = m
-            .spans()
+        let spans = calista_core::__private::spans(m)
             .iter()
             .map(|(kind, line, start, end)| quote!((#kind, #line, #start, #end)));
-        let (date, time) = m.revision().packed();
+        let (date, time) = calista_core::__private::revision_parts(m.revision());
         let summary = m.summary();
         let no_transaction = m.no_transaction();
         let irreversible = m.irreversible();
         let sum = checksum(m.checksum());
-        let lock_timeout = m.lock_timeout().map(|timeout| {
-            let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-            quote!(.with_lock_timeout(::core::time::Duration::from_millis(#millis)))
-        });
-        quote! {
-            __c::Migration::from_static(
-                __c::Revision::from_packed_unchecked(#date, #time),
+        let migration = quote! {
+            __c::migration(
+                __c::revision(#date, #time),
                 #summary,
                 ::core::include_str!(#path),
                 &[#(#spans),*],
@@ -41,7 +36,13 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
                 #irreversible,
                 #sum,
             )
-            #lock_timeout
+        };
+        match m.lock_timeout() {
+            Some(timeout) => {
+                let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+                quote!(__c::with_lock_timeout(#migration, ::core::time::Duration::from_millis(#millis)))
+            }
+            None => migration,
         }
     });
     let dir = call.dir.to_string_lossy();
@@ -49,7 +50,7 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
     // temporary, which `Migration`'s `Cow`s keep from being promoted).
     quote! {{
         use ::calista::__private as __c;
-        __c::Migrations::from_static(
+        __c::migrations(
             const { &[#(#items),*] },
             const { &[#(#chains),*] },
             // Debug builds remember the folder, to warn about files added since the build.
@@ -66,5 +67,5 @@ pub(crate) fn expand(call: &Call, files: &[SourceFile]) -> TokenStream {
 fn checksum(sum: Checksum) -> TokenStream {
     // One byte-string token, not 32 integer tokens: a thousand migrations compile faster.
     let bytes = proc_macro2::Literal::byte_string(sum.as_bytes());
-    quote!(__c::Checksum::from_bytes(*#bytes))
+    quote!(__c::checksum(*#bytes))
 }

@@ -34,6 +34,6 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 fn with_fallback(errors: TokenStream) -> TokenStream {
     quote! {{
         #errors
-        ::calista::__private::Migrations::from_static(&[], &[], ::core::option::Option::None, ::core::option::Option::None)
+        ::calista::__private::migrations(&[], &[], ::core::option::Option::None, ::core::option::Option::None)
     }}
 }
