@@ -39,10 +39,7 @@ pub(crate) async fn once(
     let elapsed = match tool {
         Tool::Floor => floor(&scratch, sets.n).await?,
         Tool::Calista | Tool::CalistaEach => {
-            let db = calista::Database::connect(
-                &scratch.calista_url()?,
-                calista::DatabaseOptions::default(),
-            )?;
+            let db = calista::Database::connect(&scratch.calista_url()?, program_options())?;
             db.current().await?;
             let mode = if tool == Tool::Calista {
                 calista::TransactionMode::All
@@ -157,5 +154,14 @@ async fn floor(scratch: &Scratch, n: usize) -> Result<Duration> {
             conn.close().await?;
             Ok(elapsed)
         }
+    }
+}
+
+/// calista's options as the `calista` program's: its tables in schema `calista`, where the
+/// floor's queries and the program measured in C look for them.
+pub(crate) fn program_options() -> calista::DatabaseOptions {
+    calista::DatabaseOptions {
+        schema: Some(calista::SchemaName::calista()),
+        ..calista::DatabaseOptions::default()
     }
 }

@@ -62,8 +62,7 @@ async fn databases(
     calista_set: &calista::Migrations,
 ) -> Result<Databases> {
     let calista = Scratch::new(backend).await?;
-    let db =
-        calista::Database::connect(&calista.calista_url()?, calista::DatabaseOptions::default())?;
+    let db = calista::Database::connect(&calista.calista_url()?, crate::apply::program_options())?;
     calista::Migrator::new(calista_set, &db)
         .with_policy(policy())
         .upgrade(calista::UpgradeTarget::Head)
@@ -119,7 +118,7 @@ async fn connect(
 ) -> Result<Prepared> {
     let options = calista::DatabaseOptions {
         max_connections: 1,
-        ..calista::DatabaseOptions::default()
+        ..crate::apply::program_options()
     };
     let mut prepared = Prepared {
         calista_db: calista::Database::connect(&dbs.calista.calista_url()?, options)?,
