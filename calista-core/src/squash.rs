@@ -15,7 +15,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::backup::BackupPolicy;
 use crate::database::{Database, DatabaseOptions};
 use crate::error::Error;
 use crate::migration::{Baseline, Dialect, Direction, Migration, Migrations};
@@ -23,7 +22,7 @@ use crate::naming::{self, Revision};
 use crate::schema::Schema;
 use crate::scratch;
 use crate::url::{DatabaseUrl, PostgresUrl, SqliteTarget};
-use crate::{Downgrades, Migrator, Policy, UpgradeTarget};
+use crate::{Migrator, Policy, UpgradeTarget};
 
 /// A squash worked out: the baseline file and the files it replaces. Nothing is written
 /// until [`write()`].
@@ -239,13 +238,7 @@ async fn canonical(
     dialect: Dialect,
     postgres: Option<&PostgresUrl>,
 ) -> Result<String, Error> {
-    let policy = Policy {
-        downgrades: Downgrades::Allowed,
-        backup: BackupPolicy::Disabled {
-            reason: "a scratch database".to_owned(),
-        },
-        ..Policy::default()
-    };
+    let policy = Policy::scratch();
     let build = async |url: &DatabaseUrl| {
         let db = Database::connect(url, DatabaseOptions::default())?;
         let built = async {

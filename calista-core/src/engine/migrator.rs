@@ -56,6 +56,20 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// For a scratch database calista makes and drops itself (stamp, squash, verify):
+    /// downgrades allowed, no backup.
+    pub(crate) fn scratch() -> Self {
+        Self {
+            downgrades: Downgrades::Allowed,
+            backup: BackupPolicy::Disabled {
+                reason: "a scratch database".to_owned(),
+            },
+            ..Self::default()
+        }
+    }
+}
+
 /// The deployment environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {

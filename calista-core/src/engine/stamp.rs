@@ -5,10 +5,9 @@
 use sqlx::postgres::PgPoolOptions;
 
 use super::history::{Entries, HistoryRefusal};
-use super::migrator::{Downgrades, Engine, Migrator, Policy};
+use super::migrator::{Engine, Migrator, Policy};
 use super::plan::{self, Assessment, DbState, HistoryKind, SchemaState, UpgradeTarget};
 use crate::backend::Backend;
-use crate::backup::BackupPolicy;
 use crate::database::{Database, Handle, OnBackend};
 use crate::error::Error;
 use crate::migration::Migrations;
@@ -73,13 +72,7 @@ async fn expected_schema(
     db: &Database,
     revision: Revision,
 ) -> Result<Schema, Error> {
-    let policy = Policy {
-        downgrades: Downgrades::Allowed,
-        backup: BackupPolicy::Disabled {
-            reason: "a scratch database".to_owned(),
-        },
-        ..Policy::default()
-    };
+    let policy = Policy::scratch();
     let build = async |scratch: &Database| {
         Migrator::new(migrations, scratch)
             .with_policy(policy.clone())

@@ -55,9 +55,8 @@ mod rows;
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use crate::backup::BackupPolicy;
 use crate::database::{Database, DatabaseOptions};
-use crate::engine::migrator::{Downgrades, Migrator, Policy};
+use crate::engine::migrator::{Migrator, Policy};
 use crate::engine::plan::{DowngradeTarget, UpgradeTarget};
 use crate::error::{Error, with_causes};
 use crate::migration::{Dialect, Migration, Migrations};
@@ -421,13 +420,7 @@ pub async fn stairway(
     db: &Database,
     seeds: &[Seed],
 ) -> Result<Stairway, Error> {
-    let policy = Policy {
-        downgrades: Downgrades::Allowed,
-        backup: BackupPolicy::Disabled {
-            reason: "a scratch database".to_owned(),
-        },
-        ..Policy::default()
-    };
+    let policy = Policy::scratch();
     let migrator = Migrator::new(migrations, db).with_policy(policy);
     let dialect = db.dialect().to_string();
     let mut result = Stairway {
