@@ -676,33 +676,11 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
     let dir = tempfile::tempdir().unwrap();
     for sslmode in ["require", "disable"] {
         let url = cluster.url(sslmode);
-        let upgrade = |to: Option<&str>| {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
-            command
-                .current_dir(dir.path())
-                .args([
-                    "--db-url",
-                    &url,
-                    "--migrations",
-                    &folder,
-                    "db",
-                    "upgrade",
-                    "--no-backup",
-                ])
-                .args(to.map(|to| ["--to", to]).into_iter().flatten())
-                .env("NO_COLOR", "1")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            for (key, _) in std::env::vars() {
-                if key.starts_with("CALISTA_") {
-                    command.env_remove(key);
-                }
-            }
-            command
-        };
-        let first = upgrade(Some("20250101_0000")).output().unwrap();
+        let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
+            .output()
+            .unwrap();
         assert!(first.status.success(), "{sslmode}: {}", text(&first));
-        let child = upgrade(None).spawn().unwrap();
+        let child = upgrade(&url, &folder, dir.path(), None).spawn().unwrap();
         // Wait until the slow migration runs, then stop the server under it.
         let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
             .await
@@ -741,19 +719,7 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
                 && shown.contains("still at revision 20250101_0000"),
             "{sslmode}: {shown}"
         );
-        for driver_words in [
-            "docs.rs",
-            "http",
-            "close_notify",
-            "bytes at EOF",
-            "failed (up)",
-            "nothing of the failed",
-        ] {
-            assert!(
-                !shown.contains(driver_words),
-                "{sslmode}: `{driver_words}` in {shown}"
-            );
-        }
+        assert_no_driver_words(&shown, sslmode, &["failed (up)", "nothing of the failed"]);
         // What the message says is what the database holds.
         cluster.ctl(&["start"]);
         let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
@@ -769,5 +735,95 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
             .await
             .unwrap();
         conn.close().await.ok();
+    }
+}
+
+/// `calista db upgrade --no-backup` of `folder` on `url`, run in `dir`, its output piped, no
+/// CALISTA_ variable of the test's environment passed on.
+fn upgrade(url: &str, folder: &str, dir: &Path, to: Option<&str>) -> Command {
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
+    command
+        .args([
+            "--db-url",
+            url,
+            "--migrations",
+            folder,
+            "db",
+            "upgrade",
+            "--no-backup",
+        ])
+        .args(to.map(|to| ["--to", to]).into_iter().flatten());
+    command
+}
+
+/// Asserts that `shown` holds none of the driver's words for a lost connection, nor `also`.
+fn assert_no_driver_words(shown: &str, sslmode: &str, also: &[&str]) {
+    for words in ["docs.rs", "http", "close_notify", "bytes at EOF"]
+        .iter()
+        .chain(also)
+    {
+        assert!(!shown.contains(words), "{sslmode}: `{words}` in {shown}");
+    }
+}
+
+/// The server stopped while the program waits for the migration lock another session holds:
+/// the error names the lost connection and what was being done, says the database was not
+/// being changed, and shows no driver words; over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection_that_changed_nothing()
+ {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = MigrationSet::new(&[("20250101_0000_create_a.sql", &create_table("a"))]);
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for sslmode in ["require", "disable"] {
+        let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(calista::postgres_lock_key(&calista::SchemaName::calista()))
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let child = upgrade(&cluster.url(sslmode), &folder, dir.path(), None)
+            .spawn()
+            .unwrap();
+        let mut waiting = false;
+        for _ in 0..600 {
+            waiting = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory_xact_lock%' \
+                 AND pid <> pg_backend_pid())",
+            )
+            .fetch_one(&mut holder)
+            .await
+            .unwrap();
+            if waiting {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            waiting,
+            "{sslmode}: the upgrade was never seen waiting for the lock"
+        );
+        // The holder keeps the lock until the server stops under both sessions.
+        cluster.ctl(&["stop", "-m", "immediate"]);
+        drop(holder);
+        let result = child.wait_with_output().unwrap();
+        let shown = text(&result);
+        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        assert!(
+            shown.contains(
+                "the connection to the database was lost while taking the migration lock"
+            ),
+            "{sslmode}: {shown}"
+        );
+        assert!(
+            shown.contains("was not changing the database"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(&shown, sslmode, &["PostgreSQL error", "caused by"]);
+        cluster.ctl(&["start"]);
     }
 }

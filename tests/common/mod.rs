@@ -484,3 +484,20 @@ impl Lcg {
         self.0 >> 33
     }
 }
+
+/// The program at `binary` (a test's `env!("CARGO_BIN_EXE_calista")`) run in `dir`, with its
+/// output piped, no colour, and none of the test environment's `CALISTA_` variables.
+pub fn program(binary: &str, dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
