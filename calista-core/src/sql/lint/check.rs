@@ -281,7 +281,7 @@ fn alter_table_action(
             hit(Rule::DropColumn);
         }
     } else if let Some((column, new_type)) = read::type_change(action) {
-        if !widens(known.declared.string_type(table, &column), new_type) {
+        if !keeps_every_value(known.declared.column_type(table, &column), new_type) {
             hit(Rule::ChangeColumnType);
         }
     } else if kw(action, 0, "ALTER") {
@@ -302,15 +302,24 @@ fn alter_table_action(
     }
 }
 
-/// Whether `ALTER COLUMN … TYPE new` only widens a string column whose type the folder
-/// declared (`varchar(n)` to a longer `varchar`, to `varchar` or to `text`): PostgreSQL then
-/// neither rewrites the table nor checks a row, and no value changes. An unknown old type,
-/// another type, `COLLATE` or `USING` is not known to be safe.
-fn widens(old: Option<read::StringType>, new: Tokens<'_, '_>) -> bool {
+/// Whether `ALTER COLUMN … TYPE new` keeps every value as it is, for a column whose type the
+/// folder declared: the same type restated (in any spelling), or a string type widened
+/// (`varchar(n)` to a longer `varchar`, to `varchar` or to `text`). PostgreSQL then neither
+/// rewrites the table nor checks a row. An unknown old type, another type, `COLLATE` or
+/// `USING` is not known to be safe.
+fn keeps_every_value(old: Option<&read::ColumnType>, new: Tokens<'_, '_>) -> bool {
     let Some(old) = old else {
         return false;
     };
-    read::string_type(new).is_some_and(|(new_type, after)| after == new.len() && old.fits(new_type))
+    let Some((new_type, _)) = read::column_type(new).filter(|&(_, after)| after == new.len())
+    else {
+        return false;
+    };
+    *old == new_type
+        || old
+            .string()
+            .zip(new_type.string())
+            .is_some_and(|(old, new)| old.fits(new))
 }
 
 /// Functions PostgreSQL marks volatile that a default might call; `now()` and
@@ -615,22 +624,31 @@ mod tests {
         );
     }
 
+    /// After `create`, each of `silent` is: in a later migration, and in the same one; each
+    /// of `firing` is a `change-column-type`.
+    fn type_changes_after(create: &str, silent: &[&str], firing: &[&str]) {
+        for sql in silent {
+            assert_eq!(last_of(&[create, sql]), [], "{sql}");
+            // The same migration declaring the column counts as much as an earlier one.
+            assert_eq!(up(&format!("{create}\n{sql};")), [], "{sql}");
+        }
+        for sql in firing {
+            assert_eq!(last_of(&[create, sql]), [Rule::ChangeColumnType], "{sql}");
+        }
+    }
+
     #[test]
     fn widening_a_string_column_the_folder_declared_is_silent() {
         let create = "CREATE TABLE accounts (id bigint, email VARCHAR(100), note text, code char(4), tags varchar(10)[]);";
-        for widening in [
+        let widenings = [
             "ALTER TABLE accounts ALTER COLUMN email TYPE varchar(255)",
             "ALTER TABLE accounts ALTER COLUMN email TYPE VARCHAR(100)",
             "ALTER TABLE accounts ALTER email SET DATA TYPE text",
             "ALTER TABLE accounts ALTER COLUMN email TYPE character varying",
             "ALTER TABLE accounts ALTER COLUMN note TYPE varchar",
             "ALTER TABLE public.accounts ALTER COLUMN email TYPE text, ALTER COLUMN note TYPE text",
-        ] {
-            assert_eq!(last_of(&[create, widening]), [], "{widening}");
-            // The same migration declaring the column counts as much as an earlier one.
-            assert_eq!(up(&format!("{create}\n{widening};")), [], "{widening}");
-        }
-        for other in [
+        ];
+        let others = [
             "ALTER TABLE accounts ALTER COLUMN email TYPE varchar(50)",
             "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(255)",
             "ALTER TABLE accounts ALTER COLUMN id TYPE text",
@@ -642,13 +660,8 @@ mod tests {
             "ALTER TABLE accounts ALTER COLUMN unknown TYPE text",
             "ALTER TABLE others ALTER COLUMN email TYPE text",
             "ALTER TABLE accounts ALTER COLUMN email TYPE text, ALTER COLUMN id TYPE int",
-        ] {
-            assert_eq!(
-                last_of(&[create, other]),
-                [Rule::ChangeColumnType],
-                "{other}"
-            );
-        }
+        ];
+        type_changes_after(create, &widenings, &others);
         // What the folder did to the column since counts: a narrowing, a rename, a drop.
         let narrowed = "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(20);";
         let then = "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(30)";
@@ -701,6 +714,60 @@ mod tests {
                 Some(Dialect::Postgres),
                 "ALTER TABLE accounts ALTER COLUMN email TYPE text"
             ),
+            [Rule::ChangeColumnType]
+        );
+    }
+
+    #[test]
+    fn restating_the_type_the_folder_declared_changes_nothing() {
+        // Generated migrations (Ory's fizz `change_column`) restate a column's type to
+        // change its nullability: PostgreSQL neither rewrites nor checks a row.
+        let create = "CREATE TABLE \"sessions\" (\"id\" UUID NOT NULL, \"seen_at\" timestamp, n int4, \
+                      ok bool DEFAULT false, total numeric(10, 2), at timestamptz, f float8, code char(36));\n\
+                      ALTER TABLE \"sessions\" ADD COLUMN \"nid\" UUID;\n\
+                      ALTER TABLE sessions ADD COLUMN ui jsonb, ADD COLUMN token VARCHAR (32);";
+        let same = [
+            "ALTER TABLE \"sessions\" ALTER COLUMN \"nid\" TYPE UUID, ALTER COLUMN \"nid\" DROP NOT NULL",
+            "ALTER TABLE sessions ALTER COLUMN id TYPE uuid",
+            "ALTER TABLE sessions ALTER COLUMN ui TYPE JSONB, ALTER COLUMN ui SET DEFAULT '{}'",
+            "ALTER TABLE sessions ALTER COLUMN seen_at TYPE timestamp without time zone",
+            "ALTER TABLE sessions ALTER COLUMN n SET DATA TYPE integer",
+            "ALTER TABLE sessions ALTER COLUMN ok TYPE boolean",
+            "ALTER TABLE sessions ALTER COLUMN total TYPE NUMERIC (10,2)",
+            "ALTER TABLE sessions ALTER COLUMN at TYPE timestamp with time zone",
+            "ALTER TABLE sessions ALTER COLUMN f TYPE double precision",
+            "ALTER TABLE sessions ALTER COLUMN code TYPE character(36)",
+            "ALTER TABLE sessions ALTER COLUMN token TYPE varchar(32)",
+        ];
+        let changes = [
+            "ALTER TABLE sessions ALTER COLUMN seen_at TYPE timestamptz",
+            "ALTER TABLE sessions ALTER COLUMN n TYPE bigint",
+            "ALTER TABLE sessions ALTER COLUMN total TYPE numeric(12, 2)",
+            "ALTER TABLE sessions ALTER COLUMN total TYPE numeric",
+            "ALTER TABLE sessions ALTER COLUMN code TYPE varchar(36)",
+            "ALTER TABLE sessions ALTER COLUMN code TYPE char",
+            "ALTER TABLE sessions ALTER COLUMN id TYPE uuid USING id::text::uuid",
+            "ALTER TABLE sessions ALTER COLUMN ui TYPE jsonb[]",
+            "ALTER TABLE sessions ALTER COLUMN token TYPE varchar(32) COLLATE \"C\"",
+            "ALTER TABLE sessions ALTER COLUMN unknown TYPE uuid",
+            "ALTER TABLE other ALTER COLUMN nid TYPE uuid",
+        ];
+        type_changes_after(create, &same, &changes);
+        // The type the folder changed it to since counts, and a dropped column is unknown.
+        assert_eq!(
+            last_of(&[
+                create,
+                "ALTER TABLE sessions ALTER COLUMN n TYPE bigint;",
+                "ALTER TABLE sessions ALTER COLUMN n TYPE int8"
+            ]),
+            []
+        );
+        assert_eq!(
+            last_of(&[
+                create,
+                "ALTER TABLE sessions DROP COLUMN nid;\nALTER TABLE sessions ADD COLUMN nid text;",
+                "ALTER TABLE sessions ALTER COLUMN nid TYPE uuid"
+            ]),
             [Rule::ChangeColumnType]
         );
     }

@@ -299,31 +299,95 @@ impl StringType {
     }
 }
 
-/// The string type a column's type tokens begin with, and the index after it; `None` for any
-/// other type (arrays of strings and `char(n)`, which pads, included).
-pub(super) fn string_type(tokens: Tokens<'_, '_>) -> Option<(StringType, usize)> {
-    let at = if kw(tokens, 0, "VARCHAR") || kw(tokens, 0, "TEXT") {
-        1
-    } else if (kw(tokens, 0, "CHARACTER") || kw(tokens, 0, "CHAR")) && kw(tokens, 1, "VARYING") {
-        2
-    } else {
-        return None;
-    };
-    let (string, after) = if kw(tokens, 0, "TEXT") {
-        (StringType::Unbounded, at)
-    } else if punct(tokens, at, "(") {
-        let length = tokens.get(at + 1).filter(|t| t.kind == TokenKind::Number)?;
-        if !punct(tokens, at + 2, ")") {
-            return None;
+/// A column's type as PostgreSQL knows it, whatever the spelling (`int4`, `int` and
+/// `integer` alike; `VARCHAR (32)` and `character varying(32)` alike), with its modifiers and
+/// array brackets: two equal ones are the same type, and changing a column from one to
+/// the other changes nothing stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ColumnType(String);
+
+impl ColumnType {
+    /// The string type it is, as far as widening it goes; `None` for any other type
+    /// (arrays of strings and `char(n)`, which pads, included).
+    pub(super) fn string(&self) -> Option<StringType> {
+        match self.0.as_str() {
+            "text" | "varchar" => Some(StringType::Unbounded),
+            other => {
+                let length = other.strip_prefix("varchar(")?.strip_suffix(')')?;
+                Some(StringType::Bounded(length.parse().ok()?))
+            }
         }
-        (StringType::Bounded(length.text.parse().ok()?), at + 3)
-    } else {
-        (StringType::Unbounded, at)
-    };
-    if punct(tokens, after, "[") || kw(tokens, after, "ARRAY") {
-        return None;
     }
-    Some((string, after))
+}
+
+/// PostgreSQL's own name of a type word, for the names it gives several spellings.
+fn canonical_type(word: &str) -> &str {
+    match word {
+        "int" | "integer" => "int4",
+        "bigint" => "int8",
+        "smallint" => "int2",
+        "boolean" => "bool",
+        "real" => "float4",
+        "decimal" => "numeric",
+        "character" | "char" => "bpchar",
+        other => other,
+    }
+}
+
+/// The column type its tokens begin with, and the index after it; `None` if they do not
+/// begin with a type name.
+pub(super) fn column_type(tokens: Tokens<'_, '_>) -> Option<(ColumnType, usize)> {
+    let first = tokens.first()?;
+    let (mut name, mut at) = name_at(tokens, 0)?;
+    if first.kind == TokenKind::Word {
+        name = canonical_type(&name).to_owned();
+        let second = |word| kw(tokens, at, word);
+        if name == "bpchar" && second("VARYING") {
+            (name, at) = ("varchar".to_owned(), at + 1);
+        } else if name == "double" && second("PRECISION") {
+            (name, at) = ("float8".to_owned(), at + 1);
+        } else if name == "bit" && second("VARYING") {
+            (name, at) = ("varbit".to_owned(), at + 1);
+        }
+    } else {
+        // A quoted name is never an alias: `"char"` is a type of its own.
+        name = format!("\"{name}\"");
+    }
+    if punct(tokens, at, "(") {
+        let close = past_group(tokens, at)?;
+        name.extend(tokens[at..close].iter().map(|t| t.text));
+        at = close;
+    } else if name == "bpchar" && first.kind == TokenKind::Word && !kw(tokens, 0, "BPCHAR") {
+        name.push_str("(1)"); // `char` is `char(1)`
+    }
+    // Quoted names start with `"`: only the words name these.
+    if name == "time" || name.starts_with("time(") || name.starts_with("timestamp") {
+        let zone = |with: &str| {
+            kw(tokens, at, with) && kw(tokens, at + 1, "TIME") && kw(tokens, at + 2, "ZONE")
+        };
+        if zone("WITH") {
+            let (base, modifiers) = name.split_at(name.find('(').unwrap_or(name.len()));
+            name = format!("{base}tz{modifiers}");
+            at += 3;
+        } else if zone("WITHOUT") {
+            at += 3;
+        }
+    }
+    loop {
+        if punct(tokens, at, "[") {
+            let close = (at..tokens.len()).find(|&i| punct(tokens, i, "]"))?;
+            name.push_str("[]");
+            at = close + 1;
+        } else if kw(tokens, at, "ARRAY") {
+            name.push_str("[]");
+            at += 1;
+            if punct(tokens, at, "[") {
+                at = (at..tokens.len()).find(|&i| punct(tokens, i, "]"))? + 1;
+            }
+        } else {
+            return Some((ColumnType(name), at));
+        }
+    }
 }
 
 /// `ALTER [COLUMN] c [SET DATA] TYPE …`: the column and the new type's tokens (to the end of
@@ -558,7 +622,7 @@ mod tests {
             ("SELECT citext", None),
             ("SELECT bigint", None),
         ] {
-            let found = with(sql, |t| string_type(&t[1..]).map(|(s, _)| s));
+            let found = with(sql, |t| column_type(&t[1..]).and_then(|(c, _)| c.string()));
             assert_eq!(found, expected, "{sql}");
         }
         assert!(Bounded(40).fits(Bounded(40)));
@@ -567,6 +631,31 @@ mod tests {
         assert!(Unbounded.fits(Unbounded));
         assert!(!Bounded(255).fits(Bounded(40)));
         assert!(!Unbounded.fits(Bounded(10_000)));
+    }
+
+    #[test]
+    fn column_types_are_named_as_postgresql_names_them() {
+        for (sql, name, after) in [
+            ("SELECT integer NOT NULL", "int4", 1),
+            ("SELECT INT", "int4", 1),
+            ("SELECT character varying (255) NOT NULL", "varchar(255)", 5),
+            ("SELECT char", "bpchar(1)", 1),
+            ("SELECT character(36)", "bpchar(36)", 4),
+            ("SELECT double precision DEFAULT 0", "float8", 2),
+            ("SELECT numeric (10, 2)", "numeric(10,2)", 6),
+            ("SELECT timestamp(3) with time zone", "timestamptz(3)", 7),
+            ("SELECT timestamp without time zone", "timestamp", 4),
+            ("SELECT time with time zone", "timetz", 4),
+            ("SELECT pg_catalog.int8", "int8", 3),
+            ("SELECT text[][]", "text[][]", 5),
+            ("SELECT varchar(10) ARRAY", "varchar(10)[]", 5),
+            ("SELECT \"char\"", "\"char\"", 1),
+            ("SELECT interval day to second", "interval", 1),
+        ] {
+            let found = with(sql, |t| column_type(&t[1..]).map(|(c, at)| (c.0, at)));
+            assert_eq!(found, Some((name.to_owned(), after)), "{sql}");
+        }
+        assert_eq!(with("SELECT (1)", |t| column_type(&t[1..])), None);
     }
 
     #[test]

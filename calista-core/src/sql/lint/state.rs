@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::read::{self, StringType, Tokens, Volatility, kw};
+use super::read::{self, ColumnType, Tokens, Volatility, kw};
 use crate::migration::Dialect;
 
 /// What the up sections of one migration, read so far, created, added or copied on one
@@ -200,13 +200,13 @@ impl ThisMigration {
 }
 
 /// What the folder's migrations declared on PostgreSQL, read in order up to the statement
-/// being checked: string columns' types, functions' volatility, and checks that prove a
+/// being checked: columns' types, functions' volatility, and checks that prove a
 /// column holds no null. A rule that needs something not here stays on the safe side
 /// (fires): the lint reads migrations, not the database.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    /// Each table's columns of a string type (columns of other types are absent).
-    strings: HashMap<String, HashMap<String, StringType>>,
+    /// Each table's columns whose type the folder declared.
+    columns: HashMap<String, HashMap<String, ColumnType>>,
     /// Each function's volatility, as last declared (by name: overloads share it).
     functions: HashMap<String, Volatility>,
     /// Each table's `CHECK (c IS NOT NULL)` constraints.
@@ -230,9 +230,9 @@ impl Declared {
         self.migration += 1;
     }
 
-    /// The string type of `table.column`, if the folder declared it one.
-    pub(super) fn string_type(&self, table: &str, column: &str) -> Option<StringType> {
-        self.strings.get(table)?.get(column).copied()
+    /// The type of `table.column`, if the folder declared it.
+    pub(super) fn column_type(&self, table: &str, column: &str) -> Option<&ColumnType> {
+        self.columns.get(table)?.get(column)
     }
 
     /// Whether the folder declared function `name` volatile (`CREATE FUNCTION` without
@@ -271,17 +271,17 @@ impl Declared {
             let columns = read::created_columns(tokens, &creation).map(|columns| {
                 columns
                     .into_iter()
-                    .filter_map(|(column, ty)| Some((column, read::string_type(ty)?.0)))
+                    .filter_map(|(column, ty)| Some((column, read::column_type(ty)?.0)))
                     .collect()
             });
             self.not_null_checks.remove(&creation.name);
-            self.strings
+            self.columns
                 .insert(creation.name, columns.unwrap_or_default());
             return;
         }
         if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
             for name in read::names_from(tokens, read::skip_if_exists(tokens, 2)) {
-                self.strings.remove(&name);
+                self.columns.remove(&name);
                 self.not_null_checks.remove(&name);
             }
             return;
@@ -299,9 +299,9 @@ impl Declared {
             let Some((to, _)) = read::name_at(action, 2) else {
                 return;
             };
-            let strings = self.strings.remove(table);
+            let columns = self.columns.remove(table);
             let checks = self.not_null_checks.remove(table);
-            self.strings.insert(to.clone(), strings.unwrap_or_default());
+            self.columns.insert(to.clone(), columns.unwrap_or_default());
             self.not_null_checks.insert(to, checks.unwrap_or_default());
         } else if kw(action, 0, "ADD") {
             self.learn_addition(table, action);
@@ -327,8 +327,12 @@ impl Declared {
                 self.set_type(table, column, None);
             }
         } else if let Some((column, new)) = read::type_change(action) {
-            let string = read::string_type(new).map(|(s, _)| s);
-            self.set_type(table, column, string);
+            // The column has the new type, whatever `USING` computed; after `COLLATE` (or
+            // anything else not read) it is unknown.
+            let ty = read::column_type(new)
+                .filter(|&(_, after)| after == new.len() || kw(new, after, "USING"))
+                .map(|(ty, _)| ty);
+            self.set_type(table, column, ty);
         } else if kw(action, 0, "RENAME") && !kw(action, 1, "CONSTRAINT") {
             let Some((from, at)) = read::action_column(action) else {
                 return;
@@ -336,8 +340,8 @@ impl Declared {
             let Some((to, _)) = read::name_at(action, at + 1) else {
                 return;
             };
-            let string = self.strings.get_mut(table).and_then(|c| c.remove(&from));
-            self.set_type(table, to.clone(), string);
+            let ty = self.columns.get_mut(table).and_then(|c| c.remove(&from));
+            self.set_type(table, to.clone(), ty);
             let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
             for check in checks.filter(|c| c.column == from) {
                 check.column.clone_from(&to);
@@ -349,8 +353,8 @@ impl Declared {
     fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>) {
         if read::adds_a_column(action) {
             if let Some((column, at)) = read::action_column(action) {
-                let string = read::string_type(&action[at..]).map(|(s, _)| s);
-                self.set_type(table, column, string);
+                let ty = read::column_type(&action[at..]).map(|(ty, _)| ty);
+                self.set_type(table, column, ty);
             }
             return;
         }
@@ -377,16 +381,16 @@ impl Declared {
             });
     }
 
-    fn set_type(&mut self, table: &str, column: String, string: Option<StringType>) {
-        match string {
-            Some(string) => {
-                self.strings
+    fn set_type(&mut self, table: &str, column: String, ty: Option<ColumnType>) {
+        match ty {
+            Some(ty) => {
+                self.columns
                     .entry(table.to_owned())
                     .or_default()
-                    .insert(column, string);
+                    .insert(column, ty);
             }
             None => {
-                if let Some(columns) = self.strings.get_mut(table) {
+                if let Some(columns) = self.columns.get_mut(table) {
                     columns.remove(&column);
                 }
             }
