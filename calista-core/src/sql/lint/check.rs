@@ -277,7 +277,8 @@ fn alter_table_action(
             hit(Rule::UniqueWithoutUsingIndex);
         }
     } else if kw(action, 0, "DROP") && !kw(action, 1, "CONSTRAINT") {
-        if !column().is_some_and(|c| known.new_column(table, &c)) {
+        let may_drop = |c: &String| known.this.may_drop_column(known.dialects, table, c);
+        if !column().is_some_and(|c| may_drop(&c)) {
             hit(Rule::DropColumn);
         }
     } else if let Some((column, new_type)) = read::type_change(action) {
@@ -898,6 +899,63 @@ mod tests {
         assert_eq!(
             last_of(&[add, "ALTER TABLE posts RENAME COLUMN featured TO pinned"]),
             [Rule::RenameColumn]
+        );
+    }
+
+    #[test]
+    fn a_column_copied_whole_into_a_new_one_may_be_dropped() {
+        // SQLite's way to change a column's type (Ory Kratos): a new column, every value
+        // copied over, the old one dropped, the new one renamed to the old name.
+        let copy = |set: &str| {
+            format!(
+                "ALTER TABLE flows ADD COLUMN url_new TEXT NOT NULL DEFAULT '';\n\
+                 {set};\n\
+                 ALTER TABLE flows DROP COLUMN url;\n\
+                 ALTER TABLE flows RENAME COLUMN url_new TO url;"
+            )
+        };
+        for set in [
+            "UPDATE flows SET url_new = url",
+            "UPDATE flows SET url_new = flows.url WHERE true",
+            "UPDATE \"flows\" SET \"url_new\" = \"url\"",
+        ] {
+            assert_eq!(up(&copy(set)), [], "{set}");
+            assert_eq!(sqlite(&copy(set)), [], "{set}");
+        }
+        // An old column renamed, a new one filled from it, the old one dropped.
+        let renamed = "ALTER TABLE sessions RENAME COLUMN token TO old_token;\n\
+                       ALTER TABLE sessions ADD COLUMN token varchar(39) NULL;\n\
+                       UPDATE sessions SET token = old_token WHERE true;\n\
+                       ALTER TABLE sessions DROP COLUMN old_token;";
+        assert_eq!(sqlite(renamed), []);
+        for set in [
+            // Some rows only, or values changed on the way, or from another table.
+            "UPDATE flows SET url_new = url WHERE url <> ''",
+            "UPDATE flows SET url_new = lower(url)",
+            "UPDATE flows SET url_new = o.url FROM old_flows o WHERE o.id = flows.id",
+            // Into a column that existed before, or into another table.
+            "UPDATE flows SET kind = url",
+            "UPDATE others SET url_new = url",
+        ] {
+            assert!(
+                sqlite(&copy(set)).contains(&Rule::DropColumn),
+                "{set}: {:?}",
+                sqlite(&copy(set))
+            );
+        }
+        // The copy, dropped in turn: the values are gone after all.
+        let lost = "ALTER TABLE flows ADD COLUMN url_new TEXT;\n\
+                    UPDATE flows SET url_new = url;\n\
+                    ALTER TABLE flows DROP COLUMN url;\n\
+                    ALTER TABLE flows DROP COLUMN url_new;";
+        assert_eq!(sqlite(lost), [Rule::DropColumn]);
+        // Copied by an earlier migration: the release running may have written since.
+        assert_eq!(
+            last_of(&[
+                "ALTER TABLE flows ADD COLUMN url_new TEXT;\nUPDATE flows SET url_new = url;",
+                "ALTER TABLE flows DROP COLUMN url"
+            ]),
+            [Rule::DropColumn]
         );
     }
 

@@ -517,6 +517,54 @@ pub(super) fn update_targets(tokens: Tokens<'_, '_>, verb: usize) -> Option<(Str
     Some((table, columns))
 }
 
+/// `UPDATE t SET a = b, … [WHERE true]` (no `FROM`, no other `WHERE`), setting on every row
+/// a column to another column's value unchanged: the table and each `(a, b)`. Nothing for
+/// other statements.
+pub(super) fn column_copies(tokens: Tokens<'_, '_>) -> Option<(String, Vec<(String, String)>)> {
+    /// Words that stand where a column could, and are values.
+    const VALUES: &[&str] = &[
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "DEFAULT",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "LOCALTIME",
+        "LOCALTIMESTAMP",
+        "CURRENT_USER",
+        "SESSION_USER",
+        "USER",
+    ];
+    if !kw(tokens, 0, "UPDATE") {
+        return None;
+    }
+    let clause = |keyword| top_level(tokens).find(|&i| tokens[i].is_keyword(keyword));
+    if clause("FROM").is_some() {
+        return None;
+    }
+    let end = match clause("WHERE") {
+        Some(at) if kw(tokens, at + 1, "TRUE") && at + 2 == tokens.len() => at,
+        Some(_) => return None,
+        None => tokens.len(),
+    };
+    let (table, _) = update_targets(tokens, 0)?;
+    let set = top_level(tokens).find(|&i| tokens[i].is_keyword("SET"))?;
+    let copies = split_top_level(&tokens[set + 1..end])
+        .into_iter()
+        .filter_map(|assignment| {
+            let (target, at) = name_at(assignment, 0)?;
+            let value = assignment
+                .get(at + 1..)
+                .filter(|_| punct(assignment, at, "="))?;
+            let (source, after) = name_at(value, 0)?;
+            let lone = after == value.len() && !VALUES.iter().any(|v| value[0].is_keyword(v));
+            lone.then_some((target, source))
+        })
+        .collect();
+    Some((table, copies))
+}
+
 /// How often a function's result may change, as `CREATE FUNCTION` declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Volatility {

@@ -19,6 +19,15 @@ pub(super) struct Owned {
     copied: HashSet<String>,
     /// Relations created here that received the rows of one that was not.
     holding: HashSet<String>,
+    /// Columns whose every value was copied into a column added here, as `(table, column)`.
+    copied_columns: HashSet<(String, String)>,
+    /// Columns added here that received the values of one that was not.
+    holding_columns: HashSet<(String, String)>,
+}
+
+/// `(table, column)`, as the sets of columns hold it.
+fn key(table: &str, column: &str) -> (String, String) {
+    (table.to_owned(), column.to_owned())
 }
 
 impl Owned {
@@ -27,10 +36,16 @@ impl Owned {
     }
 
     fn column(&self, table: &str, column: &str) -> bool {
-        self.relation(table)
-            || self
-                .columns
-                .contains(&(table.to_owned(), column.to_owned()))
+        self.relation(table) || self.columns.contains(&key(table, column))
+    }
+
+    /// Whether dropping `table.column` loses no value: its values were copied whole into a
+    /// column added here (SQLite's way to change a type), or it was added here and holds
+    /// no value from before.
+    fn may_drop_column(&self, table: &str, column: &str) -> bool {
+        let column = key(table, column);
+        self.copied_columns.contains(&column)
+            || self.column(table, &column.1) && !self.holding_columns.contains(&column)
     }
 
     /// Whether dropping `name` loses no row: its rows were copied whole into another table
@@ -59,13 +74,41 @@ impl Owned {
             }
             Change::RenamedTable { from, to } => self.rename_table(from, to),
             Change::RenamedColumn { table, from, to } => {
-                if self.column(table, from) {
-                    self.columns.remove(&(table.clone(), from.clone()));
-                    self.columns.insert((table.clone(), to.clone()));
+                let (from, to) = (key(table, from), key(table, to));
+                for set in [
+                    &mut self.columns,
+                    &mut self.copied_columns,
+                    &mut self.holding_columns,
+                ] {
+                    if set.remove(&from) {
+                        set.insert(to.clone());
+                    } else {
+                        set.remove(&to);
+                    }
                 }
             }
             Change::AddedColumn { table, column } => {
-                self.columns.insert((table.clone(), column.clone()));
+                self.columns.insert(key(table, column));
+            }
+            Change::DroppedColumn { table, column } => {
+                let column = key(table, column);
+                self.columns.remove(&column);
+                self.copied_columns.remove(&column);
+                self.holding_columns.remove(&column);
+            }
+            Change::CopiedColumn {
+                table,
+                target,
+                source,
+            } => {
+                if self.column(table, target) && !self.relation(table) {
+                    if !self.column(table, source)
+                        || self.holding_columns.contains(&key(table, source))
+                    {
+                        self.holding_columns.insert(key(table, target));
+                    }
+                    self.copied_columns.insert(key(table, source));
+                }
             }
         }
     }
@@ -78,15 +121,20 @@ impl Owned {
                 set.remove(to);
             }
         }
-        let moved: Vec<_> = self
-            .columns
-            .iter()
-            .filter(|(table, _)| table == from)
-            .cloned()
-            .collect();
-        for (table, column) in moved {
-            self.columns.remove(&(table, column.clone()));
-            self.columns.insert((to.to_owned(), column));
+        for set in [
+            &mut self.columns,
+            &mut self.copied_columns,
+            &mut self.holding_columns,
+        ] {
+            let moved: Vec<_> = set
+                .iter()
+                .filter(|(table, _)| table == from)
+                .cloned()
+                .collect();
+            for (table, column) in moved {
+                set.remove(&(table, column.clone()));
+                set.insert((to.to_owned(), column));
+            }
         }
     }
 }
@@ -112,6 +160,16 @@ enum Change {
     AddedColumn {
         table: String,
         column: String,
+    },
+    DroppedColumn {
+        table: String,
+        column: String,
+    },
+    /// `UPDATE table SET target = source` on every row.
+    CopiedColumn {
+        table: String,
+        target: String,
+        source: String,
     },
 }
 
@@ -144,8 +202,23 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             {
                 let table = table.clone();
                 changes.push(Change::AddedColumn { table, column });
+            } else if kw(action, 0, "DROP")
+                && !kw(action, 1, "CONSTRAINT")
+                && let Some((column, _)) = read::action_column(action)
+            {
+                let table = table.clone();
+                changes.push(Change::DroppedColumn { table, column });
             }
         }
+    } else if let Some((table, copies)) = read::column_copies(tokens) {
+        changes.extend(copies.into_iter().map(|(target, source)| {
+            let table = table.clone();
+            Change::CopiedColumn {
+                table,
+                target,
+                source,
+            }
+        }));
     }
     if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT"))
         && let Some((target, source)) = read::whole_copy(tokens)
@@ -179,6 +252,13 @@ impl ThisMigration {
     /// Whether the migration added `table.column` (or created `table`) on each of `dialects`.
     pub(super) fn column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
         dialects.iter().all(|&d| self.on(d).column(table, column))
+    }
+
+    /// Whether dropping `table.column` loses no value on any of `dialects`.
+    pub(super) fn may_drop_column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).may_drop_column(table, column))
     }
 
     /// Whether dropping table `name` loses no row on any of `dialects`.
