@@ -23,7 +23,7 @@ pub(crate) struct Finding {
 pub(crate) fn lint(text: &str, spans: &[Span], declared: &mut Declared) -> Vec<Finding> {
     declared.next_migration();
     let mut this = ThisMigration::default();
-    let mut findings = Vec::new();
+    let mut findings = Findings::default();
     let sections: Vec<Section<'_>> = spans.iter().map(|&s| section_view(text, s)).collect();
     // Up sections are read only if one of them may break a rule (they are then all read,
     // in order, to learn what the migration creates), or to learn what a section declares
@@ -41,8 +41,28 @@ pub(crate) fn lint(text: &str, spans: &[Span], declared: &mut Declared) -> Vec<F
             lint_section(section, &mut this, declared, &mut findings);
         }
     }
-    findings.sort_by_key(|f| f.line);
-    findings
+    let Findings {
+        mut found,
+        unless_restored,
+    } = findings;
+    for (finding, dialects, table, column) in unless_restored {
+        if !this.restored(dialects, &table, &column) && !found.contains(&finding) {
+            found.push(finding);
+        }
+    }
+    found.sort_by_key(|f| f.line);
+    found
+}
+
+/// The findings of a migration so far.
+#[derive(Default)]
+struct Findings {
+    found: Vec<Finding>,
+    /// Drops of a column whose values were copied into a column the migration added: a
+    /// finding unless, by the end of the migration, a column holding them bears the
+    /// dropped column's name from before the migration (on the dialects given), so that
+    /// the release still running reads the same values under the same name.
+    unless_restored: Vec<(Finding, &'static [Dialect], String, String)>,
 }
 
 /// The words a data-loss or lock rule starts from; an up section without any of them
@@ -102,10 +122,10 @@ fn lint_section(
     section: &Section<'_>,
     this: &mut ThisMigration,
     declared: &mut Declared,
-    out: &mut Vec<Finding>,
+    out: &mut Findings,
 ) {
     use Dialect::{Postgres, Sqlite};
-    let dialects: &[Dialect] = match section.dialect() {
+    let dialects: &'static [Dialect] = match section.dialect() {
         Some(Postgres) => &[Postgres],
         Some(Sqlite) => &[Sqlite],
         None => &[Postgres, Sqlite],
@@ -124,13 +144,14 @@ fn lint_section(
     for statement in statements(section.sql(), lexed_as) {
         let tokens: Vec<&Token<'_>> = statement.significant().collect();
         let mut hits = Vec::new();
+        let mut copied_columns_dropped = Vec::new();
         if context.up {
             let known = Known {
                 this,
                 dialects,
                 declared,
             };
-            dangerous(&tokens, &known, &mut hits);
+            dangerous(&tokens, &known, &mut hits, &mut copied_columns_dropped);
         }
         if context.shared {
             unportable(&tokens, &mut hits);
@@ -146,9 +167,18 @@ fn lint_section(
                 rule,
                 subject,
             };
-            if !out.contains(&finding) {
-                out.push(finding);
+            if !out.found.contains(&finding) {
+                out.found.push(finding);
             }
+        }
+        for (table, column) in copied_columns_dropped {
+            let finding = Finding {
+                line: section.line_col(statement.offset).0,
+                rule: Rule::DropColumn,
+                subject: statement.shown(),
+            };
+            let unless = (finding, dialects, table, column);
+            out.unless_restored.push(unless);
         }
         if context.up {
             this.learn(dialects, &tokens);
@@ -183,7 +213,14 @@ impl Known<'_> {
 type Hit = (Rule, Option<usize>, Option<String>);
 
 /// Data loss and lock rules: what a statement does to what existed before the migration.
-fn dangerous(tokens: Tokens<'_, '_>, known: &Known<'_>, hits: &mut Vec<Hit>) {
+/// A drop of a column whose values were copied is a finding unless the name comes back
+/// (`(table, the column's name before the migration)`): see [`Findings::unless_restored`].
+fn dangerous(
+    tokens: Tokens<'_, '_>,
+    known: &Known<'_>,
+    hits: &mut Vec<Hit>,
+    copied_columns_dropped: &mut Vec<(String, String)>,
+) {
     let mut hit = |rule| hits.push((rule, None, None));
     let verb = read::verb(tokens);
     let starts = |k: &str| kw(tokens, verb, k);
@@ -234,7 +271,7 @@ fn dangerous(tokens: Tokens<'_, '_>, known: &Known<'_>, hits: &mut Vec<Hit>) {
             return;
         }
         for action in actions {
-            alter_table_action(&table, action, known, &mut hit);
+            alter_table_action(&table, action, known, &mut hit, copied_columns_dropped);
         }
     }
 }
@@ -254,6 +291,7 @@ fn alter_table_action(
     action: Tokens<'_, '_>,
     known: &Known<'_>,
     hit: &mut impl FnMut(Rule),
+    copied_columns_dropped: &mut Vec<(String, String)>,
 ) {
     let column = || read::action_column(action).map(|(c, _)| c);
     if read::adds_a_column(action) {
@@ -277,9 +315,14 @@ fn alter_table_action(
             hit(Rule::UniqueWithoutUsingIndex);
         }
     } else if kw(action, 0, "DROP") && !kw(action, 1, "CONSTRAINT") {
-        let may_drop = |c: &String| known.this.may_drop_column(known.dialects, table, c);
-        if !column().is_some_and(|c| may_drop(&c)) {
-            hit(Rule::DropColumn);
+        let (this, dialects) = (known.this, known.dialects);
+        match column() {
+            Some(c) if this.new_column_without_values(dialects, table, &c) => {}
+            Some(c) if this.copied_column(dialects, table, &c) => {
+                let original = this.name_before(dialects, table, &c);
+                copied_columns_dropped.push((table.to_owned(), original));
+            }
+            _ => hit(Rule::DropColumn),
         }
     } else if let Some((column, new_type)) = read::type_change(action) {
         if !keeps_every_value(known.declared.column_type(table, &column), new_type) {
@@ -304,10 +347,10 @@ fn alter_table_action(
 }
 
 /// Whether `ALTER COLUMN … TYPE new` keeps every value as it is, for a column whose type the
-/// folder declared: the same type restated (in any spelling), or a string type widened
-/// (`varchar(n)` to a longer `varchar`, to `varchar` or to `text`). PostgreSQL then neither
-/// rewrites the table nor checks a row. An unknown old type, another type, `COLLATE` or
-/// `USING` is not known to be safe.
+/// folder declared: the same type restated (in any spelling), or widened as
+/// [`read::ColumnType::keeps_values_as`] says. PostgreSQL then neither rewrites the table
+/// nor checks a row. An unknown old type, another type, `COLLATE` or `USING` is not known
+/// to be safe.
 fn keeps_every_value(old: Option<&read::ColumnType>, new: Tokens<'_, '_>) -> bool {
     let Some(old) = old else {
         return false;
@@ -316,11 +359,7 @@ fn keeps_every_value(old: Option<&read::ColumnType>, new: Tokens<'_, '_>) -> boo
     else {
         return false;
     };
-    *old == new_type
-        || old
-            .string()
-            .zip(new_type.string())
-            .is_some_and(|(old, new)| old.fits(new))
+    old.keeps_values_as(&new_type)
 }
 
 /// Functions PostgreSQL marks volatile that a default might call; `now()` and
@@ -743,8 +782,7 @@ mod tests {
         let changes = [
             "ALTER TABLE sessions ALTER COLUMN seen_at TYPE timestamptz",
             "ALTER TABLE sessions ALTER COLUMN n TYPE bigint",
-            "ALTER TABLE sessions ALTER COLUMN total TYPE numeric(12, 2)",
-            "ALTER TABLE sessions ALTER COLUMN total TYPE numeric",
+            "ALTER TABLE sessions ALTER COLUMN total TYPE numeric(12, 3)",
             "ALTER TABLE sessions ALTER COLUMN code TYPE varchar(36)",
             "ALTER TABLE sessions ALTER COLUMN code TYPE char",
             "ALTER TABLE sessions ALTER COLUMN id TYPE uuid USING id::text::uuid",
@@ -771,6 +809,34 @@ mod tests {
             ]),
             [Rule::ChangeColumnType]
         );
+    }
+
+    #[test]
+    fn widening_a_precision_the_folder_declared_is_silent() {
+        // PostgreSQL keeps every value and the table as they are when a numeric's precision
+        // grows at the same scale, or a time's fractional digits grow.
+        let create = "CREATE TABLE \"Event\" (\"createdAt\" TIMESTAMP(3) NOT NULL, seen timetz(0), \
+                      total numeric(10, 2), n numeric(5), d interval(2), at timestamptz);";
+        let widenings = [
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamp, ALTER COLUMN \"createdAt\" SET DEFAULT clock_timestamp()",
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamp(6) without time zone",
+            "ALTER TABLE \"Event\" ALTER COLUMN seen TYPE time(3) with time zone",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE numeric(12, 2)",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE decimal",
+            "ALTER TABLE \"Event\" ALTER COLUMN n TYPE numeric(7, 0)",
+            "ALTER TABLE \"Event\" ALTER COLUMN d TYPE interval",
+        ];
+        let others = [
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamp(0)",
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamptz",
+            "ALTER TABLE \"Event\" ALTER COLUMN seen TYPE time(3)",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE numeric(12, 3)",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE numeric(9, 2)",
+            "ALTER TABLE \"Event\" ALTER COLUMN n TYPE numeric(7, 1)",
+            "ALTER TABLE \"Event\" ALTER COLUMN n TYPE bigint",
+            "ALTER TABLE \"Event\" ALTER COLUMN at TYPE timestamptz(3)",
+        ];
+        type_changes_after(create, &widenings, &others);
     }
 
     #[test]
@@ -943,12 +1009,18 @@ mod tests {
                 sqlite(&copy(set))
             );
         }
-        // The copy, dropped in turn: the values are gone after all.
+        // Kept under another name: the release still running reads the old one.
+        let moved = "ALTER TABLE meta ADD COLUMN message TEXT;\n\
+                     UPDATE meta SET message = body;\n\
+                     ALTER TABLE meta DROP COLUMN body;";
+        assert_eq!(up(moved), [Rule::DropColumn]);
+        assert_eq!(sqlite(moved), [Rule::DropColumn]);
+        // The copy, dropped in turn: the values are gone after all (both drops fire).
         let lost = "ALTER TABLE flows ADD COLUMN url_new TEXT;\n\
                     UPDATE flows SET url_new = url;\n\
                     ALTER TABLE flows DROP COLUMN url;\n\
                     ALTER TABLE flows DROP COLUMN url_new;";
-        assert_eq!(sqlite(lost), [Rule::DropColumn]);
+        assert_eq!(sqlite(lost), [Rule::DropColumn, Rule::DropColumn]);
         // Copied by an earlier migration: the release running may have written since.
         assert_eq!(
             last_of(&[

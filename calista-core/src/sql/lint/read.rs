@@ -307,6 +307,52 @@ impl StringType {
 pub(super) struct ColumnType(String);
 
 impl ColumnType {
+    /// Whether PostgreSQL changes a column of this type to `new` without rewriting the
+    /// table or checking a row, every value kept as it is: the same type; a string type
+    /// widened (see [`StringType::fits`]); a `numeric` whose precision grows at the same
+    /// scale, or loses its bounds; a time, timestamp or interval whose fractional digits grow,
+    /// or lose their bound.
+    pub(super) fn keeps_values_as(&self, new: &ColumnType) -> bool {
+        if self == new {
+            return true;
+        }
+        if let (Some(old), Some(new)) = (self.string(), new.string()) {
+            return old.fits(new);
+        }
+        let (Some((base, old)), Some((new_base, new))) = (self.modifiers(), new.modifiers()) else {
+            return false;
+        };
+        if base != new_base {
+            return false;
+        }
+        match (base, old.as_slice(), new.as_slice()) {
+            ("numeric" | "timestamp" | "timestamptz" | "time" | "timetz" | "interval", _, []) => {
+                true
+            }
+            ("numeric", [p] | [p, 0], [q] | [q, 0]) => q >= p,
+            ("numeric", [p, s], [q, t]) => s == t && q >= p,
+            ("timestamp" | "timestamptz" | "time" | "timetz" | "interval", [p], [q]) => q >= p,
+            _ => false,
+        }
+    }
+
+    /// The type's name and its numeric modifiers (`numeric(10,2)`: `numeric`, `[10, 2]`);
+    /// `None` for an array or a modifier that is not a number.
+    fn modifiers(&self) -> Option<(&str, Vec<u32>)> {
+        if self.0.ends_with(']') {
+            return None;
+        }
+        let Some((base, rest)) = self.0.split_once('(') else {
+            return Some((&self.0, Vec::new()));
+        };
+        let list = rest.strip_suffix(')')?;
+        let numbers = list
+            .split(',')
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        Some((base, numbers))
+    }
+
     /// The string type it is, as far as widening it goes; `None` for any other type
     /// (arrays of strings and `char(n)`, which pads, included).
     pub(super) fn string(&self) -> Option<StringType> {

@@ -23,6 +23,8 @@ pub(super) struct Owned {
     copied_columns: HashSet<(String, String)>,
     /// Columns added here that received the values of one that was not.
     holding_columns: HashSet<(String, String)>,
+    /// Columns from before renamed here, as `(table, column)`: the name they had.
+    names_before: HashMap<(String, String), String>,
 }
 
 /// `(table, column)`, as the sets of columns hold it.
@@ -39,13 +41,21 @@ impl Owned {
         self.relation(table) || self.columns.contains(&key(table, column))
     }
 
-    /// Whether dropping `table.column` loses no value: its values were copied whole into a
-    /// column added here (SQLite's way to change a type), or it was added here and holds
-    /// no value from before.
-    fn may_drop_column(&self, table: &str, column: &str) -> bool {
-        let column = key(table, column);
-        self.copied_columns.contains(&column)
-            || self.column(table, &column.1) && !self.holding_columns.contains(&column)
+    /// Whether `table.column` was added here (or its table created) and holds no value
+    /// from before.
+    fn new_column_without_values(&self, table: &str, column: &str) -> bool {
+        self.column(table, column) && !self.holding_columns.contains(&key(table, column))
+    }
+
+    /// Whether every value of `table.column` was copied into a column added here.
+    fn copied_column(&self, table: &str, column: &str) -> bool {
+        self.copied_columns.contains(&key(table, column))
+    }
+
+    /// The name `table.column` had before the migration renamed it, if it did.
+    fn name_before(&self, table: &str, column: &str) -> String {
+        let before = self.names_before.get(&key(table, column));
+        before.map_or_else(|| column.to_owned(), Clone::clone)
     }
 
     /// Whether dropping `name` loses no row: its rows were copied whole into another table
@@ -74,6 +84,11 @@ impl Owned {
             }
             Change::RenamedTable { from, to } => self.rename_table(from, to),
             Change::RenamedColumn { table, from, to } => {
+                if !self.column(table, from) {
+                    let before = self.name_before(table, from);
+                    self.names_before.remove(&key(table, from));
+                    self.names_before.insert(key(table, to), before);
+                }
                 let (from, to) = (key(table, from), key(table, to));
                 for set in [
                     &mut self.columns,
@@ -95,6 +110,7 @@ impl Owned {
                 self.columns.remove(&column);
                 self.copied_columns.remove(&column);
                 self.holding_columns.remove(&column);
+                self.names_before.remove(&column);
             }
             Change::CopiedColumn {
                 table,
@@ -134,6 +150,17 @@ impl Owned {
             for (table, column) in moved {
                 set.remove(&(table, column.clone()));
                 set.insert((to.to_owned(), column));
+            }
+        }
+        let moved: Vec<_> = self
+            .names_before
+            .keys()
+            .filter(|(table, _)| table == from)
+            .cloned()
+            .collect();
+        for (table, column) in moved {
+            if let Some(before) = self.names_before.remove(&(table, column.clone())) {
+                self.names_before.insert((to.to_owned(), column), before);
             }
         }
     }
@@ -254,11 +281,41 @@ impl ThisMigration {
         dialects.iter().all(|&d| self.on(d).column(table, column))
     }
 
-    /// Whether dropping `table.column` loses no value on any of `dialects`.
-    pub(super) fn may_drop_column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+    /// Whether `table.column` was added here and holds no value from before, on each of
+    /// `dialects`: dropping it loses nothing.
+    pub(super) fn new_column_without_values(
+        &self,
+        dialects: &[Dialect],
+        table: &str,
+        column: &str,
+    ) -> bool {
         dialects
             .iter()
-            .all(|&d| self.on(d).may_drop_column(table, column))
+            .all(|&d| self.on(d).new_column_without_values(table, column))
+    }
+
+    /// Whether every value of `table.column` was copied into a column added here, on each
+    /// of `dialects`.
+    pub(super) fn copied_column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).copied_column(table, column))
+    }
+
+    /// The name `table.column` had before the migration (on the first of `dialects`).
+    pub(super) fn name_before(&self, dialects: &[Dialect], table: &str, column: &str) -> String {
+        match dialects.first() {
+            Some(&d) => self.on(d).name_before(table, column),
+            None => column.to_owned(),
+        }
+    }
+
+    /// Whether, on each of `dialects`, a column added here that holds values from before
+    /// bears the name `table.column`.
+    pub(super) fn restored(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).holding_columns.contains(&key(table, column)))
     }
 
     /// Whether dropping table `name` loses no row on any of `dialects`.
