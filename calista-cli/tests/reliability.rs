@@ -42,18 +42,9 @@ const START: &str = "20250101_0000";
 const HEAD: &str = "20250104_0000";
 
 fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
     command
-        .current_dir(dir)
         .args(args)
-        .env("CALISTA_DB_URL", db.url_text())
-        .env("NO_COLOR", "1");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
-            command.env_remove(key);
-        }
-    }
-    command
         .env("CALISTA_DB_URL", db.url_text())
         .envs(env.iter().copied());
     command
@@ -447,6 +438,33 @@ async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
         );
     }
     assert_eq!(std::fs::read(file).unwrap(), garbage);
+}
+
+/// A SQLite file whose folder does not exist: the error names the file calista tried to
+/// open (a URL's three slashes make a relative path, an easy slip), and nothing is created.
+#[test]
+fn a_sqlite_file_in_a_missing_folder_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+        .args([
+            "--db-url",
+            "sqlite:///no/such/folder/app.db",
+            "db",
+            "upgrade",
+        ])
+        .output()
+        .unwrap();
+    let shown = printed(&result);
+    assert_eq!(result.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "opening the database file {}",
+            dir.path().join("no/such/folder/app.db").display()
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("check that its folder exists"), "{shown}");
+    assert!(!dir.path().join("no").exists());
 }
 
 #[cfg(unix)]
