@@ -42,18 +42,9 @@ const START: &str = "20250101_0000";
 const HEAD: &str = "20250104_0000";
 
 fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
     command
-        .current_dir(dir)
         .args(args)
-        .env("CALISTA_DB_URL", db.url_text())
-        .env("NO_COLOR", "1");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
-            command.env_remove(key);
-        }
-    }
-    command
         .env("CALISTA_DB_URL", db.url_text())
         .envs(env.iter().copied());
     command
@@ -61,14 +52,6 @@ fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Comm
 
 fn output(command: &mut Command) -> Output {
     command.output().expect("run calista")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Brings a database to `START`, with the first migration's table in place.
@@ -79,7 +62,7 @@ fn upgrade_to_start(dir: &Path, db: &TestDb, folder: &str) {
         &["--migrations", folder, "db", "upgrade", "--to", START],
         &[],
     ));
-    assert!(done.status.success(), "{}", text(&done));
+    assert!(done.status.success(), "{}", printed(&done));
 }
 
 fn trials() -> usize {
@@ -150,7 +133,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     upgrade_to_start(&dir, &calibration, &folder);
     let started = Instant::now();
     let full = output(&mut calista(&dir, &calibration, &args, &[]));
-    assert!(full.status.success(), "{}", text(&full));
+    assert!(full.status.success(), "{}", printed(&full));
     let span = started.elapsed().as_millis() as u64 + 50;
 
     let mut outcomes = (0, 0);
@@ -220,7 +203,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
         assert!(
             again.status.success(),
             "the next upgrade fails after {context}: {}",
-            text(&again)
+            printed(&again)
         );
         assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD), "{context}");
     }
@@ -284,11 +267,11 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
         "the upgrade's session was never seen running its slow step"
     );
     let result = child.wait_with_output().unwrap();
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
     assert!(
-        text(&result).contains("20250102_0000_fill_rows.sql"),
+        printed(&result).contains("20250102_0000_fill_rows.sql"),
         "{}",
-        text(&result)
+        printed(&result)
     );
     assert_eq!(at_revision(&db).await.as_deref(), Some(START));
     // The lock went with the session: the next upgrade does not wait for it.
@@ -298,7 +281,7 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
         &["--migrations", &folder, "db", "upgrade"],
         &[("CALISTA_LOCK_TIMEOUT", "5")],
     ));
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", printed(&again));
     assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD));
 }
 
@@ -310,7 +293,7 @@ both_backends! {
             .collect();
         for child in children {
             let result = child.wait_with_output().unwrap();
-            assert!(result.status.success(), "{}", text(&result));
+            assert!(result.status.success(), "{}", printed(&result));
             assert!(String::from_utf8_lossy(&result.stdout).contains("no events"));
         }
         let handle = db.open();
@@ -330,10 +313,10 @@ both_backends! {
             .collect();
         for child in children {
             let result = child.wait_with_output().unwrap();
-            assert!(result.status.success(), "{}", text(&result));
+            assert!(result.status.success(), "{}", printed(&result));
         }
         let upgrade = output(&mut calista(&dir, &db, &["db", "upgrade", "--to", "20250826_1045"], &[("CALISTA_LOCK_TIMEOUT", "1")]));
-        assert!(upgrade.status.success(), "nothing pending: no lock needed: {}", text(&upgrade));
+        assert!(upgrade.status.success(), "nothing pending: no lock needed: {}", printed(&upgrade));
         drop(holder);
     }
 }
@@ -357,11 +340,11 @@ async fn role_without_create_privilege_gets_a_clear_error_and_nothing_changes() 
     let mut command = calista(&dir, &db, &["db", "upgrade"], &[]);
     command.env("CALISTA_DB_URL", &url);
     let result = output(&mut command);
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
     assert!(
-        text(&result).contains("lacks a privilege") && text(&result).contains("CREATE"),
+        printed(&result).contains("lacks a privilege") && printed(&result).contains("CREATE"),
         "{}",
-        text(&result)
+        printed(&result)
     );
     let handle = db.open();
     assert_eq!(
@@ -415,8 +398,12 @@ async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
         &[("CALISTA_BACKUP", "0")],
     ));
     let _ = Command::new("chattr").arg("-i").arg(file).status();
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
-    assert!(text(&result).contains("read-only"), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
+    assert!(
+        printed(&result).contains("read-only"),
+        "{}",
+        printed(&result)
+    );
     assert_eq!(
         std::fs::read(file).unwrap(),
         before,
@@ -438,14 +425,46 @@ async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
         &["events", "list"],
     ] {
         let result = output(&mut calista(&db.scratch_dir(), &db, args, &[]));
-        assert_eq!(result.status.code(), Some(1), "{args:?}: {}", text(&result));
-        assert!(
-            text(&result).contains("not a SQLite database"),
+        assert_eq!(
+            result.status.code(),
+            Some(1),
             "{args:?}: {}",
-            text(&result)
+            printed(&result)
+        );
+        assert!(
+            printed(&result).contains("not a SQLite database"),
+            "{args:?}: {}",
+            printed(&result)
         );
     }
     assert_eq!(std::fs::read(file).unwrap(), garbage);
+}
+
+/// A SQLite file whose folder does not exist: the error names the file calista tried to
+/// open (a URL's three slashes make a relative path, an easy slip), and nothing is created.
+#[test]
+fn a_sqlite_file_in_a_missing_folder_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+        .args([
+            "--db-url",
+            "sqlite:///no/such/folder/app.db",
+            "db",
+            "upgrade",
+        ])
+        .output()
+        .unwrap();
+    let shown = printed(&result);
+    assert_eq!(result.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "opening the database file {}",
+            dir.path().join("no/such/folder/app.db").display()
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("check that its folder exists"), "{shown}");
+    assert!(!dir.path().join("no").exists());
 }
 
 #[cfg(unix)]
@@ -468,8 +487,8 @@ fn migration_folder_with_a_symlink_loop_or_a_dangling_link_is_a_usage_error() {
         &["--migrations", "m", "db", "upgrade"],
         &[],
     ));
-    assert_eq!(result.status.code(), Some(2), "{}", text(&result));
-    let message = text(&result);
+    assert_eq!(result.status.code(), Some(2), "{}", printed(&result));
+    let message = printed(&result);
     assert!(
         message.contains("20250102_0000_loop.sql")
             && message.contains("20250103_0000_dangling.sql"),
@@ -502,13 +521,13 @@ fn silent_server_is_a_bounded_wait() {
         .env("CALISTA_CONNECT_TIMEOUT", "1")
         .output()
         .unwrap();
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
     assert!(
-        text(&result).contains("no answer") && text(&result).contains("within 1s"),
+        printed(&result).contains("no answer") && printed(&result).contains("within 1s"),
         "{}",
-        text(&result)
+        printed(&result)
     );
-    assert!(!text(&result).contains("s3cr3t-pw"));
+    assert!(!printed(&result).contains("s3cr3t-pw"));
     drop(held);
 }
 
@@ -536,13 +555,17 @@ fn wrong_password_error_never_shows_the_password() {
             .env("CALISTA_DB_URL", &url)
             .output()
             .unwrap();
-        assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+        assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
         assert!(
-            text(&result).contains("password authentication failed"),
+            printed(&result).contains("password authentication failed"),
             "{}",
-            text(&result)
+            printed(&result)
         );
-        assert!(!text(&result).contains("s3cr3t-pw"), "{}", text(&result));
+        assert!(
+            !printed(&result).contains("s3cr3t-pw"),
+            "{}",
+            printed(&result)
+        );
     }
 }
 
@@ -679,7 +702,7 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
             .output()
             .unwrap();
-        assert!(first.status.success(), "{sslmode}: {}", text(&first));
+        assert!(first.status.success(), "{sslmode}: {}", printed(&first));
         let child = upgrade(&url, &folder, dir.path(), None).spawn().unwrap();
         // Wait until the slow migration runs, then stop the server under it.
         let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
@@ -706,7 +729,7 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         drop(admin);
         cluster.ctl(&["stop", "-m", "immediate"]);
         let result = child.wait_with_output().unwrap();
-        let shown = text(&result);
+        let shown = printed(&result);
         assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
         assert!(
             shown.contains(
@@ -811,7 +834,7 @@ async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection
         cluster.ctl(&["stop", "-m", "immediate"]);
         drop(holder);
         let result = child.wait_with_output().unwrap();
-        let shown = text(&result);
+        let shown = printed(&result);
         assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
         assert!(
             shown.contains(
