@@ -2,7 +2,7 @@
 
 use super::read::{self, Tokens, has, kw};
 use super::rules::{Category, Rule};
-use super::state::{Declared, ThisMigration};
+use super::state::{Declared, RunsIn, ThisMigration};
 use crate::migration::{Dialect, Direction, Section, Span, section_view};
 use crate::sql::{Keywords, Token, TokenKind, statements};
 
@@ -17,12 +17,18 @@ pub(crate) struct Finding {
     pub(crate) subject: String,
 }
 
-/// The findings of every section of a file, in file order. `declared` holds what the
-/// folder's earlier migrations declared, and learns what this one declares (a file that is
-/// not linted should still be read, so that later files know its columns and functions).
-pub(crate) fn lint(text: &str, spans: &[Span], declared: &mut Declared) -> Vec<Finding> {
+/// The findings of every section of a file, in file order, for a migration whose statements
+/// run as `runs_in` says. `declared` holds what the folder's earlier migrations declared,
+/// and learns what this one declares (a file that is not linted should still be read, so
+/// that later files know its columns and functions).
+pub(crate) fn lint(
+    text: &str,
+    spans: &[Span],
+    runs_in: RunsIn,
+    declared: &mut Declared,
+) -> Vec<Finding> {
     declared.next_migration();
-    let mut this = ThisMigration::default();
+    let mut this = ThisMigration::new(runs_in);
     let mut findings = Findings::default();
     let sections: Vec<Section<'_>> = spans.iter().map(|&s| section_view(text, s)).collect();
     // Up sections are read only if one of them may break a rule (they are then all read,
@@ -332,8 +338,16 @@ fn alter_table_action(
         let sets_not_null = action
             .windows(3)
             .any(|w| w[0].is_keyword("SET") && w[1].is_keyword("NOT") && w[2].is_keyword("NULL"));
-        if sets_not_null && !column().is_some_and(|c| known.declared.proves_not_null(table, &c)) {
+        let runs_in = known.this.runs_in();
+        let proven = |c: &String| known.declared.proves_not_null(table, c, runs_in);
+        if sets_not_null && !column().is_some_and(|c| proven(&c)) {
             hit(Rule::SetNotNull);
+        }
+    } else if kw(action, 0, "VALIDATE") && kw(action, 1, "CONSTRAINT") {
+        let (this, dialects) = (known.this, known.dialects);
+        let name = read::name_at(action, 2).map(|(name, _)| name);
+        if name.is_some_and(|n| this.validates_under_its_lock(dialects, table, &n)) {
+            hit(Rule::ConstraintWithoutNotValid);
         }
     } else if kw(action, 0, "RENAME") {
         if kw(action, 1, "TO") {
@@ -491,6 +505,18 @@ mod tests {
         dialect: Option<Dialect>,
         sql: &str,
     ) -> Vec<Rule> {
+        rules_of(declared, direction, dialect, sql, RunsIn::Transaction)
+    }
+
+    /// The rules broken by `sql` in one section of the given kind, in a migration that runs
+    /// as `runs_in` says, after the migrations `declared` has read.
+    fn rules_of(
+        declared: &mut Declared,
+        direction: Direction,
+        dialect: Option<Dialect>,
+        sql: &str,
+        runs_in: RunsIn,
+    ) -> Vec<Rule> {
         let file = format!("-- calista:x\n{sql}\n");
         let span = (
             span_kind(direction, dialect),
@@ -498,10 +524,26 @@ mod tests {
             13,
             u32::try_from(file.len()).unwrap_or(0),
         );
-        lint(&file, &[span], declared)
+        lint(&file, &[span], runs_in, declared)
             .into_iter()
             .map(|f| f.rule)
             .collect()
+    }
+
+    /// The rules a `-- calista:no-transaction` PostgreSQL migration breaks after the others.
+    fn last_without_transaction(earlier: &[&str], sql: &str) -> Vec<Rule> {
+        let mut declared = Declared::default();
+        for sql in earlier {
+            rules_after(&mut declared, Direction::Up, Some(Dialect::Postgres), sql);
+        }
+        let postgres = Some(Dialect::Postgres);
+        rules_of(
+            &mut declared,
+            Direction::Up,
+            postgres,
+            sql,
+            RunsIn::Statements,
+        )
     }
 
     /// The rules broken by `sql` in one section of the given kind.
@@ -1048,8 +1090,6 @@ mod tests {
         for (before, now) in [
             // Never validated.
             (check, set.to_owned()),
-            // Validated in the migration that added it: the scan ran under its lock.
-            ("SELECT 1;", format!("{check}\n{validate}\n{set}")),
             // A check of another column, or of more than nullness.
             (check, "ALTER TABLE orders VALIDATE CONSTRAINT ck_customer_nn;\nALTER TABLE orders ALTER COLUMN total SET NOT NULL;".to_owned()),
             (
@@ -1061,6 +1101,45 @@ mod tests {
         ] {
             assert_eq!(last_of(&[before, &now]), [Rule::SetNotNull], "{before} / {now}");
         }
+        // Validated in the migration that added it: the scan ran under its lock (the
+        // validation itself is a finding too).
+        assert_eq!(
+            up(&format!("{check}\n{validate}\n{set}")),
+            [Rule::ConstraintWithoutNotValid, Rule::SetNotNull]
+        );
+    }
+
+    #[test]
+    fn validating_in_the_migration_that_added_not_valid_scans_under_its_lock() {
+        let add = "ALTER TABLE orders ADD CONSTRAINT fk_customer FOREIGN KEY (customer_id) \
+                   REFERENCES customers (id) NOT VALID;";
+        let check = "ALTER TABLE orders ADD CONSTRAINT ck_total CHECK (total >= 0) NOT VALID;";
+        let validate = |c: &str| format!("ALTER TABLE orders VALIDATE CONSTRAINT {c};");
+        // In one transaction, the scan runs under the lock the ADD took.
+        for (add, name) in [(add, "fk_customer"), (check, "ck_total")] {
+            let both = format!("{add}\n{}", validate(name));
+            assert_eq!(up(&both), [Rule::ConstraintWithoutNotValid], "{both}");
+            // The documented safe way: validated in a later migration.
+            assert_eq!(folder(&[add, &validate(name)]), [vec![], vec![]]);
+            // Without a transaction, each statement commits and takes its own lock.
+            assert_eq!(last_without_transaction(&[], &both), [], "{both}");
+        }
+        // Another constraint, or one of a table created here.
+        assert_eq!(up(&format!("{add}\n{}", validate("other"))), []);
+        let created = "CREATE TABLE orders (id int, customer_id int);";
+        assert_eq!(
+            up(&format!("{created}\n{add}\n{}", validate("fk_customer"))),
+            []
+        );
+        // Set NOT NULL through a check validated in the same no-transaction migration.
+        let not_null = "ALTER TABLE orders ADD CONSTRAINT ck_nn CHECK (customer_id IS NOT NULL) NOT VALID;\n\
+                        ALTER TABLE orders VALIDATE CONSTRAINT ck_nn;\n\
+                        ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;";
+        assert_eq!(last_without_transaction(&[], not_null), []);
+        assert_eq!(
+            up(not_null),
+            [Rule::ConstraintWithoutNotValid, Rule::SetNotNull]
+        );
     }
 
     #[test]
@@ -1208,7 +1287,7 @@ mod tests {
                 u32::try_from(file.len()).unwrap_or(0),
             ),
         ];
-        let found = lint(file, &spans, &mut Declared::default());
+        let found = lint(file, &spans, RunsIn::Transaction, &mut Declared::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             (found[0].line, found[0].rule),
@@ -1289,11 +1368,16 @@ mod tests {
                     13,
                     u32::try_from(file.len()).unwrap_or(0),
                 );
-                let found: Vec<_> = lint(&file, &[span], &mut Declared::default())
-                    .into_iter()
-                    .filter(|f| f.rule.category() == Category::Portability)
-                    .map(|f| (f.rule, f.subject))
-                    .collect();
+                let found: Vec<_> = lint(
+                    &file,
+                    &[span],
+                    RunsIn::Transaction,
+                    &mut Declared::default(),
+                )
+                .into_iter()
+                .filter(|f| f.rule.category() == Category::Portability)
+                .map(|f| (f.rule, f.subject))
+                .collect();
                 assert_eq!(found, [(rule, subject.to_owned())], "{sql}");
             }
             for dialect in Dialect::ALL {
@@ -1329,7 +1413,7 @@ mod tests {
             14,
             u32::try_from(file.len()).unwrap_or(0),
         );
-        let found = lint(file, &[span], &mut Declared::default());
+        let found = lint(file, &[span], RunsIn::Transaction, &mut Declared::default());
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].line, found[0].rule), (4, Rule::PostgresOnly));
     }

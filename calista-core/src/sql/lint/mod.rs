@@ -30,7 +30,7 @@ mod state;
 pub use rules::{Category, Rule};
 
 pub(crate) use check::lint;
-pub(crate) use state::Declared;
+pub(crate) use state::{Declared, RunsIn};
 
 /// Where the rules are documented, each with why it matters and the safe way: messages link
 /// it by URL (the workspace's `repository`), never by a path in a checkout.

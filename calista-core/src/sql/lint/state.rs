@@ -7,6 +7,17 @@ use std::collections::{HashMap, HashSet};
 use super::read::{self, ColumnType, Tokens, Volatility, kw};
 use crate::migration::Dialect;
 
+/// How a migration's statements run, which decides the lock a later statement of it runs
+/// under: in one transaction (the default; every lock is held to the end), or each on its
+/// own (`-- calista:no-transaction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunsIn {
+    /// One transaction: a lock a statement took is held by the statements after it.
+    Transaction,
+    /// Each statement commits on its own.
+    Statements,
+}
+
 /// What the up sections of one migration, read so far, created, added or copied on one
 /// dialect: the migration owns it, so nobody reads it yet and nothing in it can be lost.
 #[derive(Debug, Default)]
@@ -25,6 +36,8 @@ pub(super) struct Owned {
     holding_columns: HashSet<(String, String)>,
     /// Columns from before renamed here, as `(table, column)`: the name they had.
     names_before: HashMap<(String, String), String>,
+    /// Constraints added `NOT VALID` here, as `(table, constraint)`.
+    not_valid: HashSet<(String, String)>,
 }
 
 /// `(table, column)`, as the sets of columns hold it.
@@ -112,6 +125,9 @@ impl Owned {
                 self.holding_columns.remove(&column);
                 self.names_before.remove(&column);
             }
+            Change::AddedNotValid { table, constraint } => {
+                self.not_valid.insert(key(table, constraint));
+            }
             Change::CopiedColumn {
                 table,
                 target,
@@ -141,6 +157,7 @@ impl Owned {
             &mut self.columns,
             &mut self.copied_columns,
             &mut self.holding_columns,
+            &mut self.not_valid,
         ] {
             let moved: Vec<_> = set
                 .iter()
@@ -192,6 +209,11 @@ enum Change {
         table: String,
         column: String,
     },
+    /// `ALTER TABLE table ADD CONSTRAINT constraint … NOT VALID`.
+    AddedNotValid {
+        table: String,
+        constraint: String,
+    },
     /// `UPDATE table SET target = source` on every row.
     CopiedColumn {
         table: String,
@@ -229,6 +251,13 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             {
                 let table = table.clone();
                 changes.push(Change::AddedColumn { table, column });
+            } else if kw(action, 0, "ADD")
+                && kw(action, 1, "CONSTRAINT")
+                && read::not_valid(action)
+                && let Some((constraint, _)) = read::name_at(action, 2)
+            {
+                let table = table.clone();
+                changes.push(Change::AddedNotValid { table, constraint });
             } else if kw(action, 0, "DROP")
                 && !kw(action, 1, "CONSTRAINT")
                 && let Some((column, _)) = read::action_column(action)
@@ -257,13 +286,43 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
 
 /// What one migration owns, per dialect; a name counts as the migration's only if it is on
 /// every dialect the statement runs on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ThisMigration {
     postgres: Owned,
     sqlite: Owned,
+    runs_in: RunsIn,
 }
 
 impl ThisMigration {
+    /// A migration whose statements run as `runs_in` says, before any is read.
+    pub(super) fn new(runs_in: RunsIn) -> ThisMigration {
+        ThisMigration {
+            postgres: Owned::default(),
+            sqlite: Owned::default(),
+            runs_in,
+        }
+    }
+
+    /// How the migration's statements run.
+    pub(super) fn runs_in(&self) -> RunsIn {
+        self.runs_in
+    }
+
+    /// Whether validating `table`'s constraint `name` scans the table under the lock that
+    /// adding it took: the migration added it `NOT VALID` (on each of `dialects`), and runs
+    /// in one transaction.
+    pub(super) fn validates_under_its_lock(
+        &self,
+        dialects: &[Dialect],
+        table: &str,
+        name: &str,
+    ) -> bool {
+        self.runs_in == RunsIn::Transaction
+            && dialects
+                .iter()
+                .all(|&d| self.on(d).not_valid.contains(&key(table, name)))
+    }
+
     fn on(&self, dialect: Dialect) -> &Owned {
         match dialect {
             Dialect::Postgres => &self.postgres,
@@ -381,14 +440,14 @@ impl Declared {
     /// Whether a valid `CHECK (column IS NOT NULL)` on `table` lets `SET NOT NULL` skip its
     /// scan, without a scan under this migration's lock: the check was added `NOT VALID` and
     /// validated in a later migration, or validated in this one after an earlier one added
-    /// it.
-    pub(super) fn proves_not_null(&self, table: &str, column: &str) -> bool {
+    /// it, or added and validated in this one if its statements each commit on their own.
+    pub(super) fn proves_not_null(&self, table: &str, column: &str, runs_in: RunsIn) -> bool {
+        let own_lock = |at: u32, check: &NotNullCheck| {
+            at == self.migration && check.added == self.migration && runs_in == RunsIn::Transaction
+        };
         self.not_null_checks.get(table).is_some_and(|checks| {
             checks.iter().any(|check| {
-                check.column == column
-                    && check
-                        .validated
-                        .is_some_and(|at| at != self.migration || check.added != self.migration)
+                check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
             })
         })
     }
