@@ -339,7 +339,14 @@ fn alter_table_action(
             .windows(3)
             .any(|w| w[0].is_keyword("SET") && w[1].is_keyword("NOT") && w[2].is_keyword("NULL"));
         let runs_in = known.this.runs_in();
-        let proven = |c: &String| known.declared.proves_not_null(table, c, runs_in);
+        // A migration that fills the column first expects nulls in it: the folder's
+        // `NOT NULL` is then not what the database has (River's 004, after its 002 was
+        // rewritten).
+        let declared_not_null = |c: &String| {
+            known.declared.not_null(table, c) && !known.this.filled(known.dialects, table, c)
+        };
+        let proven =
+            |c: &String| declared_not_null(c) || known.declared.proves_not_null(table, c, runs_in);
         if sets_not_null && !column().is_some_and(|c| proven(&c)) {
             hit(Rule::SetNotNull);
         }
@@ -1106,6 +1113,54 @@ mod tests {
         assert_eq!(
             up(&format!("{check}\n{validate}\n{set}")),
             [Rule::ConstraintWithoutNotValid, Rule::SetNotNull]
+        );
+    }
+
+    #[test]
+    fn set_not_null_on_a_column_the_folder_declared_not_null_does_nothing() {
+        // PostgreSQL scans nothing for a column that is NOT NULL already (Ory's generated
+        // `change_column` restates it; old migrations repeat it).
+        let create = "CREATE TABLE \"courier_messages\" (\"id\" UUID, \"body\" VARCHAR (255) NOT NULL, \
+                      note text, CONSTRAINT pk PRIMARY KEY (\"id\"), CHECK (note IS NOT NULL));\n\
+                      CREATE TABLE codes (code int PRIMARY KEY);\n\
+                      ALTER TABLE courier_messages ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0, ADD COLUMN n int;";
+        for same in [
+            "ALTER TABLE \"courier_messages\" ALTER COLUMN \"body\" TYPE text, ALTER COLUMN \"body\" SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN downloads SET NOT NULL",
+            "ALTER TABLE codes ALTER code SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN id SET NOT NULL",
+        ] {
+            assert_eq!(last_of(&[create, same]), [], "{same}");
+            assert_eq!(up(&format!("{create}\n{same};")), [], "{same}");
+        }
+        for scans in [
+            "ALTER TABLE courier_messages ALTER COLUMN note SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN n SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN unknown SET NOT NULL",
+            "ALTER TABLE others ALTER COLUMN body SET NOT NULL",
+            // Made nullable since, or dropped and added again.
+            "ALTER TABLE courier_messages ALTER COLUMN body DROP NOT NULL;\n\
+             ALTER TABLE courier_messages ALTER COLUMN body SET NOT NULL",
+            "ALTER TABLE courier_messages DROP COLUMN body, ADD COLUMN body text;\n\
+             ALTER TABLE courier_messages ALTER COLUMN body SET NOT NULL",
+        ] {
+            let found = last_of(&[create, scans]);
+            assert!(found.contains(&Rule::SetNotNull), "{scans}: {found:?}");
+        }
+        // Filled first: the migration expects nulls there, whatever the folder declared.
+        let fill = "ALTER TABLE courier_messages ALTER COLUMN body SET DEFAULT '';\n\
+                    UPDATE courier_messages SET body = '' WHERE body IS NULL;\n\
+                    ALTER TABLE courier_messages ALTER COLUMN body SET NOT NULL;";
+        assert_eq!(last_of(&[create, fill]), [Rule::SetNotNull]);
+        // Set NOT NULL by an earlier migration, and renamed since.
+        assert_eq!(
+            last_of(&[
+                create,
+                "ALTER TABLE courier_messages ALTER COLUMN n SET NOT NULL;",
+                "ALTER TABLE courier_messages RENAME COLUMN n TO m;\nALTER TABLE courier_messages RENAME TO messages;",
+                "ALTER TABLE messages ALTER COLUMN m SET NOT NULL"
+            ]),
+            []
         );
     }
 

@@ -256,12 +256,7 @@ pub(super) fn created_columns<'t, 'a>(
     tokens: Tokens<'t, 'a>,
     creation: &Creation,
 ) -> Option<Vec<(String, Tokens<'t, 'a>)>> {
-    let after = creation.after;
-    if !creation.table || !punct(tokens, after, "(") {
-        return None;
-    }
-    let close = past_group(tokens, after)?;
-    let columns = split_top_level(&tokens[after + 1..close - 1])
+    let columns = created_elements(tokens, creation)?
         .into_iter()
         .filter(|element| !is_table_constraint(element))
         .filter_map(|element| {
@@ -270,6 +265,57 @@ pub(super) fn created_columns<'t, 'a>(
         })
         .collect();
     Some(columns)
+}
+
+/// `CREATE … TABLE t (…, [CONSTRAINT c] PRIMARY KEY (a, b), …)`: the columns of the table's
+/// primary key constraint, if it has one.
+pub(super) fn created_primary_key(tokens: Tokens<'_, '_>, creation: &Creation) -> Vec<String> {
+    let elements = created_elements(tokens, creation).unwrap_or_default();
+    elements
+        .into_iter()
+        .flat_map(|element| primary_key_columns(element, 0))
+        .collect()
+}
+
+/// The elements of a `CREATE … TABLE t (…)` list: columns and table constraints.
+fn created_elements<'t, 'a>(
+    tokens: Tokens<'t, 'a>,
+    creation: &Creation,
+) -> Option<Vec<Tokens<'t, 'a>>> {
+    let after = creation.after;
+    if !creation.table || !punct(tokens, after, "(") {
+        return None;
+    }
+    let close = past_group(tokens, after)?;
+    Some(split_top_level(&tokens[after + 1..close - 1]))
+}
+
+/// `[CONSTRAINT c] PRIMARY KEY (a, b) …` from `at`: the columns; none for anything else
+/// (`PRIMARY KEY USING INDEX ix` included, whose columns are not written).
+pub(super) fn primary_key_columns(tokens: Tokens<'_, '_>, at: usize) -> Vec<String> {
+    let at = if kw(tokens, at, "CONSTRAINT") {
+        at + 2
+    } else {
+        at
+    };
+    if !(kw(tokens, at, "PRIMARY") && kw(tokens, at + 1, "KEY") && punct(tokens, at + 2, "(")) {
+        return Vec::new();
+    }
+    match past_group(tokens, at + 2) {
+        Some(close) => names_from(&tokens[at + 3..close - 1], 0),
+        None => Vec::new(),
+    }
+}
+
+/// Whether a column definition's tokens after its name say `NOT NULL` or `PRIMARY KEY`
+/// (outside parentheses: not a `CHECK (c IS NOT NULL)`).
+pub(super) fn declares_not_null(definition: Tokens<'_, '_>) -> bool {
+    let top: Vec<usize> = top_level(definition).collect();
+    top.windows(2).any(|w| {
+        w[1] == w[0] + 1
+            && definition[w[0]].is_keyword("NOT")
+            && definition[w[1]].is_keyword("NULL")
+    }) || top.iter().any(|&i| definition[i].is_keyword("PRIMARY"))
 }
 
 /// Whether an element of a `CREATE TABLE` list is a table constraint or `LIKE`, not a column.
@@ -447,6 +493,26 @@ pub(super) fn type_change<'t, 'a>(action: Tokens<'t, 'a>) -> Option<(String, Tok
         Some((column, &action[at + 1..]))
     } else if kw(action, at, "SET") && kw(action, at + 1, "DATA") && kw(action, at + 2, "TYPE") {
         Some((column, &action[at + 3..]))
+    } else {
+        None
+    }
+}
+
+/// `ALTER [COLUMN] c SET NOT NULL` or `… DROP NOT NULL`: the column, and whether it is now
+/// `NOT NULL`.
+pub(super) fn nullability_change(action: Tokens<'_, '_>) -> Option<(String, bool)> {
+    if !kw(action, 0, "ALTER") {
+        return None;
+    }
+    let (column, at) = action_column(action)?;
+    let not_null = kw(action, at + 1, "NOT") && kw(action, at + 2, "NULL");
+    if !not_null || at + 3 != action.len() {
+        return None;
+    }
+    if kw(action, at, "SET") {
+        Some((column, true))
+    } else if kw(action, at, "DROP") {
+        Some((column, false))
     } else {
         None
     }

@@ -38,6 +38,8 @@ pub(super) struct Owned {
     names_before: HashMap<(String, String), String>,
     /// Constraints added `NOT VALID` here, as `(table, constraint)`.
     not_valid: HashSet<(String, String)>,
+    /// Columns an `UPDATE` here set, as `(table, column)`.
+    filled: HashSet<(String, String)>,
 }
 
 /// `(table, column)`, as the sets of columns hold it.
@@ -107,6 +109,7 @@ impl Owned {
                     &mut self.columns,
                     &mut self.copied_columns,
                     &mut self.holding_columns,
+                    &mut self.filled,
                 ] {
                     if set.remove(&from) {
                         set.insert(to.clone());
@@ -123,10 +126,14 @@ impl Owned {
                 self.columns.remove(&column);
                 self.copied_columns.remove(&column);
                 self.holding_columns.remove(&column);
+                self.filled.remove(&column);
                 self.names_before.remove(&column);
             }
             Change::AddedNotValid { table, constraint } => {
                 self.not_valid.insert(key(table, constraint));
+            }
+            Change::Filled { table, column } => {
+                self.filled.insert(key(table, column));
             }
             Change::CopiedColumn {
                 table,
@@ -158,6 +165,7 @@ impl Owned {
             &mut self.copied_columns,
             &mut self.holding_columns,
             &mut self.not_valid,
+            &mut self.filled,
         ] {
             let moved: Vec<_> = set
                 .iter()
@@ -214,6 +222,11 @@ enum Change {
         table: String,
         constraint: String,
     },
+    /// `UPDATE table SET column = …`.
+    Filled {
+        table: String,
+        column: String,
+    },
     /// `UPDATE table SET target = source` on every row.
     CopiedColumn {
         table: String,
@@ -266,15 +279,23 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
                 changes.push(Change::DroppedColumn { table, column });
             }
         }
-    } else if let Some((table, copies)) = read::column_copies(tokens) {
-        changes.extend(copies.into_iter().map(|(target, source)| {
-            let table = table.clone();
-            Change::CopiedColumn {
-                table,
-                target,
-                source,
-            }
-        }));
+    } else if kw(tokens, 0, "UPDATE") {
+        if let Some((table, columns)) = read::update_targets(tokens, 0) {
+            changes.extend(columns.into_iter().map(|column| {
+                let table = table.clone();
+                Change::Filled { table, column }
+            }));
+        }
+        if let Some((table, copies)) = read::column_copies(tokens) {
+            changes.extend(copies.into_iter().map(|(target, source)| {
+                let table = table.clone();
+                Change::CopiedColumn {
+                    table,
+                    target,
+                    source,
+                }
+            }));
+        }
     }
     if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT"))
         && let Some((target, source)) = read::whole_copy(tokens)
@@ -306,6 +327,14 @@ impl ThisMigration {
     /// How the migration's statements run.
     pub(super) fn runs_in(&self) -> RunsIn {
         self.runs_in
+    }
+
+    /// Whether an `UPDATE` of the migration set `table.column` (on each of `dialects`): it
+    /// expects to fill nulls there, whatever the folder declared.
+    pub(super) fn filled(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).filled.contains(&key(table, column)))
     }
 
     /// Whether validating `table`'s constraint `name` scans the table under the lock that
@@ -401,14 +430,34 @@ impl ThisMigration {
 /// (fires): the lint reads migrations, not the database.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    /// Each table's columns whose type the folder declared.
-    columns: HashMap<String, HashMap<String, ColumnType>>,
+    /// Each table's columns the folder declared.
+    columns: HashMap<String, HashMap<String, Column>>,
     /// Each function's volatility, as last declared (by name: overloads share it).
     functions: HashMap<String, Volatility>,
     /// Each table's `CHECK (c IS NOT NULL)` constraints.
     not_null_checks: HashMap<String, Vec<NotNullCheck>>,
     /// The migration being read, counted from 1.
     migration: u32,
+}
+
+/// What the folder declared of a column.
+#[derive(Debug, Default)]
+struct Column {
+    /// Its type, if the lint read it.
+    ty: Option<ColumnType>,
+    /// Whether it was declared `NOT NULL` (or part of a primary key), and not made nullable
+    /// since.
+    not_null: bool,
+}
+
+impl Column {
+    /// A column as its definition's tokens after its name declare it.
+    fn declared(definition: Tokens<'_, '_>) -> Column {
+        Column {
+            ty: read::column_type(definition).map(|(ty, _)| ty),
+            not_null: read::declares_not_null(definition),
+        }
+    }
 }
 
 /// A `CHECK (column IS NOT NULL)` constraint, and the migrations that added and validated it.
@@ -428,7 +477,22 @@ impl Declared {
 
     /// The type of `table.column`, if the folder declared it.
     pub(super) fn column_type(&self, table: &str, column: &str) -> Option<&ColumnType> {
+        self.column(table, column)?.ty.as_ref()
+    }
+
+    /// Whether the folder declared `table.column` `NOT NULL` (and never made it nullable
+    /// since): `SET NOT NULL` then has nothing to check.
+    pub(super) fn not_null(&self, table: &str, column: &str) -> bool {
+        self.column(table, column).is_some_and(|c| c.not_null)
+    }
+
+    fn column(&self, table: &str, column: &str) -> Option<&Column> {
         self.columns.get(table)?.get(column)
+    }
+
+    fn column_mut(&mut self, table: &str, column: String) -> &mut Column {
+        let columns = self.columns.entry(table.to_owned()).or_default();
+        columns.entry(column).or_default()
     }
 
     /// Whether the folder declared function `name` volatile (`CREATE FUNCTION` without
@@ -464,15 +528,16 @@ impl Declared {
             return;
         }
         if let Some(creation) = read::creation(tokens) {
-            let columns = read::created_columns(tokens, &creation).map(|columns| {
-                columns
-                    .into_iter()
-                    .filter_map(|(column, ty)| Some((column, read::column_type(ty)?.0)))
-                    .collect()
-            });
+            let mut columns: HashMap<String, Column> = read::created_columns(tokens, &creation)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, definition)| (name, Column::declared(definition)))
+                .collect();
+            for key in read::created_primary_key(tokens, &creation) {
+                columns.entry(key).or_default().not_null = true;
+            }
             self.not_null_checks.remove(&creation.name);
-            self.columns
-                .insert(creation.name, columns.unwrap_or_default());
+            self.columns.insert(creation.name, columns);
             return;
         }
         if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
@@ -519,8 +584,10 @@ impl Declared {
                 checks.retain(|c| c.name != name);
             }
         } else if kw(action, 0, "DROP") {
-            if let Some((column, _)) = read::action_column(action) {
-                self.set_type(table, column, None);
+            if let (Some((column, _)), Some(columns)) =
+                (read::action_column(action), self.columns.get_mut(table))
+            {
+                columns.remove(&column);
             }
         } else if let Some((column, new)) = read::type_change(action) {
             // The column has the new type, whatever `USING` computed; after `COLLATE` (or
@@ -528,7 +595,9 @@ impl Declared {
             let ty = read::column_type(new)
                 .filter(|&(_, after)| after == new.len() || kw(new, after, "USING"))
                 .map(|(ty, _)| ty);
-            self.set_type(table, column, ty);
+            self.column_mut(table, column).ty = ty;
+        } else if let Some((column, not_null)) = read::nullability_change(action) {
+            self.column_mut(table, column).not_null = not_null;
         } else if kw(action, 0, "RENAME") && !kw(action, 1, "CONSTRAINT") {
             let Some((from, at)) = read::action_column(action) else {
                 return;
@@ -536,8 +605,11 @@ impl Declared {
             let Some((to, _)) = read::name_at(action, at + 1) else {
                 return;
             };
-            let ty = self.columns.get_mut(table).and_then(|c| c.remove(&from));
-            self.set_type(table, to.clone(), ty);
+            let columns = self.columns.entry(table.to_owned()).or_default();
+            match columns.remove(&from) {
+                Some(column) => columns.insert(to.clone(), column),
+                None => columns.remove(&to),
+            };
             let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
             for check in checks.filter(|c| c.column == from) {
                 check.column.clone_from(&to);
@@ -549,10 +621,16 @@ impl Declared {
     fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>) {
         if read::adds_a_column(action) {
             if let Some((column, at)) = read::action_column(action) {
-                let ty = read::column_type(&action[at..]).map(|(ty, _)| ty);
-                self.set_type(table, column, ty);
+                let declared = Column::declared(&action[at..]);
+                self.columns
+                    .entry(table.to_owned())
+                    .or_default()
+                    .insert(column, declared);
             }
             return;
+        }
+        for key in read::primary_key_columns(action, 1) {
+            self.column_mut(table, key).not_null = true;
         }
         let named = kw(action, 1, "CONSTRAINT");
         let check_at = if named { 3 } else { 1 };
@@ -575,21 +653,5 @@ impl Declared {
                 added: migration,
                 validated,
             });
-    }
-
-    fn set_type(&mut self, table: &str, column: String, ty: Option<ColumnType>) {
-        match ty {
-            Some(ty) => {
-                self.columns
-                    .entry(table.to_owned())
-                    .or_default()
-                    .insert(column, ty);
-            }
-            None => {
-                if let Some(columns) = self.columns.get_mut(table) {
-                    columns.remove(&column);
-                }
-            }
-        }
     }
 }
