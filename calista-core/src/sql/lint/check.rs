@@ -39,9 +39,7 @@ pub(crate) fn lint(
         .any(|s| s.direction() == Direction::Up && DANGER_WORDS.in_text(s.sql()));
     for section in &sections {
         let up = section.direction() == Direction::Up;
-        let declares = up
-            && section.dialect() != Some(Dialect::Sqlite)
-            && DECLARING_WORDS.in_text(section.sql());
+        let declares = up && DECLARING_WORDS.in_text(section.sql());
         let portability_may_break = section.dialect().is_none() && may_be_unportable(section.sql());
         if (up && up_may_break) || declares || portability_may_break {
             lint_section(section, &mut this, declared, &mut findings);
@@ -79,7 +77,7 @@ const DANGER_WORDS: Keywords = Keywords::new(&[
 ]);
 
 /// The words of the statements that declare what later migrations' rules need (tables and
-/// their columns, functions).
+/// their columns, functions; on every dialect, the tables created and dropped).
 const DECLARING_WORDS: Keywords = Keywords::new(&["TABLE", "FUNCTION"]);
 
 /// Words that are PostgreSQL's alone, wherever they stand.
@@ -188,6 +186,7 @@ fn lint_section(
         }
         if context.up {
             this.learn(dialects, &tokens);
+            declared.learn_relations(dialects, &tokens);
             if context.on_postgres {
                 declared.learn(&tokens);
             }
@@ -235,7 +234,10 @@ fn dangerous(
     }
     if starts("DROP") && kw(tokens, 1, "TABLE") {
         let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
-        if !names.iter().all(|n| known.this.may_drop(known.dialects, n)) {
+        let (this, dialects) = (known.this, known.dialects);
+        let loses_nothing =
+            |n: &String| this.may_drop(dialects, n) || known.declared.gone(dialects, n);
+        if !names.iter().all(loses_nothing) {
             hit(Rule::DropTable);
         }
     } else if starts("DROP") && kw(tokens, 1, "SCHEMA") {
@@ -968,6 +970,58 @@ mod tests {
         ] {
             assert_eq!(sqlite(loses), [Rule::DropTable], "{loses}");
         }
+    }
+
+    #[test]
+    fn dropping_a_table_the_folder_already_dropped_drops_nothing() {
+        // SQLite rebuilds (memos) start by clearing a leftover of the scratch name an
+        // earlier rebuild used and dropped.
+        let rebuild = "DROP TABLE IF EXISTS _user_old;\n\
+                       ALTER TABLE user RENAME TO _user_old;\n\
+                       CREATE TABLE user (id INTEGER PRIMARY KEY, name TEXT);\n\
+                       INSERT INTO user SELECT * FROM _user_old;\n\
+                       DROP TABLE IF EXISTS _user_old;";
+        let mut declared = Declared::default();
+        let sqlite = Some(Dialect::Sqlite);
+        let first = rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        assert_eq!(
+            first,
+            [Rule::DropTable],
+            "nothing says _user_old is gone yet"
+        );
+        let second = rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        assert_eq!(second, [], "the first rebuild dropped _user_old");
+        // Created again since, or gone on one dialect only: it may hold rows.
+        let again = "CREATE TABLE _user_old (id int);";
+        rules_after(&mut declared, Direction::Up, sqlite, again);
+        let third = rules_after(
+            &mut declared,
+            Direction::Up,
+            sqlite,
+            "DROP TABLE _user_old;",
+        );
+        assert_eq!(third, [Rule::DropTable]);
+        let mut declared = Declared::default();
+        rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        let postgres = rules_after(
+            &mut declared,
+            Direction::Up,
+            Some(Dialect::Postgres),
+            "DROP TABLE _user_old;",
+        );
+        assert_eq!(postgres, [Rule::DropTable]);
+        let mut declared = Declared::default();
+        rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        let shared = rules_after(&mut declared, Direction::Up, None, "DROP TABLE _user_old;");
+        assert_eq!(shared, [Rule::DropTable]);
+        // Renamed away: the old name holds nothing.
+        assert_eq!(
+            last_of(&[
+                "CREATE TABLE a (id int);\nALTER TABLE a RENAME TO b;",
+                "DROP TABLE IF EXISTS a"
+            ]),
+            []
+        );
     }
 
     #[test]

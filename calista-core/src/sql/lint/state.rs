@@ -436,6 +436,10 @@ pub(crate) struct Declared {
     functions: HashMap<String, Volatility>,
     /// Each table's `CHECK (c IS NOT NULL)` constraints.
     not_null_checks: HashMap<String, Vec<NotNullCheck>>,
+    /// Per dialect, the tables the folder dropped (or renamed away) and did not create
+    /// again since: nothing is left to drop. Read from every up section, not PostgreSQL's
+    /// only.
+    gone: HashMap<Dialect, HashSet<String>>,
     /// The migration being read, counted from 1.
     migration: u32,
 }
@@ -514,6 +518,37 @@ impl Declared {
                 check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
             })
         })
+    }
+
+    /// Whether the folder dropped table `name` (or renamed it away), on each of `dialects`,
+    /// and did not create it again since.
+    pub(super) fn gone(&self, dialects: &[Dialect], name: &str) -> bool {
+        dialects
+            .iter()
+            .all(|d| self.gone.get(d).is_some_and(|gone| gone.contains(name)))
+    }
+
+    /// Learns which tables one statement of an up section that runs on `dialects` drops,
+    /// renames away or creates.
+    pub(super) fn learn_relations(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+        for change in changes(tokens) {
+            for &dialect in dialects {
+                let gone = self.gone.entry(dialect).or_default();
+                match &change {
+                    Change::Dropped(name) => {
+                        gone.insert(name.clone());
+                    }
+                    Change::RenamedTable { from, to } => {
+                        gone.insert(from.clone());
+                        gone.remove(to);
+                    }
+                    Change::Created(name) => {
+                        gone.remove(name);
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// Learns what one statement of an up section that runs on PostgreSQL declares.
