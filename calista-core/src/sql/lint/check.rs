@@ -326,7 +326,7 @@ fn alter_table_action(
         let (this, dialects) = (known.this, known.dialects);
         match column() {
             Some(c) if this.new_column_without_values(dialects, table, &c) => {}
-            Some(c) if this.copied_column(dialects, table, &c) => {
+            Some(c) if copied_unchanged(known, table, &c) => {
                 let original = this.name_before(dialects, table, &c);
                 copied_columns_dropped.push((table.to_owned(), original));
             }
@@ -367,6 +367,23 @@ fn alter_table_action(
             hit(Rule::RenameColumn);
         }
     }
+}
+
+/// Whether every value of `table.column` was copied, unchanged, into a column the migration
+/// added: on PostgreSQL, the copy's type must keep the values as they are (a `numeric`
+/// copied into an `integer` loses its fractions), so both types must be known; SQLite
+/// stores a value as it is whatever the column's declared type.
+fn copied_unchanged(known: &Known<'_>, table: &str, column: &str) -> bool {
+    let Some(copy) = known.this.copy_of(known.dialects, table, column) else {
+        return false;
+    };
+    if !known.dialects.contains(&Dialect::Postgres) {
+        return true;
+    }
+    let ty = |c: &str| known.declared.column_type(table, c);
+    ty(column)
+        .zip(ty(&copy))
+        .is_some_and(|(old, new)| old.keeps_values_as(new))
 }
 
 /// Whether `ALTER COLUMN … TYPE new` keeps every value as it is, for a column whose type the
@@ -1088,9 +1105,18 @@ mod tests {
             "UPDATE flows SET url_new = flows.url WHERE true",
             "UPDATE \"flows\" SET \"url_new\" = \"url\"",
         ] {
-            assert_eq!(up(&copy(set)), [], "{set}");
+            // On PostgreSQL, only into a type that keeps the values: both must be known.
+            let create = "CREATE TABLE flows (id int, url VARCHAR (2048) NOT NULL);";
+            assert_eq!(last_of(&[create, &copy(set)]), [], "{set}");
+            assert_eq!(up(&copy(set)), [Rule::DropColumn], "{set}");
             assert_eq!(sqlite(&copy(set)), [], "{set}");
         }
+        let narrowed = "ALTER TABLE prices ADD COLUMN amount_new integer;\n\
+                        UPDATE prices SET amount_new = amount;\n\
+                        ALTER TABLE prices DROP COLUMN amount;\n\
+                        ALTER TABLE prices RENAME COLUMN amount_new TO amount;";
+        let prices = "CREATE TABLE prices (id int, amount numeric(10, 2));";
+        assert_eq!(last_of(&[prices, narrowed]), [Rule::DropColumn]);
         // An old column renamed, a new one filled from it, the old one dropped.
         let renamed = "ALTER TABLE sessions RENAME COLUMN token TO old_token;\n\
                        ALTER TABLE sessions ADD COLUMN token varchar(39) NULL;\n\

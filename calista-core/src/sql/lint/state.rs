@@ -30,8 +30,9 @@ pub(super) struct Owned {
     copied: HashSet<String>,
     /// Relations created here that received the rows of one that was not.
     holding: HashSet<String>,
-    /// Columns whose every value was copied into a column added here, as `(table, column)`.
-    copied_columns: HashSet<(String, String)>,
+    /// Columns whose every value was copied into a column added here, as `(table, column)`,
+    /// with the column they were copied into.
+    copied_columns: HashMap<(String, String), String>,
     /// Columns added here that received the values of one that was not.
     holding_columns: HashSet<(String, String)>,
     /// Columns from before renamed here, as `(table, column)`: the name they had.
@@ -62,9 +63,9 @@ impl Owned {
         self.column(table, column) && !self.holding_columns.contains(&key(table, column))
     }
 
-    /// Whether every value of `table.column` was copied into a column added here.
-    fn copied_column(&self, table: &str, column: &str) -> bool {
-        self.copied_columns.contains(&key(table, column))
+    /// The column added here that every value of `table.column` was copied into, if any.
+    fn copy_of(&self, table: &str, column: &str) -> Option<&String> {
+        self.copied_columns.get(&key(table, column))
     }
 
     /// The name `table.column` had before the migration renamed it, if it did.
@@ -104,10 +105,14 @@ impl Owned {
                     self.names_before.remove(&key(table, from));
                     self.names_before.insert(key(table, to), before);
                 }
+                for ((copied_from, _), copy) in &mut self.copied_columns {
+                    if copied_from == table && copy == from {
+                        copy.clone_from(to);
+                    }
+                }
                 let (from, to) = (key(table, from), key(table, to));
                 for set in [
                     &mut self.columns,
-                    &mut self.copied_columns,
                     &mut self.holding_columns,
                     &mut self.filled,
                 ] {
@@ -117,6 +122,10 @@ impl Owned {
                         set.remove(&to);
                     }
                 }
+                match self.copied_columns.remove(&from) {
+                    Some(copy) => self.copied_columns.insert(to, copy),
+                    None => self.copied_columns.remove(&to),
+                };
             }
             Change::AddedColumn { table, column } => {
                 self.columns.insert(key(table, column));
@@ -146,7 +155,8 @@ impl Owned {
                     {
                         self.holding_columns.insert(key(table, target));
                     }
-                    self.copied_columns.insert(key(table, source));
+                    self.copied_columns
+                        .insert(key(table, source), target.clone());
                 }
             }
         }
@@ -162,7 +172,6 @@ impl Owned {
         }
         for set in [
             &mut self.columns,
-            &mut self.copied_columns,
             &mut self.holding_columns,
             &mut self.not_valid,
             &mut self.filled,
@@ -177,15 +186,16 @@ impl Owned {
                 set.insert((to.to_owned(), column));
             }
         }
-        let moved: Vec<_> = self
-            .names_before
-            .keys()
-            .filter(|(table, _)| table == from)
-            .cloned()
-            .collect();
-        for (table, column) in moved {
-            if let Some(before) = self.names_before.remove(&(table, column.clone())) {
-                self.names_before.insert((to.to_owned(), column), before);
+        for map in [&mut self.names_before, &mut self.copied_columns] {
+            let moved: Vec<_> = map
+                .keys()
+                .filter(|(table, _)| table == from)
+                .cloned()
+                .collect();
+            for (table, column) in moved {
+                if let Some(value) = map.remove(&(table, column.clone())) {
+                    map.insert((to.to_owned(), column), value);
+                }
             }
         }
     }
@@ -382,12 +392,19 @@ impl ThisMigration {
             .all(|&d| self.on(d).new_column_without_values(table, column))
     }
 
-    /// Whether every value of `table.column` was copied into a column added here, on each
-    /// of `dialects`.
-    pub(super) fn copied_column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
-        dialects
+    /// The column added here that every value of `table.column` was copied into, on each
+    /// of `dialects` (its name on the first).
+    pub(super) fn copy_of(
+        &self,
+        dialects: &[Dialect],
+        table: &str,
+        column: &str,
+    ) -> Option<String> {
+        let copies: Option<Vec<&String>> = dialects
             .iter()
-            .all(|&d| self.on(d).copied_column(table, column))
+            .map(|&d| self.on(d).copy_of(table, column))
+            .collect();
+        copies?.first().map(|copy| (*copy).clone())
     }
 
     /// The name `table.column` had before the migration (on the first of `dialects`).
