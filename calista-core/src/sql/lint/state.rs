@@ -43,6 +43,14 @@ pub(super) struct Owned {
     filled: HashSet<(String, String)>,
 }
 
+/// The `(table, column)` keys of `table`, to move when it is renamed.
+fn of_table<'k>(
+    keys: impl Iterator<Item = &'k (String, String)>,
+    table: &str,
+) -> Vec<(String, String)> {
+    keys.filter(|(t, _)| t == table).cloned().collect()
+}
+
 /// `(table, column)`, as the sets of columns hold it.
 fn key(table: &str, column: &str) -> (String, String) {
     (table.to_owned(), column.to_owned())
@@ -176,23 +184,13 @@ impl Owned {
             &mut self.not_valid,
             &mut self.filled,
         ] {
-            let moved: Vec<_> = set
-                .iter()
-                .filter(|(table, _)| table == from)
-                .cloned()
-                .collect();
-            for (table, column) in moved {
+            for (table, column) in of_table(set.iter(), from) {
                 set.remove(&(table, column.clone()));
                 set.insert((to.to_owned(), column));
             }
         }
         for map in [&mut self.names_before, &mut self.copied_columns] {
-            let moved: Vec<_> = map
-                .keys()
-                .filter(|(table, _)| table == from)
-                .cloned()
-                .collect();
-            for (table, column) in moved {
+            for (table, column) in of_table(map.keys(), from) {
                 if let Some(value) = map.remove(&(table, column.clone())) {
                     map.insert((to.to_owned(), column), value);
                 }
