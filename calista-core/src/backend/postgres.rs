@@ -13,7 +13,7 @@
 //! connection shown to reach the server itself ([`Route`]).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -293,17 +293,27 @@ impl Backend for Postgres {
     /// Prepared once and kept where the connection reaches the server itself: the server
     /// then plans the read once, where a simple query is parsed and planned on every call,
     /// which costs more than the read. Elsewhere a simple query, the first time with the
-    /// question of where the connection leads ([`Route`]).
+    /// question of where the connection leads, answered at the second read ([`Route`]): a
+    /// process that checks once resolves no host name.
     async fn read_state_brief(&self, conn: &mut PgConnection) -> Result<Option<DbState>, Error> {
+        let mut route = self.route.get();
+        if let Route::Seen { address, port } = route {
+            route = if reaches(&self.connect, address, port).await {
+                Route::Direct
+            } else {
+                Route::Indirect
+            };
+            self.route.set(route);
+        }
         let brief = self.sql.brief.clone();
-        let rows = match self.route.get() {
+        let rows = match route {
             Route::Direct => {
                 sqlx::query(brief)
                     .persistent(true)
                     .fetch_all(&mut *conn)
                     .await
             }
-            Route::Indirect => Queries::<Self>::fetch_rows(conn, brief).await,
+            Route::Indirect | Route::Seen { .. } => Queries::<Self>::fetch_rows(conn, brief).await,
             Route::Unknown => self.read_brief_and_route(conn).await,
         };
         Queries::<Self>::read_state_brief(conn, &self.sql.state, rows).await
@@ -662,37 +672,31 @@ impl Backend for Postgres {
 }
 
 impl Postgres {
-    /// The guard's read and the server's end of the connection, in one simple query; the
-    /// route it shows is kept for the guard's next reads on this connection.
+    /// The guard's read and the server's end of the connection, in one simple query; what
+    /// the server said is kept for the guard's next read on this connection.
     async fn read_brief_and_route(
         &self,
         conn: &mut PgConnection,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
-        let (mut brief, mut route) = (Vec::new(), None);
+        let (mut brief, mut server) = (Vec::new(), None);
         let mut results = sqlx::raw_sql(self.sql.brief_and_route.clone()).fetch_many(&mut *conn);
         let mut statement = 0;
         while let Some(result) = results.try_next().await? {
             match result {
                 Either::Left(_) => statement += 1,
                 Either::Right(row) if statement == 0 => brief.push(row),
-                Either::Right(row) => route = Some(row),
+                Either::Right(row) => server = Some(row),
             }
         }
-        drop(results);
-        let server = route.map(|row| {
-            let address: Option<String> = row.try_get(0).ok().flatten();
-            let port: Option<i32> = row.try_get(1).ok().flatten();
-            (address.and_then(|a| a.parse().ok()), port)
+        let seen = server.and_then(|row| {
+            let address: Option<String> = row.try_get(0).ok()?;
+            let port: Option<i32> = row.try_get(1).ok()?;
+            Some(Route::Seen {
+                address: address?.parse().ok()?,
+                port: port?,
+            })
         });
-        let direct = match server {
-            Some((Some(address), Some(port))) => reaches(&self.connect, address, port).await,
-            _ => false,
-        };
-        self.route.set(if direct {
-            Route::Direct
-        } else {
-            Route::Indirect
-        });
+        self.route.set(seen.unwrap_or(Route::Indirect));
         Ok(brief)
     }
 }
@@ -715,10 +719,14 @@ const ROUTE: &str = "SELECT host(inet_server_addr()), inet_server_port()";
 /// shown is taken as indirect: a Unix socket (the server reports no address for it), an
 /// address translated on the way (a container's published port, a cloud load balancer),
 /// a host name that no longer resolves to the server's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Route {
     /// Not asked yet on this connection.
+    #[default]
     Unknown,
+    /// The server's end of the connection, as it told: not compared yet with what calista
+    /// dialled, which may take a name lookup.
+    Seen { address: IpAddr, port: i32 },
     /// The server's end of the connection is what calista dialled.
     Direct,
     /// Perhaps a pooler: nothing is left on the connection beyond its transaction.
@@ -727,24 +735,15 @@ enum Route {
 
 /// A [`Route`] shared by the guard's reads; a clone starts over at [`Route::Unknown`].
 #[derive(Debug, Default)]
-struct RouteCell(AtomicU8);
+struct RouteCell(Mutex<Route>);
 
 impl RouteCell {
     fn get(&self) -> Route {
-        match self.0.load(Ordering::Relaxed) {
-            1 => Route::Direct,
-            2 => Route::Indirect,
-            _ => Route::Unknown,
-        }
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn set(&self, route: Route) {
-        let value = match route {
-            Route::Unknown => 0,
-            Route::Direct => 1,
-            Route::Indirect => 2,
-        };
-        self.0.store(value, Ordering::Relaxed);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = route;
     }
 }
 
@@ -1123,6 +1122,7 @@ pub(crate) fn lock_key(schema: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
+    use std::time::Duration;
 
     use super::{is_dialled, lock_key};
 
@@ -1162,5 +1162,65 @@ mod tests {
             5432
         ));
         assert!(!is_dialled(std::iter::empty(), 5432, ip("127.0.0.1"), 5432));
+    }
+
+    /// On a connection made straight to the test server, the guard's read is prepared once
+    /// and kept from its third call: the first asks where the connection leads, the
+    /// second compares, and a simple query runs until then.
+    #[tokio::test]
+    async fn the_guard_keeps_its_read_prepared_on_a_direct_connection() {
+        use sqlx::{ConnectOptions, Connection};
+
+        use super::{Backend, Postgres, Queries, Route};
+        use crate::database::SchemaName;
+
+        // The test server, as the integration tests find it (testing::DEFAULT_PG_URL).
+        let url = std::env::var("CALISTA_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        let name = format!("calista_route_{}", std::process::id());
+        let mut server = admin.connect().await.unwrap();
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            Queries::<Postgres>::run(&mut server, &statement)
+                .await
+                .unwrap();
+        }
+        let options = admin.clone().database(&name);
+        let schema = SchemaName::calista();
+        let backend = Postgres::new(
+            options,
+            None,
+            name.clone(),
+            schema,
+            Duration::from_secs(10),
+            name.clone(),
+        );
+        let mut conn = backend.connect().await.unwrap();
+        let tables = format!(
+            "{}; INSERT INTO calista.alembic_version VALUES ('a')",
+            backend.create_tables()
+        );
+        Queries::<Postgres>::run(&mut conn, &tables).await.unwrap();
+        let mut routes = Vec::new();
+        for _ in 0..3 {
+            backend.read_state_brief(&mut conn).await.unwrap();
+            routes.push(backend.route.get());
+        }
+        let kept: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%alembic_version%'",
+        )
+        .persistent(false)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+        Queries::<Postgres>::run(&mut server, &drop).await.unwrap();
+        assert!(matches!(routes[0], Route::Seen { .. }), "{routes:?}");
+        assert_eq!(routes[1..], [Route::Direct, Route::Direct]);
+        assert_eq!(kept, 1);
     }
 }
