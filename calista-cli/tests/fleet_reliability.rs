@@ -13,9 +13,10 @@ mod common;
 mod fleet_common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
+use common::program;
 use fleet_common::{Fleet, migration_set};
 
 /// The migrations of every trial: enough that a kill often lands inside a target's batch.
@@ -30,21 +31,12 @@ fn setting(name: &str, default: usize) -> usize {
 
 /// `calista --migrations DIR db upgrade --targets FILE --jobs 8`, with a clean environment.
 fn fleet_upgrade(dir: &Path, migrations: &Path, targets: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
     command
-        .current_dir(dir)
         .arg("--migrations")
         .arg(migrations)
         .args(["db", "upgrade", "--jobs", "8", "--targets"])
-        .arg(targets)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALISTA_") {
-            command.env_remove(key);
-        }
-    }
+        .arg(targets);
     command
 }
 

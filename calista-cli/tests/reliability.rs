@@ -42,18 +42,9 @@ const START: &str = "20250101_0000";
 const HEAD: &str = "20250104_0000";
 
 fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
     command
-        .current_dir(dir)
         .args(args)
-        .env("CALISTA_DB_URL", db.url_text())
-        .env("NO_COLOR", "1");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
-            command.env_remove(key);
-        }
-    }
-    command
         .env("CALISTA_DB_URL", db.url_text())
         .envs(env.iter().copied());
     command
@@ -61,14 +52,6 @@ fn calista(dir: &Path, db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Comm
 
 fn output(command: &mut Command) -> Output {
     command.output().expect("run calista")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Brings a database to `START`, with the first migration's table in place.
@@ -79,7 +62,7 @@ fn upgrade_to_start(dir: &Path, db: &TestDb, folder: &str) {
         &["--migrations", folder, "db", "upgrade", "--to", START],
         &[],
     ));
-    assert!(done.status.success(), "{}", text(&done));
+    assert!(done.status.success(), "{}", printed(&done));
 }
 
 fn trials() -> usize {
@@ -150,7 +133,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
     upgrade_to_start(&dir, &calibration, &folder);
     let started = Instant::now();
     let full = output(&mut calista(&dir, &calibration, &args, &[]));
-    assert!(full.status.success(), "{}", text(&full));
+    assert!(full.status.success(), "{}", printed(&full));
     let span = started.elapsed().as_millis() as u64 + 50;
 
     let mut outcomes = (0, 0);
@@ -220,7 +203,7 @@ async fn kill_trials(make: impl AsyncFn() -> TestDb) {
         assert!(
             again.status.success(),
             "the next upgrade fails after {context}: {}",
-            text(&again)
+            printed(&again)
         );
         assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD), "{context}");
     }
@@ -284,11 +267,11 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
         "the upgrade's session was never seen running its slow step"
     );
     let result = child.wait_with_output().unwrap();
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
     assert!(
-        text(&result).contains("20250102_0000_fill_rows.sql"),
+        printed(&result).contains("20250102_0000_fill_rows.sql"),
         "{}",
-        text(&result)
+        printed(&result)
     );
     assert_eq!(at_revision(&db).await.as_deref(), Some(START));
     // The lock went with the session: the next upgrade does not wait for it.
@@ -298,7 +281,7 @@ async fn postgres_connection_terminated_by_the_server_mid_upgrade_keeps_the_old_
         &["--migrations", &folder, "db", "upgrade"],
         &[("CALISTA_LOCK_TIMEOUT", "5")],
     ));
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", printed(&again));
     assert_eq!(at_revision(&db).await.as_deref(), Some(HEAD));
 }
 
@@ -310,7 +293,7 @@ both_backends! {
             .collect();
         for child in children {
             let result = child.wait_with_output().unwrap();
-            assert!(result.status.success(), "{}", text(&result));
+            assert!(result.status.success(), "{}", printed(&result));
             assert!(String::from_utf8_lossy(&result.stdout).contains("no events"));
         }
         let handle = db.open();
@@ -330,10 +313,10 @@ both_backends! {
             .collect();
         for child in children {
             let result = child.wait_with_output().unwrap();
-            assert!(result.status.success(), "{}", text(&result));
+            assert!(result.status.success(), "{}", printed(&result));
         }
         let upgrade = output(&mut calista(&dir, &db, &["db", "upgrade", "--to", "20250826_1045"], &[("CALISTA_LOCK_TIMEOUT", "1")]));
-        assert!(upgrade.status.success(), "nothing pending: no lock needed: {}", text(&upgrade));
+        assert!(upgrade.status.success(), "nothing pending: no lock needed: {}", printed(&upgrade));
         drop(holder);
     }
 }
@@ -357,11 +340,11 @@ async fn role_without_create_privilege_gets_a_clear_error_and_nothing_changes() 
     let mut command = calista(&dir, &db, &["db", "upgrade"], &[]);
     command.env("CALISTA_DB_URL", &url);
     let result = output(&mut command);
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
     assert!(
-        text(&result).contains("lacks a privilege") && text(&result).contains("CREATE"),
+        printed(&result).contains("lacks a privilege") && printed(&result).contains("CREATE"),
         "{}",
-        text(&result)
+        printed(&result)
     );
     let handle = db.open();
     assert_eq!(
@@ -415,8 +398,12 @@ async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
         &[("CALISTA_BACKUP", "0")],
     ));
     let _ = Command::new("chattr").arg("-i").arg(file).status();
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
-    assert!(text(&result).contains("read-only"), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
+    assert!(
+        printed(&result).contains("read-only"),
+        "{}",
+        printed(&result)
+    );
     assert_eq!(
         std::fs::read(file).unwrap(),
         before,
@@ -438,14 +425,46 @@ async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
         &["events", "list"],
     ] {
         let result = output(&mut calista(&db.scratch_dir(), &db, args, &[]));
-        assert_eq!(result.status.code(), Some(1), "{args:?}: {}", text(&result));
-        assert!(
-            text(&result).contains("not a SQLite database"),
+        assert_eq!(
+            result.status.code(),
+            Some(1),
             "{args:?}: {}",
-            text(&result)
+            printed(&result)
+        );
+        assert!(
+            printed(&result).contains("not a SQLite database"),
+            "{args:?}: {}",
+            printed(&result)
         );
     }
     assert_eq!(std::fs::read(file).unwrap(), garbage);
+}
+
+/// A SQLite file whose folder does not exist: the error names the file calista tried to
+/// open (a URL's three slashes make a relative path, an easy slip), and nothing is created.
+#[test]
+fn a_sqlite_file_in_a_missing_folder_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+        .args([
+            "--db-url",
+            "sqlite:///no/such/folder/app.db",
+            "db",
+            "upgrade",
+        ])
+        .output()
+        .unwrap();
+    let shown = printed(&result);
+    assert_eq!(result.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "opening the database file {}",
+            dir.path().join("no/such/folder/app.db").display()
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("check that its folder exists"), "{shown}");
+    assert!(!dir.path().join("no").exists());
 }
 
 #[cfg(unix)]
@@ -468,8 +487,8 @@ fn migration_folder_with_a_symlink_loop_or_a_dangling_link_is_a_usage_error() {
         &["--migrations", "m", "db", "upgrade"],
         &[],
     ));
-    assert_eq!(result.status.code(), Some(2), "{}", text(&result));
-    let message = text(&result);
+    assert_eq!(result.status.code(), Some(2), "{}", printed(&result));
+    let message = printed(&result);
     assert!(
         message.contains("20250102_0000_loop.sql")
             && message.contains("20250103_0000_dangling.sql"),
@@ -502,13 +521,13 @@ fn silent_server_is_a_bounded_wait() {
         .env("CALISTA_CONNECT_TIMEOUT", "1")
         .output()
         .unwrap();
-    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
     assert!(
-        text(&result).contains("no answer") && text(&result).contains("within 1s"),
+        printed(&result).contains("no answer") && printed(&result).contains("within 1s"),
         "{}",
-        text(&result)
+        printed(&result)
     );
-    assert!(!text(&result).contains("s3cr3t-pw"));
+    assert!(!printed(&result).contains("s3cr3t-pw"));
     drop(held);
 }
 
@@ -536,13 +555,17 @@ fn wrong_password_error_never_shows_the_password() {
             .env("CALISTA_DB_URL", &url)
             .output()
             .unwrap();
-        assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+        assert_eq!(result.status.code(), Some(1), "{}", printed(&result));
         assert!(
-            text(&result).contains("password authentication failed"),
+            printed(&result).contains("password authentication failed"),
             "{}",
-            text(&result)
+            printed(&result)
         );
-        assert!(!text(&result).contains("s3cr3t-pw"), "{}", text(&result));
+        assert!(
+            !printed(&result).contains("s3cr3t-pw"),
+            "{}",
+            printed(&result)
+        );
     }
 }
 
@@ -676,33 +699,11 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
     let dir = tempfile::tempdir().unwrap();
     for sslmode in ["require", "disable"] {
         let url = cluster.url(sslmode);
-        let upgrade = |to: Option<&str>| {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
-            command
-                .current_dir(dir.path())
-                .args([
-                    "--db-url",
-                    &url,
-                    "--migrations",
-                    &folder,
-                    "db",
-                    "upgrade",
-                    "--no-backup",
-                ])
-                .args(to.map(|to| ["--to", to]).into_iter().flatten())
-                .env("NO_COLOR", "1")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            for (key, _) in std::env::vars() {
-                if key.starts_with("CALISTA_") {
-                    command.env_remove(key);
-                }
-            }
-            command
-        };
-        let first = upgrade(Some("20250101_0000")).output().unwrap();
-        assert!(first.status.success(), "{sslmode}: {}", text(&first));
-        let child = upgrade(None).spawn().unwrap();
+        let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
+            .output()
+            .unwrap();
+        assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+        let child = upgrade(&url, &folder, dir.path(), None).spawn().unwrap();
         // Wait until the slow migration runs, then stop the server under it.
         let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
             .await
@@ -728,7 +729,7 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         drop(admin);
         cluster.ctl(&["stop", "-m", "immediate"]);
         let result = child.wait_with_output().unwrap();
-        let shown = text(&result);
+        let shown = printed(&result);
         assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
         assert!(
             shown.contains(
@@ -741,19 +742,7 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
                 && shown.contains("still at revision 20250101_0000"),
             "{sslmode}: {shown}"
         );
-        for driver_words in [
-            "docs.rs",
-            "http",
-            "close_notify",
-            "bytes at EOF",
-            "failed (up)",
-            "nothing of the failed",
-        ] {
-            assert!(
-                !shown.contains(driver_words),
-                "{sslmode}: `{driver_words}` in {shown}"
-            );
-        }
+        assert_no_driver_words(&shown, sslmode, &["failed (up)", "nothing of the failed"]);
         // What the message says is what the database holds.
         cluster.ctl(&["start"]);
         let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
@@ -769,5 +758,95 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
             .await
             .unwrap();
         conn.close().await.ok();
+    }
+}
+
+/// `calista db upgrade --no-backup` of `folder` on `url`, run in `dir`, its output piped, no
+/// CALISTA_ variable of the test's environment passed on.
+fn upgrade(url: &str, folder: &str, dir: &Path, to: Option<&str>) -> Command {
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
+    command
+        .args([
+            "--db-url",
+            url,
+            "--migrations",
+            folder,
+            "db",
+            "upgrade",
+            "--no-backup",
+        ])
+        .args(to.map(|to| ["--to", to]).into_iter().flatten());
+    command
+}
+
+/// Asserts that `shown` holds none of the driver's words for a lost connection, nor `also`.
+fn assert_no_driver_words(shown: &str, sslmode: &str, also: &[&str]) {
+    for words in ["docs.rs", "http", "close_notify", "bytes at EOF"]
+        .iter()
+        .chain(also)
+    {
+        assert!(!shown.contains(words), "{sslmode}: `{words}` in {shown}");
+    }
+}
+
+/// The server stopped while the program waits for the migration lock another session holds:
+/// the error names the lost connection and what was being done, says the database was not
+/// being changed, and shows no driver words; over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection_that_changed_nothing()
+ {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = MigrationSet::new(&[("20250101_0000_create_a.sql", &create_table("a"))]);
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for sslmode in ["require", "disable"] {
+        let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(calista::postgres_lock_key(&calista::SchemaName::calista()))
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let child = upgrade(&cluster.url(sslmode), &folder, dir.path(), None)
+            .spawn()
+            .unwrap();
+        let mut waiting = false;
+        for _ in 0..600 {
+            waiting = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory_xact_lock%' \
+                 AND pid <> pg_backend_pid())",
+            )
+            .fetch_one(&mut holder)
+            .await
+            .unwrap();
+            if waiting {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            waiting,
+            "{sslmode}: the upgrade was never seen waiting for the lock"
+        );
+        // The holder keeps the lock until the server stops under both sessions.
+        cluster.ctl(&["stop", "-m", "immediate"]);
+        drop(holder);
+        let result = child.wait_with_output().unwrap();
+        let shown = printed(&result);
+        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        assert!(
+            shown.contains(
+                "the connection to the database was lost while taking the migration lock"
+            ),
+            "{sslmode}: {shown}"
+        );
+        assert!(
+            shown.contains("was not changing the database"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(&shown, sslmode, &["PostgreSQL error", "caused by"]);
+        cluster.ctl(&["start"]);
     }
 }

@@ -13,7 +13,7 @@ mod pgbouncer;
 mod standby;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use calista::{Ensured, ErrorKind};
 use common::*;
@@ -30,34 +30,23 @@ fn five_tables() -> MigrationSet {
 }
 
 fn calista(set: &MigrationSet, url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
-            command.env_remove(key);
-        }
-    }
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), set.dir.path());
     command
-        .current_dir(set.dir.path())
         .arg("--migrations")
         .arg(set.dir.path())
         .args(args)
-        .env("CALISTA_DB_URL", url)
-        .env("NO_COLOR", "1");
+        .env("CALISTA_DB_URL", url);
     command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn succeeds(command: &mut Command) -> String {
     let output = command.output().expect("run calista");
-    assert!(output.status.success(), "{command:?}:\n{}", text(&output));
-    text(&output)
+    assert!(
+        output.status.success(),
+        "{command:?}:\n{}",
+        printed(&output)
+    );
+    printed(&output)
 }
 
 /// The primary's database `app` upgraded to `to`, without a backup.
@@ -110,8 +99,8 @@ async fn a_standby_serves_reads_and_the_guard_and_refuses_an_upgrade_before_any_
     assert!(message.contains("standby"), "{message}");
     assert!(message.contains("upgrade the primary"), "{message}");
     let check = calista(&set, &standby, &["db", "check"]).output().unwrap();
-    assert_eq!(check.status.code(), Some(3), "{}", text(&check));
-    assert!(text(&check).contains("standby"), "{}", text(&check));
+    assert_eq!(check.status.code(), Some(3), "{}", printed(&check));
+    assert!(printed(&check).contains("standby"), "{}", printed(&check));
 
     // An upgrade there, backups on (the production default): refused before any backup or
     // lock.
@@ -121,7 +110,7 @@ async fn a_standby_serves_reads_and_the_guard_and_refuses_an_upgrade_before_any_
         .env("CALISTA_BACKUP_DIR", &backup_dir)
         .output()
         .unwrap();
-    let shown = text(&refused);
+    let shown = printed(&refused);
     assert_eq!(refused.status.code(), Some(2), "{shown}");
     assert!(shown.contains("is a standby"), "{shown}");
     assert!(shown.contains("Connect to the primary"), "{shown}");
@@ -175,13 +164,17 @@ async fn a_lagging_standby_says_its_replay_is_behind_instead_of_advising_an_upgr
     );
     assert!(!message.contains("upgrade the database"), "{message}");
     let check = calista(&set, &standby, &["db", "check"]).output().unwrap();
-    assert_eq!(check.status.code(), Some(3), "{}", text(&check));
+    assert_eq!(check.status.code(), Some(3), "{}", printed(&check));
     assert!(
-        text(&check).contains("replay is paused"),
+        printed(&check).contains("replay is paused"),
         "{}",
-        text(&check)
+        printed(&check)
     );
-    assert!(!text(&check).contains("db upgrade"), "{}", text(&check));
+    assert!(
+        !printed(&check).contains("db upgrade"),
+        "{}",
+        printed(&check)
+    );
 
     pair.on_standby("SELECT pg_wal_replay_resume()").await;
     pair.wait_for_replay().await;

@@ -11,7 +11,7 @@ mod fleet;
 mod pgbouncer;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 
 use calista::backup::BackupPolicy;
 use calista::{ErrorKind, Policy};
@@ -25,32 +25,15 @@ fn five_tables() -> MigrationSet {
 }
 
 fn calista(dir: &Path, url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calista"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
-            command.env_remove(key);
-        }
-    }
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
+    command.args(args).env("CALISTA_DB_URL", url);
     command
-        .current_dir(dir)
-        .args(args)
-        .env("CALISTA_DB_URL", url)
-        .env("NO_COLOR", "1");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Runs the program; fails the test (with PgBouncer's log) unless it exits 0.
 fn succeeds(command: &mut Command, bouncer: Option<&PgBouncer>) -> String {
     let output = command.output().expect("run calista");
-    let shown = text(&output);
+    let shown = printed(&output);
     assert!(
         output.status.success(),
         "{command:?} failed:\n{shown}\n{}",
@@ -167,15 +150,13 @@ fn upgrades_at_once(set: &MigrationSet, url: &str, processes: usize, bouncer: Op
                 url,
                 &["--migrations", folder, "db", "upgrade", "--no-backup"],
             )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap()
         })
         .collect();
     for child in children {
         let output = child.wait_with_output().unwrap();
-        let shown = text(&output);
+        let shown = printed(&output);
         assert!(
             output.status.success(),
             "{shown}\n{}",
@@ -335,7 +316,7 @@ async fn no_transaction_migration_through_a_transaction_pooler_is_refused_naming
     let folder = set.dir.path().to_str().unwrap();
     let args = ["--migrations", folder, "db", "upgrade", "--no-backup"];
     let refused = calista(set.dir.path(), &url, &args).output().unwrap();
-    let shown = text(&refused);
+    let shown = printed(&refused);
     assert_eq!(refused.status.code(), Some(2), "{shown}");
     assert!(shown.contains("20250102_0000_index_t1.sql"), "{shown}");
     assert!(shown.contains("pooler in transaction mode"), "{shown}");
@@ -388,7 +369,7 @@ async fn a_startup_parameter_the_pooler_refuses_is_named_with_the_fixes() {
     )
     .output()
     .unwrap();
-    let shown = text(&refused);
+    let shown = printed(&refused);
     assert_eq!(refused.status.code(), Some(2), "{shown}");
     assert!(
         shown.contains("refused the startup parameter `options`"),

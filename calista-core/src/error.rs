@@ -487,7 +487,7 @@ pub enum Error {
     )]
     ConnectionLost {
         /// What was running, as "running a migration".
-        doing: &'static str,
+        doing: String,
         /// The migration file that was running, if one was.
         file: Option<String>,
         /// What the database holds now, as far as can be known.
@@ -519,6 +519,9 @@ pub enum AfterLoss {
         /// How to recover, in the application's words.
         recover: String,
     },
+    /// Nothing was being changed: the connection was lost while taking the lock, reading
+    /// the state, or ending a transaction that had changed nothing kept.
+    Unchanged,
 }
 
 fn describe_lost(after: &AfterLoss) -> String {
@@ -544,6 +547,9 @@ fn describe_lost(after: &AfterLoss) -> String {
             "a no-transaction migration was running, so the schema may be half-changed and the migration is \
              recorded as interrupted. Once the server answers again, inspect what it left behind, then {recover}"
         ),
+        AfterLoss::Unchanged => "this was not changing the database (the server rolls back any transaction \
+            the connection had open), so it is as it was. Once the server answers again, run the command again"
+            .to_owned(),
     }
 }
 
@@ -709,7 +715,7 @@ impl ServerMessage {
     pub(crate) fn of(error: &sqlx::Error) -> Self {
         let Some(db) = error.as_database_error() else {
             return Self {
-                message: error.to_string(),
+                message: driver_words(error),
                 code: None,
                 detail: None,
                 hint: None,
@@ -725,6 +731,54 @@ impl ServerMessage {
             postgres: pg.is_some(),
         }
     }
+}
+
+/// An error that did not come from the database, in a person's words: a closed or reset
+/// connection is said as such, not as the bytes the driver missed; a TLS library's link to
+/// its manual and the driver's own source location (`(sqlx_postgres::…:95)`) are left out.
+fn driver_words(error: &sqlx::Error) -> String {
+    use std::io::ErrorKind as Io;
+    match error {
+        sqlx::Error::Io(io) => match io.kind() {
+            Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
+                "the server closed the connection".to_owned()
+            }
+            Io::ConnectionRefused => {
+                "the connection was refused (is the server running there?)".to_owned()
+            }
+            Io::TimedOut => "the connection timed out".to_owned(),
+            _ => format!("the connection failed: {io}"),
+        },
+        sqlx::Error::Tls(tls) => {
+            let text = tls.to_string();
+            if text.contains("close_notify") || text.contains("unexpected EOF") {
+                "the server closed the connection".to_owned()
+            } else {
+                format!("TLS failed: {}", without_link(&text))
+            }
+        }
+        sqlx::Error::PoolTimedOut => "no connection of the pool was free in time".to_owned(),
+        sqlx::Error::PoolClosed => "the connection pool was closed".to_owned(),
+        other => without_source_location(&other.to_string()).to_owned(),
+    }
+}
+
+/// `text` without a trailing `: https://…` link.
+fn without_link(text: &str) -> &str {
+    text.find(": http").map_or(text, |at| &text[..at])
+}
+
+/// `text` without the driver's trailing source location, as ` (sqlx_postgres::connection::tls:95)`.
+fn without_source_location(text: &str) -> &str {
+    let Some(open) = text.rfind(" (") else {
+        return text;
+    };
+    let inside = text[open + 2..].strip_suffix(')').unwrap_or("");
+    let located = inside.contains("::")
+        && inside
+            .rsplit_once(':')
+            .is_some_and(|(_, line)| !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()));
+    if located { &text[..open] } else { text }
 }
 
 /// The message, then DETAIL and HINT on lines of their own.
@@ -1171,7 +1225,7 @@ mod tests {
         );
         messages.push(
             Error::ConnectionLost {
-                doing: "committing the migration transaction",
+                doing: "committing the migration transaction".into(),
                 file: None,
                 after: AfterLoss::Unknown {
                     before: Some("20250101_0000".into()),
@@ -1235,7 +1289,7 @@ mod tests {
     #[test]
     fn a_connection_lost_before_commit_says_the_revision_kept_and_no_driver_words() {
         let error = Error::ConnectionLost {
-            doing: "running a migration",
+            doing: "running a migration".into(),
             file: Some("20250102_0000_b.sql".into()),
             after: AfterLoss::RolledBack {
                 kept: Some("20250101_0000".into()),
@@ -1304,5 +1358,65 @@ mod tests {
         assert!(ahead("1.9.9", "2.0.0").contains("deleted or renamed"));
         // Not a version, or ours unknown: say who applied it.
         assert!(ahead("nightly", "2.0.0").contains("Update this program to nightly"));
+    }
+
+    /// What the driver says of a connection that broke reads as a closed connection, with no
+    /// byte counts, no link to a TLS library's manual and no source location of the driver.
+    #[test]
+    fn driver_errors_read_in_plain_words() {
+        let eof = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "expected to read 5 bytes, got 0 bytes at EOF",
+        ));
+        let tls = sqlx::Error::Tls(
+            "peer closed connection without sending TLS close_notify: \
+             https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof"
+                .into(),
+        );
+        for error in [eof, tls] {
+            assert_eq!(
+                ServerMessage::of(&error).to_string(),
+                "the server closed the connection"
+            );
+        }
+        let certificate = sqlx::Error::Tls(
+            "invalid peer certificate: UnknownIssuer: https://docs.rs/rustls/latest".into(),
+        );
+        assert_eq!(
+            ServerMessage::of(&certificate).to_string(),
+            "TLS failed: invalid peer certificate: UnknownIssuer"
+        );
+        let protocol = sqlx::Error::Protocol(
+            "unexpected response from SSLRequest: 0x00 (sqlx_postgres::connection::tls:95)".into(),
+        );
+        assert_eq!(
+            ServerMessage::of(&protocol).to_string(),
+            "encountered unexpected or invalid data: unexpected response from SSLRequest: 0x00"
+        );
+        let parenthesis = sqlx::Error::Protocol("a reply (of 3 bytes)".into());
+        assert!(
+            ServerMessage::of(&parenthesis)
+                .to_string()
+                .ends_with("(of 3 bytes)")
+        );
+    }
+
+    /// A loss while nothing was being changed says so and names no driver words.
+    #[test]
+    fn a_connection_lost_while_taking_the_lock_says_nothing_was_changing() {
+        let error = crate::backend::postgres::describe(
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            "taking the migration lock",
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "the connection to the database was lost while taking the migration lock; \
+                 this was not changing the database"
+            ),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&error).is_none(), "{error:?}");
+        assert_eq!(error.exit_code(), 1);
     }
 }

@@ -484,3 +484,30 @@ impl Lcg {
         self.0 >> 33
     }
 }
+
+/// The program at `binary` (a test's `env!("CARGO_BIN_EXE_calista")`) run in `dir`, with its
+/// output piped, no colour, and none of the test environment's `CALISTA_` variables but the
+/// test server's URL.
+pub fn program(binary: &str, dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALISTA_") && key != "CALISTA_TEST_PG_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// What a finished program printed: its stdout, then its stderr.
+pub fn printed(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

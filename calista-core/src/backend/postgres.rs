@@ -909,8 +909,19 @@ impl Postgres {
     }
 }
 
-/// A database error with what we were doing and, for the common causes, what to do.
+/// A database error with what we were doing and, for the common causes, what to do; a lost
+/// connection is said as such, the driver's words only logged. `describe` is called where
+/// nothing is being changed (reads, the lock, ending a transaction): a migration run turns
+/// the loss into what its database holds.
 pub(crate) fn describe(error: sqlx::Error, context: &str) -> Error {
+    if <Postgres as Backend>::is_connection_lost(&error) {
+        tracing::debug!(error = %crate::error::ServerMessage::of(&error), context, "the connection to the database was lost");
+        return Error::ConnectionLost {
+            doing: context.to_owned(),
+            file: None,
+            after: crate::error::AfterLoss::Unchanged,
+        };
+    }
     let advice = match sql_state(&error).as_deref() {
         Some("42501") => {
             "; the database role lacks a privilege: grant it CREATE on the database (for the schema) \

@@ -115,6 +115,14 @@ impl Sqlite {
         }
     }
 
+    /// "opening the database file <path><purpose>", or the database in memory.
+    fn opening(&self, purpose: &str) -> String {
+        match &self.file {
+            Some(file) => format!("opening the database file {}{purpose}", file.display()),
+            None => format!("opening the database in memory{purpose}"),
+        }
+    }
+
     /// A pool connection could not be had.
     fn acquire_error(&self, error: sqlx::Error) -> Error {
         match error {
@@ -122,7 +130,7 @@ impl Sqlite {
                 url: self.shown_url.clone(),
                 waited: self.connect_timeout,
             },
-            error => describe(error, "opening the database"),
+            error => describe(error, &self.opening("")),
         }
     }
 }
@@ -155,7 +163,8 @@ impl Backend for Sqlite {
     const ATTEMPT_SAVEPOINT: Option<&'static str> = None;
 
     async fn connect(&self) -> Result<SqliteConnection, Error> {
-        let failed = |e| describe(e, "opening the database");
+        let opening = self.opening("");
+        let failed = |e| describe(e, &opening);
         super::connect_within(&self.connect, self.connect_timeout, &self.shown_url, failed).await
     }
 
@@ -198,7 +207,7 @@ impl Backend for Sqlite {
         SqliteConnection::connect_with(&options)
             .await
             .map(Held::Own)
-            .map_err(|e| describe(e, "opening the database for migration"))
+            .map_err(|e| describe(e, &self.opening(" for migration")))
     }
 
     fn is_absent(&self) -> bool {

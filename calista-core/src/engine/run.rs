@@ -535,6 +535,11 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         committing: bool,
     ) -> Error {
         tracing::debug!(error = %crate::error::ServerMessage::of(error), doing, "the connection to the database was lost");
+        self.lost_after(doing, file, committing)
+    }
+
+    /// What the database holds after a loss while doing `doing`, as [`Self::lost`] says it.
+    fn lost_after(&self, doing: &str, file: Option<String>, committing: bool) -> Error {
         let hints = &self.engine.migrator.policy().hints;
         let after = if committing {
             AfterLoss::Unknown {
@@ -550,16 +555,22 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 kept: self.from.clone(),
             }
         };
-        Error::ConnectionLost { doing, file, after }
+        Error::ConnectionLost {
+            doing: doing.to_owned(),
+            file,
+            after,
+        }
     }
 
-    /// `error`, or, when it is a lost connection, the error that says so.
-    fn lost_or(&self, error: Error, doing: &'static str) -> Error {
-        match &error {
-            Error::Database { source, .. } if B::is_connection_lost(source.database_error()) => {
-                self.lost(source.database_error(), doing, None, false)
-            }
-            _ => error,
+    /// `error`, or, when it is a lost connection, the error that says what the run's
+    /// database holds (the backend's own error for a loss knows nothing of the run).
+    fn lost_or(&self, error: Error, doing: &str) -> Error {
+        match error {
+            Error::ConnectionLost {
+                after: AfterLoss::Unchanged,
+                ..
+            } => self.lost_after(doing, None, false),
+            error => error,
         }
     }
 
