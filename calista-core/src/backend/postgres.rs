@@ -308,10 +308,16 @@ impl Backend for Postgres {
         let brief = self.sql.brief.clone();
         let rows = match route {
             Route::Direct => {
-                sqlx::query(brief)
+                let rows = sqlx::query(brief)
                     .persistent(true)
                     .fetch_all(&mut *conn)
-                    .await
+                    .await;
+                // Options without a statement cache would prepare a new statement each call
+                // and leave them all on the connection.
+                if conn.cached_statements_size() == 0 {
+                    self.route.set(Route::Indirect);
+                }
+                rows
             }
             Route::Indirect | Route::Seen { .. } => Queries::<Self>::fetch_rows(conn, brief).await,
             Route::Unknown => self.read_brief_and_route(conn).await,
@@ -1177,7 +1183,8 @@ mod tests {
 
     /// On a connection made straight to the test server, the guard's read is prepared once
     /// and kept from its third call: the first asks where the connection leads, the
-    /// second compares, and a simple query runs until then.
+    /// second compares, and a simple query runs until then. Where the connection's options
+    /// keep no statement cache, it goes back to simple queries, leaving one statement.
     #[tokio::test]
     async fn the_guard_keeps_its_read_prepared_on_a_direct_connection() {
         use sqlx::{ConnectOptions, Connection};
@@ -1199,39 +1206,43 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let options = admin.clone().database(&name);
-        let schema = SchemaName::calista();
-        let backend = Postgres::new(
-            options,
-            None,
-            name.clone(),
-            schema,
-            Duration::from_secs(10),
-            name.clone(),
-        );
-        let mut conn = backend.connect().await.unwrap();
-        let tables = format!(
-            "{}; INSERT INTO calista.alembic_version VALUES ('a')",
-            backend.create_tables()
-        );
-        Queries::<Postgres>::run(&mut conn, &tables).await.unwrap();
-        let mut routes = Vec::new();
-        for _ in 0..3 {
-            backend.read_state_brief(&mut conn).await.unwrap();
-            routes.push(backend.route.get());
+        let mut found = Vec::new();
+        for capacity in [100, 0] {
+            let options = admin
+                .clone()
+                .database(&name)
+                .statement_cache_capacity(capacity);
+            let schema = SchemaName::calista();
+            let timeout = Duration::from_secs(10);
+            let backend = Postgres::new(options, None, name.clone(), schema, timeout, name.clone());
+            let mut conn = backend.connect().await.unwrap();
+            let tables = format!(
+                "{}; INSERT INTO calista.alembic_version VALUES ('a') ON CONFLICT DO NOTHING",
+                backend.create_tables()
+            );
+            Queries::<Postgres>::run(&mut conn, &tables).await.unwrap();
+            let mut routes = Vec::new();
+            for _ in 0..5 {
+                backend.read_state_brief(&mut conn).await.unwrap();
+                routes.push(backend.route.get());
+            }
+            let kept: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%alembic_version%'",
+            )
+            .persistent(false)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+            found.push((routes, kept));
         }
-        let kept: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%alembic_version%'",
-        )
-        .persistent(false)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
         let drop = format!("DROP DATABASE {name} WITH (FORCE)");
         Queries::<Postgres>::run(&mut server, &drop).await.unwrap();
-        assert!(matches!(routes[0], Route::Seen { .. }), "{routes:?}");
-        assert_eq!(routes[1..], [Route::Direct, Route::Direct]);
-        assert_eq!(kept, 1);
+        let (cached, uncached) = (&found[0], &found[1]);
+        assert!(matches!(cached.0[0], Route::Seen { .. }), "{found:?}");
+        assert_eq!(cached.0[1..], [Route::Direct; 4], "{found:?}");
+        assert_eq!(cached.1, 1, "{found:?}");
+        assert_eq!(uncached.0[1..], [Route::Indirect; 4], "{found:?}");
+        assert_eq!(uncached.1, 1, "{found:?}");
     }
 }
