@@ -457,6 +457,27 @@ async fn table_exists(db: &calista::Database, table: &str) -> bool {
 mod statements {
     use super::*;
 
+    /// Upgrades `set` to its first migration, then to its head, which must fail with
+    /// `TransactionEnded`: the handle, the error and its message.
+    async fn ended_after_the_first(
+        db: &TestDb,
+        set: &calista::Migrations,
+    ) -> (calista::Database, calista::Error, String) {
+        let handle = db.open();
+        let migrator = Migrator::new(set, &handle).with_policy(development());
+        migrator
+            .upgrade(UpgradeTarget::Revision(rev("20250101_0000")))
+            .await
+            .unwrap();
+        let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
+        let message = chain(&err);
+        assert!(
+            matches!(err, calista::Error::TransactionEnded { .. }),
+            "{message}"
+        );
+        (handle, err, message)
+    }
+
     both_backends! {
         async fn a_commit_inside_a_migration_then_a_failure_records_nothing_false(db: TestDb) {
             let set = unchecked(&[
@@ -464,12 +485,7 @@ mod statements {
                 ("20250102_0000", "create_a", "CREATE TABLE a (id INTEGER);"),
                 ("20250103_0000", "commit_then_fail", "CREATE TABLE b (id INTEGER);\nCOMMIT;\nCREATE TABLE c (id INTEGER);\nINSERT INTO missing_table VALUES (1);"),
             ]);
-            let handle = db.open();
-            let migrator = Migrator::new(&set, &handle).with_policy(development());
-            migrator.upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
-            let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
-            let message = chain(&err);
-            assert!(matches!(err, calista::Error::TransactionEnded { .. }), "{message}");
+            let (handle, _, message) = ended_after_the_first(&db, &set).await;
             assert!(message.contains("20250103_0000_commit_then_fail.sql ended the migration transaction itself"), "{message}");
             // The COMMIT is on line 4 of the file.
             assert!(message.contains("line 4 (`COMMIT`)"), "{message}");
@@ -479,7 +495,7 @@ mod statements {
             // Nothing false recorded: the version and the history are where they were.
             assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
             assert_eq!(handle.history().await.unwrap().len(), 1);
-            assert!(matches!(migrator.check().await.unwrap(), SchemaState::Behind { .. }));
+            assert!(matches!(Migrator::new(&set, &handle).check().await.unwrap(), SchemaState::Behind { .. }));
             // And it says so truthfully: what the COMMIT committed is there.
             assert!(table_exists(&handle, "a").await && table_exists(&handle, "b").await);
         }
@@ -490,12 +506,7 @@ mod statements {
                 ("20250102_0000", "create_a", "CREATE TABLE a (id INTEGER);"),
                 ("20250103_0000", "rollback_then_b", "ROLLBACK;\nCREATE TABLE b (id INTEGER);"),
             ]);
-            let handle = db.open();
-            let migrator = Migrator::new(&set, &handle).with_policy(development());
-            migrator.upgrade(UpgradeTarget::Revision(rev("20250101_0000"))).await.unwrap();
-            let err = migrator.upgrade(UpgradeTarget::Head).await.unwrap_err();
-            let message = chain(&err);
-            assert!(matches!(err, calista::Error::TransactionEnded { .. }), "{message}");
+            let (handle, err, message) = ended_after_the_first(&db, &set).await;
             assert_eq!(err.kind(), ErrorKind::Failure);
             assert!(message.contains("20250103_0000_rollback_then_b.sql") && message.contains("line 3 (`ROLLBACK`)"), "{message}");
             // Before: PostgreSQL reported success and alembic_version named 20250103_0000.
@@ -503,9 +514,36 @@ mod statements {
             assert_eq!(handle.history().await.unwrap().len(), 1);
             assert!(!table_exists(&handle, "a").await, "the ROLLBACK undid migration a");
             assert_eq!(
-                migrator.check().await.unwrap(),
+                Migrator::new(&set, &handle).check().await.unwrap(),
                 SchemaState::Behind { current: Some(rev("20250101_0000")), head: rev("20250103_0000"), pending: 2 }
             );
+        }
+
+        // The last migration of a batch is sent with the check of its transaction (PostgreSQL):
+        // a line comment ending its SQL must not swallow the check, nor hide a COMMIT.
+        async fn a_last_migration_ending_in_a_line_comment_is_recorded(db: TestDb) {
+            let set = unchecked(&[
+                ("20250101_0000", "create_a", "CREATE TABLE a (id INTEGER);"),
+                ("20250102_0000", "create_b", "CREATE TABLE b (id INTEGER); -- the last line, a comment"),
+            ]);
+            let handle = db.open();
+            let report = Migrator::new(&set, &handle).with_policy(development()).upgrade(UpgradeTarget::Head).await.unwrap();
+            assert_eq!(report.steps.len(), 2);
+            assert_eq!(version(&handle).await.as_deref(), Some("20250102_0000"));
+            assert_eq!(handle.history().await.unwrap().len(), 2);
+            assert!(table_exists(&handle, "b").await);
+        }
+
+        async fn a_commit_ending_the_last_migration_before_a_comment_is_found(db: TestDb) {
+            let set = unchecked(&[
+                ("20250101_0000", "create_z", "CREATE TABLE z (id INTEGER);"),
+                ("20250102_0000", "create_a", "CREATE TABLE a (id INTEGER);"),
+                ("20250103_0000", "commit_last", "CREATE TABLE b (id INTEGER);\nCOMMIT; -- ends the transaction"),
+            ]);
+            let (handle, _, message) = ended_after_the_first(&db, &set).await;
+            assert!(message.contains("20250103_0000_commit_last.sql") && message.contains("line 4 (`COMMIT`)"), "{message}");
+            assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+            assert_eq!(handle.history().await.unwrap().len(), 1);
         }
 
         async fn a_failed_statement_is_named_with_its_file_line_and_text_and_the_message_once(db: TestDb) {

@@ -814,8 +814,11 @@ async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection
             .unwrap();
         let mut waiting = false;
         for _ in 0..600 {
+            // Between its tries the waiting program's last query is the `ROLLBACK` of the
+            // try that failed; its lock query shows only while it runs.
             waiting = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory_xact_lock%' \
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'calista migrate%' \
+                 AND (query LIKE '%pg_try_advisory_xact_lock%' OR query = 'ROLLBACK') \
                  AND pid <> pg_backend_pid())",
             )
             .fetch_one(&mut holder)

@@ -198,6 +198,20 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
         mark: Self::Mark,
     ) -> Result<bool, Error>;
 
+    /// Runs a migration's SQL as [`Backend::run`] does and, where the backend can ask in the
+    /// same round trip, tells whether the transaction `mark` began is still the one open
+    /// (as [`Backend::same_transaction`]); `None`: it was not asked, and the caller asks
+    /// [`Backend::same_transaction`] itself.
+    async fn run_and_check(
+        &self,
+        conn: &mut Self::Conn,
+        sql: &str,
+        mark: Self::Mark,
+    ) -> Result<Option<bool>, (usize, sqlx::Error)> {
+        let _ = mark;
+        self.run(conn, sql).await.map(|()| None)
+    }
+
     // The migration lock.
 
     /// Takes the migration lock, waiting at most `timeout` (polling, never blocked inside a
@@ -966,17 +980,40 @@ where
         conn: &mut B::Conn,
         sql: &str,
     ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, (usize, sqlx::Error)> {
+        let mut rows = Vec::new();
+        Self::each_row(conn, sql, |row| rows.push(row)).await?;
+        Ok(rows)
+    }
+
+    /// Like [`Queries::run`], keeping only the last row the statements give: how many of
+    /// them completed, and that row.
+    pub(crate) async fn fetch_last(
+        conn: &mut B::Conn,
+        sql: &str,
+    ) -> Result<(usize, Option<<B::Db as sqlx::Database>::Row>), (usize, sqlx::Error)> {
+        let mut last = None;
+        let done = Self::each_row(conn, sql, |row| last = Some(row)).await?;
+        Ok((done, last))
+    }
+
+    /// Runs SQL as sent, handing each row it gives to `keep`; how many of its statements
+    /// completed, or, with the failure, how many did before it.
+    async fn each_row(
+        conn: &mut B::Conn,
+        sql: &str,
+        mut keep: impl FnMut(<B::Db as sqlx::Database>::Row),
+    ) -> Result<usize, (usize, sqlx::Error)> {
         use sqlx::Either;
         let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut *conn);
-        let (mut done, mut rows) = (0, Vec::new());
+        let mut done = 0;
         while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
             match result {
                 Ok(Either::Left(_)) => done += 1,
-                Ok(Either::Right(row)) => rows.push(row),
+                Ok(Either::Right(row)) => keep(row),
                 Err(error) => return Err((done, error)),
             }
         }
-        Ok(rows)
+        Ok(done)
     }
 }
 

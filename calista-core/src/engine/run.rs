@@ -35,6 +35,10 @@ pub(crate) struct Runner<'r, 'h, B: Backend> {
     begins_attempt: bool,
     /// The mark of the open attempt's transaction.
     mark: Option<B::Mark>,
+    /// Whether that transaction was still open after the last migration's SQL, asked with it
+    /// in one round trip ([`Backend::run_and_check`]): the next [`Op::CheckTransaction`]'s
+    /// answer.
+    checked: Option<bool>,
     /// The lock wait in effect.
     wait: Duration,
     /// Which attempt of the running unit this is, from 1.
@@ -81,6 +85,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             pending: Vec::new(),
             begins_attempt: false,
             mark: None,
+            checked: None,
             wait: Duration::ZERO,
             attempt: 1,
             spans: HashMap::new(),
@@ -216,6 +221,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         self.pending.clear();
         self.begins_attempt = false;
         self.mark = None;
+        self.checked = None;
     }
 
     async fn run_steps(&mut self, ops: &[Op], retryable: bool) -> Result<(), Attempt> {
@@ -329,12 +335,15 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             }
             Op::CheckTransaction => {
                 self.flush(ops, position, retryable).await?;
-                if let Some(mark) = self.mark
-                    && !backend
+                let same = match (self.checked.take(), self.mark) {
+                    (Some(same), _) => same,
+                    (None, Some(mark)) => backend
                         .same_transaction(self.session.conn(), mark)
                         .await
-                        .map_err(|e| Attempt::Failed(self.lost_or(e, context)))?
-                {
+                        .map_err(|e| Attempt::Failed(self.lost_or(e, context)))?,
+                    (None, None) => true,
+                };
+                if !same {
                     let ran = migrations_in(&ops[..position]);
                     return Err(Attempt::Failed(self.transaction_ended(&ran, None)));
                 }
@@ -587,12 +596,20 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         let backend = self.session.backend;
         let migration = self.engine.migration(index);
         let script = migration.script(direction, B::DIALECT);
+        let sql = recorded.unwrap_or(&script);
+        // The last migration before the check asks it in the same round trip.
+        let check = match self.mark {
+            Some(mark) if ops.get(position + 1) == Some(&Op::CheckTransaction) => Some(mark),
+            _ => None,
+        };
         let started = Instant::now();
-        let (completed, error) = match backend
-            .run(self.session.conn(), recorded.unwrap_or(&script))
-            .await
-        {
-            Ok(()) => {
+        let ran = match check {
+            Some(mark) => backend.run_and_check(self.session.conn(), sql, mark).await,
+            None => backend.run(self.session.conn(), sql).await.map(|()| None),
+        };
+        let (completed, error) = match ran {
+            Ok(checked) => {
+                self.checked = checked;
                 let key = (index, direction);
                 self.spans.insert(key, (started, Instant::now()));
                 self.attempts.insert(key, self.attempt);
