@@ -350,7 +350,7 @@ async fn run_sessions(
 /// same thread placement): the floor's SQL both ways, calista's query sent the way calista
 /// sends it, the newest history row alone (the read the floor does not do), the query
 /// calista sent before, and the other dialect's shape of the query. The SQL is a copy of
-/// `read_state_brief` in calista-core/src/store.rs.
+/// `read_state_brief` in calista-core/src/backend/ (sqlite.rs, postgres.rs).
 pub(crate) const BREAKDOWN: [&str; 6] = [
     "floor (fetch_one)",
     "floor SQL, fetch_all",
@@ -374,7 +374,7 @@ fn breakdown_queries(backend: Backend) -> Vec<(String, Fetch)> {
         Backend::Sqlite => "",
         Backend::Postgres => "\"calista\".",
     };
-    // calista's two shapes (calista-core/src/store.rs): one row with a count, fetched as
+    // calista's two shapes (calista-core/src/backend/): one row with a count, fetched as
     // one row, on SQLite; up to two rows, all fetched, on PostgreSQL.
     let one_row = (
         format!(

@@ -245,6 +245,41 @@ async fn guard_on_a_pool_through_pgbouncer_in_session_mode() {
     guard_on_a_pool(Some(PoolMode::Session)).await;
 }
 
+/// The guard's reads through a pooler in transaction mode leave no prepared statement on a
+/// server connection, where another client's statement of the same name would collide with
+/// it: with one server connection for every client, the application's next transaction
+/// finds none there.
+#[tokio::test]
+async fn checks_through_pgbouncer_in_transaction_mode_leave_no_prepared_statement() {
+    let pg = ScratchPg::new().await;
+    let bouncer = PgBouncer::start_with_pool_size(&pg_admin_url(), PoolMode::Transaction, 1);
+    let url = bouncer.url_for(&pg.url);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let set = five_tables().load();
+    set.upgrade_with(&pool, &no_backups()).await.unwrap();
+    let db = calista::Database::from_pool(&pool, calista::DatabaseOptions::default()).unwrap();
+    for _ in 0..5 {
+        let state = calista::Migrator::new(&set, &db).check().await.unwrap();
+        assert!(state.is_up_to_date(), "{state:?}");
+    }
+    db.close().await;
+    let left: Vec<String> =
+        sqlx::raw_sql("SELECT name || ': ' || statement FROM pg_prepared_statements")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| sqlx::Row::get(row, 0))
+            .collect();
+    assert!(left.is_empty(), "left on the server connection: {left:?}");
+    pool.close().await;
+    drop(bouncer);
+}
+
 /// Five tables, then an index built concurrently (a no-transaction migration).
 fn with_an_index_built_concurrently() -> MigrationSet {
     let set = five_tables();

@@ -40,6 +40,12 @@ impl PgBouncer {
     /// Starts one in front of the server of `server_url` (its host, port and user), or fails
     /// the test saying how to install PgBouncer.
     pub fn start(server_url: &str, mode: PoolMode) -> Self {
+        Self::start_with_pool_size(server_url, mode, 20)
+    }
+
+    /// [`PgBouncer::start`] with at most `pool_size` server connections per database and
+    /// user: with one, every client's transactions run on the same server connection.
+    pub fn start_with_pool_size(server_url: &str, mode: PoolMode, pool_size: usize) -> Self {
         let binary = binary();
         let server = PgConnectOptions::from_str(server_url).expect("the test server's URL");
         let user = server.get_username().to_owned();
@@ -58,7 +64,7 @@ impl PgBouncer {
              auth_file = {dir}/userlist.txt\n\
              pool_mode = {mode}\n\
              ignore_startup_parameters = extra_float_digits\n\
-             default_pool_size = 20\n\
+             default_pool_size = {pool_size}\n\
              max_client_conn = 500\n\
              logfile = {dir}/pgbouncer.log\n",
             host = server.get_host(),

@@ -9,12 +9,16 @@
 //! each transaction: nothing is left on a session that outlives its transaction (no
 //! session setting, no session lock, no named prepared statement), and a statement with
 //! parameters runs only inside a transaction, so that its prepare and its execution meet
-//! on one server connection.
+//! on one server connection. The one exception is the guard's read, kept prepared on a
+//! connection shown to reach the server itself ([`Route`]).
 
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition, PgRow};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Either, Row, SqlSafeStr, SqlStr};
 
 use super::{
     Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Watch,
@@ -43,6 +47,8 @@ pub(crate) struct Postgres {
     /// The URL, password redacted, for connection errors.
     shown_url: String,
     sql: Sql,
+    /// Where calista's newest connection leads, as the guard's first read on it found out.
+    route: RouteCell,
 }
 
 /// The statements on our tables, with the schema written in (a validated identifier, quoted).
@@ -50,6 +56,8 @@ pub(crate) struct Postgres {
 struct Sql {
     state: StateSql,
     brief: SqlStr,
+    /// The guard's read, then the server's end of the connection ([`Route`]): one message.
+    brief_and_route: SqlStr,
     create_tables: String,
     create_absent_tables: String,
     history_table: String,
@@ -72,6 +80,13 @@ impl Sql {
         let versions = format!("SELECT version_num FROM {p}alembic_version LIMIT 2");
         let last =
             format!("SELECT {history_columns} FROM {p}schema_history ORDER BY id DESC LIMIT 1");
+        // A row per version row, at most two: PostgreSQL sends a second row for nothing
+        // but runs an aggregate slower, and the ordered subquery is one backward index scan.
+        let brief = format!(
+            "SELECT 1::BIGINT, v.version_num, h.revision, h.finished, h.chain \
+             FROM {p}alembic_version AS v LEFT JOIN (SELECT revision, finished, chain \
+             FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h ON 1 = 1 LIMIT 2"
+        );
         Self {
             state: StateSql {
                 // One query: at most two version rows beside the newest history row.
@@ -103,13 +118,8 @@ impl Sql {
                     "SELECT {history_columns}, kind, note, replaced_checksum FROM {p}schema_history ORDER BY id"
                 )),
             },
-            // A row per version row, at most two: PostgreSQL sends a second row for nothing
-            // but runs an aggregate slower, and the ordered subquery is one backward index scan.
-            brief: sql(format!(
-                "SELECT 1::BIGINT, v.version_num, h.revision, h.finished, h.chain FROM {p}alembic_version AS v \
-                 LEFT JOIN (SELECT revision, finished, chain FROM {p}schema_history ORDER BY id DESC LIMIT 1) AS h \
-                 ON 1 = 1 LIMIT 2"
-            )),
+            brief: sql(brief.clone()),
+            brief_and_route: sql(format!("{brief}; {ROUTE}")),
             // The schema and both tables, in one round trip.
             create_tables: create_tables_sql(schema, "IF NOT EXISTS "),
             create_absent_tables: create_tables_sql(schema, ""),
@@ -199,6 +209,7 @@ impl Postgres {
             schema,
             connect_timeout,
             shown_url,
+            route: RouteCell::default(),
         }
     }
 
@@ -261,9 +272,11 @@ impl Backend for Postgres {
     const HOLDS_LOCK_APART: bool = true;
     const ATTEMPT_SAVEPOINT: Option<&'static str> = Some("calista_attempt");
 
+    /// A new connection is asked where it leads before the guard keeps a statement on it.
     async fn connect(&self) -> Result<PgConnection, Error> {
         let url = &self.shown_url;
         let failed = |source| Error::connect(url.clone(), source);
+        self.route.set(Route::Unknown);
         super::connect_within(&self.connect, self.connect_timeout, url, failed).await
     }
 
@@ -282,8 +295,38 @@ impl Backend for Postgres {
         false
     }
 
+    /// Prepared once and kept where the connection reaches the server itself: the server
+    /// then plans the read once, where a simple query is parsed and planned on every call,
+    /// which costs more than the read. Elsewhere a simple query, the first time with the
+    /// question of where the connection leads, answered at the second read ([`Route`]): a
+    /// process that checks once resolves no host name.
     async fn read_state_brief(&self, conn: &mut PgConnection) -> Result<Option<DbState>, Error> {
-        let rows = Queries::<Self>::fetch_rows(conn, self.sql.brief.clone()).await;
+        let mut route = self.route.get();
+        if let Route::Seen { address, port } = route {
+            route = if reaches(&self.connect, address, port).await {
+                Route::Direct
+            } else {
+                Route::Indirect
+            };
+            self.route.set(route);
+        }
+        let brief = self.sql.brief.clone();
+        let rows = match route {
+            Route::Direct => {
+                let rows = sqlx::query(brief)
+                    .persistent(true)
+                    .fetch_all(&mut *conn)
+                    .await;
+                // Options without a statement cache would prepare a new statement each call
+                // and leave them all on the connection.
+                if conn.cached_statements_size() == 0 {
+                    self.route.set(Route::Indirect);
+                }
+                rows
+            }
+            Route::Indirect | Route::Seen { .. } => Queries::<Self>::fetch_rows(conn, brief).await,
+            Route::Unknown => self.read_brief_and_route(conn).await,
+        };
         Queries::<Self>::read_state_brief(conn, &self.sql.state, rows).await
     }
 
@@ -666,6 +709,113 @@ impl Backend for Postgres {
     }
 }
 
+impl Postgres {
+    /// The guard's read and the server's end of the connection, in one simple query; what
+    /// the server said is kept for the guard's next read on this connection.
+    async fn read_brief_and_route(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let (mut brief, mut server) = (Vec::new(), None);
+        let mut results = sqlx::raw_sql(self.sql.brief_and_route.clone()).fetch_many(&mut *conn);
+        let mut statement = 0;
+        while let Some(result) = results.try_next().await? {
+            match result {
+                Either::Left(_) => statement += 1,
+                Either::Right(row) if statement == 0 => brief.push(row),
+                Either::Right(row) => server = Some(row),
+            }
+        }
+        let seen = server.and_then(|row| {
+            let address: Option<String> = row.try_get(0).ok()?;
+            let port: Option<i32> = row.try_get(1).ok()?;
+            Some(Route::Seen {
+                address: address?.parse().ok()?,
+                port: port?,
+            })
+        });
+        self.route.set(seen.unwrap_or(Route::Indirect));
+        Ok(brief)
+    }
+}
+
+/// Asks the server for its end of the connection: its address and port (none on a Unix
+/// socket).
+const ROUTE: &str = "SELECT host(inet_server_addr()), inet_server_port()";
+
+/// Where a connection of calista's leads, which decides whether the guard's read may stay
+/// prepared on it.
+///
+/// A named prepared statement outlives its transaction: through a pooler in transaction
+/// mode it would stay on a server connection another client gets next (`prepared statement
+/// "sqlx_s_1" already exists`), and ours would be missing from the server connection we
+/// get. It is kept only where the connection is shown to reach the server itself: the
+/// server's end of it has the address and port calista dialled. A pooler or proxy ends the
+/// client's TCP connection at a socket of its own and opens another to the server, whose
+/// end of it has the server's address and port, not the pooler's: PgBouncer on port 6432
+/// of the database's host, or on port 5432 of another host, does not pass. What cannot be
+/// shown is taken as indirect: a Unix socket (the server reports no address for it), an
+/// address translated on the way (a container's published port, a cloud load balancer),
+/// a host name that no longer resolves to the server's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Route {
+    /// Not asked yet on this connection.
+    #[default]
+    Unknown,
+    /// The server's end of the connection, as it told: not compared yet with what calista
+    /// dialled, which may take a name lookup.
+    Seen { address: IpAddr, port: i32 },
+    /// The server's end of the connection is what calista dialled.
+    Direct,
+    /// Perhaps a pooler: nothing is left on the connection beyond its transaction.
+    Indirect,
+}
+
+/// A [`Route`] shared by the guard's reads; a clone starts over at [`Route::Unknown`].
+#[derive(Debug, Default)]
+struct RouteCell(Mutex<Route>);
+
+impl RouteCell {
+    fn get(&self) -> Route {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, route: Route) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = route;
+    }
+}
+
+impl Clone for RouteCell {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+/// Whether `server:port` (the server's end of a connection made with `connect`) is the
+/// address and port calista dialled: its host, resolved, and port. Never on a Unix socket.
+async fn reaches(connect: &PgConnectOptions, server: IpAddr, port: i32) -> bool {
+    if connect.get_socket().is_some() {
+        return false;
+    }
+    let dialled = connect.get_port();
+    match tokio::net::lookup_host((connect.get_host(), dialled)).await {
+        Ok(addresses) => is_dialled(addresses.map(|a| a.ip()), dialled, server, port),
+        Err(_) => false,
+    }
+}
+
+/// Whether the server's end of a connection, `server:port`, is one of the `dialled`
+/// addresses at the dialled port (an IPv4 address the server shows as IPv6 counts as itself).
+fn is_dialled(
+    mut dialled: impl Iterator<Item = IpAddr>,
+    dialled_port: u16,
+    server: IpAddr,
+    port: i32,
+) -> bool {
+    i32::from(dialled_port) == port
+        && dialled.any(|address| address.to_canonical() == server.to_canonical())
+}
+
 /// The first column of the one row a statement of ours without parameters returns, sent
 /// as a simple query: one round trip, where a prepared statement new to the connection
 /// takes two (sqlx prepares, then binds). For the statements a migration sends once per
@@ -1020,7 +1170,14 @@ pub(crate) fn lock_key(schema: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::lock_key;
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::{is_dialled, lock_key};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
 
     /// Every build and every release must take the same lock for a schema, or two of them
     /// could upgrade one database at once: the key is pinned (FNV-1a of
@@ -1034,5 +1191,90 @@ mod tests {
                 .map(lock_key)
                 .collect();
         assert_eq!(keys.len(), 6);
+    }
+
+    /// The guard keeps its read prepared only where the server's end of the connection is
+    /// the address and port calista dialled: a pooler's port, another host, or no match
+    /// among the host's addresses is not direct.
+    #[test]
+    fn a_connection_is_direct_only_where_the_server_has_the_dialled_address_and_port() {
+        let localhost = || [ip("::1"), ip("127.0.0.1")].into_iter();
+        assert!(is_dialled(localhost(), 5432, ip("127.0.0.1"), 5432));
+        assert!(is_dialled(localhost(), 5432, ip("::1"), 5432));
+        assert!(is_dialled(localhost(), 5432, ip("::ffff:127.0.0.1"), 5432));
+        // PgBouncer on port 6432 of the database's host, on 5432 of another host.
+        assert!(!is_dialled(localhost(), 6432, ip("127.0.0.1"), 5432));
+        assert!(!is_dialled(
+            [ip("10.0.0.7")].into_iter(),
+            5432,
+            ip("10.0.0.8"),
+            5432
+        ));
+        assert!(!is_dialled(std::iter::empty(), 5432, ip("127.0.0.1"), 5432));
+    }
+
+    /// On a connection made straight to the test server, the guard's read is prepared once
+    /// and kept from its third call: the first asks where the connection leads, the
+    /// second compares, and a simple query runs until then. Where the connection's options
+    /// keep no statement cache, it goes back to simple queries, leaving one statement.
+    #[tokio::test]
+    async fn the_guard_keeps_its_read_prepared_on_a_direct_connection() {
+        use sqlx::{ConnectOptions, Connection};
+
+        use super::{Backend, Postgres, Queries, Route};
+        use crate::database::SchemaName;
+
+        // The test server, as the integration tests find it (testing::DEFAULT_PG_URL).
+        let url = std::env::var("CALISTA_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let admin: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        let name = format!("calista_route_{}", std::process::id());
+        let mut server = admin.connect().await.unwrap();
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            Queries::<Postgres>::run(&mut server, &statement)
+                .await
+                .unwrap();
+        }
+        let mut found = Vec::new();
+        for capacity in [100, 0] {
+            let options = admin
+                .clone()
+                .database(&name)
+                .statement_cache_capacity(capacity);
+            let schema = SchemaName::calista();
+            let timeout = Duration::from_secs(10);
+            let backend = Postgres::new(options, None, name.clone(), schema, timeout, name.clone());
+            let mut conn = backend.connect().await.unwrap();
+            let tables = format!(
+                "{}; INSERT INTO calista.alembic_version VALUES ('a') ON CONFLICT DO NOTHING",
+                backend.create_tables()
+            );
+            Queries::<Postgres>::run(&mut conn, &tables).await.unwrap();
+            let mut routes = Vec::new();
+            for _ in 0..5 {
+                backend.read_state_brief(&mut conn).await.unwrap();
+                routes.push(backend.route.get());
+            }
+            let kept: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%alembic_version%'",
+            )
+            .persistent(false)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+            found.push((routes, kept));
+        }
+        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+        Queries::<Postgres>::run(&mut server, &drop).await.unwrap();
+        let (cached, uncached) = (&found[0], &found[1]);
+        assert!(matches!(cached.0[0], Route::Seen { .. }), "{found:?}");
+        assert_eq!(cached.0[1..], [Route::Direct; 4], "{found:?}");
+        assert_eq!(cached.1, 1, "{found:?}");
+        assert_eq!(uncached.0[1..], [Route::Indirect; 4], "{found:?}");
+        assert_eq!(uncached.1, 1, "{found:?}");
     }
 }
