@@ -464,7 +464,12 @@ fn check_lint(
     declared: &mut lint::Declared,
     report: &mut impl FnMut(Option<u32>, ProblemKind),
 ) -> bool {
-    let findings = lint::lint(text, &body.spans, declared);
+    let runs_in = if body.no_transaction {
+        lint::RunsIn::Statements
+    } else {
+        lint::RunsIn::Transaction
+    };
+    let findings = lint::lint(text, &body.spans, runs_in, declared);
     // A baseline is squashed history: its files were linted when they were written.
     if body.imported || body.baseline {
         return true;

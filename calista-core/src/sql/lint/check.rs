@@ -2,7 +2,7 @@
 
 use super::read::{self, Tokens, has, kw};
 use super::rules::{Category, Rule};
-use super::state::{Declared, ThisMigration};
+use super::state::{Declared, RunsIn, ThisMigration};
 use crate::migration::{Dialect, Direction, Section, Span, section_view};
 use crate::sql::{Keywords, Token, TokenKind, statements};
 
@@ -17,13 +17,19 @@ pub(crate) struct Finding {
     pub(crate) subject: String,
 }
 
-/// The findings of every section of a file, in file order. `declared` holds what the
-/// folder's earlier migrations declared, and learns what this one declares (a file that is
-/// not linted should still be read, so that later files know its columns and functions).
-pub(crate) fn lint(text: &str, spans: &[Span], declared: &mut Declared) -> Vec<Finding> {
+/// The findings of every section of a file, in file order, for a migration whose statements
+/// run as `runs_in` says. `declared` holds what the folder's earlier migrations declared,
+/// and learns what this one declares (a file that is not linted should still be read, so
+/// that later files know its columns and functions).
+pub(crate) fn lint(
+    text: &str,
+    spans: &[Span],
+    runs_in: RunsIn,
+    declared: &mut Declared,
+) -> Vec<Finding> {
     declared.next_migration();
-    let mut this = ThisMigration::default();
-    let mut findings = Vec::new();
+    let mut this = ThisMigration::new(runs_in);
+    let mut findings = Findings::default();
     let sections: Vec<Section<'_>> = spans.iter().map(|&s| section_view(text, s)).collect();
     // Up sections are read only if one of them may break a rule (they are then all read,
     // in order, to learn what the migration creates), or to learn what a section declares
@@ -33,16 +39,34 @@ pub(crate) fn lint(text: &str, spans: &[Span], declared: &mut Declared) -> Vec<F
         .any(|s| s.direction() == Direction::Up && DANGER_WORDS.in_text(s.sql()));
     for section in &sections {
         let up = section.direction() == Direction::Up;
-        let declares = up
-            && section.dialect() != Some(Dialect::Sqlite)
-            && DECLARING_WORDS.in_text(section.sql());
+        let declares = up && DECLARING_WORDS.in_text(section.sql());
         let portability_may_break = section.dialect().is_none() && may_be_unportable(section.sql());
         if (up && up_may_break) || declares || portability_may_break {
             lint_section(section, &mut this, declared, &mut findings);
         }
     }
-    findings.sort_by_key(|f| f.line);
-    findings
+    let Findings {
+        mut found,
+        unless_restored,
+    } = findings;
+    for (finding, dialects, table, column) in unless_restored {
+        if !this.restored(dialects, &table, &column) && !found.contains(&finding) {
+            found.push(finding);
+        }
+    }
+    found.sort_by_key(|f| f.line);
+    found
+}
+
+/// The findings of a migration so far.
+#[derive(Default)]
+struct Findings {
+    found: Vec<Finding>,
+    /// Drops of a column whose values were copied into a column the migration added: a
+    /// finding unless, by the end of the migration, a column holding them bears the
+    /// dropped column's name from before the migration (on the dialects given), so that
+    /// the release still running reads the same values under the same name.
+    unless_restored: Vec<(Finding, &'static [Dialect], String, String)>,
 }
 
 /// The words a data-loss or lock rule starts from; an up section without any of them
@@ -53,7 +77,7 @@ const DANGER_WORDS: Keywords = Keywords::new(&[
 ]);
 
 /// The words of the statements that declare what later migrations' rules need (tables and
-/// their columns, functions).
+/// their columns, functions; on every dialect, the tables created and dropped).
 const DECLARING_WORDS: Keywords = Keywords::new(&["TABLE", "FUNCTION"]);
 
 /// Words that are PostgreSQL's alone, wherever they stand.
@@ -102,10 +126,10 @@ fn lint_section(
     section: &Section<'_>,
     this: &mut ThisMigration,
     declared: &mut Declared,
-    out: &mut Vec<Finding>,
+    out: &mut Findings,
 ) {
     use Dialect::{Postgres, Sqlite};
-    let dialects: &[Dialect] = match section.dialect() {
+    let dialects: &'static [Dialect] = match section.dialect() {
         Some(Postgres) => &[Postgres],
         Some(Sqlite) => &[Sqlite],
         None => &[Postgres, Sqlite],
@@ -124,13 +148,14 @@ fn lint_section(
     for statement in statements(section.sql(), lexed_as) {
         let tokens: Vec<&Token<'_>> = statement.significant().collect();
         let mut hits = Vec::new();
+        let mut copied_columns_dropped = Vec::new();
         if context.up {
             let known = Known {
                 this,
                 dialects,
                 declared,
             };
-            dangerous(&tokens, &known, &mut hits);
+            dangerous(&tokens, &known, &mut hits, &mut copied_columns_dropped);
         }
         if context.shared {
             unportable(&tokens, &mut hits);
@@ -146,12 +171,22 @@ fn lint_section(
                 rule,
                 subject,
             };
-            if !out.contains(&finding) {
-                out.push(finding);
+            if !out.found.contains(&finding) {
+                out.found.push(finding);
             }
+        }
+        for (table, column) in copied_columns_dropped {
+            let finding = Finding {
+                line: section.line_col(statement.offset).0,
+                rule: Rule::DropColumn,
+                subject: statement.shown(),
+            };
+            let unless = (finding, dialects, table, column);
+            out.unless_restored.push(unless);
         }
         if context.up {
             this.learn(dialects, &tokens);
+            declared.learn_relations(dialects, &tokens);
             if context.on_postgres {
                 declared.learn(&tokens);
             }
@@ -183,7 +218,14 @@ impl Known<'_> {
 type Hit = (Rule, Option<usize>, Option<String>);
 
 /// Data loss and lock rules: what a statement does to what existed before the migration.
-fn dangerous(tokens: Tokens<'_, '_>, known: &Known<'_>, hits: &mut Vec<Hit>) {
+/// A drop of a column whose values were copied is a finding unless the name comes back
+/// (`(table, the column's name before the migration)`): see [`Findings::unless_restored`].
+fn dangerous(
+    tokens: Tokens<'_, '_>,
+    known: &Known<'_>,
+    hits: &mut Vec<Hit>,
+    copied_columns_dropped: &mut Vec<(String, String)>,
+) {
     let mut hit = |rule| hits.push((rule, None, None));
     let verb = read::verb(tokens);
     let starts = |k: &str| kw(tokens, verb, k);
@@ -192,7 +234,10 @@ fn dangerous(tokens: Tokens<'_, '_>, known: &Known<'_>, hits: &mut Vec<Hit>) {
     }
     if starts("DROP") && kw(tokens, 1, "TABLE") {
         let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
-        if !names.iter().all(|n| known.this.may_drop(known.dialects, n)) {
+        let (this, dialects) = (known.this, known.dialects);
+        let loses_nothing =
+            |n: &String| this.may_drop(dialects, n) || known.declared.gone(dialects, n);
+        if !names.iter().all(loses_nothing) {
             hit(Rule::DropTable);
         }
     } else if starts("DROP") && kw(tokens, 1, "SCHEMA") {
@@ -234,7 +279,7 @@ fn dangerous(tokens: Tokens<'_, '_>, known: &Known<'_>, hits: &mut Vec<Hit>) {
             return;
         }
         for action in actions {
-            alter_table_action(&table, action, known, &mut hit);
+            alter_table_action(&table, action, known, &mut hit, copied_columns_dropped);
         }
     }
 }
@@ -254,6 +299,7 @@ fn alter_table_action(
     action: Tokens<'_, '_>,
     known: &Known<'_>,
     hit: &mut impl FnMut(Rule),
+    copied_columns_dropped: &mut Vec<(String, String)>,
 ) {
     let column = || read::action_column(action).map(|(c, _)| c);
     if read::adds_a_column(action) {
@@ -277,19 +323,40 @@ fn alter_table_action(
             hit(Rule::UniqueWithoutUsingIndex);
         }
     } else if kw(action, 0, "DROP") && !kw(action, 1, "CONSTRAINT") {
-        if !column().is_some_and(|c| known.new_column(table, &c)) {
-            hit(Rule::DropColumn);
+        let (this, dialects) = (known.this, known.dialects);
+        match column() {
+            Some(c) if this.new_column_without_values(dialects, table, &c) => {}
+            Some(c) if copied_unchanged(known, table, &c) => {
+                let original = this.name_before(dialects, table, &c);
+                copied_columns_dropped.push((table.to_owned(), original));
+            }
+            _ => hit(Rule::DropColumn),
         }
     } else if let Some((column, new_type)) = read::type_change(action) {
-        if !widens(known.declared.string_type(table, &column), new_type) {
+        if !keeps_every_value(known.declared.column_type(table, &column), new_type) {
             hit(Rule::ChangeColumnType);
         }
     } else if kw(action, 0, "ALTER") {
         let sets_not_null = action
             .windows(3)
             .any(|w| w[0].is_keyword("SET") && w[1].is_keyword("NOT") && w[2].is_keyword("NULL"));
-        if sets_not_null && !column().is_some_and(|c| known.declared.proves_not_null(table, &c)) {
+        let runs_in = known.this.runs_in();
+        // A migration that fills the column first expects nulls in it: the folder's
+        // `NOT NULL` is then not what the database has (River's 004, after its 002 was
+        // rewritten).
+        let declared_not_null = |c: &String| {
+            known.declared.not_null(table, c) && !known.this.filled(known.dialects, table, c)
+        };
+        let proven =
+            |c: &String| declared_not_null(c) || known.declared.proves_not_null(table, c, runs_in);
+        if sets_not_null && !column().is_some_and(|c| proven(&c)) {
             hit(Rule::SetNotNull);
+        }
+    } else if kw(action, 0, "VALIDATE") && kw(action, 1, "CONSTRAINT") {
+        let (this, dialects) = (known.this, known.dialects);
+        let name = read::name_at(action, 2).map(|(name, _)| name);
+        if name.is_some_and(|n| this.validates_under_its_lock(dialects, table, &n)) {
+            hit(Rule::ConstraintWithoutNotValid);
         }
     } else if kw(action, 0, "RENAME") {
         if kw(action, 1, "TO") {
@@ -302,15 +369,37 @@ fn alter_table_action(
     }
 }
 
-/// Whether `ALTER COLUMN … TYPE new` only widens a string column whose type the folder
-/// declared (`varchar(n)` to a longer `varchar`, to `varchar` or to `text`): PostgreSQL then
-/// neither rewrites the table nor checks a row, and no value changes. An unknown old type,
-/// another type, `COLLATE` or `USING` is not known to be safe.
-fn widens(old: Option<read::StringType>, new: Tokens<'_, '_>) -> bool {
+/// Whether every value of `table.column` was copied, unchanged, into a column the migration
+/// added: on PostgreSQL, the copy's type must keep the values as they are (a `numeric`
+/// copied into an `integer` loses its fractions), so both types must be known; SQLite
+/// stores a value as it is whatever the column's declared type.
+fn copied_unchanged(known: &Known<'_>, table: &str, column: &str) -> bool {
+    let Some(copy) = known.this.copy_of(known.dialects, table, column) else {
+        return false;
+    };
+    if !known.dialects.contains(&Dialect::Postgres) {
+        return true;
+    }
+    let ty = |c: &str| known.declared.column_type(table, c);
+    ty(column)
+        .zip(ty(&copy))
+        .is_some_and(|(old, new)| old.keeps_values_as(new))
+}
+
+/// Whether `ALTER COLUMN … TYPE new` keeps every value as it is, for a column whose type the
+/// folder declared: the same type restated (in any spelling), or widened as
+/// [`read::ColumnType::keeps_values_as`] says. PostgreSQL then neither rewrites the table
+/// nor checks a row. An unknown old type, another type, `COLLATE` or `USING` is not known
+/// to be safe.
+fn keeps_every_value(old: Option<&read::ColumnType>, new: Tokens<'_, '_>) -> bool {
     let Some(old) = old else {
         return false;
     };
-    read::string_type(new).is_some_and(|(new_type, after)| after == new.len() && old.fits(new_type))
+    let Some((new_type, _)) = read::column_type(new).filter(|&(_, after)| after == new.len())
+    else {
+        return false;
+    };
+    old.keeps_values_as(&new_type)
 }
 
 /// Functions PostgreSQL marks volatile that a default might call; `now()` and
@@ -442,6 +531,18 @@ mod tests {
         dialect: Option<Dialect>,
         sql: &str,
     ) -> Vec<Rule> {
+        rules_of(declared, direction, dialect, sql, RunsIn::Transaction)
+    }
+
+    /// The rules broken by `sql` in one section of the given kind, in a migration that runs
+    /// as `runs_in` says, after the migrations `declared` has read.
+    fn rules_of(
+        declared: &mut Declared,
+        direction: Direction,
+        dialect: Option<Dialect>,
+        sql: &str,
+        runs_in: RunsIn,
+    ) -> Vec<Rule> {
         let file = format!("-- calista:x\n{sql}\n");
         let span = (
             span_kind(direction, dialect),
@@ -449,10 +550,26 @@ mod tests {
             13,
             u32::try_from(file.len()).unwrap_or(0),
         );
-        lint(&file, &[span], declared)
+        lint(&file, &[span], runs_in, declared)
             .into_iter()
             .map(|f| f.rule)
             .collect()
+    }
+
+    /// The rules a `-- calista:no-transaction` PostgreSQL migration breaks after the others.
+    fn last_without_transaction(earlier: &[&str], sql: &str) -> Vec<Rule> {
+        let mut declared = Declared::default();
+        for sql in earlier {
+            rules_after(&mut declared, Direction::Up, Some(Dialect::Postgres), sql);
+        }
+        let postgres = Some(Dialect::Postgres);
+        rules_of(
+            &mut declared,
+            Direction::Up,
+            postgres,
+            sql,
+            RunsIn::Statements,
+        )
     }
 
     /// The rules broken by `sql` in one section of the given kind.
@@ -615,22 +732,31 @@ mod tests {
         );
     }
 
+    /// After `create`, each of `silent` is: in a later migration, and in the same one; each
+    /// of `firing` is a `change-column-type`.
+    fn type_changes_after(create: &str, silent: &[&str], firing: &[&str]) {
+        for sql in silent {
+            assert_eq!(last_of(&[create, sql]), [], "{sql}");
+            // The same migration declaring the column counts as much as an earlier one.
+            assert_eq!(up(&format!("{create}\n{sql};")), [], "{sql}");
+        }
+        for sql in firing {
+            assert_eq!(last_of(&[create, sql]), [Rule::ChangeColumnType], "{sql}");
+        }
+    }
+
     #[test]
     fn widening_a_string_column_the_folder_declared_is_silent() {
         let create = "CREATE TABLE accounts (id bigint, email VARCHAR(100), note text, code char(4), tags varchar(10)[]);";
-        for widening in [
+        let widenings = [
             "ALTER TABLE accounts ALTER COLUMN email TYPE varchar(255)",
             "ALTER TABLE accounts ALTER COLUMN email TYPE VARCHAR(100)",
             "ALTER TABLE accounts ALTER email SET DATA TYPE text",
             "ALTER TABLE accounts ALTER COLUMN email TYPE character varying",
             "ALTER TABLE accounts ALTER COLUMN note TYPE varchar",
             "ALTER TABLE public.accounts ALTER COLUMN email TYPE text, ALTER COLUMN note TYPE text",
-        ] {
-            assert_eq!(last_of(&[create, widening]), [], "{widening}");
-            // The same migration declaring the column counts as much as an earlier one.
-            assert_eq!(up(&format!("{create}\n{widening};")), [], "{widening}");
-        }
-        for other in [
+        ];
+        let others = [
             "ALTER TABLE accounts ALTER COLUMN email TYPE varchar(50)",
             "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(255)",
             "ALTER TABLE accounts ALTER COLUMN id TYPE text",
@@ -642,13 +768,8 @@ mod tests {
             "ALTER TABLE accounts ALTER COLUMN unknown TYPE text",
             "ALTER TABLE others ALTER COLUMN email TYPE text",
             "ALTER TABLE accounts ALTER COLUMN email TYPE text, ALTER COLUMN id TYPE int",
-        ] {
-            assert_eq!(
-                last_of(&[create, other]),
-                [Rule::ChangeColumnType],
-                "{other}"
-            );
-        }
+        ];
+        type_changes_after(create, &widenings, &others);
         // What the folder did to the column since counts: a narrowing, a rename, a drop.
         let narrowed = "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(20);";
         let then = "ALTER TABLE accounts ALTER COLUMN note TYPE varchar(30)";
@@ -703,6 +824,87 @@ mod tests {
             ),
             [Rule::ChangeColumnType]
         );
+    }
+
+    #[test]
+    fn restating_the_type_the_folder_declared_changes_nothing() {
+        // Generated migrations (Ory's fizz `change_column`) restate a column's type to
+        // change its nullability: PostgreSQL neither rewrites nor checks a row.
+        let create = "CREATE TABLE \"sessions\" (\"id\" UUID NOT NULL, \"seen_at\" timestamp, n int4, \
+                      ok bool DEFAULT false, total numeric(10, 2), at timestamptz, f float8, code char(36));\n\
+                      ALTER TABLE \"sessions\" ADD COLUMN \"nid\" UUID;\n\
+                      ALTER TABLE sessions ADD COLUMN ui jsonb, ADD COLUMN token VARCHAR (32);";
+        let same = [
+            "ALTER TABLE \"sessions\" ALTER COLUMN \"nid\" TYPE UUID, ALTER COLUMN \"nid\" DROP NOT NULL",
+            "ALTER TABLE sessions ALTER COLUMN id TYPE uuid",
+            "ALTER TABLE sessions ALTER COLUMN ui TYPE JSONB, ALTER COLUMN ui SET DEFAULT '{}'",
+            "ALTER TABLE sessions ALTER COLUMN seen_at TYPE timestamp without time zone",
+            "ALTER TABLE sessions ALTER COLUMN n SET DATA TYPE integer",
+            "ALTER TABLE sessions ALTER COLUMN ok TYPE boolean",
+            "ALTER TABLE sessions ALTER COLUMN total TYPE NUMERIC (10,2)",
+            "ALTER TABLE sessions ALTER COLUMN at TYPE timestamp with time zone",
+            "ALTER TABLE sessions ALTER COLUMN f TYPE double precision",
+            "ALTER TABLE sessions ALTER COLUMN code TYPE character(36)",
+            "ALTER TABLE sessions ALTER COLUMN token TYPE varchar(32)",
+        ];
+        let changes = [
+            "ALTER TABLE sessions ALTER COLUMN seen_at TYPE timestamptz",
+            "ALTER TABLE sessions ALTER COLUMN n TYPE bigint",
+            "ALTER TABLE sessions ALTER COLUMN total TYPE numeric(12, 3)",
+            "ALTER TABLE sessions ALTER COLUMN code TYPE varchar(36)",
+            "ALTER TABLE sessions ALTER COLUMN code TYPE char",
+            "ALTER TABLE sessions ALTER COLUMN id TYPE uuid USING id::text::uuid",
+            "ALTER TABLE sessions ALTER COLUMN ui TYPE jsonb[]",
+            "ALTER TABLE sessions ALTER COLUMN token TYPE varchar(32) COLLATE \"C\"",
+            "ALTER TABLE sessions ALTER COLUMN unknown TYPE uuid",
+            "ALTER TABLE other ALTER COLUMN nid TYPE uuid",
+        ];
+        type_changes_after(create, &same, &changes);
+        // The type the folder changed it to since counts, and a dropped column is unknown.
+        assert_eq!(
+            last_of(&[
+                create,
+                "ALTER TABLE sessions ALTER COLUMN n TYPE bigint;",
+                "ALTER TABLE sessions ALTER COLUMN n TYPE int8"
+            ]),
+            []
+        );
+        assert_eq!(
+            last_of(&[
+                create,
+                "ALTER TABLE sessions DROP COLUMN nid;\nALTER TABLE sessions ADD COLUMN nid text;",
+                "ALTER TABLE sessions ALTER COLUMN nid TYPE uuid"
+            ]),
+            [Rule::ChangeColumnType]
+        );
+    }
+
+    #[test]
+    fn widening_a_precision_the_folder_declared_is_silent() {
+        // PostgreSQL keeps every value and the table as they are when a numeric's precision
+        // grows at the same scale, or a time's fractional digits grow.
+        let create = "CREATE TABLE \"Event\" (\"createdAt\" TIMESTAMP(3) NOT NULL, seen timetz(0), \
+                      total numeric(10, 2), n numeric(5), d interval(2), at timestamptz);";
+        let widenings = [
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamp, ALTER COLUMN \"createdAt\" SET DEFAULT clock_timestamp()",
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamp(6) without time zone",
+            "ALTER TABLE \"Event\" ALTER COLUMN seen TYPE time(3) with time zone",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE numeric(12, 2)",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE decimal",
+            "ALTER TABLE \"Event\" ALTER COLUMN n TYPE numeric(7, 0)",
+            "ALTER TABLE \"Event\" ALTER COLUMN d TYPE interval",
+        ];
+        let others = [
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamp(0)",
+            "ALTER TABLE \"Event\" ALTER COLUMN \"createdAt\" TYPE timestamptz",
+            "ALTER TABLE \"Event\" ALTER COLUMN seen TYPE time(3)",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE numeric(12, 3)",
+            "ALTER TABLE \"Event\" ALTER COLUMN total TYPE numeric(9, 2)",
+            "ALTER TABLE \"Event\" ALTER COLUMN n TYPE numeric(7, 1)",
+            "ALTER TABLE \"Event\" ALTER COLUMN n TYPE bigint",
+            "ALTER TABLE \"Event\" ALTER COLUMN at TYPE timestamptz(3)",
+        ];
+        type_changes_after(create, &widenings, &others);
     }
 
     #[test]
@@ -788,6 +990,58 @@ mod tests {
     }
 
     #[test]
+    fn dropping_a_table_the_folder_already_dropped_drops_nothing() {
+        // SQLite rebuilds (memos) start by clearing a leftover of the scratch name an
+        // earlier rebuild used and dropped.
+        let rebuild = "DROP TABLE IF EXISTS _user_old;\n\
+                       ALTER TABLE user RENAME TO _user_old;\n\
+                       CREATE TABLE user (id INTEGER PRIMARY KEY, name TEXT);\n\
+                       INSERT INTO user SELECT * FROM _user_old;\n\
+                       DROP TABLE IF EXISTS _user_old;";
+        let mut declared = Declared::default();
+        let sqlite = Some(Dialect::Sqlite);
+        let first = rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        assert_eq!(
+            first,
+            [Rule::DropTable],
+            "nothing says _user_old is gone yet"
+        );
+        let second = rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        assert_eq!(second, [], "the first rebuild dropped _user_old");
+        // Created again since, or gone on one dialect only: it may hold rows.
+        let again = "CREATE TABLE _user_old (id int);";
+        rules_after(&mut declared, Direction::Up, sqlite, again);
+        let third = rules_after(
+            &mut declared,
+            Direction::Up,
+            sqlite,
+            "DROP TABLE _user_old;",
+        );
+        assert_eq!(third, [Rule::DropTable]);
+        let mut declared = Declared::default();
+        rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        let postgres = rules_after(
+            &mut declared,
+            Direction::Up,
+            Some(Dialect::Postgres),
+            "DROP TABLE _user_old;",
+        );
+        assert_eq!(postgres, [Rule::DropTable]);
+        let mut declared = Declared::default();
+        rules_after(&mut declared, Direction::Up, sqlite, rebuild);
+        let shared = rules_after(&mut declared, Direction::Up, None, "DROP TABLE _user_old;");
+        assert_eq!(shared, [Rule::DropTable]);
+        // Renamed away: the old name holds nothing.
+        assert_eq!(
+            last_of(&[
+                "CREATE TABLE a (id int);\nALTER TABLE a RENAME TO b;",
+                "DROP TABLE IF EXISTS a"
+            ]),
+            []
+        );
+    }
+
+    #[test]
     fn columns_added_earlier_in_the_migration_may_be_renamed_filled_and_dropped() {
         let add =
             "ALTER TABLE posts ADD COLUMN featured boolean, ADD COLUMN IF NOT EXISTS rank int;";
@@ -835,6 +1089,78 @@ mod tests {
     }
 
     #[test]
+    fn a_column_copied_whole_into_a_new_one_may_be_dropped() {
+        // SQLite's way to change a column's type (Ory Kratos): a new column, every value
+        // copied over, the old one dropped, the new one renamed to the old name.
+        let copy = |set: &str| {
+            format!(
+                "ALTER TABLE flows ADD COLUMN url_new TEXT NOT NULL DEFAULT '';\n\
+                 {set};\n\
+                 ALTER TABLE flows DROP COLUMN url;\n\
+                 ALTER TABLE flows RENAME COLUMN url_new TO url;"
+            )
+        };
+        for set in [
+            "UPDATE flows SET url_new = url",
+            "UPDATE flows SET url_new = flows.url WHERE true",
+            "UPDATE \"flows\" SET \"url_new\" = \"url\"",
+        ] {
+            // On PostgreSQL, only into a type that keeps the values: both must be known.
+            let create = "CREATE TABLE flows (id int, url VARCHAR (2048) NOT NULL);";
+            assert_eq!(last_of(&[create, &copy(set)]), [], "{set}");
+            assert_eq!(up(&copy(set)), [Rule::DropColumn], "{set}");
+            assert_eq!(sqlite(&copy(set)), [], "{set}");
+        }
+        let narrowed = "ALTER TABLE prices ADD COLUMN amount_new integer;\n\
+                        UPDATE prices SET amount_new = amount;\n\
+                        ALTER TABLE prices DROP COLUMN amount;\n\
+                        ALTER TABLE prices RENAME COLUMN amount_new TO amount;";
+        let prices = "CREATE TABLE prices (id int, amount numeric(10, 2));";
+        assert_eq!(last_of(&[prices, narrowed]), [Rule::DropColumn]);
+        // An old column renamed, a new one filled from it, the old one dropped.
+        let renamed = "ALTER TABLE sessions RENAME COLUMN token TO old_token;\n\
+                       ALTER TABLE sessions ADD COLUMN token varchar(39) NULL;\n\
+                       UPDATE sessions SET token = old_token WHERE true;\n\
+                       ALTER TABLE sessions DROP COLUMN old_token;";
+        assert_eq!(sqlite(renamed), []);
+        for set in [
+            // Some rows only, or values changed on the way, or from another table.
+            "UPDATE flows SET url_new = url WHERE url <> ''",
+            "UPDATE flows SET url_new = lower(url)",
+            "UPDATE flows SET url_new = o.url FROM old_flows o WHERE o.id = flows.id",
+            // Into a column that existed before, or into another table.
+            "UPDATE flows SET kind = url",
+            "UPDATE others SET url_new = url",
+        ] {
+            assert!(
+                sqlite(&copy(set)).contains(&Rule::DropColumn),
+                "{set}: {:?}",
+                sqlite(&copy(set))
+            );
+        }
+        // Kept under another name: the release still running reads the old one.
+        let moved = "ALTER TABLE meta ADD COLUMN message TEXT;\n\
+                     UPDATE meta SET message = body;\n\
+                     ALTER TABLE meta DROP COLUMN body;";
+        assert_eq!(up(moved), [Rule::DropColumn]);
+        assert_eq!(sqlite(moved), [Rule::DropColumn]);
+        // The copy, dropped in turn: the values are gone after all (both drops fire).
+        let lost = "ALTER TABLE flows ADD COLUMN url_new TEXT;\n\
+                    UPDATE flows SET url_new = url;\n\
+                    ALTER TABLE flows DROP COLUMN url;\n\
+                    ALTER TABLE flows DROP COLUMN url_new;";
+        assert_eq!(sqlite(lost), [Rule::DropColumn, Rule::DropColumn]);
+        // Copied by an earlier migration: the release running may have written since.
+        assert_eq!(
+            last_of(&[
+                "ALTER TABLE flows ADD COLUMN url_new TEXT;\nUPDATE flows SET url_new = url;",
+                "ALTER TABLE flows DROP COLUMN url"
+            ]),
+            [Rule::DropColumn]
+        );
+    }
+
+    #[test]
     fn the_documented_safe_way_to_set_not_null_is_silent() {
         let check = "ALTER TABLE orders ADD CONSTRAINT ck_customer_nn CHECK (customer_id IS NOT NULL) NOT VALID;";
         let validate = "ALTER TABLE orders VALIDATE CONSTRAINT ck_customer_nn;";
@@ -851,8 +1177,6 @@ mod tests {
         for (before, now) in [
             // Never validated.
             (check, set.to_owned()),
-            // Validated in the migration that added it: the scan ran under its lock.
-            ("SELECT 1;", format!("{check}\n{validate}\n{set}")),
             // A check of another column, or of more than nullness.
             (check, "ALTER TABLE orders VALIDATE CONSTRAINT ck_customer_nn;\nALTER TABLE orders ALTER COLUMN total SET NOT NULL;".to_owned()),
             (
@@ -864,6 +1188,93 @@ mod tests {
         ] {
             assert_eq!(last_of(&[before, &now]), [Rule::SetNotNull], "{before} / {now}");
         }
+        // Validated in the migration that added it: the scan ran under its lock (the
+        // validation itself is a finding too).
+        assert_eq!(
+            up(&format!("{check}\n{validate}\n{set}")),
+            [Rule::ConstraintWithoutNotValid, Rule::SetNotNull]
+        );
+    }
+
+    #[test]
+    fn set_not_null_on_a_column_the_folder_declared_not_null_does_nothing() {
+        // PostgreSQL scans nothing for a column that is NOT NULL already (Ory's generated
+        // `change_column` restates it; old migrations repeat it).
+        let create = "CREATE TABLE \"courier_messages\" (\"id\" UUID, \"body\" VARCHAR (255) NOT NULL, \
+                      note text, CONSTRAINT pk PRIMARY KEY (\"id\"), CHECK (note IS NOT NULL));\n\
+                      CREATE TABLE codes (code int PRIMARY KEY);\n\
+                      ALTER TABLE courier_messages ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0, ADD COLUMN n int;";
+        for same in [
+            "ALTER TABLE \"courier_messages\" ALTER COLUMN \"body\" TYPE text, ALTER COLUMN \"body\" SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN downloads SET NOT NULL",
+            "ALTER TABLE codes ALTER code SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN id SET NOT NULL",
+        ] {
+            assert_eq!(last_of(&[create, same]), [], "{same}");
+            assert_eq!(up(&format!("{create}\n{same};")), [], "{same}");
+        }
+        for scans in [
+            "ALTER TABLE courier_messages ALTER COLUMN note SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN n SET NOT NULL",
+            "ALTER TABLE courier_messages ALTER COLUMN unknown SET NOT NULL",
+            "ALTER TABLE others ALTER COLUMN body SET NOT NULL",
+            // Made nullable since, or dropped and added again.
+            "ALTER TABLE courier_messages ALTER COLUMN body DROP NOT NULL;\n\
+             ALTER TABLE courier_messages ALTER COLUMN body SET NOT NULL",
+            "ALTER TABLE courier_messages DROP COLUMN body, ADD COLUMN body text;\n\
+             ALTER TABLE courier_messages ALTER COLUMN body SET NOT NULL",
+        ] {
+            let found = last_of(&[create, scans]);
+            assert!(found.contains(&Rule::SetNotNull), "{scans}: {found:?}");
+        }
+        // Filled first: the migration expects nulls there, whatever the folder declared.
+        let fill = "ALTER TABLE courier_messages ALTER COLUMN body SET DEFAULT '';\n\
+                    UPDATE courier_messages SET body = '' WHERE body IS NULL;\n\
+                    ALTER TABLE courier_messages ALTER COLUMN body SET NOT NULL;";
+        assert_eq!(last_of(&[create, fill]), [Rule::SetNotNull]);
+        // Set NOT NULL by an earlier migration, and renamed since.
+        assert_eq!(
+            last_of(&[
+                create,
+                "ALTER TABLE courier_messages ALTER COLUMN n SET NOT NULL;",
+                "ALTER TABLE courier_messages RENAME COLUMN n TO m;\nALTER TABLE courier_messages RENAME TO messages;",
+                "ALTER TABLE messages ALTER COLUMN m SET NOT NULL"
+            ]),
+            []
+        );
+    }
+
+    #[test]
+    fn validating_in_the_migration_that_added_not_valid_scans_under_its_lock() {
+        let add = "ALTER TABLE orders ADD CONSTRAINT fk_customer FOREIGN KEY (customer_id) \
+                   REFERENCES customers (id) NOT VALID;";
+        let check = "ALTER TABLE orders ADD CONSTRAINT ck_total CHECK (total >= 0) NOT VALID;";
+        let validate = |c: &str| format!("ALTER TABLE orders VALIDATE CONSTRAINT {c};");
+        // In one transaction, the scan runs under the lock the ADD took.
+        for (add, name) in [(add, "fk_customer"), (check, "ck_total")] {
+            let both = format!("{add}\n{}", validate(name));
+            assert_eq!(up(&both), [Rule::ConstraintWithoutNotValid], "{both}");
+            // The documented safe way: validated in a later migration.
+            assert_eq!(folder(&[add, &validate(name)]), [vec![], vec![]]);
+            // Without a transaction, each statement commits and takes its own lock.
+            assert_eq!(last_without_transaction(&[], &both), [], "{both}");
+        }
+        // Another constraint, or one of a table created here.
+        assert_eq!(up(&format!("{add}\n{}", validate("other"))), []);
+        let created = "CREATE TABLE orders (id int, customer_id int);";
+        assert_eq!(
+            up(&format!("{created}\n{add}\n{}", validate("fk_customer"))),
+            []
+        );
+        // Set NOT NULL through a check validated in the same no-transaction migration.
+        let not_null = "ALTER TABLE orders ADD CONSTRAINT ck_nn CHECK (customer_id IS NOT NULL) NOT VALID;\n\
+                        ALTER TABLE orders VALIDATE CONSTRAINT ck_nn;\n\
+                        ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;";
+        assert_eq!(last_without_transaction(&[], not_null), []);
+        assert_eq!(
+            up(not_null),
+            [Rule::ConstraintWithoutNotValid, Rule::SetNotNull]
+        );
     }
 
     #[test]
@@ -1011,7 +1422,7 @@ mod tests {
                 u32::try_from(file.len()).unwrap_or(0),
             ),
         ];
-        let found = lint(file, &spans, &mut Declared::default());
+        let found = lint(file, &spans, RunsIn::Transaction, &mut Declared::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             (found[0].line, found[0].rule),
@@ -1092,11 +1503,16 @@ mod tests {
                     13,
                     u32::try_from(file.len()).unwrap_or(0),
                 );
-                let found: Vec<_> = lint(&file, &[span], &mut Declared::default())
-                    .into_iter()
-                    .filter(|f| f.rule.category() == Category::Portability)
-                    .map(|f| (f.rule, f.subject))
-                    .collect();
+                let found: Vec<_> = lint(
+                    &file,
+                    &[span],
+                    RunsIn::Transaction,
+                    &mut Declared::default(),
+                )
+                .into_iter()
+                .filter(|f| f.rule.category() == Category::Portability)
+                .map(|f| (f.rule, f.subject))
+                .collect();
                 assert_eq!(found, [(rule, subject.to_owned())], "{sql}");
             }
             for dialect in Dialect::ALL {
@@ -1132,7 +1548,7 @@ mod tests {
             14,
             u32::try_from(file.len()).unwrap_or(0),
         );
-        let found = lint(file, &[span], &mut Declared::default());
+        let found = lint(file, &[span], RunsIn::Transaction, &mut Declared::default());
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].line, found[0].rule), (4, Rule::PostgresOnly));
     }

@@ -3,9 +3,9 @@
 //!
 //! It runs inside the one parser of migration files, on the tokens of the one SQL lexer, so `migrations!()` and [`Migrations::from_dir`](crate::Migrations::from_dir)
 //! report the same findings, as build errors and as run-time problems. It reads a folder in
-//! revision order and remembers what earlier migrations declared (string column types,
-//! functions' volatility, `NOT NULL` checks), which some rules need; what the folder does
-//! not show never silences a rule. A finding is
+//! revision order and remembers what earlier migrations declared (columns' types and
+//! nullability, functions' volatility, `NOT NULL` checks, tables dropped), which some rules
+//! need; what the folder does not show never silences a rule. A finding is
 //! acknowledged, with a reason, by a directive before the first section:
 //!
 //! ```sql
@@ -30,7 +30,7 @@ mod state;
 pub use rules::{Category, Rule};
 
 pub(crate) use check::lint;
-pub(crate) use state::Declared;
+pub(crate) use state::{Declared, RunsIn};
 
 /// Where the rules are documented, each with why it matters and the safe way: messages link
 /// it by URL (the workspace's `repository`), never by a path in a checkout.

@@ -256,12 +256,7 @@ pub(super) fn created_columns<'t, 'a>(
     tokens: Tokens<'t, 'a>,
     creation: &Creation,
 ) -> Option<Vec<(String, Tokens<'t, 'a>)>> {
-    let after = creation.after;
-    if !creation.table || !punct(tokens, after, "(") {
-        return None;
-    }
-    let close = past_group(tokens, after)?;
-    let columns = split_top_level(&tokens[after + 1..close - 1])
+    let columns = created_elements(tokens, creation)?
         .into_iter()
         .filter(|element| !is_table_constraint(element))
         .filter_map(|element| {
@@ -270,6 +265,57 @@ pub(super) fn created_columns<'t, 'a>(
         })
         .collect();
     Some(columns)
+}
+
+/// `CREATE … TABLE t (…, [CONSTRAINT c] PRIMARY KEY (a, b), …)`: the columns of the table's
+/// primary key constraint, if it has one.
+pub(super) fn created_primary_key(tokens: Tokens<'_, '_>, creation: &Creation) -> Vec<String> {
+    let elements = created_elements(tokens, creation).unwrap_or_default();
+    elements
+        .into_iter()
+        .flat_map(|element| primary_key_columns(element, 0))
+        .collect()
+}
+
+/// The elements of a `CREATE … TABLE t (…)` list: columns and table constraints.
+fn created_elements<'t, 'a>(
+    tokens: Tokens<'t, 'a>,
+    creation: &Creation,
+) -> Option<Vec<Tokens<'t, 'a>>> {
+    let after = creation.after;
+    if !creation.table || !punct(tokens, after, "(") {
+        return None;
+    }
+    let close = past_group(tokens, after)?;
+    Some(split_top_level(&tokens[after + 1..close - 1]))
+}
+
+/// `[CONSTRAINT c] PRIMARY KEY (a, b) …` from `at`: the columns; none for anything else
+/// (`PRIMARY KEY USING INDEX ix` included, whose columns are not written).
+pub(super) fn primary_key_columns(tokens: Tokens<'_, '_>, at: usize) -> Vec<String> {
+    let at = if kw(tokens, at, "CONSTRAINT") {
+        at + 2
+    } else {
+        at
+    };
+    if !(kw(tokens, at, "PRIMARY") && kw(tokens, at + 1, "KEY") && punct(tokens, at + 2, "(")) {
+        return Vec::new();
+    }
+    match past_group(tokens, at + 2) {
+        Some(close) => names_from(&tokens[at + 3..close - 1], 0),
+        None => Vec::new(),
+    }
+}
+
+/// Whether a column definition's tokens after its name say `NOT NULL` or `PRIMARY KEY`
+/// (outside parentheses: not a `CHECK (c IS NOT NULL)`).
+pub(super) fn declares_not_null(definition: Tokens<'_, '_>) -> bool {
+    let top: Vec<usize> = top_level(definition).collect();
+    top.windows(2).any(|w| {
+        w[1] == w[0] + 1
+            && definition[w[0]].is_keyword("NOT")
+            && definition[w[1]].is_keyword("NULL")
+    }) || top.iter().any(|&i| definition[i].is_keyword("PRIMARY"))
 }
 
 /// Whether an element of a `CREATE TABLE` list is a table constraint or `LIKE`, not a column.
@@ -299,31 +345,141 @@ impl StringType {
     }
 }
 
-/// The string type a column's type tokens begin with, and the index after it; `None` for any
-/// other type (arrays of strings and `char(n)`, which pads, included).
-pub(super) fn string_type(tokens: Tokens<'_, '_>) -> Option<(StringType, usize)> {
-    let at = if kw(tokens, 0, "VARCHAR") || kw(tokens, 0, "TEXT") {
-        1
-    } else if (kw(tokens, 0, "CHARACTER") || kw(tokens, 0, "CHAR")) && kw(tokens, 1, "VARYING") {
-        2
-    } else {
-        return None;
-    };
-    let (string, after) = if kw(tokens, 0, "TEXT") {
-        (StringType::Unbounded, at)
-    } else if punct(tokens, at, "(") {
-        let length = tokens.get(at + 1).filter(|t| t.kind == TokenKind::Number)?;
-        if !punct(tokens, at + 2, ")") {
+/// A column's type as PostgreSQL knows it, whatever the spelling (`int4`, `int` and
+/// `integer` alike; `VARCHAR (32)` and `character varying(32)` alike), with its modifiers and
+/// array brackets: two equal ones are the same type, and changing a column from one to
+/// the other changes nothing stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ColumnType(String);
+
+impl ColumnType {
+    /// Whether PostgreSQL changes a column of this type to `new` without rewriting the
+    /// table or checking a row, every value kept as it is: the same type; a string type
+    /// widened (see [`StringType::fits`]); a `numeric` whose precision grows at the same
+    /// scale, or loses its bounds; a time, timestamp or interval whose fractional digits grow,
+    /// or lose their bound.
+    pub(super) fn keeps_values_as(&self, new: &ColumnType) -> bool {
+        if self == new {
+            return true;
+        }
+        if let (Some(old), Some(new)) = (self.string(), new.string()) {
+            return old.fits(new);
+        }
+        let (Some((base, old)), Some((new_base, new))) = (self.modifiers(), new.modifiers()) else {
+            return false;
+        };
+        if base != new_base {
+            return false;
+        }
+        match (base, old.as_slice(), new.as_slice()) {
+            ("numeric" | "timestamp" | "timestamptz" | "time" | "timetz" | "interval", _, []) => {
+                true
+            }
+            ("numeric", [p] | [p, 0], [q] | [q, 0]) => q >= p,
+            ("numeric", [p, s], [q, t]) => s == t && q >= p,
+            ("timestamp" | "timestamptz" | "time" | "timetz" | "interval", [p], [q]) => q >= p,
+            _ => false,
+        }
+    }
+
+    /// The type's name and its numeric modifiers (`numeric(10,2)`: `numeric`, `[10, 2]`);
+    /// `None` for an array or a modifier that is not a number.
+    fn modifiers(&self) -> Option<(&str, Vec<u32>)> {
+        if self.0.ends_with(']') {
             return None;
         }
-        (StringType::Bounded(length.text.parse().ok()?), at + 3)
-    } else {
-        (StringType::Unbounded, at)
-    };
-    if punct(tokens, after, "[") || kw(tokens, after, "ARRAY") {
-        return None;
+        let Some((base, rest)) = self.0.split_once('(') else {
+            return Some((&self.0, Vec::new()));
+        };
+        let list = rest.strip_suffix(')')?;
+        let numbers = list
+            .split(',')
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        Some((base, numbers))
     }
-    Some((string, after))
+
+    /// The string type it is, as far as widening it goes; `None` for any other type
+    /// (arrays of strings and `char(n)`, which pads, included).
+    pub(super) fn string(&self) -> Option<StringType> {
+        match self.0.as_str() {
+            "text" | "varchar" => Some(StringType::Unbounded),
+            other => {
+                let length = other.strip_prefix("varchar(")?.strip_suffix(')')?;
+                Some(StringType::Bounded(length.parse().ok()?))
+            }
+        }
+    }
+}
+
+/// PostgreSQL's own name of a type word, for the names it gives several spellings.
+fn canonical_type(word: &str) -> &str {
+    match word {
+        "int" | "integer" => "int4",
+        "bigint" => "int8",
+        "smallint" => "int2",
+        "boolean" => "bool",
+        "real" => "float4",
+        "decimal" => "numeric",
+        "character" | "char" => "bpchar",
+        other => other,
+    }
+}
+
+/// The column type its tokens begin with, and the index after it; `None` if they do not
+/// begin with a type name.
+pub(super) fn column_type(tokens: Tokens<'_, '_>) -> Option<(ColumnType, usize)> {
+    let first = tokens.first()?;
+    let (mut name, mut at) = name_at(tokens, 0)?;
+    if first.kind == TokenKind::Word {
+        name = canonical_type(&name).to_owned();
+        let second = |word| kw(tokens, at, word);
+        if name == "bpchar" && second("VARYING") {
+            (name, at) = ("varchar".to_owned(), at + 1);
+        } else if name == "double" && second("PRECISION") {
+            (name, at) = ("float8".to_owned(), at + 1);
+        } else if name == "bit" && second("VARYING") {
+            (name, at) = ("varbit".to_owned(), at + 1);
+        }
+    } else {
+        // A quoted name is never an alias: `"char"` is a type of its own.
+        name = format!("\"{name}\"");
+    }
+    if punct(tokens, at, "(") {
+        let close = past_group(tokens, at)?;
+        name.extend(tokens[at..close].iter().map(|t| t.text));
+        at = close;
+    } else if name == "bpchar" && first.kind == TokenKind::Word && !kw(tokens, 0, "BPCHAR") {
+        name.push_str("(1)"); // `char` is `char(1)`
+    }
+    // Quoted names start with `"`: only the words name these.
+    if name == "time" || name.starts_with("time(") || name.starts_with("timestamp") {
+        let zone = |with: &str| {
+            kw(tokens, at, with) && kw(tokens, at + 1, "TIME") && kw(tokens, at + 2, "ZONE")
+        };
+        if zone("WITH") {
+            let (base, modifiers) = name.split_at(name.find('(').unwrap_or(name.len()));
+            name = format!("{base}tz{modifiers}");
+            at += 3;
+        } else if zone("WITHOUT") {
+            at += 3;
+        }
+    }
+    loop {
+        if punct(tokens, at, "[") {
+            let close = (at..tokens.len()).find(|&i| punct(tokens, i, "]"))?;
+            name.push_str("[]");
+            at = close + 1;
+        } else if kw(tokens, at, "ARRAY") {
+            name.push_str("[]");
+            at += 1;
+            if punct(tokens, at, "[") {
+                at = (at..tokens.len()).find(|&i| punct(tokens, i, "]"))? + 1;
+            }
+        } else {
+            return Some((ColumnType(name), at));
+        }
+    }
 }
 
 /// `ALTER [COLUMN] c [SET DATA] TYPE …`: the column and the new type's tokens (to the end of
@@ -337,6 +493,26 @@ pub(super) fn type_change<'t, 'a>(action: Tokens<'t, 'a>) -> Option<(String, Tok
         Some((column, &action[at + 1..]))
     } else if kw(action, at, "SET") && kw(action, at + 1, "DATA") && kw(action, at + 2, "TYPE") {
         Some((column, &action[at + 3..]))
+    } else {
+        None
+    }
+}
+
+/// `ALTER [COLUMN] c SET NOT NULL` or `… DROP NOT NULL`: the column, and whether it is now
+/// `NOT NULL`.
+pub(super) fn nullability_change(action: Tokens<'_, '_>) -> Option<(String, bool)> {
+    if !kw(action, 0, "ALTER") {
+        return None;
+    }
+    let (column, at) = action_column(action)?;
+    let not_null = kw(action, at + 1, "NOT") && kw(action, at + 2, "NULL");
+    if !not_null || at + 3 != action.len() {
+        return None;
+    }
+    if kw(action, at, "SET") {
+        Some((column, true))
+    } else if kw(action, at, "DROP") {
+        Some((column, false))
     } else {
         None
     }
@@ -453,6 +629,54 @@ pub(super) fn update_targets(tokens: Tokens<'_, '_>, verb: usize) -> Option<(Str
     Some((table, columns))
 }
 
+/// `UPDATE t SET a = b, … [WHERE true]` (no `FROM`, no other `WHERE`), setting on every row
+/// a column to another column's value unchanged: the table and each `(a, b)`. Nothing for
+/// other statements.
+pub(super) fn column_copies(tokens: Tokens<'_, '_>) -> Option<(String, Vec<(String, String)>)> {
+    /// Words that stand where a column could, and are values.
+    const VALUES: &[&str] = &[
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "DEFAULT",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "LOCALTIME",
+        "LOCALTIMESTAMP",
+        "CURRENT_USER",
+        "SESSION_USER",
+        "USER",
+    ];
+    if !kw(tokens, 0, "UPDATE") {
+        return None;
+    }
+    let clause = |keyword| top_level(tokens).find(|&i| tokens[i].is_keyword(keyword));
+    if clause("FROM").is_some() {
+        return None;
+    }
+    let end = match clause("WHERE") {
+        Some(at) if kw(tokens, at + 1, "TRUE") && at + 2 == tokens.len() => at,
+        Some(_) => return None,
+        None => tokens.len(),
+    };
+    let (table, _) = update_targets(tokens, 0)?;
+    let set = top_level(tokens).find(|&i| tokens[i].is_keyword("SET"))?;
+    let copies = split_top_level(&tokens[set + 1..end])
+        .into_iter()
+        .filter_map(|assignment| {
+            let (target, at) = name_at(assignment, 0)?;
+            let value = assignment
+                .get(at + 1..)
+                .filter(|_| punct(assignment, at, "="))?;
+            let (source, after) = name_at(value, 0)?;
+            let lone = after == value.len() && !VALUES.iter().any(|v| value[0].is_keyword(v));
+            lone.then_some((target, source))
+        })
+        .collect();
+    Some((table, copies))
+}
+
 /// How often a function's result may change, as `CREATE FUNCTION` declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Volatility {
@@ -558,7 +782,7 @@ mod tests {
             ("SELECT citext", None),
             ("SELECT bigint", None),
         ] {
-            let found = with(sql, |t| string_type(&t[1..]).map(|(s, _)| s));
+            let found = with(sql, |t| column_type(&t[1..]).and_then(|(c, _)| c.string()));
             assert_eq!(found, expected, "{sql}");
         }
         assert!(Bounded(40).fits(Bounded(40)));
@@ -567,6 +791,31 @@ mod tests {
         assert!(Unbounded.fits(Unbounded));
         assert!(!Bounded(255).fits(Bounded(40)));
         assert!(!Unbounded.fits(Bounded(10_000)));
+    }
+
+    #[test]
+    fn column_types_are_named_as_postgresql_names_them() {
+        for (sql, name, after) in [
+            ("SELECT integer NOT NULL", "int4", 1),
+            ("SELECT INT", "int4", 1),
+            ("SELECT character varying (255) NOT NULL", "varchar(255)", 5),
+            ("SELECT char", "bpchar(1)", 1),
+            ("SELECT character(36)", "bpchar(36)", 4),
+            ("SELECT double precision DEFAULT 0", "float8", 2),
+            ("SELECT numeric (10, 2)", "numeric(10,2)", 6),
+            ("SELECT timestamp(3) with time zone", "timestamptz(3)", 7),
+            ("SELECT timestamp without time zone", "timestamp", 4),
+            ("SELECT time with time zone", "timetz", 4),
+            ("SELECT pg_catalog.int8", "int8", 3),
+            ("SELECT text[][]", "text[][]", 5),
+            ("SELECT varchar(10) ARRAY", "varchar(10)[]", 5),
+            ("SELECT \"char\"", "\"char\"", 1),
+            ("SELECT interval day to second", "interval", 1),
+        ] {
+            let found = with(sql, |t| column_type(&t[1..]).map(|(c, at)| (c.0, at)));
+            assert_eq!(found, Some((name.to_owned(), after)), "{sql}");
+        }
+        assert_eq!(with("SELECT (1)", |t| column_type(&t[1..])), None);
     }
 
     #[test]

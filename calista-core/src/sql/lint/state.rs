@@ -4,8 +4,19 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::read::{self, StringType, Tokens, Volatility, kw};
+use super::read::{self, ColumnType, Tokens, Volatility, kw};
 use crate::migration::Dialect;
+
+/// How a migration's statements run, which decides the lock a later statement of it runs
+/// under: in one transaction (the default; every lock is held to the end), or each on its
+/// own (`-- calista:no-transaction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunsIn {
+    /// One transaction: a lock a statement took is held by the statements after it.
+    Transaction,
+    /// Each statement commits on its own.
+    Statements,
+}
 
 /// What the up sections of one migration, read so far, created, added or copied on one
 /// dialect: the migration owns it, so nobody reads it yet and nothing in it can be lost.
@@ -19,6 +30,30 @@ pub(super) struct Owned {
     copied: HashSet<String>,
     /// Relations created here that received the rows of one that was not.
     holding: HashSet<String>,
+    /// Columns whose every value was copied into a column added here, as `(table, column)`,
+    /// with the column they were copied into.
+    copied_columns: HashMap<(String, String), String>,
+    /// Columns added here that received the values of one that was not.
+    holding_columns: HashSet<(String, String)>,
+    /// Columns from before renamed here, as `(table, column)`: the name they had.
+    names_before: HashMap<(String, String), String>,
+    /// Constraints added `NOT VALID` here, as `(table, constraint)`.
+    not_valid: HashSet<(String, String)>,
+    /// Columns an `UPDATE` here set, as `(table, column)`.
+    filled: HashSet<(String, String)>,
+}
+
+/// The `(table, column)` keys of `table`, to move when it is renamed.
+fn of_table<'k>(
+    keys: impl Iterator<Item = &'k (String, String)>,
+    table: &str,
+) -> Vec<(String, String)> {
+    keys.filter(|(t, _)| t == table).cloned().collect()
+}
+
+/// `(table, column)`, as the sets of columns hold it.
+fn key(table: &str, column: &str) -> (String, String) {
+    (table.to_owned(), column.to_owned())
 }
 
 impl Owned {
@@ -27,10 +62,24 @@ impl Owned {
     }
 
     fn column(&self, table: &str, column: &str) -> bool {
-        self.relation(table)
-            || self
-                .columns
-                .contains(&(table.to_owned(), column.to_owned()))
+        self.relation(table) || self.columns.contains(&key(table, column))
+    }
+
+    /// Whether `table.column` was added here (or its table created) and holds no value
+    /// from before.
+    fn new_column_without_values(&self, table: &str, column: &str) -> bool {
+        self.column(table, column) && !self.holding_columns.contains(&key(table, column))
+    }
+
+    /// The column added here that every value of `table.column` was copied into, if any.
+    fn copy_of(&self, table: &str, column: &str) -> Option<&String> {
+        self.copied_columns.get(&key(table, column))
+    }
+
+    /// The name `table.column` had before the migration renamed it, if it did.
+    fn name_before(&self, table: &str, column: &str) -> String {
+        let before = self.names_before.get(&key(table, column));
+        before.map_or_else(|| column.to_owned(), Clone::clone)
     }
 
     /// Whether dropping `name` loses no row: its rows were copied whole into another table
@@ -59,13 +108,64 @@ impl Owned {
             }
             Change::RenamedTable { from, to } => self.rename_table(from, to),
             Change::RenamedColumn { table, from, to } => {
-                if self.column(table, from) {
-                    self.columns.remove(&(table.clone(), from.clone()));
-                    self.columns.insert((table.clone(), to.clone()));
+                if !self.column(table, from) {
+                    let before = self.name_before(table, from);
+                    self.names_before.remove(&key(table, from));
+                    self.names_before.insert(key(table, to), before);
                 }
+                for ((copied_from, _), copy) in &mut self.copied_columns {
+                    if copied_from == table && copy == from {
+                        copy.clone_from(to);
+                    }
+                }
+                let (from, to) = (key(table, from), key(table, to));
+                for set in [
+                    &mut self.columns,
+                    &mut self.holding_columns,
+                    &mut self.filled,
+                ] {
+                    if set.remove(&from) {
+                        set.insert(to.clone());
+                    } else {
+                        set.remove(&to);
+                    }
+                }
+                match self.copied_columns.remove(&from) {
+                    Some(copy) => self.copied_columns.insert(to, copy),
+                    None => self.copied_columns.remove(&to),
+                };
             }
             Change::AddedColumn { table, column } => {
-                self.columns.insert((table.clone(), column.clone()));
+                self.columns.insert(key(table, column));
+            }
+            Change::DroppedColumn { table, column } => {
+                let column = key(table, column);
+                self.columns.remove(&column);
+                self.copied_columns.remove(&column);
+                self.holding_columns.remove(&column);
+                self.filled.remove(&column);
+                self.names_before.remove(&column);
+            }
+            Change::AddedNotValid { table, constraint } => {
+                self.not_valid.insert(key(table, constraint));
+            }
+            Change::Filled { table, column } => {
+                self.filled.insert(key(table, column));
+            }
+            Change::CopiedColumn {
+                table,
+                target,
+                source,
+            } => {
+                if self.column(table, target) && !self.relation(table) {
+                    if !self.column(table, source)
+                        || self.holding_columns.contains(&key(table, source))
+                    {
+                        self.holding_columns.insert(key(table, target));
+                    }
+                    self.copied_columns
+                        .insert(key(table, source), target.clone());
+                }
             }
         }
     }
@@ -78,15 +178,23 @@ impl Owned {
                 set.remove(to);
             }
         }
-        let moved: Vec<_> = self
-            .columns
-            .iter()
-            .filter(|(table, _)| table == from)
-            .cloned()
-            .collect();
-        for (table, column) in moved {
-            self.columns.remove(&(table, column.clone()));
-            self.columns.insert((to.to_owned(), column));
+        for set in [
+            &mut self.columns,
+            &mut self.holding_columns,
+            &mut self.not_valid,
+            &mut self.filled,
+        ] {
+            for (table, column) in of_table(set.iter(), from) {
+                set.remove(&(table, column.clone()));
+                set.insert((to.to_owned(), column));
+            }
+        }
+        for map in [&mut self.names_before, &mut self.copied_columns] {
+            for (table, column) in of_table(map.keys(), from) {
+                if let Some(value) = map.remove(&(table, column.clone())) {
+                    map.insert((to.to_owned(), column), value);
+                }
+            }
         }
     }
 }
@@ -112,6 +220,26 @@ enum Change {
     AddedColumn {
         table: String,
         column: String,
+    },
+    DroppedColumn {
+        table: String,
+        column: String,
+    },
+    /// `ALTER TABLE table ADD CONSTRAINT constraint … NOT VALID`.
+    AddedNotValid {
+        table: String,
+        constraint: String,
+    },
+    /// `UPDATE table SET column = …`.
+    Filled {
+        table: String,
+        column: String,
+    },
+    /// `UPDATE table SET target = source` on every row.
+    CopiedColumn {
+        table: String,
+        target: String,
+        source: String,
     },
 }
 
@@ -144,7 +272,37 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             {
                 let table = table.clone();
                 changes.push(Change::AddedColumn { table, column });
+            } else if kw(action, 0, "ADD")
+                && kw(action, 1, "CONSTRAINT")
+                && read::not_valid(action)
+                && let Some((constraint, _)) = read::name_at(action, 2)
+            {
+                let table = table.clone();
+                changes.push(Change::AddedNotValid { table, constraint });
+            } else if kw(action, 0, "DROP")
+                && !kw(action, 1, "CONSTRAINT")
+                && let Some((column, _)) = read::action_column(action)
+            {
+                let table = table.clone();
+                changes.push(Change::DroppedColumn { table, column });
             }
+        }
+    } else if kw(tokens, 0, "UPDATE") {
+        if let Some((table, columns)) = read::update_targets(tokens, 0) {
+            changes.extend(columns.into_iter().map(|column| {
+                let table = table.clone();
+                Change::Filled { table, column }
+            }));
+        }
+        if let Some((table, copies)) = read::column_copies(tokens) {
+            changes.extend(copies.into_iter().map(|(target, source)| {
+                let table = table.clone();
+                Change::CopiedColumn {
+                    table,
+                    target,
+                    source,
+                }
+            }));
         }
     }
     if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT"))
@@ -157,13 +315,51 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
 
 /// What one migration owns, per dialect; a name counts as the migration's only if it is on
 /// every dialect the statement runs on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ThisMigration {
     postgres: Owned,
     sqlite: Owned,
+    runs_in: RunsIn,
 }
 
 impl ThisMigration {
+    /// A migration whose statements run as `runs_in` says, before any is read.
+    pub(super) fn new(runs_in: RunsIn) -> ThisMigration {
+        ThisMigration {
+            postgres: Owned::default(),
+            sqlite: Owned::default(),
+            runs_in,
+        }
+    }
+
+    /// How the migration's statements run.
+    pub(super) fn runs_in(&self) -> RunsIn {
+        self.runs_in
+    }
+
+    /// Whether an `UPDATE` of the migration set `table.column` (on each of `dialects`): it
+    /// expects to fill nulls there, whatever the folder declared.
+    pub(super) fn filled(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).filled.contains(&key(table, column)))
+    }
+
+    /// Whether validating `table`'s constraint `name` scans the table under the lock that
+    /// adding it took: the migration added it `NOT VALID` (on each of `dialects`), and runs
+    /// in one transaction.
+    pub(super) fn validates_under_its_lock(
+        &self,
+        dialects: &[Dialect],
+        table: &str,
+        name: &str,
+    ) -> bool {
+        self.runs_in == RunsIn::Transaction
+            && dialects
+                .iter()
+                .all(|&d| self.on(d).not_valid.contains(&key(table, name)))
+    }
+
     fn on(&self, dialect: Dialect) -> &Owned {
         match dialect {
             Dialect::Postgres => &self.postgres,
@@ -179,6 +375,50 @@ impl ThisMigration {
     /// Whether the migration added `table.column` (or created `table`) on each of `dialects`.
     pub(super) fn column(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
         dialects.iter().all(|&d| self.on(d).column(table, column))
+    }
+
+    /// Whether `table.column` was added here and holds no value from before, on each of
+    /// `dialects`: dropping it loses nothing.
+    pub(super) fn new_column_without_values(
+        &self,
+        dialects: &[Dialect],
+        table: &str,
+        column: &str,
+    ) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).new_column_without_values(table, column))
+    }
+
+    /// The column added here that every value of `table.column` was copied into, on each
+    /// of `dialects` (its name on the first).
+    pub(super) fn copy_of(
+        &self,
+        dialects: &[Dialect],
+        table: &str,
+        column: &str,
+    ) -> Option<String> {
+        let copies: Option<Vec<&String>> = dialects
+            .iter()
+            .map(|&d| self.on(d).copy_of(table, column))
+            .collect();
+        copies?.first().map(|copy| (*copy).clone())
+    }
+
+    /// The name `table.column` had before the migration (on the first of `dialects`).
+    pub(super) fn name_before(&self, dialects: &[Dialect], table: &str, column: &str) -> String {
+        match dialects.first() {
+            Some(&d) => self.on(d).name_before(table, column),
+            None => column.to_owned(),
+        }
+    }
+
+    /// Whether, on each of `dialects`, a column added here that holds values from before
+    /// bears the name `table.column`.
+    pub(super) fn restored(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).holding_columns.contains(&key(table, column)))
     }
 
     /// Whether dropping table `name` loses no row on any of `dialects`.
@@ -200,19 +440,43 @@ impl ThisMigration {
 }
 
 /// What the folder's migrations declared on PostgreSQL, read in order up to the statement
-/// being checked: string columns' types, functions' volatility, and checks that prove a
+/// being checked: columns' types, functions' volatility, and checks that prove a
 /// column holds no null. A rule that needs something not here stays on the safe side
 /// (fires): the lint reads migrations, not the database.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    /// Each table's columns of a string type (columns of other types are absent).
-    strings: HashMap<String, HashMap<String, StringType>>,
+    /// Each table's columns the folder declared.
+    columns: HashMap<String, HashMap<String, Column>>,
     /// Each function's volatility, as last declared (by name: overloads share it).
     functions: HashMap<String, Volatility>,
     /// Each table's `CHECK (c IS NOT NULL)` constraints.
     not_null_checks: HashMap<String, Vec<NotNullCheck>>,
+    /// Per dialect, the tables the folder dropped (or renamed away) and did not create
+    /// again since: nothing is left to drop. Read from every up section, not PostgreSQL's
+    /// only.
+    gone: HashMap<Dialect, HashSet<String>>,
     /// The migration being read, counted from 1.
     migration: u32,
+}
+
+/// What the folder declared of a column.
+#[derive(Debug, Default)]
+struct Column {
+    /// Its type, if the lint read it.
+    ty: Option<ColumnType>,
+    /// Whether it was declared `NOT NULL` (or part of a primary key), and not made nullable
+    /// since.
+    not_null: bool,
+}
+
+impl Column {
+    /// A column as its definition's tokens after its name declare it.
+    fn declared(definition: Tokens<'_, '_>) -> Column {
+        Column {
+            ty: read::column_type(definition).map(|(ty, _)| ty),
+            not_null: read::declares_not_null(definition),
+        }
+    }
 }
 
 /// A `CHECK (column IS NOT NULL)` constraint, and the migrations that added and validated it.
@@ -230,9 +494,24 @@ impl Declared {
         self.migration += 1;
     }
 
-    /// The string type of `table.column`, if the folder declared it one.
-    pub(super) fn string_type(&self, table: &str, column: &str) -> Option<StringType> {
-        self.strings.get(table)?.get(column).copied()
+    /// The type of `table.column`, if the folder declared it.
+    pub(super) fn column_type(&self, table: &str, column: &str) -> Option<&ColumnType> {
+        self.column(table, column)?.ty.as_ref()
+    }
+
+    /// Whether the folder declared `table.column` `NOT NULL` (and never made it nullable
+    /// since): `SET NOT NULL` then has nothing to check.
+    pub(super) fn not_null(&self, table: &str, column: &str) -> bool {
+        self.column(table, column).is_some_and(|c| c.not_null)
+    }
+
+    fn column(&self, table: &str, column: &str) -> Option<&Column> {
+        self.columns.get(table)?.get(column)
+    }
+
+    fn column_mut(&mut self, table: &str, column: String) -> &mut Column {
+        let columns = self.columns.entry(table.to_owned()).or_default();
+        columns.entry(column).or_default()
     }
 
     /// Whether the folder declared function `name` volatile (`CREATE FUNCTION` without
@@ -244,16 +523,47 @@ impl Declared {
     /// Whether a valid `CHECK (column IS NOT NULL)` on `table` lets `SET NOT NULL` skip its
     /// scan, without a scan under this migration's lock: the check was added `NOT VALID` and
     /// validated in a later migration, or validated in this one after an earlier one added
-    /// it.
-    pub(super) fn proves_not_null(&self, table: &str, column: &str) -> bool {
+    /// it, or added and validated in this one if its statements each commit on their own.
+    pub(super) fn proves_not_null(&self, table: &str, column: &str, runs_in: RunsIn) -> bool {
+        let own_lock = |at: u32, check: &NotNullCheck| {
+            at == self.migration && check.added == self.migration && runs_in == RunsIn::Transaction
+        };
         self.not_null_checks.get(table).is_some_and(|checks| {
             checks.iter().any(|check| {
-                check.column == column
-                    && check
-                        .validated
-                        .is_some_and(|at| at != self.migration || check.added != self.migration)
+                check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
             })
         })
+    }
+
+    /// Whether the folder dropped table `name` (or renamed it away), on each of `dialects`,
+    /// and did not create it again since.
+    pub(super) fn gone(&self, dialects: &[Dialect], name: &str) -> bool {
+        dialects
+            .iter()
+            .all(|d| self.gone.get(d).is_some_and(|gone| gone.contains(name)))
+    }
+
+    /// Learns which tables one statement of an up section that runs on `dialects` drops,
+    /// renames away or creates.
+    pub(super) fn learn_relations(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+        for change in changes(tokens) {
+            for &dialect in dialects {
+                let gone = self.gone.entry(dialect).or_default();
+                match &change {
+                    Change::Dropped(name) => {
+                        gone.insert(name.clone());
+                    }
+                    Change::RenamedTable { from, to } => {
+                        gone.insert(from.clone());
+                        gone.remove(to);
+                    }
+                    Change::Created(name) => {
+                        gone.remove(name);
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// Learns what one statement of an up section that runs on PostgreSQL declares.
@@ -268,20 +578,21 @@ impl Declared {
             return;
         }
         if let Some(creation) = read::creation(tokens) {
-            let columns = read::created_columns(tokens, &creation).map(|columns| {
-                columns
-                    .into_iter()
-                    .filter_map(|(column, ty)| Some((column, read::string_type(ty)?.0)))
-                    .collect()
-            });
+            let mut columns: HashMap<String, Column> = read::created_columns(tokens, &creation)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, definition)| (name, Column::declared(definition)))
+                .collect();
+            for key in read::created_primary_key(tokens, &creation) {
+                columns.entry(key).or_default().not_null = true;
+            }
             self.not_null_checks.remove(&creation.name);
-            self.strings
-                .insert(creation.name, columns.unwrap_or_default());
+            self.columns.insert(creation.name, columns);
             return;
         }
         if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
             for name in read::names_from(tokens, read::skip_if_exists(tokens, 2)) {
-                self.strings.remove(&name);
+                self.columns.remove(&name);
                 self.not_null_checks.remove(&name);
             }
             return;
@@ -299,9 +610,9 @@ impl Declared {
             let Some((to, _)) = read::name_at(action, 2) else {
                 return;
             };
-            let strings = self.strings.remove(table);
+            let columns = self.columns.remove(table);
             let checks = self.not_null_checks.remove(table);
-            self.strings.insert(to.clone(), strings.unwrap_or_default());
+            self.columns.insert(to.clone(), columns.unwrap_or_default());
             self.not_null_checks.insert(to, checks.unwrap_or_default());
         } else if kw(action, 0, "ADD") {
             self.learn_addition(table, action);
@@ -323,12 +634,20 @@ impl Declared {
                 checks.retain(|c| c.name != name);
             }
         } else if kw(action, 0, "DROP") {
-            if let Some((column, _)) = read::action_column(action) {
-                self.set_type(table, column, None);
+            if let (Some((column, _)), Some(columns)) =
+                (read::action_column(action), self.columns.get_mut(table))
+            {
+                columns.remove(&column);
             }
         } else if let Some((column, new)) = read::type_change(action) {
-            let string = read::string_type(new).map(|(s, _)| s);
-            self.set_type(table, column, string);
+            // The column has the new type, whatever `USING` computed; after `COLLATE` (or
+            // anything else not read) it is unknown.
+            let ty = read::column_type(new)
+                .filter(|&(_, after)| after == new.len() || kw(new, after, "USING"))
+                .map(|(ty, _)| ty);
+            self.column_mut(table, column).ty = ty;
+        } else if let Some((column, not_null)) = read::nullability_change(action) {
+            self.column_mut(table, column).not_null = not_null;
         } else if kw(action, 0, "RENAME") && !kw(action, 1, "CONSTRAINT") {
             let Some((from, at)) = read::action_column(action) else {
                 return;
@@ -336,8 +655,11 @@ impl Declared {
             let Some((to, _)) = read::name_at(action, at + 1) else {
                 return;
             };
-            let string = self.strings.get_mut(table).and_then(|c| c.remove(&from));
-            self.set_type(table, to.clone(), string);
+            let columns = self.columns.entry(table.to_owned()).or_default();
+            match columns.remove(&from) {
+                Some(column) => columns.insert(to.clone(), column),
+                None => columns.remove(&to),
+            };
             let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
             for check in checks.filter(|c| c.column == from) {
                 check.column.clone_from(&to);
@@ -349,10 +671,16 @@ impl Declared {
     fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>) {
         if read::adds_a_column(action) {
             if let Some((column, at)) = read::action_column(action) {
-                let string = read::string_type(&action[at..]).map(|(s, _)| s);
-                self.set_type(table, column, string);
+                let declared = Column::declared(&action[at..]);
+                self.columns
+                    .entry(table.to_owned())
+                    .or_default()
+                    .insert(column, declared);
             }
             return;
+        }
+        for key in read::primary_key_columns(action, 1) {
+            self.column_mut(table, key).not_null = true;
         }
         let named = kw(action, 1, "CONSTRAINT");
         let check_at = if named { 3 } else { 1 };
@@ -375,21 +703,5 @@ impl Declared {
                 added: migration,
                 validated,
             });
-    }
-
-    fn set_type(&mut self, table: &str, column: String, string: Option<StringType>) {
-        match string {
-            Some(string) => {
-                self.strings
-                    .entry(table.to_owned())
-                    .or_default()
-                    .insert(column, string);
-            }
-            None => {
-                if let Some(columns) = self.strings.get_mut(table) {
-                    columns.remove(&column);
-                }
-            }
-        }
     }
 }
