@@ -178,7 +178,7 @@ impl Rule {
                 "makes PostgreSQL scan the whole table under an ACCESS EXCLUSIVE lock, blocking reads and writes"
             }
             Rule::VolatileDefault => {
-                "adds a column with a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval(), a serial type), which rewrites the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL"
+                "adds a column with a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval(), a serial type, a function the folder declared without IMMUTABLE or STABLE), which rewrites the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL"
             }
             Rule::RewriteTable => {
                 "rewrites the whole table under an ACCESS EXCLUSIVE lock on PostgreSQL, blocking reads and writes"
