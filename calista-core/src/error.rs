@@ -519,8 +519,8 @@ pub enum AfterLoss {
         /// How to recover, in the application's words.
         recover: String,
     },
-    /// Nothing was being changed: the connection was lost while taking the lock, reading
-    /// the state, or ending a transaction that had changed nothing kept.
+    /// Nothing was being changed at that moment: the connection was lost while taking the
+    /// lock, reading the state, or ending a transaction that had changed nothing kept.
     Unchanged,
 }
 
@@ -548,7 +548,8 @@ fn describe_lost(after: &AfterLoss) -> String {
              recorded as interrupted. Once the server answers again, inspect what it left behind, then {recover}"
         ),
         AfterLoss::Unchanged => "this was not changing the database (the server rolls back any transaction \
-            the connection had open), so it is as it was. Once the server answers again, run the command again"
+            the connection had open); what the command committed before it stays. Once the server answers \
+            again, run the command again"
             .to_owned(),
     }
 }

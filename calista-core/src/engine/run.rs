@@ -100,6 +100,11 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
     /// Runs `program`: a batch's transaction, and each statement of a no-transaction
     /// migration that may be retried, as a unit with its retries; every other step once.
     pub(crate) async fn run(mut self, program: &Program) -> Result<(), Error> {
+        let result = self.run_program(program).await;
+        result.map_err(|error| self.lost_or(error))
+    }
+
+    async fn run_program(&mut self, program: &Program) -> Result<(), Error> {
         self.direction = program.direction;
         let ops = program.ops.as_slice();
         let mut at = 0;
@@ -340,7 +345,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                     (None, Some(mark)) => backend
                         .same_transaction(self.session.conn(), mark)
                         .await
-                        .map_err(|e| Attempt::Failed(self.lost_or(e, context)))?,
+                        .map_err(Attempt::Failed)?,
                     (None, None) => true,
                 };
                 if !same {
@@ -571,14 +576,16 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
         }
     }
 
-    /// `error`, or, when it is a lost connection, the error that says what the run's
-    /// database holds (the backend's own error for a loss knows nothing of the run).
-    fn lost_or(&self, error: Error, doing: &str) -> Error {
+    /// `error`, or, when it is a connection lost where the backend saw nothing being
+    /// changed, the error that says what the run's database holds: the backend knows
+    /// nothing of the batches committed before, nor of a no-transaction migration begun.
+    fn lost_or(&self, error: Error) -> Error {
         match error {
             Error::ConnectionLost {
+                doing,
                 after: AfterLoss::Unchanged,
                 ..
-            } => self.lost_after(doing, None, false),
+            } => self.lost_after(&doing, None, false),
             error => error,
         }
     }
