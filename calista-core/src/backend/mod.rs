@@ -421,6 +421,40 @@ impl HistoryColumn {
     }
 }
 
+/// Our two tables, in one batch, each table named `{prefix}<name>` and created with
+/// `if_not_exists` (`"IF NOT EXISTS "` or empty); the history's dialect-specific columns
+/// given whole. The version table is exactly the one Alembic creates, so tools that read it
+/// keep working; the history's later columns are [`HistoryColumn::ALL`], as an older layout
+/// gains them.
+pub(crate) fn create_tables_sql(
+    prefix: &str,
+    if_not_exists: &str,
+    id: &str,
+    applied_at: &str,
+) -> String {
+    let added: String = HistoryColumn::ALL
+        .iter()
+        .map(|column| format!(",\n    {:<11} {}", column.name(), column.definition()))
+        .collect();
+    format!(
+        "CREATE TABLE {if_not_exists}{prefix}alembic_version (version_num VARCHAR(32) NOT NULL, \
+CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+CREATE TABLE {if_not_exists}{prefix}schema_history (
+    id          {id},
+    revision    VARCHAR(32)  NOT NULL,
+    summary     VARCHAR(200) NOT NULL,
+    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
+    finished    BOOLEAN      NOT NULL,
+    checksum    CHAR(64)     NOT NULL,
+    chain       CHAR(64)     NULL,
+    applied_at  {applied_at},
+    duration_ms BIGINT       NOT NULL,
+    app_version VARCHAR(64)  NOT NULL,
+    backup      TEXT         NULL{added}
+)"
+    )
+}
+
 /// A row of another tool's history table, as read: its version as text, its name where it
 /// keeps one, whether it succeeded, and its checksum as text (sqlx: hex of the SHA-384;
 /// refinery: the decimal number).

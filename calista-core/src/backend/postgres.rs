@@ -156,34 +156,16 @@ impl Sql {
     }
 }
 
-/// The schema and both tables, in one text; `if_not_exists` is `"IF NOT EXISTS "` or empty
-/// (the creation then fails if either table exists). The version table is exactly the one
-/// Alembic creates, so tools that read it keep working.
+/// The schema and both tables ([`super::create_tables_sql`]), in one text; `if_not_exists`
+/// is `"IF NOT EXISTS "` or empty (the creation then fails if either table exists).
 fn create_tables_sql(schema: &str, if_not_exists: &str) -> String {
-    let p = format!("\"{schema}\".");
-    format!(
-        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-CREATE TABLE {if_not_exists}{p}alembic_version (version_num VARCHAR(32) NOT NULL, \
-CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-CREATE TABLE {if_not_exists}{p}schema_history (
-    id          BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_schema_history PRIMARY KEY,
-    revision    VARCHAR(32)  NOT NULL,
-    summary     VARCHAR(200) NOT NULL,
-    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
-    finished    BOOLEAN      NOT NULL,
-    checksum    CHAR(64)     NOT NULL,
-    chain       CHAR(64)     NULL,
-    applied_at  TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp(),
-    duration_ms BIGINT       NOT NULL,
-    app_version VARCHAR(64)  NOT NULL,
-    backup      TEXT         NULL,
-    down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1,
-    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
-    note        TEXT         NULL,
-    replaced_checksum CHAR(64) NULL
-)"
-    )
+    let tables = super::create_tables_sql(
+        &format!("\"{schema}\"."),
+        if_not_exists,
+        "BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT pk_schema_history PRIMARY KEY",
+        "TIMESTAMPTZ  NOT NULL DEFAULT clock_timestamp()",
+    );
+    format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\";\n{tables}")
 }
 
 impl Postgres {

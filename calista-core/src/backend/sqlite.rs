@@ -2,6 +2,7 @@
 //! transaction (`BEGIN IMMEDIATE`) waiting up to the busy timeout.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -56,28 +57,15 @@ static STATE: StateSql = StateSql {
     ),
 };
 
-/// Both tables, in one batch. The version table is exactly the one Alembic creates, so
-/// tools that read it keep working.
-const CREATE_TABLES: &str = "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, \
-CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-CREATE TABLE IF NOT EXISTS schema_history (
-    id          INTEGER      NOT NULL CONSTRAINT pk_schema_history PRIMARY KEY AUTOINCREMENT,
-    revision    VARCHAR(32)  NOT NULL,
-    summary     VARCHAR(200) NOT NULL,
-    direction   VARCHAR(4)   NOT NULL CONSTRAINT ck_schema_history_direction CHECK (direction IN ('up', 'down')),
-    finished    BOOLEAN      NOT NULL,
-    checksum    CHAR(64)     NOT NULL,
-    chain       CHAR(64)     NULL,
-    applied_at  TEXT         NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-    duration_ms BIGINT       NOT NULL,
-    app_version VARCHAR(64)  NOT NULL,
-    backup      TEXT         NULL,
-    down_sql    TEXT         NULL,
-    attempts    INTEGER      NOT NULL DEFAULT 1,
-    kind        VARCHAR(16)  NOT NULL DEFAULT 'applied',
-    note        TEXT         NULL,
-    replaced_checksum CHAR(64) NULL
-)";
+/// Both tables ([`super::create_tables_sql`]), in one batch.
+static CREATE_TABLES: LazyLock<String> = LazyLock::new(|| {
+    super::create_tables_sql(
+        "",
+        "IF NOT EXISTS ",
+        "INTEGER      NOT NULL CONSTRAINT pk_schema_history PRIMARY KEY AUTOINCREMENT",
+        "TEXT         NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+    )
+});
 
 impl Sqlite {
     /// The database `base` opens (`file`: `None` in memory), waiting up to `lock_timeout`
@@ -281,7 +269,7 @@ impl Backend for Sqlite {
     }
 
     fn create_tables(&self) -> &str {
-        CREATE_TABLES
+        &CREATE_TABLES
     }
 
     /// Reading the state is no round trip here: nothing to spare.
