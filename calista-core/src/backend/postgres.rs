@@ -864,7 +864,12 @@ async fn try_lock(conn: &mut PgConnection, take: &str) -> Result<(bool, i32), Er
 async fn end_transaction(conn: &mut PgConnection) -> Result<(), Error> {
     Queries::<Postgres>::run(conn, "ROLLBACK")
         .await
-        .map_err(|(_, e)| describe(e, "rolling back after trying the migration lock"))
+        .map_err(|(_, e)| {
+            describe(
+                e,
+                "taking the migration lock (ending a try that found it held)",
+            )
+        })
 }
 
 /// The server process a connection's statement runs on.
