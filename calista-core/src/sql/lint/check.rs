@@ -233,7 +233,7 @@ fn dangerous(
         hit(Rule::DropCascade);
     }
     if starts("DROP") && kw(tokens, 1, "TABLE") {
-        let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
+        let names = read::relations_from(tokens, read::skip_if_exists(tokens, 2));
         let (this, dialects) = (known.this, known.dialects);
         let loses_nothing =
             |n: &String| this.may_drop(dialects, n) || known.declared.gone(dialects, n);
@@ -245,7 +245,7 @@ fn dangerous(
     } else if starts("TRUNCATE") {
         let mut at = 1 + usize::from(kw(tokens, 1, "TABLE"));
         at += usize::from(kw(tokens, at, "ONLY"));
-        if !read::names_from(tokens, at)
+        if !read::relations_from(tokens, at)
             .iter()
             .all(|n| known.new_relation(n))
         {
@@ -253,7 +253,7 @@ fn dangerous(
         }
     } else if starts("DELETE") && kw(tokens, verb + 1, "FROM") {
         let at = verb + 2 + usize::from(kw(tokens, verb + 2, "ONLY"));
-        let table = read::name_at(tokens, at);
+        let table = read::relation_at(tokens, at);
         if !read::has_where(tokens, verb) && !table.is_some_and(|(t, _)| known.new_relation(&t)) {
             hit(Rule::DeleteWithoutWhere);
         }
@@ -265,8 +265,9 @@ fn dangerous(
         && (kw(tokens, 1, "INDEX") || kw(tokens, 1, "UNIQUE") && kw(tokens, 2, "INDEX"))
     {
         let on = tokens.iter().position(|t| t.is_keyword("ON"));
-        let table = on
-            .and_then(|on| read::name_at(tokens, on + 1 + usize::from(kw(tokens, on + 1, "ONLY"))));
+        let table = on.and_then(|on| {
+            read::relation_at(tokens, on + 1 + usize::from(kw(tokens, on + 1, "ONLY")))
+        });
         if !has(tokens, "CONCURRENTLY") && !table.is_some_and(|(n, _)| known.new_relation(&n)) {
             hit(Rule::IndexWithoutConcurrently);
         }
@@ -918,9 +919,15 @@ mod tests {
             "CREATE TABLE totals PARTITION OF all_totals FOR VALUES IN (2025)",
             "CREATE TABLE staging (customer int);\nALTER TABLE staging RENAME TO totals",
         ] {
+            // The index names the relation as it was created: with its schema, if any.
+            let name = if create.contains("app.") {
+                "app.totals"
+            } else {
+                "totals"
+            };
             for index in [
-                "CREATE INDEX ix_totals ON totals (customer)",
-                "CREATE UNIQUE INDEX IF NOT EXISTS ix_totals ON ONLY app.totals (customer)",
+                format!("CREATE INDEX ix_totals ON {name} (customer)"),
+                format!("CREATE UNIQUE INDEX IF NOT EXISTS ix_totals ON ONLY {name} (customer)"),
             ] {
                 assert_eq!(up(&format!("{create};\n{index};")), [], "{create}; {index}");
             }
@@ -1551,5 +1558,139 @@ mod tests {
         let found = lint(file, &[span], RunsIn::Transaction, &mut Declared::default());
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].line, found[0].rule), (4, Rule::PostgresOnly));
+    }
+
+    #[test]
+    fn relations_of_two_schemas_are_two_relations() {
+        use Rule::{DropTable, IndexWithoutConcurrently, RenameTable, SetNotNull};
+        // Created in one schema, indexed in another: the index is on a table from before.
+        for (create, index, expected) in [
+            (
+                "CREATE TABLE a.t (x int)",
+                "CREATE INDEX ix ON b.t (x)",
+                &[IndexWithoutConcurrently][..],
+            ),
+            (
+                "CREATE TABLE a.t (x int)",
+                "CREATE INDEX ix ON t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE t (x int)",
+                "CREATE INDEX ix ON a.t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE \"a.t\" (x int)",
+                "CREATE INDEX ix ON a.t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE a.t (x int)",
+                "CREATE INDEX ix ON \"a\".\"t\" (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE A.T (x int)",
+                "CREATE INDEX ix ON a.t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE \"a.t\" (x int)",
+                "CREATE INDEX ix ON \"a.t\" (x)",
+                &[],
+            ),
+            // An unqualified name is public's, PostgreSQL's default search_path.
+            (
+                "CREATE TABLE public.t (x int)",
+                "CREATE INDEX ix ON t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE t (x int)",
+                "CREATE INDEX ix ON public.t (x)",
+                &[],
+            ),
+            // Renamed, the table stays in its schema; moved, it changes schema.
+            (
+                "CREATE TABLE a.s (x int);\nALTER TABLE a.s RENAME TO t",
+                "CREATE INDEX ix ON a.t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE a.s (x int);\nALTER TABLE a.s RENAME TO t",
+                "CREATE INDEX ix ON t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE t (x int);\nALTER TABLE t SET SCHEMA a",
+                "CREATE INDEX ix ON a.t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE t (x int);\nALTER TABLE t SET SCHEMA a",
+                "CREATE INDEX ix ON t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE a.t (x int);\nALTER TABLE a.t SET SCHEMA public",
+                "CREATE INDEX ix ON t (x)",
+                &[],
+            ),
+        ] {
+            assert_eq!(
+                up(&format!("{create};\n{index};")),
+                expected,
+                "{create}; {index}"
+            );
+        }
+        // Rows copied out of one schema's table do not make another's droppable.
+        let copy = "CREATE TABLE a.n (x int);\nINSERT INTO a.n SELECT * FROM a.t;\n";
+        assert_eq!(sqlite(&format!("{copy}DROP TABLE b.t;")), [DropTable]);
+        assert_eq!(sqlite(&format!("{copy}DROP TABLE a.t;")), []);
+        // What earlier migrations dropped or declared is of its own schema.
+        assert_eq!(
+            last_of(&["DROP TABLE a.t;", "DROP TABLE b.t;"]),
+            [DropTable]
+        );
+        assert_eq!(last_of(&["DROP TABLE a.t;", "DROP TABLE t;"]), [DropTable]);
+        assert_eq!(
+            last_of(&["DROP TABLE a.t;", "DROP TABLE IF EXISTS a.t;"]),
+            []
+        );
+        assert_eq!(
+            last_of(&["ALTER TABLE a.s RENAME TO t;", "DROP TABLE a.s;"]),
+            []
+        );
+        assert_eq!(
+            last_of(&["ALTER TABLE a.s RENAME TO t;", "DROP TABLE s;"]),
+            [DropTable]
+        );
+        let declared = "CREATE TABLE a.t (id int, c int NOT NULL);";
+        assert_eq!(
+            last_of(&[declared, "ALTER TABLE b.t ALTER c SET NOT NULL;"]),
+            [SetNotNull]
+        );
+        assert_eq!(
+            last_of(&[declared, "ALTER TABLE a.t ALTER c SET NOT NULL;"]),
+            []
+        );
+        assert_eq!(
+            last_of(&[
+                declared,
+                "ALTER TABLE a.t RENAME TO u;",
+                "ALTER TABLE a.u ALTER c SET NOT NULL;"
+            ]),
+            []
+        );
+        // The same table under its two spellings stays one.
+        assert_eq!(
+            last_of(&[
+                "CREATE TABLE public.t (c int NOT NULL);",
+                "ALTER TABLE t ALTER c SET NOT NULL;"
+            ]),
+            []
+        );
+        assert_eq!(up("ALTER TABLE a.t RENAME TO u;"), [RenameTable]);
     }
 }

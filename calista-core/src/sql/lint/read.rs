@@ -43,20 +43,25 @@ pub(super) fn skip_if_not_exists(tokens: Tokens<'_, '_>, at: usize) -> usize {
     }
 }
 
-/// The (possibly qualified) name at `at`, as the server folds it, without its schema; and
-/// the index after it.
-pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+/// An identifier token's name, as the server folds it (a quoted one as written).
+fn ident(token: &Token<'_>) -> Option<String> {
+    match token.kind {
+        TokenKind::Word => Some(token.text.to_lowercase()),
+        TokenKind::QuotedIdent => {
+            let inner = token.text.get(1..token.text.len().saturating_sub(1));
+            Some(inner.unwrap_or_default().replace("\"\"", "\""))
+        }
+        _ => None,
+    }
+}
+
+/// The parts of the (possibly qualified) name at `at`, as the server folds them, and the
+/// index after it.
+fn name_parts(tokens: Tokens<'_, '_>, at: usize) -> Option<(Vec<String>, usize)> {
+    let mut parts = Vec::new();
     let mut i = at;
     loop {
-        let token = tokens.get(i)?;
-        let name = match token.kind {
-            TokenKind::Word => token.text.to_lowercase(),
-            TokenKind::QuotedIdent => {
-                let inner = token.text.get(1..token.text.len().saturating_sub(1));
-                inner.unwrap_or_default().to_owned()
-            }
-            _ => return None,
-        };
+        parts.push(ident(tokens.get(i)?)?);
         i += 1;
         if punct(tokens, i, ".")
             && tokens
@@ -65,15 +70,111 @@ pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usiz
         {
             i += 1;
         } else {
-            return Some((name, i));
+            return Some((parts, i));
         }
     }
 }
 
-/// The comma-separated names from `at` (`DROP TABLE a, b CASCADE`).
-pub(super) fn names_from(tokens: Tokens<'_, '_>, mut at: usize) -> Vec<String> {
+/// The (possibly qualified) name at `at`, as the server folds it, without its schema; and
+/// the index after it. For columns, constraints, functions and types; a table or view is
+/// read with [`relation_at`], which keeps its schema.
+pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+    let (mut parts, after) = name_parts(tokens, at)?;
+    Some((parts.pop()?, after))
+}
+
+/// The schema PostgreSQL creates and finds an unqualified name in (its default
+/// `search_path`): `public.t` and `t` are one relation.
+const DEFAULT_SCHEMA: &str = "public";
+
+/// A relation's key in the lint's state: its name, or `schema.name` for a schema other than
+/// [`DEFAULT_SCHEMA`]. A part holding `.` or `"` is quoted, so that no two relations share a
+/// key (`"a.b"` is not `a.b`).
+pub(super) fn relation_key(schema: Option<&str>, name: &str) -> String {
+    let part = |p: &str| {
+        if p.contains(['.', '"']) {
+            format!("\"{}\"", p.replace('"', "\"\""))
+        } else {
+            p.to_owned()
+        }
+    };
+    match schema.filter(|&s| s != DEFAULT_SCHEMA) {
+        Some(schema) => format!("{}.{}", part(schema), part(name)),
+        None => part(name),
+    }
+}
+
+/// The schema part of a relation's key (as the key writes it), if it has one.
+fn key_schema(key: &str) -> Option<&str> {
+    let end = if let Some(quoted) = key.strip_prefix('"') {
+        // The closing quote: one not doubled.
+        let mut chars = quoted.char_indices().peekable();
+        let mut close = None;
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if chars.peek().is_some_and(|&(_, n)| n == '"') {
+                    chars.next();
+                } else {
+                    close = Some(i + 2);
+                    break;
+                }
+            }
+        }
+        close?
+    } else {
+        key.find('.')?
+    };
+    (key.get(end..end + 1) == Some(".")).then(|| &key[..end])
+}
+
+/// The key of a relation named `name` (a key without a schema) in the schema of `sibling`'s
+/// key: `ALTER TABLE app.t RENAME TO u` names `app.u`.
+pub(super) fn in_schema_of(sibling: &str, name: &str) -> String {
+    match key_schema(sibling) {
+        Some(schema) => format!("{schema}.{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The key of relation `key` moved to schema `schema` (`ALTER TABLE … SET SCHEMA`).
+pub(super) fn moved_to_schema(key: &str, schema: &str) -> String {
+    let name = match key_schema(key) {
+        Some(prefix) => &key[prefix.len() + 1..],
+        None => key,
+    };
+    match schema {
+        DEFAULT_SCHEMA => name.to_owned(),
+        _ => format!("{}.{name}", relation_key(None, schema)),
+    }
+}
+
+/// The relation (table, view) named at `at`, as its key in the lint's state
+/// ([`relation_key`]: with its schema where one other than `public` is written), and the
+/// index after it. A name with three parts (`db.schema.t`) keeps the last two.
+pub(super) fn relation_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+    let (mut parts, after) = name_parts(tokens, at)?;
+    let name = parts.pop()?;
+    Some((relation_key(parts.last().map(String::as_str), &name), after))
+}
+
+/// The comma-separated relations from `at` (`DROP TABLE a, b CASCADE`), as their keys.
+pub(super) fn relations_from(tokens: Tokens<'_, '_>, at: usize) -> Vec<String> {
+    list_from(tokens, at, relation_at)
+}
+
+/// The comma-separated names from `at` (`(a, b)`), without their schema.
+pub(super) fn names_from(tokens: Tokens<'_, '_>, at: usize) -> Vec<String> {
+    list_from(tokens, at, name_at)
+}
+
+/// The comma-separated names from `at`, each as `read` reads it.
+fn list_from(
+    tokens: Tokens<'_, '_>,
+    mut at: usize,
+    read: fn(Tokens<'_, '_>, usize) -> Option<(String, usize)>,
+) -> Vec<String> {
     let mut names = Vec::new();
-    while let Some((name, after)) = name_at(tokens, at) {
+    while let Some((name, after)) = read(tokens, at) {
         names.push(name);
         if punct(tokens, after, ",") {
             at = after + 1;
@@ -176,8 +277,22 @@ pub(super) fn alter_table<'t, 'a>(tokens: Tokens<'t, 'a>) -> Option<(String, Vec
     }
     let mut at = skip_if_exists(tokens, 2);
     at += usize::from(kw(tokens, at, "ONLY"));
-    let (table, after) = name_at(tokens, at)?;
+    let (table, after) = relation_at(tokens, at)?;
     Some((table, split_top_level(&tokens[after..])))
+}
+
+/// The key of the name `ALTER TABLE table action` gives the table: `RENAME TO u` (in the
+/// table's schema) or `SET SCHEMA s`. `None` for other actions.
+pub(super) fn new_table_name(table: &str, action: Tokens<'_, '_>) -> Option<String> {
+    if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
+        let (to, _) = relation_at(action, 2)?;
+        Some(in_schema_of(table, &to))
+    } else if kw(action, 0, "SET") && kw(action, 1, "SCHEMA") {
+        let (schema, _) = name_at(action, 2)?;
+        Some(moved_to_schema(table, &schema))
+    } else {
+        None
+    }
 }
 
 /// Where the column name of an `ADD`, `DROP`, `ALTER` or `RENAME` action stands: after the
@@ -246,7 +361,7 @@ pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
     if !(table || kw(tokens, at, "VIEW")) {
         return None;
     }
-    let (name, after) = name_at(tokens, skip_if_not_exists(tokens, at + 1))?;
+    let (name, after) = relation_at(tokens, skip_if_not_exists(tokens, at + 1))?;
     Some(Creation { name, table, after })
 }
 
@@ -562,7 +677,7 @@ pub(super) fn uses_an_index(action: Tokens<'_, '_>) -> bool {
 /// SQLite's `INSERT OR IGNORE`).
 pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
     let (target, select) = if kw(tokens, 0, "INSERT") && kw(tokens, 1, "INTO") {
-        let (target, mut at) = name_at(tokens, 2)?;
+        let (target, mut at) = relation_at(tokens, 2)?;
         if punct(tokens, at, "(") {
             at = past_group(tokens, at)?;
         }
@@ -576,7 +691,7 @@ pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
         (created.name, created.after + 1)
     };
     if kw(tokens, select, "TABLE") {
-        let (source, after) = name_at(tokens, select + 1)?;
+        let (source, after) = relation_at(tokens, select + 1)?;
         return (after == tokens.len()).then_some((target, source));
     }
     if !kw(tokens, select, "SELECT") || kw(tokens, select + 1, "DISTINCT") {
@@ -597,7 +712,7 @@ pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
         "WITH",
     ];
     let from = top_level(tokens).find(|&i| i > select && tokens[i].is_keyword("FROM"))?;
-    let (source, after) = name_at(tokens, from + 1)?;
+    let (source, after) = relation_at(tokens, from + 1)?;
     let lossy = top_level(tokens)
         .filter(|&i| i >= after)
         .any(|i| tokens[i].text == "," || LOSSY.iter().any(|k| tokens[i].is_keyword(k)));
@@ -607,7 +722,7 @@ pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
 /// `UPDATE [ONLY] t [[AS] alias] SET a = …, (b, c) = …`: the table and the columns it sets.
 pub(super) fn update_targets(tokens: Tokens<'_, '_>, verb: usize) -> Option<(String, Vec<String>)> {
     let at = verb + 1 + usize::from(kw(tokens, verb + 1, "ONLY"));
-    let (table, _) = name_at(tokens, at)?;
+    let (table, _) = relation_at(tokens, at)?;
     let set = top_level(tokens).find(|&i| i > at && tokens[i].is_keyword("SET"))?;
     let end = top_level(tokens)
         .find(|&i| {
@@ -742,7 +857,13 @@ mod tests {
     #[test]
     fn relations_of_every_kind_are_created() {
         for (sql, name) in [
-            ("CREATE TABLE IF NOT EXISTS app.t (a int)", "t"),
+            ("CREATE TABLE IF NOT EXISTS app.t (a int)", "app.t"),
+            ("CREATE TABLE public.t (a int)", "t"),
+            ("CREATE TABLE db.App.t (a int)", "app.t"),
+            (
+                "CREATE TABLE \"a.b\".\"t\"\"x\" (a int)",
+                "\"a.b\".\"t\"\"x\"",
+            ),
             ("CREATE UNLOGGED TABLE t AS SELECT 1", "t"),
             ("CREATE TEMP TABLE t (a int)", "t"),
             (
@@ -762,6 +883,32 @@ mod tests {
         ] {
             assert_eq!(with(sql, created_relation), None, "{sql}");
         }
+    }
+
+    #[test]
+    fn renamed_and_moved_tables_keep_or_change_their_schema() {
+        for (sql, table, to) in [
+            ("ALTER TABLE x RENAME TO u", "app.t", "app.u"),
+            ("ALTER TABLE x RENAME TO u", "t", "u"),
+            ("ALTER TABLE x RENAME TO \"U.v\"", "app.t", "app.\"U.v\""),
+            ("ALTER TABLE x RENAME TO u", "\"a.b\".t", "\"a.b\".u"),
+            ("ALTER TABLE x RENAME TO u", "\"a\"\"b\".t", "\"a\"\"b\".u"),
+            ("ALTER TABLE x RENAME TO u", "\"a.b\"", "u"),
+            ("ALTER TABLE x SET SCHEMA app", "t", "app.t"),
+            ("ALTER TABLE x SET SCHEMA public", "app.t", "t"),
+            (
+                "ALTER TABLE x SET SCHEMA \"A.b\"",
+                "app.\"t.u\"",
+                "\"A.b\".\"t.u\"",
+            ),
+        ] {
+            let found = with(sql, |t| new_table_name(table, &t[3..]));
+            assert_eq!(found.as_deref(), Some(to), "{sql} on {table}");
+        }
+        assert_eq!(
+            with("ALTER TABLE x OWNER TO u", |t| new_table_name("t", &t[3..])),
+            None
+        );
     }
 
     #[test]

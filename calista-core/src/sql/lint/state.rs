@@ -251,12 +251,14 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             changes.push(Change::Created(name));
         }
     } else if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
-        let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
+        let names = read::relations_from(tokens, read::skip_if_exists(tokens, 2));
         changes.extend(names.into_iter().map(Change::Dropped));
     } else if let Some((table, actions)) = read::alter_table(tokens) {
         for action in actions {
-            if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
-                if let Some((to, _)) = read::name_at(action, 2) {
+            if kw(action, 0, "RENAME") && kw(action, 1, "TO")
+                || kw(action, 0, "SET") && kw(action, 1, "SCHEMA")
+            {
+                if let Some(to) = read::new_table_name(&table, action) {
                     let from = table.clone();
                     changes.push(Change::RenamedTable { from, to });
                 }
@@ -591,7 +593,7 @@ impl Declared {
             return;
         }
         if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
-            for name in read::names_from(tokens, read::skip_if_exists(tokens, 2)) {
+            for name in read::relations_from(tokens, read::skip_if_exists(tokens, 2)) {
                 self.columns.remove(&name);
                 self.not_null_checks.remove(&name);
             }
@@ -606,8 +608,10 @@ impl Declared {
     }
 
     fn learn_action(&mut self, table: &str, action: Tokens<'_, '_>) {
-        if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
-            let Some((to, _)) = read::name_at(action, 2) else {
+        if kw(action, 0, "RENAME") && kw(action, 1, "TO")
+            || kw(action, 0, "SET") && kw(action, 1, "SCHEMA")
+        {
+            let Some(to) = read::new_table_name(table, action) else {
                 return;
             };
             let columns = self.columns.remove(table);
