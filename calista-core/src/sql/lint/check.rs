@@ -39,7 +39,7 @@ pub(crate) fn lint(
         .any(|s| s.direction() == Direction::Up && DANGER_WORDS.in_text(s.sql()));
     for section in &sections {
         let up = section.direction() == Direction::Up;
-        let declares = up && DECLARING_WORDS.in_text(section.sql());
+        let declares = up && declares(section.sql());
         let portability_may_break = section.dialect().is_none() && may_be_unportable(section.sql());
         if (up && up_may_break) || declares || portability_may_break {
             lint_section(section, &mut this, declared, &mut findings);
@@ -79,6 +79,14 @@ const DANGER_WORDS: Keywords = Keywords::new(&[
 /// The words of the statements that declare what later migrations' rules need (tables and
 /// their columns, functions; on every dialect, the tables created and dropped).
 const DECLARING_WORDS: Keywords = Keywords::new(&["TABLE", "FUNCTION"]);
+
+/// Whether an up section's text may declare what later migrations' rules need: a
+/// [`DECLARING_WORDS`] word, or `SELECT … INTO`, which creates a table.
+fn declares(sql: &str) -> bool {
+    const SELECT: Keywords = Keywords::new(&["SELECT"]);
+    const INTO: Keywords = Keywords::new(&["INTO"]);
+    DECLARING_WORDS.in_text(sql) || SELECT.in_text(sql) && INTO.in_text(sql)
+}
 
 /// Words that are PostgreSQL's alone, wherever they stand.
 const POSTGRES_WORDS: &[&str] = &[
@@ -1692,5 +1700,64 @@ mod tests {
             []
         );
         assert_eq!(up("ALTER TABLE a.t RENAME TO u;"), [RenameTable]);
+    }
+
+    #[test]
+    fn select_into_creates_a_table() {
+        use Rule::{DropTable, IndexWithoutConcurrently};
+        for create in [
+            "SELECT * INTO t2 FROM t",
+            "SELECT a, b INTO TEMP t2 FROM t WHERE a > 0",
+            "SELECT DISTINCT a INTO UNLOGGED TABLE t2 FROM t",
+            "WITH x AS (SELECT a FROM t) SELECT a INTO TEMPORARY TABLE t2 FROM x",
+            "SELECT 1 AS a INTO t2",
+        ] {
+            let index = format!("{create};\nCREATE INDEX ix ON t2 (a);");
+            assert_eq!(up(&index), [], "{index}");
+            let update = format!("{create};\nUPDATE t2 SET a = 0;\nDELETE FROM t2;");
+            assert_eq!(up(&update), [], "{update}");
+        }
+        // Another table, or a SELECT that creates nothing, is still indexed under lock.
+        for other in [
+            "SELECT * INTO t3 FROM t2",
+            "SELECT * FROM t2",
+            "INSERT INTO t2 SELECT * FROM t",
+            "WITH x AS (INSERT INTO t2 SELECT * FROM t RETURNING a) SELECT a FROM x",
+        ] {
+            let index = format!("{other};\nCREATE INDEX ix ON t2 (a);");
+            assert_eq!(up(&index), [IndexWithoutConcurrently], "{index}");
+        }
+        // A whole copy, like CREATE TABLE … AS: the old table may go; a partial one may not.
+        assert_eq!(sqlite("SELECT * INTO t2 FROM t;\nDROP TABLE t;"), []);
+        assert_eq!(
+            sqlite("SELECT a, b INTO t2 FROM t ORDER BY a;\nDROP TABLE t;"),
+            []
+        );
+        for partial in [
+            "SELECT * INTO t2 FROM t WHERE a > 0",
+            "SELECT DISTINCT * INTO t2 FROM t",
+            "SELECT t.* INTO t2 FROM t JOIN u ON u.id = t.id",
+            "WITH x AS (SELECT 1) SELECT * INTO t2 FROM t",
+        ] {
+            let drop = format!("{partial};\nDROP TABLE t;");
+            assert_eq!(sqlite(&drop), [DropTable], "{drop}");
+        }
+        // The folder learns it: the table exists again, with columns of unknown types.
+        assert_eq!(
+            last_of(&[
+                "DROP TABLE t2;",
+                "SELECT * INTO t2 FROM t;",
+                "DROP TABLE t2;"
+            ]),
+            [DropTable]
+        );
+        assert_eq!(
+            last_of(&[
+                "CREATE TABLE t2 (a varchar(10));",
+                "DROP TABLE t2;\nSELECT * INTO t2 FROM t;",
+                "ALTER TABLE t2 ALTER a TYPE varchar(20);"
+            ]),
+            [Rule::ChangeColumnType]
+        );
     }
 }

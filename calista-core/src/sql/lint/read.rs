@@ -351,7 +351,12 @@ pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
         "RECURSIVE",
     ];
     if !kw(tokens, 0, "CREATE") {
-        return None;
+        let (name, after) = select_into(tokens)?;
+        return Some(Creation {
+            name,
+            table: true,
+            after,
+        });
     }
     let mut at = 1;
     while MODIFIERS.iter().any(|m| kw(tokens, at, m)) {
@@ -363,6 +368,23 @@ pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
     }
     let (name, after) = relation_at(tokens, skip_if_not_exists(tokens, at + 1))?;
     Some(Creation { name, table, after })
+}
+
+/// `SELECT … INTO [[GLOBAL | LOCAL] TEMPORARY | TEMP | UNLOGGED] [TABLE] t [FROM …]`, also
+/// after `WITH …`: PostgreSQL creates table `t` and fills it with the query's rows, as
+/// `CREATE TABLE t AS` does. The table's key and the index after its name.
+fn select_into(tokens: Tokens<'_, '_>) -> Option<(String, usize)> {
+    const MODIFIERS: &[&str] = &["GLOBAL", "LOCAL", "TEMPORARY", "TEMP", "UNLOGGED", "TABLE"];
+    let verb = verb(tokens);
+    if !kw(tokens, verb, "SELECT") {
+        return None;
+    }
+    let into = top_level(tokens).find(|&i| i > verb && tokens[i].is_keyword("INTO"))?;
+    let mut at = into + 1;
+    while MODIFIERS.iter().any(|m| kw(tokens, at, m)) {
+        at += 1;
+    }
+    relation_at(tokens, at)
 }
 
 /// `CREATE … TABLE t (col type …, …)`: the table and each column with its type's tokens.
@@ -671,8 +693,8 @@ pub(super) fn uses_an_index(action: Tokens<'_, '_>) -> bool {
     })
 }
 
-/// `INSERT INTO y [(cols)] SELECT … FROM x` or `CREATE TABLE y AS SELECT … FROM x`, copying
-/// every row of `x`: `(y, x)`. Nothing for a copy that can leave rows behind or merge them
+/// `INSERT INTO y [(cols)] SELECT … FROM x`, `CREATE TABLE y AS SELECT … FROM x` or
+/// `SELECT … INTO y FROM x`, copying every row of `x`: `(y, x)`. Nothing for a copy that can leave rows behind or merge them
 /// (`WHERE`, a join, `GROUP BY`, `DISTINCT`, `LIMIT`, a set operation, `ON CONFLICT`,
 /// SQLite's `INSERT OR IGNORE`).
 pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
@@ -682,6 +704,8 @@ pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
             at = past_group(tokens, at)?;
         }
         (target, at)
+    } else if kw(tokens, 0, "SELECT") {
+        (select_into(tokens)?.0, 0)
     } else {
         // A view holds no rows: only a table made `AS SELECT` is a copy.
         let created = creation(tokens).filter(|c| c.table)?;

@@ -246,7 +246,7 @@ enum Change {
 /// What `tokens` (a statement) creates, copies, drops, renames or adds, in order.
 fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
     let mut changes = Vec::new();
-    if kw(tokens, 0, "CREATE") {
+    if kw(tokens, 0, "CREATE") || kw(tokens, 0, "SELECT") || kw(tokens, 0, "WITH") {
         if let Some(name) = read::created_relation(tokens) {
             changes.push(Change::Created(name));
         }
@@ -307,7 +307,7 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             }));
         }
     }
-    if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT"))
+    if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT") || kw(tokens, 0, "SELECT"))
         && let Some((target, source)) = read::whole_copy(tokens)
     {
         changes.push(Change::Copied { target, source });
@@ -570,7 +570,8 @@ impl Declared {
 
     /// Learns what one statement of an up section that runs on PostgreSQL declares.
     pub(super) fn learn(&mut self, tokens: Tokens<'_, '_>) {
-        if !(kw(tokens, 0, "CREATE") || kw(tokens, 0, "ALTER") || kw(tokens, 0, "DROP")) {
+        const VERBS: &[&str] = &["CREATE", "ALTER", "DROP", "SELECT", "WITH"];
+        if !VERBS.iter().any(|v| kw(tokens, 0, v)) {
             return;
         }
         if let Some((name, volatility)) = read::function_volatility(tokens) {
