@@ -352,9 +352,12 @@ fn alter_table_action(
         let runs_in = known.this.runs_in();
         // A migration that fills the column first expects nulls in it: the folder's
         // `NOT NULL` is then not what the database has (River's 004, after its 002 was
-        // rewritten).
+        // rewritten); unless the migration made it `NOT NULL` itself since (Dokploy's 0106
+        // sets it twice).
         let declared_not_null = |c: &String| {
-            known.declared.not_null(table, c) && !known.this.filled(known.dialects, table, c)
+            let (this, dialects) = (known.this, known.dialects);
+            known.declared.not_null(table, c)
+                && (!this.filled(dialects, table, c) || this.made_not_null(dialects, table, c))
         };
         let proven =
             |c: &String| declared_not_null(c) || known.declared.proves_not_null(table, c, runs_in);
@@ -1759,5 +1762,37 @@ mod tests {
             ]),
             [Rule::ChangeColumnType]
         );
+    }
+
+    #[test]
+    fn set_not_null_again_after_the_migration_set_it_checks_nothing() {
+        use Rule::SetNotNull;
+        // Dokploy's 0106: filled, made NOT NULL, and made NOT NULL again further down.
+        let fill = "ALTER TABLE project ADD COLUMN org text;\n\
+                    UPDATE project SET org = 'x' WHERE org IS NULL;\n";
+        let set = "ALTER TABLE project ALTER COLUMN org SET NOT NULL;\n";
+        assert_eq!(up(&format!("{fill}{set}")), [SetNotNull]);
+        assert_eq!(up(&format!("{fill}{set}{set}")), [SetNotNull]);
+        // Filled again after it: the column cannot hold a null, nothing to check.
+        let refill = "UPDATE project SET org = 'y' WHERE org = 'x';\n";
+        assert_eq!(up(&format!("{fill}{set}{refill}{set}")), [SetNotNull]);
+        // Renamed since, with its table: still the same column.
+        let renamed = "ALTER TABLE project RENAME COLUMN org TO o;\n\
+                       ALTER TABLE project RENAME TO p;\n\
+                       ALTER TABLE p ALTER COLUMN o SET NOT NULL;";
+        let found = up(&format!("{fill}{set}{renamed}"));
+        assert_eq!(
+            found.iter().filter(|&&r| r == SetNotNull).count(),
+            1,
+            "{found:?}"
+        );
+        // Made nullable between, or another column: it is checked again.
+        let dropped = "ALTER TABLE project ALTER COLUMN org DROP NOT NULL;\n";
+        assert_eq!(
+            up(&format!("{fill}{set}{dropped}{set}")),
+            [SetNotNull, SetNotNull]
+        );
+        let other = "ALTER TABLE project ALTER COLUMN other SET NOT NULL;";
+        assert_eq!(up(&format!("{fill}{set}{other}")), [SetNotNull, SetNotNull]);
     }
 }

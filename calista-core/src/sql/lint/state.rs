@@ -41,6 +41,9 @@ pub(super) struct Owned {
     not_valid: HashSet<(String, String)>,
     /// Columns an `UPDATE` here set, as `(table, column)`.
     filled: HashSet<(String, String)>,
+    /// Columns an `ALTER COLUMN … SET NOT NULL` here made `NOT NULL` (and no `DROP NOT NULL`
+    /// made nullable since), as `(table, column)`: they hold no null from then on.
+    made_not_null: HashSet<(String, String)>,
 }
 
 /// The `(table, column)` keys of `table`, to move when it is renamed.
@@ -123,6 +126,7 @@ impl Owned {
                     &mut self.columns,
                     &mut self.holding_columns,
                     &mut self.filled,
+                    &mut self.made_not_null,
                 ] {
                     if set.remove(&from) {
                         set.insert(to.clone());
@@ -144,6 +148,7 @@ impl Owned {
                 self.copied_columns.remove(&column);
                 self.holding_columns.remove(&column);
                 self.filled.remove(&column);
+                self.made_not_null.remove(&column);
                 self.names_before.remove(&column);
             }
             Change::AddedNotValid { table, constraint } => {
@@ -151,6 +156,17 @@ impl Owned {
             }
             Change::Filled { table, column } => {
                 self.filled.insert(key(table, column));
+            }
+            Change::Nullability {
+                table,
+                column,
+                not_null,
+            } => {
+                if *not_null {
+                    self.made_not_null.insert(key(table, column));
+                } else {
+                    self.made_not_null.remove(&key(table, column));
+                }
             }
             Change::CopiedColumn {
                 table,
@@ -183,6 +199,7 @@ impl Owned {
             &mut self.holding_columns,
             &mut self.not_valid,
             &mut self.filled,
+            &mut self.made_not_null,
         ] {
             for (table, column) in of_table(set.iter(), from) {
                 set.remove(&(table, column.clone()));
@@ -234,6 +251,12 @@ enum Change {
     Filled {
         table: String,
         column: String,
+    },
+    /// `ALTER TABLE table ALTER [COLUMN] column SET NOT NULL` (`not_null`) or `DROP NOT NULL`.
+    Nullability {
+        table: String,
+        column: String,
+        not_null: bool,
     },
     /// `UPDATE table SET target = source` on every row.
     CopiedColumn {
@@ -287,6 +310,13 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             {
                 let table = table.clone();
                 changes.push(Change::DroppedColumn { table, column });
+            } else if let Some((column, not_null)) = read::nullability_change(action) {
+                let table = table.clone();
+                changes.push(Change::Nullability {
+                    table,
+                    column,
+                    not_null,
+                });
             }
         }
     } else if kw(tokens, 0, "UPDATE") {
@@ -345,6 +375,14 @@ impl ThisMigration {
         dialects
             .iter()
             .all(|&d| self.on(d).filled.contains(&key(table, column)))
+    }
+
+    /// Whether the migration made `table.column` `NOT NULL` itself (on each of `dialects`),
+    /// and not nullable since: it holds no null, filled or not.
+    pub(super) fn made_not_null(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).made_not_null.contains(&key(table, column)))
     }
 
     /// Whether validating `table`'s constraint `name` scans the table under the lock that
