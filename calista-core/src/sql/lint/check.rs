@@ -1795,4 +1795,39 @@ mod tests {
         let other = "ALTER TABLE project ALTER COLUMN other SET NOT NULL;";
         assert_eq!(up(&format!("{fill}{set}{other}")), [SetNotNull, SetNotNull]);
     }
+
+    #[test]
+    fn a_scratch_copy_of_a_table_that_stays_may_be_dropped() {
+        use Rule::DropTable;
+        // Inbox Zero's 0335: a mapping table filled from a table the migration keeps.
+        for scratch in [
+            "CREATE TEMP TABLE map (link text, schedule text);\n\
+             INSERT INTO map (link, schedule) SELECT id, gen_random_uuid()::text FROM booking;\n\
+             INSERT INTO schedule (id) SELECT m.schedule FROM map m JOIN booking b ON b.id = m.link;\n\
+             DROP TABLE map;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE bk;",
+            "SELECT * INTO TEMP bk FROM t;\nDROP TABLE bk;",
+            // The rows out and back, the scratch copy dropped last (see the rebuilds above).
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE t;\nCREATE TABLE t (a int);\n\
+             INSERT INTO t SELECT * FROM bk;\nDROP TABLE bk;",
+        ] {
+            assert_eq!(sqlite(scratch), [], "{scratch}");
+            assert_eq!(up(scratch), [], "{scratch}");
+        }
+        // The only copy left of rows whose table was dropped, or a copy dropped before the
+        // table it kept: rows are lost.
+        for loses in [
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE t;\nDROP TABLE bk;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE bk;\nDROP TABLE t;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE t;\nCREATE TABLE t (a int);\nDROP TABLE bk;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nALTER TABLE t RENAME TO t_old;\n\
+             DROP TABLE t_old;\nDROP TABLE bk;",
+            "CREATE TABLE a AS SELECT * FROM t;\nCREATE TABLE b AS SELECT * FROM a;\n\
+             DROP TABLE t;\nDROP TABLE a;\nDROP TABLE b;",
+            "CREATE TABLE a AS SELECT * FROM t;\nCREATE TABLE b AS SELECT * FROM t;\n\
+             DROP TABLE b;\nDROP TABLE a;\nDROP TABLE t;",
+        ] {
+            assert_eq!(sqlite(loses), [DropTable], "{loses}");
+        }
+    }
 }

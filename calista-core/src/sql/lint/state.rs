@@ -26,10 +26,12 @@ pub(super) struct Owned {
     relations: HashSet<String>,
     /// Columns added to a table that existed before, as `(table, column)`.
     columns: HashSet<(String, String)>,
-    /// Relations whose rows were all copied into another one.
-    copied: HashSet<String>,
-    /// Relations created here that received the rows of one that was not.
-    holding: HashSet<String>,
+    /// Relations whose rows were all copied into another one, with the relations they were
+    /// copied into that the migration has not dropped since.
+    copied: HashMap<String, HashSet<String>>,
+    /// Relations created here that received the rows of ones that were not (directly, or
+    /// through another one created here).
+    holding: HashMap<String, Holding>,
     /// Columns whose every value was copied into a column added here, as `(table, column)`,
     /// with the column they were copied into.
     copied_columns: HashMap<(String, String), String>,
@@ -46,12 +48,30 @@ pub(super) struct Owned {
     made_not_null: HashSet<(String, String)>,
 }
 
+/// The rows from before that a relation created in the migration received.
+#[derive(Debug, Default, Clone)]
+struct Holding {
+    /// The relations from before whose rows it received, under their names now.
+    sources: HashSet<String>,
+    /// Whether the migration dropped one of them since: it holds the only copy of its rows.
+    only_copy: bool,
+}
+
 /// The `(table, column)` keys of `table`, to move when it is renamed.
 fn of_table<'k>(
     keys: impl Iterator<Item = &'k (String, String)>,
     table: &str,
 ) -> Vec<(String, String)> {
     keys.filter(|(t, _)| t == table).cloned().collect()
+}
+
+/// Moves `map`'s entry for relation `from` to `to` (a renamed relation); an entry left under
+/// `to` is of a relation no longer there.
+fn rename_key<V>(map: &mut HashMap<String, V>, from: &str, to: &str) {
+    match map.remove(from) {
+        Some(value) => map.insert(to.to_owned(), value),
+        None => map.remove(to),
+    };
 }
 
 /// `(table, column)`, as the sets of columns hold it.
@@ -86,9 +106,11 @@ impl Owned {
     }
 
     /// Whether dropping `name` loses no row: its rows were copied whole into another table
-    /// (SQLite's copy-and-rebuild), or it was created here and holds no row from before.
+    /// that stays (SQLite's copy-and-rebuild), or it was created here and holds no row from
+    /// before that is not still in the table it came from (a scratch copy).
     fn may_drop(&self, name: &str) -> bool {
-        self.copied.contains(name) || self.relation(name) && !self.holding.contains(name)
+        self.copied.get(name).is_some_and(|into| !into.is_empty())
+            || self.relation(name) && !self.holding.get(name).is_some_and(|h| h.only_copy)
     }
 
     fn apply(&mut self, change: &Change) {
@@ -99,15 +121,36 @@ impl Owned {
                 self.relations.insert(name.clone());
             }
             Change::Copied { target, source } => {
-                let from_before = !self.relation(source) || self.holding.contains(source);
-                if self.relation(target) && from_before {
-                    self.holding.insert(target.clone());
+                if self.relation(target) {
+                    let received = match self.holding.get(source) {
+                        Some(holding) => Some(holding.clone()),
+                        None if !self.relation(source) => Some(Holding {
+                            sources: HashSet::from([source.clone()]),
+                            only_copy: false,
+                        }),
+                        None => None,
+                    };
+                    if let Some(received) = received {
+                        let holding = self.holding.entry(target.clone()).or_default();
+                        holding.sources.extend(received.sources);
+                        holding.only_copy |= received.only_copy;
+                    }
                 }
-                self.copied.insert(source.clone());
+                let into = self.copied.entry(source.clone()).or_default();
+                into.insert(target.clone());
             }
             Change::Dropped(name) => {
                 self.relations.remove(name);
                 self.holding.remove(name);
+                self.copied.remove(name);
+                for into in self.copied.values_mut() {
+                    into.remove(name);
+                }
+                for holding in self.holding.values_mut() {
+                    if holding.sources.remove(name) {
+                        holding.only_copy = true;
+                    }
+                }
             }
             Change::RenamedTable { from, to } => self.rename_table(from, to),
             Change::RenamedColumn { table, from, to } => {
@@ -187,11 +230,18 @@ impl Owned {
     }
 
     fn rename_table(&mut self, from: &str, to: &str) {
-        for set in [&mut self.relations, &mut self.copied, &mut self.holding] {
+        if self.relations.remove(from) {
+            self.relations.insert(to.to_owned());
+        } else {
+            self.relations.remove(to);
+        }
+        rename_key(&mut self.copied, from, to);
+        rename_key(&mut self.holding, from, to);
+        let names = self.copied.values_mut();
+        let sources = self.holding.values_mut().map(|h| &mut h.sources);
+        for set in names.chain(sources) {
             if set.remove(from) {
                 set.insert(to.to_owned());
-            } else {
-                set.remove(to);
             }
         }
         for set in [
