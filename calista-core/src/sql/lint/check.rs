@@ -193,11 +193,9 @@ fn lint_section(
             out.unless_restored.push(unless);
         }
         if context.up {
-            this.learn(dialects, &tokens);
+            this.learn(dialects, &tokens, declared);
             declared.learn_relations(dialects, &tokens);
-            if context.on_postgres {
-                declared.learn(&tokens);
-            }
+            declared.learn(dialects, &tokens);
         }
     }
 }
@@ -1829,5 +1827,68 @@ mod tests {
         ] {
             assert_eq!(sqlite(loses), [DropTable], "{loses}");
         }
+    }
+
+    #[test]
+    fn rows_copied_in_two_complementary_halves_are_copied_whole() {
+        use Rule::DropTable;
+        // Homarr's 0025 (SQLite): the `everyone` group first, then every other one.
+        let create = "CREATE TABLE \"group\" (id text PRIMARY KEY NOT NULL, name text NOT NULL, owner text);";
+        let rebuild = |first: &str, second: &str| {
+            format!(
+                "CREATE TABLE new_group (id text, name text, position int);\n\
+                 INSERT INTO new_group (id, name, position) SELECT id, name, -1 FROM `group` WHERE {first};\n\
+                 INSERT INTO new_group (id, name, position) SELECT \"id\", \"name\", ROW_NUMBER() OVER (ORDER BY name) FROM \"group\" WHERE {second};\n\
+                 DROP TABLE `group`;\n\
+                 ALTER TABLE new_group RENAME TO \"group\";"
+            )
+        };
+        let after_create = |dialect: Dialect, sql: &str| {
+            let mut declared = Declared::default();
+            rules_after(&mut declared, Direction::Up, Some(dialect), create);
+            rules_after(&mut declared, Direction::Up, Some(dialect), sql)
+        };
+        for (first, second) in [
+            ("\"name\" = 'everyone'", "\"name\" != 'everyone'"),
+            ("name <> 'everyone'", "(name = 'everyone')"),
+            ("NOT (name = 'everyone')", "\"group\".name = 'everyone'"),
+            ("owner IS NULL", "owner IS NOT NULL"),
+            (
+                "owner IS NOT DISTINCT FROM 'x'",
+                "owner IS DISTINCT FROM 'x'",
+            ),
+            ("owner IS 'x'", "NOT owner IS 'x'"),
+            ("id = 1", "id != 1"),
+        ] {
+            let sql = rebuild(first, second);
+            assert_eq!(after_create(Dialect::Sqlite, &sql), [], "{sql}");
+            let on_postgres = after_create(Dialect::Postgres, &sql.replace('`', "\""));
+            assert!(!on_postgres.contains(&DropTable), "{sql}: {on_postgres:?}");
+        }
+        for (first, second) in [
+            // A nullable column: rows where it is null match neither half.
+            ("owner = 'x'", "owner != 'x'"),
+            ("NOT (owner = 'x')", "owner = 'x'"),
+            // Not each other's complement.
+            ("name = 'everyone'", "name != 'nobody'"),
+            ("name = 'everyone'", "name = 'everyone'"),
+            ("name = 'everyone'", "owner != 'everyone'"),
+            ("name > 'm'", "name < 'm'"),
+            ("name = 'everyone' AND owner IS NULL", "name != 'everyone'"),
+            ("name = NULL", "name != NULL"),
+        ] {
+            let sql = rebuild(first, second);
+            assert_eq!(after_create(Dialect::Sqlite, &sql), [DropTable], "{sql}");
+        }
+        // A column whose nullability the folder did not declare, or halves copied into two
+        // tables, or from two tables: not known whole.
+        assert_eq!(
+            sqlite(&rebuild("name = 'everyone'", "name != 'everyone'")),
+            [DropTable]
+        );
+        let split = "INSERT INTO a SELECT * FROM \"group\" WHERE name = 'x';\n\
+                     INSERT INTO b SELECT * FROM \"group\" WHERE name != 'x';\n\
+                     DROP TABLE \"group\";";
+        assert_eq!(after_create(Dialect::Sqlite, split), [DropTable]);
     }
 }

@@ -694,10 +694,53 @@ pub(super) fn uses_an_index(action: Tokens<'_, '_>) -> bool {
 }
 
 /// `INSERT INTO y [(cols)] SELECT … FROM x`, `CREATE TABLE y AS SELECT … FROM x` or
-/// `SELECT … INTO y FROM x`, copying every row of `x`: `(y, x)`. Nothing for a copy that can leave rows behind or merge them
-/// (`WHERE`, a join, `GROUP BY`, `DISTINCT`, `LIMIT`, a set operation, `ON CONFLICT`,
-/// SQLite's `INSERT OR IGNORE`).
+/// `SELECT … INTO y FROM x`, copying every row of `x`: `(y, x)`. Nothing for a copy that can
+/// leave rows behind or merge them (`WHERE`, a join, `GROUP BY`, `DISTINCT`, `LIMIT`, a set
+/// operation, `ON CONFLICT`, SQLite's `INSERT OR IGNORE`).
 pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
+    let (target, source, after) = copy(tokens)?;
+    let lossy = top_level(tokens)
+        .filter(|&i| i >= after)
+        .any(|i| lossy(tokens, i));
+    (!lossy).then_some((target, source))
+}
+
+/// The same copies as [`whole_copy`], but of the rows a `WHERE` at its end selects, read as a
+/// [`Condition`]: `(y, x, condition)`. Nothing for a condition not of that form, or a copy
+/// that may lose rows otherwise.
+pub(super) fn copy_where(tokens: Tokens<'_, '_>) -> Option<(String, String, Condition)> {
+    let (target, source, after) = copy(tokens)?;
+    let mut lossy_at = top_level(tokens).filter(|&i| i >= after && lossy(tokens, i));
+    let at = lossy_at.next().filter(|&i| tokens[i].is_keyword("WHERE"))?;
+    if lossy_at.next().is_some() {
+        return None;
+    }
+    Some((target, source, Condition::read(&tokens[at + 1..])?))
+}
+
+/// Whether the top-level token at `i` of a copy's query may leave rows behind or merge them.
+fn lossy(tokens: Tokens<'_, '_>, i: usize) -> bool {
+    const LOSSY: &[&str] = &[
+        "WHERE",
+        "JOIN",
+        "GROUP",
+        "HAVING",
+        "LIMIT",
+        "OFFSET",
+        "FETCH",
+        "UNION",
+        "EXCEPT",
+        "INTERSECT",
+        "CONFLICT",
+        "WITH",
+    ];
+    tokens[i].text == "," || LOSSY.iter().any(|k| tokens[i].is_keyword(k))
+}
+
+/// A copy's target, source, and the index after the source's name; `None` for a statement
+/// that is not `INSERT INTO y … SELECT … FROM x …`, `CREATE TABLE y AS SELECT …` / `AS TABLE x`
+/// or `SELECT … INTO y FROM x …`, or a `SELECT DISTINCT`.
+fn copy(tokens: Tokens<'_, '_>) -> Option<(String, String, usize)> {
     let (target, select) = if kw(tokens, 0, "INSERT") && kw(tokens, 1, "INTO") {
         let (target, mut at) = relation_at(tokens, 2)?;
         if punct(tokens, at, "(") {
@@ -716,31 +759,107 @@ pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
     };
     if kw(tokens, select, "TABLE") {
         let (source, after) = relation_at(tokens, select + 1)?;
-        return (after == tokens.len()).then_some((target, source));
+        return (after == tokens.len()).then_some((target, source, after));
     }
     if !kw(tokens, select, "SELECT") || kw(tokens, select + 1, "DISTINCT") {
         return None;
     }
-    const LOSSY: &[&str] = &[
-        "WHERE",
-        "JOIN",
-        "GROUP",
-        "HAVING",
-        "LIMIT",
-        "OFFSET",
-        "FETCH",
-        "UNION",
-        "EXCEPT",
-        "INTERSECT",
-        "CONFLICT",
-        "WITH",
-    ];
     let from = top_level(tokens).find(|&i| i > select && tokens[i].is_keyword("FROM"))?;
     let (source, after) = relation_at(tokens, from + 1)?;
-    let lossy = top_level(tokens)
-        .filter(|&i| i >= after)
-        .any(|i| tokens[i].text == "," || LOSSY.iter().any(|k| tokens[i].is_keyword(k)));
-    (!lossy).then_some((target, source))
+    Some((target, source, after))
+}
+
+/// A `WHERE` condition on one column that a copy can be split by: `c = v`, `c != v` (or
+/// `<>`), `c IS [NOT] NULL`, `c IS [NOT] DISTINCT FROM v`, SQLite's `c IS [NOT] v`, each
+/// possibly in parentheses or after `NOT`, with `v` one literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Condition {
+    column: String,
+    value: String,
+    /// Whether it holds where the column equals the value (`=`), or where it does not.
+    equal: bool,
+    /// Whether a null column makes it true or false (`IS …`), not null (`=`, `!=`).
+    null_safe: bool,
+}
+
+impl Condition {
+    /// The condition its tokens write, if it is one of the forms above.
+    fn read(tokens: Tokens<'_, '_>) -> Option<Condition> {
+        let mut inner = tokens;
+        let mut negated = false;
+        loop {
+            if kw(inner, 0, "NOT") {
+                negated = !negated;
+                inner = &inner[1..];
+            } else if punct(inner, 0, "(") && past_group(inner, 0) == Some(inner.len()) {
+                inner = &inner[1..inner.len() - 1];
+            } else {
+                break;
+            }
+        }
+        let (column, at) = name_at(inner, 0)?;
+        let rest = &inner[at..];
+        let (equal, null_safe, value) = match rest {
+            [is, null] if is.is_keyword("IS") && null.is_keyword("NULL") => (true, true, *null),
+            [is, not, null]
+                if is.is_keyword("IS") && not.is_keyword("NOT") && null.is_keyword("NULL") =>
+            {
+                (false, true, *null)
+            }
+            [is, not, distinct, from, value]
+                if is.is_keyword("IS")
+                    && not.is_keyword("NOT")
+                    && distinct.is_keyword("DISTINCT")
+                    && from.is_keyword("FROM") =>
+            {
+                (true, true, *value)
+            }
+            [is, distinct, from, value]
+                if is.is_keyword("IS")
+                    && distinct.is_keyword("DISTINCT")
+                    && from.is_keyword("FROM") =>
+            {
+                (false, true, *value)
+            }
+            [is, not, value] if is.is_keyword("IS") && not.is_keyword("NOT") => {
+                (false, true, *value)
+            }
+            [is, value] if is.is_keyword("IS") => (true, true, *value),
+            [op, value] if op.kind == TokenKind::Punct && matches!(op.text, "=" | "==") => {
+                (true, false, *value)
+            }
+            [op, value] if op.kind == TokenKind::Punct && matches!(op.text, "!=" | "<>") => {
+                (false, false, *value)
+            }
+            _ => return None,
+        };
+        // `= NULL` holds nowhere, so it cannot be a half.
+        let literal = matches!(value.kind, TokenKind::String | TokenKind::Number)
+            || value.is_keyword("TRUE")
+            || value.is_keyword("FALSE")
+            || null_safe && value.is_keyword("NULL");
+        literal.then(|| Condition {
+            column,
+            value: value.text.to_lowercase(),
+            equal: equal != negated,
+            null_safe,
+        })
+    }
+
+    /// The column it reads.
+    pub(super) fn column(&self) -> &str {
+        &self.column
+    }
+
+    /// Whether every row matches exactly one of `self` and `other`: the same column and value,
+    /// opposite senses, and no row where neither holds (a null column, unless both are
+    /// `IS …` forms or the column is `NOT NULL`).
+    pub(super) fn complements(&self, other: &Condition, not_null: bool) -> bool {
+        self.column == other.column
+            && self.value == other.value
+            && self.equal != other.equal
+            && (self.null_safe && other.null_safe || not_null)
+    }
 }
 
 /// `UPDATE [ONLY] t [[AS] alias] SET a = …, (b, c) = …`: the table and the columns it sets.

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::read::{self, ColumnType, Tokens, Volatility, kw};
+use super::read::{self, ColumnType, Condition, Tokens, Volatility, kw};
 use crate::migration::Dialect;
 
 /// How a migration's statements run, which decides the lock a later statement of it runs
@@ -32,6 +32,9 @@ pub(super) struct Owned {
     /// Relations created here that received the rows of ones that were not (directly, or
     /// through another one created here).
     holding: HashMap<String, Holding>,
+    /// Rows copied by a `WHERE`, as `(target, source)`: the conditions, each a half that
+    /// its complement makes a whole copy.
+    halves: HashMap<(String, String), Vec<Condition>>,
     /// Columns whose every value was copied into a column added here, as `(table, column)`,
     /// with the column they were copied into.
     copied_columns: HashMap<(String, String), String>,
@@ -113,6 +116,21 @@ impl Owned {
             || self.relation(name) && !self.holding.get(name).is_some_and(|h| h.only_copy)
     }
 
+    /// Learns a copy of the rows of `source` that `condition` selects into `target`: with
+    /// an earlier copy of the complementary rows (`not_null`: the column holds no null),
+    /// every row was copied.
+    fn copied_where(&mut self, target: &str, source: &str, condition: &Condition, not_null: bool) {
+        let halves = self.halves.entry(key(target, source)).or_default();
+        let whole = halves.iter().any(|h| h.complements(condition, not_null));
+        halves.push(condition.clone());
+        if whole {
+            self.apply(&Change::Copied {
+                target: target.to_owned(),
+                source: source.to_owned(),
+            });
+        }
+    }
+
     fn apply(&mut self, change: &Change) {
         match change {
             Change::Created(name) => {
@@ -139,7 +157,9 @@ impl Owned {
                 let into = self.copied.entry(source.clone()).or_default();
                 into.insert(target.clone());
             }
+            Change::CopiedWhere { .. } => {}
             Change::Dropped(name) => {
+                self.halves.retain(|(t, s), _| t != name && s != name);
                 self.relations.remove(name);
                 self.holding.remove(name);
                 self.copied.remove(name);
@@ -230,6 +250,9 @@ impl Owned {
     }
 
     fn rename_table(&mut self, from: &str, to: &str) {
+        self.halves.retain(|(t, s), _| {
+            ![from, to].contains(&t.as_str()) && ![from, to].contains(&s.as_str())
+        });
         if self.relations.remove(from) {
             self.relations.insert(to.to_owned());
         } else {
@@ -273,6 +296,12 @@ enum Change {
     Copied {
         target: String,
         source: String,
+    },
+    /// The rows of `source` that `condition` selects, copied into `target`.
+    CopiedWhere {
+        target: String,
+        source: String,
+        condition: Condition,
     },
     Dropped(String),
     RenamedTable {
@@ -387,10 +416,16 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             }));
         }
     }
-    if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT") || kw(tokens, 0, "SELECT"))
-        && let Some((target, source)) = read::whole_copy(tokens)
-    {
-        changes.push(Change::Copied { target, source });
+    if kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT") || kw(tokens, 0, "SELECT") {
+        if let Some((target, source)) = read::whole_copy(tokens) {
+            changes.push(Change::Copied { target, source });
+        } else if let Some((target, source, condition)) = read::copy_where(tokens) {
+            changes.push(Change::CopiedWhere {
+                target,
+                source,
+                condition,
+            });
+        }
     }
     changes
 }
@@ -516,37 +551,64 @@ impl ThisMigration {
         dialects.iter().all(|&d| self.on(d).may_drop(name))
     }
 
-    /// Learns from a statement of an up section that runs on `dialects`.
-    pub(super) fn learn(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+    /// Learns from a statement of an up section that runs on `dialects`, after the
+    /// statements `declared` has read.
+    pub(super) fn learn(
+        &mut self,
+        dialects: &[Dialect],
+        tokens: Tokens<'_, '_>,
+        declared: &Declared,
+    ) {
         for change in changes(tokens) {
             for &dialect in dialects {
-                match dialect {
-                    Dialect::Postgres => self.postgres.apply(&change),
-                    Dialect::Sqlite => self.sqlite.apply(&change),
+                let owned = match dialect {
+                    Dialect::Postgres => &mut self.postgres,
+                    Dialect::Sqlite => &mut self.sqlite,
+                };
+                if let Change::CopiedWhere {
+                    target,
+                    source,
+                    condition,
+                } = &change
+                {
+                    let not_null = declared.not_null_on(dialect, source, condition.column());
+                    owned.copied_where(target, source, condition, not_null);
+                } else {
+                    owned.apply(&change);
                 }
             }
         }
     }
 }
 
-/// What the folder's migrations declared on PostgreSQL, read in order up to the statement
-/// being checked: columns' types, functions' volatility, and checks that prove a
-/// column holds no null. A rule that needs something not here stays on the safe side
+/// What the folder's migrations declared, read in order up to the statement being checked,
+/// per dialect: columns' types and nullability, functions' volatility, and checks that prove
+/// a column holds no null. A rule that needs something not here stays on the safe side
 /// (fires): the lint reads migrations, not the database.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    /// Each table's columns the folder declared.
-    columns: HashMap<String, HashMap<String, Column>>,
-    /// Each function's volatility, as last declared (by name: overloads share it).
-    functions: HashMap<String, Volatility>,
-    /// Each table's `CHECK (c IS NOT NULL)` constraints.
-    not_null_checks: HashMap<String, Vec<NotNullCheck>>,
+    /// What the up sections that run on PostgreSQL declared, which the lock rules read.
+    postgres: Schema,
+    /// What the up sections that run on SQLite declared (a column's nullability, for a copy
+    /// split in complementary halves).
+    sqlite: Schema,
     /// Per dialect, the tables the folder dropped (or renamed away) and did not create
     /// again since: nothing is left to drop. Read from every up section, not PostgreSQL's
     /// only.
     gone: HashMap<Dialect, HashSet<String>>,
     /// The migration being read, counted from 1.
     migration: u32,
+}
+
+/// What the folder declared on one dialect.
+#[derive(Debug, Default)]
+struct Schema {
+    /// Each table's columns the folder declared.
+    columns: HashMap<String, HashMap<String, Column>>,
+    /// Each function's volatility, as last declared (by name: overloads share it).
+    functions: HashMap<String, Volatility>,
+    /// Each table's `CHECK (c IS NOT NULL)` constraints.
+    not_null_checks: HashMap<String, Vec<NotNullCheck>>,
 }
 
 /// What the folder declared of a column.
@@ -584,30 +646,31 @@ impl Declared {
         self.migration += 1;
     }
 
-    /// The type of `table.column`, if the folder declared it.
+    /// The type of `table.column` on PostgreSQL, if the folder declared it.
     pub(super) fn column_type(&self, table: &str, column: &str) -> Option<&ColumnType> {
-        self.column(table, column)?.ty.as_ref()
+        self.postgres.column(table, column)?.ty.as_ref()
     }
 
-    /// Whether the folder declared `table.column` `NOT NULL` (and never made it nullable
-    /// since): `SET NOT NULL` then has nothing to check.
+    /// Whether the folder declared `table.column` `NOT NULL` on PostgreSQL (and never made it
+    /// nullable since): `SET NOT NULL` then has nothing to check.
     pub(super) fn not_null(&self, table: &str, column: &str) -> bool {
-        self.column(table, column).is_some_and(|c| c.not_null)
+        self.not_null_on(Dialect::Postgres, table, column)
     }
 
-    fn column(&self, table: &str, column: &str) -> Option<&Column> {
-        self.columns.get(table)?.get(column)
+    /// Whether the folder declared `table.column` `NOT NULL` on `dialect`, and never made it
+    /// nullable since.
+    pub(super) fn not_null_on(&self, dialect: Dialect, table: &str, column: &str) -> bool {
+        let schema = match dialect {
+            Dialect::Postgres => &self.postgres,
+            Dialect::Sqlite => &self.sqlite,
+        };
+        schema.column(table, column).is_some_and(|c| c.not_null)
     }
 
-    fn column_mut(&mut self, table: &str, column: String) -> &mut Column {
-        let columns = self.columns.entry(table.to_owned()).or_default();
-        columns.entry(column).or_default()
-    }
-
-    /// Whether the folder declared function `name` volatile (`CREATE FUNCTION` without
-    /// `IMMUTABLE` or `STABLE`).
+    /// Whether the folder declared function `name` volatile on PostgreSQL (`CREATE FUNCTION`
+    /// without `IMMUTABLE` or `STABLE`).
     pub(super) fn volatile(&self, name: &str) -> bool {
-        self.functions.get(name) == Some(&Volatility::Volatile)
+        self.postgres.functions.get(name) == Some(&Volatility::Volatile)
     }
 
     /// Whether a valid `CHECK (column IS NOT NULL)` on `table` lets `SET NOT NULL` skip its
@@ -618,11 +681,14 @@ impl Declared {
         let own_lock = |at: u32, check: &NotNullCheck| {
             at == self.migration && check.added == self.migration && runs_in == RunsIn::Transaction
         };
-        self.not_null_checks.get(table).is_some_and(|checks| {
-            checks.iter().any(|check| {
-                check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
+        self.postgres
+            .not_null_checks
+            .get(table)
+            .is_some_and(|checks| {
+                checks.iter().any(|check| {
+                    check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
+                })
             })
-        })
     }
 
     /// Whether the folder dropped table `name` (or renamed it away), on each of `dialects`,
@@ -656,8 +722,31 @@ impl Declared {
         }
     }
 
-    /// Learns what one statement of an up section that runs on PostgreSQL declares.
-    pub(super) fn learn(&mut self, tokens: Tokens<'_, '_>) {
+    /// Learns what one statement of an up section that runs on `dialects` declares.
+    pub(super) fn learn(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+        for &dialect in dialects {
+            let schema = match dialect {
+                Dialect::Postgres => &mut self.postgres,
+                Dialect::Sqlite => &mut self.sqlite,
+            };
+            schema.learn(tokens, self.migration);
+        }
+    }
+}
+
+impl Schema {
+    fn column(&self, table: &str, column: &str) -> Option<&Column> {
+        self.columns.get(table)?.get(column)
+    }
+
+    fn column_mut(&mut self, table: &str, column: String) -> &mut Column {
+        let columns = self.columns.entry(table.to_owned()).or_default();
+        columns.entry(column).or_default()
+    }
+
+    /// Learns what one statement of an up section declares, in the folder's migration
+    /// `migration`.
+    fn learn(&mut self, tokens: Tokens<'_, '_>, migration: u32) {
         const VERBS: &[&str] = &["CREATE", "ALTER", "DROP", "SELECT", "WITH"];
         if !VERBS.iter().any(|v| kw(tokens, 0, v)) {
             return;
@@ -692,11 +781,11 @@ impl Declared {
             return;
         };
         for action in actions {
-            self.learn_action(&table, action);
+            self.learn_action(&table, action, migration);
         }
     }
 
-    fn learn_action(&mut self, table: &str, action: Tokens<'_, '_>) {
+    fn learn_action(&mut self, table: &str, action: Tokens<'_, '_>, migration: u32) {
         if kw(action, 0, "RENAME") && kw(action, 1, "TO")
             || kw(action, 0, "SET") && kw(action, 1, "SCHEMA")
         {
@@ -708,12 +797,11 @@ impl Declared {
             self.columns.insert(to.clone(), columns.unwrap_or_default());
             self.not_null_checks.insert(to, checks.unwrap_or_default());
         } else if kw(action, 0, "ADD") {
-            self.learn_addition(table, action);
+            self.learn_addition(table, action, migration);
         } else if kw(action, 0, "VALIDATE") && kw(action, 1, "CONSTRAINT") {
             let Some((name, _)) = read::name_at(action, 2) else {
                 return;
             };
-            let migration = self.migration;
             let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
             for check in checks.filter(|c| c.name == name) {
                 check.validated = Some(migration);
@@ -761,7 +849,7 @@ impl Declared {
     }
 
     /// `ADD [COLUMN] c type …`, or `ADD [CONSTRAINT name] CHECK (c IS NOT NULL) [NOT VALID]`.
-    fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>) {
+    fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>, migration: u32) {
         if read::adds_a_column(action) {
             if let Some((column, at)) = read::action_column(action) {
                 let declared = Column::declared(&action[at..]);
@@ -785,7 +873,6 @@ impl Declared {
             // PostgreSQL's name for an unnamed column check.
             None => format!("{table}_{column}_check"),
         };
-        let migration = self.migration;
         let validated = (!read::not_valid(action)).then_some(migration);
         self.not_null_checks
             .entry(table.to_owned())
