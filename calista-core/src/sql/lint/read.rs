@@ -83,8 +83,10 @@ pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usiz
     Some((parts.pop()?, after))
 }
 
-/// The schema PostgreSQL creates and finds an unqualified name in (its default
-/// `search_path`): `public.t` and `t` are one relation.
+/// The schema an unqualified name is taken to be in: `public.t` and `t` are one relation.
+/// A migration runs with the schema calista is given first on `search_path`, then `public`;
+/// a folder that writes one table both ways only runs where they are one (that schema is
+/// `public`, or the table is in `public` alone).
 const DEFAULT_SCHEMA: &str = "public";
 
 /// A relation's key in the lint's state: its name, or `schema.name` for a schema other than
