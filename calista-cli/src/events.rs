@@ -22,6 +22,37 @@ const LIST_SQLITE: &str = "SELECT global_seq, stream_id, stream_type, version, e
     recorded_at, payload, metadata \
     FROM event_store WHERE (?1 IS NULL OR stream_id = ?1) ORDER BY global_seq LIMIT ?2";
 
+/// An event's row as `append` writes it: the values of both dialects' statements, in order.
+struct Appended<'a> {
+    stream: &'a str,
+    stream_type: &'a str,
+    event_id: String,
+    event_type: &'a str,
+    payload: String,
+    metadata: Option<String>,
+}
+
+impl Appended<'_> {
+    /// `query` with the row's values bound.
+    fn bind<'q, DB>(
+        &'q self,
+        query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments>
+    where
+        DB: sqlx::Database,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.stream)
+            .bind(self.stream_type)
+            .bind(self.event_id.as_str())
+            .bind(self.event_type)
+            .bind(self.payload.as_str())
+            .bind(self.metadata.as_deref())
+    }
+}
+
 /// A transaction on `pool` with calista's schema first on `search_path` for its length: the
 /// pool's connections carry no startup parameter (a pooler may refuse one), and a setting
 /// outside a transaction would stay on a pooled server connection another client gets next.
@@ -71,26 +102,19 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<String, Cli
     let mut attempt = 0;
     let (global_seq, version) = loop {
         attempt += 1;
-        let event_id = ulid::Ulid::generate().to_string();
-        let args = (
-            &event.stream,
-            &stream_type,
-            event_id,
-            &event.event_type,
-            payload.to_string(),
-            metadata.as_ref().map(|m| m.to_string()),
-        );
+        let row = Appended {
+            stream: &event.stream,
+            stream_type: &stream_type,
+            event_id: ulid::Ulid::generate().to_string(),
+            event_type: &event.event_type,
+            payload: payload.to_string(),
+            metadata: metadata.as_ref().map(|m| m.to_string()),
+        };
         let inserted: Result<(i64, i64), sqlx::Error> = match db.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = in_schema(pool, &schema).await?;
-                let row = sqlx::query(APPEND_POSTGRES)
-                    .persistent(false)
-                    .bind(args.0)
-                    .bind(args.1)
-                    .bind(args.2)
-                    .bind(args.3)
-                    .bind(args.4)
-                    .bind(args.5)
+                let row = row
+                    .bind(sqlx::query(APPEND_POSTGRES).persistent(false))
                     .fetch_one(&mut *tx)
                     .await;
                 match row {
@@ -101,13 +125,8 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<String, Cli
                     Err(e) => Err(e),
                 }
             }
-            Pool::Sqlite(pool) => sqlx::query(APPEND_SQLITE)
-                .bind(args.0)
-                .bind(args.1)
-                .bind(args.2)
-                .bind(args.3)
-                .bind(args.4)
-                .bind(args.5)
+            Pool::Sqlite(pool) => row
+                .bind(sqlx::query(APPEND_SQLITE))
                 .fetch_one(pool)
                 .await
                 .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?))),

@@ -223,6 +223,18 @@ fn run_printed(command_line: &str, db: &TestDb, env: &[(&str, &str)]) -> std::pr
         .unwrap()
 }
 
+/// [`run_printed`] of `calista --migrations <folder>` with `args`.
+fn run_on_folder(
+    folder: &str,
+    args: &[&str],
+    db: &TestDb,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut all = vec!["--migrations", folder];
+    all.extend_from_slice(args);
+    run_printed(&command_line(&all), db, env)
+}
+
 /// `calista` with these arguments, as a shell command line.
 fn command_line(args: &[&str]) -> String {
     let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
@@ -241,11 +253,7 @@ mod restore {
             let backups = db.scratch_dir().join("restore-backups").display().to_string();
             // Production (the default): backups on, and restoring needs --yes.
             let env = [("CALISTA_BACKUP_DIR", backups.as_str())];
-            let calista = |args: &[&str]| {
-                let mut all = vec!["--migrations", folder.as_str()];
-                all.extend_from_slice(args);
-                run_printed(&command_line(&all), &db, &env)
-            };
+            let calista = |args: &[&str]| run_on_folder(&folder, args, &db, &env);
             let first = calista(&["db", "upgrade", "--to", "20250101_0000"]);
             assert!(first.status.success(), "{first:?}");
             let handle = db.open();
@@ -1142,11 +1150,7 @@ async fn a_postgres_restore_streams_with_memory_that_does_not_grow_with_the_data
     let folder = migrations.dir.path().display().to_string();
     let backups = db.scratch_dir().join("big-backups").display().to_string();
     let env = [("CALISTA_BACKUP_DIR", backups.as_str())];
-    let calista = |args: &[&str]| {
-        let mut all = vec!["--migrations", folder.as_str()];
-        all.extend_from_slice(args);
-        run_printed(&command_line(&all), &db, &env)
-    };
+    let calista = |args: &[&str]| run_on_folder(&folder, args, &db, &env);
     let first = calista(&["db", "upgrade", "--to", "20250101_0000"]);
     assert!(first.status.success(), "{first:?}");
     // The next upgrade backs up the large table first.

@@ -326,3 +326,49 @@ async fn adopt_and_repair_work_through_pgbouncer_in_transaction_mode() {
     assert_eq!(code, 0, "{shown}\n{}", bouncer.log());
     assert_eq!(run(&["db", "check"]).0, 0);
 }
+
+/// `db stamp` through PgBouncer in transaction mode: the scratch database it compares the
+/// live schema with is made and dropped through the pooler too, and the stamp is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stamp_works_through_pgbouncer_in_transaction_mode() {
+    use pgbouncer::{PgBouncer, PoolMode};
+    use sqlx::Connection;
+    let pg = ScratchPg::new().await;
+    let mut conn = pg.connect().await;
+    sqlx::raw_sql(
+        "CREATE SCHEMA calista; CREATE TABLE calista.a (id INTEGER PRIMARY KEY, note TEXT);",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    let bouncer = PgBouncer::start(&pg_admin_url(), PoolMode::Transaction);
+    let url = bouncer.url_for(&pg.url);
+    let set = MigrationSet::new(&[(A, &create_table("a"))]);
+    let output = common::program(env!("CARGO_BIN_EXE_calista"), set.dir.path())
+        .env("CALISTA_DB_URL", &url)
+        .args(["--migrations"])
+        .arg(set.dir.path())
+        .args(["db", "stamp", "20250101_0000", "--yes"])
+        .output()
+        .unwrap();
+    let shown = common::printed(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}\n{}", bouncer.log());
+    assert!(shown.contains("stamped at 20250101_0000"), "{shown}");
+    assert!(!shown.contains("prepared statement"), "{shown}");
+    let mut conn = pg.connect().await;
+    let stamped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM calista.schema_history WHERE revision = '20250101_0000'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(stamped, 1);
+    let scratch: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'calista_stamp%'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(scratch, 0, "the scratch database is dropped");
+    conn.close().await.ok();
+}

@@ -227,18 +227,24 @@ impl Database {
                 let database = pg
                     .database()
                     .unwrap_or_else(|| base.get_username().to_owned());
-                let pool = PgPoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.connect_timeout)
-                    .connect_lazy_with(postgres::pool_options(
-                        base.clone(),
-                        options.schema.as_ref(),
-                    ));
+                let pool_with = |schema| {
+                    PgPoolOptions::new()
+                        .max_connections(options.max_connections)
+                        .acquire_timeout(options.connect_timeout)
+                        .connect_lazy_with(postgres::pool_options(base.clone(), schema))
+                };
+                let pool = pool_with(options.schema.as_ref());
+                // The application's pool has a named schema first on `search_path` from its
+                // start-up, a parameter poolers refuse; calista's own reads need none.
+                let own = match options.schema {
+                    Some(_) => pool_with(None),
+                    None => pool.clone(),
+                };
                 let side = PgSide::new(PgSetup {
                     base,
                     password: pg.password(),
                     database,
-                    pool: pool.clone(),
+                    pool: own,
                     schema: options.schema.clone(),
                     connect_timeout: options.connect_timeout,
                     lock_timeout: options.lock_timeout,
@@ -458,6 +464,19 @@ impl Database {
         match &self.pool {
             Pool::Postgres(pool) => pool.close().await,
             Pool::Sqlite(pool) => pool.close().await,
+        }
+        if let Kind::Postgres(side) = &self.kind {
+            side.setup.pool.close().await;
+        }
+    }
+
+    /// The pool calista's own reads of the catalog use: the application's, but for a pool
+    /// [`Database::connect`] opened for a named schema, whose start-up parameter
+    /// (`search_path`) a pooler refuses; then one of the same URL without it.
+    pub(crate) fn own_pool(&self) -> Pool {
+        match &self.kind {
+            Kind::Postgres(side) => Pool::Postgres(side.setup.pool.clone()),
+            Kind::Sqlite(_) => self.pool.clone(),
         }
     }
 

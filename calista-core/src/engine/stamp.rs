@@ -80,11 +80,13 @@ async fn expected_schema(
             .await?;
         Schema::read(scratch).await
     };
-    if let Some(pool) = db.pool().as_postgres() {
+    let own = db.own_pool();
+    if let Some(pool) = own.as_postgres() {
         let name = scratch::unique_name("calista_stamp");
-        let mut admin = pool.acquire().await.map_err(|e| {
-            crate::backend::postgres::describe(e, "connecting to create a scratch database")
-        })?;
+        let mut admin = pool
+            .acquire()
+            .await
+            .map_err(|e| Error::connect(db.url(), e))?;
         scratch::create_database(&mut admin, &name, None).await?;
         let options = pool.connect_options().as_ref().clone().database(&name);
         let scratch_pool = PgPoolOptions::new()

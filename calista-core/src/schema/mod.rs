@@ -320,10 +320,11 @@ impl Schema {
         if db.sqlite_file().is_some_and(|file| !file.exists()) {
             return Ok(Self::empty(Dialect::Sqlite));
         }
-        if let Some(pool) = db.pool().as_postgres() {
+        let pool = db.own_pool();
+        if let Some(pool) = pool.as_postgres() {
             let schema = db.schema().await?.unwrap_or_else(SchemaName::calista);
             postgres::read(pool, schema.as_str()).await
-        } else if let Some(pool) = db.pool().as_sqlite() {
+        } else if let Some(pool) = pool.as_sqlite() {
             sqlite::read(pool).await
         } else {
             Ok(Self::empty(db.dialect()))

@@ -1,6 +1,6 @@
 //! Reads a PostgreSQL schema from `pg_catalog`. The schema name is a bound parameter.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::{Column, ForeignKey, Index, OWN_TABLES, Schema, Table, Trigger, normalise};
 use crate::backend::postgres::describe;
@@ -79,15 +79,25 @@ type ConstraintRow = (
 );
 type IndexRow = (String, String, bool, String, Vec<String>, Option<String>);
 
-/// Reads the schema `schema` through `pool`.
+/// Reads the schema `schema` through `pool`, in one transaction of unnamed statements,
+/// which a pooler in transaction mode keeps on one server connection and leaves nothing of.
 pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
+    let fail = |e| describe(e, CONTEXT);
+    let mut tx = pool.begin().await.map_err(fail)?;
+    let snapshot = read_in(&mut tx, schema).await?;
+    tx.rollback().await.map_err(fail)?;
+    Ok(snapshot)
+}
+
+async fn read_in(conn: &mut PgConnection, schema: &str) -> Result<Schema, Error> {
     let fail = |e| describe(e, CONTEXT);
     let mut snapshot = Schema::empty(Dialect::Postgres);
     let own = |name: &str| OWN_TABLES.contains(&name);
 
     let tables: Vec<(String,)> = sqlx::query_as(TABLES)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     for (name,) in tables.into_iter().filter(|(n,)| !own(n)) {
@@ -95,8 +105,9 @@ pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
     }
 
     let columns: Vec<ColumnRow> = sqlx::query_as(COLUMNS)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     for (table, column, data_type, nullable, default, identity, generated) in columns {
@@ -120,8 +131,9 @@ pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
     }
 
     let constraints: Vec<ConstraintRow> = sqlx::query_as(CONSTRAINTS)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     for (table, kind, definition, columns, references, referenced_columns, on_delete, on_update) in
@@ -152,8 +164,9 @@ pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
     }
 
     let indexes: Vec<IndexRow> = sqlx::query_as(INDEXES)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     for (table, name, unique, method, columns, predicate) in indexes {
@@ -172,8 +185,9 @@ pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
     }
 
     let views: Vec<(String, String)> = sqlx::query_as(VIEWS)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     snapshot.views = views
@@ -182,8 +196,9 @@ pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
         .collect();
 
     let triggers: Vec<(String, String, String)> = sqlx::query_as(TRIGGERS)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     snapshot.triggers = triggers
@@ -196,15 +211,17 @@ pub(super) async fn read(pool: &PgPool, schema: &str) -> Result<Schema, Error> {
         .collect();
 
     let functions: Vec<(String,)> = sqlx::query_as(FUNCTIONS)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     snapshot.functions = functions.into_iter().map(|(f,)| f).collect();
 
     let types: Vec<(String, Option<String>)> = sqlx::query_as(TYPES)
+        .persistent(false)
         .bind(schema)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(fail)?;
     snapshot.types = types
