@@ -39,7 +39,7 @@ pub(crate) fn lint(
         .any(|s| s.direction() == Direction::Up && DANGER_WORDS.in_text(s.sql()));
     for section in &sections {
         let up = section.direction() == Direction::Up;
-        let declares = up && DECLARING_WORDS.in_text(section.sql());
+        let declares = up && declares(section.sql());
         let portability_may_break = section.dialect().is_none() && may_be_unportable(section.sql());
         if (up && up_may_break) || declares || portability_may_break {
             lint_section(section, &mut this, declared, &mut findings);
@@ -79,6 +79,14 @@ const DANGER_WORDS: Keywords = Keywords::new(&[
 /// The words of the statements that declare what later migrations' rules need (tables and
 /// their columns, functions; on every dialect, the tables created and dropped).
 const DECLARING_WORDS: Keywords = Keywords::new(&["TABLE", "FUNCTION"]);
+
+/// Whether an up section's text may declare what later migrations' rules need: a
+/// [`DECLARING_WORDS`] word, or `SELECT … INTO`, which creates a table.
+fn declares(sql: &str) -> bool {
+    const SELECT: Keywords = Keywords::new(&["SELECT"]);
+    const INTO: Keywords = Keywords::new(&["INTO"]);
+    DECLARING_WORDS.in_text(sql) || SELECT.in_text(sql) && INTO.in_text(sql)
+}
 
 /// Words that are PostgreSQL's alone, wherever they stand.
 const POSTGRES_WORDS: &[&str] = &[
@@ -185,11 +193,9 @@ fn lint_section(
             out.unless_restored.push(unless);
         }
         if context.up {
-            this.learn(dialects, &tokens);
+            this.learn(dialects, &tokens, declared);
             declared.learn_relations(dialects, &tokens);
-            if context.on_postgres {
-                declared.learn(&tokens);
-            }
+            declared.learn(dialects, &tokens);
         }
     }
 }
@@ -233,7 +239,7 @@ fn dangerous(
         hit(Rule::DropCascade);
     }
     if starts("DROP") && kw(tokens, 1, "TABLE") {
-        let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
+        let names = read::relations_from(tokens, read::skip_if_exists(tokens, 2));
         let (this, dialects) = (known.this, known.dialects);
         let loses_nothing =
             |n: &String| this.may_drop(dialects, n) || known.declared.gone(dialects, n);
@@ -245,7 +251,7 @@ fn dangerous(
     } else if starts("TRUNCATE") {
         let mut at = 1 + usize::from(kw(tokens, 1, "TABLE"));
         at += usize::from(kw(tokens, at, "ONLY"));
-        if !read::names_from(tokens, at)
+        if !read::relations_from(tokens, at)
             .iter()
             .all(|n| known.new_relation(n))
         {
@@ -253,7 +259,7 @@ fn dangerous(
         }
     } else if starts("DELETE") && kw(tokens, verb + 1, "FROM") {
         let at = verb + 2 + usize::from(kw(tokens, verb + 2, "ONLY"));
-        let table = read::name_at(tokens, at);
+        let table = read::relation_at(tokens, at);
         if !read::has_where(tokens, verb) && !table.is_some_and(|(t, _)| known.new_relation(&t)) {
             hit(Rule::DeleteWithoutWhere);
         }
@@ -265,8 +271,9 @@ fn dangerous(
         && (kw(tokens, 1, "INDEX") || kw(tokens, 1, "UNIQUE") && kw(tokens, 2, "INDEX"))
     {
         let on = tokens.iter().position(|t| t.is_keyword("ON"));
-        let table = on
-            .and_then(|on| read::name_at(tokens, on + 1 + usize::from(kw(tokens, on + 1, "ONLY"))));
+        let table = on.and_then(|on| {
+            read::relation_at(tokens, on + 1 + usize::from(kw(tokens, on + 1, "ONLY")))
+        });
         if !has(tokens, "CONCURRENTLY") && !table.is_some_and(|(n, _)| known.new_relation(&n)) {
             hit(Rule::IndexWithoutConcurrently);
         }
@@ -343,9 +350,12 @@ fn alter_table_action(
         let runs_in = known.this.runs_in();
         // A migration that fills the column first expects nulls in it: the folder's
         // `NOT NULL` is then not what the database has (River's 004, after its 002 was
-        // rewritten).
+        // rewritten); unless the migration made it `NOT NULL` itself since (Dokploy's 0106
+        // sets it twice).
         let declared_not_null = |c: &String| {
-            known.declared.not_null(table, c) && !known.this.filled(known.dialects, table, c)
+            let (this, dialects) = (known.this, known.dialects);
+            known.declared.not_null(table, c)
+                && (!this.filled(dialects, table, c) || this.made_not_null(dialects, table, c))
         };
         let proven =
             |c: &String| declared_not_null(c) || known.declared.proves_not_null(table, c, runs_in);
@@ -918,9 +928,15 @@ mod tests {
             "CREATE TABLE totals PARTITION OF all_totals FOR VALUES IN (2025)",
             "CREATE TABLE staging (customer int);\nALTER TABLE staging RENAME TO totals",
         ] {
+            // The index names the relation as it was created: with its schema, if any.
+            let name = if create.contains("app.") {
+                "app.totals"
+            } else {
+                "totals"
+            };
             for index in [
-                "CREATE INDEX ix_totals ON totals (customer)",
-                "CREATE UNIQUE INDEX IF NOT EXISTS ix_totals ON ONLY app.totals (customer)",
+                format!("CREATE INDEX ix_totals ON {name} (customer)"),
+                format!("CREATE UNIQUE INDEX IF NOT EXISTS ix_totals ON ONLY {name} (customer)"),
             ] {
                 assert_eq!(up(&format!("{create};\n{index};")), [], "{create}; {index}");
             }
@@ -1551,5 +1567,328 @@ mod tests {
         let found = lint(file, &[span], RunsIn::Transaction, &mut Declared::default());
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].line, found[0].rule), (4, Rule::PostgresOnly));
+    }
+
+    #[test]
+    fn relations_of_two_schemas_are_two_relations() {
+        use Rule::{DropTable, IndexWithoutConcurrently, RenameTable, SetNotNull};
+        // Created in one schema, indexed in another: the index is on a table from before.
+        for (create, index, expected) in [
+            (
+                "CREATE TABLE a.t (x int)",
+                "CREATE INDEX ix ON b.t (x)",
+                &[IndexWithoutConcurrently][..],
+            ),
+            (
+                "CREATE TABLE a.t (x int)",
+                "CREATE INDEX ix ON t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE t (x int)",
+                "CREATE INDEX ix ON a.t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE \"a.t\" (x int)",
+                "CREATE INDEX ix ON a.t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE a.t (x int)",
+                "CREATE INDEX ix ON \"a\".\"t\" (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE A.T (x int)",
+                "CREATE INDEX ix ON a.t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE \"a.t\" (x int)",
+                "CREATE INDEX ix ON \"a.t\" (x)",
+                &[],
+            ),
+            // An unqualified name is public's, PostgreSQL's default search_path.
+            (
+                "CREATE TABLE public.t (x int)",
+                "CREATE INDEX ix ON t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE t (x int)",
+                "CREATE INDEX ix ON public.t (x)",
+                &[],
+            ),
+            // Renamed, the table stays in its schema; moved, it changes schema.
+            (
+                "CREATE TABLE a.s (x int);\nALTER TABLE a.s RENAME TO t",
+                "CREATE INDEX ix ON a.t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE a.s (x int);\nALTER TABLE a.s RENAME TO t",
+                "CREATE INDEX ix ON t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE t (x int);\nALTER TABLE t SET SCHEMA a",
+                "CREATE INDEX ix ON a.t (x)",
+                &[],
+            ),
+            (
+                "CREATE TABLE t (x int);\nALTER TABLE t SET SCHEMA a",
+                "CREATE INDEX ix ON t (x)",
+                &[IndexWithoutConcurrently],
+            ),
+            (
+                "CREATE TABLE a.t (x int);\nALTER TABLE a.t SET SCHEMA public",
+                "CREATE INDEX ix ON t (x)",
+                &[],
+            ),
+        ] {
+            assert_eq!(
+                up(&format!("{create};\n{index};")),
+                expected,
+                "{create}; {index}"
+            );
+        }
+        // Rows copied out of one schema's table do not make another's droppable.
+        let copy = "CREATE TABLE a.n (x int);\nINSERT INTO a.n SELECT * FROM a.t;\n";
+        assert_eq!(sqlite(&format!("{copy}DROP TABLE b.t;")), [DropTable]);
+        assert_eq!(sqlite(&format!("{copy}DROP TABLE a.t;")), []);
+        // What earlier migrations dropped or declared is of its own schema.
+        assert_eq!(
+            last_of(&["DROP TABLE a.t;", "DROP TABLE b.t;"]),
+            [DropTable]
+        );
+        assert_eq!(last_of(&["DROP TABLE a.t;", "DROP TABLE t;"]), [DropTable]);
+        assert_eq!(
+            last_of(&["DROP TABLE a.t;", "DROP TABLE IF EXISTS a.t;"]),
+            []
+        );
+        assert_eq!(
+            last_of(&["ALTER TABLE a.s RENAME TO t;", "DROP TABLE a.s;"]),
+            []
+        );
+        assert_eq!(
+            last_of(&["ALTER TABLE a.s RENAME TO t;", "DROP TABLE s;"]),
+            [DropTable]
+        );
+        let declared = "CREATE TABLE a.t (id int, c int NOT NULL);";
+        assert_eq!(
+            last_of(&[declared, "ALTER TABLE b.t ALTER c SET NOT NULL;"]),
+            [SetNotNull]
+        );
+        assert_eq!(
+            last_of(&[declared, "ALTER TABLE a.t ALTER c SET NOT NULL;"]),
+            []
+        );
+        assert_eq!(
+            last_of(&[
+                declared,
+                "ALTER TABLE a.t RENAME TO u;",
+                "ALTER TABLE a.u ALTER c SET NOT NULL;"
+            ]),
+            []
+        );
+        // The same table under its two spellings stays one.
+        assert_eq!(
+            last_of(&[
+                "CREATE TABLE public.t (c int NOT NULL);",
+                "ALTER TABLE t ALTER c SET NOT NULL;"
+            ]),
+            []
+        );
+        assert_eq!(up("ALTER TABLE a.t RENAME TO u;"), [RenameTable]);
+    }
+
+    #[test]
+    fn select_into_creates_a_table() {
+        use Rule::{DropTable, IndexWithoutConcurrently};
+        for create in [
+            "SELECT * INTO t2 FROM t",
+            "SELECT a, b INTO TEMP t2 FROM t WHERE a > 0",
+            "SELECT DISTINCT a INTO UNLOGGED TABLE t2 FROM t",
+            "WITH x AS (SELECT a FROM t) SELECT a INTO TEMPORARY TABLE t2 FROM x",
+            "SELECT 1 AS a INTO t2",
+        ] {
+            let index = format!("{create};\nCREATE INDEX ix ON t2 (a);");
+            assert_eq!(up(&index), [], "{index}");
+            let update = format!("{create};\nUPDATE t2 SET a = 0;\nDELETE FROM t2;");
+            assert_eq!(up(&update), [], "{update}");
+        }
+        // Another table, or a SELECT that creates nothing, is still indexed under lock.
+        for other in [
+            "SELECT * INTO t3 FROM t2",
+            "SELECT * FROM t2",
+            "INSERT INTO t2 SELECT * FROM t",
+            "WITH x AS (INSERT INTO t2 SELECT * FROM t RETURNING a) SELECT a FROM x",
+        ] {
+            let index = format!("{other};\nCREATE INDEX ix ON t2 (a);");
+            assert_eq!(up(&index), [IndexWithoutConcurrently], "{index}");
+        }
+        // A whole copy, like CREATE TABLE … AS: the old table may go; a partial one may not.
+        assert_eq!(sqlite("SELECT * INTO t2 FROM t;\nDROP TABLE t;"), []);
+        assert_eq!(
+            sqlite("SELECT a, b INTO t2 FROM t ORDER BY a;\nDROP TABLE t;"),
+            []
+        );
+        for partial in [
+            "SELECT * INTO t2 FROM t WHERE a > 0",
+            "SELECT DISTINCT * INTO t2 FROM t",
+            "SELECT t.* INTO t2 FROM t JOIN u ON u.id = t.id",
+            "WITH x AS (SELECT 1) SELECT * INTO t2 FROM t",
+        ] {
+            let drop = format!("{partial};\nDROP TABLE t;");
+            assert_eq!(sqlite(&drop), [DropTable], "{drop}");
+        }
+        // The folder learns it: the table exists again, with columns of unknown types.
+        assert_eq!(
+            last_of(&[
+                "DROP TABLE t2;",
+                "SELECT * INTO t2 FROM t;",
+                "DROP TABLE t2;"
+            ]),
+            [DropTable]
+        );
+        assert_eq!(
+            last_of(&[
+                "CREATE TABLE t2 (a varchar(10));",
+                "DROP TABLE t2;\nSELECT * INTO t2 FROM t;",
+                "ALTER TABLE t2 ALTER a TYPE varchar(20);"
+            ]),
+            [Rule::ChangeColumnType]
+        );
+    }
+
+    #[test]
+    fn set_not_null_again_after_the_migration_set_it_checks_nothing() {
+        use Rule::SetNotNull;
+        // Dokploy's 0106: filled, made NOT NULL, and made NOT NULL again further down.
+        let fill = "ALTER TABLE project ADD COLUMN org text;\n\
+                    UPDATE project SET org = 'x' WHERE org IS NULL;\n";
+        let set = "ALTER TABLE project ALTER COLUMN org SET NOT NULL;\n";
+        assert_eq!(up(&format!("{fill}{set}")), [SetNotNull]);
+        assert_eq!(up(&format!("{fill}{set}{set}")), [SetNotNull]);
+        // Filled again after it: the column cannot hold a null, nothing to check.
+        let refill = "UPDATE project SET org = 'y' WHERE org = 'x';\n";
+        assert_eq!(up(&format!("{fill}{set}{refill}{set}")), [SetNotNull]);
+        // Renamed since, with its table: still the same column.
+        let renamed = "ALTER TABLE project RENAME COLUMN org TO o;\n\
+                       ALTER TABLE project RENAME TO p;\n\
+                       ALTER TABLE p ALTER COLUMN o SET NOT NULL;";
+        let found = up(&format!("{fill}{set}{renamed}"));
+        assert_eq!(
+            found.iter().filter(|&&r| r == SetNotNull).count(),
+            1,
+            "{found:?}"
+        );
+        // Made nullable between, or another column: it is checked again.
+        let dropped = "ALTER TABLE project ALTER COLUMN org DROP NOT NULL;\n";
+        assert_eq!(
+            up(&format!("{fill}{set}{dropped}{set}")),
+            [SetNotNull, SetNotNull]
+        );
+        let other = "ALTER TABLE project ALTER COLUMN other SET NOT NULL;";
+        assert_eq!(up(&format!("{fill}{set}{other}")), [SetNotNull, SetNotNull]);
+    }
+
+    #[test]
+    fn a_scratch_copy_of_a_table_that_stays_may_be_dropped() {
+        use Rule::DropTable;
+        // Inbox Zero's 0335: a mapping table filled from a table the migration keeps.
+        for scratch in [
+            "CREATE TEMP TABLE map (link text, schedule text);\n\
+             INSERT INTO map (link, schedule) SELECT id, gen_random_uuid()::text FROM booking;\n\
+             INSERT INTO schedule (id) SELECT m.schedule FROM map m JOIN booking b ON b.id = m.link;\n\
+             DROP TABLE map;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE bk;",
+            "SELECT * INTO TEMP bk FROM t;\nDROP TABLE bk;",
+            // The rows out and back, the scratch copy dropped last (see the rebuilds above).
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE t;\nCREATE TABLE t (a int);\n\
+             INSERT INTO t SELECT * FROM bk;\nDROP TABLE bk;",
+        ] {
+            assert_eq!(sqlite(scratch), [], "{scratch}");
+            assert_eq!(up(scratch), [], "{scratch}");
+        }
+        // The only copy left of rows whose table was dropped, or a copy dropped before the
+        // table it kept: rows are lost.
+        for loses in [
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE t;\nDROP TABLE bk;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE bk;\nDROP TABLE t;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nDROP TABLE t;\nCREATE TABLE t (a int);\nDROP TABLE bk;",
+            "CREATE TABLE bk AS SELECT * FROM t;\nALTER TABLE t RENAME TO t_old;\n\
+             DROP TABLE t_old;\nDROP TABLE bk;",
+            "CREATE TABLE a AS SELECT * FROM t;\nCREATE TABLE b AS SELECT * FROM a;\n\
+             DROP TABLE t;\nDROP TABLE a;\nDROP TABLE b;",
+            "CREATE TABLE a AS SELECT * FROM t;\nCREATE TABLE b AS SELECT * FROM t;\n\
+             DROP TABLE b;\nDROP TABLE a;\nDROP TABLE t;",
+        ] {
+            assert_eq!(sqlite(loses), [DropTable], "{loses}");
+        }
+    }
+
+    #[test]
+    fn rows_copied_in_two_complementary_halves_are_copied_whole() {
+        use Rule::DropTable;
+        // Homarr's 0025 (SQLite): the `everyone` group first, then every other one.
+        let create = "CREATE TABLE \"group\" (id text PRIMARY KEY NOT NULL, name text NOT NULL, owner text);";
+        let rebuild = |first: &str, second: &str| {
+            format!(
+                "CREATE TABLE new_group (id text, name text, position int);\n\
+                 INSERT INTO new_group (id, name, position) SELECT id, name, -1 FROM `group` WHERE {first};\n\
+                 INSERT INTO new_group (id, name, position) SELECT \"id\", \"name\", ROW_NUMBER() OVER (ORDER BY name) FROM \"group\" WHERE {second};\n\
+                 DROP TABLE `group`;\n\
+                 ALTER TABLE new_group RENAME TO \"group\";"
+            )
+        };
+        let after_create = |dialect: Dialect, sql: &str| {
+            let mut declared = Declared::default();
+            rules_after(&mut declared, Direction::Up, Some(dialect), create);
+            rules_after(&mut declared, Direction::Up, Some(dialect), sql)
+        };
+        for (first, second) in [
+            ("\"name\" = 'everyone'", "\"name\" != 'everyone'"),
+            ("name <> 'everyone'", "(name = 'everyone')"),
+            ("NOT (name = 'everyone')", "\"group\".name = 'everyone'"),
+            ("owner IS NULL", "owner IS NOT NULL"),
+            (
+                "owner IS NOT DISTINCT FROM 'x'",
+                "owner IS DISTINCT FROM 'x'",
+            ),
+            ("owner IS 'x'", "NOT owner IS 'x'"),
+            ("id = 1", "id != 1"),
+        ] {
+            let sql = rebuild(first, second);
+            assert_eq!(after_create(Dialect::Sqlite, &sql), [], "{sql}");
+            let on_postgres = after_create(Dialect::Postgres, &sql.replace('`', "\""));
+            assert!(!on_postgres.contains(&DropTable), "{sql}: {on_postgres:?}");
+        }
+        for (first, second) in [
+            // A nullable column: rows where it is null match neither half.
+            ("owner = 'x'", "owner != 'x'"),
+            ("NOT (owner = 'x')", "owner = 'x'"),
+            // Not each other's complement.
+            ("name = 'everyone'", "name != 'nobody'"),
+            ("name = 'everyone'", "name = 'everyone'"),
+            ("name = 'everyone'", "owner != 'everyone'"),
+            ("name > 'm'", "name < 'm'"),
+            ("name = 'everyone' AND owner IS NULL", "name != 'everyone'"),
+            ("name = NULL", "name != NULL"),
+        ] {
+            let sql = rebuild(first, second);
+            assert_eq!(after_create(Dialect::Sqlite, &sql), [DropTable], "{sql}");
+        }
+        // A column whose nullability the folder did not declare, or halves copied into two
+        // tables, or from two tables: not known whole.
+        assert_eq!(
+            sqlite(&rebuild("name = 'everyone'", "name != 'everyone'")),
+            [DropTable]
+        );
+        let split = "INSERT INTO a SELECT * FROM \"group\" WHERE name = 'x';\n\
+                     INSERT INTO b SELECT * FROM \"group\" WHERE name != 'x';\n\
+                     DROP TABLE \"group\";";
+        assert_eq!(after_create(Dialect::Sqlite, split), [DropTable]);
     }
 }

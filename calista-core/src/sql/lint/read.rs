@@ -43,20 +43,25 @@ pub(super) fn skip_if_not_exists(tokens: Tokens<'_, '_>, at: usize) -> usize {
     }
 }
 
-/// The (possibly qualified) name at `at`, as the server folds it, without its schema; and
-/// the index after it.
-pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+/// An identifier token's name, as the server folds it (a quoted one as written).
+fn ident(token: &Token<'_>) -> Option<String> {
+    match token.kind {
+        TokenKind::Word => Some(token.text.to_lowercase()),
+        TokenKind::QuotedIdent => {
+            let inner = token.text.get(1..token.text.len().saturating_sub(1));
+            Some(inner.unwrap_or_default().replace("\"\"", "\""))
+        }
+        _ => None,
+    }
+}
+
+/// The parts of the (possibly qualified) name at `at`, as the server folds them, and the
+/// index after it.
+fn name_parts(tokens: Tokens<'_, '_>, at: usize) -> Option<(Vec<String>, usize)> {
+    let mut parts = Vec::new();
     let mut i = at;
     loop {
-        let token = tokens.get(i)?;
-        let name = match token.kind {
-            TokenKind::Word => token.text.to_lowercase(),
-            TokenKind::QuotedIdent => {
-                let inner = token.text.get(1..token.text.len().saturating_sub(1));
-                inner.unwrap_or_default().to_owned()
-            }
-            _ => return None,
-        };
+        parts.push(ident(tokens.get(i)?)?);
         i += 1;
         if punct(tokens, i, ".")
             && tokens
@@ -65,15 +70,113 @@ pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usiz
         {
             i += 1;
         } else {
-            return Some((name, i));
+            return Some((parts, i));
         }
     }
 }
 
-/// The comma-separated names from `at` (`DROP TABLE a, b CASCADE`).
-pub(super) fn names_from(tokens: Tokens<'_, '_>, mut at: usize) -> Vec<String> {
+/// The (possibly qualified) name at `at`, as the server folds it, without its schema; and
+/// the index after it. For columns, constraints, functions and types; a table or view is
+/// read with [`relation_at`], which keeps its schema.
+pub(super) fn name_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+    let (mut parts, after) = name_parts(tokens, at)?;
+    Some((parts.pop()?, after))
+}
+
+/// The schema an unqualified name is taken to be in: `public.t` and `t` are one relation.
+/// A migration runs with the schema calista is given first on `search_path`, then `public`;
+/// a folder that writes one table both ways only runs where they are one (that schema is
+/// `public`, or the table is in `public` alone).
+const DEFAULT_SCHEMA: &str = "public";
+
+/// A relation's key in the lint's state: its name, or `schema.name` for a schema other than
+/// [`DEFAULT_SCHEMA`]. A part holding `.` or `"` is quoted, so that no two relations share a
+/// key (`"a.b"` is not `a.b`).
+pub(super) fn relation_key(schema: Option<&str>, name: &str) -> String {
+    let part = |p: &str| {
+        if p.contains(['.', '"']) {
+            format!("\"{}\"", p.replace('"', "\"\""))
+        } else {
+            p.to_owned()
+        }
+    };
+    match schema.filter(|&s| s != DEFAULT_SCHEMA) {
+        Some(schema) => format!("{}.{}", part(schema), part(name)),
+        None => part(name),
+    }
+}
+
+/// The schema part of a relation's key (as the key writes it), if it has one.
+fn key_schema(key: &str) -> Option<&str> {
+    let end = if let Some(quoted) = key.strip_prefix('"') {
+        // The closing quote: one not doubled.
+        let mut chars = quoted.char_indices().peekable();
+        let mut close = None;
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if chars.peek().is_some_and(|&(_, n)| n == '"') {
+                    chars.next();
+                } else {
+                    close = Some(i + 2);
+                    break;
+                }
+            }
+        }
+        close?
+    } else {
+        key.find('.')?
+    };
+    (key.get(end..end + 1) == Some(".")).then(|| &key[..end])
+}
+
+/// The key of a relation named `name` (a key without a schema) in the schema of `sibling`'s
+/// key: `ALTER TABLE app.t RENAME TO u` names `app.u`.
+pub(super) fn in_schema_of(sibling: &str, name: &str) -> String {
+    match key_schema(sibling) {
+        Some(schema) => format!("{schema}.{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The key of relation `key` moved to schema `schema` (`ALTER TABLE … SET SCHEMA`).
+pub(super) fn moved_to_schema(key: &str, schema: &str) -> String {
+    let name = match key_schema(key) {
+        Some(prefix) => &key[prefix.len() + 1..],
+        None => key,
+    };
+    match schema {
+        DEFAULT_SCHEMA => name.to_owned(),
+        _ => format!("{}.{name}", relation_key(None, schema)),
+    }
+}
+
+/// The relation (table, view) named at `at`, as its key in the lint's state
+/// ([`relation_key`]: with its schema where one other than `public` is written), and the
+/// index after it. A name with three parts (`db.schema.t`) keeps the last two.
+pub(super) fn relation_at(tokens: Tokens<'_, '_>, at: usize) -> Option<(String, usize)> {
+    let (mut parts, after) = name_parts(tokens, at)?;
+    let name = parts.pop()?;
+    Some((relation_key(parts.last().map(String::as_str), &name), after))
+}
+
+/// The comma-separated relations from `at` (`DROP TABLE a, b CASCADE`), as their keys.
+pub(super) fn relations_from(tokens: Tokens<'_, '_>, at: usize) -> Vec<String> {
+    list_from(tokens, at, relation_at)
+}
+
+/// The comma-separated names from `at` (`(a, b)`), without their schema.
+pub(super) fn names_from(tokens: Tokens<'_, '_>, at: usize) -> Vec<String> {
+    list_from(tokens, at, name_at)
+}
+
+/// The comma-separated names from `at`, each as `read` reads it.
+fn list_from(
+    tokens: Tokens<'_, '_>,
+    mut at: usize,
+    read: fn(Tokens<'_, '_>, usize) -> Option<(String, usize)>,
+) -> Vec<String> {
     let mut names = Vec::new();
-    while let Some((name, after)) = name_at(tokens, at) {
+    while let Some((name, after)) = read(tokens, at) {
         names.push(name);
         if punct(tokens, after, ",") {
             at = after + 1;
@@ -176,8 +279,22 @@ pub(super) fn alter_table<'t, 'a>(tokens: Tokens<'t, 'a>) -> Option<(String, Vec
     }
     let mut at = skip_if_exists(tokens, 2);
     at += usize::from(kw(tokens, at, "ONLY"));
-    let (table, after) = name_at(tokens, at)?;
+    let (table, after) = relation_at(tokens, at)?;
     Some((table, split_top_level(&tokens[after..])))
+}
+
+/// The key of the name `ALTER TABLE table action` gives the table: `RENAME TO u` (in the
+/// table's schema) or `SET SCHEMA s`. `None` for other actions.
+pub(super) fn new_table_name(table: &str, action: Tokens<'_, '_>) -> Option<String> {
+    if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
+        let (to, _) = relation_at(action, 2)?;
+        Some(in_schema_of(table, &to))
+    } else if kw(action, 0, "SET") && kw(action, 1, "SCHEMA") {
+        let (schema, _) = name_at(action, 2)?;
+        Some(moved_to_schema(table, &schema))
+    } else {
+        None
+    }
 }
 
 /// Where the column name of an `ADD`, `DROP`, `ALTER` or `RENAME` action stands: after the
@@ -236,7 +353,12 @@ pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
         "RECURSIVE",
     ];
     if !kw(tokens, 0, "CREATE") {
-        return None;
+        let (name, after) = select_into(tokens)?;
+        return Some(Creation {
+            name,
+            table: true,
+            after,
+        });
     }
     let mut at = 1;
     while MODIFIERS.iter().any(|m| kw(tokens, at, m)) {
@@ -246,8 +368,25 @@ pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
     if !(table || kw(tokens, at, "VIEW")) {
         return None;
     }
-    let (name, after) = name_at(tokens, skip_if_not_exists(tokens, at + 1))?;
+    let (name, after) = relation_at(tokens, skip_if_not_exists(tokens, at + 1))?;
     Some(Creation { name, table, after })
+}
+
+/// `SELECT … INTO [[GLOBAL | LOCAL] TEMPORARY | TEMP | UNLOGGED] [TABLE] t [FROM …]`, also
+/// after `WITH …`: PostgreSQL creates table `t` and fills it with the query's rows, as
+/// `CREATE TABLE t AS` does. The table's key and the index after its name.
+fn select_into(tokens: Tokens<'_, '_>) -> Option<(String, usize)> {
+    const MODIFIERS: &[&str] = &["GLOBAL", "LOCAL", "TEMPORARY", "TEMP", "UNLOGGED", "TABLE"];
+    let verb = verb(tokens);
+    if !kw(tokens, verb, "SELECT") {
+        return None;
+    }
+    let into = top_level(tokens).find(|&i| i > verb && tokens[i].is_keyword("INTO"))?;
+    let mut at = into + 1;
+    while MODIFIERS.iter().any(|m| kw(tokens, at, m)) {
+        at += 1;
+    }
+    relation_at(tokens, at)
 }
 
 /// `CREATE … TABLE t (col type …, …)`: the table and each column with its type's tokens.
@@ -556,32 +695,33 @@ pub(super) fn uses_an_index(action: Tokens<'_, '_>) -> bool {
     })
 }
 
-/// `INSERT INTO y [(cols)] SELECT … FROM x` or `CREATE TABLE y AS SELECT … FROM x`, copying
-/// every row of `x`: `(y, x)`. Nothing for a copy that can leave rows behind or merge them
-/// (`WHERE`, a join, `GROUP BY`, `DISTINCT`, `LIMIT`, a set operation, `ON CONFLICT`,
-/// SQLite's `INSERT OR IGNORE`).
+/// `INSERT INTO y [(cols)] SELECT … FROM x`, `CREATE TABLE y AS SELECT … FROM x` or
+/// `SELECT … INTO y FROM x`, copying every row of `x`: `(y, x)`. Nothing for a copy that can
+/// leave rows behind or merge them (`WHERE`, a join, `GROUP BY`, `DISTINCT`, `LIMIT`, a set
+/// operation, `ON CONFLICT`, SQLite's `INSERT OR IGNORE`).
 pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
-    let (target, select) = if kw(tokens, 0, "INSERT") && kw(tokens, 1, "INTO") {
-        let (target, mut at) = name_at(tokens, 2)?;
-        if punct(tokens, at, "(") {
-            at = past_group(tokens, at)?;
-        }
-        (target, at)
-    } else {
-        // A view holds no rows: only a table made `AS SELECT` is a copy.
-        let created = creation(tokens).filter(|c| c.table)?;
-        if !kw(tokens, created.after, "AS") {
-            return None;
-        }
-        (created.name, created.after + 1)
-    };
-    if kw(tokens, select, "TABLE") {
-        let (source, after) = name_at(tokens, select + 1)?;
-        return (after == tokens.len()).then_some((target, source));
-    }
-    if !kw(tokens, select, "SELECT") || kw(tokens, select + 1, "DISTINCT") {
+    let (target, source, after) = copy(tokens)?;
+    let lossy = top_level(tokens)
+        .filter(|&i| i >= after)
+        .any(|i| lossy(tokens, i));
+    (!lossy).then_some((target, source))
+}
+
+/// The same copies as [`whole_copy`], but of the rows a `WHERE` at its end selects, read as a
+/// [`Condition`]: `(y, x, condition)`. Nothing for a condition not of that form, or a copy
+/// that may lose rows otherwise.
+pub(super) fn copy_where(tokens: Tokens<'_, '_>) -> Option<(String, String, Condition)> {
+    let (target, source, after) = copy(tokens)?;
+    let mut lossy_at = top_level(tokens).filter(|&i| i >= after && lossy(tokens, i));
+    let at = lossy_at.next().filter(|&i| tokens[i].is_keyword("WHERE"))?;
+    if lossy_at.next().is_some() {
         return None;
     }
+    Some((target, source, Condition::read(&tokens[at + 1..])?))
+}
+
+/// Whether the top-level token at `i` of a copy's query may leave rows behind or merge them.
+fn lossy(tokens: Tokens<'_, '_>, i: usize) -> bool {
     const LOSSY: &[&str] = &[
         "WHERE",
         "JOIN",
@@ -596,18 +736,138 @@ pub(super) fn whole_copy(tokens: Tokens<'_, '_>) -> Option<(String, String)> {
         "CONFLICT",
         "WITH",
     ];
+    tokens[i].text == "," || LOSSY.iter().any(|k| tokens[i].is_keyword(k))
+}
+
+/// A copy's target, source, and the index after the source's name; `None` for a statement
+/// that is not `INSERT INTO y … SELECT … FROM x …`, `CREATE TABLE y AS SELECT …` / `AS TABLE x`
+/// or `SELECT … INTO y FROM x …`, or a `SELECT DISTINCT`.
+fn copy(tokens: Tokens<'_, '_>) -> Option<(String, String, usize)> {
+    let (target, select) = if kw(tokens, 0, "INSERT") && kw(tokens, 1, "INTO") {
+        let (target, mut at) = relation_at(tokens, 2)?;
+        if punct(tokens, at, "(") {
+            at = past_group(tokens, at)?;
+        }
+        (target, at)
+    } else if kw(tokens, 0, "SELECT") {
+        (select_into(tokens)?.0, 0)
+    } else {
+        // A view holds no rows: only a table made `AS SELECT` is a copy.
+        let created = creation(tokens).filter(|c| c.table)?;
+        if !kw(tokens, created.after, "AS") {
+            return None;
+        }
+        (created.name, created.after + 1)
+    };
+    if kw(tokens, select, "TABLE") {
+        let (source, after) = relation_at(tokens, select + 1)?;
+        return (after == tokens.len()).then_some((target, source, after));
+    }
+    if !kw(tokens, select, "SELECT") || kw(tokens, select + 1, "DISTINCT") {
+        return None;
+    }
     let from = top_level(tokens).find(|&i| i > select && tokens[i].is_keyword("FROM"))?;
-    let (source, after) = name_at(tokens, from + 1)?;
-    let lossy = top_level(tokens)
-        .filter(|&i| i >= after)
-        .any(|i| tokens[i].text == "," || LOSSY.iter().any(|k| tokens[i].is_keyword(k)));
-    (!lossy).then_some((target, source))
+    let (source, after) = relation_at(tokens, from + 1)?;
+    Some((target, source, after))
+}
+
+/// A `WHERE` condition on one column that a copy can be split by: `c = v`, `c != v` (or
+/// `<>`), `c IS [NOT] NULL`, `c IS [NOT] DISTINCT FROM v`, SQLite's `c IS [NOT] v`, each
+/// possibly in parentheses or after `NOT`, with `v` one literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Condition {
+    column: String,
+    value: String,
+    /// Whether it holds where the column equals the value (`=`), or where it does not.
+    equal: bool,
+    /// Whether a null column makes it true or false (`IS …`), not null (`=`, `!=`).
+    null_safe: bool,
+}
+
+impl Condition {
+    /// The condition its tokens write, if it is one of the forms above.
+    fn read(tokens: Tokens<'_, '_>) -> Option<Condition> {
+        let mut inner = tokens;
+        let mut negated = false;
+        loop {
+            if kw(inner, 0, "NOT") {
+                negated = !negated;
+                inner = &inner[1..];
+            } else if punct(inner, 0, "(") && past_group(inner, 0) == Some(inner.len()) {
+                inner = &inner[1..inner.len() - 1];
+            } else {
+                break;
+            }
+        }
+        let (column, at) = name_at(inner, 0)?;
+        let rest = &inner[at..];
+        let (equal, null_safe, value) = match rest {
+            [is, null] if is.is_keyword("IS") && null.is_keyword("NULL") => (true, true, *null),
+            [is, not, null]
+                if is.is_keyword("IS") && not.is_keyword("NOT") && null.is_keyword("NULL") =>
+            {
+                (false, true, *null)
+            }
+            [is, not, distinct, from, value]
+                if is.is_keyword("IS")
+                    && not.is_keyword("NOT")
+                    && distinct.is_keyword("DISTINCT")
+                    && from.is_keyword("FROM") =>
+            {
+                (true, true, *value)
+            }
+            [is, distinct, from, value]
+                if is.is_keyword("IS")
+                    && distinct.is_keyword("DISTINCT")
+                    && from.is_keyword("FROM") =>
+            {
+                (false, true, *value)
+            }
+            [is, not, value] if is.is_keyword("IS") && not.is_keyword("NOT") => {
+                (false, true, *value)
+            }
+            [is, value] if is.is_keyword("IS") => (true, true, *value),
+            [op, value] if op.kind == TokenKind::Punct && matches!(op.text, "=" | "==") => {
+                (true, false, *value)
+            }
+            [op, value] if op.kind == TokenKind::Punct && matches!(op.text, "!=" | "<>") => {
+                (false, false, *value)
+            }
+            _ => return None,
+        };
+        // `= NULL` holds nowhere, so it cannot be a half.
+        let literal = matches!(value.kind, TokenKind::String | TokenKind::Number)
+            || value.is_keyword("TRUE")
+            || value.is_keyword("FALSE")
+            || null_safe && value.is_keyword("NULL");
+        literal.then(|| Condition {
+            column,
+            value: value.text.to_lowercase(),
+            equal: equal != negated,
+            null_safe,
+        })
+    }
+
+    /// The column it reads.
+    pub(super) fn column(&self) -> &str {
+        &self.column
+    }
+
+    /// Whether every row matches exactly one of `self` and `other`: the same column and value,
+    /// opposite senses, and no row where neither holds (a null column, unless both are
+    /// `IS …` forms or the column is `NOT NULL`).
+    pub(super) fn complements(&self, other: &Condition, not_null: bool) -> bool {
+        self.column == other.column
+            && self.value == other.value
+            && self.equal != other.equal
+            && (self.null_safe && other.null_safe || not_null)
+    }
 }
 
 /// `UPDATE [ONLY] t [[AS] alias] SET a = …, (b, c) = …`: the table and the columns it sets.
 pub(super) fn update_targets(tokens: Tokens<'_, '_>, verb: usize) -> Option<(String, Vec<String>)> {
     let at = verb + 1 + usize::from(kw(tokens, verb + 1, "ONLY"));
-    let (table, _) = name_at(tokens, at)?;
+    let (table, _) = relation_at(tokens, at)?;
     let set = top_level(tokens).find(|&i| i > at && tokens[i].is_keyword("SET"))?;
     let end = top_level(tokens)
         .find(|&i| {
@@ -742,7 +1002,13 @@ mod tests {
     #[test]
     fn relations_of_every_kind_are_created() {
         for (sql, name) in [
-            ("CREATE TABLE IF NOT EXISTS app.t (a int)", "t"),
+            ("CREATE TABLE IF NOT EXISTS app.t (a int)", "app.t"),
+            ("CREATE TABLE public.t (a int)", "t"),
+            ("CREATE TABLE db.App.t (a int)", "app.t"),
+            (
+                "CREATE TABLE \"a.b\".\"t\"\"x\" (a int)",
+                "\"a.b\".\"t\"\"x\"",
+            ),
             ("CREATE UNLOGGED TABLE t AS SELECT 1", "t"),
             ("CREATE TEMP TABLE t (a int)", "t"),
             (
@@ -762,6 +1028,32 @@ mod tests {
         ] {
             assert_eq!(with(sql, created_relation), None, "{sql}");
         }
+    }
+
+    #[test]
+    fn renamed_and_moved_tables_keep_or_change_their_schema() {
+        for (sql, table, to) in [
+            ("ALTER TABLE x RENAME TO u", "app.t", "app.u"),
+            ("ALTER TABLE x RENAME TO u", "t", "u"),
+            ("ALTER TABLE x RENAME TO \"U.v\"", "app.t", "app.\"U.v\""),
+            ("ALTER TABLE x RENAME TO u", "\"a.b\".t", "\"a.b\".u"),
+            ("ALTER TABLE x RENAME TO u", "\"a\"\"b\".t", "\"a\"\"b\".u"),
+            ("ALTER TABLE x RENAME TO u", "\"a.b\"", "u"),
+            ("ALTER TABLE x SET SCHEMA app", "t", "app.t"),
+            ("ALTER TABLE x SET SCHEMA public", "app.t", "t"),
+            (
+                "ALTER TABLE x SET SCHEMA \"A.b\"",
+                "app.\"t.u\"",
+                "\"A.b\".\"t.u\"",
+            ),
+        ] {
+            let found = with(sql, |t| new_table_name(table, &t[3..]));
+            assert_eq!(found.as_deref(), Some(to), "{sql} on {table}");
+        }
+        assert_eq!(
+            with("ALTER TABLE x OWNER TO u", |t| new_table_name("t", &t[3..])),
+            None
+        );
     }
 
     #[test]

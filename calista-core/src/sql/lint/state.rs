@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::read::{self, ColumnType, Tokens, Volatility, kw};
+use super::read::{self, ColumnType, Condition, Tokens, Volatility, kw};
 use crate::migration::Dialect;
 
 /// How a migration's statements run, which decides the lock a later statement of it runs
@@ -26,10 +26,15 @@ pub(super) struct Owned {
     relations: HashSet<String>,
     /// Columns added to a table that existed before, as `(table, column)`.
     columns: HashSet<(String, String)>,
-    /// Relations whose rows were all copied into another one.
-    copied: HashSet<String>,
-    /// Relations created here that received the rows of one that was not.
-    holding: HashSet<String>,
+    /// Relations whose rows were all copied into another one, with the relations they were
+    /// copied into that the migration has not dropped since.
+    copied: HashMap<String, HashSet<String>>,
+    /// Relations created here that received the rows of ones that were not (directly, or
+    /// through another one created here).
+    holding: HashMap<String, Holding>,
+    /// Rows copied by a `WHERE`, as `(target, source)`: the conditions, each a half that
+    /// its complement makes a whole copy.
+    halves: HashMap<(String, String), Vec<Condition>>,
     /// Columns whose every value was copied into a column added here, as `(table, column)`,
     /// with the column they were copied into.
     copied_columns: HashMap<(String, String), String>,
@@ -41,6 +46,18 @@ pub(super) struct Owned {
     not_valid: HashSet<(String, String)>,
     /// Columns an `UPDATE` here set, as `(table, column)`.
     filled: HashSet<(String, String)>,
+    /// Columns an `ALTER COLUMN … SET NOT NULL` here made `NOT NULL` (and no `DROP NOT NULL`
+    /// made nullable since), as `(table, column)`: they hold no null from then on.
+    made_not_null: HashSet<(String, String)>,
+}
+
+/// The rows from before that a relation created in the migration received.
+#[derive(Debug, Default, Clone)]
+struct Holding {
+    /// The relations from before whose rows it received, under their names now.
+    sources: HashSet<String>,
+    /// Whether the migration dropped one of them since: it holds the only copy of its rows.
+    only_copy: bool,
 }
 
 /// The `(table, column)` keys of `table`, to move when it is renamed.
@@ -49,6 +66,15 @@ fn of_table<'k>(
     table: &str,
 ) -> Vec<(String, String)> {
     keys.filter(|(t, _)| t == table).cloned().collect()
+}
+
+/// Moves `map`'s entry for relation `from` to `to` (a renamed relation); an entry left under
+/// `to` is of a relation no longer there.
+fn rename_key<V>(map: &mut HashMap<String, V>, from: &str, to: &str) {
+    match map.remove(from) {
+        Some(value) => map.insert(to.to_owned(), value),
+        None => map.remove(to),
+    };
 }
 
 /// `(table, column)`, as the sets of columns hold it.
@@ -83,9 +109,26 @@ impl Owned {
     }
 
     /// Whether dropping `name` loses no row: its rows were copied whole into another table
-    /// (SQLite's copy-and-rebuild), or it was created here and holds no row from before.
+    /// that stays (SQLite's copy-and-rebuild), or it was created here and holds no row from
+    /// before that is not still in the table it came from (a scratch copy).
     fn may_drop(&self, name: &str) -> bool {
-        self.copied.contains(name) || self.relation(name) && !self.holding.contains(name)
+        self.copied.get(name).is_some_and(|into| !into.is_empty())
+            || self.relation(name) && !self.holding.get(name).is_some_and(|h| h.only_copy)
+    }
+
+    /// Learns a copy of the rows of `source` that `condition` selects into `target`: with
+    /// an earlier copy of the complementary rows (`not_null`: the column holds no null),
+    /// every row was copied.
+    fn copied_where(&mut self, target: &str, source: &str, condition: &Condition, not_null: bool) {
+        let halves = self.halves.entry(key(target, source)).or_default();
+        let whole = halves.iter().any(|h| h.complements(condition, not_null));
+        halves.push(condition.clone());
+        if whole {
+            self.apply(&Change::Copied {
+                target: target.to_owned(),
+                source: source.to_owned(),
+            });
+        }
     }
 
     fn apply(&mut self, change: &Change) {
@@ -96,15 +139,38 @@ impl Owned {
                 self.relations.insert(name.clone());
             }
             Change::Copied { target, source } => {
-                let from_before = !self.relation(source) || self.holding.contains(source);
-                if self.relation(target) && from_before {
-                    self.holding.insert(target.clone());
+                if self.relation(target) {
+                    let received = match self.holding.get(source) {
+                        Some(holding) => Some(holding.clone()),
+                        None if !self.relation(source) => Some(Holding {
+                            sources: HashSet::from([source.clone()]),
+                            only_copy: false,
+                        }),
+                        None => None,
+                    };
+                    if let Some(received) = received {
+                        let holding = self.holding.entry(target.clone()).or_default();
+                        holding.sources.extend(received.sources);
+                        holding.only_copy |= received.only_copy;
+                    }
                 }
-                self.copied.insert(source.clone());
+                let into = self.copied.entry(source.clone()).or_default();
+                into.insert(target.clone());
             }
+            Change::CopiedWhere { .. } => {}
             Change::Dropped(name) => {
+                self.halves.retain(|(t, s), _| t != name && s != name);
                 self.relations.remove(name);
                 self.holding.remove(name);
+                self.copied.remove(name);
+                for into in self.copied.values_mut() {
+                    into.remove(name);
+                }
+                for holding in self.holding.values_mut() {
+                    if holding.sources.remove(name) {
+                        holding.only_copy = true;
+                    }
+                }
             }
             Change::RenamedTable { from, to } => self.rename_table(from, to),
             Change::RenamedColumn { table, from, to } => {
@@ -123,6 +189,7 @@ impl Owned {
                     &mut self.columns,
                     &mut self.holding_columns,
                     &mut self.filled,
+                    &mut self.made_not_null,
                 ] {
                     if set.remove(&from) {
                         set.insert(to.clone());
@@ -144,6 +211,7 @@ impl Owned {
                 self.copied_columns.remove(&column);
                 self.holding_columns.remove(&column);
                 self.filled.remove(&column);
+                self.made_not_null.remove(&column);
                 self.names_before.remove(&column);
             }
             Change::AddedNotValid { table, constraint } => {
@@ -151,6 +219,17 @@ impl Owned {
             }
             Change::Filled { table, column } => {
                 self.filled.insert(key(table, column));
+            }
+            Change::Nullability {
+                table,
+                column,
+                not_null,
+            } => {
+                if *not_null {
+                    self.made_not_null.insert(key(table, column));
+                } else {
+                    self.made_not_null.remove(&key(table, column));
+                }
             }
             Change::CopiedColumn {
                 table,
@@ -171,11 +250,21 @@ impl Owned {
     }
 
     fn rename_table(&mut self, from: &str, to: &str) {
-        for set in [&mut self.relations, &mut self.copied, &mut self.holding] {
+        self.halves.retain(|(t, s), _| {
+            ![from, to].contains(&t.as_str()) && ![from, to].contains(&s.as_str())
+        });
+        if self.relations.remove(from) {
+            self.relations.insert(to.to_owned());
+        } else {
+            self.relations.remove(to);
+        }
+        rename_key(&mut self.copied, from, to);
+        rename_key(&mut self.holding, from, to);
+        let names = self.copied.values_mut();
+        let sources = self.holding.values_mut().map(|h| &mut h.sources);
+        for set in names.chain(sources) {
             if set.remove(from) {
                 set.insert(to.to_owned());
-            } else {
-                set.remove(to);
             }
         }
         for set in [
@@ -183,6 +272,7 @@ impl Owned {
             &mut self.holding_columns,
             &mut self.not_valid,
             &mut self.filled,
+            &mut self.made_not_null,
         ] {
             for (table, column) in of_table(set.iter(), from) {
                 set.remove(&(table, column.clone()));
@@ -206,6 +296,12 @@ enum Change {
     Copied {
         target: String,
         source: String,
+    },
+    /// The rows of `source` that `condition` selects, copied into `target`.
+    CopiedWhere {
+        target: String,
+        source: String,
+        condition: Condition,
     },
     Dropped(String),
     RenamedTable {
@@ -235,6 +331,12 @@ enum Change {
         table: String,
         column: String,
     },
+    /// `ALTER TABLE table ALTER [COLUMN] column SET NOT NULL` (`not_null`) or `DROP NOT NULL`.
+    Nullability {
+        table: String,
+        column: String,
+        not_null: bool,
+    },
     /// `UPDATE table SET target = source` on every row.
     CopiedColumn {
         table: String,
@@ -246,17 +348,19 @@ enum Change {
 /// What `tokens` (a statement) creates, copies, drops, renames or adds, in order.
 fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
     let mut changes = Vec::new();
-    if kw(tokens, 0, "CREATE") {
+    if kw(tokens, 0, "CREATE") || kw(tokens, 0, "SELECT") || kw(tokens, 0, "WITH") {
         if let Some(name) = read::created_relation(tokens) {
             changes.push(Change::Created(name));
         }
     } else if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
-        let names = read::names_from(tokens, read::skip_if_exists(tokens, 2));
+        let names = read::relations_from(tokens, read::skip_if_exists(tokens, 2));
         changes.extend(names.into_iter().map(Change::Dropped));
     } else if let Some((table, actions)) = read::alter_table(tokens) {
         for action in actions {
-            if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
-                if let Some((to, _)) = read::name_at(action, 2) {
+            if kw(action, 0, "RENAME") && kw(action, 1, "TO")
+                || kw(action, 0, "SET") && kw(action, 1, "SCHEMA")
+            {
+                if let Some(to) = read::new_table_name(&table, action) {
                     let from = table.clone();
                     changes.push(Change::RenamedTable { from, to });
                 }
@@ -285,6 +389,13 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             {
                 let table = table.clone();
                 changes.push(Change::DroppedColumn { table, column });
+            } else if let Some((column, not_null)) = read::nullability_change(action) {
+                let table = table.clone();
+                changes.push(Change::Nullability {
+                    table,
+                    column,
+                    not_null,
+                });
             }
         }
     } else if kw(tokens, 0, "UPDATE") {
@@ -305,10 +416,16 @@ fn changes(tokens: Tokens<'_, '_>) -> Vec<Change> {
             }));
         }
     }
-    if (kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT"))
-        && let Some((target, source)) = read::whole_copy(tokens)
-    {
-        changes.push(Change::Copied { target, source });
+    if kw(tokens, 0, "CREATE") || kw(tokens, 0, "INSERT") || kw(tokens, 0, "SELECT") {
+        if let Some((target, source)) = read::whole_copy(tokens) {
+            changes.push(Change::Copied { target, source });
+        } else if let Some((target, source, condition)) = read::copy_where(tokens) {
+            changes.push(Change::CopiedWhere {
+                target,
+                source,
+                condition,
+            });
+        }
     }
     changes
 }
@@ -343,6 +460,14 @@ impl ThisMigration {
         dialects
             .iter()
             .all(|&d| self.on(d).filled.contains(&key(table, column)))
+    }
+
+    /// Whether the migration made `table.column` `NOT NULL` itself (on each of `dialects`),
+    /// and not nullable since: it holds no null, filled or not.
+    pub(super) fn made_not_null(&self, dialects: &[Dialect], table: &str, column: &str) -> bool {
+        dialects
+            .iter()
+            .all(|&d| self.on(d).made_not_null.contains(&key(table, column)))
     }
 
     /// Whether validating `table`'s constraint `name` scans the table under the lock that
@@ -426,37 +551,64 @@ impl ThisMigration {
         dialects.iter().all(|&d| self.on(d).may_drop(name))
     }
 
-    /// Learns from a statement of an up section that runs on `dialects`.
-    pub(super) fn learn(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+    /// Learns from a statement of an up section that runs on `dialects`, after the
+    /// statements `declared` has read.
+    pub(super) fn learn(
+        &mut self,
+        dialects: &[Dialect],
+        tokens: Tokens<'_, '_>,
+        declared: &Declared,
+    ) {
         for change in changes(tokens) {
             for &dialect in dialects {
-                match dialect {
-                    Dialect::Postgres => self.postgres.apply(&change),
-                    Dialect::Sqlite => self.sqlite.apply(&change),
+                let owned = match dialect {
+                    Dialect::Postgres => &mut self.postgres,
+                    Dialect::Sqlite => &mut self.sqlite,
+                };
+                if let Change::CopiedWhere {
+                    target,
+                    source,
+                    condition,
+                } = &change
+                {
+                    let not_null = declared.not_null_on(dialect, source, condition.column());
+                    owned.copied_where(target, source, condition, not_null);
+                } else {
+                    owned.apply(&change);
                 }
             }
         }
     }
 }
 
-/// What the folder's migrations declared on PostgreSQL, read in order up to the statement
-/// being checked: columns' types, functions' volatility, and checks that prove a
-/// column holds no null. A rule that needs something not here stays on the safe side
+/// What the folder's migrations declared, read in order up to the statement being checked,
+/// per dialect: columns' types and nullability, functions' volatility, and checks that prove
+/// a column holds no null. A rule that needs something not here stays on the safe side
 /// (fires): the lint reads migrations, not the database.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    /// Each table's columns the folder declared.
-    columns: HashMap<String, HashMap<String, Column>>,
-    /// Each function's volatility, as last declared (by name: overloads share it).
-    functions: HashMap<String, Volatility>,
-    /// Each table's `CHECK (c IS NOT NULL)` constraints.
-    not_null_checks: HashMap<String, Vec<NotNullCheck>>,
+    /// What the up sections that run on PostgreSQL declared, which the lock rules read.
+    postgres: Schema,
+    /// What the up sections that run on SQLite declared (a column's nullability, for a copy
+    /// split in complementary halves).
+    sqlite: Schema,
     /// Per dialect, the tables the folder dropped (or renamed away) and did not create
     /// again since: nothing is left to drop. Read from every up section, not PostgreSQL's
     /// only.
     gone: HashMap<Dialect, HashSet<String>>,
     /// The migration being read, counted from 1.
     migration: u32,
+}
+
+/// What the folder declared on one dialect.
+#[derive(Debug, Default)]
+struct Schema {
+    /// Each table's columns the folder declared.
+    columns: HashMap<String, HashMap<String, Column>>,
+    /// Each function's volatility, as last declared (by name: overloads share it).
+    functions: HashMap<String, Volatility>,
+    /// Each table's `CHECK (c IS NOT NULL)` constraints.
+    not_null_checks: HashMap<String, Vec<NotNullCheck>>,
 }
 
 /// What the folder declared of a column.
@@ -494,30 +646,31 @@ impl Declared {
         self.migration += 1;
     }
 
-    /// The type of `table.column`, if the folder declared it.
+    /// The type of `table.column` on PostgreSQL, if the folder declared it.
     pub(super) fn column_type(&self, table: &str, column: &str) -> Option<&ColumnType> {
-        self.column(table, column)?.ty.as_ref()
+        self.postgres.column(table, column)?.ty.as_ref()
     }
 
-    /// Whether the folder declared `table.column` `NOT NULL` (and never made it nullable
-    /// since): `SET NOT NULL` then has nothing to check.
+    /// Whether the folder declared `table.column` `NOT NULL` on PostgreSQL (and never made it
+    /// nullable since): `SET NOT NULL` then has nothing to check.
     pub(super) fn not_null(&self, table: &str, column: &str) -> bool {
-        self.column(table, column).is_some_and(|c| c.not_null)
+        self.not_null_on(Dialect::Postgres, table, column)
     }
 
-    fn column(&self, table: &str, column: &str) -> Option<&Column> {
-        self.columns.get(table)?.get(column)
+    /// Whether the folder declared `table.column` `NOT NULL` on `dialect`, and never made it
+    /// nullable since.
+    pub(super) fn not_null_on(&self, dialect: Dialect, table: &str, column: &str) -> bool {
+        let schema = match dialect {
+            Dialect::Postgres => &self.postgres,
+            Dialect::Sqlite => &self.sqlite,
+        };
+        schema.column(table, column).is_some_and(|c| c.not_null)
     }
 
-    fn column_mut(&mut self, table: &str, column: String) -> &mut Column {
-        let columns = self.columns.entry(table.to_owned()).or_default();
-        columns.entry(column).or_default()
-    }
-
-    /// Whether the folder declared function `name` volatile (`CREATE FUNCTION` without
-    /// `IMMUTABLE` or `STABLE`).
+    /// Whether the folder declared function `name` volatile on PostgreSQL (`CREATE FUNCTION`
+    /// without `IMMUTABLE` or `STABLE`).
     pub(super) fn volatile(&self, name: &str) -> bool {
-        self.functions.get(name) == Some(&Volatility::Volatile)
+        self.postgres.functions.get(name) == Some(&Volatility::Volatile)
     }
 
     /// Whether a valid `CHECK (column IS NOT NULL)` on `table` lets `SET NOT NULL` skip its
@@ -528,11 +681,14 @@ impl Declared {
         let own_lock = |at: u32, check: &NotNullCheck| {
             at == self.migration && check.added == self.migration && runs_in == RunsIn::Transaction
         };
-        self.not_null_checks.get(table).is_some_and(|checks| {
-            checks.iter().any(|check| {
-                check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
+        self.postgres
+            .not_null_checks
+            .get(table)
+            .is_some_and(|checks| {
+                checks.iter().any(|check| {
+                    check.column == column && check.validated.is_some_and(|at| !own_lock(at, check))
+                })
             })
-        })
     }
 
     /// Whether the folder dropped table `name` (or renamed it away), on each of `dialects`,
@@ -566,9 +722,33 @@ impl Declared {
         }
     }
 
-    /// Learns what one statement of an up section that runs on PostgreSQL declares.
-    pub(super) fn learn(&mut self, tokens: Tokens<'_, '_>) {
-        if !(kw(tokens, 0, "CREATE") || kw(tokens, 0, "ALTER") || kw(tokens, 0, "DROP")) {
+    /// Learns what one statement of an up section that runs on `dialects` declares.
+    pub(super) fn learn(&mut self, dialects: &[Dialect], tokens: Tokens<'_, '_>) {
+        for &dialect in dialects {
+            let schema = match dialect {
+                Dialect::Postgres => &mut self.postgres,
+                Dialect::Sqlite => &mut self.sqlite,
+            };
+            schema.learn(tokens, self.migration);
+        }
+    }
+}
+
+impl Schema {
+    fn column(&self, table: &str, column: &str) -> Option<&Column> {
+        self.columns.get(table)?.get(column)
+    }
+
+    fn column_mut(&mut self, table: &str, column: String) -> &mut Column {
+        let columns = self.columns.entry(table.to_owned()).or_default();
+        columns.entry(column).or_default()
+    }
+
+    /// Learns what one statement of an up section declares, in the folder's migration
+    /// `migration`.
+    fn learn(&mut self, tokens: Tokens<'_, '_>, migration: u32) {
+        const VERBS: &[&str] = &["CREATE", "ALTER", "DROP", "SELECT", "WITH"];
+        if !VERBS.iter().any(|v| kw(tokens, 0, v)) {
             return;
         }
         if let Some((name, volatility)) = read::function_volatility(tokens) {
@@ -591,7 +771,7 @@ impl Declared {
             return;
         }
         if kw(tokens, 0, "DROP") && kw(tokens, 1, "TABLE") {
-            for name in read::names_from(tokens, read::skip_if_exists(tokens, 2)) {
+            for name in read::relations_from(tokens, read::skip_if_exists(tokens, 2)) {
                 self.columns.remove(&name);
                 self.not_null_checks.remove(&name);
             }
@@ -601,13 +781,15 @@ impl Declared {
             return;
         };
         for action in actions {
-            self.learn_action(&table, action);
+            self.learn_action(&table, action, migration);
         }
     }
 
-    fn learn_action(&mut self, table: &str, action: Tokens<'_, '_>) {
-        if kw(action, 0, "RENAME") && kw(action, 1, "TO") {
-            let Some((to, _)) = read::name_at(action, 2) else {
+    fn learn_action(&mut self, table: &str, action: Tokens<'_, '_>, migration: u32) {
+        if kw(action, 0, "RENAME") && kw(action, 1, "TO")
+            || kw(action, 0, "SET") && kw(action, 1, "SCHEMA")
+        {
+            let Some(to) = read::new_table_name(table, action) else {
                 return;
             };
             let columns = self.columns.remove(table);
@@ -615,12 +797,11 @@ impl Declared {
             self.columns.insert(to.clone(), columns.unwrap_or_default());
             self.not_null_checks.insert(to, checks.unwrap_or_default());
         } else if kw(action, 0, "ADD") {
-            self.learn_addition(table, action);
+            self.learn_addition(table, action, migration);
         } else if kw(action, 0, "VALIDATE") && kw(action, 1, "CONSTRAINT") {
             let Some((name, _)) = read::name_at(action, 2) else {
                 return;
             };
-            let migration = self.migration;
             let checks = self.not_null_checks.get_mut(table).into_iter().flatten();
             for check in checks.filter(|c| c.name == name) {
                 check.validated = Some(migration);
@@ -668,7 +849,7 @@ impl Declared {
     }
 
     /// `ADD [COLUMN] c type …`, or `ADD [CONSTRAINT name] CHECK (c IS NOT NULL) [NOT VALID]`.
-    fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>) {
+    fn learn_addition(&mut self, table: &str, action: Tokens<'_, '_>, migration: u32) {
         if read::adds_a_column(action) {
             if let Some((column, at)) = read::action_column(action) {
                 let declared = Column::declared(&action[at..]);
@@ -692,7 +873,6 @@ impl Declared {
             // PostgreSQL's name for an unnamed column check.
             None => format!("{table}_{column}_check"),
         };
-        let migration = self.migration;
         let validated = (!read::not_valid(action)).then_some(migration);
         self.not_null_checks
             .entry(table.to_owned())
