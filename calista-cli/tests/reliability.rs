@@ -663,6 +663,43 @@ impl ThrowAwayCluster {
         );
     }
 
+    /// Stops the server at once under the running `child`, which must then fail (exit 1);
+    /// what it printed.
+    fn stopped_under(&self, child: Child, sslmode: &str) -> String {
+        self.ctl(&["stop", "-m", "immediate"]);
+        let result = child.wait_with_output().unwrap();
+        let shown = printed(&result);
+        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        shown
+    }
+
+    /// The revision in calista's version table.
+    async fn revision(&self) -> String {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("disable"))
+            .await
+            .unwrap();
+        let at = sqlx::query_scalar("SELECT version_num FROM calista.alembic_version")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        at
+    }
+
+    /// Drops calista's schema, the migrations' tables with it, for a test's next round.
+    async fn drop_calista(&self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("disable"))
+            .await
+            .unwrap();
+        sqlx::raw_sql("DROP SCHEMA calista CASCADE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+    }
+
     fn url(&self, sslmode: &str) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/postgres?sslmode={sslmode}",
@@ -686,7 +723,6 @@ impl Drop for ThrowAwayCluster {
 /// drivers word a lost connection differently.
 #[tokio::test]
 async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_plain_connections() {
-    use sqlx::Connection;
     let cluster = ThrowAwayCluster::start();
     let set = MigrationSet::new(&[
         ("20250101_0000_create_a.sql", &create_table("a")),
@@ -705,32 +741,16 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         assert!(first.status.success(), "{sslmode}: {}", printed(&first));
         let child = upgrade(&url, &folder, dir.path(), None).spawn().unwrap();
         // Wait until the slow migration runs, then stop the server under it.
-        let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
-            .await
-            .unwrap();
-        let mut sleeping = false;
-        for _ in 0..600 {
-            sleeping = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
-                 AND state = 'active' AND pid <> pg_backend_pid())",
-            )
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-            if sleeping {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         assert!(
-            sleeping,
+            seen_within(
+                &cluster,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                 AND state = 'active' AND pid <> pg_backend_pid())"
+            )
+            .await,
             "{sslmode}: the slow migration was never seen running"
         );
-        drop(admin);
-        cluster.ctl(&["stop", "-m", "immediate"]);
-        let result = child.wait_with_output().unwrap();
-        let shown = printed(&result);
-        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        let shown = cluster.stopped_under(child, sslmode);
         assert!(
             shown.contains(
                 "the connection to the database was lost while running a migration (20250102_0000_slow.sql)"
@@ -745,19 +765,8 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         assert_no_driver_words(&shown, sslmode, &["failed (up)", "nothing of the failed"]);
         // What the message says is what the database holds.
         cluster.ctl(&["start"]);
-        let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
-            .await
-            .unwrap();
-        let at: String = sqlx::query_scalar("SELECT version_num FROM calista.alembic_version")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(at, "20250101_0000", "{sslmode}");
-        sqlx::raw_sql("DROP SCHEMA calista CASCADE")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.ok();
+        assert_eq!(cluster.revision().await, "20250101_0000", "{sslmode}");
+        cluster.drop_calista().await;
     }
 }
 
@@ -812,33 +821,13 @@ async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection
         let child = upgrade(&cluster.url(sslmode), &folder, dir.path(), None)
             .spawn()
             .unwrap();
-        let mut waiting = false;
-        for _ in 0..600 {
-            // Between its tries the waiting program's last query is the `ROLLBACK` of the
-            // try that failed; its lock query shows only while it runs.
-            waiting = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'calista migrate%' \
-                 AND (query LIKE '%pg_try_advisory_xact_lock%' OR query = 'ROLLBACK') \
-                 AND pid <> pg_backend_pid())",
-            )
-            .fetch_one(&mut holder)
-            .await
-            .unwrap();
-            if waiting {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         assert!(
-            waiting,
+            seen_within(&cluster, WAITING_FOR_THE_LOCK).await,
             "{sslmode}: the upgrade was never seen waiting for the lock"
         );
         // The holder keeps the lock until the server stops under both sessions.
-        cluster.ctl(&["stop", "-m", "immediate"]);
+        let shown = cluster.stopped_under(child, sslmode);
         drop(holder);
-        let result = child.wait_with_output().unwrap();
-        let shown = printed(&result);
-        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
         assert!(
             shown.contains(
                 "the connection to the database was lost while taking the migration lock"
@@ -851,5 +840,192 @@ async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection
         );
         assert_no_driver_words(&shown, sslmode, &["PostgreSQL error", "caused by"]);
         cluster.ctl(&["start"]);
+    }
+}
+
+/// The upgrading program waits for the migration lock: between its tries its last query
+/// is the `ROLLBACK` of the try that failed; its lock query shows only while it runs.
+const WAITING_FOR_THE_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+     WHERE application_name LIKE 'calista migrate%' \
+     AND (query LIKE '%pg_try_advisory_xact_lock%' OR query = 'ROLLBACK'))";
+
+/// Polls `condition` (a boolean query) on the cluster every 10 ms for up to 6 s; whether it
+/// became true.
+async fn seen_within(cluster: &ThrowAwayCluster, condition: &'static str) -> bool {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        if sqlx::query_scalar::<_, bool>(condition)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap()
+        {
+            admin.close().await.ok();
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// The server stopped while `pg_dump` takes the pre-upgrade backup (it waits for a table
+/// lock another session holds): the error is the lost connection, during the backup, that
+/// changed nothing; not a pg_dump that could not connect (which blames the URL and
+/// pg_hba.conf) nor pg_dump's words for the loss. The backup folder holds nothing; the
+/// database, started again, is at its revision. Over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_during_the_backup_is_told_as_a_lost_connection_that_changed_nothing() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        ("20250102_0000_create_b.sql", &create_table("b")),
+    ]);
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for sslmode in ["require", "disable"] {
+        let url = cluster.url(sslmode);
+        let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
+            .output()
+            .unwrap();
+        assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+        // pg_dump waits behind this lock until the server stops.
+        let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
+            .await
+            .unwrap();
+        sqlx::raw_sql("BEGIN; LOCK TABLE calista.a IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let child = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+            .args(["--db-url", &url, "--migrations", &folder, "db", "upgrade"])
+            .env("CALISTA_BACKUP_DIR", &backups)
+            .spawn()
+            .unwrap();
+        assert!(
+            seen_within(
+                &cluster,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+                 AND wait_event_type = 'Lock')"
+            )
+            .await,
+            "{sslmode}: pg_dump was never seen waiting"
+        );
+        let shown = cluster.stopped_under(child, sslmode);
+        drop(holder);
+        assert!(
+            shown.contains("the connection to the database was lost while taking the backup; ")
+                && shown.contains("was not changing the database"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(
+            &shown,
+            sslmode,
+            &[
+                "pg_dump failed",
+                "pg_hba.conf",
+                "SSL SYSCALL",
+                "unexpectedly",
+            ],
+        );
+        assert_eq!(
+            std::fs::read_dir(&backups).map_or(0, Iterator::count),
+            0,
+            "{sslmode}: no partial backup left"
+        );
+        cluster.ctl(&["start"]);
+        assert_eq!(cluster.revision().await, "20250101_0000", "{sslmode}");
+        cluster.drop_calista().await;
+    }
+}
+
+/// One transaction per migration (`transaction = each`): the server stopped while the
+/// upgrade waits for the migration lock again, between its first batch (committed) and its
+/// second. The error says the database is at the first batch's revision, which is what it
+/// holds once started again; over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_between_batches_says_the_revision_the_committed_batches_reached() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        (
+            "20250102_0000_slow_b.sql",
+            "-- calista:up postgres\nCREATE TABLE b (id INTEGER);\nSELECT pg_sleep(2);\n\
+             -- calista:up sqlite\nCREATE TABLE b (id INTEGER);\n-- calista:down\nDROP TABLE b;\n",
+        ),
+        ("20250103_0000_create_c.sql", &create_table("c")),
+    ]);
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let key = calista::postgres_lock_key(&calista::SchemaName::calista());
+    for sslmode in ["require", "disable"] {
+        let url = cluster.url(sslmode);
+        // The holder races the upgrade for the lock between its batches; when the upgrade
+        // wins, it finishes, and the race is run again.
+        let mut raced = None;
+        for _ in 0..10 {
+            let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
+                .output()
+                .unwrap();
+            assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+            let child = upgrade(&url, &folder, dir.path(), None)
+                .env("CALISTA_TRANSACTION", "each")
+                .spawn()
+                .unwrap();
+            assert!(
+                seen_within(
+                    &cluster,
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' \
+                     AND state = 'active' AND pid <> pg_backend_pid())"
+                )
+                .await,
+                "{sslmode}: the slow migration was never seen running"
+            );
+            // Takes the lock the moment the first batch's transaction lets it go.
+            let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
+                .await
+                .unwrap();
+            sqlx::raw_sql(
+                "CREATE FUNCTION pg_temp.grab(key bigint) RETURNS void LANGUAGE plpgsql AS \
+                 $$ BEGIN LOOP EXIT WHEN pg_try_advisory_lock(key); END LOOP; END $$",
+            )
+            .execute(&mut holder)
+            .await
+            .unwrap();
+            sqlx::query("SELECT pg_temp.grab($1)")
+                .bind(key)
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            if cluster.revision().await == "20250102_0000" {
+                raced = Some((child, holder));
+                break;
+            }
+            let done = child.wait_with_output().unwrap();
+            assert!(done.status.success(), "{sslmode}: {}", printed(&done));
+            holder.close().await.ok();
+            cluster.drop_calista().await;
+        }
+        let (child, holder) = raced.expect("the holder never took the lock between the batches");
+        assert!(
+            seen_within(&cluster, WAITING_FOR_THE_LOCK).await,
+            "{sslmode}: the upgrade was never seen waiting for the lock after its first batch"
+        );
+        let shown = cluster.stopped_under(child, sslmode);
+        drop(holder);
+        assert!(
+            shown.contains(
+                "the connection to the database was lost while taking the migration lock"
+            ) && shown.contains("the database is still at revision 20250102_0000"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(&shown, sslmode, &["PostgreSQL error"]);
+        cluster.ctl(&["start"]);
+        assert_eq!(cluster.revision().await, "20250102_0000", "{sslmode}");
+        cluster.drop_calista().await;
     }
 }

@@ -266,6 +266,17 @@ pub enum BackupError {
     },
 }
 
+impl BackupError {
+    /// Whether pg_dump failed in a way a server gone away also gives: it could not
+    /// connect, or it failed on its connection.
+    pub(crate) fn may_be_lost_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::PgDumpCannotConnect { .. } | Self::PgDumpFailed { .. }
+        )
+    }
+}
+
 /// What the system, SQLite or `pg_dump` said when a backup failed: an [`io::Error`], a
 /// [`DriverError`], or pg_dump's last lines on stderr.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
