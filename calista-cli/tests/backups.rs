@@ -133,6 +133,29 @@ both_backends! {
         assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
         assert!(exec(&handle, "SELECT * FROM b").await.is_err());
     }
+
+    async fn a_backup_folder_that_is_a_file_is_said_to_be_one(db: TestDb) {
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        let file = db.scratch_dir().join("backups.txt");
+        std::fs::write(&file, b"x").unwrap();
+        // The folder itself, and a folder below it.
+        for dir in [file.clone(), file.join("backups")] {
+            let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None))
+                .upgrade(UpgradeTarget::Head).await.unwrap_err();
+            assert_eq!(err.kind(), calista::ErrorKind::Failure);
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("cannot back up into {}: {} is a file, not a folder", dir.display(), file.display())),
+                "{message}"
+            );
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(!with_causes(&err).contains("os error"), "{}", with_causes(&err));
+            assert_eq!(std::fs::read(&file).unwrap(), b"x");
+        }
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+        assert!(exec(&handle, "SELECT * FROM b").await.is_err());
+    }
 }
 
 /// The schema and every row, as text: `pg_dump` of the application's schema, or `sqlite3 .dump`.
@@ -781,12 +804,21 @@ struct SmallDisk {
 impl SmallDisk {
     /// A disk of `kib` KiB; `read_only` mounts it so.
     fn mount(kib: u32, read_only: bool) -> Self {
+        Self::mount_with(kib, if read_only { "ro," } else { "" })
+    }
+
+    /// A disk of `kib` KiB mounted with `options` too (each followed by a comma).
+    fn mount_with(kib: u32, options: &str) -> Self {
         let parent = tempfile::tempdir().unwrap();
         let point = parent.path().join("disk");
         std::fs::create_dir(&point).unwrap();
-        let mode = if read_only { "ro," } else { "" };
         let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("{mode}size={kib}k,mode=0755")])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("{options}size={kib}k,mode=0755"),
+            ])
             .arg("calista-test")
             .arg(&point)
             .output();
@@ -919,6 +951,30 @@ mod full_disk {
 
             assert_eq!(folder_contents(dir), before, "no partial file, no journal; the leftover is gone");
             nothing_changed(&handle, rows).await;
+        }
+
+        async fn a_backup_into_a_disk_out_of_files_says_no_space_and_leaves_it_as_it_was(db: TestDb) {
+            let loaded = set().load();
+            let roomy = db.scratch_dir().join("backups");
+            let (handle, _) = at_second_with_a_backup(&db, &loaded, &roomy).await;
+            // Room for bytes, but not for files: on SQLite, one more than the folder and the
+            // note, which the backup takes, so that the journal SQLite writes beside it finds
+            // none left; on PostgreSQL, none for the backup.
+            let files = if matches!(db, TestDb::Sqlite { .. }) { 3 } else { 2 };
+            let disk = SmallDisk::mount_with(4096, &format!("nr_inodes={files},"));
+            let dir = disk.path();
+            std::fs::write(dir.join("notes.txt"), b"kept").unwrap();
+            let before = folder_contents(dir);
+            let err = Migrator::new(&loaded, &handle)
+                .with_policy(with_backups(dir, 10, None))
+                .upgrade(UpgradeTarget::Head)
+                .await
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(&format!("cannot back up into {}: there is no space left on its disk", dir.display())), "{message}");
+            assert!(with_causes(&err).contains("No space left on device"), "{}", with_causes(&err));
+            assert_eq!(folder_contents(dir), before);
+            nothing_changed(&handle, 50).await;
         }
 
         async fn a_backup_into_a_read_only_folder_says_so_and_changes_nothing(db: TestDb) {

@@ -241,6 +241,17 @@ pub enum BackupError {
         #[source]
         source: DriverError,
     },
+    /// The backup folder, or a folder above it, is a file.
+    #[error(
+        "cannot back up into {dir}: {file} is a file, not a folder. Set the backup folder to a folder, or turn \
+         the backup off for this upgrade; nothing was changed in the database"
+    )]
+    NotAFolder {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The file where a folder should be: the backup folder or one above it.
+        file: PathBuf,
+    },
     /// The backup folder or file could not be written, for another reason.
     #[error(
         "cannot back up: cannot write {path}. Check that the backup folder is a folder this user may write, \
@@ -420,6 +431,15 @@ fn make_folder(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
         .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
         .map(Path::to_path_buf)
         .collect();
+    // The nearest that exists must be a folder: the system's words for a file there
+    // ("File exists", "Not a directory") do not say which path is the file.
+    let existing = dir.ancestors().nth(missing.len());
+    if let Some(file) = existing.filter(|path| !path.as_os_str().is_empty() && !path.is_dir()) {
+        return Err(BackupError::NotAFolder {
+            dir: dir.to_owned(),
+            file: file.to_owned(),
+        });
+    }
     fs::create_dir_all(dir).map_err(|e| io_failure(dir, dir, e))?;
     Ok(missing.into_iter().rev().collect())
 }
@@ -553,6 +573,18 @@ fn sqlite_write_failure(dir: &Path, error: sqlx::Error) -> BackupError {
         Some(3) => FolderFault::NotPermitted,
         // SQLITE_READONLY
         Some(8) => FolderFault::ReadOnly,
+        // SQLITE_CANTOPEN: a file beside the copy (its journal) could not be made, and
+        // SQLite does not say why; making one there tells (no file left on the disk, say).
+        Some(14) => match folder_refuses_files(dir) {
+            Some(refused) => return refused,
+            None => {
+                return BackupError::Sqlite {
+                    dir: dir.to_owned(),
+                    doing: "writing the copy",
+                    source: error.into(),
+                };
+            }
+        },
         _ => {
             return BackupError::Sqlite {
                 dir: dir.to_owned(),
@@ -562,6 +594,22 @@ fn sqlite_write_failure(dir: &Path, error: sqlx::Error) -> BackupError {
         }
     };
     fault.error(dir, Box::new(DriverError::from(error)))
+}
+
+/// Why `dir` refuses a new file, when it does for a cause that lies with the folder: a
+/// file is made there and deleted at once.
+fn folder_refuses_files(dir: &Path) -> Option<BackupError> {
+    let probe = dir.join(format!(".backup-probe-{}", std::process::id()));
+    match create_private_file(&probe) {
+        Ok(()) => {
+            let _ = fs::remove_file(&probe);
+            None
+        }
+        Err(error) => match io_failure(dir, &probe, error) {
+            BackupError::Write { .. } => None,
+            refused => Some(refused),
+        },
+    }
 }
 
 async fn sqlite_copy(file: &Path, target: &Path, dir: &Path) -> Result<(), BackupError> {
