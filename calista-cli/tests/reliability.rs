@@ -870,6 +870,14 @@ async fn seen_within(cluster: &ThrowAwayCluster, condition: &'static str) -> boo
     false
 }
 
+/// Two migrations: table a, then table b.
+fn tables_a_then_b() -> MigrationSet {
+    MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        ("20250102_0000_create_b.sql", &create_table("b")),
+    ])
+}
+
 /// The server stopped while `pg_dump` takes the pre-upgrade backup (it waits for a table
 /// lock another session holds): the error is the lost connection, during the backup, that
 /// changed nothing; not a pg_dump that could not connect (which blames the URL and
@@ -879,10 +887,7 @@ async fn seen_within(cluster: &ThrowAwayCluster, condition: &'static str) -> boo
 async fn a_server_stopped_during_the_backup_is_told_as_a_lost_connection_that_changed_nothing() {
     use sqlx::Connection;
     let cluster = ThrowAwayCluster::start();
-    let set = MigrationSet::new(&[
-        ("20250101_0000_create_a.sql", &create_table("a")),
-        ("20250102_0000_create_b.sql", &create_table("b")),
-    ]);
+    let set = tables_a_then_b();
     let folder = set.dir.path().display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("backups");
@@ -1027,5 +1032,96 @@ async fn a_server_stopped_between_batches_says_the_revision_the_committed_batche
         cluster.ctl(&["start"]);
         assert_eq!(cluster.revision().await, "20250102_0000", "{sslmode}");
         cluster.drop_calista().await;
+    }
+}
+
+/// The server stopped while `db restore` streams a backup into it (psql in the middle of
+/// the table's rows): the error is the lost connection, says the restore's transaction is
+/// rolled back and nothing was changed, and shows none of psql's words for the loss, its
+/// notices or its input's line numbers; started again, the database holds what it held
+/// before the restore. Over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_during_a_restore_is_told_as_a_lost_connection_that_changed_nothing() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = tables_a_then_b();
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let first = upgrade(
+        &cluster.url("disable"),
+        &folder,
+        dir.path(),
+        Some("20250101_0000"),
+    )
+    .output()
+    .unwrap();
+    assert!(first.status.success(), "{}", printed(&first));
+    // Rows enough that their COPY takes a while.
+    let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO calista.a (id) SELECT g FROM generate_series(1000, 1000000) AS g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let with_backup = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+        .args([
+            "--db-url",
+            &cluster.url("disable"),
+            "--migrations",
+            &folder,
+            "db",
+            "upgrade",
+        ])
+        .env("CALISTA_BACKUP_DIR", &backups)
+        .output()
+        .unwrap();
+    assert!(with_backup.status.success(), "{}", printed(&with_backup));
+    let backup = std::fs::read_dir(&backups)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for sslmode in ["require", "disable"] {
+        let child = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+            .args(["--db-url", &cluster.url(sslmode), "--migrations", &folder])
+            .args(["db", "restore", "--yes"])
+            .arg(&backup)
+            .spawn()
+            .unwrap();
+        assert!(
+            seen_within(
+                &cluster,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY calista.a %' \
+                 AND state = 'active')"
+            )
+            .await,
+            "{sslmode}: the restore was never seen copying rows"
+        );
+        let shown = cluster.stopped_under(child, sslmode);
+        assert!(
+            shown.contains(
+                "cannot restore: the connection to the database was lost while restoring; "
+            ) && shown.contains("nothing was changed"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(
+            &shown,
+            sslmode,
+            &[
+                "SSL SYSCALL",
+                "unexpectedly",
+                "invalid socket",
+                "<stdin>",
+                "NOTICE",
+                "psql failed",
+            ],
+        );
+        cluster.ctl(&["start"]);
+        // What the restore would have replaced is still there: the revision after it.
+        assert_eq!(cluster.revision().await, "20250102_0000", "{sslmode}");
     }
 }

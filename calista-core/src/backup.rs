@@ -979,6 +979,25 @@ pub enum RestoreError {
         /// What it printed on stderr (trimmed, password hidden).
         stderr: String,
     },
+    /// The connection to the database was lost while `psql` restored (the server stopped,
+    /// restarted or ended the session, or the network failed). psql's words for the loss are
+    /// not part of the message: what matters is what the database holds now.
+    #[error(
+        "cannot restore: the connection to the database was lost while restoring; {}",
+        if *.committing {
+            "the connection dropped while COMMIT was on its way, so whether the restore was committed is \
+             unknown: the database holds what it held before, or the backup. Once the server answers again, \
+             check its revision, and restore again if it is not the backup's"
+        } else {
+            "the restore runs in one transaction and COMMIT had not been sent, so the server rolls it back: \
+             nothing was changed. Once the server answers again, restore again"
+        }
+    )]
+    ConnectionLost {
+        /// Whether psql had read the whole backup, so that its COMMIT may have been on its
+        /// way.
+        committing: bool,
+    },
     /// The copy beside the database could not be written.
     #[error(
         "cannot restore: cannot write {path}; check that the folder is writable and the disk has room; nothing was changed"
@@ -1295,7 +1314,18 @@ async fn restore_postgres(
             "--no-password",
             "--file=-",
         ])
-        .args(connection_args);
+        .args(connection_args)
+        // Its own messages in English, which `psql_failure` reads; no notice of the schema
+        // it replaces (`drop cascades to …`) among its errors.
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "C")
+        .env(
+            "PGOPTIONS",
+            format!(
+                "{} -c client_min_messages=warning",
+                std::env::var("PGOPTIONS").unwrap_or_default()
+            ),
+        );
     let mut restore_command = tokio::process::Command::new(&pg_restore);
     restore_command.arg("--file=-").arg(backup);
     stream(
@@ -1332,7 +1362,7 @@ async fn stream(
     prologue: String,
     backup: &Path,
 ) -> Result<(), RestoreError> {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut psql_child = spawn_client(&mut psql_command, psql, env, Stdio::piped(), Stdio::null())?;
     let mut restore_child = match spawn_client(
         &mut restore_command,
@@ -1359,10 +1389,20 @@ async fn stream(
             source: io::Error::other("the client's pipes were not opened"),
         });
     };
-    // Ends at the end of pg_restore's output, or when psql stops reading (it failed).
-    let copied = async {
+    // Ends at the end of pg_restore's output, or when psql stops reading (it failed). The
+    // lines are counted: psql names the line it was at when it failed.
+    let mut lines = newlines(prologue.as_bytes());
+    let copied: io::Result<()> = async {
         input.write_all(prologue.as_bytes()).await?;
-        tokio::io::copy(&mut rendered, &mut input).await
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = rendered.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            lines += newlines(&buffer[..read]);
+            input.write_all(&buffer[..read]).await?;
+        }
     }
     .await;
     if copied.is_err() {
@@ -1400,11 +1440,65 @@ async fn stream(
         return Ok(());
     }
     let stderr = psql_errors.await.unwrap_or_default();
-    Err(RestoreError::ToolFailed {
-        program: program_name(psql),
-        status: status.to_string(),
-        stderr: hide_password(&String::from_utf8_lossy(&stderr), env),
-    })
+    let stderr = hide_password(&String::from_utf8_lossy(&stderr), env);
+    Err(psql_failure(
+        program_name(psql),
+        status.to_string(),
+        &stderr,
+        copied.is_ok().then_some(lines),
+    ))
+}
+
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |n, &b| n + u64::from(b == b'\n'))
+}
+
+/// What failed when psql did, from what it printed (in English, as it runs with
+/// `LC_MESSAGES=C`). `whole`: the number of lines of its input when it was given all of it,
+/// so that its COMMIT may have been sent.
+///
+/// A lost connection is said as such, with what the database holds: psql commits only at
+/// the end of its input, so a loss at a line before the last left the transaction open,
+/// and the server rolls it back. Otherwise psql's lines are shown without the line numbers
+/// of its input (`psql:<stdin>:412:`), which are no file's the user has.
+fn psql_failure(program: String, status: String, stderr: &str, whole: Option<u64>) -> RestoreError {
+    const LOST: [&str; 3] = [
+        "connection to server was lost",
+        "server closed the connection unexpectedly",
+        "SSL SYSCALL error",
+    ];
+    let lost_at = stderr
+        .lines()
+        .filter(|line| LOST.iter().any(|words| line.contains(words)))
+        .map(|line| psql_line(line).map(|(at, _)| at))
+        .reduce(|a, b| a.max(b));
+    if let Some(at) = lost_at {
+        let before_the_end = match (whole, at) {
+            (None, _) => true,
+            (Some(lines), Some(at)) => at < lines,
+            (Some(_), None) => false,
+        };
+        return RestoreError::ConnectionLost {
+            committing: !before_the_end,
+        };
+    }
+    let shown: Vec<&str> = stderr
+        .lines()
+        .map(|line| psql_line(line).map_or(line, |(_, said)| said))
+        .collect();
+    RestoreError::ToolFailed {
+        program,
+        status,
+        stderr: shown.join("\n"),
+    }
+}
+
+/// A line psql starts with the line of its input it was at (`psql:<stdin>:412: …`): that
+/// number and what follows.
+fn psql_line(line: &str) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix("psql:<stdin>:")?;
+    let (at, said) = rest.split_once(": ")?;
+    Some((at.parse().ok()?, said))
 }
 
 /// Everything a pipe gives until it closes (a client's stderr).
@@ -1720,6 +1814,62 @@ mod tests {
             };
             assert_eq!(said.as_deref(), Some(expected_said));
         }
+    }
+
+    /// psql's words (PostgreSQL 15) when the server went away, over TLS and plain TCP, and
+    /// what the restore's transaction became.
+    #[test]
+    fn a_psql_that_lost_its_connection_says_whether_commit_was_on_its_way() {
+        let tls = "psql:<stdin>:8959: WARNING:  terminating connection due to immediate shutdown command\n\
+                   psql:<stdin>:8959: SSL SYSCALL error: EOF detected\ninvalid socket\n\
+                   psql:<stdin>:8959: error: connection to server was lost\n";
+        let plain = "psql:<stdin>:6265: server closed the connection unexpectedly\n\
+                     \tThis probably means the server terminated abnormally\n\
+                     \tbefore or while processing the request.\n\
+                     psql:<stdin>:6265: error: connection to server was lost\n";
+        let at_commit = "server closed the connection unexpectedly\n";
+        let cases = [
+            // Lines after the one it lost the connection at: COMMIT was not sent.
+            (tls, Some(9000), false),
+            (plain, Some(6266), false),
+            // It stopped reading: it never saw the end, so never sent COMMIT.
+            (tls, None, false),
+            // At the end of its input, or not at a line: COMMIT may have been on its way.
+            (plain, Some(6265), true),
+            (at_commit, Some(6265), true),
+        ];
+        for (stderr, whole, committing) in cases {
+            let error = psql_failure("psql".into(), "exit status: 2".into(), stderr, whole);
+            assert!(
+                matches!(error, RestoreError::ConnectionLost { committing: c } if c == committing),
+                "{stderr:?} {whole:?}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("lost while restoring") && !message.contains("SSL"),
+                "{message}"
+            );
+            assert_eq!(
+                message.contains("nothing was changed"),
+                !committing,
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_psql_failure_shows_its_words_without_its_inputs_line_numbers() {
+        let error = psql_failure(
+            "psql".into(),
+            "exit status: 3".into(),
+            "psql:<stdin>:412: ERROR:  role \"app_owner\" does not exist\n",
+            Some(900),
+        );
+        assert_eq!(
+            error.to_string(),
+            "cannot restore: psql failed (exit status: 3): ERROR:  role \"app_owner\" does not exist. \
+             The restore runs in one transaction, so nothing was changed"
+        );
     }
 
     #[test]
