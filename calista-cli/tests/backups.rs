@@ -156,6 +156,31 @@ both_backends! {
         assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
         assert!(exec(&handle, "SELECT * FROM b").await.is_err());
     }
+
+    async fn a_backup_folder_linked_to_nowhere_names_the_link_and_where_it_leads(db: TestDb) {
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        // A link to a disk that is not mounted, say.
+        let gone = db.scratch_dir().join("volume").join("backups");
+        let link = db.scratch_dir().join("backups");
+        std::os::unix::fs::symlink(&gone, &link).unwrap();
+        for dir in [link.clone(), link.join("app")] {
+            let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None))
+                .upgrade(UpgradeTarget::Head).await.unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!(
+                    "cannot back up into {}: {} is a link to {}, which does not exist",
+                    dir.display(), link.display(), gone.display()
+                )),
+                "{message}"
+            );
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(!with_causes(&err).contains("os error"), "{}", with_causes(&err));
+        }
+        assert!(!gone.exists() && !gone.parent().unwrap().exists());
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+    }
 }
 
 /// The schema and every row, as text: `pg_dump` of the application's schema, or `sqlite3 .dump`.

@@ -252,6 +252,21 @@ pub enum BackupError {
         /// The file where a folder should be: the backup folder or one above it.
         file: PathBuf,
     },
+    /// The backup folder, or a folder above it, is a link to a path that does not exist
+    /// (a disk not mounted, a folder removed).
+    #[error(
+        "cannot back up into {dir}: {link} is a link to {target}, which does not exist. Create that folder \
+         (or mount its disk), set the backup folder elsewhere, or turn the backup off for this upgrade; nothing \
+         was changed in the database"
+    )]
+    DanglingLink {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The link: the backup folder or one above it.
+        link: PathBuf,
+        /// Where it leads.
+        target: PathBuf,
+    },
     /// The backup folder or file could not be written, for another reason.
     #[error(
         "cannot back up: cannot write {path}. Check that the backup folder is a folder this user may write, \
@@ -431,8 +446,18 @@ fn make_folder(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
         .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
         .map(Path::to_path_buf)
         .collect();
-    // The nearest that exists must be a folder: the system's words for a file there
-    // ("File exists", "Not a directory") do not say which path is the file.
+    // None of those is a link to nowhere, and the nearest that exists is a folder: the
+    // system's words for either ("File exists", "Not a directory") name no path.
+    if let Some(link) = missing.iter().find(|path| path.is_symlink()) {
+        let target = fs::read_link(link).unwrap_or_default();
+        return Err(BackupError::DanglingLink {
+            dir: dir.to_owned(),
+            target: link
+                .parent()
+                .map_or_else(|| target.clone(), |parent| parent.join(&target)),
+            link: link.clone(),
+        });
+    }
     let existing = dir.ancestors().nth(missing.len());
     if let Some(file) = existing.filter(|path| !path.as_os_str().is_empty() && !path.is_dir()) {
         return Err(BackupError::NotAFolder {
