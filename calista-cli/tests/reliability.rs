@@ -411,6 +411,55 @@ async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
     );
 }
 
+/// A SQLite file whose disk fills up during a migration: SQLite rolls the transaction
+/// back on its own, which is not the migration ending it (no COMMIT in its SQL): the error
+/// is the migration's failure, with SQLite's words, and the database is at its revision.
+#[test]
+fn a_sqlite_disk_filled_by_a_migration_is_its_failure_not_transaction_control() {
+    let disk = SmallDisk::mount(1024, false);
+    let file = disk.path().join("app.db");
+    let url = format!("sqlite:///{}", file.display());
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        (
+            "20250102_0000_fill.sql",
+            "-- calista:up\nCREATE TABLE big (x TEXT);\n\
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)\n\
+             INSERT INTO big SELECT hex(randomblob(1000)) FROM n;\n-- calista:down\nDROP TABLE big;\n",
+        ),
+    ]);
+    let folder = set.dir.path().display().to_string();
+    let first = upgrade(&url, &folder, disk.path(), Some("20250101_0000"))
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", printed(&first));
+    let result = upgrade(&url, &folder, disk.path(), None).output().unwrap();
+    let shown = printed(&result);
+    assert_eq!(result.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("migration 20250102_0000_fill.sql failed (up)")
+            && shown.contains("database or disk is full"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the disk of the database file is full: free space on it")
+            && shown.contains("the database is at revision 20250101_0000: nothing of the failed transaction was kept"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("ended the migration transaction itself"),
+        "{shown}"
+    );
+    let current = program(env!("CARGO_BIN_EXE_calista"), disk.path())
+        .args(["--db-url", &url, "--migrations", &folder, "db", "current"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        "20250101_0000"
+    );
+}
+
 #[tokio::test]
 async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
     let db = TestDb::sqlite();

@@ -918,6 +918,13 @@ impl StatementError {
                 "this statement cannot run inside a transaction: mark the file `-- calista:no-transaction` \
                  (it then runs alone, one statement at a time)",
             ),
+            // disk_full; SQLITE_FULL.
+            Some("53100") => {
+                Some("the server's disk is full: free space on it, then run the upgrade again")
+            }
+            Some("13") if !postgres => Some(
+                "the disk of the database file is full: free space on it, then run the upgrade again",
+            ),
             _ => None,
         };
         Box::new(Self {
