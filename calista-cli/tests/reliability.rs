@@ -414,19 +414,52 @@ async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
 /// A SQLite file whose disk fills up during a migration: SQLite rolls the transaction
 /// back on its own, which is not the migration ending it (no COMMIT in its SQL): the error
 /// is the migration's failure, with SQLite's words, and the database is at its revision.
+/// With fewer rows, which SQLite keeps in memory until it commits, the disk fills up at
+/// the COMMIT: the error says nothing was kept and the revision the database is at.
 #[test]
 fn a_sqlite_disk_filled_by_a_migration_is_its_failure_not_transaction_control() {
+    let shown = fill_a_small_disk(2000);
+    assert!(
+        shown.contains("migration 20250102_0000_fill.sql failed (up)")
+            && shown.contains("database or disk is full"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the disk of the database file is full: free space on it")
+            && shown.contains(
+                "the database is at revision 20250101_0000: nothing of the failed transaction was kept"
+            ),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("ended the migration transaction itself"),
+        "{shown}"
+    );
+    let shown = fill_a_small_disk(600);
+    assert!(
+        shown.contains(
+            "SQLite error while committing the migration transaction; the disk is full; \
+             nothing of the transaction was kept: the database is at revision 20250101_0000"
+        ),
+        "{shown}"
+    );
+}
+
+/// On a SQLite file of its own on a 1 MiB tmpfs, at its first migration, the upgrade by a
+/// migration that adds `rows` rows of 2,000 bytes: what it printed. It must fail, and
+/// leave the database at the first migration.
+fn fill_a_small_disk(rows: u32) -> String {
     let disk = SmallDisk::mount(1024, false);
     let file = disk.path().join("app.db");
     let url = format!("sqlite:///{}", file.display());
+    let fill = format!(
+        "-- calista:up\nCREATE TABLE big (x TEXT);\n\
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})\n\
+         INSERT INTO big SELECT hex(randomblob(1000)) FROM n;\n-- calista:down\nDROP TABLE big;\n"
+    );
     let set = MigrationSet::new(&[
         ("20250101_0000_create_a.sql", &create_table("a")),
-        (
-            "20250102_0000_fill.sql",
-            "-- calista:up\nCREATE TABLE big (x TEXT);\n\
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)\n\
-             INSERT INTO big SELECT hex(randomblob(1000)) FROM n;\n-- calista:down\nDROP TABLE big;\n",
-        ),
+        ("20250102_0000_fill.sql", &fill),
     ]);
     let folder = set.dir.path().display().to_string();
     let first = upgrade(&url, &folder, disk.path(), Some("20250101_0000"))
@@ -436,20 +469,6 @@ fn a_sqlite_disk_filled_by_a_migration_is_its_failure_not_transaction_control() 
     let result = upgrade(&url, &folder, disk.path(), None).output().unwrap();
     let shown = printed(&result);
     assert_eq!(result.status.code(), Some(1), "{shown}");
-    assert!(
-        shown.contains("migration 20250102_0000_fill.sql failed (up)")
-            && shown.contains("database or disk is full"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("the disk of the database file is full: free space on it")
-            && shown.contains("the database is at revision 20250101_0000: nothing of the failed transaction was kept"),
-        "{shown}"
-    );
-    assert!(
-        !shown.contains("ended the migration transaction itself"),
-        "{shown}"
-    );
     let current = program(env!("CARGO_BIN_EXE_calista"), disk.path())
         .args(["--db-url", &url, "--migrations", &folder, "db", "current"])
         .output()
@@ -458,6 +477,7 @@ fn a_sqlite_disk_filled_by_a_migration_is_its_failure_not_transaction_control() 
         String::from_utf8_lossy(&current.stdout).trim(),
         "20250101_0000"
     );
+    shown
 }
 
 #[tokio::test]

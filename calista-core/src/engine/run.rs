@@ -535,7 +535,23 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             let committing = ops[position] == Op::Commit;
             return Attempt::Failed(self.lost(&error, context, None, committing));
         }
-        Attempt::Failed(B::describe(error, context))
+        match B::describe(error, context) {
+            // A COMMIT the database answered with an error committed nothing (a deferred
+            // constraint, a full disk): the migration transaction's batch is not kept.
+            Error::Database { context, source } if ops[position] == Op::Commit && !self.alone => {
+                let at = self.from.as_ref().map_or_else(
+                    || "empty (no revision)".to_owned(),
+                    |at| format!("at revision {at}"),
+                );
+                Attempt::Failed(Error::Database {
+                    context: format!(
+                        "{context}; nothing of the transaction was kept: the database is {at}"
+                    ),
+                    source,
+                })
+            }
+            error => Attempt::Failed(error),
+        }
     }
 
     /// The error for a connection lost while doing `doing` (in `file`, if a migration's SQL
