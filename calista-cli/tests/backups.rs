@@ -782,6 +782,55 @@ async fn sqlite_restore_refuses_while_the_database_is_in_use() {
 }
 
 /// The point of a backup: a database file that is damaged beyond use is replaced.
+/// A SQLite restore whose copy beside the database fills its disk: the error says there is
+/// no room, the half-written copy is removed (it would hold the space it lacked), and the
+/// database is as it was.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sqlite_restore_onto_a_full_disk_leaves_no_copy_behind() {
+    let disk = SmallDisk::mount(1024, false);
+    let file = disk.path().join("app.db");
+    std::fs::write(&file, b"").unwrap();
+    // A backup too big for the room left beside the database.
+    let backup = tempfile::tempdir().unwrap();
+    let big = backup
+        .path()
+        .join("app-20250101_0000-20250101T000000.000Z.sqlite3");
+    let made = Command::new("sqlite3")
+        .arg(&big)
+        .arg(
+            "CREATE TABLE a (x TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+             WHERE i < 1000) INSERT INTO a SELECT hex(randomblob(1000)) FROM n;",
+        )
+        .output()
+        .expect("sqlite3 is needed for this test");
+    assert!(made.status.success(), "{made:?}");
+    let before = folder_contents(disk.path());
+    let restored = program(env!("CARGO_BIN_EXE_calista"), disk.path())
+        .args([
+            "--db-url",
+            &format!("sqlite:///{}", file.display()),
+            "db",
+            "restore",
+            "--yes",
+        ])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let shown = printed(&restored);
+    assert_eq!(restored.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("the disk has room") && shown.contains("nothing was changed"),
+        "{shown}"
+    );
+    assert!(shown.contains("No space left on device"), "{shown}");
+    assert_eq!(
+        folder_contents(disk.path()),
+        before,
+        "no .restoring copy left: {shown}"
+    );
+}
+
 #[test]
 fn a_damaged_sqlite_file_is_replaced_by_its_backup() {
     let db = TestDb::sqlite();

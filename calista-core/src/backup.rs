@@ -1151,16 +1151,14 @@ async fn restore_sqlite(
         source,
     };
     let _ = fs::remove_file(&staged); // a leftover of a killed restore
-    fs::copy(backup, &staged).map_err(write_error)?;
-    let copied = fs::OpenOptions::new()
-        .write(true)
-        .open(&staged)
-        .and_then(|f| {
-            if let Ok(meta) = fs::metadata(file) {
-                f.set_permissions(meta.permissions())?;
-            }
-            f.sync_all()
-        });
+    // A copy that fails part-way (a full disk) is removed too: it would keep the space.
+    let copied = fs::copy(backup, &staged).and_then(|_| {
+        let f = fs::OpenOptions::new().write(true).open(&staged)?;
+        if let Ok(meta) = fs::metadata(file) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.sync_all()
+    });
     if let Err(e) = copied {
         let _ = fs::remove_file(&staged);
         return Err(write_error(e));
