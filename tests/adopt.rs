@@ -200,12 +200,16 @@ async fn a_failed_a_differing_or_a_missing_migration_is_refused_by_name() {
     handle.close().await;
 }
 
+/// The folder of fixture `name` of a database another tool made.
+fn adopt_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/adopt")
+        .join(name)
+}
+
 /// A fixture dump (made by the real tool, see its `generate.sh`) loaded into `handle`.
 async fn load_dump(handle: &calista::Database, tool: &str, file: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/adopt")
-        .join(tool)
-        .join(file);
+    let path = adopt_fixture(tool).join(file);
     let sql = std::fs::read_to_string(&path).unwrap();
     exec(handle, &sql)
         .await
@@ -295,7 +299,7 @@ async fn sqlite_objects(handle: &calista::Database) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upgrades_on_top() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adopt/sqlx-sqlite");
+    let source = adopt_fixture("sqlx-sqlite");
     let db = TestDb::sqlite();
     if let TestDb::Sqlite { file, .. } = &db {
         std::fs::File::create(file).unwrap();
@@ -365,13 +369,36 @@ async fn a_sqlite_database_sqlx_made_is_adopted_with_none_of_its_sql_run_and_upg
     handle.close().await;
 }
 
-/// The database `tool` made (its fixture dump), adopted from the files `request` imports:
-/// every row of its table recorded as applied (`expected`), none of its SQL run, its
-/// table untouched, and a new migration applies on top.
-async fn adopts_the_dump(tool: Tool, request: ImportRequest, table_rows: &str, expected: usize) {
-    let db = TestDb::postgres().await;
+/// The database `tool` made (the dump in fixture `dump`, made by the real tool: see its
+/// `generate.sh`), loaded into `db` and adopted from the files `request` imports: every row
+/// of its table recorded as applied (`expected`), none of its SQL run (no object created,
+/// dropped or rewritten), its table untouched, and a new migration applies on top.
+async fn adopts_the_dump(
+    db: TestDb,
+    dump: &str,
+    request: ImportRequest,
+    table_rows: &str,
+    expected: usize,
+) {
+    let tool = request.tool;
+    let postgres = matches!(db, TestDb::Postgres(_));
+    if let TestDb::Sqlite { file, .. } = &db {
+        std::fs::File::create(file).unwrap();
+    }
     let handle = db.open();
-    load_dump(&handle, tool.name(), "postgres.sql").await;
+    let objects = async |handle: &calista::Database| {
+        if postgres {
+            relations(handle).await
+        } else {
+            sqlite_objects(handle).await
+        }
+    };
+    let file = if postgres {
+        "postgres.sql"
+    } else {
+        "sqlite.sql"
+    };
+    load_dump(&handle, dump, file).await;
     let plan = import::plan(&request).unwrap();
     let dir = tempfile::tempdir().unwrap();
     import::write(&plan, dir.path()).unwrap();
@@ -388,10 +415,10 @@ async fn adopts_the_dump(tool: Tool, request: ImportRequest, table_rows: &str, e
         migrator.check().await.unwrap(),
         SchemaState::Managed { tool }
     );
-    let before = relations(&handle).await;
+    let before = objects(&handle).await;
     let adopted = migrator.adopt().await.unwrap();
     assert_eq!(adopted.recorded.len(), expected, "{tool}");
-    assert_eq!(relations(&handle).await, before, "{tool}");
+    assert_eq!(objects(&handle).await, before, "{tool}");
     assert_eq!(
         scalar(&handle, table_rows).await,
         i64::try_from(expected).unwrap(),
@@ -406,8 +433,8 @@ async fn adopts_the_dump(tool: Tool, request: ImportRequest, table_rows: &str, e
     );
 
     std::fs::write(
-        dir.path().join("20300101_0000_create_audit.sql"),
-        "-- calista:up\nCREATE TABLE audit (id BIGINT PRIMARY KEY);\n-- calista:down\nDROP TABLE audit;\n",
+        dir.path().join("20300101_0000_create_audit_trail.sql"),
+        "-- calista:up\nCREATE TABLE audit_trail (id INTEGER PRIMARY KEY);\n-- calista:down\nDROP TABLE audit_trail;\n",
     )
     .unwrap();
     let next = Migrations::from_dir(dir.path()).unwrap();
@@ -425,7 +452,8 @@ async fn a_database_refinery_made_is_adopted_with_its_checksums_compared() {
     let request = ImportRequest::new(Tool::Refinery, fixture("refinery"), SourceDialect::Postgres)
         .start(calista::Revision::parse("20200101_0000").unwrap());
     adopts_the_dump(
-        Tool::Refinery,
+        TestDb::postgres().await,
+        "refinery",
         request,
         "SELECT count(*) FROM public.refinery_schema_history",
         11,
@@ -437,7 +465,8 @@ async fn a_database_refinery_made_is_adopted_with_its_checksums_compared() {
 async fn a_database_diesel_made_is_adopted() {
     let request = ImportRequest::new(Tool::Diesel, fixture("diesel"), SourceDialect::Postgres);
     adopts_the_dump(
-        Tool::Diesel,
+        TestDb::postgres().await,
+        "diesel",
         request,
         "SELECT count(*) FROM public.__diesel_schema_migrations",
         11,
@@ -449,7 +478,7 @@ async fn a_database_diesel_made_is_adopted() {
 /// its row to calista's revision, and the Alembic revision stays in the history's note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_database_alembic_made_is_adopted_and_its_version_row_moves() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adopt/alembic-sqlite");
+    let source = adopt_fixture("alembic-sqlite");
     let db = TestDb::sqlite();
     if let TestDb::Sqlite { file, .. } = &db {
         std::fs::File::create(file).unwrap();
@@ -499,78 +528,17 @@ async fn a_sqlite_database_alembic_made_is_adopted_and_its_version_row_moves() {
     handle.close().await;
 }
 
-/// The SQLite database `tool` made (the `.dump` in `fixture`, see its `generate.sh`),
-/// adopted from the files imported from the fixture's `migrations` folder: every row of
-/// its table recorded, none of its SQL run, and a new migration applies on top.
-async fn adopts_the_sqlite_dump(
-    tool: Tool,
-    fixture: &str,
-    start: Option<&str>,
-    table_rows: &str,
-    expected: usize,
-) {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/adopt")
-        .join(fixture);
-    let db = TestDb::sqlite();
-    if let TestDb::Sqlite { file, .. } = &db {
-        std::fs::File::create(file).unwrap();
-    }
-    let handle = db.open();
-    load_dump(&handle, fixture, "sqlite.sql").await;
-    let mut request = ImportRequest::new(tool, folder.join("migrations"), SourceDialect::Sqlite);
-    if let Some(start) = start {
-        request = request.start(calista::Revision::parse(start).unwrap());
-    }
-    let plan = import::plan(&request).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    import::write(&plan, dir.path()).unwrap();
-    let migrations = Migrations::from_dir(dir.path()).unwrap();
-    assert!(migrations.len() >= 10, "{tool}");
-    assert_eq!(
-        scalar(&handle, table_rows).await,
-        i64::try_from(expected).unwrap(),
-        "{tool}"
-    );
-
-    let migrator = Migrator::new(&migrations, &handle).with_policy(development());
-    assert_eq!(
-        migrator.check().await.unwrap(),
-        SchemaState::Managed { tool }
-    );
-    let before = sqlite_objects(&handle).await;
-    let adopted = migrator.adopt().await.unwrap();
-    assert_eq!(adopted.recorded.len(), expected, "{tool}");
-    assert_eq!(sqlite_objects(&handle).await, before, "{tool}");
-    assert_eq!(
-        scalar(&handle, table_rows).await,
-        i64::try_from(expected).unwrap(),
-        "{tool}"
-    );
-    assert!(migrator.check().await.unwrap().is_up_to_date(), "{tool}");
-    assert_eq!(handle.history().await.unwrap().len(), expected, "{tool}");
-
-    std::fs::write(
-        dir.path().join("20300101_0000_create_audit_trail.sql"),
-        "-- calista:up\nCREATE TABLE audit_trail (id INTEGER PRIMARY KEY);\n-- calista:down\nDROP TABLE audit_trail;\n",
-    )
-    .unwrap();
-    let next = Migrations::from_dir(dir.path()).unwrap();
-    let report = Migrator::new(&next, &handle)
-        .with_policy(development())
-        .upgrade(UpgradeTarget::Head)
-        .await
-        .unwrap();
-    assert_eq!(report.steps.len(), 1, "{tool}");
-    handle.close().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_database_diesel_made_is_adopted() {
-    adopts_the_sqlite_dump(
+    let request = ImportRequest::new(
         Tool::Diesel,
+        adopt_fixture("diesel-sqlite").join("migrations"),
+        SourceDialect::Sqlite,
+    );
+    adopts_the_dump(
+        TestDb::sqlite(),
         "diesel-sqlite",
-        None,
+        request,
         "SELECT count(*) FROM __diesel_schema_migrations",
         11,
     )
@@ -579,10 +547,16 @@ async fn a_sqlite_database_diesel_made_is_adopted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_database_refinery_made_is_adopted_with_its_checksums_compared() {
-    adopts_the_sqlite_dump(
+    let request = ImportRequest::new(
         Tool::Refinery,
+        adopt_fixture("refinery-sqlite").join("migrations"),
+        SourceDialect::Sqlite,
+    )
+    .start(calista::Revision::parse("20200101_0000").unwrap());
+    adopts_the_dump(
+        TestDb::sqlite(),
         "refinery-sqlite",
-        Some("20200101_0000"),
+        request,
         "SELECT count(*) FROM refinery_schema_history",
         11,
     )

@@ -101,7 +101,7 @@ const POSTGRES_WORDS: &[&str] = &[
 /// The words the other portability rules start from.
 const PORTABILITY_WORDS: [Keywords; 2] = [
     Keywords::new(POSTGRES_WORDS),
-    Keywords::new(&["USING", "SCHEMA", "AUTOINCREMENT", "PRAGMA", "ROWID"]),
+    Keywords::new(&["USING", "SCHEMA", "AUTOINCREMENT", "PRAGMA", "ROWID", "INTO"]),
 ];
 
 /// Whether a shared section may break a portability rule: a portability word, or a `:`
@@ -481,6 +481,9 @@ fn unportable(tokens: Tokens<'_, '_>, hits: &mut Vec<Hit>) {
         && tokens.get(1).is_some_and(|t| t.is_keyword("SCHEMA"))
     {
         postgres(tokens[1], "SCHEMA".to_owned());
+    }
+    if let Some(into) = read::select_into_at(tokens) {
+        postgres(tokens[into], "SELECT … INTO".to_owned());
     }
     for (i, token) in tokens.iter().enumerate() {
         let next = tokens.get(i + 1);
@@ -1493,6 +1496,12 @@ mod tests {
                 PostgresOnly,
             ),
             ("CREATE SCHEMA app", "SCHEMA", PostgresOnly),
+            ("SELECT * INTO copy_t FROM t", "SELECT … INTO", PostgresOnly),
+            (
+                "WITH x AS (SELECT 1 AS a) SELECT a INTO TEMP t FROM x",
+                "SELECT … INTO",
+                PostgresOnly,
+            ),
             (
                 "CREATE INDEX ix ON t USING gin (a)",
                 "USING GIN",

@@ -377,16 +377,20 @@ pub(super) fn creation(tokens: Tokens<'_, '_>) -> Option<Creation> {
 /// `CREATE TABLE t AS` does. The table's key and the index after its name.
 fn select_into(tokens: Tokens<'_, '_>) -> Option<(String, usize)> {
     const MODIFIERS: &[&str] = &["GLOBAL", "LOCAL", "TEMPORARY", "TEMP", "UNLOGGED", "TABLE"];
-    let verb = verb(tokens);
-    if !kw(tokens, verb, "SELECT") {
-        return None;
-    }
-    let into = top_level(tokens).find(|&i| i > verb && tokens[i].is_keyword("INTO"))?;
-    let mut at = into + 1;
+    let mut at = select_into_at(tokens)? + 1;
     while MODIFIERS.iter().any(|m| kw(tokens, at, m)) {
         at += 1;
     }
     relation_at(tokens, at)
+}
+
+/// The `INTO` of a `SELECT … INTO t` (also after `WITH …`), which only PostgreSQL runs.
+pub(super) fn select_into_at(tokens: Tokens<'_, '_>) -> Option<usize> {
+    let verb = verb(tokens);
+    if !kw(tokens, verb, "SELECT") {
+        return None;
+    }
+    top_level(tokens).find(|&i| i > verb && tokens[i].is_keyword("INTO"))
 }
 
 /// `CREATE … TABLE t (col type …, …)`: the table and each column with its type's tokens.
