@@ -252,6 +252,49 @@ DROP INDEX ix_a_note;
 DROP TABLE b;
 ";
 
+/// A backup written by a newer pg_dump (its header's format version is one this pg_restore
+/// does not read): the restore says so and what to install, not that the file is no
+/// backup of this database; nothing is changed.
+#[tokio::test]
+async fn a_backup_newer_than_pg_restore_says_so_not_that_it_is_no_backup() {
+    let db = TestDb::postgres().await;
+    let backups = db.scratch_dir().join("backups");
+    let backups = backups.display().to_string();
+    let env = [
+        ("CALISTA_ENV", "development"),
+        ("CALISTA_BACKUP", "1"),
+        ("CALISTA_BACKUP_DIR", backups.as_str()),
+    ];
+    let calista = |args: &[&str]| run_printed(&command_line(args), &db, &env);
+    assert!(
+        calista(&["db", "upgrade", "--to", "20250826_1030"])
+            .status
+            .success()
+    );
+    assert!(calista(&["db", "upgrade"]).status.success());
+    let backup = only_file_in(&backups);
+    // The custom format's header: "PGDMP", then its major, minor and revision numbers.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    assert_eq!(&bytes[..5], b"PGDMP");
+    bytes[6] = 99;
+    std::fs::write(&backup, bytes).unwrap();
+    let restored = calista(&["db", "restore", &backup.display().to_string()]);
+    let said = String::from_utf8_lossy(&restored.stderr);
+    assert_eq!(restored.status.code(), Some(1), "{restored:?}");
+    assert!(
+        said.contains("was written by a newer pg_dump than this pg_restore reads")
+            && said.contains("unsupported version (1.99)")
+            && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert!(!said.contains("is not a PostgreSQL backup"), "{said}");
+    let current = calista(&["db", "current"]);
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        "20250826_1045"
+    );
+}
+
 /// Runs a command line as printed, through the shell, with `calista` on `PATH`.
 fn run_printed(command_line: &str, db: &TestDb, env: &[(&str, &str)]) -> std::process::Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_calista")).parent().unwrap();

@@ -1148,12 +1148,7 @@ async fn a_server_stopped_during_a_restore_is_told_as_a_lost_connection_that_cha
         .output()
         .unwrap();
     assert!(with_backup.status.success(), "{}", printed(&with_backup));
-    let backup = std::fs::read_dir(&backups)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let backup = only_file_in(&backups);
     for sslmode in ["require", "disable"] {
         let child = program(env!("CARGO_BIN_EXE_calista"), dir.path())
             .args(["--db-url", &cluster.url(sslmode), "--migrations", &folder])

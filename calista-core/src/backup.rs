@@ -970,6 +970,18 @@ pub enum RestoreError {
     /// There is no file to restore into.
     #[error("cannot restore: {0}")]
     NoTarget(&'static str),
+    /// The backup was written by a newer `pg_dump` than the `pg_restore` run reads.
+    #[error(
+        "cannot restore: {path} was written by a newer pg_dump than this pg_restore reads ({said}). Install \
+         the PostgreSQL client of the pg_dump that wrote it (or newer) and set the path of pg_dump to it: \
+         pg_restore and psql are run from its folder; nothing was changed"
+    )]
+    PgRestoreTooOld {
+        /// The backup.
+        path: PathBuf,
+        /// What pg_restore said.
+        said: String,
+    },
     /// The schema to restore into could not be found out (on the application's pool with no
     /// schema named, the pool's own).
     #[error("cannot restore: the schema to restore into is not known; nothing was changed")]
@@ -1297,10 +1309,22 @@ async fn restore_postgres(
     // The backup's table of contents (pg_restore reads the file only; a line per object, not
     // per row): the file is a backup, of this schema, before anything connects.
     let mut command = tokio::process::Command::new(&pg_restore);
-    command.arg("--list").arg(backup);
+    command
+        .arg("--list")
+        .arg(backup)
+        // Its messages in English, which are read below.
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "C");
     let contents = match run_client(command, &pg_restore, env).await {
         Ok(contents) => contents,
-        // It read nothing but the file: the file is what it could not read.
+        // It read nothing but the file: the file is what it could not read, unless it is
+        // of a newer format than this pg_restore knows.
+        Err(RestoreError::ToolFailed { stderr, .. }) if stderr.contains("unsupported version") => {
+            return Err(RestoreError::PgRestoreTooOld {
+                path: backup.to_owned(),
+                said: stderr,
+            });
+        }
         Err(RestoreError::ToolFailed { stderr, .. }) => {
             return Err(RestoreError::NotABackup {
                 path: backup.to_owned(),

@@ -512,6 +512,16 @@ pub fn printed(output: &std::process::Output) -> String {
     )
 }
 
+/// The one file in `dir` (the first listed, if there are more).
+pub fn only_file_in(dir: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .next()
+        .expect("a file in the folder")
+        .unwrap()
+        .path()
+}
+
 /// A small file system of its own (a tmpfs) mounted on a new folder, and unmounted when
 /// dropped: a folder whose disk really fills up, or is really read-only.
 ///
