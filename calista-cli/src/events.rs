@@ -53,6 +53,13 @@ impl Appended<'_> {
     }
 }
 
+/// A failure of the database, its cause in the database's words: sqlx's own would quote the
+/// server's message twice, after "error returned from database" and before the server's
+/// C source line (" at line 1392").
+fn database_failure(message: &str, error: sqlx::Error) -> CliError {
+    CliError::failure(message, calista::DriverError::from(error))
+}
+
 /// A transaction on `pool` with calista's schema first on `search_path` for its length: the
 /// pool's connections carry no startup parameter (a pooler may refuse one), and a setting
 /// outside a transaction would stay on a pooled server connection another client gets next.
@@ -60,7 +67,7 @@ async fn in_schema(
     pool: &sqlx::PgPool,
     schema: &Option<calista::SchemaName>,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, CliError> {
-    let failed = |e| CliError::failure("cannot open a transaction on the event store", e);
+    let failed = |e| database_failure("cannot open a transaction on the event store", e);
     let mut tx = pool.begin().await.map_err(failed)?;
     if let Some(schema) = schema {
         // A schema name is a plain identifier, checked when it was made.
@@ -134,7 +141,7 @@ pub(crate) async fn append(event: NewEvent, as_json: bool) -> Result<String, Cli
         match inserted {
             Ok(done) => break done,
             Err(e) if attempt < 5 && is_unique_violation(&e) => continue,
-            Err(e) => return Err(CliError::failure("cannot append the event", e)),
+            Err(e) => return Err(database_failure("cannot append the event", e)),
         }
     };
     Ok(if as_json {
@@ -175,7 +182,7 @@ pub(crate) async fn list(
             .and_then(|rows| rows.iter().map(event_of).collect()),
     };
     let events: Vec<Event> =
-        rows.map_err(|e| CliError::failure("cannot read the event store", e))?;
+        rows.map_err(|e| database_failure("cannot read the event store", e))?;
     if as_json {
         return Ok(json_text(&serde_json::Value::Array(
             events.iter().map(Event::to_json).collect(),

@@ -133,6 +133,54 @@ both_backends! {
         assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
         assert!(exec(&handle, "SELECT * FROM b").await.is_err());
     }
+
+    async fn a_backup_folder_that_is_a_file_is_said_to_be_one(db: TestDb) {
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        let file = db.scratch_dir().join("backups.txt");
+        std::fs::write(&file, b"x").unwrap();
+        // The folder itself, and a folder below it.
+        for dir in [file.clone(), file.join("backups")] {
+            let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None))
+                .upgrade(UpgradeTarget::Head).await.unwrap_err();
+            assert_eq!(err.kind(), calista::ErrorKind::Failure);
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("cannot back up into {}: {} is a file, not a folder", dir.display(), file.display())),
+                "{message}"
+            );
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(!with_causes(&err).contains("os error"), "{}", with_causes(&err));
+            assert_eq!(std::fs::read(&file).unwrap(), b"x");
+        }
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+        assert!(exec(&handle, "SELECT * FROM b").await.is_err());
+    }
+
+    async fn a_backup_folder_linked_to_nowhere_names_the_link_and_where_it_leads(db: TestDb) {
+        let loaded = set().load();
+        let handle = seeded(&db, &loaded).await;
+        // A link to a disk that is not mounted, say.
+        let gone = db.scratch_dir().join("volume").join("backups");
+        let link = db.scratch_dir().join("backups");
+        std::os::unix::fs::symlink(&gone, &link).unwrap();
+        for dir in [link.clone(), link.join("app")] {
+            let err = Migrator::new(&loaded, &handle).with_policy(with_backups(&dir, 10, None))
+                .upgrade(UpgradeTarget::Head).await.unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!(
+                    "cannot back up into {}: {} is a link to {}, which does not exist",
+                    dir.display(), link.display(), gone.display()
+                )),
+                "{message}"
+            );
+            assert!(message.contains("nothing was changed in the database"), "{message}");
+            assert!(!with_causes(&err).contains("os error"), "{}", with_causes(&err));
+        }
+        assert!(!gone.exists() && !gone.parent().unwrap().exists());
+        assert_eq!(version(&handle).await.as_deref(), Some("20250101_0000"));
+    }
 }
 
 /// The schema and every row, as text: `pg_dump` of the application's schema, or `sqlite3 .dump`.
@@ -203,6 +251,49 @@ DROP VIEW v_a;
 DROP INDEX ix_a_note;
 DROP TABLE b;
 ";
+
+/// A backup written by a newer pg_dump (its header's format version is one this pg_restore
+/// does not read): the restore says so and what to install, not that the file is no
+/// backup of this database; nothing is changed.
+#[tokio::test]
+async fn a_backup_newer_than_pg_restore_says_so_not_that_it_is_no_backup() {
+    let db = TestDb::postgres().await;
+    let backups = db.scratch_dir().join("backups");
+    let backups = backups.display().to_string();
+    let env = [
+        ("CALISTA_ENV", "development"),
+        ("CALISTA_BACKUP", "1"),
+        ("CALISTA_BACKUP_DIR", backups.as_str()),
+    ];
+    let calista = |args: &[&str]| run_printed(&command_line(args), &db, &env);
+    assert!(
+        calista(&["db", "upgrade", "--to", "20250826_1030"])
+            .status
+            .success()
+    );
+    assert!(calista(&["db", "upgrade"]).status.success());
+    let backup = only_file_in(&backups);
+    // The custom format's header: "PGDMP", then its major, minor and revision numbers.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    assert_eq!(&bytes[..5], b"PGDMP");
+    bytes[6] = 99;
+    std::fs::write(&backup, bytes).unwrap();
+    let restored = calista(&["db", "restore", &backup.display().to_string()]);
+    let said = String::from_utf8_lossy(&restored.stderr);
+    assert_eq!(restored.status.code(), Some(1), "{restored:?}");
+    assert!(
+        said.contains("was written by a newer pg_dump than this pg_restore reads")
+            && said.contains("unsupported version (1.99)")
+            && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert!(!said.contains("is not a PostgreSQL backup"), "{said}");
+    let current = calista(&["db", "current"]);
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        "20250826_1045"
+    );
+}
 
 /// Runs a command line as printed, through the shell, with `calista` on `PATH`.
 fn run_printed(command_line: &str, db: &TestDb, env: &[(&str, &str)]) -> std::process::Output {
@@ -734,6 +825,55 @@ async fn sqlite_restore_refuses_while_the_database_is_in_use() {
 }
 
 /// The point of a backup: a database file that is damaged beyond use is replaced.
+/// A SQLite restore whose copy beside the database fills its disk: the error says there is
+/// no room, the half-written copy is removed (it would hold the space it lacked), and the
+/// database is as it was.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sqlite_restore_onto_a_full_disk_leaves_no_copy_behind() {
+    let disk = SmallDisk::mount(1024, false);
+    let file = disk.path().join("app.db");
+    std::fs::write(&file, b"").unwrap();
+    // A backup too big for the room left beside the database.
+    let backup = tempfile::tempdir().unwrap();
+    let big = backup
+        .path()
+        .join("app-20250101_0000-20250101T000000.000Z.sqlite3");
+    let made = Command::new("sqlite3")
+        .arg(&big)
+        .arg(
+            "CREATE TABLE a (x TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+             WHERE i < 1000) INSERT INTO a SELECT hex(randomblob(1000)) FROM n;",
+        )
+        .output()
+        .expect("sqlite3 is needed for this test");
+    assert!(made.status.success(), "{made:?}");
+    let before = folder_contents(disk.path());
+    let restored = program(env!("CARGO_BIN_EXE_calista"), disk.path())
+        .args([
+            "--db-url",
+            &format!("sqlite:///{}", file.display()),
+            "db",
+            "restore",
+            "--yes",
+        ])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let shown = printed(&restored);
+    assert_eq!(restored.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("the disk has room") && shown.contains("nothing was changed"),
+        "{shown}"
+    );
+    assert!(shown.contains("No space left on device"), "{shown}");
+    assert_eq!(
+        folder_contents(disk.path()),
+        before,
+        "no .restoring copy left: {shown}"
+    );
+}
+
 #[test]
 fn a_damaged_sqlite_file_is_replaced_by_its_backup() {
     let db = TestDb::sqlite();
@@ -763,55 +903,6 @@ fn a_damaged_sqlite_file_is_replaced_by_its_backup() {
         "20250826_1030",
         "{current:?}"
     );
-}
-
-/// A small file system of its own (a tmpfs) mounted on a new folder, and unmounted when
-/// dropped: a backup folder whose disk really fills up, or is really read-only.
-///
-/// Mounting needs root (CAP_SYS_ADMIN), as the tests run in CI; elsewhere these tests fail
-/// saying so, rather than pass without having run. Nothing without root gives a real full
-/// disk: a file-size limit fails with EFBIG, not ENOSPC, and `/dev/full` is not a folder.
-#[cfg(target_os = "linux")]
-struct SmallDisk {
-    point: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-#[cfg(target_os = "linux")]
-impl SmallDisk {
-    /// A disk of `kib` KiB; `read_only` mounts it so.
-    fn mount(kib: u32, read_only: bool) -> Self {
-        let parent = tempfile::tempdir().unwrap();
-        let point = parent.path().join("disk");
-        std::fs::create_dir(&point).unwrap();
-        let mode = if read_only { "ro," } else { "" };
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("{mode}size={kib}k,mode=0755")])
-            .arg("calista-test")
-            .arg(&point)
-            .output();
-        match mounted {
-            Ok(output) if output.status.success() => Self {
-                point,
-                _parent: parent,
-            },
-            other => panic!(
-                "this test needs a disk that really fills up: it mounts a {kib} KiB tmpfs, which needs root \
-                 (CAP_SYS_ADMIN). Run the tests as root (or in a container allowed to mount); mount said: {other:?}"
-            ),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        &self.point
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.point).output();
-    }
 }
 
 /// The names and sizes of the files in a folder, sorted.
@@ -919,6 +1010,30 @@ mod full_disk {
 
             assert_eq!(folder_contents(dir), before, "no partial file, no journal; the leftover is gone");
             nothing_changed(&handle, rows).await;
+        }
+
+        async fn a_backup_into_a_disk_out_of_files_says_no_space_and_leaves_it_as_it_was(db: TestDb) {
+            let loaded = set().load();
+            let roomy = db.scratch_dir().join("backups");
+            let (handle, _) = at_second_with_a_backup(&db, &loaded, &roomy).await;
+            // Room for bytes, but not for files: on SQLite, one more than the folder and the
+            // note, which the backup takes, so that the journal SQLite writes beside it finds
+            // none left; on PostgreSQL, none for the backup.
+            let files = if matches!(db, TestDb::Sqlite { .. }) { 3 } else { 2 };
+            let disk = SmallDisk::mount_with(4096, &format!("nr_inodes={files},"));
+            let dir = disk.path();
+            std::fs::write(dir.join("notes.txt"), b"kept").unwrap();
+            let before = folder_contents(dir);
+            let err = Migrator::new(&loaded, &handle)
+                .with_policy(with_backups(dir, 10, None))
+                .upgrade(UpgradeTarget::Head)
+                .await
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(&format!("cannot back up into {}: there is no space left on its disk", dir.display())), "{message}");
+            assert!(with_causes(&err).contains("No space left on device"), "{}", with_causes(&err));
+            assert_eq!(folder_contents(dir), before);
+            nothing_changed(&handle, 50).await;
         }
 
         async fn a_backup_into_a_read_only_folder_says_so_and_changes_nothing(db: TestDb) {

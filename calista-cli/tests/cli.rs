@@ -78,6 +78,22 @@ both_backends! {
         assert_eq!(events[0]["event_id"].as_str().map(str::len), Some(26));
     }
 
+    async fn an_event_store_error_shows_the_databases_words_once_and_no_server_source_line(db: TestDb) {
+        let run = on(&db, &["db", "upgrade"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let handle = db.open();
+        exec(&handle, "DROP TABLE event_store").await.unwrap();
+        handle.close().await;
+        let list = on(&db, &["events", "list"]);
+        assert_eq!(list.code, 1, "{list:?}");
+        assert!(list.stderr.contains("cannot read the event store"), "{list:?}");
+        let said = if matches!(db, TestDb::Sqlite { .. }) { "no such table: event_store" } else { "relation \"event_store\" does not exist" };
+        assert_eq!(list.stderr.matches(said).count(), 1, "{list:?}");
+        for driver in [" at line ", "error returned from database"] {
+            assert!(!list.stderr.contains(driver), "{list:?}");
+        }
+    }
+
     async fn each_auto_upgrade_opt_in_upgrades_then_runs_the_command(db: TestDb) {
         let flag = on(&db, &["--auto-upgrade", "events", "list"]);
         assert_eq!(flag.code, 0, "{flag:?}");

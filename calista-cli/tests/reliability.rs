@@ -411,6 +411,75 @@ async fn read_only_sqlite_file_gets_a_clear_error_and_nothing_changes() {
     );
 }
 
+/// A SQLite file whose disk fills up during a migration: SQLite rolls the transaction
+/// back on its own, which is not the migration ending it (no COMMIT in its SQL): the error
+/// is the migration's failure, with SQLite's words, and the database is at its revision.
+/// With fewer rows, which SQLite keeps in memory until it commits, the disk fills up at
+/// the COMMIT: the error says nothing was kept and the revision the database is at.
+#[test]
+fn a_sqlite_disk_filled_by_a_migration_is_its_failure_not_transaction_control() {
+    let shown = fill_a_small_disk(2000);
+    assert!(
+        shown.contains("migration 20250102_0000_fill.sql failed (up)")
+            && shown.contains("database or disk is full"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the disk of the database file is full: free space on it")
+            && shown.contains(
+                "the database is at revision 20250101_0000: nothing of the failed transaction was kept"
+            ),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("ended the migration transaction itself"),
+        "{shown}"
+    );
+    let shown = fill_a_small_disk(600);
+    assert!(
+        shown.contains(
+            "SQLite error while committing the migration transaction; the disk is full; \
+             nothing of the transaction was kept: the database is at revision 20250101_0000"
+        ),
+        "{shown}"
+    );
+}
+
+/// On a SQLite file of its own on a 1 MiB tmpfs, at its first migration, the upgrade by a
+/// migration that adds `rows` rows of 2,000 bytes: what it printed. It must fail, and
+/// leave the database at the first migration.
+fn fill_a_small_disk(rows: u32) -> String {
+    let disk = SmallDisk::mount(1024, false);
+    let file = disk.path().join("app.db");
+    let url = format!("sqlite:///{}", file.display());
+    let fill = format!(
+        "-- calista:up\nCREATE TABLE big (x TEXT);\n\
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})\n\
+         INSERT INTO big SELECT hex(randomblob(1000)) FROM n;\n-- calista:down\nDROP TABLE big;\n"
+    );
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        ("20250102_0000_fill.sql", &fill),
+    ]);
+    let folder = set.dir.path().display().to_string();
+    let first = upgrade(&url, &folder, disk.path(), Some("20250101_0000"))
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", printed(&first));
+    let result = upgrade(&url, &folder, disk.path(), None).output().unwrap();
+    let shown = printed(&result);
+    assert_eq!(result.status.code(), Some(1), "{shown}");
+    let current = program(env!("CARGO_BIN_EXE_calista"), disk.path())
+        .args(["--db-url", &url, "--migrations", &folder, "db", "current"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        "20250101_0000"
+    );
+    shown
+}
+
 #[tokio::test]
 async fn file_that_is_not_a_database_gets_a_clear_error_and_is_left_alone() {
     let db = TestDb::sqlite();
@@ -663,6 +732,43 @@ impl ThrowAwayCluster {
         );
     }
 
+    /// Stops the server at once under the running `child`, which must then fail (exit 1);
+    /// what it printed.
+    fn stopped_under(&self, child: Child, sslmode: &str) -> String {
+        self.ctl(&["stop", "-m", "immediate"]);
+        let result = child.wait_with_output().unwrap();
+        let shown = printed(&result);
+        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        shown
+    }
+
+    /// The revision in calista's version table.
+    async fn revision(&self) -> String {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("disable"))
+            .await
+            .unwrap();
+        let at = sqlx::query_scalar("SELECT version_num FROM calista.alembic_version")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        at
+    }
+
+    /// Drops calista's schema, the migrations' tables with it, for a test's next round.
+    async fn drop_calista(&self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("disable"))
+            .await
+            .unwrap();
+        sqlx::raw_sql("DROP SCHEMA calista CASCADE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+    }
+
     fn url(&self, sslmode: &str) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/postgres?sslmode={sslmode}",
@@ -686,7 +792,6 @@ impl Drop for ThrowAwayCluster {
 /// drivers word a lost connection differently.
 #[tokio::test]
 async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_plain_connections() {
-    use sqlx::Connection;
     let cluster = ThrowAwayCluster::start();
     let set = MigrationSet::new(&[
         ("20250101_0000_create_a.sql", &create_table("a")),
@@ -705,32 +810,16 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         assert!(first.status.success(), "{sslmode}: {}", printed(&first));
         let child = upgrade(&url, &folder, dir.path(), None).spawn().unwrap();
         // Wait until the slow migration runs, then stop the server under it.
-        let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
-            .await
-            .unwrap();
-        let mut sleeping = false;
-        for _ in 0..600 {
-            sleeping = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
-                 AND state = 'active' AND pid <> pg_backend_pid())",
-            )
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-            if sleeping {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         assert!(
-            sleeping,
+            seen_within(
+                &cluster,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                 AND state = 'active' AND pid <> pg_backend_pid())"
+            )
+            .await,
             "{sslmode}: the slow migration was never seen running"
         );
-        drop(admin);
-        cluster.ctl(&["stop", "-m", "immediate"]);
-        let result = child.wait_with_output().unwrap();
-        let shown = printed(&result);
-        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
+        let shown = cluster.stopped_under(child, sslmode);
         assert!(
             shown.contains(
                 "the connection to the database was lost while running a migration (20250102_0000_slow.sql)"
@@ -745,19 +834,8 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
         assert_no_driver_words(&shown, sslmode, &["failed (up)", "nothing of the failed"]);
         // What the message says is what the database holds.
         cluster.ctl(&["start"]);
-        let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
-            .await
-            .unwrap();
-        let at: String = sqlx::query_scalar("SELECT version_num FROM calista.alembic_version")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(at, "20250101_0000", "{sslmode}");
-        sqlx::raw_sql("DROP SCHEMA calista CASCADE")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.ok();
+        assert_eq!(cluster.revision().await, "20250101_0000", "{sslmode}");
+        cluster.drop_calista().await;
     }
 }
 
@@ -812,33 +890,13 @@ async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection
         let child = upgrade(&cluster.url(sslmode), &folder, dir.path(), None)
             .spawn()
             .unwrap();
-        let mut waiting = false;
-        for _ in 0..600 {
-            // Between its tries the waiting program's last query is the `ROLLBACK` of the
-            // try that failed; its lock query shows only while it runs.
-            waiting = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'calista migrate%' \
-                 AND (query LIKE '%pg_try_advisory_xact_lock%' OR query = 'ROLLBACK') \
-                 AND pid <> pg_backend_pid())",
-            )
-            .fetch_one(&mut holder)
-            .await
-            .unwrap();
-            if waiting {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         assert!(
-            waiting,
+            seen_within(&cluster, WAITING_FOR_THE_LOCK).await,
             "{sslmode}: the upgrade was never seen waiting for the lock"
         );
         // The holder keeps the lock until the server stops under both sessions.
-        cluster.ctl(&["stop", "-m", "immediate"]);
+        let shown = cluster.stopped_under(child, sslmode);
         drop(holder);
-        let result = child.wait_with_output().unwrap();
-        let shown = printed(&result);
-        assert_eq!(result.status.code(), Some(1), "{sslmode}: {shown}");
         assert!(
             shown.contains(
                 "the connection to the database was lost while taking the migration lock"
@@ -851,5 +909,283 @@ async fn a_server_stopped_while_the_lock_is_awaited_is_told_as_a_lost_connection
         );
         assert_no_driver_words(&shown, sslmode, &["PostgreSQL error", "caused by"]);
         cluster.ctl(&["start"]);
+    }
+}
+
+/// The upgrading program waits for the migration lock: between its tries its last query
+/// is the `ROLLBACK` of the try that failed; its lock query shows only while it runs.
+const WAITING_FOR_THE_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+     WHERE application_name LIKE 'calista migrate%' \
+     AND (query LIKE '%pg_try_advisory_xact_lock%' OR query = 'ROLLBACK'))";
+
+/// Polls `condition` (a boolean query) on the cluster every 10 ms for up to 6 s; whether it
+/// became true.
+async fn seen_within(cluster: &ThrowAwayCluster, condition: &'static str) -> bool {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("disable"))
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        if sqlx::query_scalar::<_, bool>(condition)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap()
+        {
+            admin.close().await.ok();
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Two migrations: table a, then table b.
+fn tables_a_then_b() -> MigrationSet {
+    MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        ("20250102_0000_create_b.sql", &create_table("b")),
+    ])
+}
+
+/// The server stopped while `pg_dump` takes the pre-upgrade backup (it waits for a table
+/// lock another session holds): the error is the lost connection, during the backup, that
+/// changed nothing; not a pg_dump that could not connect (which blames the URL and
+/// pg_hba.conf) nor pg_dump's words for the loss. The backup folder holds nothing; the
+/// database, started again, is at its revision. Over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_during_the_backup_is_told_as_a_lost_connection_that_changed_nothing() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = tables_a_then_b();
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for sslmode in ["require", "disable"] {
+        let url = cluster.url(sslmode);
+        let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
+            .output()
+            .unwrap();
+        assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+        // pg_dump waits behind this lock until the server stops.
+        let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
+            .await
+            .unwrap();
+        sqlx::raw_sql("BEGIN; LOCK TABLE calista.a IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let child = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+            .args(["--db-url", &url, "--migrations", &folder, "db", "upgrade"])
+            .env("CALISTA_BACKUP_DIR", &backups)
+            .spawn()
+            .unwrap();
+        assert!(
+            seen_within(
+                &cluster,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+                 AND wait_event_type = 'Lock')"
+            )
+            .await,
+            "{sslmode}: pg_dump was never seen waiting"
+        );
+        let shown = cluster.stopped_under(child, sslmode);
+        drop(holder);
+        assert!(
+            shown.contains("the connection to the database was lost while taking the backup; ")
+                && shown.contains("was not changing the database"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(
+            &shown,
+            sslmode,
+            &[
+                "pg_dump failed",
+                "pg_hba.conf",
+                "SSL SYSCALL",
+                "unexpectedly",
+            ],
+        );
+        assert_eq!(
+            std::fs::read_dir(&backups).map_or(0, Iterator::count),
+            0,
+            "{sslmode}: no partial backup left"
+        );
+        cluster.ctl(&["start"]);
+        assert_eq!(cluster.revision().await, "20250101_0000", "{sslmode}");
+        cluster.drop_calista().await;
+    }
+}
+
+/// One transaction per migration (`transaction = each`): the server stopped while the
+/// upgrade waits for the migration lock again, between its first batch (committed) and its
+/// second. The error says the database is at the first batch's revision, which is what it
+/// holds once started again; over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_between_batches_says_the_revision_the_committed_batches_reached() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = MigrationSet::new(&[
+        ("20250101_0000_create_a.sql", &create_table("a")),
+        (
+            "20250102_0000_slow_b.sql",
+            "-- calista:up postgres\nCREATE TABLE b (id INTEGER);\nSELECT pg_sleep(2);\n\
+             -- calista:up sqlite\nCREATE TABLE b (id INTEGER);\n-- calista:down\nDROP TABLE b;\n",
+        ),
+        ("20250103_0000_create_c.sql", &create_table("c")),
+    ]);
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let key = calista::postgres_lock_key(&calista::SchemaName::calista());
+    for sslmode in ["require", "disable"] {
+        let url = cluster.url(sslmode);
+        // The holder races the upgrade for the lock between its batches; when the upgrade
+        // wins, it finishes, and the race is run again.
+        let mut raced = None;
+        for _ in 0..10 {
+            let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
+                .output()
+                .unwrap();
+            assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+            let child = upgrade(&url, &folder, dir.path(), None)
+                .env("CALISTA_TRANSACTION", "each")
+                .spawn()
+                .unwrap();
+            assert!(
+                seen_within(
+                    &cluster,
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' \
+                     AND state = 'active' AND pid <> pg_backend_pid())"
+                )
+                .await,
+                "{sslmode}: the slow migration was never seen running"
+            );
+            // Takes the lock the moment the first batch's transaction lets it go.
+            let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
+                .await
+                .unwrap();
+            sqlx::raw_sql(
+                "CREATE FUNCTION pg_temp.grab(key bigint) RETURNS void LANGUAGE plpgsql AS \
+                 $$ BEGIN LOOP EXIT WHEN pg_try_advisory_lock(key); END LOOP; END $$",
+            )
+            .execute(&mut holder)
+            .await
+            .unwrap();
+            sqlx::query("SELECT pg_temp.grab($1)")
+                .bind(key)
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            if cluster.revision().await == "20250102_0000" {
+                raced = Some((child, holder));
+                break;
+            }
+            let done = child.wait_with_output().unwrap();
+            assert!(done.status.success(), "{sslmode}: {}", printed(&done));
+            holder.close().await.ok();
+            cluster.drop_calista().await;
+        }
+        let (child, holder) = raced.expect("the holder never took the lock between the batches");
+        assert!(
+            seen_within(&cluster, WAITING_FOR_THE_LOCK).await,
+            "{sslmode}: the upgrade was never seen waiting for the lock after its first batch"
+        );
+        let shown = cluster.stopped_under(child, sslmode);
+        drop(holder);
+        assert!(
+            shown.contains(
+                "the connection to the database was lost while taking the migration lock"
+            ) && shown.contains("the database is still at revision 20250102_0000"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(&shown, sslmode, &["PostgreSQL error"]);
+        cluster.ctl(&["start"]);
+        assert_eq!(cluster.revision().await, "20250102_0000", "{sslmode}");
+        cluster.drop_calista().await;
+    }
+}
+
+/// The server stopped while `db restore` streams a backup into it (psql in the middle of
+/// the table's rows): the error is the lost connection, says the restore's transaction is
+/// rolled back and nothing was changed, and shows none of psql's words for the loss, its
+/// notices or its input's line numbers; started again, the database holds what it held
+/// before the restore. Over TLS and plain TCP.
+#[tokio::test]
+async fn a_server_stopped_during_a_restore_is_told_as_a_lost_connection_that_changed_nothing() {
+    use sqlx::Connection;
+    let cluster = ThrowAwayCluster::start();
+    let set = tables_a_then_b();
+    let folder = set.dir.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let first = upgrade(
+        &cluster.url("disable"),
+        &folder,
+        dir.path(),
+        Some("20250101_0000"),
+    )
+    .output()
+    .unwrap();
+    assert!(first.status.success(), "{}", printed(&first));
+    // Rows enough that their COPY takes a while.
+    let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO calista.a (id) SELECT g FROM generate_series(1000, 1000000) AS g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let with_backup = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+        .args([
+            "--db-url",
+            &cluster.url("disable"),
+            "--migrations",
+            &folder,
+            "db",
+            "upgrade",
+        ])
+        .env("CALISTA_BACKUP_DIR", &backups)
+        .output()
+        .unwrap();
+    assert!(with_backup.status.success(), "{}", printed(&with_backup));
+    let backup = only_file_in(&backups);
+    for sslmode in ["require", "disable"] {
+        let child = program(env!("CARGO_BIN_EXE_calista"), dir.path())
+            .args(["--db-url", &cluster.url(sslmode), "--migrations", &folder])
+            .args(["db", "restore", "--yes"])
+            .arg(&backup)
+            .spawn()
+            .unwrap();
+        assert!(
+            seen_within(
+                &cluster,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY calista.a %' \
+                 AND state = 'active')"
+            )
+            .await,
+            "{sslmode}: the restore was never seen copying rows"
+        );
+        let shown = cluster.stopped_under(child, sslmode);
+        assert!(
+            shown.contains(
+                "cannot restore: the connection to the database was lost while restoring; "
+            ) && shown.contains("nothing was changed"),
+            "{sslmode}: {shown}"
+        );
+        assert_no_driver_words(
+            &shown,
+            sslmode,
+            &[
+                "SSL SYSCALL",
+                "unexpectedly",
+                "invalid socket",
+                "<stdin>",
+                "NOTICE",
+                "psql failed",
+            ],
+        );
+        cluster.ctl(&["start"]);
+        // What the restore would have replaced is still there: the revision after it.
+        assert_eq!(cluster.revision().await, "20250102_0000", "{sslmode}");
     }
 }

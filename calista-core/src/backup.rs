@@ -241,6 +241,32 @@ pub enum BackupError {
         #[source]
         source: DriverError,
     },
+    /// The backup folder, or a folder above it, is a file.
+    #[error(
+        "cannot back up into {dir}: {file} is a file, not a folder. Set the backup folder to a folder, or turn \
+         the backup off for this upgrade; nothing was changed in the database"
+    )]
+    NotAFolder {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The file where a folder should be: the backup folder or one above it.
+        file: PathBuf,
+    },
+    /// The backup folder, or a folder above it, is a link to a path that does not exist
+    /// (a disk not mounted, a folder removed).
+    #[error(
+        "cannot back up into {dir}: {link} is a link to {target}, which does not exist. Create that folder \
+         (or mount its disk), set the backup folder elsewhere, or turn the backup off for this upgrade; nothing \
+         was changed in the database"
+    )]
+    DanglingLink {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The link: the backup folder or one above it.
+        link: PathBuf,
+        /// Where it leads.
+        target: PathBuf,
+    },
     /// The backup folder or file could not be written, for another reason.
     #[error(
         "cannot back up: cannot write {path}. Check that the backup folder is a folder this user may write, \
@@ -264,6 +290,17 @@ pub enum BackupError {
         /// What the check said.
         detail: String,
     },
+}
+
+impl BackupError {
+    /// Whether pg_dump failed in a way a server gone away also gives: it could not
+    /// connect, or it failed on its connection.
+    pub(crate) fn may_be_lost_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::PgDumpCannotConnect { .. } | Self::PgDumpFailed { .. }
+        )
+    }
 }
 
 /// What the system, SQLite or `pg_dump` said when a backup failed: an [`io::Error`], a
@@ -409,6 +446,25 @@ fn make_folder(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
         .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
         .map(Path::to_path_buf)
         .collect();
+    // None of those is a link to nowhere, and the nearest that exists is a folder: the
+    // system's words for either ("File exists", "Not a directory") name no path.
+    if let Some(link) = missing.iter().find(|path| path.is_symlink()) {
+        let target = fs::read_link(link).unwrap_or_default();
+        return Err(BackupError::DanglingLink {
+            dir: dir.to_owned(),
+            target: link
+                .parent()
+                .map_or_else(|| target.clone(), |parent| parent.join(&target)),
+            link: link.clone(),
+        });
+    }
+    let existing = dir.ancestors().nth(missing.len());
+    if let Some(file) = existing.filter(|path| !path.as_os_str().is_empty() && !path.is_dir()) {
+        return Err(BackupError::NotAFolder {
+            dir: dir.to_owned(),
+            file: file.to_owned(),
+        });
+    }
     fs::create_dir_all(dir).map_err(|e| io_failure(dir, dir, e))?;
     Ok(missing.into_iter().rev().collect())
 }
@@ -542,6 +598,18 @@ fn sqlite_write_failure(dir: &Path, error: sqlx::Error) -> BackupError {
         Some(3) => FolderFault::NotPermitted,
         // SQLITE_READONLY
         Some(8) => FolderFault::ReadOnly,
+        // SQLITE_CANTOPEN: a file beside the copy (its journal) could not be made, and
+        // SQLite does not say why; making one there tells (no file left on the disk, say).
+        Some(14) => match folder_refuses_files(dir) {
+            Some(refused) => return refused,
+            None => {
+                return BackupError::Sqlite {
+                    dir: dir.to_owned(),
+                    doing: "writing the copy",
+                    source: error.into(),
+                };
+            }
+        },
         _ => {
             return BackupError::Sqlite {
                 dir: dir.to_owned(),
@@ -551,6 +619,22 @@ fn sqlite_write_failure(dir: &Path, error: sqlx::Error) -> BackupError {
         }
     };
     fault.error(dir, Box::new(DriverError::from(error)))
+}
+
+/// Why `dir` refuses a new file, when it does for a cause that lies with the folder: a
+/// file is made there and deleted at once.
+fn folder_refuses_files(dir: &Path) -> Option<BackupError> {
+    let probe = dir.join(format!(".backup-probe-{}", std::process::id()));
+    match create_private_file(&probe) {
+        Ok(()) => {
+            let _ = fs::remove_file(&probe);
+            None
+        }
+        Err(error) => match io_failure(dir, &probe, error) {
+            BackupError::Write { .. } => None,
+            refused => Some(refused),
+        },
+    }
 }
 
 async fn sqlite_copy(file: &Path, target: &Path, dir: &Path) -> Result<(), BackupError> {
@@ -886,6 +970,18 @@ pub enum RestoreError {
     /// There is no file to restore into.
     #[error("cannot restore: {0}")]
     NoTarget(&'static str),
+    /// The backup was written by a newer `pg_dump` than the `pg_restore` run reads.
+    #[error(
+        "cannot restore: {path} was written by a newer pg_dump than this pg_restore reads ({said}). Install \
+         the PostgreSQL client of the pg_dump that wrote it (or newer) and set the path of pg_dump to it: \
+         pg_restore and psql are run from its folder; nothing was changed"
+    )]
+    PgRestoreTooOld {
+        /// The backup.
+        path: PathBuf,
+        /// What pg_restore said.
+        said: String,
+    },
     /// The schema to restore into could not be found out (on the application's pool with no
     /// schema named, the pool's own).
     #[error("cannot restore: the schema to restore into is not known; nothing was changed")]
@@ -919,6 +1015,25 @@ pub enum RestoreError {
         status: String,
         /// What it printed on stderr (trimmed, password hidden).
         stderr: String,
+    },
+    /// The connection to the database was lost while `psql` restored (the server stopped,
+    /// restarted or ended the session, or the network failed). psql's words for the loss are
+    /// not part of the message: what matters is what the database holds now.
+    #[error(
+        "cannot restore: the connection to the database was lost while restoring; {}",
+        if *.committing {
+            "the connection dropped while COMMIT was on its way, so whether the restore was committed is \
+             unknown: the database holds what it held before, or the backup. Once the server answers again, \
+             check its revision, and restore again if it is not the backup's"
+        } else {
+            "the restore runs in one transaction and COMMIT had not been sent, so the server rolls it back: \
+             nothing was changed. Once the server answers again, restore again"
+        }
+    )]
+    ConnectionLost {
+        /// Whether psql had read the whole backup, so that its COMMIT may have been on its
+        /// way.
+        committing: bool,
     },
     /// The copy beside the database could not be written.
     #[error(
@@ -1048,16 +1163,14 @@ async fn restore_sqlite(
         source,
     };
     let _ = fs::remove_file(&staged); // a leftover of a killed restore
-    fs::copy(backup, &staged).map_err(write_error)?;
-    let copied = fs::OpenOptions::new()
-        .write(true)
-        .open(&staged)
-        .and_then(|f| {
-            if let Ok(meta) = fs::metadata(file) {
-                f.set_permissions(meta.permissions())?;
-            }
-            f.sync_all()
-        });
+    // A copy that fails part-way (a full disk) is removed too: it would keep the space.
+    let copied = fs::copy(backup, &staged).and_then(|_| {
+        let f = fs::OpenOptions::new().write(true).open(&staged)?;
+        if let Ok(meta) = fs::metadata(file) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.sync_all()
+    });
     if let Err(e) = copied {
         let _ = fs::remove_file(&staged);
         return Err(write_error(e));
@@ -1196,10 +1309,22 @@ async fn restore_postgres(
     // The backup's table of contents (pg_restore reads the file only; a line per object, not
     // per row): the file is a backup, of this schema, before anything connects.
     let mut command = tokio::process::Command::new(&pg_restore);
-    command.arg("--list").arg(backup);
+    command
+        .arg("--list")
+        .arg(backup)
+        // Its messages in English, which are read below.
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "C");
     let contents = match run_client(command, &pg_restore, env).await {
         Ok(contents) => contents,
-        // It read nothing but the file: the file is what it could not read.
+        // It read nothing but the file: the file is what it could not read, unless it is
+        // of a newer format than this pg_restore knows.
+        Err(RestoreError::ToolFailed { stderr, .. }) if stderr.contains("unsupported version") => {
+            return Err(RestoreError::PgRestoreTooOld {
+                path: backup.to_owned(),
+                said: stderr,
+            });
+        }
         Err(RestoreError::ToolFailed { stderr, .. }) => {
             return Err(RestoreError::NotABackup {
                 path: backup.to_owned(),
@@ -1236,7 +1361,18 @@ async fn restore_postgres(
             "--no-password",
             "--file=-",
         ])
-        .args(connection_args);
+        .args(connection_args)
+        // Its own messages in English, which `psql_failure` reads; no notice of the schema
+        // it replaces (`drop cascades to …`) among its errors.
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "C")
+        .env(
+            "PGOPTIONS",
+            format!(
+                "{} -c client_min_messages=warning",
+                std::env::var("PGOPTIONS").unwrap_or_default()
+            ),
+        );
     let mut restore_command = tokio::process::Command::new(&pg_restore);
     restore_command.arg("--file=-").arg(backup);
     stream(
@@ -1273,7 +1409,7 @@ async fn stream(
     prologue: String,
     backup: &Path,
 ) -> Result<(), RestoreError> {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut psql_child = spawn_client(&mut psql_command, psql, env, Stdio::piped(), Stdio::null())?;
     let mut restore_child = match spawn_client(
         &mut restore_command,
@@ -1300,10 +1436,20 @@ async fn stream(
             source: io::Error::other("the client's pipes were not opened"),
         });
     };
-    // Ends at the end of pg_restore's output, or when psql stops reading (it failed).
-    let copied = async {
+    // Ends at the end of pg_restore's output, or when psql stops reading (it failed). The
+    // lines are counted: psql names the line it was at when it failed.
+    let mut lines = newlines(prologue.as_bytes());
+    let copied: io::Result<()> = async {
         input.write_all(prologue.as_bytes()).await?;
-        tokio::io::copy(&mut rendered, &mut input).await
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = rendered.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            lines += newlines(&buffer[..read]);
+            input.write_all(&buffer[..read]).await?;
+        }
     }
     .await;
     if copied.is_err() {
@@ -1341,11 +1487,65 @@ async fn stream(
         return Ok(());
     }
     let stderr = psql_errors.await.unwrap_or_default();
-    Err(RestoreError::ToolFailed {
-        program: program_name(psql),
-        status: status.to_string(),
-        stderr: hide_password(&String::from_utf8_lossy(&stderr), env),
-    })
+    let stderr = hide_password(&String::from_utf8_lossy(&stderr), env);
+    Err(psql_failure(
+        program_name(psql),
+        status.to_string(),
+        &stderr,
+        copied.is_ok().then_some(lines),
+    ))
+}
+
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |n, &b| n + u64::from(b == b'\n'))
+}
+
+/// What failed when psql did, from what it printed (in English, as it runs with
+/// `LC_MESSAGES=C`). `whole`: the number of lines of its input when it was given all of it,
+/// so that its COMMIT may have been sent.
+///
+/// A lost connection is said as such, with what the database holds: psql commits only at
+/// the end of its input, so a loss at a line before the last left the transaction open,
+/// and the server rolls it back. Otherwise psql's lines are shown without the line numbers
+/// of its input (`psql:<stdin>:412:`), which are no file's the user has.
+fn psql_failure(program: String, status: String, stderr: &str, whole: Option<u64>) -> RestoreError {
+    const LOST: [&str; 3] = [
+        "connection to server was lost",
+        "server closed the connection unexpectedly",
+        "SSL SYSCALL error",
+    ];
+    let lost_at = stderr
+        .lines()
+        .filter(|line| LOST.iter().any(|words| line.contains(words)))
+        .map(|line| psql_line(line).map(|(at, _)| at))
+        .reduce(|a, b| a.max(b));
+    if let Some(at) = lost_at {
+        let before_the_end = match (whole, at) {
+            (None, _) => true,
+            (Some(lines), Some(at)) => at < lines,
+            (Some(_), None) => false,
+        };
+        return RestoreError::ConnectionLost {
+            committing: !before_the_end,
+        };
+    }
+    let shown: Vec<&str> = stderr
+        .lines()
+        .map(|line| psql_line(line).map_or(line, |(_, said)| said))
+        .collect();
+    RestoreError::ToolFailed {
+        program,
+        status,
+        stderr: shown.join("\n"),
+    }
+}
+
+/// A line psql starts with the line of its input it was at (`psql:<stdin>:412: …`): that
+/// number and what follows.
+fn psql_line(line: &str) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix("psql:<stdin>:")?;
+    let (at, said) = rest.split_once(": ")?;
+    Some((at.parse().ok()?, said))
 }
 
 /// Everything a pipe gives until it closes (a client's stderr).
@@ -1661,6 +1861,62 @@ mod tests {
             };
             assert_eq!(said.as_deref(), Some(expected_said));
         }
+    }
+
+    /// psql's words (PostgreSQL 15) when the server went away, over TLS and plain TCP, and
+    /// what the restore's transaction became.
+    #[test]
+    fn a_psql_that_lost_its_connection_says_whether_commit_was_on_its_way() {
+        let tls = "psql:<stdin>:8959: WARNING:  terminating connection due to immediate shutdown command\n\
+                   psql:<stdin>:8959: SSL SYSCALL error: EOF detected\ninvalid socket\n\
+                   psql:<stdin>:8959: error: connection to server was lost\n";
+        let plain = "psql:<stdin>:6265: server closed the connection unexpectedly\n\
+                     \tThis probably means the server terminated abnormally\n\
+                     \tbefore or while processing the request.\n\
+                     psql:<stdin>:6265: error: connection to server was lost\n";
+        let at_commit = "server closed the connection unexpectedly\n";
+        let cases = [
+            // Lines after the one it lost the connection at: COMMIT was not sent.
+            (tls, Some(9000), false),
+            (plain, Some(6266), false),
+            // It stopped reading: it never saw the end, so never sent COMMIT.
+            (tls, None, false),
+            // At the end of its input, or not at a line: COMMIT may have been on its way.
+            (plain, Some(6265), true),
+            (at_commit, Some(6265), true),
+        ];
+        for (stderr, whole, committing) in cases {
+            let error = psql_failure("psql".into(), "exit status: 2".into(), stderr, whole);
+            assert!(
+                matches!(error, RestoreError::ConnectionLost { committing: c } if c == committing),
+                "{stderr:?} {whole:?}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("lost while restoring") && !message.contains("SSL"),
+                "{message}"
+            );
+            assert_eq!(
+                message.contains("nothing was changed"),
+                !committing,
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_psql_failure_shows_its_words_without_its_inputs_line_numbers() {
+        let error = psql_failure(
+            "psql".into(),
+            "exit status: 3".into(),
+            "psql:<stdin>:412: ERROR:  role \"app_owner\" does not exist\n",
+            Some(900),
+        );
+        assert_eq!(
+            error.to_string(),
+            "cannot restore: psql failed (exit status: 3): ERROR:  role \"app_owner\" does not exist. \
+             The restore runs in one transaction, so nothing was changed"
+        );
     }
 
     #[test]

@@ -534,13 +534,14 @@ fn describe_lost(after: &AfterLoss) -> String {
     match after {
         AfterLoss::RolledBack { kept } => format!(
             "COMMIT had not been sent, so the server rolls back the migration transaction: the database is \
-             still at {}, with nothing of that transaction kept. Once the server answers again, run the upgrade again",
+             still at {}, with nothing of that transaction kept. Once the server answers again, run the command again",
             revision(kept)
         ),
         AfterLoss::Unknown { before, status } => format!(
             "the connection dropped while COMMIT was on its way, so whether the migration transaction was \
              committed is unknown: the database is at {} (if it was not) or at the transaction's target (if it was). \
-             Check with {status} once the server answers again, then run the upgrade again if it is still behind",
+             Check with {status} once the server answers again, then run the command again if the database is not \
+             where it should be",
             revision(before)
         ),
         AfterLoss::Interrupted { recover } => format!(
@@ -918,6 +919,13 @@ impl StatementError {
                 "this statement cannot run inside a transaction: mark the file `-- calista:no-transaction` \
                  (it then runs alone, one statement at a time)",
             ),
+            // disk_full; SQLITE_FULL.
+            Some("53100") => {
+                Some("the server's disk is full: free space on it, then run the command again")
+            }
+            Some("13") if !postgres => Some(
+                "the disk of the database file is full: free space on it, then run the command again",
+            ),
             _ => None,
         };
         Box::new(Self {
@@ -1236,6 +1244,31 @@ mod tests {
             .to_string(),
         );
         messages
+    }
+
+    /// A downgrade or a redo loses its connection as an upgrade does: the advice is to run
+    /// the command again, whichever it was.
+    #[test]
+    fn a_lost_connection_says_to_run_the_command_again_whichever_it_was() {
+        for after in [
+            AfterLoss::RolledBack {
+                kept: Some("20250101_0000".into()),
+            },
+            AfterLoss::Unknown {
+                before: Some("20250101_0000".into()),
+                status: "`app status`".into(),
+            },
+            AfterLoss::Unchanged,
+        ] {
+            let message = Error::ConnectionLost {
+                doing: "running a migration".into(),
+                file: None,
+                after,
+            }
+            .to_string();
+            assert!(message.contains("run the command again"), "{message}");
+            assert!(!message.contains("upgrade"), "{message}");
+        }
     }
 
     #[test]

@@ -511,3 +511,73 @@ pub fn printed(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The one file in `dir` (the first listed, if there are more).
+pub fn only_file_in(dir: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .next()
+        .expect("a file in the folder")
+        .unwrap()
+        .path()
+}
+
+/// A small file system of its own (a tmpfs) mounted on a new folder, and unmounted when
+/// dropped: a folder whose disk really fills up, or is really read-only.
+///
+/// Mounting needs root (CAP_SYS_ADMIN), as the tests run in CI; elsewhere these tests fail
+/// saying so, rather than pass without having run. Nothing without root gives a real full
+/// disk: a file-size limit fails with EFBIG, not ENOSPC, and `/dev/full` is not a folder.
+#[cfg(target_os = "linux")]
+pub struct SmallDisk {
+    point: std::path::PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+#[cfg(target_os = "linux")]
+impl SmallDisk {
+    /// A disk of `kib` KiB; `read_only` mounts it so.
+    pub fn mount(kib: u32, read_only: bool) -> Self {
+        Self::mount_with(kib, if read_only { "ro," } else { "" })
+    }
+
+    /// A disk of `kib` KiB mounted with `options` too (each followed by a comma).
+    pub fn mount_with(kib: u32, options: &str) -> Self {
+        let parent = tempfile::tempdir().unwrap();
+        let point = parent.path().join("disk");
+        std::fs::create_dir(&point).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("{options}size={kib}k,mode=0755"),
+            ])
+            .arg("calista-test")
+            .arg(&point)
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Self {
+                point,
+                _parent: parent,
+            },
+            other => panic!(
+                "this test needs a disk that really fills up: it mounts a {kib} KiB tmpfs, which needs root \
+                 (CAP_SYS_ADMIN). Run the tests as root (or in a container allowed to mount); mount said: {other:?}"
+            ),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.point
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.point)
+            .output();
+    }
+}

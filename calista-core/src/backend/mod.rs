@@ -251,6 +251,10 @@ pub(crate) trait Backend: Sized + Send + Sync + 'static {
     /// restarted, the network failed), or the server ended the session.
     fn is_connection_lost(error: &sqlx::Error) -> bool;
 
+    /// An error on which the database rolls the open transaction back on its own, so that
+    /// no transaction is open after it: not the SQL ending the transaction.
+    fn rolls_back_on_its_own(error: &sqlx::Error) -> bool;
+
     /// A table that [`Backend::create_absent_tables`] creates exists already.
     fn is_duplicate_table(error: &sqlx::Error) -> bool;
 

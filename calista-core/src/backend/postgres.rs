@@ -644,6 +644,11 @@ impl Backend for Postgres {
         sql_state(error).as_deref() == Some("55P03")
     }
 
+    /// An error aborts the transaction, which stays open until it is rolled back.
+    fn rolls_back_on_its_own(_error: &sqlx::Error) -> bool {
+        false
+    }
+
     /// A socket that failed or closed, or the server ending the session: class 08
     /// (connection exception), admin_shutdown (a fast shutdown, `pg_terminate_backend`),
     /// crash_shutdown, cannot_connect_now.

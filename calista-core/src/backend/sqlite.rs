@@ -431,6 +431,13 @@ impl Backend for Sqlite {
         false
     }
 
+    /// SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY and SQLITE_NOMEM may roll the transaction
+    /// back (SQLite's "Response To Errors Within A Transaction"): a disk that fills up during
+    /// a migration does.
+    fn rolls_back_on_its_own(error: &sqlx::Error) -> bool {
+        matches!(primary_code(error), Some(13 | 10 | 5 | 7))
+    }
+
     /// Never asked: [`Backend::create_absent_tables`] is `None` here.
     fn is_duplicate_table(_error: &sqlx::Error) -> bool {
         false

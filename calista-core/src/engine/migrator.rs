@@ -12,7 +12,7 @@ use super::run::{Runner, millis};
 use crate::backend::{Backend, NewRecord};
 use crate::backup::{self, BackupOutcome, BackupPolicy};
 use crate::database::{Database, Handle, OnBackend, Session};
-use crate::error::{Error, Hints};
+use crate::error::{AfterLoss, Error, Hints};
 use crate::migration::{Direction, Migration, Migrations};
 use crate::naming::Revision;
 
@@ -808,7 +808,37 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// the state again: a first upgrade's two round trips fewer. If another process made
     /// them meanwhile, the creation fails, the round is rolled back, and it runs again from a
     /// fresh read.
+    ///
+    /// A connection lost in a later round before its batch runs (taking the lock again,
+    /// reading the state) changed nothing of that round, but the batches committed before
+    /// stay: the error says the revision they reached.
     async fn rounds(
+        &self,
+        session: &mut Session<'_, B>,
+        report: &mut Report,
+        found_empty: bool,
+        next_plan: impl FnMut(Option<usize>) -> Result<Plan, plan::PlanRefusal>,
+    ) -> Result<(), Error> {
+        let result = self
+            .run_rounds(session, report, found_empty, next_plan)
+            .await;
+        match result {
+            Err(Error::ConnectionLost {
+                doing,
+                file,
+                after: AfterLoss::Unchanged,
+            }) if report.to != report.from => Err(Error::ConnectionLost {
+                doing,
+                file,
+                after: AfterLoss::RolledBack {
+                    kept: report.to.as_ref().map(ToString::to_string),
+                },
+            }),
+            result => result,
+        }
+    }
+
+    async fn run_rounds(
         &self,
         session: &mut Session<'_, B>,
         report: &mut Report,
@@ -1010,9 +1040,36 @@ impl<'a, B: Backend> Engine<'a, B> {
             ));
         }
         let at = at.map(|r| r.to_string());
-        let taken = backup::take(&source, at.as_deref(), options).await?;
+        let taken = match backup::take(&source, at.as_deref(), options).await {
+            Ok(taken) => taken,
+            Err(error) => return Err(self.backup_failure(session, error).await),
+        };
         tracing::info!(path = %taken.path.display(), bytes = taken.size, "backup taken");
         Ok(BackupOutcome::Taken(taken))
+    }
+
+    /// A backup that failed, as it is told. pg_dump's connection goes with the server: a
+    /// server gone during the backup reads as a pg_dump that cannot connect (which blames
+    /// the URL and pg_hba.conf) or that failed in its own words for the loss. The upgrade's
+    /// own connection, asked once, tells a lost connection, which is said as such: nothing
+    /// was being changed.
+    async fn backup_failure(
+        &self,
+        session: &mut Session<'_, B>,
+        error: backup::BackupError,
+    ) -> Error {
+        if error.may_be_lost_connection()
+            && let Err((_, lost)) = self.backend().run(session.conn(), "SELECT 1").await
+            && B::is_connection_lost(&lost)
+        {
+            tracing::debug!(backup = %error, "the connection to the database was lost during the backup");
+            return Error::ConnectionLost {
+                doing: "taking the backup".to_owned(),
+                file: None,
+                after: AfterLoss::Unchanged,
+            };
+        }
+        Error::Backup(error)
     }
 
     fn prune_backups(&self, taken: &backup::Backup) -> Vec<PathBuf> {

@@ -535,7 +535,23 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             let committing = ops[position] == Op::Commit;
             return Attempt::Failed(self.lost(&error, context, None, committing));
         }
-        Attempt::Failed(B::describe(error, context))
+        match B::describe(error, context) {
+            // A COMMIT the database answered with an error committed nothing (a deferred
+            // constraint, a full disk): the migration transaction's batch is not kept.
+            Error::Database { context, source } if ops[position] == Op::Commit && !self.alone => {
+                let at = self.from.as_ref().map_or_else(
+                    || "empty (no revision)".to_owned(),
+                    |at| format!("at revision {at}"),
+                );
+                Attempt::Failed(Error::Database {
+                    context: format!(
+                        "{context}; nothing of the transaction was kept: the database is {at}"
+                    ),
+                    source,
+                })
+            }
+            error => Attempt::Failed(error),
+        }
     }
 
     /// The error for a connection lost while doing `doing` (in `file`, if a migration's SQL
@@ -649,6 +665,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 completed,
             ),
         };
+        let rolled_back = B::rolls_back_on_its_own(&error);
         let failure = StatementError::new(error, location);
         let Some(mark) = self.mark else {
             return Err(Attempt::Failed(Error::Migration {
@@ -667,17 +684,27 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
                 tracing::debug!(error = %crate::error::with_causes(&e), "cannot check the transaction after a failure");
                 true
             });
-        Err(Attempt::Failed(if intact {
-            Error::Migration {
-                file: migration.file_name(),
-                direction,
-                kept: self.from.clone(),
-                source: failure,
-            }
-        } else {
-            let ran = migrations_in(&ops[..=position]);
-            self.transaction_ended(&ran, Some(failure))
-        }))
+        // The transaction is gone: ended by the SQL of a migration that holds transaction
+        // control, or else, after an error on which the database rolls back on its own (a
+        // full disk), by the database, which kept nothing of it.
+        let ran = migrations_in(&ops[..=position]);
+        let ended_by_sql = || {
+            ran.iter().any(|&(index, direction)| {
+                transaction_control::<B>(self.engine.migration(index), direction).is_some()
+            })
+        };
+        Err(Attempt::Failed(
+            if intact || (rolled_back && !ended_by_sql()) {
+                Error::Migration {
+                    file: migration.file_name(),
+                    direction,
+                    kept: self.from.clone(),
+                    source: failure,
+                }
+            } else {
+                self.transaction_ended(&ran, Some(failure))
+            },
+        ))
     }
 
     /// Runs one statement (bytes `at` of its SQL) of a no-transaction migration.

@@ -101,7 +101,14 @@ const POSTGRES_WORDS: &[&str] = &[
 /// The words the other portability rules start from.
 const PORTABILITY_WORDS: [Keywords; 2] = [
     Keywords::new(POSTGRES_WORDS),
-    Keywords::new(&["USING", "SCHEMA", "AUTOINCREMENT", "PRAGMA", "ROWID", "INTO"]),
+    Keywords::new(&[
+        "USING",
+        "SCHEMA",
+        "AUTOINCREMENT",
+        "PRAGMA",
+        "ROWID",
+        "INTO",
+    ]),
 ];
 
 /// Whether a shared section may break a portability rule: a portability word, or a `:`
