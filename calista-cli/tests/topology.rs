@@ -424,3 +424,47 @@ async fn event_commands_work_through_pgbouncer_in_session_mode() {
 async fn event_commands_work_direct() {
     event_commands(None).await;
 }
+
+/// A backup taken and restored through PgBouncer in transaction mode: pg_dump, pg_restore
+/// and psql pass no startup parameter the pooler refuses, and the database is back at the
+/// backup's revision with its rows.
+#[tokio::test]
+async fn backup_and_restore_work_through_pgbouncer_in_transaction_mode() {
+    let pg = ScratchPg::new().await;
+    let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
+    let set = five_tables();
+    let folder = set.dir.path().to_str().unwrap().to_owned();
+    let place = tempfile::tempdir().unwrap();
+    let backups = place.path().join("backups");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--migrations", folder.as_str()];
+        all.extend_from_slice(args);
+        let mut command = calista(set.dir.path(), &url, &all);
+        command.env("CALISTA_BACKUP_DIR", &backups);
+        succeeds(&mut command, bouncer.as_ref())
+    };
+    let first = fleet::revision(1);
+    run(&["db", "upgrade", "--to", &first]);
+    let mut conn = pg.connect().await;
+    sqlx::raw_sql("INSERT INTO calista.t1 (id, name) VALUES (1, 'kept')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    run(&["db", "upgrade"]);
+    let taken: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let backup = taken[0].to_str().unwrap();
+    let restored = run(&["db", "restore", backup, "--yes"]);
+    assert!(restored.contains(&format!("at {first}")), "{restored}");
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM calista.t1")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names, ["kept"]);
+    conn.close().await.ok();
+    assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
+    drop(bouncer);
+}

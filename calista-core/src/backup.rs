@@ -1346,8 +1346,10 @@ async fn restore_postgres(
     // text from outside.
     let key = crate::backend::postgres::lock_key(schema);
     let quoted = format!("\"{schema}\"");
+    // No notice of the schema it replaces (`drop cascades to …`) among psql's errors: set in
+    // the restore's transaction, as a start-up parameter (`PGOPTIONS`) is one a pooler refuses.
     let prologue = format!(
-        "DO $calista$ BEGIN\n  IF NOT pg_catalog.pg_try_advisory_xact_lock({key}) THEN\n    \
+        "SET LOCAL client_min_messages = warning;\nDO $calista$ BEGIN\n  IF NOT pg_catalog.pg_try_advisory_xact_lock({key}) THEN\n    \
          RAISE EXCEPTION 'an upgrade of schema {schema} is running (it holds the migration lock)';\n  \
          END IF;\nEND $calista$;\nDROP SCHEMA IF EXISTS {quoted} CASCADE;\n"
     );
@@ -1362,17 +1364,9 @@ async fn restore_postgres(
             "--file=-",
         ])
         .args(connection_args)
-        // Its own messages in English, which `psql_failure` reads; no notice of the schema
-        // it replaces (`drop cascades to …`) among its errors.
+        // Its own messages in English, which `psql_failure` reads.
         .env_remove("LC_ALL")
-        .env("LC_MESSAGES", "C")
-        .env(
-            "PGOPTIONS",
-            format!(
-                "{} -c client_min_messages=warning",
-                std::env::var("PGOPTIONS").unwrap_or_default()
-            ),
-        );
+        .env("LC_MESSAGES", "C");
     let mut restore_command = tokio::process::Command::new(&pg_restore);
     restore_command.arg("--file=-").arg(backup);
     stream(
