@@ -468,3 +468,35 @@ async fn backup_and_restore_work_through_pgbouncer_in_transaction_mode() {
     assert_eq!(advisory_locks(&pg).await, 0, "no advisory lock left");
     drop(bouncer);
 }
+
+/// `db verify` with a seed, its scratch databases reached through PgBouncer in
+/// transaction mode: the seed fills the tables where the migrations put them, the rows are
+/// read back after each down, and nothing asks the pooler for a start-up parameter.
+#[tokio::test]
+async fn verify_with_a_seed_works_through_pgbouncer_in_transaction_mode() {
+    let bouncer = PgBouncer::start(&pg_admin_url(), PoolMode::Transaction);
+    let server = bouncer.url_for(&pg_admin_url());
+    let set = MigrationSet::new(&[(
+        "20250101_0000_create_a.sql",
+        "-- calista:up\nCREATE TABLE a (id INTEGER NOT NULL PRIMARY KEY, note TEXT);\n\
+         -- calista:down\nDROP TABLE a;\n",
+    )]);
+    let place = tempfile::tempdir().unwrap();
+    let seeds = place.path().join("seeds");
+    std::fs::create_dir(&seeds).unwrap();
+    std::fs::write(
+        seeds.join("20250101_0000.sql"),
+        "INSERT INTO a (id, note) VALUES (1, 'one'), (2, NULL);",
+    )
+    .unwrap();
+    let folder = set.dir.path().to_str().unwrap();
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), place.path());
+    command
+        .env("CALISTA_ENV", "development")
+        .args(["--migrations", folder, "db", "verify", "--pg-url", &server])
+        .arg("--seed")
+        .arg(&seeds);
+    let shown = succeeds(&mut command, Some(&bouncer));
+    assert!(shown.contains("1 seed"), "{shown}");
+    drop(bouncer);
+}

@@ -502,12 +502,11 @@ pub async fn stairway(
 /// Runs a seed's statements, which the caller wrote to run on this scratch database; the
 /// error, with its causes, when they fail.
 async fn run_seed(db: &Database, seed: &Seed) -> Result<(), String> {
-    let outcome = if let Some(pool) = db.pool().as_postgres() {
-        sqlx::raw_sql(AssertSqlSafe(seed.sql.as_str()))
-            .execute(pool)
-            .await
-            .map(drop)
-    } else if let Some(pool) = db.pool().as_sqlite() {
+    let pool = db.own_pool();
+    let outcome = if let Some(pool) = pool.as_postgres() {
+        let schema = db.schema().await.map_err(|e| with_causes(&e))?;
+        seed_in_schema(pool, schema.as_ref(), &seed.sql).await
+    } else if let Some(pool) = pool.as_sqlite() {
         sqlx::raw_sql(AssertSqlSafe(seed.sql.as_str()))
             .execute(pool)
             .await
@@ -516,6 +515,24 @@ async fn run_seed(db: &Database, seed: &Seed) -> Result<(), String> {
         Ok(())
     };
     outcome.map_err(|e| with_causes(&e))
+}
+
+/// Runs `sql` in one transaction with `schema` first on `search_path`, where the migrations
+/// put the tables it fills: set inside the transaction, since a start-up parameter is one a
+/// pooler refuses, and a session's setting would stay on a pooled server connection.
+async fn seed_in_schema(
+    pool: &sqlx::PgPool,
+    schema: Option<&crate::database::SchemaName>,
+    sql: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if let Some(schema) = schema {
+        // A schema name is a plain identifier, checked when it was made.
+        let set = format!("SET LOCAL search_path TO \"{schema}\", public");
+        sqlx::raw_sql(AssertSqlSafe(set)).execute(&mut *tx).await?;
+    }
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 /// A finding for each table whose rows differ between `before` and `after`.

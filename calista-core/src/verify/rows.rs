@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::database::Database;
 use crate::error::Error;
@@ -31,12 +31,19 @@ pub(super) async fn read(db: &Database, schema: &Schema) -> Result<Rows, Error> 
     for chunk in tables.chunks(TABLES_PER_QUERY) {
         // Names are quoted identifiers and literals (quotes doubled): nothing else is spliced.
         let sql = query(db.dialect(), in_schema, chunk);
-        let read: Vec<(String, String)> = if let Some(pool) = db.pool().as_postgres() {
-            sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        let pool = db.own_pool();
+        let read: Vec<(String, String)> = if let Some(pool) = pool.as_postgres() {
+            // A simple query, which a pooler in transaction mode passes as it is.
+            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)
                 .await
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                        .collect()
+                })
                 .map_err(fail)?
-        } else if let Some(pool) = db.pool().as_sqlite() {
+        } else if let Some(pool) = pool.as_sqlite() {
             sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)
                 .await
