@@ -562,6 +562,18 @@ async fn failing_pg_dump_reports_its_stderr_and_changes_nothing() {
     failed.assert_nothing_changed().await;
 }
 
+/// A pg_dump killed before it finished (by hand, or by the system out of memory) printed
+/// nothing to fix: the message says it was stopped, by which signal, and to run again.
+#[tokio::test]
+async fn a_pg_dump_killed_by_a_signal_is_said_as_stopped_and_changes_nothing() {
+    let failed = FailedDump::run("kill -9 $$").await;
+    failed.assert_says("pg_dump was stopped by signal 9 (SIGKILL) before it finished");
+    let message = failed.err.to_string();
+    assert!(!message.contains("Fix what it reports"), "{message}");
+    assert!(message.contains("run the command again"), "{message}");
+    failed.assert_nothing_changed().await;
+}
+
 /// Runs the program with a file-size limit, as on a full disk: writes beyond it fail.
 #[cfg(unix)]
 fn calista_with_file_limit(dir: &Path, kib: u32, args: &str, url: &str) -> std::process::Output {

@@ -200,6 +200,18 @@ pub enum BackupError {
         #[source]
         source: Cause,
     },
+    /// `pg_dump` was stopped by a signal before it finished, with nothing to report.
+    #[error(
+        "cannot back up into {dir}: pg_dump was stopped by {signal} before it finished (killed by hand, or by \
+         the system when memory ran out). Once that is dealt with, run the command again, or turn the backup \
+         off for this upgrade; nothing was changed in the database"
+    )]
+    PgDumpStopped {
+        /// The backup folder.
+        dir: PathBuf,
+        /// The signal, as the system names it (`signal 9 (SIGKILL)`).
+        signal: String,
+    },
     /// `pg_dump` is not installed or not where the setting says.
     #[error(
         "cannot back up into {dir}: `{program}` was not found. Install the PostgreSQL client (for example the \
@@ -732,6 +744,18 @@ async fn pg_dump(
         return Ok(());
     }
     let stderr = hide_password(&String::from_utf8_lossy(&output.stderr), env);
+    #[cfg(unix)]
+    if stderr.trim().is_empty() {
+        use std::os::unix::process::ExitStatusExt;
+        if output.status.signal().is_some() {
+            // `signal: 9 (SIGKILL)`, as the status shows itself.
+            let shown = output.status.to_string();
+            return Err(BackupError::PgDumpStopped {
+                dir: dir.to_owned(),
+                signal: shown.replacen("signal:", "signal", 1),
+            });
+        }
+    }
     Err(pg_dump_failure(
         dir,
         schema,
