@@ -1019,7 +1019,7 @@ where
         sql: &str,
     ) -> Result<Vec<<B::Db as sqlx::Database>::Row>, (usize, sqlx::Error)> {
         let mut rows = Vec::new();
-        Self::each_row(conn, sql, |row| rows.push(row)).await?;
+        Self::each_row(conn, sql, |_, row| rows.push(row)).await?;
         Ok(rows)
     }
 
@@ -1030,16 +1030,17 @@ where
         sql: &str,
     ) -> Result<(usize, Option<<B::Db as sqlx::Database>::Row>), (usize, sqlx::Error)> {
         let mut last = None;
-        let done = Self::each_row(conn, sql, |row| last = Some(row)).await?;
+        let done = Self::each_row(conn, sql, |_, row| last = Some(row)).await?;
         Ok((done, last))
     }
 
-    /// Runs SQL as sent, handing each row it gives to `keep`; how many of its statements
-    /// completed, or, with the failure, how many did before it.
-    async fn each_row(
+    /// Runs SQL as sent, handing each row it gives to `keep` with the index of the statement
+    /// that gave it; how many of its statements completed, or, with the failure, how many
+    /// did before it.
+    pub(crate) async fn each_row(
         conn: &mut B::Conn,
         sql: &str,
-        mut keep: impl FnMut(<B::Db as sqlx::Database>::Row),
+        mut keep: impl FnMut(usize, <B::Db as sqlx::Database>::Row),
     ) -> Result<usize, (usize, sqlx::Error)> {
         use sqlx::Either;
         let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut *conn);
@@ -1047,7 +1048,7 @@ where
         while let Some(result) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
             match result {
                 Ok(Either::Left(_)) => done += 1,
-                Ok(Either::Right(row)) => keep(row),
+                Ok(Either::Right(row)) => keep(done, row),
                 Err(error) => return Err((done, error)),
             }
         }

@@ -16,9 +16,8 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgErrorPosition, PgRow};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Either, Row, SqlSafeStr, SqlStr};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqlSafeStr, SqlStr};
 
 use super::{
     Backend, Bound, Held, HistoryColumn, LockScope, Queries, Scope, Standby, StateSql, Watch,
@@ -57,7 +56,7 @@ struct Sql {
     state: StateSql,
     brief: SqlStr,
     /// The guard's read, then the server's end of the connection ([`Route`]): one message.
-    brief_and_route: SqlStr,
+    brief_and_route: String,
     create_tables: String,
     create_absent_tables: String,
     history_table: String,
@@ -119,7 +118,7 @@ impl Sql {
                 )),
             },
             brief: sql(brief.clone()),
-            brief_and_route: sql(format!("{brief}; {ROUTE}")),
+            brief_and_route: format!("{brief}; {ROUTE}"),
             // The schema and both tables, in one round trip.
             create_tables: create_tables_sql(schema, "IF NOT EXISTS "),
             create_absent_tables: create_tables_sql(schema, ""),
@@ -704,15 +703,15 @@ impl Postgres {
         conn: &mut PgConnection,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
         let (mut brief, mut server) = (Vec::new(), None);
-        let mut results = sqlx::raw_sql(self.sql.brief_and_route.clone()).fetch_many(&mut *conn);
-        let mut statement = 0;
-        while let Some(result) = results.try_next().await? {
-            match result {
-                Either::Left(_) => statement += 1,
-                Either::Right(row) if statement == 0 => brief.push(row),
-                Either::Right(row) => server = Some(row),
+        Queries::<Self>::each_row(conn, &self.sql.brief_and_route, |statement, row| {
+            if statement == 0 {
+                brief.push(row);
+            } else {
+                server = Some(row);
             }
-        }
+        })
+        .await
+        .map_err(|(_, error)| error)?;
         let seen = server.and_then(|row| {
             let address: Option<String> = row.try_get(0).ok()?;
             let port: Option<i32> = row.try_get(1).ok()?;
