@@ -977,8 +977,8 @@ fn describe_state_only(state: &SchemaState) -> String {
 }
 
 /// Where a database is: "at revision R", or empty.
-fn position(current: &Option<crate::naming::Revision>) -> String {
-    current.map_or_else(
+pub(crate) fn position(current: &Option<impl std::fmt::Display>) -> String {
+    current.as_ref().map_or_else(
         || "empty (no revision)".to_owned(),
         |c| format!("at revision {c}"),
     )

@@ -539,10 +539,7 @@ impl<'r, 'h, B: Backend> Runner<'r, 'h, B> {
             // A COMMIT the database answered with an error committed nothing (a deferred
             // constraint, a full disk): the migration transaction's batch is not kept.
             Error::Database { context, source } if ops[position] == Op::Commit && !self.alone => {
-                let at = self.from.as_ref().map_or_else(
-                    || "empty (no revision)".to_owned(),
-                    |at| format!("at revision {at}"),
-                );
+                let at = crate::error::position(&self.from);
                 Attempt::Failed(Error::Database {
                     context: format!(
                         "{context}; nothing of the transaction was kept: the database is {at}"
