@@ -462,10 +462,7 @@ fn fill_a_small_disk(rows: u32) -> String {
         ("20250102_0000_fill.sql", &fill),
     ]);
     let folder = set.dir.path().display().to_string();
-    let first = upgrade(&url, &folder, disk.path(), Some("20250101_0000"))
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", printed(&first));
+    upgrade_to_the_first(&url, &folder, disk.path());
     let result = upgrade(&url, &folder, disk.path(), None).output().unwrap();
     let shown = printed(&result);
     assert_eq!(result.status.code(), Some(1), "{shown}");
@@ -804,10 +801,7 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
     let dir = tempfile::tempdir().unwrap();
     for sslmode in ["require", "disable"] {
         let url = cluster.url(sslmode);
-        let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
-            .output()
-            .unwrap();
-        assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+        upgrade_to_the_first(&url, &folder, dir.path());
         let child = upgrade(&url, &folder, dir.path(), None).spawn().unwrap();
         // Wait until the slow migration runs, then stop the server under it.
         assert!(
@@ -842,19 +836,28 @@ async fn a_server_stopped_mid_upgrade_is_told_as_a_lost_connection_on_tls_and_pl
 /// `calista db upgrade --no-backup` of `folder` on `url`, run in `dir`, its output piped, no
 /// CALISTA_ variable of the test's environment passed on.
 fn upgrade(url: &str, folder: &str, dir: &Path, to: Option<&str>) -> Command {
-    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
+    let mut command = upgrade_backing_up(url, folder, dir);
     command
-        .args([
-            "--db-url",
-            url,
-            "--migrations",
-            folder,
-            "db",
-            "upgrade",
-            "--no-backup",
-        ])
+        .arg("--no-backup")
         .args(to.map(|to| ["--to", to]).into_iter().flatten());
     command
+}
+
+/// `calista db upgrade` of `folder` on `url`, run in `dir`, with the backup the settings
+/// ask for (production's, by default).
+fn upgrade_backing_up(url: &str, folder: &str, dir: &Path) -> Command {
+    let mut command = program(env!("CARGO_BIN_EXE_calista"), dir);
+    command.args(["--db-url", url, "--migrations", folder, "db", "upgrade"]);
+    command
+}
+
+/// Upgrades `folder` on `url` to its first revision, 20250101_0000; the test fails unless
+/// that succeeds.
+fn upgrade_to_the_first(url: &str, folder: &str, dir: &Path) {
+    let first = upgrade(url, folder, dir, Some("20250101_0000"))
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{url}: {}", printed(&first));
 }
 
 /// Asserts that `shown` holds none of the driver's words for a lost connection, nor `also`.
@@ -962,10 +965,7 @@ async fn a_server_stopped_during_the_backup_is_told_as_a_lost_connection_that_ch
     let backups = dir.path().join("backups");
     for sslmode in ["require", "disable"] {
         let url = cluster.url(sslmode);
-        let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
-            .output()
-            .unwrap();
-        assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+        upgrade_to_the_first(&url, &folder, dir.path());
         // pg_dump waits behind this lock until the server stops.
         let mut holder = sqlx::PgConnection::connect(&cluster.url("disable"))
             .await
@@ -974,8 +974,7 @@ async fn a_server_stopped_during_the_backup_is_told_as_a_lost_connection_that_ch
             .execute(&mut holder)
             .await
             .unwrap();
-        let child = program(env!("CARGO_BIN_EXE_calista"), dir.path())
-            .args(["--db-url", &url, "--migrations", &folder, "db", "upgrade"])
+        let child = upgrade_backing_up(&url, &folder, dir.path())
             .env("CALISTA_BACKUP_DIR", &backups)
             .spawn()
             .unwrap();
@@ -1042,10 +1041,7 @@ async fn a_server_stopped_between_batches_says_the_revision_the_committed_batche
         // wins, it finishes, and the race is run again.
         let mut raced = None;
         for _ in 0..10 {
-            let first = upgrade(&url, &folder, dir.path(), Some("20250101_0000"))
-                .output()
-                .unwrap();
-            assert!(first.status.success(), "{sslmode}: {}", printed(&first));
+            upgrade_to_the_first(&url, &folder, dir.path());
             let child = upgrade(&url, &folder, dir.path(), None)
                 .env("CALISTA_TRANSACTION", "each")
                 .spawn()
@@ -1117,15 +1113,7 @@ async fn a_server_stopped_during_a_restore_is_told_as_a_lost_connection_that_cha
     let folder = set.dir.path().display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("backups");
-    let first = upgrade(
-        &cluster.url("disable"),
-        &folder,
-        dir.path(),
-        Some("20250101_0000"),
-    )
-    .output()
-    .unwrap();
-    assert!(first.status.success(), "{}", printed(&first));
+    upgrade_to_the_first(&cluster.url("disable"), &folder, dir.path());
     // Rows enough that their COPY takes a while.
     let mut conn = sqlx::PgConnection::connect(&cluster.url("disable"))
         .await
@@ -1135,15 +1123,7 @@ async fn a_server_stopped_during_a_restore_is_told_as_a_lost_connection_that_cha
         .await
         .unwrap();
     conn.close().await.ok();
-    let with_backup = program(env!("CARGO_BIN_EXE_calista"), dir.path())
-        .args([
-            "--db-url",
-            &cluster.url("disable"),
-            "--migrations",
-            &folder,
-            "db",
-            "upgrade",
-        ])
+    let with_backup = upgrade_backing_up(&cluster.url("disable"), &folder, dir.path())
         .env("CALISTA_BACKUP_DIR", &backups)
         .output()
         .unwrap();
