@@ -30,6 +30,14 @@ fn calista(dir: &Path, url: &str, args: &[&str]) -> Command {
     command
 }
 
+/// [`calista`] on the migrations of `set`, run in their folder.
+fn calista_on(set: &MigrationSet, url: &str, args: &[&str]) -> Command {
+    let folder = set.dir.path().to_str().unwrap();
+    let mut all = vec!["--migrations", folder];
+    all.extend_from_slice(args);
+    calista(set.dir.path(), url, &all)
+}
+
 /// Runs the program; fails the test (with PgBouncer's log) unless it exits 0.
 fn succeeds(command: &mut Command, bouncer: Option<&PgBouncer>) -> String {
     let output = command.output().expect("run calista");
@@ -99,13 +107,7 @@ async fn upgrade_then_read_commands(mode: Option<PoolMode>) {
     let pg = ScratchPg::new().await;
     let (bouncer, url) = route(&pg, mode);
     let set = five_tables();
-    let folder = set.dir.path().to_str().unwrap().to_owned();
-    let dir = set.dir.path();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--migrations", folder.as_str()];
-        all.extend_from_slice(args);
-        succeeds(&mut calista(dir, &url, &all), bouncer.as_ref())
-    };
+    let run = |args: &[&str]| succeeds(&mut calista_on(&set, &url, args), bouncer.as_ref());
     let head = fleet::revision(5);
     let upgraded = run(&["db", "upgrade", "--no-backup"]);
     assert!(upgraded.contains(&head), "{upgraded}");
@@ -142,16 +144,11 @@ async fn every_command_works_direct() {
 /// `processes` upgrades of `set` at once at `url`; each must succeed without a
 /// prepared-statement error.
 fn upgrades_at_once(set: &MigrationSet, url: &str, processes: usize, bouncer: Option<&PgBouncer>) {
-    let folder = set.dir.path().to_str().unwrap();
     let children: Vec<Child> = (0..processes)
         .map(|_| {
-            calista(
-                set.dir.path(),
-                url,
-                &["--migrations", folder, "db", "upgrade", "--no-backup"],
-            )
-            .spawn()
-            .unwrap()
+            calista_on(set, url, &["db", "upgrade", "--no-backup"])
+                .spawn()
+                .unwrap()
         })
         .collect();
     for child in children {
@@ -313,9 +310,8 @@ async fn no_transaction_migration_through_a_transaction_pooler_is_refused_naming
     let pg = ScratchPg::new().await;
     let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
     let set = with_an_index_built_concurrently();
-    let folder = set.dir.path().to_str().unwrap();
-    let args = ["--migrations", folder, "db", "upgrade", "--no-backup"];
-    let refused = calista(set.dir.path(), &url, &args).output().unwrap();
+    let args = ["db", "upgrade", "--no-backup"];
+    let refused = calista_on(&set, &url, &args).output().unwrap();
     let shown = printed(&refused);
     assert_eq!(refused.status.code(), Some(2), "{shown}");
     assert!(shown.contains("20250102_0000_index_t1.sql"), "{shown}");
@@ -325,7 +321,7 @@ async fn no_transaction_migration_through_a_transaction_pooler_is_refused_naming
     assert_eq!(applied(&pg).await, each_once());
     assert_eq!(advisory_locks(&pg).await, 0);
     drop(bouncer);
-    succeeds(&mut calista(set.dir.path(), &pg.url, &args), None);
+    succeeds(&mut calista_on(&set, &pg.url, &args), None);
     assert!(has_index(&pg).await);
 }
 
@@ -360,15 +356,10 @@ async fn a_startup_parameter_the_pooler_refuses_is_named_with_the_fixes() {
     let pg = ScratchPg::new().await;
     let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
     let set = five_tables();
-    let folder = set.dir.path().to_str().unwrap();
     let with_options = format!("{url}&options=-c%20search_path%3Dapp");
-    let refused = calista(
-        set.dir.path(),
-        &with_options,
-        &["--migrations", folder, "db", "status"],
-    )
-    .output()
-    .unwrap();
+    let refused = calista_on(&set, &with_options, &["db", "status"])
+        .output()
+        .unwrap();
     let shown = printed(&refused);
     assert_eq!(refused.status.code(), Some(2), "{shown}");
     assert!(
@@ -433,13 +424,10 @@ async fn backup_and_restore_work_through_pgbouncer_in_transaction_mode() {
     let pg = ScratchPg::new().await;
     let (bouncer, url) = route(&pg, Some(PoolMode::Transaction));
     let set = five_tables();
-    let folder = set.dir.path().to_str().unwrap().to_owned();
     let place = tempfile::tempdir().unwrap();
     let backups = place.path().join("backups");
     let run = |args: &[&str]| {
-        let mut all = vec!["--migrations", folder.as_str()];
-        all.extend_from_slice(args);
-        let mut command = calista(set.dir.path(), &url, &all);
+        let mut command = calista_on(&set, &url, args);
         command.env("CALISTA_BACKUP_DIR", &backups);
         succeeds(&mut command, bouncer.as_ref())
     };
